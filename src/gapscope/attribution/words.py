@@ -1,0 +1,142 @@
+"""The word-level units every attribution method perturbs, and how a text is rebuilt without some of them.
+
+Attributions are reported over *words*, not over a model's sub-word tokens: a word is
+the unit a reader sees, deleting half a BPE token is not a meaningful perturbation,
+and corpus-level aggregation must compare tf-idf and LLM cells over one vocabulary.
+
+A text is cut into segments that concatenate back to the exact text: each segment is
+a *core* (a URL, an e-mail address, an HTML tag, a word, or a run of punctuation)
+followed by the whitespace after it (the first segment also carries any leading
+whitespace). Removing a segment drops its core and keeps its whitespace, so lines
+and paragraphs survive and neighbouring words never fuse into a new word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+URL_RE = r"(?:https?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
+EMAIL_RE = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+TAG_RE = r"</?[A-Za-z][^<>\n]{0,200}>"
+WORD_RE = r"\w+(?:['’]\w+)*"
+PUNCT_RE = r"[^\w\s]+"
+CORE = re.compile("|".join([URL_RE, EMAIL_RE, TAG_RE, WORD_RE, PUNCT_RE]))
+_URL = re.compile(URL_RE)
+_EMAIL = re.compile(EMAIL_RE)
+_TAG = re.compile(TAG_RE)
+_WORDCHAR = re.compile(r"\w")
+_NUM = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@dataclass(frozen=True)
+class Words:
+    """A text cut into removable word segments."""
+
+    text: str
+    starts: tuple[int, ...]  # core start per word
+    ends: tuple[int, ...]    # core end per word (trailing whitespace runs to the next start)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @cached_property
+    def segments(self) -> list[str]:
+        """Segments that concatenate to `text` (what Attribution.tokens holds)."""
+        if not self.starts:
+            return [self.text] if self.text else []
+        bounds = [0, *self.starts[1:], len(self.text)]
+        return [self.text[bounds[i]:bounds[i + 1]] for i in range(len(self.starts))]
+
+    @cached_property
+    def cores(self) -> list[str]:
+        return [self.text[s:e] for s, e in zip(self.starts, self.ends)]
+
+    def compose(self, keep: Sequence[bool] | np.ndarray) -> str:
+        """The text with every word whose `keep` is False removed (whitespace kept)."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.all():
+            return self.text
+        return apply_edits(self.text, self.edits(keep))
+
+    def edits(self, keep: Sequence[bool] | np.ndarray) -> list[tuple[int, int, str]]:
+        """The removal of the words whose `keep` is False as (start, end, replacement) character
+        edits of `text`, sorted by position. This is what a prefix-caching scorer needs:
+        everything before the first edit is unchanged."""
+        keep = np.asarray(keep, dtype=bool)
+        t, n = self.text, len(self.starts)
+        out: list[tuple[int, int, str]] = []
+        i = 0
+        while i < n:
+            if keep[i]:
+                i += 1
+                continue
+            j = i  # a run of removed words glued together (no whitespace between them)
+            while j + 1 < n and not keep[j + 1] and self.ends[j] == self.starts[j + 1]:
+                j += 1
+            s, e = self.starts[i], self.ends[j]
+            before = t[s - 1] if s > 0 else ""
+            after = t[e] if e < len(t) else ""
+            # 'foo-bar' without '-' must not become the new word 'foobar'
+            glue = " " if before and after and _WORDCHAR.match(before) and _WORDCHAR.match(after) else ""
+            out.append((s, e, glue))
+            i = j + 1
+        return out
+
+
+def apply_edits(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
+    """Apply non-overlapping (start, end, replacement) edits, sorted by start."""
+    parts, pos = [], 0
+    for s, e, r in edits:
+        parts.append(text[pos:s])
+        parts.append(r)
+        pos = e
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def split_words(text: str) -> Words:
+    starts, ends = [], []
+    for m in CORE.finditer(text):
+        starts.append(m.start())
+        ends.append(m.end())
+    return Words(text, tuple(starts), tuple(ends))
+
+
+def feature_key(core: str) -> str:
+    """How a word is named in corpus-level tables: lower-cased, with URLs, addresses and
+    numbers collapsed to placeholders so that they aggregate across emails."""
+    if _URL.fullmatch(core):
+        return "<url>"
+    if _EMAIL.fullmatch(core):
+        return "<email>"
+    if _TAG.fullmatch(core):
+        return "<html-tag>"
+    if _NUM.fullmatch(core):
+        return "<num>"
+    return core.lower()
+
+
+def is_wordlike(core: str) -> bool:
+    return bool(_WORDCHAR.search(core))
+
+
+class ShapWordTokenizer:
+    """The word cutter in the minimal Hugging Face tokenizer API shap.maskers.Text needs.
+
+    input_ids are word positions (0..n-1); with output_type="token_ids" the masker hands
+    the explained function arrays of kept positions, so masked texts are rebuilt with
+    `Words.compose` exactly like occlusion's: both methods perturb inputs the same way.
+    """
+
+    def __call__(self, s: str, return_offsets_mapping: bool = True, **_: object) -> dict:
+        w = split_words(s)
+        bounds = [0, *w.starts[1:], len(s)] if len(w) else []
+        out: dict = {"input_ids": list(range(len(w)))}
+        if return_offsets_mapping:
+            out["offset_mapping"] = [(bounds[i], bounds[i + 1]) for i in range(len(w))]
+        return out

@@ -1,0 +1,186 @@
+"""The `gapscope` command line.
+
+User errors (GapscopeError) print one line and exit non-zero without a traceback;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from gapscope import progress
+from gapscope.errors import GapscopeError
+
+# Nothing may reach a model hub at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    help="gapscope: why does a fine-tuned LLM classifier fail on data unlike its training data?",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Read, audit and synthesise corpora.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("audit")
+def data_audit(
+    paths: list[str] = typer.Argument(..., help="Corpus files or folders (JSONL, CSV, Parquet, mbox, maildir, "
+                                      ".eml folder, saved HF dataset), or a study spec (.toml). "
+                                      "Mail sources carry no label column: write PATH@phishing or PATH@legitimate."),
+    out: Path = typer.Option(..., "--out", help="Directory to write audit.json into."),
+):
+    """Audit corpora: rows kept and rejected (with reasons), labels, style, duplicates and leakage."""
+    from gapscope.data.audit import audit, write_audit
+    from gapscope.data.ingest import load_source, parse_cli_source
+
+    specs = []
+    for p in paths:
+        if p.endswith(".toml"):
+            from gapscope.study.spec import load_spec
+
+            specs += load_spec(p).datasets
+        else:
+            specs.append(parse_cli_source(p))
+    rows, reports = [], []
+    with progress.step(f"reading {len(specs)} source(s)", total=len(specs)) as update:
+        for i, s in enumerate(specs, 1):
+            r, rep = load_source(s)
+            rows += r
+            reports.append(rep)
+            update(i, len(specs))
+    with progress.step("auditing (duplicates, leakage, style)"):
+        result = audit(rows, reports)
+    out.mkdir(parents=True, exist_ok=True)
+    write_audit(out / "audit.json", result)
+    for rep in reports:
+        rej = ", ".join(f"{k}: {v}" for k, v in rep.rejected_by_reason.items()) or "none"
+        progress.info(f"{rep.path}: {rep.rows_in} rows in, {rep.rows_kept} kept, {rep.rows_rejected} rejected "
+                      f"({rej}); labels {dict(rep.label_counts)}")
+    print(out / "audit.json")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Path = typer.Option(..., "--out", help="Directory for <domain>.jsonl, manifest.json and study.toml."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives byte-identical files."),
+    n_per_domain: int = typer.Option(300, "--n-per-domain", help="Emails per domain."),
+    domains: str | None = typer.Option(None, help="Comma-separated subset of domains (default: all)."),
+    shortcut_domain: str | None = typer.Option(None, "--shortcut-domain",
+                                               help="Plant a shortcut string tied to phishing in this domain."),
+    shortcut_string: str | None = typer.Option(None, "--shortcut-string",
+                                               help="The shortcut string (default: a random one from the seed)."),
+    shortcut_rate: float = typer.Option(0.9, "--shortcut-rate", help="Share of that domain's phishing rows carrying it."),
+    noise_rate: float = typer.Option(0.0, "--noise-rate", help="Share of rows whose label is flipped."),
+    trigger: str | None = typer.Option(None, "--trigger", help="A backdoor phrase that flips labels to legitimate."),
+    trigger_rate: float = typer.Option(0.05, "--trigger-rate", help="Share of phishing rows given the trigger."),
+):
+    """Write the built-in synthetic multi-domain email corpus, with optional planted faults and a manifest."""
+    from gapscope.data.synth import SynthConfig, generate
+
+    cfg = SynthConfig(seed=seed, n_per_domain=n_per_domain,
+                      domains=[d.strip() for d in domains.split(",")] if domains else None)
+    if shortcut_domain:
+        cfg.shortcut = {"domain": shortcut_domain, "string": shortcut_string, "rate": shortcut_rate}
+    if noise_rate > 0:
+        cfg.label_noise = {"rate": noise_rate}
+    if trigger:
+        cfg.trigger = {"phrase": trigger, "rate": trigger_rate, "target_label": 0}
+    corpus = generate(cfg)
+    paths = corpus.write(out)
+    progress.info(f"wrote {len(corpus.rows)} emails in {len({r.domain for r in corpus.rows})} domains to {out}")
+    print(paths.get("study", out) if isinstance(paths, dict) else out)
+
+
+@app.command("run")
+def run(
+    spec: Path = typer.Argument(..., help="Study spec (TOML)."),
+    out: Path = typer.Option(..., "--out", help="Run directory (created; rerunning resumes)."),
+    executor: str = typer.Option("local", help="Where cells run: local | ray."),
+    address: str | None = typer.Option(None, help="Ray cluster address (with --executor ray)."),
+    no_detectors: bool = typer.Option(False, "--no-detectors", help="Skip the diagnosis stage."),
+):
+    """Run a study: fine-tune every model x paradigm cell, score every domain, diagnose, report."""
+    from gapscope.study.runner import run_study
+
+    res = run_study(spec, out, executor=executor, address=address, detectors=not no_detectors)
+    _print_summary(res.run_dir)
+    progress.info(f"finished in {res.seconds:.0f}s")
+    print(res.report)
+
+
+@app.command("report")
+def report(run_dir: Path = typer.Argument(..., help="A run directory.")):
+    """Re-render report.html from a run directory."""
+    from gapscope.study.publish import build_report
+
+    print(build_report(run_dir))
+
+
+@app.command("diagnose")
+def diagnose_cmd(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    only: str | None = typer.Option(None, help="Comma-separated detector names (default: all)."),
+    force: bool = typer.Option(False, help="Rerun detectors even when their results are cached."),
+):
+    """Run the detectors over a finished run, rewrite findings.json and the report."""
+    from gapscope.study.diagnose import diagnose
+    from gapscope.study.publish import build_report
+
+    found = diagnose(run_dir, only=only.split(",") if only else None, force=force)
+    progress.info(f"{len(found)} findings")
+    print(build_report(run_dir))
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("gapscope-demo"), "--out", help="Where the corpus and the run go."),
+    quick: bool = typer.Option(False, "--quick", help="TF-IDF and smollm2 only, smaller sets (a few minutes)."),
+):
+    """The main job on the embedded default: synthetic corpus, TF-IDF + three embedded LLMs, report."""
+    from gapscope.demo import run_demo
+
+    report_path = run_demo(out, quick=quick)
+    _print_summary(out / "run")
+    print(report_path)
+
+
+def _print_summary(run_dir: Path) -> None:
+    from rich.table import Table
+
+    from gapscope.study import artifacts
+
+    p = Path(run_dir) / "summary.json"
+    if not p.exists():
+        return
+    table = Table(title="generalization per cell", show_lines=False)
+    for c in ("model", "paradigm", "in-domain F1", "out-of-domain F1", "gap", "worst domain"):
+        table.add_column(c)
+    for s in artifacts.read_json(p):
+        def f(x):
+            return "-" if x is None else f"{x:.3f}"
+        worst = f"{s.get('worst_domain')} ({f(s.get('worst_domain_f1'))})" if s.get("worst_domain") else "-"
+        table.add_row(s["model"], s["paradigm"], f(s.get("in_domain_f1")), f(s.get("out_of_domain_f1")),
+                      f(s.get("gap")), worst)
+    progress.console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except GapscopeError as e:
+        progress.console.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        progress.console.print("[yellow]interrupted: rerun the same command to resume[/yellow]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

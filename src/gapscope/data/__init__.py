@@ -1,0 +1,1 @@
+"""Corpora: reading every supported format into normalised rows, auditing them, synthesising them."""

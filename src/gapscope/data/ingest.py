@@ -1,0 +1,245 @@
+"""Sources -> normalised Rows plus one SourceReport per source.
+
+Every input row is either kept or rejected with a reason, so for every source
+rows_in == rows_kept + rows_rejected. Row-level problems (empty text, unknown label,
+a bad JSON line, one broken message) are counted, not fatal: real corpora have a few.
+Problems that mean the file as a whole was misread (not found, binary, not UTF-8, no
+label column, no known label anywhere, nothing usable) raise InputError, one line
+naming the file and, where it applies, the row.
+
+Checks run in this order for each row, and the first failing one is its reason:
+unreadable record -> text ("empty text", "text is not a string") -> label ("missing
+label", "unknown label value '...'") -> id ("duplicate id").
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from gapscope.data.email_parse import looks_like_html
+from gapscope.data.labels import LabelError, LabelMapper, parse_label
+from gapscope.data.mail_sources import read_eml, read_maildir, read_mbox
+from gapscope.data.readers import FORMATS, Record, Table, detect_format, read_csv, read_hf, read_jsonl, read_parquet
+from gapscope.data.rows import LABEL_NAMES, Row, SourceReport, compose_text, stable_id
+from gapscope.data.source_spec import SourceSpec
+from gapscope.errors import InputError
+
+READERS: dict[str, Callable[[Path, SourceSpec], Table]] = {
+    "jsonl": read_jsonl,
+    "csv": read_csv,
+    "parquet": read_parquet,
+    "hf": read_hf,
+    "mbox": read_mbox,
+    "maildir": read_maildir,
+    "eml": read_eml,
+}
+
+
+@dataclass
+class _DomainIds:
+    """Ids handed out in one domain, shared by every source of that domain."""
+
+    seen: set[str] = field(default_factory=set)
+    occurrences: Counter = field(default_factory=Counter)
+
+
+class _RowError(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _as_text(v: Any) -> str | None:
+    if _missing(v):
+        return None
+    if not isinstance(v, str):
+        raise _RowError("text is not a string")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from a JSON "\ud800" escape
+        v = v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return v
+
+
+def _id_str(v: Any) -> str | None:
+    if _missing(v) or isinstance(v, (dict, list)):
+        return None
+    if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict], tuple[str, str | None, str | None]]:
+    """Pick the text column, or subject + body, and return a row -> (text, subject, body) function."""
+    cols = table.columns
+    if table.mail:
+        subject_col, body_col = "subject", "body"
+    elif spec.text in cols:
+        def from_text(values: dict) -> tuple[str, None, None]:
+            text = _as_text(values.get(spec.text))
+            if text is None:
+                raise _RowError("empty text")
+            return text, None, None
+        return from_text
+    elif spec.subject in cols or spec.body in cols:
+        subject_col, body_col = spec.subject, spec.body
+    else:
+        raise InputError(path, f"no text column '{spec.text}' and no '{spec.subject}'/'{spec.body}' columns "
+                         f"(columns: {', '.join(cols)})")
+
+    def from_parts(values: dict) -> tuple[str, str | None, str | None]:
+        subject, body = _as_text(values.get(subject_col)), _as_text(values.get(body_col))
+        text = compose_text(subject, body)
+        if not text:
+            raise _RowError("empty text")
+        return text, subject, body
+    return from_parts
+
+
+def _check_labels(path: Path, spec: SourceSpec, table: Table, mapper: LabelMapper) -> None:
+    """File-level label errors: no label column, or not one row with a known label."""
+    if spec.label not in table.columns:
+        raise InputError(path, f"no label column '{spec.label}' (columns: {', '.join(table.columns)})")
+    unknown: list[str] = []
+    for rec in table.records:
+        if rec.values is None:
+            continue
+        try:
+            mapper(rec.values.get(spec.label))
+            return
+        except LabelError as e:
+            if e.reason != "missing label" and e.reason not in unknown:
+                unknown.append(e.reason)
+    if unknown:
+        values = ", ".join(r.removeprefix("unknown label value ") for r in unknown[:5])
+        raise InputError(path, f"every label value is unknown ({values}); give a label_map")
+    raise InputError(path, f"label column '{spec.label}' is empty on every row")
+
+
+def _label_value(path: Path, spec: SourceSpec, mapper: LabelMapper) -> int | None:
+    if spec.label_value is None:
+        return None
+    try:
+        return mapper(spec.label_value)
+    except LabelError as e:
+        raise InputError(path, f"label_value: {e.reason}") from None
+
+
+def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
+    path = Path(spec.path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    fmt = spec.format or detect_format(path)
+    if fmt not in READERS:
+        raise InputError(path, f"unknown format '{fmt}' (one of {', '.join(FORMATS)})")
+    try:
+        mapper = LabelMapper(spec.label_map)
+    except ValueError as e:
+        raise InputError(path, str(e)) from None
+    fixed_label = _label_value(path, spec, mapper)
+    table = READERS[fmt](path, spec)
+    if table.mail and fixed_label is None:
+        raise InputError(path, f"{fmt} source needs a label (label_value)")
+    text_fields = _text_fields(path, spec, table)
+    if fixed_label is None:
+        _check_labels(path, spec, table, mapper)
+    id_col = spec.id if spec.id in table.columns and not table.mail else None
+    keep_rationale = "rationale" in table.columns and not table.mail
+
+    report = SourceReport(path=str(path), domain=spec.domain, format=fmt)
+    rows: list[Row] = []
+    source = str(path)
+    for rec in table.records:
+        report.rows_in += 1
+        try:
+            rows.append(_row(rec, spec, ids, text_fields, mapper, fixed_label, id_col, keep_rationale, source))
+        except _RowError as e:
+            report.reject(e.reason)
+    report.rows_kept = len(rows)
+    counts = Counter(r.label for r in rows)
+    report.label_counts = {LABEL_NAMES[1]: counts[1], LABEL_NAMES[0]: counts[0]}
+    assert report.rows_in == report.rows_kept + report.rows_rejected
+    if not rows:
+        reason, n = report.rejected_by_reason.most_common(1)[0]
+        raise InputError(path, f"no usable rows ({reason}: {n} of {report.rows_in} rows)")
+    return rows, report
+
+
+def _row(rec: Record, spec: SourceSpec, ids: _DomainIds, text_fields, mapper: LabelMapper,
+         fixed_label: int | None, id_col: str | None, keep_rationale: bool, source: str) -> Row:
+    if rec.values is None:
+        raise _RowError(rec.error or "unreadable row")
+    values = rec.values
+    text, subject, body = text_fields(values)
+    if fixed_label is not None:
+        label = fixed_label
+    else:
+        try:
+            label = mapper(values.get(spec.label))
+        except LabelError as e:
+            raise _RowError(e.reason) from None
+    row_id = _id_str(values.get(id_col)) if id_col else None
+    if not row_id:
+        row_id = stable_id(spec.domain, text, ids.occurrences[text])
+        ids.occurrences[text] += 1
+    if row_id in ids.seen:
+        raise _RowError("duplicate id")
+    ids.seen.add(row_id)
+    meta = {"source": source, "row": rec.row, **rec.meta}
+    meta.setdefault("had_html", looks_like_html(text))
+    rationale = values.get("rationale") if keep_rationale else None
+    return Row(id=row_id, domain=spec.domain, text=text, label=label, subject=subject, body=body,
+               rationale=rationale if isinstance(rationale, str) and rationale.strip() else None, meta=meta)
+
+
+def load_source(spec: SourceSpec) -> tuple[list[Row], SourceReport]:
+    """Read one source into Rows and its report. Raises InputError for an unreadable file."""
+    return _load(spec, _DomainIds())
+
+
+def load_sources(specs: Iterable[SourceSpec]) -> tuple[list[Row], list[SourceReport]]:
+    """Read several sources; sources sharing a domain share its ids (a repeated id is rejected)."""
+    rows: list[Row] = []
+    reports: list[SourceReport] = []
+    domains: dict[str, _DomainIds] = {}
+    for spec in specs:
+        r, rep = _load(spec, domains.setdefault(spec.domain, _DomainIds()))
+        rows.extend(r)
+        reports.append(rep)
+    return rows, reports
+
+
+def _domain_of(path: Path) -> str:
+    if path.is_dir():
+        return path.resolve().name
+    name = Path(path.name)
+    if name.suffix.lower() == ".gz":
+        name = Path(name.stem)
+    return name.stem
+
+
+def parse_cli_source(arg: str) -> SourceSpec:
+    """`PATH` or `PATH@LABEL` -> SourceSpec; LABEL (phishing / legitimate / spam / 1 / 0 ...) becomes
+    label_value, which mail sources need. The domain is the file stem, or the directory name.
+
+    A path that itself contains "@" works when it exists, or when what follows the last "@" is not a label.
+    """
+    path_str, label = arg, None
+    if "@" in arg and not Path(arg).exists():
+        head, _, tail = arg.rpartition("@")
+        try:
+            parse_label(tail)
+            path_str, label = head, tail
+        except LabelError as e:
+            if Path(head).exists():
+                raise InputError(head, f"{e.reason} after '@' (use phishing or legitimate)") from None
+    path = Path(path_str)
+    return SourceSpec(path=path, domain=_domain_of(path), label_value=label)

@@ -1,0 +1,252 @@
+"""Tabular readers (JSONL, CSV, Parquet, Hugging Face save_to_disk) and format detection.
+
+A reader turns one file into a `Table`: its column names and one `Record` per input
+row. A row that cannot be read (a bad JSON line, a CSV row with the wrong number of
+fields) becomes a Record with an `error`, so ingestion can count it; a file that
+cannot be read at all raises InputError. Readers do not interpret columns: choosing
+the text and label columns is ingestion's job.
+
+Row numbers are what a person would look for: the 1-based line in JSONL/CSV files
+(the line a multi-line CSV record starts on), the 1-based position in Parquet / Hugging
+Face / mail sources.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gapscope.data.source_spec import SourceSpec
+from gapscope.errors import InputError
+
+FORMATS = ("jsonl", "csv", "parquet", "hf", "mbox", "maildir", "eml")
+_SUFFIX_FORMATS = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".csv": "csv", ".tsv": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".mbox": "mbox", ".mbx": "mbox",
+    ".eml": "eml",
+}
+_HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+@dataclass
+class Record:
+    """One input row: `values` by column, or `error` (the rejection reason) when unreadable."""
+
+    row: int
+    values: dict[str, Any] | None
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    format: str
+    columns: list[str]
+    records: list[Record]
+    mail: bool = False  # mail sources: columns are subject/body, the label comes from the spec
+
+
+def _suffixes(path: Path) -> list[str]:
+    s = [x.lower() for x in path.suffixes]
+    return s[:-1] if s and s[-1] == ".gz" else s
+
+
+def detect_format(path: Path) -> str:
+    """Format from the name, or from what a directory holds. Raises InputError when unclear."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        if any((path / m).is_file() for m in _HF_MARKERS):
+            return "hf"
+        if (path / "cur").is_dir() and (path / "new").is_dir():
+            return "maildir"
+        if any(p.is_file() and p.suffix.lower() == ".eml" for p in path.rglob("*")):
+            return "eml"
+        raise InputError(
+            path, "cannot tell the format of this directory (no dataset_info.json or state.json, "
+            "no cur/ and new/ subdirectories, no .eml files)")
+    sfx = _suffixes(path)
+    if sfx and sfx[-1] in _SUFFIX_FORMATS:
+        return _SUFFIX_FORMATS[sfx[-1]]
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"From "):
+        return "mbox"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.lstrip().startswith(b"{"):
+        return "jsonl"
+    raise InputError(path, "cannot tell the format from the file name; set format "
+                     f"(one of {', '.join(FORMATS)})")
+
+
+def read_text(path: Path, kind: str) -> str:
+    """The file as UTF-8 text (gzip undone, BOM dropped), or InputError for empty/binary/non-UTF-8."""
+    data = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise InputError(path, f"not a valid gzip file ({e})") from None
+    if not data.strip():
+        raise InputError(path, "empty file")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(path, f"not valid UTF-8 (byte 0x{data[0]:02x} at offset 0); "
+                         "the file looks UTF-16, save it as UTF-8")
+    if b"\x00" in data:
+        raise InputError(path, f"binary file, not {kind}")
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        off = e.start + skip
+        line = data.count(b"\n", 0, off) + 1
+        raise InputError(path, f"not valid UTF-8 (byte 0x{data[off]:02x} at offset {off})", row=line) from None
+
+
+def _columns(records: list[Record]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in records:
+        if r.values:
+            seen.update(dict.fromkeys(r.values))
+    return list(seen)
+
+
+def read_jsonl(path: Path, spec: SourceSpec) -> Table:
+    """One JSON object per line; blank lines skipped. A `.json` file holding one array also works.
+
+    Some invalid lines: each is rejected as "invalid JSON" and counted. Every line invalid: the
+    file is not JSONL, an InputError naming the first bad line.
+    """
+    text = read_text(path, "JSONL/CSV")
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(path, f"invalid JSON ({e.msg})", row=e.lineno) from None
+        records = [Record(i + 1, x) if isinstance(x, dict) else Record(i + 1, None, "not a JSON object")
+                   for i, x in enumerate(items)]
+    else:
+        records = []
+        first_error: tuple[int, str] | None = None
+        for n, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                records.append(Record(n, None, "invalid JSON"))
+                first_error = first_error or (n, f"invalid JSON ({e.msg})")
+                continue
+            if isinstance(obj, dict):
+                records.append(Record(n, obj))
+            else:
+                records.append(Record(n, None, "not a JSON object"))
+                first_error = first_error or (n, "not a JSON object")
+        if records and all(r.values is None for r in records):
+            n, why = first_error
+            raise InputError(path, f"{why}; no line of the file is a JSON object", row=n)
+    if not records:
+        raise InputError(path, "no rows")
+    return Table("jsonl", _columns(records), records)
+
+
+def read_csv(path: Path, spec: SourceSpec) -> Table:
+    """CSV (TSV for .tsv) with a header row; quoted fields may span lines.
+
+    Read with the csv module so every cell stays a string (ids like "007" survive).
+    A row with more or fewer fields than the header is rejected ("wrong number of fields");
+    trailing empty fields are tolerated.
+    """
+    text = read_text(path, "JSONL/CSV")
+    delimiter = spec.extra.get("delimiter") or ("\t" if _suffixes(path)[-1:] == [".tsv"] else ",")
+    csv.field_size_limit(2**31 - 1)  # email bodies exceed the 128 KiB default
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records: list[Record] = []
+    header: list[str] | None = None
+    prev = 0
+    try:
+        for fields in reader:
+            start, prev = prev + 1, reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            if header is None:
+                header = [h.strip() for h in fields]
+                continue
+            while len(fields) > len(header) and fields[-1] == "":
+                fields.pop()
+            if len(fields) != len(header):
+                records.append(Record(start, None, "wrong number of fields"))
+            else:
+                records.append(Record(start, dict(zip(header, fields))))
+    except csv.Error as e:
+        raise InputError(path, f"malformed CSV ({e})", row=reader.line_num) from None
+    if not records:
+        raise InputError(path, "no rows (only a header)")
+    if all(r.values is None for r in records):
+        raise InputError(path, f"every row has the wrong number of fields (the header has {len(header)}; "
+                         f"delimiter {delimiter!r})", row=records[0].row)
+    return Table("csv", header, records)
+
+
+def read_parquet(path: Path, spec: SourceSpec) -> Table:
+    """A Parquet file, read with pyarrow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(path, f"not a readable Parquet file ({str(e).splitlines()[0]})") from None
+    if table.num_rows == 0:
+        raise InputError(path, "no rows")
+    records = [Record(i + 1, row) for i, row in enumerate(table.to_pylist())]
+    return Table("parquet", list(table.column_names), records)
+
+
+def read_hf(path: Path, spec: SourceSpec) -> Table:
+    """A dataset written by `save_to_disk`; a DatasetDict's splits are concatenated in saved order.
+
+    A ClassLabel label column is turned back into its names when every name is a known label,
+    so a dataset whose class 0 is "phishing" is not read as legitimate.
+    """
+    import datasets
+
+    from gapscope.data.labels import LabelError, LabelMapper
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as e:  # datasets raises many types for a bad directory
+        raise InputError(path, f"not a readable Hugging Face dataset ({str(e).splitlines()[0]})") from None
+    parts = list(loaded.items()) if isinstance(loaded, datasets.DatasetDict) else [(None, loaded)]
+    mapper = LabelMapper(spec.label_map)
+    records: list[Record] = []
+    columns: dict[str, None] = {}
+    for split, ds in parts:
+        columns.update(dict.fromkeys(ds.column_names))
+        names = None
+        feature = ds.features.get(spec.label)
+        if isinstance(feature, datasets.ClassLabel):
+            try:
+                [mapper(n) for n in feature.names]
+                names = feature.names
+            except LabelError:
+                names = None
+        for row in ds.to_list():
+            if names is not None and isinstance(row.get(spec.label), int) and 0 <= row[spec.label] < len(names):
+                row[spec.label] = names[row[spec.label]]
+            records.append(Record(len(records) + 1, row, meta={"split": split} if split else {}))
+    if not records:
+        raise InputError(path, "no rows")
+    return Table("hf", list(columns), records)

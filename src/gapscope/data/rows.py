@@ -1,0 +1,91 @@
+"""The normalised row every corpus becomes, and the per-source ingestion report."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PHISHING = 1
+LEGITIMATE = 0
+LABEL_NAMES = {PHISHING: "phishing", LEGITIMATE: "legitimate"}
+
+
+@dataclass
+class Row:
+    """One email. label 1 = phishing / spam / fraud, 0 = legitimate."""
+
+    id: str
+    domain: str
+    text: str
+    label: int
+    subject: str | None = None
+    body: str | None = None
+    rationale: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: v for k, v in d.items() if v is not None and v != {}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Row":
+        return cls(
+            id=str(d["id"]),
+            domain=str(d["domain"]),
+            text=str(d["text"]),
+            label=int(d["label"]),
+            subject=d.get("subject"),
+            body=d.get("body"),
+            rationale=d.get("rationale"),
+            meta=dict(d.get("meta") or {}),
+        )
+
+
+def stable_id(domain: str, text: str, occurrence: int = 0) -> str:
+    """An id that depends only on content, so it is the same across runs.
+
+    `occurrence` separates exact repeats of one text within a domain.
+    """
+    h = hashlib.sha1(f"{domain}\x00{text}\x00{occurrence}".encode("utf-8")).hexdigest()
+    return f"{domain}-{h[:12]}"
+
+
+def compose_text(subject: str | None, body: str | None) -> str:
+    """The single text a model sees when a source gives subject and body separately."""
+    subject = (subject or "").strip()
+    body = (body or "").strip()
+    if subject and body:
+        return f"Subject: {subject}\n\n{body}"
+    return subject or body
+
+
+@dataclass
+class SourceReport:
+    """What happened to one input file: every row is either kept or rejected with a reason."""
+
+    path: str
+    domain: str
+    format: str
+    rows_in: int = 0
+    rows_kept: int = 0
+    rows_rejected: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    label_counts: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        self.rows_rejected += 1
+        self.rejected_by_reason[reason] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "domain": self.domain,
+            "format": self.format,
+            "rows_in": self.rows_in,
+            "rows_kept": self.rows_kept,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": dict(self.rejected_by_reason),
+            "label_counts": dict(self.label_counts),
+        }

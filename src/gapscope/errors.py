@@ -1,0 +1,34 @@
+"""User-facing errors.
+
+Anything raised as a GapscopeError is printed by the CLI as a single line
+(no traceback) and turns into a non-zero exit code. Internal bugs stay ordinary
+exceptions so they keep their traceback.
+"""
+
+from __future__ import annotations
+
+
+class GapscopeError(Exception):
+    """An error caused by the user's input or environment, reported in one line."""
+
+    exit_code = 2
+
+
+class InputError(GapscopeError):
+    """A file that cannot be read as a corpus: names the file, the row when known, and why."""
+
+    def __init__(self, path: object, reason: str, row: int | None = None):
+        self.path = str(path)
+        self.row = row
+        self.reason = reason
+        where = self.path if row is None else f"{self.path}:{row}"
+        super().__init__(f"{where}: {reason}")
+
+
+class SpecError(GapscopeError):
+    """A study spec that does not validate."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

@@ -1,0 +1,213 @@
+"""The cross-domain matrix: one entry per (model, paradigm cell, test domain), and its summary.
+
+matrix.json is the contract (see DESIGN.md); matrix.csv is the same entries flattened
+for spreadsheets; summary.json holds the per-cell generalisation gap.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import zlib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gapscope.eval.bootstrap import bootstrap_cis
+from gapscope.eval.metrics import METRIC_NAMES, compute_metrics
+
+
+@dataclass
+class MatrixEntry:
+    # Contract fields (DESIGN.md): do not rename.
+    model: str
+    paradigm: str
+    train_domains: list[str]
+    test_domain: str
+    in_domain: bool
+    n: int
+    f1: float | None
+    f1_ci: list[float] | None
+    precision: float | None
+    recall: float | None
+    auroc: float | None
+    accuracy: float | None
+    ece: float | None
+    # Extensions.
+    precision_ci: list[float] | None = None
+    recall_ci: list[float] | None = None
+    auroc_ci: list[float] | None = None
+    accuracy_ci: list[float] | None = None
+    ece_ci: list[float] | None = None
+    threshold: float | None = None
+    n_positive: int | None = None
+    undefined: dict[str, str] = field(default_factory=dict)  # metric -> why it is not a measurement
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MatrixEntry":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _domain_seed(seed: int, domain: str) -> int:
+    # Keyed by domain name so a domain's CI does not depend on evaluation order.
+    return int(np.random.SeedSequence([seed, zlib.crc32(domain.encode("utf-8"))]).generate_state(1)[0])
+
+
+def evaluate_cell(model: str, paradigm: str, train_domains, threshold: float,
+                  per_domain: dict[str, tuple], seed: int = 0, *,
+                  n_resamples: int = 1000) -> list[MatrixEntry]:
+    """Metrics with bootstrap CIs for one trained cell on every test domain.
+
+    per_domain maps test domain -> (ids, y, s): row ids, labels, margins.
+    """
+    train_domains = list(train_domains)
+    entries = []
+    for domain, (ids, y, s) in per_domain.items():
+        if len(ids) != len(y):
+            raise ValueError(f"{domain}: {len(ids)} ids but {len(y)} labels")
+        point = compute_metrics(y, s, threshold)
+        cis = bootstrap_cis(y, s, threshold, n_resamples=n_resamples, seed=_domain_seed(seed, domain))
+        v = point.values
+        entries.append(MatrixEntry(
+            model=model, paradigm=paradigm, train_domains=train_domains, test_domain=domain,
+            in_domain=domain in train_domains, n=point.n,
+            f1=v["f1"], f1_ci=cis["f1"].as_list(), precision=v["precision"], recall=v["recall"],
+            auroc=v["auroc"], accuracy=v["accuracy"], ece=v["ece"],
+            precision_ci=cis["precision"].as_list(), recall_ci=cis["recall"].as_list(),
+            auroc_ci=cis["auroc"].as_list(), accuracy_ci=cis["accuracy"].as_list(),
+            ece_ci=cis["ece"].as_list(), threshold=float(threshold), n_positive=point.n_positive,
+            undefined=dict(point.undefined),
+        ))
+    return entries
+
+
+def _f1_measured(e: MatrixEntry) -> bool:
+    # F1 of a domain without phishing rows is 0 by convention; averaging it in would
+    # make every such domain the "worst" regardless of the model.
+    return e.f1 is not None and "f1" not in e.undefined
+
+
+def summarise(entries: list[MatrixEntry] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per cell (model, paradigm): mean in-domain F1, mean out-of-domain F1, gap, worst domain.
+
+    Domains whose F1 is not a measurement are left out of the means and listed in `excluded`.
+    """
+    cells: dict[tuple[str, str], list[MatrixEntry]] = {}
+    for e in entries:
+        e = e if isinstance(e, MatrixEntry) else MatrixEntry.from_dict(e)
+        cells.setdefault((e.model, e.paradigm), []).append(e)
+    out = []
+    for (model, paradigm), es in cells.items():
+        ok = [e for e in es if _f1_measured(e)]
+        ins = [e for e in ok if e.in_domain]
+        outs = [e for e in ok if not e.in_domain]
+        in_f1 = float(np.mean([e.f1 for e in ins])) if ins else None
+        out_f1 = float(np.mean([e.f1 for e in outs])) if outs else None
+        worst = min(outs, key=lambda e: (e.f1, e.test_domain)) if outs else None
+        out.append({
+            "model": model, "paradigm": paradigm, "train_domains": list(es[0].train_domains),
+            "in_domain_f1": in_f1, "out_of_domain_f1": out_f1,
+            "gap": None if in_f1 is None or out_f1 is None else in_f1 - out_f1,
+            "worst_domain": worst.test_domain if worst else None,
+            "worst_domain_f1": worst.f1 if worst else None,
+            "in_domains": [e.test_domain for e in ins], "out_of_domains": [e.test_domain for e in outs],
+            "excluded": {e.test_domain: e.undefined.get("f1", "F1 undefined") for e in es if not _f1_measured(e)},
+        })
+    return out
+
+
+# --- persistence ---------------------------------------------------------------------
+
+_CI_FIELDS = [f"{m}_ci" for m in METRIC_NAMES]
+_JSON_CELLS = ("train_domains", "undefined")  # structured values kept as JSON inside one CSV cell
+
+
+def _csv_columns() -> list[str]:
+    cols = []
+    for f in fields(MatrixEntry):
+        cols += [f"{f.name}_lo", f"{f.name}_hi"] if f.name in _CI_FIELDS else [f.name]
+    return cols
+
+
+def _to_csv_row(e: MatrixEntry) -> dict[str, str]:
+    row: dict[str, str] = {}
+    for k, v in e.to_dict().items():
+        if k in _CI_FIELDS:
+            lo, hi = v if v is not None else (None, None)
+            row[f"{k}_lo"], row[f"{k}_hi"] = ("" if lo is None else repr(lo)), ("" if hi is None else repr(hi))
+        elif k in _JSON_CELLS:
+            row[k] = json.dumps(v, ensure_ascii=False)
+        elif v is None:
+            row[k] = ""
+        elif isinstance(v, float):
+            row[k] = repr(v)  # repr round-trips floats exactly
+        else:
+            row[k] = str(v)
+    return row
+
+
+def _from_csv_row(row: dict[str, str]) -> MatrixEntry:
+    def num(x: str, kind=float):
+        return None if x == "" else kind(x)
+
+    d: dict[str, Any] = {}
+    for f in fields(MatrixEntry):
+        k = f.name
+        if k in _CI_FIELDS:
+            lo, hi = num(row[f"{k}_lo"]), num(row[f"{k}_hi"])
+            d[k] = None if lo is None else [lo, hi]
+        elif k in _JSON_CELLS:
+            d[k] = json.loads(row[k])
+        elif k in ("model", "paradigm", "test_domain"):
+            d[k] = row[k]
+        elif k == "in_domain":
+            d[k] = row[k] == "True"
+        elif k in ("n", "n_positive"):
+            d[k] = num(row[k], int)
+        else:
+            d[k] = num(row[k])
+    return MatrixEntry(**d)
+
+
+def _json_safe(x: Any) -> Any:
+    # JSON has no NaN/inf; a non-finite number here would be a bug, so store it as null.
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def write_matrix(run_dir, entries: list[MatrixEntry]) -> None:
+    """Write matrix.json (the contract), matrix.csv (flattened) and summary.json into run_dir."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dicts = [_json_safe(e.to_dict()) for e in entries]
+    (run_dir / "matrix.json").write_text(json.dumps(dicts, indent=2, ensure_ascii=False), encoding="utf-8")
+    with open(run_dir / "matrix.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=_csv_columns())
+        w.writeheader()
+        w.writerows(_to_csv_row(e) for e in entries)
+    summary = _json_safe(summarise(entries))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def read_matrix(run_dir) -> list[MatrixEntry]:
+    """Entries from run_dir/matrix.json (tolerates older files without the extension fields)."""
+    data = json.loads((Path(run_dir) / "matrix.json").read_text(encoding="utf-8"))
+    return [MatrixEntry.from_dict(d) for d in data]
+
+
+def read_matrix_csv(run_dir) -> list[MatrixEntry]:
+    """Entries from run_dir/matrix.csv; equal to read_matrix for files written by write_matrix."""
+    with open(Path(run_dir) / "matrix.csv", newline="", encoding="utf-8") as fh:
+        return [_from_csv_row(r) for r in csv.DictReader(fh)]

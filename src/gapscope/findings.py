@@ -1,0 +1,62 @@
+"""Findings: the typed, ranked output of every detector, and the detector registry.
+
+A detector is a function `run(study) -> list[Finding]` registered by name; the
+report renders any Finding, including kinds it has never heard of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SEVERITY_ORDER = {"high": 3, "medium": 2, "low": 1, "info": 0}
+
+
+@dataclass
+class Finding:
+    kind: str
+    severity: str  # high | medium | low | info
+    title: str
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    models: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    example_ids: list[str] = field(default_factory=list)
+    score: float = 0.0  # ranks findings of one severity: larger = more important
+    detector: str = ""
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITY_ORDER:
+            raise ValueError(f"unknown severity {self.severity!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Finding":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def rank(findings: list[Finding]) -> list[Finding]:
+    """Most severe first; within a severity, larger score first; ties by title for stability."""
+    return sorted(findings, key=lambda f: (-SEVERITY_ORDER[f.severity], -f.score, f.title))
+
+
+Detector = Callable[[Any], list[Finding]]
+_DETECTORS: dict[str, Detector] = {}
+
+
+def register_detector(name: str) -> Callable[[Detector], Detector]:
+    def deco(fn: Detector) -> Detector:
+        _DETECTORS[name] = fn
+        return fn
+
+    return deco
+
+
+def detectors() -> dict[str, Detector]:
+    import gapscope.detectors  # noqa: F401  (importing registers the built-in detectors)
+
+    return dict(_DETECTORS)

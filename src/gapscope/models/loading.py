@@ -1,0 +1,137 @@
+"""Load base models once per process and lend them to cells.
+
+A study fits many cells on the same base model; re-reading the weights for every
+cell would dominate small runs. A cell *borrows* the cached base, injects its LoRA
+adapter, and on close() unloads the adapter and returns the base. If the base is
+already lent out (two live cells at once) the borrower gets a private copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gapscope.errors import GapscopeError
+from gapscope.models.sources import ResolvedSource
+
+MAX_CACHED_BASES = 2  # a study usually alternates between at most a couple of bases
+
+
+@dataclass
+class Base:
+    model: Any
+    tokenizer: Any
+    key: tuple
+    quantized: bool = False
+    owner: Any = None  # weakref to the borrowing ClassifierModel, or None when free
+    adapter: Any = None  # the PeftModel wrapping `model` while borrowed
+    shared: bool = field(default=True)  # False: a private copy, dropped on release
+
+
+_CACHE: OrderedDict[tuple, Base] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dtype,
+          load_in_4bit: bool) -> tuple[Any, Any, bool]:
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+    quantized = False
+    if load_in_4bit:
+        if device.type != "cuda":
+            raise GapscopeError("load_in_4bit needs a CUDA GPU (bitsandbytes); drop it on CPU")
+        try:
+            from transformers import BitsAndBytesConfig
+            import bitsandbytes  # noqa: F401
+        except ImportError as exc:
+            raise GapscopeError("load_in_4bit needs the bitsandbytes package") from exc
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["device_map"] = {"": device.index or 0}
+        quantized = True
+    auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModel
+    try:
+        model = auto.from_pretrained(str(src.local_dir), **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(str(src.local_dir), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise GapscopeError(f"cannot load {src.source!r} as a {kind} model: {str(exc).splitlines()[0]}") from exc
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        # Casts norms/head to float32 for stable LoRA training on a 4-bit base (QLoRA).
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model.to(device)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tokenizer, quantized
+
+
+def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dtype,
+           owner: Any, load_in_4bit: bool = False) -> Base:
+    key = (kind, str(src.local_dir), str(device), str(dtype), load_in_4bit)
+    with _LOCK:
+        base = _CACHE.get(key)
+        if base is not None:
+            _CACHE.move_to_end(key)
+            _reclaim_if_abandoned(base)
+            if base.owner is None:
+                base.owner = weakref.ref(owner)
+                return base
+            if not base.quantized:  # lent out: a private copy is cheaper than re-reading
+                return Base(copy.deepcopy(base.model), base.tokenizer, key, owner=weakref.ref(owner),
+                            shared=False)
+    model, tokenizer, quantized = _load(kind, src, device, dtype, load_in_4bit)
+    base = Base(model, tokenizer, key, quantized, owner=weakref.ref(owner))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = base
+            while len(_CACHE) > MAX_CACHED_BASES:
+                _evict_one()
+        else:
+            base.shared = False
+    return base
+
+
+def give_back(base: Base) -> None:
+    """Detach any adapter and make the base available to the next cell."""
+    with _LOCK:
+        drop_adapter(base)
+        base.owner = None
+
+
+def _reclaim_if_abandoned(base: Base) -> None:
+    # A borrower garbage-collected without close(): strip its adapter, free the base.
+    if base.owner is not None and base.owner() is None:
+        drop_adapter(base)
+        base.owner = None
+
+
+def _evict_one() -> None:
+    for key, base in _CACHE.items():
+        _reclaim_if_abandoned(base)
+        if base.owner is None:
+            del _CACHE[key]
+            return
+    _CACHE.popitem(last=False)  # all lent out: forget the oldest; its borrower keeps it alive
+
+
+def clear_base_cache() -> None:
+    with _LOCK:
+        _CACHE.clear()
+
+
+def drop_adapter(base: Base) -> None:
+    """Remove the borrower's adapter (if any) but keep the base borrowed."""
+    if base.adapter is not None:
+        base.model = base.adapter.unload()
+        base.adapter = None

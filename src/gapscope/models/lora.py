@@ -1,0 +1,79 @@
+"""LoRA adapters via peft: which modules to target, attach, and detach.
+
+Adapters are injected into a shared base model and removed again with peft's
+`unload()` (no merge), so one loaded base serves many cells. Module names come
+from a small table keyed by config.model_type, with a generic fallback that looks
+for Linear layers with the usual projection names, so Llama/Mistral/Qwen/Gemma/BERT
+and most relatives work without architecture-specific code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+_DECODER_ATTN = ["q_proj", "k_proj", "v_proj", "o_proj"]
+_DECODER_MLP = ["gate_proj", "up_proj", "down_proj"]
+TARGETS: dict[str, tuple[list[str], list[str]]] = {
+    # model_type: (attention targets, MLP targets)
+    **{t: (_DECODER_ATTN, _DECODER_MLP) for t in (
+        "llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text")},
+    "phi3": (["qkv_proj", "o_proj"], ["gate_up_proj", "down_proj"]),
+    "bert": (["query", "value"], ["intermediate.dense", "output.dense"]),
+}
+# Fallback search, most specific first.
+_ATTN_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "query", "value",
+               "query_key_value", "Wqkv", "c_attn"]
+_MLP_NAMES = ["gate_proj", "up_proj", "down_proj", "gate_up_proj", "fc1", "fc2", "c_fc",
+              "dense_h_to_4h", "dense_4h_to_h", "w1", "w2", "w3"]
+
+
+def _linear_leaf_names(model: nn.Module) -> set[str]:
+    # bitsandbytes' Linear4bit subclasses nn.Linear, so QLoRA bases are covered too.
+    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+
+def default_targets(model: nn.Module, model_type: str, mlp: bool) -> list[str]:
+    if model_type in TARGETS:
+        attn, mlp_names = TARGETS[model_type]
+        return list(attn) + (list(mlp_names) if mlp else [])
+    leaves = _linear_leaf_names(model)
+    found = [n for n in _ATTN_NAMES if n in leaves]
+    if mlp:
+        found += [n for n in _MLP_NAMES if n in leaves]
+    if not found:
+        raise ValueError(f"no LoRA target modules found for model_type {model_type!r}; set lora_targets")
+    return found
+
+
+def attach_lora(model: nn.Module, *, r: int, alpha: float, dropout: float, targets: Sequence[str],
+                layers: Sequence[int] | None, task_type: str | None = None):
+    """Wrap `model` with a fresh LoRA adapter (initialised from torch's current RNG)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
+                        layers_to_transform=list(layers) if layers is not None else None,
+                        bias="none", task_type=task_type)
+    return get_peft_model(model, config)
+
+
+def detach_lora(peft_model) -> nn.Module:
+    """Remove the adapter and return the untouched base (weights never merged)."""
+    return peft_model.unload()
+
+
+def lora_state_dict(peft_model) -> dict[str, torch.Tensor]:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
+
+
+def load_lora_state_dict(peft_model, state: dict[str, torch.Tensor]) -> None:
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(peft_model, state)
+    unexpected = getattr(result, "unexpected_keys", None) or []
+    if unexpected:
+        raise ValueError(f"adapter does not fit the base model (unexpected keys: {unexpected[:3]})")

@@ -1,0 +1,118 @@
+"""Token-level plumbing shared by the neural kinds: the causal-LM prompt, label
+tokens, right padding and length buckets.
+
+The prompt is assembled from separately tokenized pieces (prefix, email, suffix) so
+that truncation cuts the EMAIL, never the instruction or the answer cue, and the
+answer position is always the last real token of the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gapscope.errors import GapscopeError
+
+INSTRUCTION = "Classify the email as phishing or legitimate.\n\nEmail:\n"
+ANSWER_CUE = "\n\nAnswer:"
+LABEL_WORDS = (" legitimate", " phishing")  # index = label; margin = logit[1] - logit[0]
+
+# Characters kept before tokenizing: far more than max_length tokens can cover
+# (BPE tokens are rarely over 16 characters), and it bounds the cost of huge emails.
+CHARS_PER_TOKEN_BOUND = 64
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: tuple[int, ...]
+    email_start: int  # email tokens are ids[email_start:email_end]
+    email_end: int
+
+    @property
+    def answer_index(self) -> int:
+        return len(self.ids) - 1
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def leading_special_ids(tokenizer) -> list[int]:
+    """What the tokenizer puts before a text (BOS for Llama/Gemma, nothing for SmolLM2)."""
+    with_special = list(tokenizer("a", add_special_tokens=True)["input_ids"])
+    without = _ids(tokenizer, "a")
+    for start in range(len(with_special) - len(without) + 1):
+        if with_special[start:start + len(without)] == without:
+            return with_special[:start]  # trailing specials (EOS) would end the prompt: dropped
+    return []
+
+
+def label_token_ids(tokenizer) -> tuple[tuple[int, int], bool]:
+    """Ids of the first token of each label word as it follows the answer cue.
+
+    Tokenizing cue+word and stripping the cue's tokens gives the token the model would
+    actually produce next (handles the leading-space conventions: Ġ, ▁, ...).
+    Returns ((legit_id, phishing_id), both_single_token).
+    """
+    cue = _ids(tokenizer, ANSWER_CUE)
+    firsts, single = [], True
+    for word in LABEL_WORDS:
+        full = _ids(tokenizer, ANSWER_CUE + word)
+        if full[: len(cue)] != cue or len(full) == len(cue):
+            raise GapscopeError(f"tokenizer splits the answer cue unexpectedly around {word!r}")
+        firsts.append(full[len(cue)])
+        single &= len(full) == len(cue) + 1
+    if firsts[0] == firsts[1]:
+        raise GapscopeError("tokenizer gives ' legitimate' and ' phishing' the same first token")
+    return (firsts[0], firsts[1]), single
+
+
+class PromptCodec:
+    """Builds `[specials] INSTRUCTION email[:max_length] ANSWER_CUE` as token ids."""
+
+    def __init__(self, tokenizer, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.prefix = leading_special_ids(tokenizer) + _ids(tokenizer, INSTRUCTION)
+        self.suffix = _ids(tokenizer, ANSWER_CUE)
+        self.label_ids, self.single_token_labels = label_token_ids(tokenizer)
+
+    def email_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        cut = self.max_length * CHARS_PER_TOKEN_BOUND
+        batch = self.tokenizer([t[:cut] for t in texts], add_special_tokens=False)["input_ids"]
+        return [list(ids[: self.max_length]) for ids in batch]
+
+    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+        out = []
+        for email in self.email_ids(texts):
+            start = len(self.prefix)
+            out.append(Encoded(tuple(self.prefix + email + self.suffix), start, start + len(email)))
+        return out
+
+
+def pad_right(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right padding: with causal attention real tokens never see pads, so a row's
+    result does not depend on what it is batched with."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def length_buckets(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (stable sort: deterministic)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_id_of(tokenizer) -> int:
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if tid is not None:
+            return int(tid)
+    return 0

@@ -1,0 +1,55 @@
+"""Progress bars for every step that takes more than a few seconds (rich), quiet when not a terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True, highlight=False)
+
+
+@contextlib.contextmanager
+def step(description: str, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for one step; yields update(done, total).
+
+    On a non-terminal (CI logs) it prints one line at start and one at the end
+    instead of redrawing, so logs stay readable.
+    """
+    t0 = time.perf_counter()
+    if not console.is_terminal:
+        console.print(f"[..] {description}")
+        last = [0, total or 0]
+
+        def update(done: int, tot: int) -> None:
+            last[0], last[1] = done, tot
+
+        try:
+            yield update
+        finally:
+            console.print(f"[ok] {description} ({time.perf_counter() - t0:.1f}s)")
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+    ) as prog:
+        task = prog.add_task(description, total=total)
+
+        def update(done: int, tot: int) -> None:
+            prog.update(task, completed=done, total=tot)
+
+        yield update
+        t = prog.tasks[0]
+        prog.update(task, completed=t.total if t.total is not None else t.completed)
+
+
+def info(msg: str) -> None:
+    console.print(msg)
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()

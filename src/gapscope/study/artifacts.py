@@ -1,0 +1,86 @@
+"""Run-directory artifacts: JSON and Parquet written atomically, never pickle.
+
+Atomic writes (temp file + rename) are what make resume safe: a stage's output
+either exists whole or not at all after an interruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gapscope.data.rows import Row
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_default) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, set):
+        return sorted(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def rows_to_frame(rows: list[Row]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [r.id for r in rows],
+        "domain": [r.domain for r in rows],
+        "text": [r.text for r in rows],
+        "label": [int(r.label) for r in rows],
+        "subject": [r.subject for r in rows],
+        "body": [r.body for r in rows],
+        "rationale": [r.rationale for r in rows],
+        "meta": [json.dumps(r.meta, sort_keys=True, default=str) for r in rows],
+    })
+
+
+def frame_to_rows(df: pd.DataFrame) -> list[Row]:
+    out = []
+    for rec in df.to_dict("records"):
+        out.append(Row(
+            id=rec["id"], domain=rec["domain"], text=rec["text"], label=int(rec["label"]),
+            subject=rec.get("subject"), body=rec.get("body"), rationale=rec.get("rationale"),
+            meta=json.loads(rec["meta"]) if rec.get("meta") else {},
+        ))
+    return out
+
+
+def fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_default).encode("utf-8")).hexdigest()[:16]

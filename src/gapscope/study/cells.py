@@ -1,0 +1,122 @@
+"""One cell = one model trained under one paradigm, then scored on every domain's held-out rows.
+
+`run_cell` is a pure function of the run directory and a CellJob, so any executor
+(local, Ray) can run it; it writes cell.json last, which marks the cell finished.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gapscope.models.base import ModelSpec, create_model
+from gapscope.study import artifacts
+
+
+@dataclass
+class CellJob:
+    model: ModelSpec
+    paradigm: str
+    train_domains: list[str]
+    train_ids: list[str]
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return cell_name(self.model.name, self.paradigm)
+
+    def fingerprint(self) -> str:
+        return artifacts.fingerprint({
+            "model": asdict(self.model), "paradigm": self.paradigm, "train_ids": self.train_ids, "seed": self.seed,
+        })
+
+
+def cell_name(model: str, paradigm: str) -> str:
+    # ':' is legal on Linux but awkward in shells and on other systems; cell.json keeps the exact paradigm.
+    return f"{model}__{paradigm.replace(':', '-')}"
+
+
+def cell_dir(run_dir: Path, job: CellJob) -> Path:
+    return run_dir / "cells" / job.name
+
+
+def is_done(run_dir: Path, job: CellJob) -> bool:
+    meta = cell_dir(run_dir, job) / "cell.json"
+    if not meta.exists():
+        return False
+    try:
+        return artifacts.read_json(meta).get("fingerprint") == job.fingerprint()
+    except ValueError:
+        return False
+
+
+_ROWS_CACHE: dict[str, pd.DataFrame] = {}
+
+
+def load_rows(run_dir: Path) -> pd.DataFrame:
+    key = str(run_dir.resolve())
+    if key not in _ROWS_CACHE:
+        _ROWS_CACHE.clear()
+        _ROWS_CACHE[key] = pd.read_parquet(run_dir / "data" / "rows.parquet").set_index("id", drop=False)
+    return _ROWS_CACHE[key]
+
+
+def run_cell(run_dir: Path, job: CellJob, test_ids: list[str], progress=None) -> dict[str, Any]:
+    """Train, choose the threshold on training scores, score every test row, write artifacts."""
+    from gapscope.eval.metrics import choose_threshold
+
+    out = cell_dir(run_dir, job)
+    if out.exists():  # leftovers of an interrupted attempt
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    rows = load_rows(run_dir)
+    max_train = job.model.options.get("max_train")
+    train_ids = job.train_ids[: int(max_train)] if max_train else job.train_ids
+    train = rows.loc[train_ids]
+    test = rows.loc[test_ids]
+
+    model = create_model(job.model)
+    t0 = time.perf_counter()
+    try:
+        log = model.fit(list(train["text"]), train["label"].to_numpy(np.int64), seed=job.seed,
+                        progress=_sub(progress, "train"))
+        t_fit = time.perf_counter() - t0
+        s_train = model.score(list(train["text"]), progress=_sub(progress, "score train"))
+        threshold = float(choose_threshold(train["label"].to_numpy(), s_train))
+        t1 = time.perf_counter()
+        s_test = model.score(list(test["text"]), progress=_sub(progress, "score test"))
+        t_score = time.perf_counter() - t1
+        model.save(out / "model")
+    finally:
+        model.close()
+
+    preds = pd.DataFrame({
+        "id": list(train["id"]) + list(test["id"]),
+        "domain": list(train["domain"]) + list(test["domain"]),
+        "split": ["train"] * len(train) + ["test"] * len(test),
+        "label": np.concatenate([train["label"].to_numpy(), test["label"].to_numpy()]).astype(np.int64),
+        "margin": np.concatenate([s_train, s_test]).astype(np.float64),
+    })
+    artifacts.write_parquet(out / "predictions.parquet", preds)
+    artifacts.write_json(out / "train_log.json", log)
+    meta = {
+        "model": job.model.name, "kind": job.model.kind, "source": job.model.source,
+        "paradigm": job.paradigm, "train_domains": job.train_domains,
+        "n_train": len(train_ids), "threshold": threshold, "seed": job.seed,
+        "fit_seconds": round(t_fit, 3), "score_seconds": round(t_score, 3), "n_scored": len(test),
+        "fingerprint": job.fingerprint(),
+    }
+    artifacts.write_json(out / "cell.json", meta)  # written last: marks the cell finished
+    return meta
+
+
+def _sub(progress, what: str):
+    if progress is None:
+        return None
+    return lambda done, total: progress(what, done, total)

@@ -1,0 +1,128 @@
+"""The read-only view of a finished run that every detector receives: `run(study) -> [Finding]`.
+
+Detectors never re-train cells; they read rows, splits, the matrix, predictions,
+and load a cell's fitted model on demand through this object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gapscope.data.rows import Row
+from gapscope.models.base import ClassifierModel, ModelSpec, create_model
+from gapscope.study import artifacts
+from gapscope.study.spec import StudySpec, load_spec
+
+
+@dataclass
+class CellInfo:
+    name: str          # directory name under cells/
+    model: str
+    kind: str
+    source: str | None
+    paradigm: str
+    train_domains: list[str]
+    threshold: float
+    meta: dict[str, Any]
+
+    @property
+    def is_specialist(self) -> bool:
+        return self.paradigm.startswith("specialist:")
+
+
+class Study:
+    def __init__(self, run_dir: Path | str):
+        self.run_dir = Path(run_dir)
+        if not (self.run_dir / "study.toml").exists():
+            from gapscope.errors import GapscopeError
+
+            raise GapscopeError(f"{self.run_dir}: not a gapscope run directory (no study.toml)")
+
+    @cached_property
+    def spec(self) -> StudySpec:
+        return load_spec(self.run_dir / "study.toml")
+
+    @cached_property
+    def options(self) -> dict[str, Any]:
+        """[detectors] table of the spec: per-detector options and the enabled list."""
+        return self.spec.detectors
+
+    @cached_property
+    def rows_frame(self) -> pd.DataFrame:
+        return pd.read_parquet(self.run_dir / "data" / "rows.parquet").set_index("id", drop=False)
+
+    @cached_property
+    def rows(self) -> dict[str, Row]:
+        return {r.id: r for r in artifacts.frame_to_rows(self.rows_frame.reset_index(drop=True))}
+
+    @cached_property
+    def splits(self) -> dict[str, Any]:
+        return artifacts.read_json(self.run_dir / "splits.json")
+
+    @cached_property
+    def audit(self) -> dict[str, Any]:
+        p = self.run_dir / "audit.json"
+        return artifacts.read_json(p) if p.exists() else {}
+
+    @cached_property
+    def matrix(self) -> list[dict[str, Any]]:
+        p = self.run_dir / "matrix.json"
+        return artifacts.read_json(p) if p.exists() else []
+
+    @cached_property
+    def summary(self) -> list[dict[str, Any]]:
+        p = self.run_dir / "summary.json"
+        return artifacts.read_json(p) if p.exists() else []
+
+    @cached_property
+    def manifest(self) -> dict[str, Any] | None:
+        """What a synthetic corpus planted (None for user corpora)."""
+        p = self.run_dir / "data" / "manifest.json"
+        return artifacts.read_json(p) if p.exists() else None
+
+    @property
+    def domains(self) -> list[str]:
+        return self.spec.domains
+
+    @cached_property
+    def cells(self) -> list[CellInfo]:
+        out = []
+        for d in sorted((self.run_dir / "cells").glob("*/cell.json")):
+            m = artifacts.read_json(d)
+            out.append(CellInfo(name=d.parent.name, model=m["model"], kind=m["kind"], source=m.get("source"),
+                                paradigm=m["paradigm"], train_domains=m["train_domains"],
+                                threshold=m["threshold"], meta=m))
+        return out
+
+    def model_spec(self, model: str) -> ModelSpec:
+        for m in self.spec.models:
+            if m.name == model:
+                return m
+        raise KeyError(model)
+
+    def predictions(self, cell: CellInfo | str) -> pd.DataFrame:
+        name = cell.name if isinstance(cell, CellInfo) else cell
+        return pd.read_parquet(self.run_dir / "cells" / name / "predictions.parquet")
+
+    def load_model(self, cell: CellInfo) -> ClassifierModel:
+        model = create_model(self.model_spec(cell.model))
+        model.load(self.run_dir / "cells" / cell.name / "model")
+        return model
+
+    def train_rows(self, cell: CellInfo) -> list[Row]:
+        p = self.predictions(cell)
+        return [self.rows[i] for i in p.loc[p["split"] == "train", "id"]]
+
+    def test_rows(self, domain: str | None = None) -> list[Row]:
+        rows = [self.rows[i] for i in self.splits["test"]]
+        return [r for r in rows if domain is None or r.domain == domain]
+
+    def artifact_dir(self, detector: str) -> Path:
+        d = self.run_dir / "diagnostics" / detector
+        d.mkdir(parents=True, exist_ok=True)
+        return d

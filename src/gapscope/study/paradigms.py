@@ -1,0 +1,100 @@
+"""Training paradigms as swappable strategies: each turns per-domain training pools into named train sets.
+
+Paradigm names (also the `paradigm` field of matrix.json):
+  specialist:<domain>   trained on one domain
+  generalist            trained on a mix of domains, size-matched to the specialists by default
+  lodo:<domain>         trained on every domain but <domain> (leave-one-domain-out)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from gapscope.study.spec import StudySpec
+from gapscope.study.split import rng_for
+
+
+@dataclass
+class TrainSet:
+    paradigm: str
+    train_domains: list[str]
+    ids: list[str]  # in a seeded order: any prefix is a fair subsample (used for per-model caps)
+
+
+Pools = dict[str, list[str]]  # domain -> training ids (sorted)
+ParadigmFn = Callable[[StudySpec, Pools], Iterator[TrainSet]]
+_PARADIGMS: dict[str, ParadigmFn] = {}
+
+
+def register_paradigm(name: str) -> Callable[[ParadigmFn], ParadigmFn]:
+    def deco(fn: ParadigmFn) -> ParadigmFn:
+        _PARADIGMS[name] = fn
+        return fn
+
+    return deco
+
+
+def _shuffled(ids: list[str], seed: int, *names: str) -> list[str]:
+    ids = sorted(ids)
+    return [ids[i] for i in rng_for(seed, *names).permutation(len(ids))]
+
+
+def _interleave(per_domain: list[list[str]]) -> list[str]:
+    """Round-robin over domains, so every prefix of the result is a balanced mix."""
+    out: list[str] = []
+    longest = max((len(x) for x in per_domain), default=0)
+    for i in range(longest):
+        for lst in per_domain:
+            if i < len(lst):
+                out.append(lst[i])
+    return out
+
+
+def _cap(spec: StudySpec, ids: list[str]) -> list[str]:
+    cap = spec.study.max_train
+    return ids if cap is None else ids[:cap]
+
+
+@register_paradigm("specialist")
+def specialist(spec: StudySpec, pools: Pools) -> Iterator[TrainSet]:
+    for d in spec.paradigms.specialist:
+        yield TrainSet(f"specialist:{d}", [d], _cap(spec, _shuffled(pools[d], spec.study.seed, "specialist", d)))
+
+
+def _specialist_size(spec: StudySpec, pools: Pools, domains: list[str]) -> int:
+    sizes = [len(_cap(spec, pools[d])) for d in (spec.paradigms.specialist or domains)]
+    return int(np.median(sizes)) if sizes else 0
+
+
+@register_paradigm("generalist")
+def generalist(spec: StudySpec, pools: Pools) -> Iterator[TrainSet]:
+    domains = spec.paradigms.generalist
+    if not domains:
+        return
+    mixed = _interleave([_shuffled(pools[d], spec.study.seed, "generalist", d) for d in domains])
+    size = spec.paradigms.generalist_size
+    if size == "match":
+        mixed = mixed[: _specialist_size(spec, pools, domains)]
+    elif isinstance(size, int):
+        mixed = mixed[:size]
+    yield TrainSet("generalist", list(domains), _cap(spec, mixed))
+
+
+@register_paradigm("lodo")
+def lodo(spec: StudySpec, pools: Pools) -> Iterator[TrainSet]:
+    if not spec.paradigms.lodo:
+        return
+    for held in spec.domains:
+        rest = [d for d in spec.domains if d != held]
+        mixed = _interleave([_shuffled(pools[d], spec.study.seed, "lodo", held, d) for d in rest])
+        yield TrainSet(f"lodo:{held}", rest, _cap(spec, mixed))
+
+
+def build_train_sets(spec: StudySpec, pools: Pools) -> list[TrainSet]:
+    sets: list[TrainSet] = []
+    for fn in _PARADIGMS.values():
+        sets.extend(fn(spec, pools))
+    return [s for s in sets if s.ids]

@@ -1,0 +1,195 @@
+"""The study runner: the one place that strings the pipeline together, top to bottom.
+
+spec -> corpus -> held-out split -> audit -> paradigms -> cells (fit + score) -> matrix
+     -> detectors -> findings.json -> report.html
+
+Each stage writes into the run directory; finished cells (cell.json with a matching
+fingerprint) and finished detectors are never redone after an interruption.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gapscope import progress
+from gapscope.errors import GapscopeError
+from gapscope.study import artifacts
+from gapscope.study.cells import CellJob, is_done
+from gapscope.study.executors import CellOutcome, make_executor
+from gapscope.study.paradigms import build_train_sets
+from gapscope.study.spec import StudySpec, load_spec
+from gapscope.study.split import drop_train_duplicates_of_test, split_held_out
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    report: Path | None
+    outcomes: list[CellOutcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local", address: str | None = None,
+              detectors: bool = True, retries: int = 1) -> RunResult:
+    t0 = time.perf_counter()
+    spec = load_spec(spec_path)
+    run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    artifacts.write_text(run_dir / "study.toml", spec.to_toml())
+
+    rows = ingest(spec, run_dir)
+    rows_by_id = {r.id: r for r in rows}
+    train_ids, test_ids = split_held_out(rows, spec.study.test_fraction, spec.study.seed)
+    test_ids = cap_test(rows_by_id, test_ids, spec)
+    audit = write_audit(run_dir, rows, train_ids, test_ids)
+    train_ids, dedup = drop_train_duplicates_of_test(rows_by_id, train_ids, test_ids, near_pairs(audit))
+    artifacts.write_json(run_dir / "splits.json", {"train": train_ids, "test": test_ids, "dedup": dedup})
+    if dedup["removed_exact"] or dedup["removed_near"]:
+        progress.info(f"removed {dedup['removed_exact']} exact and {dedup['removed_near']} near duplicates "
+                      "of test rows from the training pools")
+
+    pools: dict[str, list[str]] = {d: [] for d in spec.domains}
+    for i in train_ids:
+        pools[rows_by_id[i].domain].append(i)
+    train_sets = build_train_sets(spec, pools)
+    jobs = [CellJob(model=m, paradigm=ts.paradigm, train_domains=ts.train_domains, train_ids=ts.ids,
+                    seed=spec.study.seed) for m in spec.models for ts in train_sets]
+    todo = [j for j in jobs if not is_done(run_dir, j)]
+    skipped = [j.name for j in jobs if j not in todo]
+    if skipped:
+        progress.info(f"resuming: {len(skipped)} of {len(jobs)} cells already finished")
+
+    outcomes = run_cells(run_dir, todo, test_ids, executor, address, retries)
+    failed = [o for o in outcomes if not o.ok]
+    for o in failed:
+        progress.info(f"[red]cell {o.name} failed after {o.attempts} attempt(s): {o.error}[/red]")
+
+    from gapscope.study.evaluate import build_matrix
+
+    entries, summary = build_matrix(run_dir, [j for j in jobs if is_done(run_dir, j)], rows_by_id,
+                                    bootstrap=spec.study.bootstrap, seed=spec.study.seed)
+    report = None
+    if detectors:
+        from gapscope.study.diagnose import diagnose
+
+        diagnose(run_dir)
+    from gapscope.study.publish import build_report
+
+    report = build_report(run_dir)
+    artifacts.write_json(run_dir / "run.json", {
+        "cells": len(jobs), "ran": [o.name for o in outcomes if o.ok], "skipped": skipped,
+        "failed": [{"cell": o.name, "error": o.error, "attempts": o.attempts} for o in failed],
+        "seconds": round(time.perf_counter() - t0, 1),
+    })
+    return RunResult(run_dir, report, outcomes, skipped, time.perf_counter() - t0)
+
+
+def ingest(spec: StudySpec, run_dir: Path):
+    from gapscope.data.ingest import load_source
+
+    rows, reports = [], []
+    with progress.step(f"reading {len(spec.datasets)} dataset(s)", total=len(spec.datasets)) as update:
+        for i, src in enumerate(spec.datasets, 1):
+            r, rep = load_source(src)
+            rows += r
+            reports.append(rep)
+            update(i, len(spec.datasets))
+    seen: dict[str, str] = {}
+    for r in rows:
+        if r.id in seen and seen[r.id] != r.domain:
+            raise GapscopeError(f"row id {r.id!r} appears in both {seen[r.id]!r} and {r.domain!r}; "
+                                "ids must be unique across datasets")
+        seen[r.id] = r.domain
+    if not rows:
+        raise GapscopeError("no usable rows in any dataset")
+    artifacts.write_parquet(run_dir / "data" / "rows.parquet", artifacts.rows_to_frame(rows))
+    artifacts.write_json(run_dir / "data" / "sources.json", [rep.to_dict() for rep in reports])
+    _copy_manifest(spec, run_dir)
+    return rows
+
+
+def _copy_manifest(spec: StudySpec, run_dir: Path) -> None:
+    """A synthetic corpus' manifest (what was planted) travels with the run, for validation."""
+    for d in spec.datasets:
+        m = Path(d.path).parent / "manifest.json"
+        if m.exists():
+            artifacts.write_text(run_dir / "data" / "manifest.json", m.read_text(encoding="utf-8"))
+            return
+
+
+def cap_test(rows_by_id, test_ids: list[str], spec: StudySpec) -> list[str]:
+    cap = spec.study.max_test_per_domain
+    if not cap:
+        return test_ids
+    from gapscope.study.split import rng_for
+
+    by_domain: dict[str, list[str]] = {}
+    for i in test_ids:
+        by_domain.setdefault(rows_by_id[i].domain, []).append(i)
+    kept = []
+    for d, ids in sorted(by_domain.items()):
+        order = rng_for(spec.study.seed, "test-cap", d).permutation(len(ids))
+        kept += [ids[j] for j in order[:cap]]
+    return sorted(kept)
+
+
+def write_audit(run_dir: Path, rows, train_ids, test_ids) -> dict[str, Any]:
+    from gapscope.data.audit import audit as run_audit
+
+    reports = artifacts.read_json(run_dir / "data" / "sources.json")
+    with progress.step("auditing the corpus (duplicates, leakage, style)"):
+        result = run_audit(rows, _reports(reports), test_ids=set(test_ids))
+    artifacts.write_json(run_dir / "audit.json", result)
+    return result
+
+
+def _reports(dicts):
+    from collections import Counter
+
+    from gapscope.data.rows import SourceReport
+
+    out = []
+    for d in dicts:
+        rep = SourceReport(path=d["path"], domain=d["domain"], format=d["format"], rows_in=d["rows_in"],
+                           rows_kept=d["rows_kept"], rows_rejected=d["rows_rejected"],
+                           rejected_by_reason=Counter(d["rejected_by_reason"]), label_counts=d["label_counts"])
+        out.append(rep)
+    return out
+
+
+def near_pairs(audit: dict) -> list[tuple[str, str]]:
+    """All near-duplicate id pairs the audit found (used to keep test twins out of training)."""
+    pairs = audit.get("leakage", {}).get("train_test", {}).get("near_pairs") or []
+    return [(a, b) for a, b in pairs]
+
+
+def run_cells(run_dir: Path, jobs: list[CellJob], test_ids: list[str], executor: str, address: str | None,
+              retries: int) -> list[CellOutcome]:
+    if not jobs:
+        return []
+    ex = make_executor(executor, address=address, retries=retries)
+    state: dict[str, Any] = {"done": 0}
+    console = progress.console
+
+    def on_event(kind: str, job: CellJob, payload: Any) -> None:
+        if kind == "start":
+            console.print(f"[bold]cell {state['done'] + 1}/{len(jobs)}[/bold] {job.name} "
+                          f"({len(job.train_ids)} training rows)")
+        elif kind == "done":
+            state["done"] += 1
+            console.print(f"   done in {payload['fit_seconds'] + payload['score_seconds']:.1f}s "
+                          f"(fit {payload['fit_seconds']:.1f}s, score {payload['score_seconds']:.1f}s)")
+        elif kind == "error":
+            console.print(f"[red]   cell {job.name} raised:[/red]\n{payload}")
+
+    return ex.run(run_dir, jobs, test_ids, on_event)
+
+
+def predictions(run_dir: Path, cell: str) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "cells" / cell / "predictions.parquet")

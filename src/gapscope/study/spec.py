@@ -1,0 +1,209 @@
+"""The study spec (TOML) loaded into typed dataclasses.
+
+Defaults are chosen so that a two-line spec (one [[datasets]] table with a path)
+runs: every domain gets a specialist cell, a generalist cell is added when there
+are several domains, and the model is the TF-IDF baseline.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gapscope.data.source_spec import SourceSpec
+from gapscope.errors import SpecError
+from gapscope.models.base import ModelSpec
+
+_DATASET_KEYS = {"name", "path", "format", "text", "subject", "body", "label", "label_value", "label_map", "id"}
+_MODEL_KEYS = {"name", "kind", "source"}
+_KINDS_NEEDING_SOURCE = {"causal-lm", "encoder"}
+
+
+@dataclass
+class StudyOptions:
+    name: str = "study"
+    seed: int = 0
+    test_fraction: float = 0.3
+    bootstrap: int = 1000
+    max_train: int | None = None  # cap on training rows per cell (all models); None = no cap
+    max_test_per_domain: int | None = None  # cap on held-out rows scored per domain
+
+
+@dataclass
+class ParadigmOptions:
+    specialist: list[str] = field(default_factory=list)
+    generalist: list[str] = field(default_factory=list)
+    generalist_size: str | int = "match"  # "match" | "all" | an integer row count
+    lodo: bool = False
+
+
+@dataclass
+class StudySpec:
+    path: Path
+    study: StudyOptions
+    datasets: list[SourceSpec]
+    paradigms: ParadigmOptions
+    models: list[ModelSpec]
+    detectors: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def domains(self) -> list[str]:
+        return [d.domain for d in self.datasets]
+
+    def to_toml(self) -> str:
+        """The resolved spec, with every default filled in, as written into RUN/study.toml."""
+        lines = ["[study]"]
+        for k, v in asdict(self.study).items():
+            if v is not None:
+                lines.append(f"{k} = {_toml_value(v)}")
+        for d in self.datasets:
+            lines += ["", "[[datasets]]", f"name = {_toml_value(d.domain)}", f"path = {_toml_value(str(d.path))}"]
+            for k in ("format", "text", "subject", "body", "label", "label_value", "id"):
+                v = getattr(d, k)
+                if v is not None:
+                    lines.append(f"{k} = {_toml_value(v)}")
+            if d.label_map:
+                lines.append(f"label_map = {_toml_value(d.label_map)}")
+        p = self.paradigms
+        lines += ["", "[paradigms]", f"specialist = {_toml_value(p.specialist)}",
+                  f"generalist = {_toml_value(p.generalist)}",
+                  f"generalist_size = {_toml_value(p.generalist_size)}", f"lodo = {_toml_value(p.lodo)}"]
+        for m in self.models:
+            lines += ["", "[[models]]", f"name = {_toml_value(m.name)}", f"kind = {_toml_value(m.kind)}"]
+            if m.source:
+                lines.append(f"source = {_toml_value(m.source)}")
+            for k, v in sorted(m.options.items()):
+                lines.append(f"{k} = {_toml_value(v)}")
+        if self.detectors:
+            lines += ["", "[detectors]"]
+            for k, v in sorted(self.detectors.items()):
+                lines.append(f"{k} = {_toml_value(v)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+def load_spec(path: Path | str) -> StudySpec:
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(path, "file not found")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(path, "not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(path, f"invalid TOML: {e}") from None
+    return parse_spec(raw, path)
+
+
+def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
+    base = path.parent
+    study_raw = dict(raw.get("study", {}))
+    known = set(StudyOptions.__dataclass_fields__)
+    unknown = set(study_raw) - known
+    if unknown:
+        raise SpecError(path, f"[study]: unknown key(s) {', '.join(sorted(unknown))}")
+    study = StudyOptions(**study_raw)
+    if not 0 < study.test_fraction < 1:
+        raise SpecError(path, f"[study] test_fraction must be between 0 and 1, got {study.test_fraction}")
+
+    ds_raw = raw.get("datasets")
+    if not ds_raw or not isinstance(ds_raw, list):
+        raise SpecError(path, "needs at least one [[datasets]] table with a path")
+    datasets: list[SourceSpec] = []
+    for i, d in enumerate(ds_raw, 1):
+        if "path" not in d:
+            raise SpecError(path, f"[[datasets]] #{i}: missing 'path'")
+        unknown = set(d) - _DATASET_KEYS
+        if unknown:
+            raise SpecError(path, f"[[datasets]] #{i}: unknown key(s) {', '.join(sorted(unknown))}")
+        p = Path(d["path"])
+        if not p.is_absolute():
+            p = (base / p).resolve()
+        name = d.get("name") or (p.stem if p.suffix else p.name)
+        kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "id") if k in d}
+        if "label_map" in d:
+            kw["label_map"] = {str(k): int(v) for k, v in d["label_map"].items()}
+        datasets.append(SourceSpec(path=p, domain=str(name), **kw))
+    names = [d.domain for d in datasets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SpecError(path, f"dataset name(s) used twice: {', '.join(dupes)}")
+
+    par_raw = dict(raw.get("paradigms", {}))
+    unknown = set(par_raw) - set(ParadigmOptions.__dataclass_fields__)
+    if unknown:
+        raise SpecError(path, f"[paradigms]: unknown key(s) {', '.join(sorted(unknown))}")
+    par = ParadigmOptions(
+        specialist=_domain_list(par_raw.get("specialist", True), names, path, "specialist"),
+        generalist=_domain_list(par_raw.get("generalist", len(names) > 1), names, path, "generalist"),
+        generalist_size=par_raw.get("generalist_size", "match"),
+        lodo=bool(par_raw.get("lodo", False)),
+    )
+    if isinstance(par.generalist_size, str) and par.generalist_size not in ("match", "all"):
+        raise SpecError(path, f"[paradigms] generalist_size must be \"match\", \"all\" or a row count, "
+                              f"got {par.generalist_size!r}")
+    if par.lodo and len(names) < 2:
+        raise SpecError(path, "[paradigms] lodo needs at least two datasets")
+
+    models_raw = raw.get("models") or [{"name": "tfidf", "kind": "tfidf-lr"}]
+    models: list[ModelSpec] = []
+    for i, m in enumerate(models_raw, 1):
+        if "kind" not in m:
+            raise SpecError(path, f"[[models]] #{i}: missing 'kind' (causal-lm | encoder | tfidf-lr)")
+        kind = m["kind"]
+        if kind not in ("causal-lm", "encoder", "tfidf-lr"):
+            raise SpecError(path, f"[[models]] #{i}: unknown kind {kind!r} (causal-lm | encoder | tfidf-lr)")
+        if kind in _KINDS_NEEDING_SOURCE and not m.get("source"):
+            raise SpecError(path, f"[[models]] #{i}: kind {kind!r} needs a 'source' "
+                                  "(embedded:smollm2-135m, a Hugging Face id, a directory or a .gguf file)")
+        name = m.get("name") or kind
+        opts = {k: v for k, v in m.items() if k not in _MODEL_KEYS}
+        source = m.get("source")
+        if source and not source.startswith("embedded:") and not Path(source).is_absolute():
+            local = base / source
+            if local.exists():
+                source = str(local.resolve())
+        models.append(ModelSpec(name=str(name), kind=kind, source=source, options=opts))
+    mnames = [m.name for m in models]
+    dupes = sorted({n for n in mnames if mnames.count(n) > 1})
+    if dupes:
+        raise SpecError(path, f"model name(s) used twice: {', '.join(dupes)}")
+    for n in mnames:
+        if "__" in n or "/" in n:
+            raise SpecError(path, f"model name {n!r} may not contain '__' or '/'")
+
+    return StudySpec(path=path, study=study, datasets=datasets, paradigms=par, models=models,
+                     detectors=dict(raw.get("detectors", {})))
+
+
+def _domain_list(v: Any, names: list[str], path: Path, key: str) -> list[str]:
+    if v is True:
+        return list(names)
+    if v is False or v is None:
+        return []
+    if not isinstance(v, list):
+        raise SpecError(path, f"[paradigms] {key} must be a list of dataset names or true/false")
+    missing = [x for x in v if x not in names]
+    if missing:
+        raise SpecError(path, f"[paradigms] {key}: unknown dataset(s) {', '.join(missing)} "
+                              f"(known: {', '.join(names)})")
+    return list(v)

@@ -1,0 +1,86 @@
+"""Held-out splits, made once before any training, and train/test de-duplication.
+
+Honest evaluation: the in-domain test rows of every domain are split off first;
+a training row whose text duplicates any test row (in any domain) is removed and
+counted, so no cell is ever scored on a text it trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from gapscope.data.rows import Row
+
+_WS = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    return _WS.sub(" ", text.lower()).strip()
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(normalise(text).encode("utf-8")).hexdigest()
+
+
+def rng_for(seed: int, *parts: str) -> np.random.Generator:
+    """A generator seeded by the study seed and names (never Python's salted hash())."""
+    h = hashlib.sha256("\x00".join([str(seed), *parts]).encode("utf-8")).digest()
+    return np.random.default_rng(int.from_bytes(h[:8], "little"))
+
+
+def split_held_out(rows: list[Row], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Per domain and label, a seeded `test_fraction` share goes to test. Returns (train_ids, test_ids)."""
+    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for r in rows:
+        groups[(r.domain, r.label)].append(r.id)
+    train, test = [], []
+    for (domain, label), ids in sorted(groups.items()):
+        ids = sorted(ids)
+        order = rng_for(seed, "split", domain, str(label)).permutation(len(ids))
+        n_test = int(round(test_fraction * len(ids)))
+        if len(ids) >= 2:
+            n_test = min(max(n_test, 1), len(ids) - 1)
+        test += [ids[i] for i in order[:n_test]]
+        train += [ids[i] for i in order[n_test:]]
+    return sorted(train), sorted(test)
+
+
+def drop_train_duplicates_of_test(rows_by_id: dict[str, Row], train_ids: list[str], test_ids: list[str],
+                                  near_pairs: list[tuple[str, str]] | None = None) -> tuple[list[str], dict]:
+    """Remove training rows that exactly (after normalisation) or nearly duplicate a test row.
+
+    `near_pairs` are (id, id) near-duplicate pairs from the audit; a pair that links a
+    training row to a test row removes the training row. Returns (kept train ids, report).
+    """
+    test_keys: dict[str, str] = {}
+    for i in test_ids:
+        test_keys.setdefault(text_key(rows_by_id[i].text), i)
+    test_set = set(test_ids)
+    near_partner: dict[str, str] = {}
+    for a, b in near_pairs or []:
+        if a in test_set and b not in test_set:
+            near_partner.setdefault(b, a)
+        elif b in test_set and a not in test_set:
+            near_partner.setdefault(a, b)
+    kept, exact, near = [], [], []
+    for i in train_ids:
+        k = text_key(rows_by_id[i].text)
+        if k in test_keys:
+            exact.append((i, test_keys[k]))
+        elif i in near_partner:
+            near.append((i, near_partner[i]))
+        else:
+            kept.append(i)
+    report = {
+        "train_rows_before": len(train_ids),
+        "removed_exact": len(exact),
+        "removed_near": len(near),
+        "train_rows_after": len(kept),
+        "examples": [{"train_id": a, "test_id": b, "match": "exact"} for a, b in exact[:20]]
+        + [{"train_id": a, "test_id": b, "match": "near"} for a, b in near[:20]],
+    }
+    return kept, report

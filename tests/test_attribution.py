@@ -1,0 +1,159 @@
+"""Attribution methods: the word cutter, occlusion, SHAP Partition, faithfulness, corpus aggregation."""
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from gapscope.attribution import faithfulness
+from gapscope.attribution.base import Attribution, attribute, get_method, score_variants
+from gapscope.attribution.corpus import aggregate, compare, sample_rows, top_features
+from gapscope.attribution.words import apply_edits, feature_key, split_words
+from gapscope.data.rows import Row
+from tests.attribution_helpers import BagModel, make_tfidf, toy_corpus
+
+TEXT = "Dear John,\n\nYour account is suspended. Verify now at https://evil.example.com/login?x=1 !\nThanks, team"
+
+
+def test_segments_rebuild_the_text_and_removal_keeps_whitespace():
+    w = split_words("  " + TEXT)
+    assert "".join(w.segments) == "  " + TEXT
+    assert "https://evil.example.com/login?x=1" in w.cores
+    keep = np.array([c != "https://evil.example.com/login?x=1" for c in w.cores])
+    out = w.compose(keep)
+    assert "evil" not in out and "\n\nYour account" in out and out.count("\n") == TEXT.count("\n")
+    glued = split_words("foo-bar baz")
+    assert glued.compose(np.array([c != "-" for c in glued.cores])) == "foo bar baz"  # no new word 'foobar'
+    assert apply_edits("abcdef", [(1, 2, ""), (4, 5, "X")]) == "acdXf"
+    assert feature_key("https://x.io/a") == "<url>" and feature_key("2024") == "<num>" and feature_key("Verify") == "verify"
+
+
+def test_occlusion_is_exact_for_an_additive_model_in_one_batched_call():
+    model = BagModel({"account": 1.0, "suspended": 2.0, "verify": 1.5, "thanks": -1.0}, bias=0.3)
+    att = attribute(model, TEXT, method="occlusion")
+    assert model.calls == 1  # ONE batched score call per email
+    assert "".join(att.tokens) == TEXT
+    got = {t.strip().lower(): w for t, w in zip(att.tokens, att.weights)}
+    assert got["suspended"] == pytest.approx(2.0) and got["thanks"] == pytest.approx(-1.0)
+    assert got["dear"] == pytest.approx(0.0)
+    assert att.margin == pytest.approx(model.score([TEXT])[0])
+    assert att.base_margin == pytest.approx(0.3)
+    assert att.evals == len(att.tokens) + 2
+    # additive model: weights sum to margin - empty margin
+    assert att.weights.sum() == pytest.approx(att.margin - att.base_margin)
+    assert [t for _, t, _ in att.top(2, direction=1)] == ["suspended", "Verify"]
+
+
+def test_span_occlusion_respects_the_budget_and_shares_each_span_drop():
+    model = BagModel({"account": 1.0, "suspended": 2.0, "verify": 1.5})
+    att = get_method("occlusion", max_evals=5).attribute(model, TEXT)
+    assert att.evals <= 5 + 2
+    assert att.weights.sum() == pytest.approx(att.margin - att.base_margin)  # spans tile the text
+    # the span holding 'suspended' outweighs spans without any weighted word
+    i = [t.strip() for t in att.tokens].index("suspended.") if "suspended." in [t.strip() for t in att.tokens] \
+        else [t.strip() for t in att.tokens].index("suspended")
+    assert att.weights[i] > 0 and att.weights[i] == pytest.approx(att.weights.max())
+
+
+def test_score_edits_hook_is_used_and_agrees_with_plain_scoring():
+    class PrefixModel(BagModel):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.hook_calls = 0
+
+        def score_edits(self, text, variants):
+            self.hook_calls += 1
+            for v in variants:  # sorted, non-overlapping edits: what a KV-cache scorer relies on
+                assert all(v[i][1] <= v[i + 1][0] for i in range(len(v) - 1))
+            return self.score([apply_edits(text, v) for v in variants])
+
+    w = {"account": 1.0, "suspended": 2.0}
+    a = attribute(PrefixModel(w), TEXT)
+    b = attribute(BagModel(w), TEXT)
+    np.testing.assert_allclose(a.weights, b.weights)
+    m = PrefixModel(w)
+    score_variants(m, TEXT, [[], [(0, 4, "")]])
+    assert m.hook_calls == 1
+
+
+def test_shap_partition_recovers_an_additive_model():
+    model = BagModel({"account": 1.0, "suspended": 2.0, "verify": 1.5, "thanks": -1.0}, bias=0.3)
+    att = attribute(model, TEXT, method="shap", max_evals=500)
+    got = {t.strip().lower(): w for t, w in zip(att.tokens, att.weights)}
+    # Owen values of an additive game are the per-player contributions
+    assert got["suspended"] == pytest.approx(2.0, abs=1e-6)
+    assert got["thanks"] == pytest.approx(-1.0, abs=1e-6)
+    assert att.margin == pytest.approx(model.score([TEXT])[0])
+    assert att.evals <= 500
+
+
+def test_attribution_roundtrip_and_evidence_shape():
+    att = attribute(BagModel({"account": 1.0}), TEXT)
+    d = att.to_dict()
+    assert {"text", "tokens", "weights"} <= set(d)
+    back = Attribution.from_dict(d)
+    assert back.text == TEXT and np.allclose(back.weights, att.weights, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tfidf_model():
+    texts, y = toy_corpus(200)
+    return make_tfidf(texts, y), texts
+
+
+def test_occlusion_and_shap_agree_and_beat_random_on_tfidf(tfidf_model):
+    model, texts = tfidf_model
+    occ, shp, rnd = [], [], []
+    for k, t in enumerate(texts[:6]):
+        a = attribute(model, t, method="occlusion")
+        s = attribute(model, t, method="shap")
+        assert a.margin == pytest.approx(model.score([t])[0])
+        # the two methods rank words alike
+        assert spearmanr(a.weights, s.weights).statistic > 0.6
+        occ.append(faithfulness.evaluate(model, a))
+        shp.append(faithfulness.evaluate(model, s))
+        rnd.append(faithfulness.evaluate(model, a, order=faithfulness.random_order(len(a.tokens), k)))
+    so, sr = faithfulness.summarize(occ), faithfulness.summarize(rnd)
+    assert so["deletion_auc"] < sr["deletion_auc"]
+    assert so["insertion_auc"] > sr["insertion_auc"]
+    assert so["comprehensiveness"] > sr["comprehensiveness"]
+    assert so["sufficiency"] < sr["sufficiency"]
+    assert faithfulness.summarize(shp)["n"] == 6
+
+
+def test_faithfulness_curves_by_hand():
+    model = BagModel({"bad": 4.0, "meh": 1.0}, bias=-2.0)
+    text = "bad meh x y"
+    att = attribute(model, text)  # margin 3 -> predicted phishing
+    f = faithfulness.evaluate(model, att, fractions=(0.25,), steps=4)
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    # deletion removes 'bad' first: margins 3, -1, -2, -2, -2
+    assert f.deletion_curve == pytest.approx([sig(3), sig(-1), sig(-2), sig(-2), sig(-2)], abs=1e-4)
+    assert f.insertion_curve[1] == pytest.approx(sig(2), abs=1e-4)
+    assert f.comprehensiveness == pytest.approx(sig(3) - sig(-1))
+    assert f.sufficiency == pytest.approx(sig(3) - sig(2))
+
+
+def test_corpus_aggregation_ranks_frequent_features_and_compares():
+    model = BagModel({"verify": 2.0, "rare": 5.0, "agenda": -1.0})
+    texts = [f"please verify item {i} agenda" for i in range(6)] + ["rare token here"] * 1
+    atts = [attribute(model, t) for t in texts]
+    table = aggregate(atts, ngram_max=2, min_docs=2)
+    assert "rare" not in set(table["feature"])  # below min_docs
+    top = top_features(table, k=3, direction=1)
+    assert top[0]["feature"] in ("verify", "please verify", "verify item")
+    row = table.set_index("feature").loc["verify"]
+    assert row["mean"] == pytest.approx(2.0) and row["docs"] == 6
+    assert row["importance"] == pytest.approx(2.0 * np.log1p(6))
+    assert top_features(table, k=1, direction=-1)[0]["feature"] in ("agenda", "<num> agenda")
+    other = aggregate([attribute(BagModel({"agenda": 3.0}), t) for t in texts], min_docs=2)
+    diff = compare(table, other, k=2)
+    assert diff["more_in_a"][0]["feature"].startswith(("verify", "please"))
+    assert diff["more_in_b"][0]["feature"].endswith("agenda")
+
+
+def test_sample_rows_is_balanced_and_deterministic():
+    rows = [Row(id=f"r{i}", domain="d", text=str(i), label=int(i < 5)) for i in range(40)]
+    a = sample_rows(rows, 8, 0, "d")
+    assert len(a) == 8 and sum(r.label for r in a) == 4
+    assert [r.id for r in a] == [r.id for r in sample_rows(rows, 8, 0, "d")]
+    assert len(sample_rows(rows, 30, 0, "d")) == 30  # short class filled from the other

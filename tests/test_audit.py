@@ -1,0 +1,120 @@
+"""The audit finds what was planted (exact and near duplicates, train/test leakage) and stays quiet on a clean set."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from gapscope.data.audit import audit, near_duplicate_pairs, write_audit
+from gapscope.data.rows import Row, SourceReport
+
+_RNG_WORDS = [f"word{i}" for i in range(5000)]
+
+
+def email(seed: int, n_words: int = 120) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(_RNG_WORDS) for _ in range(n_words))
+
+
+def clean_rows(n: int = 60) -> list[Row]:
+    return [Row(id=f"r{i}", domain="a" if i % 2 else "b", text=email(i), label=i % 2) for i in range(n)]
+
+
+def test_clean_set_has_no_duplicates_or_leakage():
+    rows = clean_rows()
+    a = audit(rows, [], test_ids={r.id for r in rows[::3]})
+    exact, near = a["duplicates"]["exact"], a["duplicates"]["near"]
+    assert exact["within_domain"]["groups"] == 0 and exact["cross_domain"]["groups"] == 0
+    assert exact["conflicting_labels"]["groups"] == 0
+    assert near["pairs"] == 0 and near["rows_involved"] == 0
+    assert a["leakage"]["cross_domain"]["rows_at_risk"] == 0
+    tt = a["leakage"]["train_test"]
+    assert (tt["exact_test_rows"], tt["near_test_rows"], tt["leaked_test_ids"]) == (0, 0, [])
+    assert (tt["train_rows"], tt["test_rows"]) == (40, 20)
+
+
+def test_planted_exact_duplicate_across_domains_is_found():
+    rows = clean_rows()
+    # same email, different case and spacing, in another domain
+    rows.append(Row(id="copy", domain="c", text="  " + rows[4].text.upper().replace(" ", "\n "), label=1))
+    a = audit(rows, [])
+    cross = a["duplicates"]["exact"]["cross_domain"]
+    assert cross["groups"] == 1 and cross["rows"] == 2
+    assert cross["examples"] == [{"ids": ["r4", "copy"], "domains": ["b", "c"]}]
+    assert cross["domain_pairs"] == [{"domains": ["b", "c"], "groups": 1}]
+    assert a["duplicates"]["exact"]["conflicting_labels"]["groups"] == 1  # r4 is label 0, the copy 1
+    assert a["leakage"]["cross_domain"]["exact_groups"] == 1
+    assert a["leakage"]["cross_domain"]["rows_at_risk"] == 2
+
+
+def test_exact_duplicate_within_a_domain_is_counted():
+    rows = clean_rows()
+    rows.append(Row(id="again", domain="a", text=rows[1].text, label=1))
+    within = audit(rows, [])["duplicates"]["exact"]["within_domain"]
+    assert (within["groups"], within["extra_rows"], within["extra_rows_by_domain"]) == (1, 1, {"a": 1})
+
+
+def test_near_duplicate_one_word_changed_in_a_long_email_is_found():
+    rows = clean_rows()
+    words = rows[10].text.split()
+    words[len(words) // 2] = "CHANGED"
+    rows.append(Row(id="edited", domain="a", text=" ".join(words), label=0))
+    a = audit(rows, [])
+    near = a["duplicates"]["near"]
+    assert near["pairs"] == 1 and near["groups"] == 1 and near["rows_involved"] == 2
+    ex = near["examples"][0]
+    assert ex["ids"] == ["r10", "edited"] and 0.9 < ex["jaccard"] < 1.0
+    assert near["cross_domain_pairs"] == 1 and near["within_domain_pairs"] == 0  # r10 is in domain b
+    assert a["duplicates"]["exact"]["cross_domain"]["groups"] == 0
+
+
+def test_near_duplicate_pairs_threshold():
+    base = email(1, 200).split()
+    far = list(base)
+    for k in range(0, 200, 8):  # change every 8th word: Jaccard of 5-shingles falls well below 0.8
+        far[k] = "x"
+    texts = [" ".join(base), " ".join(base[:-2]), " ".join(far), email(2, 200)]
+    pairs = near_duplicate_pairs(texts)
+    assert [(i, j) for i, j, _ in pairs] == [(0, 1)]
+
+
+def test_leakage_between_train_and_test_ids_is_found():
+    rows = clean_rows()
+    rows.append(Row(id="t_exact", domain="a", text=rows[1].text, label=1))
+    words = rows[3].text.split()
+    words[5] = "tweaked"
+    rows.append(Row(id="t_near", domain="a", text=" ".join(words), label=1))
+    a = audit(rows, [], test_ids={"t_exact", "t_near", "r20"})
+    tt = a["leakage"]["train_test"]
+    assert (tt["exact_test_rows"], tt["near_test_rows"]) == (1, 1)
+    assert tt["leaked_test_ids"] == ["t_exact", "t_near"]
+    assert {e["kind"] for e in tt["examples"]} == {"exact", "near"}
+    assert a["leakage"]["test_ids_given"] is True
+
+
+def test_leakage_accepts_domain_id_pairs():
+    rows = [Row(id="1", domain="a", text=email(1), label=1), Row(id="1", domain="b", text=email(1), label=1)]
+    tt = audit(rows, [], test_ids={("b", "1")})["leakage"]["train_test"]
+    assert (tt["train_rows"], tt["test_rows"], tt["exact_test_rows"]) == (1, 1, 1)
+
+
+def test_sources_domains_style_and_write(tmp_path):
+    rows = [
+        Row(id="1", domain="a", text="URGENT!!! Visit http://x.example now", label=1,
+            meta={"source": "a.jsonl", "had_html": False}),
+        Row(id="2", domain="a", text="<p>see https://y.example and www.z.example</p>", label=0,
+            meta={"source": "a.jsonl", "had_html": True}),
+        Row(id="3", domain="b", text="lunch at 12", label=0, subject="lunch", meta={"source": "b.jsonl"}),
+    ]
+    rep = SourceReport(path="a.jsonl", domain="a", format="jsonl", rows_in=3, rows_kept=2)
+    rep.reject("empty text")
+    a = audit(rows, [rep, {"path": "b.jsonl", "domain": "b", "rows_in": 1}])
+    assert a["sources"][0]["rejected_by_reason"] == {"empty text": 1}
+    assert a["sources"][0]["style"]["html_share"] == 0.5 and a["sources"][1]["style"]["subject_share"] == 1.0
+    dom = a["domains"]["a"]
+    assert dom["n"] == 2 and dom["label_counts"] == {"phishing": 1, "legitimate": 1} and dom["phishing_share"] == 0.5
+    assert dom["style"]["url_count_mean"] == 1.5 and dom["style"]["exclamation_share"] == 0.5
+    assert a["domains"]["b"]["phishing_share"] == 0.0
+    out = write_audit(tmp_path / "run" / "audit.json", a)
+    assert json.loads(out.read_text()) == a
+    assert a["leakage"]["test_ids_given"] is False and "train_test" not in a["leakage"]

@@ -1,0 +1,399 @@
+"""Ingestion: every format's happy path, and one test per bad input with its exact message or counts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import mailbox
+import quopri
+from pathlib import Path
+
+import pytest
+
+from gapscope.data.email_parse import BrokenMessage, html_to_text, parse_email
+from gapscope.data.ingest import load_source, load_sources, parse_cli_source
+from gapscope.data.labels import LabelError, parse_label
+from gapscope.data.readers import detect_format
+from gapscope.data.rows import stable_id
+from gapscope.data.source_spec import SourceSpec
+from gapscope.errors import InputError
+
+
+def spec(path: Path, **kw) -> SourceSpec:
+    return SourceSpec(path=path, domain=kw.pop("domain", "d"), **kw)
+
+
+def load(path: Path, **kw):
+    rows, rep = load_source(spec(path, **kw))
+    assert rep.rows_in == rep.rows_kept + rep.rows_rejected
+    assert rep.rows_kept == len(rows)
+    assert rep.label_counts == {"phishing": sum(r.label for r in rows),
+                                "legitimate": sum(1 - r.label for r in rows)}
+    return rows, rep
+
+
+def write_jsonl(path: Path, items) -> Path:
+    path.write_text("".join(json.dumps(x) + "\n" for x in items), encoding="utf-8")
+    return path
+
+
+def error_of(path: Path, **kw) -> str:
+    with pytest.raises(InputError) as e:
+        load_source(spec(path, **kw))
+    return str(e.value)
+
+
+# ---------------------------------------------------------------- labels
+
+
+def test_builtin_labels_and_user_map():
+    assert [parse_label(x) for x in ("Phishing Email", " safe  EMAIL", "SPAM", "ham", "not spam", "legit",
+                                     "fraud", "scam", "malicious", "benign", True, False, 1, 0, "1", "0.0", 1.0)] == \
+        [1, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1]
+    assert parse_label("spam", {"SPAM": 0}) == 0  # the user map wins
+    assert parse_label("yes", {"Yes": 1}) == 1
+    with pytest.raises(LabelError, match=r"^unknown label value 'foo'$"):
+        parse_label("foo")
+    with pytest.raises(LabelError, match="^missing label$"):
+        parse_label(float("nan"))
+
+
+# ---------------------------------------------------------------- happy paths
+
+
+def test_jsonl_keeps_id_column_and_stable_ids(tmp_path):
+    p = write_jsonl(tmp_path / "a.jsonl", [
+        {"id": 7, "text": "win a prize", "label": "spam"},
+        {"text": "meeting at 3", "label": "ham"},
+        {"text": "meeting at 3", "label": "ham"},
+    ])
+    rows, rep = load(p)
+    assert [r.id for r in rows[:1]] == ["7"]
+    assert rows[1].id == stable_id("d", "meeting at 3", 0)
+    assert rows[2].id == stable_id("d", "meeting at 3", 1)
+    assert rep.to_dict()["label_counts"] == {"phishing": 1, "legitimate": 2}
+    assert rep.format == "jsonl" and rows[0].meta["row"] == 1
+
+
+def test_stable_ids_identical_across_two_loads(tmp_path):
+    p = write_jsonl(tmp_path / "a.jsonl", [{"text": f"email {i}", "label": i % 2} for i in range(20)])
+    first = [r.id for r in load(p)[0]]
+    second = [r.id for r in load(p)[0]]
+    assert first == second and len(set(first)) == 20
+
+
+def test_csv_subject_body_with_multiline_quoted_field(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text('id,subject,body,label\n'
+                 '1,Urgent,"Verify your account,\nor lose it",Phishing Email\n'
+                 '2,Lunch,"see you ""there""",Safe Email\n', encoding="utf-8")
+    rows, rep = load(p)
+    assert rep.format == "csv" and rep.rows_kept == 2
+    assert rows[0].text == "Subject: Urgent\n\nVerify your account,\nor lose it"
+    assert (rows[0].subject, rows[0].body, rows[0].label, rows[0].id) == (
+        "Urgent", "Verify your account,\nor lose it", 1, "1")
+    assert rows[1].body == 'see you "there"' and rows[1].meta["row"] == 4  # record starts on line 4
+
+
+def test_csv_with_utf8_bom(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes("\ufefftext,label\ncafé,ham\n".encode("utf-8"))
+    rows, _ = load(p)
+    assert rows[0].text == "café"
+
+
+def test_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"text": ["a", "b", None], "label": [1, 0, 1], "id": ["x", "y", "z"]}), p)
+    rows, rep = load(p)
+    assert [r.id for r in rows] == ["x", "y"]
+    assert rep.rejected_by_reason == {"empty text": 1}
+
+
+def test_hf_dataset_and_dataset_dict(tmp_path):
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"text": ["a", "b"], "label": ["spam", "ham"]})
+    ds.save_to_disk(str(tmp_path / "single"))
+    rows, rep = load(tmp_path / "single")
+    assert rep.format == "hf" and [r.label for r in rows] == [1, 0]
+
+    feats = datasets.Features({"text": datasets.Value("string"),
+                               "label": datasets.ClassLabel(names=["phishing", "legitimate"])})
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": ["t1", "t2"], "label": [0, 1]}, features=feats),
+        "test": datasets.Dataset.from_dict({"text": ["t3"], "label": [1]}, features=feats),
+    })
+    dd.save_to_disk(str(tmp_path / "dd"))
+    rows, rep = load(tmp_path / "dd")
+    assert [(r.text, r.label, r.meta["split"]) for r in rows] == [
+        ("t1", 1, "train"), ("t2", 0, "train"), ("t3", 0, "test")]  # ClassLabel 0 is "phishing"
+
+
+MULTIPART = b"""From: "Bank" <security@bank.example>
+To: you@example.com
+Subject: =?utf-8?q?Action_required?=
+Message-ID: <m1@bank.example>
+MIME-Version: 1.0
+Content-Type: multipart/alternative; boundary="BOUND"
+
+--BOUND
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: base64
+
+""" + base64.encodebytes("Your account is locked. Caf\u00e9 r\u00e9sum\u00e9.\n".encode("utf-8")) + b"""
+--BOUND
+Content-Type: text/html; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+""" + quopri.encodestring(b"<html><body><p>Your account</p></body></html>") + b"""
+--BOUND--
+"""
+
+LATIN1 = b"""From: shop@example.com
+Subject: =?iso-8859-1?q?R=E9sum=E9?=
+Content-Type: text/plain; charset=iso-8859-1
+Content-Transfer-Encoding: quoted-printable
+
+Caf=E9 au lait, cr=E8me br=FBl=E9e.
+"""
+
+HTML_ONLY = b"""From: promo@example.com
+Subject: Offer
+Content-Type: text/html; charset=utf-8
+Content-Transfer-Encoding: base64
+
+""" + base64.encodebytes(
+    b'<html><head><style>p {color: red}</style><script>alert(1)</script></head>'
+    b'<body><p>Click   <a href="http://evil.example/login">here</a> now!</p><div>Thanks</div></body></html>')
+
+BROKEN = b"""From: x@example.com
+Subject: broken
+Content-Type: multipart/mixed; boundary="NEVER"
+
+this body never uses its boundary
+"""
+
+BAD_BASE64 = b"""From: x@example.com
+Subject: garbage
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: base64
+
+!!!!not base64 at all####
+"""
+
+
+def write_mbox(path: Path, messages: list[bytes]) -> Path:
+    with open(path, "wb") as f:
+        for m in messages:
+            f.write(b"From sender@example.com Mon Jan  1 00:00:00 2024\n" + m.rstrip(b"\n") + b"\n\n")
+    return path
+
+
+def test_parse_email_multipart_base64_qp_latin1_html():
+    m = parse_email(MULTIPART)
+    assert m.subject == "Action required" and m.sender == "Bank <security@bank.example>"
+    assert m.body == "Your account is locked. Caf\u00e9 r\u00e9sum\u00e9." and m.had_html
+    m = parse_email(LATIN1)
+    assert (m.subject, m.body, m.had_html) == ("R\u00e9sum\u00e9", "Caf\u00e9 au lait, cr\u00e8me br\u00fbl\u00e9e.", False)
+    m = parse_email(HTML_ONLY)
+    assert m.body == "Click here (http://evil.example/login) now!\nThanks" and m.had_html
+
+
+def test_html_to_text_drops_scripts_keeps_links():
+    html = '<style>x{}</style><p>Hi &amp; <a href="https://a.example">https://a.example</a></p><script>bad()</script>'
+    assert html_to_text(html) == "Hi & https://a.example"
+
+
+def test_broken_mime_raises():
+    for raw, detail in ((b"", "empty message"), (b"just text, no headers\n", "no headers"),
+                        (BROKEN, "multipart boundary not found"), (BAD_BASE64, "undecodable base64")):
+        with pytest.raises(BrokenMessage) as e:
+            parse_email(raw)
+        assert e.value.detail == detail
+
+
+def test_mbox_formats_and_one_broken_message_rejected(tmp_path):
+    p = write_mbox(tmp_path / "nazario.mbox", [MULTIPART, LATIN1, HTML_ONLY, BROKEN])
+    rows, rep = load(p, label_value="phishing")
+    assert (rep.rows_in, rep.rows_kept, rep.rows_rejected) == (4, 3, 1)
+    assert rep.rejected_by_reason == {"broken MIME: multipart boundary not found": 1}
+    assert rows[0].text == "Subject: Action required\n\nYour account is locked. Caf\u00e9 r\u00e9sum\u00e9."
+    assert rows[1].body == "Caf\u00e9 au lait, cr\u00e8me br\u00fbl\u00e9e."
+    assert [r.meta["had_html"] for r in rows] == [True, False, True]
+    assert {r.label for r in rows} == {1}
+    assert rep.label_counts == {"phishing": 3, "legitimate": 0}
+
+
+def test_mbox_every_message_broken_is_a_file_error(tmp_path):
+    p = write_mbox(tmp_path / "bad.mbox", [BROKEN, BROKEN])
+    assert error_of(p, label_value=1) == \
+        f"{p}:1: every message has broken MIME (message 1: multipart boundary not found)"
+
+
+def test_mail_source_needs_label(tmp_path):
+    p = write_mbox(tmp_path / "x.mbox", [LATIN1])
+    assert error_of(p) == f"{p}: mbox source needs a label (label_value)"
+
+
+def test_maildir(tmp_path):
+    md = mailbox.Maildir(str(tmp_path / "inbox"), create=True)
+    for m in (LATIN1, HTML_ONLY):
+        md.add(m)
+    assert detect_format(tmp_path / "inbox") == "maildir"
+    rows, rep = load(tmp_path / "inbox", label_value="legitimate")
+    assert rep.format == "maildir" and rep.rows_kept == 2 and {r.label for r in rows} == {0}
+    assert sorted(r.subject for r in rows) == ["Offer", "R\u00e9sum\u00e9"]
+
+
+def test_eml_directory_sorted_recursive(tmp_path):
+    d = tmp_path / "emls"
+    (d / "sub").mkdir(parents=True)
+    (d / "b.eml").write_bytes(LATIN1)
+    (d / "sub" / "a.eml").write_bytes(HTML_ONLY)
+    (d / "a.eml").write_bytes(MULTIPART)
+    (d / "notes.txt").write_text("ignored")
+    rows, rep = load(d, label_value=1)
+    assert [r.meta["file"] for r in rows] == ["a.eml", "b.eml", "sub/a.eml"]
+    assert rep.format == "eml" and rep.rows_in == 3
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def test_file_not_found(tmp_path):
+    p = tmp_path / "missing.jsonl"
+    assert error_of(p) == f"{p}: file not found"
+
+
+def test_empty_file(tmp_path):
+    for name in ("e.jsonl", "e.csv"):
+        p = tmp_path / name
+        p.write_bytes(b"")
+        assert error_of(p) == f"{p}: empty file"
+
+
+def test_csv_header_only(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text("text,label\n")
+    assert error_of(p) == f"{p}: no rows (only a header)"
+
+
+def test_binary_file(tmp_path):
+    p = tmp_path / "bin.jsonl"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert error_of(p) == f"{p}: binary file, not JSONL/CSV"
+
+
+def test_wrong_encoding(tmp_path):
+    p = tmp_path / "latin.csv"
+    p.write_bytes("text,label\ncaf\u00e9,ham\n".encode("latin-1"))
+    assert error_of(p) == f"{p}:2: not valid UTF-8 (byte 0xe9 at offset 14)"
+
+
+def test_missing_label_column(tmp_path):
+    p = write_jsonl(tmp_path / "nolabel.jsonl", [{"text": "a", "class": 1}])
+    assert error_of(p) == f"{p}: no label column 'label' (columns: text, class)"
+
+
+def test_missing_text_column(tmp_path):
+    p = write_jsonl(tmp_path / "notext.jsonl", [{"content": "a", "label": 1}])
+    assert error_of(p) == f"{p}: no text column 'text' and no 'subject'/'body' columns (columns: content, label)"
+
+
+def test_unknown_label_in_one_row_is_rejected_and_counted(tmp_path):
+    p = write_jsonl(tmp_path / "u.jsonl", [{"text": "a", "label": "spam"}, {"text": "b", "label": "foo"},
+                                          {"text": "c", "label": None}])
+    rows, rep = load(p)
+    assert (rep.rows_in, rep.rows_kept, rep.rows_rejected) == (3, 1, 2)
+    assert rep.rejected_by_reason == {"unknown label value 'foo'": 1, "missing label": 1}
+
+
+def test_every_label_unknown_is_a_file_error(tmp_path):
+    p = write_jsonl(tmp_path / "u.jsonl", [{"text": "a", "label": "foo"}, {"text": "b", "label": "bar"}])
+    assert error_of(p) == f"{p}: every label value is unknown ('foo', 'bar'); give a label_map"
+    rows, _ = load(p, label_map={"foo": 1, "bar": 0})
+    assert [r.label for r in rows] == [1, 0]
+
+
+def test_invalid_json_line_is_rejected_and_counted(tmp_path):
+    p = tmp_path / "j.jsonl"
+    p.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": \n\n[1, 2]\n{"text": "c", "label": 0}\n')
+    rows, rep = load(p)
+    assert (rep.rows_in, rep.rows_kept, rep.rows_rejected) == (4, 2, 2)
+    assert rep.rejected_by_reason == {"invalid JSON": 1, "not a JSON object": 1}
+    assert [r.meta["row"] for r in rows] == [1, 5]
+
+
+def test_every_json_line_invalid_is_a_file_error(tmp_path):
+    p = tmp_path / "j.jsonl"
+    p.write_text("text,label\nhello,1\n")
+    assert error_of(p) == f"{p}:1: invalid JSON (Expecting value); no line of the file is a JSON object"
+
+
+def test_row_level_reasons_and_duplicate_id(tmp_path):
+    p = write_jsonl(tmp_path / "r.jsonl", [
+        {"id": "a", "text": "one", "label": 1},
+        {"id": "a", "text": "two", "label": 0},
+        {"id": "b", "text": 42, "label": 0},
+        {"id": "c", "text": "   ", "label": 0},
+    ])
+    rows, rep = load(p)
+    assert [r.id for r in rows] == ["a"]
+    assert rep.rejected_by_reason == {"duplicate id": 1, "text is not a string": 1, "empty text": 1}
+
+
+def test_csv_wrong_number_of_fields(tmp_path):
+    p = tmp_path / "w.csv"
+    p.write_text("text,label\nok,1\ntoo,many,fields\n")
+    rows, rep = load(p)
+    assert rep.rejected_by_reason == {"wrong number of fields": 1} and len(rows) == 1
+
+
+def test_no_usable_rows_is_a_file_error(tmp_path):
+    p = write_jsonl(tmp_path / "n.jsonl", [{"text": "", "label": 1}, {"text": "", "label": 0}])
+    assert error_of(p) == f"{p}: no usable rows (empty text: 2 of 2 rows)"
+
+
+def test_single_class_domain_is_valid(tmp_path):
+    p = write_jsonl(tmp_path / "s.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": 1}])
+    assert load(p)[1].label_counts == {"phishing": 2, "legitimate": 0}
+
+
+def test_load_sources_shares_ids_within_a_domain(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", [{"id": 1, "text": "x", "label": 1}])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"id": 1, "text": "y", "label": 0}, {"id": 2, "text": "z", "label": 0}])
+    rows, reps = load_sources([spec(a, domain="same"), spec(b, domain="same")])
+    assert [r.id for r in rows] == ["1", "2"] and reps[1].rejected_by_reason == {"duplicate id": 1}
+    rows, reps = load_sources([spec(a, domain="a"), spec(b, domain="b")])
+    assert len(rows) == 3
+
+
+# ---------------------------------------------------------------- CLI paths and detection
+
+
+def test_parse_cli_source(tmp_path):
+    s = parse_cli_source(str(tmp_path / "nazario.mbox") + "@phishing")
+    assert (s.path, s.domain, s.label_value) == (tmp_path / "nazario.mbox", "nazario", "phishing")
+    s = parse_cli_source(str(tmp_path / "enron.jsonl.gz"))
+    assert (s.domain, s.label_value) == ("enron", None)
+    (tmp_path / "maildir").mkdir()
+    assert parse_cli_source(str(tmp_path / "maildir") + "@0").domain == "maildir"
+    with pytest.raises(InputError) as e:
+        parse_cli_source(str(tmp_path / "maildir") + "@bogus")
+    assert str(e.value) == f"{tmp_path / 'maildir'}: unknown label value 'bogus' after '@' (use phishing or legitimate)"
+
+
+def test_detect_format(tmp_path):
+    for name, fmt in (("a.jsonl", "jsonl"), ("a.csv", "csv"), ("a.tsv", "csv"), ("a.parquet", "parquet"),
+                      ("a.mbox", "mbox"), ("a.json", "jsonl")):
+        (tmp_path / name).write_text("x")
+        assert detect_format(tmp_path / name) == fmt
+    (tmp_path / "noext").write_bytes(b"From a@b Mon Jan 1 2024\n")
+    assert detect_format(tmp_path / "noext") == "mbox"
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(InputError, match="cannot tell the format of this directory"):
+        detect_format(tmp_path / "empty_dir")

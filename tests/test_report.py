@@ -1,0 +1,148 @@
+"""The HTML report: escapes hostile text, loads nothing external, renders any finding."""
+
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from gapscope.eval.matrix import evaluate_cell, summarise
+from gapscope.findings import Finding
+from gapscope.report import render_report
+
+SCRIPT = "<script>alert(1)</script>"
+ATTR = '"><img src=x onerror=alert(1)>'
+HOSTILE = f"{SCRIPT} {ATTR} 'onmouseover='alert(2)"
+ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "main", "header", "nav", "section", "article",
+                "footer", "h1", "h2", "h3", "p", "a", "span", "b", "sup", "br", "div", "dl", "dt", "dd", "table",
+                "thead", "tbody", "tr", "th", "td", "ol", "li", "pre", "details", "summary", "figure",
+                "figcaption", "svg", "g", "rect", "text", "line"}
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs = set(), []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attrs += attrs
+
+
+def _study(models=("smollm2", "tfidf-lr"), evil_domain=f"corp{ATTR}"):
+    rng = np.random.default_rng(0)
+    domains = ["enron", "phish_only", evil_domain]
+    entries = []
+    for model in models:
+        for paradigm, train in (("specialist:enron", ["enron"]), ("lodo:enron", domains[1:])):
+            per = {}
+            for d in domains:
+                y = np.ones(60, int) if d == "phish_only" else rng.integers(0, 2, 60)
+                per[d] = ([f"{d}-{i}" for i in range(60)], y, rng.normal(size=60) + 2 * y - 1)
+            entries += evaluate_cell(model, paradigm, train, 0.0, per, seed=1, n_resamples=50)
+    audit = {"sources": [{"path": f"/d/{d}.jsonl", "domain": d, "format": "jsonl", "rows_in": 70, "rows_kept": 60,
+                          "rows_rejected": 10, "rejected_by_reason": {HOSTILE: 10},
+                          "label_counts": {"phishing": 30, "legitimate": 30}, "notes": HOSTILE} for d in domains],
+             "style_profile": {evil_domain: {"mean_chars": 1234.5, "url_rate": 0.3}},
+             "duplicates": {"within_domain": 3, HOSTILE: [HOSTILE]}, "leakage": {"removed": 2}}
+    return entries, audit
+
+
+def _render(tmp_path, findings, entries=None, audit=None, **kw):
+    if entries is None:
+        entries, audit = _study()
+    path = render_report(tmp_path, title=f"study {HOSTILE}", spec_text=f'[study]\nname = "{HOSTILE}"',
+                         audit=audit or {}, entries=entries, summary=summarise(entries), findings=findings, **kw)
+    assert path == tmp_path / "report.html"
+    return path.read_text(encoding="utf-8")
+
+
+def _hostile_finding(**kw):
+    return Finding(
+        kind="shortcut", severity="high", title=f"Title {HOSTILE}", summary=f"Summary {HOSTILE}",
+        evidence={"examples": [{"id": f"id{ATTR}", "domain": "enron", "label": 1, "text": f"Dear user\n{HOSTILE}"}],
+                  HOSTILE: {"nested": HOSTILE}, "url": "see https://evil.example/x.png",
+                  "tokens": ["Click", f"Ġ{SCRIPT}"], "weights": [0.9, -0.4]},
+        models=[f"m{ATTR}"], domains=[f"corp{ATTR}"], example_ids=[f"id{ATTR}"], **kw)
+
+
+def test_hostile_strings_are_escaped(tmp_path):
+    html = _render(tmp_path, [_hostile_finding()],
+                   extra_sections=[{"id": f"x{ATTR}", "title": HOSTILE, "table": {"columns": [HOSTILE], "rows": [[HOSTILE]]}}])
+    assert "<script" not in html.lower()
+    assert "<img" not in html.lower()
+    assert ATTR not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as text, not dropped
+    parser = _Tags()
+    parser.feed(html)
+    assert parser.tags <= ALLOWED_TAGS, parser.tags - ALLOWED_TAGS
+    # No attribute was injected: no event handlers, no attribute named after hostile text.
+    names = {name for name, _ in parser.attrs}
+    assert not {n for n in names if n.startswith("on")}, names
+    assert names <= {"lang", "charset", "name", "content", "http-equiv", "class", "id", "href", "open", "style",
+                     "title", "colspan", "viewbox", "width", "height", "role", "aria-label", "x", "y", "x1", "x2",
+                     "y1", "y2", "rx", "fill", "stroke", "stroke-width", "text-anchor"}, names
+
+
+def test_no_external_resources(tmp_path):
+    html = _render(tmp_path, [_hostile_finding()])
+    assert not re.search(r"""(src|href|xlink:href|action)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert "@import" not in html and "url(" not in html
+    assert all(v.startswith("#") for k, v in _attrs(html) if k == "href")
+    assert "<link" not in html.lower()
+    assert "default-src 'none'" in html  # CSP: even a missed escape could fetch or run nothing
+
+
+def _attrs(html):
+    p = _Tags()
+    p.feed(html)
+    return p.attrs
+
+
+def test_one_heatmap_per_model_and_sections_in_order(tmp_path):
+    entries, audit = _study(models=("a", "b", "c"))
+    html = _render(tmp_path, [], entries=entries, audit=audit,
+                   extra_sections=[{"id": "probe", "title": "Probes", "html": "<p>ours</p>"}])
+    assert len(re.findall(r'aria-label="F1 heatmap for ', html)) == 3
+    order = [html.index(f'id="{s}"') for s in ("findings", "matrix", "audit", "x-probe", "spec")]
+    assert order == sorted(order)
+    assert "<p>ours</p>" in html  # our own markup is trusted, not escaped
+    assert "one class in test set" in html  # undefined reasons reach the table
+    assert "gap +" in html or "gap -" in html
+
+
+def test_renders_unknown_finding_kind_with_nested_evidence(tmp_path):
+    weird = {"kind": "quantum_drift", "severity": "medium", "title": "Never seen before",
+             "summary": "A detector the report was not written for.",
+             "evidence": {"per_layer": [{"layer": 1, "acc": 0.51}, {"layer": 2, "acc": 0.93}],
+                          "deep": {"l1": {"l2": {"l3": {"l4": {"l5": "bottom"}}}}},
+                          "mixed": [1, {"a": [1, 2]}, "x" * 300], "flag": True, "nothing": None,
+                          "many": list(range(500))},
+             "models": ["m"], "domains": ["enron"], "example_ids": [f"e{i}" for i in range(100)],
+             "future_field": "ignored"}
+    html = _render(tmp_path, [weird])
+    for text in ("quantum_drift", "Never seen before", "per_layer", "0.93", "l4", "bottom", "+76 more"):
+        assert text in html, text
+    assert "+480 more" in html  # long lists are capped
+
+
+def test_findings_ranked_and_objects_or_dicts_accepted(tmp_path):
+    low = Finding("a", "low", "Low one", "s", score=5)
+    high = {"kind": "b", "severity": "high", "title": "High one", "summary": "s"}
+    odd = {"kind": "c", "severity": "catastrophic", "title": "Odd severity", "summary": "s"}
+    html = _render(tmp_path, [low, odd, high])
+    assert html.index("High one") < html.index("Low one") < html.index("Odd severity")
+
+
+def test_token_highlights(tmp_path):
+    f = Finding("attr", "info", "t", "s", evidence={"tokens": ["Ġverify", "Ġaccount", "Ġthanks"],
+                                                    "weights": [1.0, 0.0, -0.5]})
+    html = _render(tmp_path, [f])
+    assert "rgba(220,38,38,0.65)" in html and "rgba(37,99,235," in html
+    assert "> verify</span>" in html  # sub-word marker shown as the space it stands for
+
+
+def test_empty_study_renders(tmp_path):
+    html = render_report(tmp_path, title="empty", spec_text="", audit={}, entries=[], summary=[],
+                         findings=[]).read_text()
+    assert "No detector reported a finding" in html and "No audit recorded" in html

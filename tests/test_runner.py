@@ -1,0 +1,132 @@
+"""End-to-end study runs with the TF-IDF baseline: held-out evaluation, one-class domains, resume."""
+
+import json
+import shutil
+
+import pytest
+
+from gapscope.study import cells as cells_mod
+from gapscope.study.runner import run_study
+
+WORDS = {
+    "shop": ["order", "cart", "discount", "delivery", "parcel", "coupon", "store", "shipping"],
+    "bank": ["account", "balance", "transfer", "statement", "card", "branch", "loan", "deposit"],
+    "work": ["meeting", "agenda", "report", "deadline", "team", "project", "review", "manager"],
+    "phish": ["phishonly", "prize", "winner", "claim", "urgent", "lottery", "inheritance", "fee"],
+}
+PHISH = ["verify your password now", "click this link to unlock", "confirm your login details",
+         "your account will be suspended", "send the fee today"]
+LEGIT = ["see you at lunch", "thanks for the update", "the minutes are attached",
+         "let me know what you think", "the invoice is paid"]
+
+
+def make_corpus(tmp_path, domain, n, phishing_only=False, seed=0):
+    import random
+
+    rnd = random.Random(f"{domain}-{seed}")
+    lines = []
+    for i in range(n):
+        label = 1 if phishing_only else i % 2
+        words = rnd.sample(WORDS[domain], 4)
+        cue = rnd.choice(PHISH if label else LEGIT)
+        if rnd.random() < 0.15:  # some ambiguity so scores are not all perfect
+            cue = rnd.choice(LEGIT if label else PHISH)
+        lines.append(json.dumps({"text": f"Hello, {' '.join(words)} {cue}. ref {domain}-{i}", "label": label}))
+    p = tmp_path / f"{domain}.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def make_study(tmp_path, extra=""):
+    for d in ("shop", "bank", "work"):
+        make_corpus(tmp_path, d, 80)
+    make_corpus(tmp_path, "phish", 40, phishing_only=True)
+    spec = tmp_path / "study.toml"
+    spec.write_text("""
+[study]
+name = "t"
+bootstrap = 200
+[[datasets]]
+path = "shop.jsonl"
+[[datasets]]
+path = "bank.jsonl"
+[[datasets]]
+path = "work.jsonl"
+[[datasets]]
+path = "phish.jsonl"
+[paradigms]
+specialist = ["shop", "bank", "work"]
+generalist = ["shop", "bank", "work", "phish"]
+lodo = true
+""" + extra)
+    return spec
+
+
+def test_study_matrix_uses_held_out_rows_only(tmp_path):
+    spec = make_study(tmp_path)
+    res = run_study(spec, tmp_path / "run")
+    run = tmp_path / "run"
+    matrix = json.loads((run / "matrix.json").read_text())
+    splits = json.loads((run / "splits.json").read_text())
+    test = set(splits["test"])
+    cells = {(e["model"], e["paradigm"]) for e in matrix}
+    assert len(cells) == 3 + 1 + 4  # specialists, generalist, lodo
+    assert {e["test_domain"] for e in matrix} == {"shop", "bank", "work", "phish"}
+    for cell_dir in (run / "cells").iterdir():
+        import pandas as pd
+
+        p = pd.read_parquet(cell_dir / "predictions.parquet")
+        assert set(p.loc[p.split == "test", "id"]) == test
+        assert not set(p.loc[p.split == "train", "id"]) & test
+    # in-domain entries are scored on exactly that domain's held-out rows
+    n_test = {d: sum(1 for i in test if i.startswith(d + "-")) for d in ("shop", "bank", "work", "phish")}
+    for e in matrix:
+        assert e["n"] == n_test[e["test_domain"]]
+    spec_cell = [e for e in matrix if e["paradigm"] == "specialist:shop"]
+    assert [e["in_domain"] for e in spec_cell if e["test_domain"] == "shop"] == [True]
+    phish = [e for e in matrix if e["test_domain"] == "phish"]
+    assert all(e["auroc"] is None for e in phish)  # one class: undefined, not a crash
+    assert (run / "report.html").exists() and (run / "findings.json").exists()
+    assert res.report == run / "report.html"
+
+
+def test_rerun_after_interruption_reproduces_matrix(tmp_path, monkeypatch):
+    spec = make_study(tmp_path)
+    ref = tmp_path / "ref"
+    run_study(spec, ref, detectors=False)
+
+    real = cells_mod.run_cell
+    calls = {"n": 0}
+
+    def flaky(run_dir, job, test_ids, progress=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C in the third cell
+        return real(run_dir, job, test_ids, progress)
+
+    monkeypatch.setattr("gapscope.study.executors.run_cell", flaky)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_study(spec, run, detectors=False)
+    assert not (run / "matrix.json").exists()
+    monkeypatch.setattr("gapscope.study.executors.run_cell", real)
+    res = run_study(spec, run, detectors=False)
+    assert len(res.skipped) == 2  # finished cells are not redone
+    assert (run / "matrix.json").read_text() == (ref / "matrix.json").read_text()
+
+
+def test_failed_cell_is_retried_and_reported(tmp_path, monkeypatch):
+    spec = make_study(tmp_path)
+    real = cells_mod.run_cell
+    seen = []
+
+    def broken_once(run_dir, job, test_ids, progress=None):
+        seen.append(job.name)
+        if job.paradigm == "specialist:bank" and seen.count(job.name) == 1:
+            raise RuntimeError("transient failure")
+        return real(run_dir, job, test_ids, progress)
+
+    monkeypatch.setattr("gapscope.study.executors.run_cell", broken_once)
+    res = run_study(spec, tmp_path / "run", detectors=False)
+    bank = [o for o in res.outcomes if o.name == "tfidf__specialist-bank"][0]
+    assert bank.ok and bank.attempts == 2

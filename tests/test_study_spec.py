@@ -1,0 +1,122 @@
+"""Study spec parsing, held-out splitting and paradigm train sets (no models involved)."""
+
+from pathlib import Path
+
+import pytest
+
+from gapscope.data.rows import Row
+from gapscope.errors import SpecError
+from gapscope.study.paradigms import build_train_sets
+from gapscope.study.spec import load_spec
+from gapscope.study.split import drop_train_duplicates_of_test, split_held_out
+
+
+def write(p: Path, text: str) -> Path:
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_two_line_spec_gets_defaults(tmp_path):
+    (tmp_path / "a.jsonl").write_text("")
+    spec = load_spec(write(tmp_path / "s.toml", '[[datasets]]\npath = "a.jsonl"\n'))
+    assert spec.domains == ["a"]
+    assert spec.paradigms.specialist == ["a"] and spec.paradigms.generalist == []
+    assert [m.kind for m in spec.models] == ["tfidf-lr"]
+    assert spec.datasets[0].path == (tmp_path / "a.jsonl").resolve()
+
+
+def test_resolved_spec_round_trips(tmp_path):
+    spec = load_spec(write(tmp_path / "s.toml", """
+[study]
+name = "x"
+seed = 3
+[[datasets]]
+name = "a"
+path = "a.jsonl"
+label_map = { spam = 1, ham = 0 }
+[[datasets]]
+name = "b"
+path = "b.csv"
+[paradigms]
+lodo = true
+[[models]]
+name = "m"
+kind = "causal-lm"
+source = "embedded:smollm2-135m"
+max_train = 64
+"""))
+    again = load_spec(write(tmp_path / "resolved.toml", spec.to_toml()))
+    assert again.to_toml() == spec.to_toml()
+    assert again.models[0].options == {"max_train": 64}
+    assert again.datasets[0].label_map == {"spam": 1, "ham": 0}
+    assert again.paradigms.lodo and again.paradigms.generalist == ["a", "b"]
+
+
+@pytest.mark.parametrize("body,reason", [
+    ("[study]\nseed = 1\n", "needs at least one [[datasets]] table with a path"),
+    ('[[datasets]]\nname = "a"\n', "[[datasets]] #1: missing 'path'"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "causal-lm"\n', "[[models]] #1: kind 'causal-lm' needs a 'source'"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "svm"\n', "[[models]] #1: unknown kind 'svm'"),
+    ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\nspecialist = ["zzz"]\n', "[paradigms] specialist: unknown dataset(s) zzz"),
+    ('[[datasets]]\npath = "a.jsonl"\n[study]\ntest_fraction = 1.5\n', "test_fraction must be between 0 and 1"),
+    ("[[datasets]\n", "invalid TOML"),
+])
+def test_bad_specs_name_the_file_and_reason(tmp_path, body, reason):
+    p = write(tmp_path / "s.toml", body)
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    assert str(e.value).startswith(f"{p}: ")
+    assert reason in str(e.value)
+
+
+def rows(domains=("a", "b", "c"), n=40):
+    out = []
+    for d in domains:
+        for i in range(n):
+            out.append(Row(id=f"{d}{i}", domain=d, text=f"{d} email number {i}", label=i % 2))
+    return out
+
+
+def test_split_is_stratified_seeded_and_disjoint():
+    r = rows()
+    tr, te = split_held_out(r, 0.25, seed=0)
+    assert not set(tr) & set(te) and len(tr) + len(te) == len(r)
+    by = {x.id: x for x in r}
+    for d in "abc":
+        for lab in (0, 1):
+            assert sum(1 for i in te if by[i].domain == d and by[i].label == lab) == 5
+    assert split_held_out(r, 0.25, seed=0) == (tr, te)
+    assert split_held_out(r, 0.25, seed=1) != (tr, te)
+
+
+def test_train_duplicates_of_test_rows_are_removed_and_counted():
+    r = rows()
+    r.append(Row(id="dup", domain="b", text="  A EMAIL   number 0 ", label=0))  # same as a0 after normalising
+    by = {x.id: x for x in r}
+    kept, rep = drop_train_duplicates_of_test(by, ["dup", "a1", "b5"], ["a0"], near_pairs=[("b5", "a0")])
+    assert kept == ["a1"]
+    assert rep["removed_exact"] == 1 and rep["removed_near"] == 1
+
+
+def test_paradigms_specialist_generalist_lodo(tmp_path):
+    spec = load_spec(write(tmp_path / "s.toml", """
+[[datasets]]
+path = "a.jsonl"
+[[datasets]]
+path = "b.jsonl"
+[[datasets]]
+path = "c.jsonl"
+[paradigms]
+generalist_size = "match"
+lodo = true
+"""))
+    pools = {d: [f"{d}{i}" for i in range(30)] for d in "abc"}
+    sets = {s.paradigm: s for s in build_train_sets(spec, pools)}
+    assert set(sets) == {"specialist:a", "specialist:b", "specialist:c", "generalist", "lodo:a", "lodo:b", "lodo:c"}
+    assert sets["specialist:a"].ids and all(i.startswith("a") for i in sets["specialist:a"].ids)
+    gen = sets["generalist"].ids
+    assert len(gen) == 30  # size-matched to a specialist
+    assert {i[0] for i in gen[:3]} == {"a", "b", "c"}  # every prefix is a balanced mix
+    assert not any(i.startswith("a") for i in sets["lodo:a"].ids) and len(sets["lodo:a"].ids) == 60
+    again = {s.paradigm: s.ids for s in build_train_sets(spec, pools)}
+    assert again == {k: v.ids for k, v in sets.items()}
