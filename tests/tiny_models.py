@@ -117,3 +117,22 @@ def toy_emails(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
         texts.append(" ".join(words) + ("." if rng.random() < 0.5 else "\n\nregards"))
         labels.append(label)
     return texts, np.array(labels)
+
+
+# -- pytest fixtures (import them into a test module to use them) ------------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny_models")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tiny_model_root) -> Path:
+    return tiny_causal_lm_dir(tiny_model_root, "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tiny_model_root) -> Path:
+    return tiny_encoder_dir(tiny_model_root)

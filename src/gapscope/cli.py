@@ -20,6 +20,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # our own progress bars say what is happening
 
 app = typer.Typer(
     help="gapscope: why does a fine-tuned LLM classifier fail on data unlike its training data?",
@@ -151,6 +153,17 @@ def demo(
     print(report_path)
 
 
+def _register_subcommands() -> None:
+    from gapscope import cli_audit, cli_bench, cli_diagnosis
+
+    cli_diagnosis.register(app)
+    cli_bench.register(cli_diagnosis.bench_app)
+    cli_audit.register(app)
+
+
+_register_subcommands()
+
+
 def _print_summary(run_dir: Path) -> None:
     from rich.table import Table
 
@@ -159,9 +172,9 @@ def _print_summary(run_dir: Path) -> None:
     p = Path(run_dir) / "summary.json"
     if not p.exists():
         return
-    table = Table(title="generalization per cell", show_lines=False)
-    for c in ("model", "paradigm", "in-domain F1", "out-of-domain F1", "gap", "worst domain"):
-        table.add_column(c)
+    table = Table(title="generalization per cell (F1)", show_lines=False)
+    for c in ("model", "paradigm", "in", "out", "gap", "worst domain"):
+        table.add_column(c, no_wrap=True)
     for s in artifacts.read_json(p):
         def f(x):
             return "-" if x is None else f"{x:.3f}"

@@ -92,9 +92,14 @@ class Attribution:
 def score_variants(model, text: str, variants: Sequence[Edits]) -> np.ndarray:
     """Margins of `text` under each list of edits, in ONE call to the model.
 
-    Uses the model's optional `score_edits(text, variants)` (prefix-cache reuse) when it has one.
+    Uses the model's optional `score_edits(text, variants)` (e.g. prefix-cache reuse) when it has
+    one, else an exact fast path registered for its kind (edit_scorers.py), else `model.score`.
     """
     hook = getattr(model, "score_edits", None)
+    if not callable(hook):
+        from gapscope.attribution.edit_scorers import edit_scorer
+
+        hook = edit_scorer(model)
     if callable(hook):
         return np.asarray(hook(text, [list(v) for v in variants]), dtype=np.float64)
     return np.asarray(model.score([apply_edits(text, v) for v in variants]), dtype=np.float64)
@@ -179,6 +184,9 @@ def attribute(model, text: str, method: str = "occlusion", **options: Any) -> At
 # -- defaults per model kind ------------------------------------------------------
 
 CHEAP_KINDS = frozenset({"tfidf-lr"})
+# Spans per email for neural kinds: one span per 5% of the words the model sees, the resolution
+# at which the faithfulness curves (20 steps) read an attribution.
+NEURAL_OCCLUSION_EVALS = 20
 
 
 def is_cheap(model_or_kind) -> bool:
@@ -189,4 +197,4 @@ def is_cheap(model_or_kind) -> bool:
 
 def default_occlusion_options(model_or_kind) -> dict[str, Any]:
     """Leave-one-word-out for cheap models; a bounded number of span occlusions for neural ones."""
-    return {} if is_cheap(model_or_kind) else {"max_evals": 32}
+    return {} if is_cheap(model_or_kind) else {"max_evals": NEURAL_OCCLUSION_EVALS}

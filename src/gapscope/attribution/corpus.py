@@ -40,7 +40,7 @@ DEFAULTS = {
     "method": "occlusion",
     "emails_per_domain": 200,      # tf-idf cells
     "emails_per_domain_llm": 16,   # neural cells (causal-lm, encoder)
-    "max_evals_llm": 32,           # occlusion spans per email for neural cells
+    "max_evals_llm": 20,           # occlusion spans per email for neural cells
     "ngram_max": 2,
     "min_docs": 3,
     "top_k": 10,

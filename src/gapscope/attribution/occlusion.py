@@ -7,6 +7,11 @@ are cut into contiguous spans of ceil(n_words / max_evals) words, each span's dr
 evenly by its words (span occlusion): faithful at the span's resolution, and the cost is
 bounded whatever the email's length.
 
+Models that truncate their input (a causal LM keeps its first max_length tokens) ignore
+the tail of a long email. When the model's `tokenize` shows it sees only a prefix, the
+budget is spent on the words it sees and the unseen tail is occluded as one extra span
+(its drop, normally zero, is shared by its words), so no weight is guessed.
+
 All perturbed texts of one email (the full text, the empty text and every window) go to
 the model in ONE `score_variants` call, ordered by the window's position. Variant k
 leaves text[:start of window k] untouched, so a prefix-caching scorer (the optional
@@ -19,7 +24,7 @@ import math
 
 import numpy as np
 
-from gapscope.attribution.base import Attribution, PerturbationAttributor, register_method, score_keeps
+from gapscope.attribution.base import Attribution, PerturbationAttributor, register_method, score_variants
 from gapscope.attribution.words import Words
 
 
@@ -47,10 +52,11 @@ class OcclusionAttributor(PerturbationAttributor):
     def params(self) -> dict:
         return {"window": self.window, "stride": self.stride, "max_evals": self.max_evals}
 
-    def plan(self, n_words: int) -> list[tuple[int, int]]:
+    def plan(self, n_words: int, budget_offset: int = 0) -> list[tuple[int, int]]:
         window, stride = self.window, self.stride
-        if self.max_evals and math.ceil(n_words / stride) > self.max_evals:
-            stride = math.ceil(n_words / self.max_evals)
+        budget = max(1, self.max_evals - budget_offset) if self.max_evals else None
+        if budget and math.ceil(n_words / stride) > budget:
+            stride = math.ceil(n_words / budget)
             window = max(window, stride)
         return windows(n_words, window, stride)
 
@@ -59,12 +65,14 @@ class OcclusionAttributor(PerturbationAttributor):
 
     def _attribute(self, model, words: Words) -> Attribution:
         n = len(words)
-        plan = self.plan(n)
-        keeps = np.ones((len(plan) + 2, n), dtype=bool)
-        keeps[1] = False  # the empty email: the baseline every removal moves toward
-        for k, (s, e) in enumerate(plan, start=2):
-            keeps[k, s:e] = False
-        margins = score_keeps(model, words, keeps)
+        seen = visible_words(model, words)
+        if seen < n:
+            plan = self.plan(seen, budget_offset=1) + [(seen, n)]
+        else:
+            plan = self.plan(n)
+        # the full email, the empty email (the baseline every removal moves toward), each window
+        variants = [[], words.range_edits([(0, n)])] + [words.range_edits([(s, e)]) for s, e in plan]
+        margins = score_variants(model, words.text, variants)
         full, empty = float(margins[0]), float(margins[1])
         total = np.zeros(n)
         count = np.zeros(n)
@@ -73,4 +81,24 @@ class OcclusionAttributor(PerturbationAttributor):
             count[s:e] += 1
         weights = total / np.maximum(count, 1)
         return Attribution(tokens=words.segments, weights=weights, margin=full, method=self.name,
-                           base_margin=empty, evals=len(keeps))
+                           base_margin=empty, evals=len(variants))
+
+
+_MARKERS = str.maketrans({"Ġ": " ", "▁": " ", "Ċ": "\n", "ĉ": "\t"})
+
+
+def visible_words(model, words: Words) -> int:
+    """How many leading words the model sees, from its own (truncated) tokens; all of them when
+    the model does not truncate or does not expose tokens. Errs toward 'visible' (+10% + 16 chars):
+    treating a seen word as unseen would drop its weight, the converse only costs an evaluation."""
+    if len(words) == 0 or getattr(model, "kind", "") == "tfidf-lr":
+        return len(words)
+    try:
+        toks = model.tokenize(words.text)
+    except Exception:  # noqa: BLE001  (tokenize is optional in the model contract)
+        return len(words)
+    approx = len("".join(t.replace("##", "") for t in toks).translate(_MARKERS))
+    if approx >= 0.95 * len(words.text.strip()):
+        return len(words)
+    limit = approx * 1.1 + 16
+    return max(1, sum(1 for s in words.starts if s < limit))

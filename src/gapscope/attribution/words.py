@@ -68,23 +68,32 @@ class Words:
         edits of `text`, sorted by position. This is what a prefix-caching scorer needs:
         everything before the first edit is unchanged."""
         keep = np.asarray(keep, dtype=bool)
-        t, n = self.text, len(self.starts)
+        removed = np.flatnonzero(~keep)
+        if not len(removed):
+            return []
+        breaks = (np.flatnonzero(np.diff(removed) != 1) + 1).tolist()
+        rem = removed.tolist()
+        return self.range_edits([(rem[a], rem[b - 1] + 1) for a, b in zip([0, *breaks], [*breaks, len(rem)])])
+
+    def range_edits(self, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int, str]]:
+        """Edits removing the words of each [a, b) range (sorted, non-overlapping): what `edits`
+        returns for the same removal, without building a keep mask (occlusion's fast path)."""
+        t = self.text
+        st, en = self.starts, self.ends
         out: list[tuple[int, int, str]] = []
-        i = 0
-        while i < n:
-            if keep[i]:
-                i += 1
-                continue
-            j = i  # a run of removed words glued together (no whitespace between them)
-            while j + 1 < n and not keep[j + 1] and self.ends[j] == self.starts[j + 1]:
-                j += 1
-            s, e = self.starts[i], self.ends[j]
-            before = t[s - 1] if s > 0 else ""
-            after = t[e] if e < len(t) else ""
-            # 'foo-bar' without '-' must not become the new word 'foobar'
-            glue = " " if before and after and _WORDCHAR.match(before) and _WORDCHAR.match(after) else ""
-            out.append((s, e, glue))
-            i = j + 1
+        for a, b in ranges:
+            i = a
+            while i < b:
+                j = i  # words glued together (no whitespace between them) go in one edit
+                while j + 1 < b and en[j] == st[j + 1]:
+                    j += 1
+                s, e = st[i], en[j]
+                before = t[s - 1] if s > 0 else ""
+                after = t[e] if e < len(t) else ""
+                # 'foo-bar' without '-' must not become the new word 'foobar'
+                glue = " " if before and after and _WORDCHAR.match(before) and _WORDCHAR.match(after) else ""
+                out.append((s, e, glue))
+                i = j + 1
         return out
 
 

@@ -44,6 +44,7 @@ class CausalLMOptions:
     epochs: int = 2
     batch_size: int = 8
     eval_batch_size: int = 16
+    pad_multiple: int = 16  # rows padded to their own length bucket: batch-independent margins
     lr: float = 2e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -133,9 +134,10 @@ class CausalLM(ClassifierModel):
         keys = [ids_key(e.ids) for e in encs]
         states: list[torch.Tensor | None] = [cache.get(k) for k in keys]
         missing = [i for i, s in enumerate(states) if s is None]
-        for bucket in length_buckets([len(encs[i].ids) for i in missing], self.opts.eval_batch_size):
+        for bucket in length_buckets([len(encs[i].ids) for i in missing], self.opts.eval_batch_size,
+                                     self.opts.pad_multiple):
             rows = [missing[j] for j in bucket]
-            ids, mask = pad_right([encs[i].ids for i in rows], self.pad_id)
+            ids, mask = pad_right([encs[i].ids for i in rows], self.pad_id, self.opts.pad_multiple)
             with torch.no_grad(), autocast(self.device, self.compute_dtype):
                 h = lmf.run_layers(self.decoder, 0, self.split, input_ids=ids.to(self.device),
                                    attention_mask=mask.to(self.device))
@@ -150,11 +152,11 @@ class CausalLM(ClassifierModel):
         lengths = [len(e.ids) for e in encs]
         with autocast(self.device, self.compute_dtype):
             if states is not None:
-                h, mask = lmf.pad_states(states, self.weights_dtype, self.device)
+                h, mask = lmf.pad_states(states, self.weights_dtype, self.device, self.opts.pad_multiple)
                 out = lmf.run_layers(self.decoder, self.split, self.n_layers, inputs_embeds=h,
                                      attention_mask=mask)
             else:
-                ids, mask = pad_right([e.ids for e in encs], self.pad_id)
+                ids, mask = pad_right([e.ids for e in encs], self.pad_id, self.opts.pad_multiple)
                 out = lmf.run_layers(self.decoder, 0, self.n_layers, input_ids=ids.to(self.device),
                                      attention_mask=mask.to(self.device))
         return lmf.label_logits(self.hf, lmf.gather_last(out, lengths), self.codec.label_ids)
@@ -204,7 +206,7 @@ class CausalLM(ClassifierModel):
         encs = self.codec.encode(texts)
         out = np.empty(len(encs), dtype=np.float64)
         done = 0
-        for bucket in length_buckets([len(e.ids) for e in encs], self.opts.eval_batch_size):
+        for bucket in length_buckets([len(e.ids) for e in encs], self.opts.eval_batch_size, self.opts.pad_multiple):
             batch = [encs[i] for i in bucket]
             with torch.no_grad():
                 states = self._prefix_states(batch) if self._use_cache else None
@@ -252,22 +254,29 @@ class CausalLM(ClassifierModel):
 
     def hidden_states(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Residual stream per layer (embeddings, then each layer; the last entry is final-normed)
-        at the answer position and mean-pooled over the email tokens, float16."""
+        at the answer position and mean-pooled over the email tokens, float16 (clipped to its range)."""
         encs = self.codec.encode(texts)
         n, L, d = len(encs), self.n_layers, self.hf.config.get_text_config().hidden_size
         answer = np.zeros((n, L + 1, d), dtype=np.float16)
         mean = np.zeros((n, L + 1, d), dtype=np.float16)
-        for bucket in length_buckets([len(e.ids) for e in encs], self.opts.eval_batch_size):
+        for bucket in length_buckets([len(e.ids) for e in encs], self.opts.eval_batch_size, self.opts.pad_multiple):
             batch = [encs[i] for i in bucket]
-            ids, mask = pad_right([e.ids for e in batch], self.pad_id)
+            ids, mask = pad_right([e.ids for e in batch], self.pad_id, self.opts.pad_multiple)
             with torch.no_grad(), autocast(self.device, self.compute_dtype):
                 out = self.decoder(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                    use_cache=False, output_hidden_states=True)
-            hs = torch.stack([h.float() for h in out.hidden_states], dim=2)  # (b, T, L+1, d)
-            for r, (i, e) in enumerate(zip(bucket, batch)):
-                answer[i] = hs[r, e.answer_index].cpu().numpy()
-                span = hs[r, e.email_start: e.email_end] if e.email_end > e.email_start else hs[r, e.answer_index][None]
-                mean[i] = span.mean(0).cpu().numpy()
+            # Email span weights; an empty email falls back to the answer position.
+            span = torch.zeros(ids.shape, dtype=torch.float32)
+            for r, e in enumerate(batch):
+                lo, hi = (e.email_start, e.email_end) if e.email_end > e.email_start else (e.answer_index, e.answer_index + 1)
+                span[r, lo:hi] = 1.0 / (hi - lo)
+            span = span.to(self.device)
+            last = torch.as_tensor([e.answer_index for e in batch], device=self.device)
+            rows = torch.arange(len(batch), device=self.device)
+            for layer, h in enumerate(out.hidden_states):  # gathered per layer: memory stays O(b*T*d)
+                h = h.float()
+                answer[bucket, layer] = _to_f16(h[rows, last])
+                mean[bucket, layer] = _to_f16(torch.einsum("bt,btd->bd", span, h))
         return {"answer": answer, "mean": mean}
 
     def close(self) -> None:
@@ -275,3 +284,8 @@ class CausalLM(ClassifierModel):
             if self.base.shared:
                 give_back(self.base)
             self.base = None
+
+
+def _to_f16(x: torch.Tensor) -> np.ndarray:
+    # Some models (Gemma) carry residual outliers beyond float16's range: clip, never inf.
+    return x.clamp(-65504.0, 65504.0).cpu().numpy().astype(np.float16)

@@ -39,6 +39,7 @@ class EncoderOptions:
     epochs: int = 2
     batch_size: int = 8
     eval_batch_size: int = 32
+    pad_multiple: int = 16  # rows padded to their own length bucket: batch-independent margins
     finetune: str = choice("full", "full", "lora")
     lr: float | None = None  # encoder lr; None: 1e-4 for full, 1e-3 for lora
     head_lr: float = 1e-3
@@ -70,8 +71,9 @@ class Encoder(ClassifierModel):
         self.hidden_size = self.base.model.config.hidden_size
         self._private: nn.Module | None = None
         self._setup_weights()
-        torch.manual_seed(0)  # a deterministic (untrained) head so score() works before fit()
-        self.head = self._new_head()
+        with torch.random.fork_rng(devices=[]):  # deterministic untrained head, global RNG untouched
+            torch.manual_seed(0)
+            self.head = self._new_head()
 
     def _setup_weights(self) -> None:
         """`full` trains a private copy; `lora` borrows the shared base."""
@@ -97,7 +99,7 @@ class Encoder(ClassifierModel):
         return [list(ids) for ids in enc["input_ids"]]
 
     def _run(self, seqs: Sequence[Sequence[int]], hidden: bool = False):
-        ids, mask = pad_right(seqs, self.pad_id)
+        ids, mask = pad_right(seqs, self.pad_id, self.opts.pad_multiple)
         ids, mask = ids.to(self.device), mask.to(self.device)
         with autocast(self.device, self.compute_dtype):
             out = self.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=hidden)
@@ -163,7 +165,7 @@ class Encoder(ClassifierModel):
         seqs = self._encode(texts)
         out = np.empty(len(seqs), dtype=np.float64)
         done = 0
-        for bucket in length_buckets([len(s) for s in seqs], self.opts.eval_batch_size):
+        for bucket in length_buckets([len(s) for s in seqs], self.opts.eval_batch_size, self.opts.pad_multiple):
             with torch.no_grad():
                 logits = self._logits([seqs[i] for i in bucket])
             out[bucket] = (logits[:, 1] - logits[:, 0]).double().cpu().numpy()
@@ -215,7 +217,7 @@ class Encoder(ClassifierModel):
         L = self.encoder.config.num_hidden_layers
         answer = np.zeros((len(seqs), L + 1, self.hidden_size), dtype=np.float16)
         mean = np.zeros_like(answer)
-        for bucket in length_buckets([len(s) for s in seqs], self.opts.eval_batch_size):
+        for bucket in length_buckets([len(s) for s in seqs], self.opts.eval_batch_size, self.opts.pad_multiple):
             with torch.no_grad():
                 out, mask = self._run([seqs[i] for i in bucket], hidden=True)
             hs = torch.stack([h.float() for h in out.hidden_states], dim=2)  # (b, T, L+1, d)

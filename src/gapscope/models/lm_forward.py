@@ -85,10 +85,13 @@ def gather_last(hidden: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), idx]
 
 
-def pad_states(states: Sequence[torch.Tensor], dtype: torch.dtype, device: torch.device
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad cached (len_i, d) states into (b, T, d) plus the attention mask."""
-    width = max(s.shape[0] for s in states)
+def pad_states(states: Sequence[torch.Tensor], dtype: torch.dtype, device: torch.device,
+               multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad cached (len_i, d) states into (b, T, d) plus the attention mask
+    (T rounded up to `multiple`, exactly as tokens.pad_right pads the ids)."""
+    from gapscope.models.tokens import padded_length
+
+    width = padded_length(max(s.shape[0] for s in states), multiple)
     out = torch.zeros((len(states), width, states[0].shape[1]), dtype=dtype)
     mask = torch.zeros((len(states), width), dtype=torch.long)
     for i, s in enumerate(states):

@@ -9,6 +9,7 @@ and most relatives work without architecture-specific code.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -56,7 +57,9 @@ def attach_lora(model: nn.Module, *, r: int, alpha: float, dropout: float, targe
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
                         layers_to_transform=list(layers) if layers is not None else None,
                         bias="none", task_type=task_type)
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft pokes deprecated transformers attributes
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(model, config)
 
 
 def detach_lora(peft_model) -> nn.Module:

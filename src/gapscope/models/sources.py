@@ -113,17 +113,21 @@ def convert_gguf_once(name: str, get_gguf) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.gguf-", dir=target.parent))
     try:
         gguf = get_gguf(scratch)
-        # Dequantized GGUF weights are float32; keep them (bf16 only inside autocast).
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
-        )
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        try:  # dequantized GGUF weights are float32; keep them (bf16 only inside autocast)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+            )
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        except (OSError, ValueError, KeyError, NotImplementedError) as exc:
+            raise GapscopeError(f"cannot convert GGUF {gguf}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
         _forget_gguf_quantizer(model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "gapscope_source.json").write_text(json.dumps({"gguf": str(gguf), "name": name}))
         del model
         _relax_permissions(tmp)  # mkdtemp makes 0700; the cache is shared like any ~/.cache entry
+        if target.exists() and not (target / "config.json").exists():
+            shutil.rmtree(target, ignore_errors=True)  # debris from a non-atomic older writer
         try:
             os.rename(tmp, target)  # atomic: readers see all of it or nothing
         except OSError:
@@ -136,11 +140,9 @@ def convert_gguf_once(name: str, get_gguf) -> Path:
 
 
 def _relax_permissions(directory: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(directory, 0o777 & ~umask)
+    os.chmod(directory, 0o755)
     for f in directory.iterdir():
-        os.chmod(f, 0o666 & ~umask)
+        os.chmod(f, 0o644)
 
 
 def _forget_gguf_quantizer(model) -> None:
@@ -184,7 +186,7 @@ def resolve_source(source: str | None, kind: str) -> ResolvedSource:
             raise GapscopeError(f"unknown embedded model {name!r} (known: {', '.join(EMBEDDED)})")
         want_kind, form, getter = EMBEDDED[name]
         if want_kind != kind:
-            raise GapscopeError(f"embedded model {name!r} is a {want_kind} model, not kind {kind!r}")
+            raise GapscopeError(f"embedded model {name!r} is for kind {want_kind!r}, not {kind!r}")
         local = convert_gguf_once(name, getter) if form == "gguf" else getter()
         return _describe(source, name, local, "embedded")
 

@@ -93,10 +93,15 @@ class PromptCodec:
         return out
 
 
-def pad_right(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def padded_length(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple if multiple > 1 else n
+
+
+def pad_right(seqs: Sequence[Sequence[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Right padding: with causal attention real tokens never see pads, so a row's
-    result does not depend on what it is batched with."""
-    width = max(len(s) for s in seqs)
+    result does not depend on what it is batched with. Padding to a multiple makes the
+    tensor shape depend only on the row's own length bucket (see length_buckets)."""
+    width = padded_length(max(len(s) for s in seqs), multiple)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -105,10 +110,28 @@ def pad_right(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask
 
 
-def length_buckets(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length (stable sort: deterministic)."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+def length_buckets(lengths: Sequence[int], batch_size: int, multiple: int = 1) -> list[np.ndarray]:
+    """Indices grouped into batches whose rows share one padded length.
+
+    Why: under bfloat16, reductions over a differently padded sequence can flip a bf16
+    rounding and move a margin by ~0.05. If every row is padded to its OWN bucket
+    (length rounded up to `multiple`) and only same-bucket rows share a batch, each row
+    always runs in the same shape, so its margin no longer depends on the batch size or
+    on its neighbours (matmul rows are computed independently of the other rows).
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        bucket = padded_length(int(lengths[order[start]]), multiple)
+        stop = start
+        while stop < len(order) and stop - start < batch_size and \
+                padded_length(int(lengths[order[stop]]), multiple) == bucket:
+            stop += 1
+        batches.append(order[start:stop])
+        start = stop
+    return batches
 
 
 def pad_id_of(tokenizer) -> int:

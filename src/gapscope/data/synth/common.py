@@ -1,8 +1,8 @@
 """Slots every domain shares: people, dates, times, amounts, codes, look-alike domains.
 
 Kept separate so each domain module only writes what makes it distinct. All
-values are invented; brand and company names are made up so no real organisation
-is impersonated.
+values are invented; every sender, brand and company (including the ones the
+phishing imitates) is made up, so no real organisation is impersonated.
 """
 
 from __future__ import annotations
@@ -88,15 +88,7 @@ def lookalike(base_slot: str):
         tld = "." + tld if tld else ".com"
         style = f.rng.randrange(4)
         if style == 0:  # homoglyph swap of one character
-            swaps = [(a, b) for a, b in HOMOGLYPHS if a in name]
-            if swaps:
-                a, b = f.choice(swaps)
-                idx = [i for i in range(len(name)) if name.startswith(a, i)]
-                i = f.choice(idx)
-                name = name[:i] + b + name[i + len(a):]
-            else:
-                name = name + "s"
-            return name + f.choice([tld, ".co", ".net"])
+            return homoglyph(name, f) + f.choice([tld, ".co", ".net"])
         if style == 1:  # brand plus lure word
             return f"{name}-{f.choice(LURE_WORDS)}{f.choice(SHADY_TLDS + [tld])}"
         if style == 2:  # brand as a subdomain of another host
@@ -137,3 +129,34 @@ COMMON_SLOTS = {
     "email": lambda f: f"{f.get('first').lower()}.{slug(f.get('last'))}@{f.get('home_mail')}",
     "home_mail": ["mailbox.org", "fastmail.com", "outlook.com", "gmail.com", "proton.me", "yahoo.co.uk"],
 }
+
+
+def homoglyph(label: str, f: Filler) -> str:
+    """Swap one character of `label` for a look-alike (l->1, o->0, m->rn, ...)."""
+    swaps = [(a, b) for a, b in HOMOGLYPHS if a in label]
+    if not swaps:
+        return label + label[-1]
+    a, b = f.choice(swaps)
+    i = f.choice([k for k in range(len(label)) if label.startswith(a, k)])
+    return label[:i] + b + label[i + len(a):]
+
+
+def twin(host: str):
+    """A slot giving a near-perfect imitation of `host` (a template like "sso.{corp_domain}").
+
+    Either the first dot becomes a hyphen (sso-acme.com: the same word tokens as
+    sso.acme.com) or one character is a homoglyph (sso.acrne.com: an unseen token).
+    Bag-of-words models cannot tell these from the real host, which is what makes
+    the "twin" phishing rows genuinely hard; a careful reader (or a model that reads
+    characters) can.
+    """
+
+    def draw(f: Filler) -> str:
+        labels = f.fill(host).split(".")
+        if len(labels) > 2 and f.rng.random() < 0.6:
+            return labels[0] + "-" + ".".join(labels[1:])
+        i = max(range(len(labels) - 1), key=lambda k: len(labels[k]))
+        labels[i] = homoglyph(labels[i], f)
+        return ".".join(labels)
+
+    return draw

@@ -51,7 +51,9 @@ _SIGN_OFF = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _COMPILED = [(re.compile(rf"\b(?:{pat})\b", re.IGNORECASE), rep) for pat, rep in RULES]
-_URL = re.compile(r"https?://")
+# URLs, e-mail addresses and bare host names are kept verbatim (only the scheme is
+# restyled): rewriting inside them would corrupt the look-alike-domain cues.
+_PROTECTED = re.compile(r"https?://\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|uk|eu|de|nl|gov|info|top|xyz|online|site|support|live|co|app|shop|click|biz)\b\S*")
 
 
 def _match_case(src: str, rep: str) -> str:
@@ -63,12 +65,19 @@ def _match_case(src: str, rep: str) -> str:
 
 
 def victorian(text: str) -> str:
-    """`text` in a 19th-century register; URLs lose their scheme ("by the wire to x.com")."""
-    text = _URL.sub("by the wire to ", text)
+    """`text` in a 19th-century register; URLs keep their host but lose the scheme
+    ("https://x.com/a" -> "by the wire to x.com/a")."""
+    kept: list[str] = []
+
+    def protect(m: re.Match) -> str:
+        kept.append(re.sub(r"^https?://", "by the wire to ", m.group(0)))
+        return f"\x00{len(kept) - 1}\x00"
+
+    text = _PROTECTED.sub(protect, text)
     text = _SIGN_OFF.sub("I remain, thy most obedient servant,", text)
     for pattern, rep in _COMPILED:
         text = pattern.sub(lambda m, rep=rep: _match_case(m.group(0), rep), text)
-    return text
+    return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], text)
 
 
 STYLES = {"victorian": victorian}

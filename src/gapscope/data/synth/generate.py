@@ -8,6 +8,7 @@ carries at most one label manipulation). Ids are computed last, on the final tex
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from ..rows import Row, compose_text, stable_id
 from .config import SynthConfig
@@ -21,7 +22,9 @@ from .render import Draft, render_domain
 
 def generate(config: SynthConfig | None = None) -> SynthCorpus:
     """Build the synthetic corpus described by `config` (defaults: 6 domains x 300 rows)."""
-    config = config or SynthConfig()
+    # replace() re-runs __post_init__, so fields assigned after construction
+    # (cfg.shortcut = {...}) are coerced and validated like constructor arguments.
+    config = replace(config) if config is not None else SynthConfig()
     names = list(config.domains) if config.domains else list(DOMAIN_NAMES)
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate domains in {names}")
@@ -38,13 +41,12 @@ def generate(config: SynthConfig | None = None) -> SynthCorpus:
     planted: dict = {}
     if config.shortcut is not None:
         sc = config.shortcut
-        if sc.domain is None:
-            sc.domain = "mailinglist" if "mailinglist" in names else names[0]
-        if sc.domain not in names:
-            raise ValueError(f"shortcut domain {sc.domain!r} is not generated ({names})")
+        domain = sc.domain or ("mailinglist" if "mailinglist" in names else names[0])
+        if domain not in names:
+            raise ValueError(f"shortcut domain {domain!r} is not generated ({names})")
         string = sc.string or default_shortcut_string(config.seed)
-        planted["shortcut"] = ({"domain": sc.domain, "string": string, "rate": sc.rate, "leak_rate": sc.leak_rate},
-                               plant_shortcut(drafts, sc, string, config.seed))
+        planted["shortcut"] = ({"domain": domain, "string": string, "rate": sc.rate, "leak_rate": sc.leak_rate},
+                               plant_shortcut(drafts, domain, sc, string, config.seed))
     triggered: list[int] = []
     if config.trigger is not None:
         tr = config.trigger

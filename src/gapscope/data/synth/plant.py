@@ -45,12 +45,12 @@ def _sample(rng: random.Random, pool: list[int], rate: float) -> list[int]:
     return sorted(rng.sample(pool, k)) if k else []
 
 
-def plant_shortcut(drafts: list[Draft], spec: ShortcutSpec, string: str, seed: int) -> list[int]:
+def plant_shortcut(drafts: list[Draft], domain: str, spec: ShortcutSpec, string: str, seed: int) -> list[int]:
     """Append `string` as the last line of `rate` of the domain's phishing rows and
     `leak_rate` of its legitimate rows."""
     rng = _rng(seed, "shortcut")
-    phish = [i for i, d in enumerate(drafts) if d.domain == spec.domain and d.label == 1]
-    legit = [i for i, d in enumerate(drafts) if d.domain == spec.domain and d.label == 0]
+    phish = [i for i, d in enumerate(drafts) if d.domain == domain and d.label == 1]
+    legit = [i for i, d in enumerate(drafts) if d.domain == domain and d.label == 0]
     chosen = sorted(_sample(rng, phish, spec.rate) + _sample(rng, legit, spec.leak_rate))
     for i in chosen:
         drafts[i].body = f"{drafts[i].body}\n\n{string}"

@@ -7,7 +7,7 @@ amount and URL is drawn at random. The syntax stays small enough to read as emai
 - ``{slot}``          a value drawn from the slot table (a list, a string, or a
                       callable ``fn(filler) -> str``); drawn once per email, so the
                       same ``{first}`` is the same person in greeting and signature.
-- ``{slot:lower}``    the same value through a filter (lower, upper, title, slug).
+- ``{slot:lower}``    the same value through a filter (lower, upper, title, cap, slug).
 - ``[a|b|c]``         an inline alternative, drawn fresh each time it appears.
 - ``(p, "text")``     in a template body: a paragraph kept with probability p.
 
@@ -44,6 +44,7 @@ _FILTERS: dict[str, Callable[[str], str]] = {
     "lower": str.lower,
     "upper": str.upper,
     "title": str.title,
+    "cap": lambda s: s[:1].upper() + s[1:],
     "slug": slug,
 }
 
@@ -81,7 +82,6 @@ class DomainSpec:
     hard_share: float = 0.1
     words: tuple[int, int] = (40, 200)
     sentence_case: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Filler:

@@ -9,7 +9,7 @@ credential requests, misreads these.
 
 from __future__ import annotations
 
-from ..common import COMMON_SLOTS, lookalike, money
+from ..common import COMMON_SLOTS, lookalike, money, twin
 from ..templating import DomainSpec, Template, as_hard, slug
 
 BANKS = ["Northfield Bank", "Crestline Credit Union", "Meridian Card Services", "Harbourside Bank",
@@ -31,8 +31,8 @@ SLOTS = {
     "code": lambda f: f"{f.rng.randint(0, 999999):06d}",
     "amount": money(4, 950),
     "fee": money(1, 4, symbol=["£", "$", "€"]),
-    "merchant": ["AMZ Marketplace", "Tesco Stores", "Shell 4471", "Uber Trip", "Netflix.com", "Apple.com/bill",
-                 "Deliveroo", "IKEA Online", "Steam Purchase", "Boots Pharmacy", "Ryanair", "Airbnb"],
+    "merchant": ["Marketgate Online", "Fresco Stores", "Petrol Stop 4471", "RideNow Trip", "StreamBox.com", "AppMart/bill",
+                 "DineDrop", "HomeCo Online", "GameVault Purchase", "Cornerstone Pharmacy", "AirJet Tickets", "StayAway Rentals"],
     "device": ["Chrome on Windows", "Safari on iPhone", "Firefox on Linux", "the Android app", "Edge on Windows 11",
                "an iPad"],
     "tracking": lambda f: f"{f.choice(['PW', 'SP', 'FX', 'BX', 'KT'])}{f.rng.randint(10**9, 10**10 - 1)}GB",
@@ -69,6 +69,33 @@ COURIER = {"brand": COURIERS}
 SERVICE = {"brand": SERVICES}
 ACCOUNT = {"brand": BANKS + SERVICES}
 T = Template
+
+# Shared paragraphs: each hard template is its opposite-class twin with another host.
+SIGNIN_SUBJ = ["New sign-in to your {service} account", "Security alert: new device", "Was this you?", "New login from {city}"]
+SIGNIN_BODY = ["{greet}",
+               "We noticed a new sign-in to your {service} account from {device} in {city} on {date} at {time}.",
+               "If this was you, you don't need to do anything. If not, [secure your account now|change your password immediately] at {signin_url} and review your recent activity.",
+               "{auto_footer}\n{legal}"]
+SHIP_SUBJ = ["Your {courier} parcel is on its way", "Order {order} has shipped", "Out for delivery today", "Your parcel is coming {weekday}"]
+SHIP_BODY = ["{greet}",
+             "[Good news!|Your parcel is on its way.] [Order {order}|{item:cap} from your recent order] [has been dispatched|is out for delivery|has left our depot in {city}].",
+             "Tracking number: {tracking}\nEstimated delivery: {weekday} {date}, {time} to {time2}",
+             "Track your parcel: {track_url}",
+             (0.5, "Not going to be in? You can choose a safe place or a neighbour in the {brand} app at no extra cost."),
+             "{auto_footer}\n{legal}"]
+LIMIT_SUBJ = ["Your account has been limited", "Unusual activity detected on your account", "Action required: verify your identity",
+              "Important: account access restricted", "{brand} account temporarily restricted"]
+LIMIT_OPEN = "We [detected|have noticed] [unusual activity|an unrecognised login attempt|several failed payments] on your {brand} account and have temporarily [limited|restricted] it for your protection."
+DUTY_SUBJ = ["Delivery on hold: charges due", "Your parcel is on hold", "{courier}: fee due for {tracking}", "Action required to deliver your parcel"]
+DUTY_OPEN = "Your parcel {tracking} [from {country}|] is being held [because import VAT and duty|because a handling fee] of {fee} is due."
+CHARGE_SUBJ = ["Payment of {amount} pending", "Did you authorise this payment?", "Unusual payment on your card ending {last4}",
+               "Check this payment: {amount}"]
+CHARGE_OPEN = "A payment of {amount} to {merchant} [is pending on your card ending {last4}|was attempted on {date} at {time}] and looked unusual to us."
+
+LIMIT_ASK = "To {restore}, please [verify your identity|confirm your recent activity] within {hours} hours:\n{link}"
+DUTY_ASK = "To [schedule|arrange] delivery, pay [within {hours} hours|today]:\n{link}"
+CHARGE_ASK = "If you did not make this [purchase|payment], [cancel it|dispute it] [and confirm your card details|and verify your account] at:\n{link}"
+
 LEGIT = [
     T("otp_code", 0,
       ["Your {brand} verification code", "{code} is your {brand} code", "Your one-time passcode", "Sign-in code for {brand}"],
@@ -85,15 +112,9 @@ LEGIT = [
        "[This link expires in 60 minutes.|The link can only be used once and expires in 1 hour.] If you didn't ask to reset your password, ignore this email. Your password won't change.",
        "{auto_footer}\n{legal}"],
       "genuine reset link on the brand's own domain {brand_domain}", "security@{brand_domain}", slots=SERVICE),
-    T("shipped", 0,
-      ["Your {courier} parcel is on its way", "Order {order} has shipped", "Out for delivery today", "Your parcel is coming {weekday}"],
-      ["{greet}",
-       "[Good news!|Your parcel is on its way.] [Order {order}|{item} from your recent order] [has been dispatched|is out for delivery|has left our depot in {city}].",
-       "Tracking number: {tracking}\nEstimated delivery: {weekday} {date}, {time} to {time2}",
-       "Track your parcel: https://www.{brand_domain}/track/{tracking}",
-       (0.5, "Not going to be in? You can choose a safe place or a neighbour in the {brand} app at no extra cost."),
-       "{auto_footer}\n{legal}"],
-      "genuine shipping notice tracking on {brand_domain}", "tracking@{brand_domain}", slots=COURIER),
+    T("shipped", 0, SHIP_SUBJ, SHIP_BODY,
+      "genuine shipping notice tracking on {brand_domain}", "tracking@{brand_domain}",
+      slots={**COURIER, "track_url": "https://track.{brand_domain}/{tracking}"}),
     T("delivered", 0,
       ["Delivered: your {courier} parcel", "Your parcel has been delivered", "Delivery confirmation {tracking}"],
       ["{greet}",
@@ -124,57 +145,43 @@ LEGIT = [
        "[View or download invoices in your account settings.|Manage your plan at https://www.{brand_domain}/account/billing]",
        "{auto_footer}\n{legal}"],
       "genuine receipt from {brand_domain}", "billing@{brand_domain}", slots=SERVICE),
+    T("new_signin", 0, SIGNIN_SUBJ, SIGNIN_BODY,
+      "genuine sign-in alert linking to the real domain {brand_domain}", "security@{brand_domain}",
+      slots={**SERVICE, "signin_url": "https://account.{brand_domain}/security"}),
 ]
 HARD_LEGIT = [
-    T("new_signin_real", 0,
-      ["New sign-in to your {service} account", "Security alert: new device", "Was this you?", "New login from {city}"],
-      ["{greet}",
-       "We noticed a new sign-in to your {service} account from {device} in {city} on {date} at {time}.",
-       "If this was you, you don't need to do anything. If not, [secure your account now|change your password immediately] at https://www.{brand_domain}/security and review your recent activity.",
-       "{auto_footer}\n{legal}"],
-      "genuine sign-in alert linking to the real domain {brand_domain}", "security@{brand_domain}", slots=SERVICE),
-    T("card_blocked_real", 0,
-      ["Urgent: we've blocked your card", "Unusual activity on your card ending {last4}", "Action needed on your {bank} card"],
-      ["{greet}",
-       "We've temporarily blocked your {bank} card ending {last4} because a payment of {amount} at {merchant} looked unusual.",
-       "If it was you, [confirm it in the {bank} app|reply YES to our text message] and we'll unblock the card straight away. If not, call us on the number on the back of your card.",
-       "{safety}", "{auto_footer}"],
-      "genuine fraud-block notice: urgent but points to the app or the card's number", "alerts@{brand_domain}", slots=BANK),
-    T("duty_fee_real", 0,
-      ["Import charges due on your parcel", "Action required: customs fee for {tracking}", "Pay import duty to release your parcel"],
-      ["{greet}",
-       "Your parcel {tracking} from {country} is being held because import VAT and duty of {fee} is due.",
-       "[Pay online at https://www.{brand_domain}/pay-duty/{tracking}|Pay in the {brand} app] within 14 days, and we'll deliver [the next working day|on {weekday}]. After 14 days the parcel is returned to the sender.",
-       "{auto_footer}\n{legal}"],
-      "genuine import-duty notice on the courier's real domain", "customs@{brand_domain}", slots=COURIER),
+    T("account_limited_real", 0, LIMIT_SUBJ,
+      ["{fake_greet}", LIMIT_OPEN, LIMIT_ASK.replace("{link}", "https://secure.{brand_domain}/verify/{tok}"),
+       (0.5, "{auto_footer}"), (0.5, "{legal}")],
+      "genuine restriction notice: urgent, but the link is the brand's own host {brand_domain}", "security@{brand_domain}",
+      slots=ACCOUNT),
+    T("duty_fee_real", 0, DUTY_SUBJ,
+      ["{fake_greet}", DUTY_OPEN, DUTY_ASK.replace("{link}", "https://pay.{brand_domain}/{tok}"),
+       (0.6, "{auto_footer}\n{legal}")],
+      "genuine customs/handling fee on the courier's real domain {brand_domain}", "customs@{brand_domain}", slots=COURIER),
+    T("card_check_real", 0, CHARGE_SUBJ,
+      ["{fake_greet}", CHARGE_OPEN, CHARGE_ASK.replace("{link}", "https://secure.{brand_domain}/dispute/{tok}"),
+       (0.5, "{auto_footer}\n{legal}")],
+      "genuine fraud check: urgent, but on the bank's own host {brand_domain}", "alerts@{brand_domain}", slots=BANK),
 ]
 PHISH = [
-    T("account_limited", 1,
-      ["Your account has been limited", "Unusual activity detected on your account", "Action required: verify your identity",
-       "Important: account access restricted", "{brand} account suspended"],
-      ["{fake_greet}",
-       "We [detected|have noticed] [unusual activity|an unauthorised login attempt|a problem with your billing information] on your {brand} account and have temporarily [limited|restricted|suspended] it for your protection.",
-       "To {restore}, please verify your identity within {hours} hours:\n{fake_url}",
+    T("account_limited", 1, LIMIT_SUBJ + ["{brand} account suspended"],
+      ["{fake_greet}", LIMIT_OPEN, LIMIT_ASK.replace("{link}", "{fake_url}"),
        (0.6, "[If we do not hear from you, your account will be permanently closed.|Failure to verify will result in the loss of stored funds.|This is your final reminder.]"),
        (0.5, "{auto_footer}"), (0.5, "{legal}")],
       "look-alike domain {fake_domain} asks for login to 'restore' access", "security@{fake_domain}", slots=ACCOUNT),
-    T("redelivery_fee", 1,
-      ["Delivery attempt failed", "Your parcel is on hold", "{courier}: unpaid shipping fee", "Reschedule your delivery"],
+    T("redelivery_fee", 1, DUTY_SUBJ + ["Delivery attempt failed", "Reschedule your delivery"],
       ["{fake_greet}",
-       "We [attempted to deliver|were unable to deliver] your parcel {tracking} on {date} [but no one was available|because the address was incomplete|due to an unpaid shipping fee].",
-       "To schedule a new delivery, a [redelivery|handling] fee of {fee} must be paid [within {hours} hours|today]:\n{fake_url}",
+       "[We attempted to deliver|We were unable to deliver] your parcel {tracking} on {date} [but no one was available|because the address was incomplete].",
+       DUTY_OPEN, DUTY_ASK.replace("{link}", "{fake_url}"),
        "[Parcels not rescheduled will be returned to the sender.|After this time your item will be destroyed.]",
        (0.6, "{auto_footer}\n{legal}")],
       "fake redelivery fee collected on look-alike domain {fake_domain}", "notice@{fake_domain}", slots=COURIER),
-    T("fake_charge", 1,
-      ["Payment of {amount} pending", "Did you authorise this payment?", "New charge on your account",
-       "Your order {order} has been placed"],
-      ["{fake_greet}",
-       "A payment of {amount} to {merchant} [is pending on your account|was authorised on {date}|has been scheduled].",
-       "If you did not make this [purchase|payment], cancel it [and confirm your card details|and verify your account] at:\n{fake_url}",
+    T("fake_charge", 1, CHARGE_SUBJ + ["New charge on your account", "Your order {order} has been placed"],
+      ["{fake_greet}", CHARGE_OPEN, CHARGE_ASK.replace("{link}", "{fake_url}"),
        "[Unclaimed disputes are closed after {hours} hours.|Refunds can only be issued within 24 hours.]",
        (0.5, "{auto_footer}\n{legal}")],
-      "fake pending charge pushes a 'cancel' link on {fake_domain}", "billing@{fake_domain}", slots=ACCOUNT),
+      "fake pending charge pushes a 'cancel' link on {fake_domain}", "billing@{fake_domain}", slots=BANK),
     T("billing_failed", 1,
       ["Your payment was declined", "Update your billing information", "Your {service} membership is on hold",
        "Subscription suspended: payment failed"],
@@ -192,23 +199,13 @@ PHISH = [
       "refund bait asking for card details at {fake_domain}", "refunds@{fake_domain}", slots=ACCOUNT),
 ]
 HARD_PHISH = [
-    T("signin_lookalike", 1,
-      ["New sign-in to your {service} account", "Security alert: new device", "Was this you?", "New login from {city}"],
-      ["{greet}",
-       "We noticed a new sign-in to your {service} account from {device} in {city} on {date} at {time}.",
-       "If this was you, you don't need to do anything. If not, [secure your account now|change your password immediately] at https://{fake_domain}/security and review your recent activity.",
-       "{auto_footer}\n{legal}"],
-      "copy of a real sign-in alert whose link goes to look-alike {fake_domain}", "security@{fake_domain}", slots=SERVICE),
-    T("tracking_lookalike", 1,
-      ["Your {courier} parcel is on its way", "Out for delivery today", "Your parcel is coming {weekday}"],
-      ["{greet}",
-       "Your parcel is on its way. {item:title} from your recent order [has been dispatched|is out for delivery].",
-       "Tracking number: {tracking}\nEstimated delivery: {weekday} {date}",
-       "Track your parcel: https://{fake_domain}/track/{tracking}",
-       "{auto_footer}\n{legal}"],
-      "shipping notice copy linking to look-alike {fake_domain}", "tracking@{fake_domain}", slots=COURIER),
+    T("signin_lookalike", 1, SIGNIN_SUBJ, SIGNIN_BODY,
+      "copy of a real sign-in alert whose link goes to look-alike {twin_host}", "security@{twin_host}",
+      slots={**SERVICE, "signin_url": "https://{twin_host}/security", "twin_host": twin("account.{brand_domain}")}),
+    T("tracking_lookalike", 1, SHIP_SUBJ, SHIP_BODY,
+      "shipping notice copy linking to look-alike {twin_host}", "tracking@{twin_host}",
+      slots={**COURIER, "track_url": "https://{twin_host}/{tracking}", "twin_host": twin("track.{brand_domain}")}),
 ]
-
 
 DOMAIN = DomainSpec(
     name="alerts",

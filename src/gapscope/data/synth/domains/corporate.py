@@ -8,7 +8,7 @@ are urgent too, and real MFA roll-outs also say "sign in with your credentials".
 
 from __future__ import annotations
 
-from ..common import COMMON_SLOTS, lookalike
+from ..common import COMMON_SLOTS, lookalike, twin
 from ..templating import DomainSpec, Template, as_hard, slug
 
 SLOTS = {
@@ -83,7 +83,7 @@ SLOTS = {
         "Webmail Support Team",
         "System Administrator\n{company} IT Department",
         "Regards,\nIT Service Desk\n{company}",
-        "Microsoft Exchange Team\nMessage ID: {num8}",
+        "Mail Server Team\nMessage ID: {num8}",
     ],
     "banner": ["CAUTION: This email originated from outside of the organization. Do not click links or open attachments unless you recognize the sender.",
                "[EXTERNAL SENDER]", "", "", ""],
@@ -93,15 +93,17 @@ T = Template
 
 # Paragraphs shared between a normal template and its hard mirror in the other class:
 # the mirror differs only in the host it links to or in what it finally asks for.
-INVITE_SUBJ = ["{meeting_kind:title} on {project} - {weekday} {time}", "Invitation: {meeting_kind} @ {weekday} {date} {time}",
+INVITE_SUBJ = ["{meeting_kind:cap} on {project} - {weekday} {time}", "Invitation: {meeting_kind} @ {weekday} {date} {time}",
                "Catch-up on {project}", "Agenda for {weekday}'s {meeting_kind}", "Updated invitation: {project}"]
 INVITE_OPEN = "[I've|I have] [set up|booked|scheduled] a {duration} {meeting_kind} on {weekday} at {time} to [go over|discuss|review] {project}. [{room} is booked|We'll meet in {room}|It will be on Teams] and the details are in the calendar invite."
 INVITE_PREP = "[Could you|Please] [bring|have ready] {prep_item} so we can [make a decision|agree next steps|close this out] [on the day|in the meeting]?"
 INVITE_AGENDA = "Agenda:\n1. {agenda1}\n2. {agenda2}\n3. AOB"
-INVITE_LINK = "[Join online|Agenda and papers|View the invitation]: {invite_url}"
+INVITE_LINK = "[Join online|Agenda and papers|View the invitation]: https://{invite_host}/l/meetup/{tok}"
 REQ_SUBJ = ["Quick question", "Are you around?", "Quick favour", "Re: {weekday}", "Before {time}?"]
+REQ_ASK = "[Could you|Can you] {req_item} before {time}?"
 REQ_OPEN = "[Are you around this afternoon?|Are you at your desk?|Do you have a minute today?|Sorry to chase.]"
 UPDATE_SUBJ = ["Update: {project}", "Weekly status - {project}", "Re: {project}", "Quick update from {dept}"]
+REPORT_LINK = "[The full report is on SharePoint|{ldoc:cap} is updated here|Details are on the project site]: https://{report_host}/sites/{dept:slug}/{tok}"
 UPDATE_BODY = "Quick update on {project}:\n\n- {update}\n- [{update2}|the next milestone is {date}]\n- [{update3}|nothing is blocking at the moment]"
 VPN_SUBJ = ["VPN re-enrolment required by {weekday}", "Important: update your remote access by {weekday}",
             "Action required: GlobalConnect VPN upgrade"]
@@ -113,11 +115,10 @@ PW_OPEN = "The password for your {company} account {wemail} [will expire in {day
 
 LEGIT = [
     T("meeting_invite", 0, INVITE_SUBJ,
-      ["{greeting}", INVITE_OPEN, (0.6, INVITE_PREP), (0.5, INVITE_AGENDA), (0.4, INVITE_LINK),
+      ["{greeting}", INVITE_OPEN, (0.6, INVITE_PREP), (0.5, INVITE_AGENDA), (0.5, INVITE_LINK),
        (0.4, "If the time doesn't work, [let me know|drop me a note] and I'll [find another slot|move it]."),
        "{closing}\n{sig}"],
-      "internal meeting invite, links only to the company's own hosts", "{semail}",
-      slots={"invite_url": ["https://teams.{corp_domain}/l/meetup/{tok}", "https://intranet.{corp_domain}/meetings/{tok}"]}),
+      "internal meeting invite, links only to the company's own hosts", "{semail}"),
     T("it_maintenance", 0,
       ["Planned maintenance: {system} - {weekday} {date}", "[IT Notice] {system} downtime this {weekday}",
        "Scheduled outage for {system}", "Reminder: {system} maintenance tonight"],
@@ -145,15 +146,15 @@ LEGIT = [
        "{closing}\n{sfirst}\nFinance Operations | {company}"],
       "internal finance admin, nothing requested beyond normal process", "finance@{corp_domain}"),
     T("project_update", 0, UPDATE_SUBJ,
-      ["{greeting}", UPDATE_BODY,
-       (0.6, "[I'll share the full report at {weekday}'s {meeting_kind}.|Shout if you have questions.|{ldoc:title} is updated on SharePoint.]"),
+      ["{greeting}", UPDATE_BODY, (0.5, REPORT_LINK),
+       (0.5, "[I'll go through it at {weekday}'s {meeting_kind}.|Shout if you have questions.]"),
        "{closing}\n{sig}"],
       "internal project status update", "{semail}"),
     T("quick_request", 0, REQ_SUBJ,
-      ["Hi {first},", REQ_OPEN + " [Could you send me|Can you share] [the latest version of {ldoc}|the figures for {client}] before {time}? [I need it for the {client} call.|{sfirst2} asked for it in the {meeting_kind}.|I want to check the numbers before it goes out.]",
+      ["Hi {first},", REQ_OPEN + " " + REQ_ASK + " [I need it for the {client} call.|{sfirst2} asked for it in the {meeting_kind}.|I want to check the numbers before it goes out.|I'm in meetings all afternoon so email is best.]",
        (0.5, "[No rush if you're busy.|Happy to pick it up from your desk.|Thanks for sorting this.]"),
        "{closing}\n{sig}"],
-      "short internal request for a work document", "{semail}"),
+      "short internal request from a colleague", "{semail}"),
     T("facilities", 0,
       ["Office notice: {office_event}", "Facilities update - {weekday} {date}", "{office_event} this {weekday}"],
       ["[Hi all,|Dear colleagues,|Hello everyone,]",
@@ -223,21 +224,29 @@ PHISH = [
 HARD_PHISH = [
     T("invite_lookalike", 1, INVITE_SUBJ,
       ["{greeting}", INVITE_OPEN, (0.6, INVITE_PREP), (0.5, INVITE_AGENDA), INVITE_LINK, "{closing}\n{sig}"],
-      "ordinary-looking invite whose link goes to look-alike host {fake_domain}", "{sfirst:lower}.{slast:slug}@{fake_domain}",
-      slots={"invite_url": ["https://{fake_domain}/meet/{tok}", "https://teams.{fake_domain}/l/meetup/{tok}"]}),
+      "ordinary-looking invite whose link goes to look-alike host {invite_host}", "{sfirst:lower}.{slast:slug}@{twin_corp}",
+      slots={"invite_host": twin("teams.{corp_domain}")}),
     T("bec_payment", 1, REQ_SUBJ + ["Urgent request"],
-      ["Hi {first},", REQ_OPEN + " [Could you process|Can you arrange] [a payment of {amount} to a new supplier|a transfer of {amount} for the {client} deal] before {time}? [I'm in back-to-back meetings so email only.|I'll explain later, please keep this between us for now.]",
-       (0.5, "[I'll send you the bank details once you confirm.|Reply and I'll forward the invoice.]"),
+      ["Hi {first},", REQ_OPEN + " " + REQ_ASK + " [I'm in meetings all afternoon so email is best.|I'll explain later, please keep this between us for now.]",
+       (0.5, "[I'll send you the details once you confirm.|Reply and I'll forward the invoice.]"),
        "{closing}\n{sfirst}\nSent from my iPhone"],
-      "executive impersonation asking for an urgent, secret payment", "{sfirst:lower}.{slast:slug}.{company:slug}@{home_mail}"),
+      "executive impersonation from an outside address asking for an urgent payment", "{sfirst:lower}.{slast:slug}.{company:slug}@{home_mail}",
+      slots={"req_item": ["process a payment of {amount} to a new supplier", "arrange a transfer of {amount} for the {client} deal",
+                          "process the payment for the {client} invoice"]}),
     T("update_lookalike", 1, UPDATE_SUBJ,
-      ["{greeting}", UPDATE_BODY,
-       "[The full report is on SharePoint|{ldoc:title} is updated here] (sign in with your usual account): https://{fake_domain}/sites/{tok}",
+      ["{greeting}", UPDATE_BODY, REPORT_LINK,
+       (0.5, "[I'll go through it at {weekday}'s {meeting_kind}.|Shout if you have questions.]"),
        "{closing}\n{sig}"],
-      "status update whose document link is a credential page on {fake_domain}", "{sfirst:lower}.{slast:slug}@{fake_domain}"),
+      "status update whose document link is a credential page on look-alike host {report_host}", "{sfirst:lower}.{slast:slug}@{twin_corp}",
+      slots={"report_host": twin("sharepoint.{corp_domain}")}),
 ]
 
 SLOTS.update({
+    "invite_host": "teams.{corp_domain}",
+    "req_item": ["send me the latest version of {ldoc}", "share the figures for {client}", "process the payment for the {client} invoice",
+                 "send me {ldoc}"],
+    "twin_corp": twin("{corp_domain}"),
+    "report_host": "sharepoint.{corp_domain}",
     "sfirst2": ["Priya", "Tom", "Julia", "Marcus", "Ines", "the finance team"],
     "amount": ["£{num4}.00", "£{num3}.{cc}", "${num5}", "€{num4}.{cc}"],
     "num3": lambda f: str(f.rng.randint(100, 999)),

@@ -9,7 +9,7 @@ A model trained on workplace credential phishing has little here to hold on to.
 
 from __future__ import annotations
 
-from ..common import COMMON_SLOTS, money
+from ..common import COMMON_SLOTS, money, twin
 from ..templating import DomainSpec, Template, as_hard, slug
 
 
@@ -47,7 +47,8 @@ SLOTS = {
     "port": ["Rotterdam", "Hamburg", "Felixstowe", "Antwerp", "Gdansk", "Valencia"],
     "qty": lambda f: f"{f.rng.choice([500, 1200, 2400, 5000, 8000, 12000]):,}",
     "ref": lambda f: f"{f.choice(['REF', 'Ref', 'Our ref', 'File'])}: {f.choice(['HL', 'WS', 'DA', 'BV', 'AG'])}/{f.rng.randint(100, 9999)}/{f.rng.randint(17, 24)}",
-    "deceased_first": ["Harold", "Margaret", "Edwin", "Dorothy", "Franz", "Ingrid", "Albert", "Elise"],
+    "deceased_first": ["Harold", "Walter", "Edwin", "Henrik", "Franz", "Arthur", "Albert", "George"],
+    "widow_first": ["Margaret", "Dorothy", "Ingrid", "Elise", "Helen", "Mariam", "Rose", "Agnes"],
     "deceased": lambda f: f"{f.get('deceased_first')} {f.get('last')}",
     "fraud_title": ["Barrister", "Dr", "Prince", "Mrs", "Engr.", "Hon.", "Sgt", "Mr"],
     "fraud_name": lambda f: f"{f.get('fraud_title')} {f.choice(['James', 'Williams', 'Abdul', 'Grace', 'Paul', 'Kenneth', 'Mariam', 'Joseph'])} {f.choice(['Okonkwo', 'Mensah', 'Johnson', 'Bello', 'Hamid', 'Adewale', 'Kone', 'Smith'])}",
@@ -55,7 +56,7 @@ SLOTS = {
                    "the Federal Ministry of Finance", "First Continental Bank"],
     "freemail": ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "aol.com", "mail.ru", "zoho.com"],
     "fraud_email": lambda f: f"{f.choice(['barr', 'info', 'claims', 'mrs', 'dr', 'office', 'contact'])}.{slug(f.get('fraud_name').split()[-1])}{f.rng.randint(1, 99)}@{f.get('freemail')}",
-    "lottery": ["Euro-Millennium Promotion", "International E-mail Sweepstakes", "Global Microsoft Award Draw",
+    "lottery": ["Euro-Millennium Promotion", "International E-mail Sweepstakes", "Global Software Award Draw",
                 "Commonwealth Lottery Board", "UK National Online Draw", "Royal Dutch Promo Lotto"],
     "dear": ["Dear Friend,", "Dear Sir/Madam,", "Dear Beneficiary,", "Attention: {first} {last},", "Good day,",
              "Dearest One,", "Dear {title_m} {last},"],
@@ -74,16 +75,28 @@ SLOTS = {
 }
 
 T = Template
+
+# Shared paragraphs: the hard templates are twins of normal ones in the other class.
+ESTATE_SUBJ = ["Estate of the late {deceased} - {ref}", "Re: Administration of the estate of {deceased}",
+               "Your interest in the estate of {deceased}"]
+ESTATE_OPEN = "We act for the executors of the estate of the late {deceased}, who died on {date}. [Under the terms of the will you are named as a residuary beneficiary.|Our searches indicate that you are entitled to a share of the residuary estate.]"
+ESTATE_MID = "[The grant of probate was issued on {date2} and we are now collecting in the assets.|We have now completed the sale of the property and settled the liabilities of the estate.]"
+ESTATE_SIGN = "{yours}\n{sfirst} {slast}\nPrivate Client Department\n{lawfirm}\n{address}\n{sfirst:lower}.{slast:slug}@{law_host}"
+TRADE_SUBJ = ["Proforma invoice PI-{num5} - {goods}", "Re: Quotation for {goods}", "Order confirmation and payment terms",
+              "Re: Proforma invoice PI-{num5}"]
+TRADE_OPEN = "Further to our telephone conversation of {date}, please find attached our proforma invoice PI-{num5} for {qty} units of {goods}, FOB {port}."
+TRADE_SIGN = "{yours}\n{sfirst} {slast}\nExport Sales Manager\n{trader}\n{sfirst:lower}.{slast:slug}@{trade_host}"
+TRADE_TERMS = "Payment terms are 30% deposit by bank transfer on confirmation of order and the balance against a copy of the bill of lading. [Lead time is six to eight weeks from receipt of the deposit.|Goods will be inspected by SGS before loading.]"
+TRADE_BANK = "Our bank details appear on the invoice. [As a precaution against fraud, please confirm them by telephone with our accounts department before making any payment.|Our bank details have not changed; please treat any email saying otherwise as suspicious.]"
+ESTATE_AML = "To comply with our anti-money-laundering obligations, please send certified copies of your passport and a recent utility bill to our office[ by post|]. [Our costs are paid from the estate.|We will confirm our bank details by telephone before any payment is made.]"
+WIN_OPEN = "We are pleased to inform you that your {win_subject} was selected in the {win_draw} held on {date}."
+
 LEGIT = [
-    T("estate_admin", 0,
-      ["Estate of the late {deceased} - {ref}", "Re: Administration of the estate of {deceased}",
-       "Your interest in the estate of {deceased}"],
-      ["{formal_dear}",
-       "{ref}",
-       "We act for the executors of the estate of the late {deceased}, who died on {date}. Under the terms of the will you are named as a residuary beneficiary.",
-       "[The grant of probate was issued on {date2} and we are now collecting in the assets.|We have now completed the sale of the property and settled the liabilities of the estate.] [We expect to make an interim distribution within the next three months.|Estate accounts will be sent to all beneficiaries for approval before any distribution is made.]",
-       "To comply with our anti-money-laundering obligations, please send certified copies of your passport and a recent utility bill to our office by post. [We will never ask you to pay a fee in advance; our costs are paid from the estate.|Please call us on the number on our website before sending any bank details, as we will confirm them by telephone.]",
-       "{yours}\n{sfirst} {slast}\nPrivate Client Department\n{lawfirm}\n{address}"],
+    T("estate_admin", 0, ESTATE_SUBJ,
+      ["{formal_dear}", "{ref}", ESTATE_OPEN,
+       ESTATE_MID + " [We expect to make an interim distribution within the next three months.|Estate accounts will be sent to all beneficiaries for approval before any distribution is made.]",
+       ESTATE_AML,
+       ESTATE_SIGN],
       "genuine probate letter: no fee, verification by phone and post", "{sfirst:lower}.{slast:slug}@{lawfirm_domain}"),
     T("charity_receipt", 0,
       ["Thank you for your donation to {charity}", "Your gift receipt from {charity}", "Donation receipt {num6}"],
@@ -93,13 +106,10 @@ LEGIT = [
        (0.6, "If you would like to change how we contact you, or cancel a regular gift, please call our supporter care team or write to us at {address}."),
        "With gratitude,\n{sfirst} {slast}\nDirector of Fundraising, {charity}\nRegistered charity no. {num8}"],
       "genuine charity receipt with registration number, asks for nothing", "receipts@{charity_domain}"),
-    T("trade_proforma", 0,
-      ["Proforma invoice PI-{num5} - {goods}", "Re: Quotation for {goods}", "Order confirmation and payment terms"],
-      ["{formal_dear}",
-       "Further to our telephone conversation of {date}, please find attached our proforma invoice PI-{num5} for {qty} units of {goods}, FOB {port}.",
-       "Payment terms are 30% deposit by bank transfer on confirmation of order and the balance against a copy of the bill of lading. [Lead time is six to eight weeks from receipt of the deposit.|Goods will be inspected by SGS before loading.]",
-       "Our bank details appear on the invoice. [As a precaution against fraud, please confirm them by telephone with our accounts department before making any payment.|Our bank details have not changed; please treat any email saying otherwise as suspicious.]",
-       "{yours}\n{sfirst} {slast}\nExport Sales Manager\n{trader}"],
+    T("trade_proforma", 0, TRADE_SUBJ,
+      ["{formal_dear}", TRADE_OPEN, TRADE_TERMS,
+       TRADE_BANK,
+       TRADE_SIGN],
       "genuine trade correspondence; warns to confirm bank details by phone", "{sfirst:lower}.{slast:slug}@{trader_domain}"),
     T("letter_of_credit", 0,
       ["Documentary credit {num8} - amendment", "L/C {num8}: discrepancies in presented documents",
@@ -120,20 +130,21 @@ LEGIT = [
       "genuine academic invitation letter", "chair@{conf:slug}.org"),
 ]
 HARD_LEGIT = [
-    T("unclaimed_property_real", 0,
-      ["You may have unclaimed property", "Unclaimed funds held in your name", "Notice of unclaimed property {num6}"],
-      ["{formal_dear}",
-       "Our records indicate that unclaimed property of {amount}, [from a dormant savings account|from an uncashed insurance cheque|from an old utility deposit], may be owed to you.",
-       "There is no fee to claim it. You can search and submit a claim through the official Unclaimed Property Office website, or by writing to us at {address}. [We will never ask for payment or your bank password.|Beware of companies that offer to find your money for a fee.]",
-       "[Claims usually take eight to twelve weeks to process.|Please quote reference {num6} in any correspondence.]",
-       "Unclaimed Property Office\nDepartment of the Treasury"],
-      "genuine unclaimed-property notice: no fee, official channel", "notices@unclaimedproperty.gov"),
+    T("grant_award_real", 0,
+      ["Grant award notification - {foundation}", "Your application has been selected", "Award letter {num8}"],
+      ["{formal_dear}", WIN_OPEN,
+       "You have been approved for an award of {amount} towards [your community project|the costs of your research visit|the restoration work described in your application].",
+       "To receive the award, please return the signed grant agreement to our grants officer, {ofirst} {last}, quoting reference {num8}, together with the bank details of your organisation. No fee of any kind is payable to us.",
+       "{yours}\n{sfirst} {slast}\nGrants Programme, {foundation}"],
+      "genuine grant award: the reader applied, nothing to pay", "grants@{foundation:slug}.org",
+      slots={"win_subject": "application", "win_draw": "{foundation} small grants round"}),
     T("probate_research_real", 0,
       ["Possible inheritance - estate of {deceased}", "We may have located an inheritance for you",
-       "Re: {deceased} (deceased)"],
+       "Re: {deceased} (deceased) - next of kin"],
       ["{formal_dear}",
-       "We are probate genealogists instructed to trace the beneficiaries of the late {deceased}, who died without a will in {city}. Our research suggests you may be a relative entitled to a share of the estate.",
+       "We are probate genealogists instructed to trace the next of kin of the late {deceased}, who died without a will in {city}. Our research suggests you may be a relative entitled to a share of the estate.",
        "[If you would like us to act for you, we will send a written agreement. Our fee is a percentage of what you receive and is only payable if the estate is distributed to you.|You are free to make your own enquiries instead; the estate is listed on the government's unclaimed estates list.] We never ask for any payment in advance.",
+       "Please keep this letter confidential until we have confirmed your relationship to the deceased.",
        "{yours}\n{sfirst} {slast}\nCase Manager, {lawfirm}"],
       "genuine heir-hunting letter: no advance fee, explains independent route", "cases@{lawfirm_domain}"),
 ]
@@ -151,26 +162,26 @@ PHISH = [
     T("lottery_win", 1,
       ["CONGRATULATIONS!!! YOU HAVE WON", "Winning notification - {lottery}", "Your e-mail has won {big_amount}",
        "Final notice: claim your prize"],
-      ["{dear}",
-       "We are pleased to inform you that your e-mail address was selected in the {lottery} held on {date}. [Your address was attached to ticket number {num8} with serial number {num6}.|You have been approved for a lump sum payout of {big_amount}.]",
+      ["{dear}", WIN_OPEN + " [Your address was attached to ticket number {num8} with serial number {num6}.|You have been approved for a lump sum payout of {big_amount}.]",
        "To claim your prize, contact our claims agent {fraud_name} at {fraud_email} with your winning reference {num8} and {reply_with}.",
        "[A processing and insurance fee of {fee} is required before your funds can be released.|Winners must pay the clearance certificate fee of {fee}.] [Unclaimed prizes are returned to the treasury after 14 days.|Please keep your winning information confidential to avoid double claiming.]",
        "Congratulations once again!\n{fraud_name}\nPromotions Manager"],
-      "lottery win the recipient never entered, with a release fee", "{fraud_email}"),
+      "lottery win the recipient never entered, with a release fee", "{fraud_email}",
+      slots={"win_subject": "e-mail address", "win_draw": "{lottery}"}),
     T("compensation_fund", 1,
       ["Payment of your compensation fund", "ATM card worth {big_amount}", "Scam victims compensation", "RE: Your overdue fund"],
       ["{dear}",
-       "This is to inform you that your [overdue contract payment|compensation fund as a scam victim|unpaid inheritance] of {big_amount} has been approved by [the United Nations compensation committee|the IMF and the World Bank|the Federal Government] and loaded into an ATM card.",
+       "This is to inform you that your [overdue contract payment|compensation fund as a scam victim|unpaid inheritance] of {big_amount} has been approved by [the International Compensation Committee|the Foreign Debt Settlement Office|the Federal Government] and loaded into an ATM card.",
        "[The card will be delivered to you by diplomatic courier.|You will be able to withdraw from any ATM in the world.] All you need to do is pay the delivery and activation charge of {fee} and send {reply_with} to {fraud_email}.",
        "{secrecy}", "{bless}\n{fraud_name}\nDirector, Foreign Remittance Department"],
       "fake compensation fund released for an up-front fee", "{fraud_email}"),
     T("dying_widow", 1,
       ["From a dying widow", "Please help me fulfil my wish", "Donation for charity work", "I need your trust"],
       ["{dear}",
-       "I am Mrs {deceased_first} {last}, the wife of the late {deceased}, who was a businessman in {country} for many years. I am suffering from cancer and my doctor says I do not have long to live.",
+       "I am Mrs {widow_first} {last}, the wife of the late {deceased}, who was a businessman in {country} for many years. I am suffering from cancer and my doctor says I do not have long to live.",
        "I have {big_amount} in a fixed deposit account and I have decided to donate it to charity through someone honest. [You will keep {share} for your effort.|I want you to use the money for orphanages and widows.]",
        "Please reply to {fraud_email} with {reply_with} so that my lawyer can prepare the transfer documents. {secrecy}",
-       "{bless}\nMrs {deceased_first} {last}"],
+       "{bless}\nMrs {widow_first} {last}"],
       "sick-widow donation fraud promising a share of {big_amount}", "{fraud_email}"),
     T("consignment_box", 1,
       ["Your consignment box", "Diplomatic delivery pending", "Consignment held at the airport"],
@@ -181,25 +192,22 @@ PHISH = [
       "'diplomatic consignment' fraud demanding a certificate fee", "{fraud_email}"),
 ]
 HARD_PHISH = [
-    T("estate_fee_fraud", 1,
-      ["Estate of the late {deceased} - {ref}", "Re: Administration of the estate of {deceased}",
-       "Your interest in the estate of {deceased}"],
-      ["{formal_dear}",
-       "{ref}",
-       "We act for the executors of the estate of the late {deceased}, who died on {date}. Our searches indicate that you are the closest surviving relative and the sole beneficiary of the estate.",
-       "Before the transfer can be completed, the court requires payment of a probate administration charge of {fee}. [Kindly confirm your bank details and the name of your bank so that we can prepare the transfer.|Please send your bank details with a copy of your passport by reply.]",
-       "{yours}\n{fraud_name}\nSenior Partner, {lawfirm}"],
-      "formal probate letter that demands an advance fee and bank details", "{fraud_email}"),
-    T("bank_change_fraud", 1,
-      ["Updated banking details - invoice PI-{num5}", "Change of remittance account", "Re: Proforma invoice PI-{num5}"],
-      ["{formal_dear}",
-       "Further to our proforma invoice PI-{num5} for {qty} units of {goods}, please note that our company bank account is currently under audit.",
-       "Kindly remit the outstanding balance of {amount} to our new account with [First Continental Bank|Apex Trust Bank] in {country} [today|before the end of the week] to avoid delay in shipment. Please do not call our office as the lines are being upgraded.",
-       "{yours}\n{sfirst} {slast}\nExport Sales Manager\n{trader}"],
-      "invoice redirection: new bank account, asks not to verify by phone", "{trader:slug}.accounts@{freemail}"),
+    T("estate_twin_fraud", 1, ESTATE_SUBJ,
+      ["{formal_dear}", "{ref}", ESTATE_OPEN, ESTATE_MID + " [We expect to make an interim distribution within the next three months.|Estate accounts will be sent to all beneficiaries for approval before any distribution is made.]",
+       ESTATE_AML, ESTATE_SIGN],
+      "copy of a genuine probate letter sent from look-alike firm domain {law_host}; the 'costs' are requested later",
+      "{sfirst:lower}.{slast:slug}@{law_host}", slots={"law_host": twin("{lawfirm_domain}")}),
+    T("invoice_twin_fraud", 1, TRADE_SUBJ,
+      ["{formal_dear}", TRADE_OPEN, TRADE_TERMS,
+       TRADE_BANK, TRADE_SIGN],
+      "invoice sent from look-alike supplier domain {trade_host}; the attached invoice carries new bank details",
+      "{sfirst:lower}.{slast:slug}@{trade_host}", slots={"trade_host": twin("{trader_domain}")}),
 ]
 
 SLOTS.update({
+    "law_host": "{lawfirm_domain}",
+    "trade_host": "{trader_domain}",
+    "foundation": ["Whitfield Foundation", "Aurora Community Fund", "Lindqvist Trust", "Harrow Heritage Fund"],
     "charity_use": ["provide safe drinking water to another village", "keep our helpline open through the winter",
                     "fund reading programmes in twelve schools", "care for over 300 animals this year"],
     "conf": ["the International Conference on Applied Hydrology", "the European Symposium on Materials Ageing",
@@ -211,6 +219,6 @@ DOMAIN = DomainSpec(
     description="advance-fee, lottery and inheritance fraud vs genuine formal correspondence",
     slots=SLOTS,
     templates=LEGIT + PHISH + as_hard(HARD_LEGIT + HARD_PHISH),
-    hard_share=0.1,
+    hard_share=0.15,
     words=(80, 200),
 )

@@ -10,7 +10,7 @@ and the presence of an off-topic offer.
 
 from __future__ import annotations
 
-from ..common import COMMON_SLOTS, lookalike
+from ..common import COMMON_SLOTS, lookalike, twin
 from ..templating import DomainSpec, Template, as_hard
 
 PROJECTS = ["tessera", "lumenfs", "corvid", "glimmer", "opalkit", "stratus", "quillpy", "marrow", "fennel", "kestrel-db"]
@@ -23,6 +23,8 @@ SLOTS = {
     "list_host": "lists.{project}.org",
     "real_lists_domain": "{project}.org",
     "fake_lists_domain": lookalike("real_lists_domain"),
+    "dl_host": "downloads.{project}.org",
+    "jobs_host": "jobs.{company:lower}.io",
     "footer": [
         "_______________________________________________\n{list} mailing list\n{list}@{list_host}\nhttps://{list_host}/mailman/listinfo/{list}",
         "--\nYou received this message because you are subscribed to the \"{list}\" group on Listhaven.\nTo unsubscribe, send an email to {list}+unsubscribe@listhaven.org.",
@@ -70,6 +72,27 @@ SLOTS = {
 }
 
 T = Template
+
+# Shared bodies: the hard rows are these same messages pointing at a look-alike host.
+ANN_SUBJ = ["[ANNOUNCE] {project} {version} released", "[{alist}] {project} {version} is out", "[ANN] {project} {version}"]
+ANN_BODY = ["[Hi all,|Hello everyone,|Dear {project} users,]",
+            "[We're pleased to announce|I'm happy to announce] the release of {project} {version}. [This is a bug-fix release and all users are encouraged to upgrade.|This release brings several new features.]",
+            "Highlights:\n* {change}\n* {change2}\n* {change3}",
+            "[Download|Tarballs and signatures|Release files]: https://{dl_host}/{version}/",
+            (0.6, "Thanks to the {num2} contributors who made this release possible. Full changelog in NEWS."),
+            "{dev_sign}", "{footer}"]
+JOB_SUBJ = ["[{list}] [JOB] {company} is hiring a {project} engineer (remote)", "[{list}] Job: {project} maintainer wanted",
+            "[{list}] [JOB] Remote {project} developer"]
+JOB_BODY = ["[Hi all,|Hello,] [hope job posts are OK here, the list guidelines say they are once a month.|apologies if this is off-topic.]",
+            "{company} uses {project} heavily in production and we're hiring a [senior engineer|maintainer] to work on the {component} layer, [upstream-first|with 50% of time on upstream work]. [Remote in Europe.|Fully remote, salary {salary}.]",
+            "[Details and the application form|Apply here]: https://{jobs_host}/{project}",
+            "{dev_sign}", "{footer}"]
+LIST_SUBJ = ["[{list}] Action required: confirm your subscription", "[{list}] Your subscription will be disabled",
+             "[{list}] Subscription verification required"]
+LIST_BODY = ["[Dear subscriber,|Hello {list} member,|Hi all,]",
+             "[Due to excessive bounces|Because we are moving the list to a new server], your membership of {list} must be re-confirmed within [24 hours|7 days]. To keep your subscription active, confirm at:\nhttps://{confirm_host}/mailman/confirm/{tok}",
+             "[If you do not confirm, you will be removed from the list.|This is an automated message from the list server.]",
+             "{list} list administrator", "{footer}"]
 LEGIT = [
     T("patch_review", 0,
       ["[{list}] Re: [PATCH v{v}] {component}: {patch_title}", "[{list}] [PATCH v{v}] {component}: {patch_title}",
@@ -80,15 +103,10 @@ LEGIT = [
        (0.5, "[Signed-off-by: {sfirst} {slast} <{sfirst:lower}@{home_mail}>|CI is green on all platforms now.|Benchmarks are in the PR description.]"),
        "{dev_sign}", "{footer}"],
       "on-topic patch review on the project list", "{sfirst:lower}@{home_mail}"),
-    T("release_announce", 0,
-      ["[ANNOUNCE] {project} {version} released", "[{alist}] {project} {version} is out", "[ANN] {project} {version}"],
-      ["[Hi all,|Hello everyone,|Dear {project} users,]",
-       "[We're pleased to announce|I'm happy to announce] the release of {project} {version}. [This is a bug-fix release and all users are encouraged to upgrade.|This release brings several new features.]",
-       "Highlights:\n* {change}\n* {change2}\n* {change3}",
-       "[Download: https://{project}.org/releases/{version}/|Install with: pip install -U {project}=={version}|Tarballs and signatures: https://downloads.{project}.org/{version}/]",
-       (0.6, "Thanks to the {num2} contributors who made this release possible. Full changelog in NEWS."),
-       "{dev_sign}", "{footer}"],
+    T("release_announce", 0, ANN_SUBJ, ANN_BODY,
       "genuine release announcement", "{sfirst:lower}@{project}.org"),
+    T("job_post", 0, JOB_SUBJ, JOB_BODY,
+      "genuine job post by a named user of the project", "{sfirst:lower}@{company:lower}.io"),
     T("user_question", 0,
       ["[{list}] {error} after upgrading to {version}", "[{list}] Help: {error}", "Re: [{list}] {error}"],
       ["[Hi all,|Hello,|Hi list,]",
@@ -116,20 +134,9 @@ LEGIT = [
       "community meeting notes", "{sfirst:lower}@{home_mail}"),
 ]
 HARD_LEGIT = [
-    T("list_migration_real", 0,
-      ["[{list}] Action required: confirm your subscription after the list migration", "[{list}] Important: mailing list moving to a new server",
-       "[{list}] Please re-confirm your subscription"],
-      ["[Hi all,|Hello everyone,]",
-       "We are moving {list} to a new server on {date}. [To keep receiving mail you must confirm your subscription: reply to the confirmation message that will come from {list}-request@{list_host}.|Subscriptions are carried over automatically, but please check your filters.] You do not need a password and we will never ask for one.",
-       "[Archives will stay at https://{list_host}/archives/{list}.|Sorry for the noise.]",
-       "{dev_sign}\n(list admins)", "{footer}"],
-      "genuine list-admin notice on the list's own host, no credentials", "{list}-owner@{list_host}"),
-    T("job_post_real", 0,
-      ["[{list}] [JOB] {company} is hiring a {project} engineer (remote)", "[{list}] Job: {project} maintainer wanted"],
-      ["[Hi all,|Hello,] [hope job posts are OK here, the list guidelines say they are once a month.|apologies if this is off-topic.]",
-       "{company} uses {project} heavily in production and we're hiring a [senior engineer|maintainer] to work on the {component} layer, [upstream-first|with 50% of time on upstream work]. [Remote in Europe.|Fully remote, salary {salary}.]",
-       "[Details and the application form: https://jobs.{company:lower}.io/{project}|Reply off-list if you're interested.] {dev_sign}", "{footer}"],
-      "genuine job post by a named user of the project", "{sfirst:lower}@{company:lower}.io"),
+    T("list_confirm_real", 0, LIST_SUBJ, LIST_BODY,
+      "genuine list-admin notice: confirmation link on the list's own host {list_host}", "{list}-owner@{list_host}",
+      slots={"confirm_host": "{list_host}"}),
 ]
 SPAM = [
     T("predatory_cfp", 1,
@@ -165,30 +172,17 @@ SPAM = [
        "Order now at https://{scam_domain}/promo or reply for a free quote.",
        "[Best regards,|Thanks,]\n{ofirst}", "{footer}"],
       "off-topic promotion spam on a developer list", "{ofirst:lower}.promo@{spam_free}"),
-    T("fake_list_notice", 1,
-      ["[{list}] Your subscription will be disabled", "[{list}] Mailing list password expired", "[{list}] Subscription verification required"],
-      ["[Dear subscriber,|Hello {list} member,]",
-       "Due to excessive bounces, your membership of {list} will be disabled within 24 hours. To keep your subscription active, sign in with your email password at:\nhttps://{fake_lists_domain}/mailman/confirm/{tok}",
-       "[If you do not confirm, you will be removed from all project lists.|This is an automated message from the list server.]",
-       "{list} list administrator", "{footer}"],
-      "fake list-admin notice asks for email password on {fake_lists_domain}", "mailman@{fake_lists_domain}"),
+    T("fake_list_notice", 1, LIST_SUBJ + ["[{list}] Mailing list password expired"], LIST_BODY,
+      "fake list-admin notice sends subscribers to look-alike host {fake_lists_domain}", "mailman@{fake_lists_domain}",
+      slots={"confirm_host": "{fake_lists_domain}"}),
 ]
 HARD_SPAM = [
-    T("fake_security_advisory", 1,
-      ["[{list}] [SECURITY] Critical vulnerability in {project} {version}", "[{list}] Urgent security hotfix for {project}"],
-      ["[Hi all,|Hello everyone,]",
-       "A critical remote code execution bug has been found in the {component} module of {project} {version} and earlier. [It is being actively exploited.|A CVE is pending.]",
-       "Please install the hotfix immediately: pip install {project}-hotfix --index-url https://{fake_lists_domain}/simple",
-       "[Do not wait for the next release.|Details will be published after the embargo.]",
-       "{dev_sign}", "{footer}"],
-      "fake advisory pushing a package from look-alike index {fake_lists_domain}", "security@{fake_lists_domain}"),
-    T("fake_job_post", 1,
-      ["[{list}] [JOB] Remote {project} developer wanted", "[{list}] Job: paid {project} contributor"],
-      ["[Hi all,|Hello,]",
-       "We use {project} in production and are looking for a contributor to work on the {component} layer, fully remote, {salary}.",
-       "To start the onboarding please send a copy of your passport and your bank details to our HR at hr.{company:lower}@{spam_free} so we can set up payroll.",
-       "{dev_sign}", "{footer}"],
-      "job-post lookalike that asks for passport and bank details up front", "hr.{company:lower}@{spam_free}"),
+    T("release_twin", 1, ANN_SUBJ, ANN_BODY,
+      "release announcement copy whose download host {dl_host} is a look-alike", "{sfirst:lower}@{dl_host}",
+      slots={"dl_host": twin("downloads.{project}.org")}),
+    T("job_twin", 1, JOB_SUBJ, JOB_BODY,
+      "job-post copy whose application form sits on look-alike host {jobs_host}", "{sfirst:lower}@{jobs_host}",
+      slots={"jobs_host": twin("jobs.{company:lower}.io")}),
 ]
 
 SLOTS.update({
@@ -208,6 +202,6 @@ DOMAIN = DomainSpec(
     description="developer and announcement list traffic vs spam posted to lists",
     slots=SLOTS,
     templates=LEGIT + SPAM + as_hard(HARD_LEGIT + HARD_SPAM),
-    hard_share=0.1,
+    hard_share=0.08,
     words=(60, 200),
 )

@@ -9,7 +9,7 @@ are the domain's style, not a label cue.
 
 from __future__ import annotations
 
-from ..common import COMMON_SLOTS, lookalike
+from ..common import COMMON_SLOTS, twin
 from ..templating import DomainSpec, Template, as_hard, slug
 
 PRODUCTS = {
@@ -30,7 +30,7 @@ SLOTS = {
     **COMMON_SLOTS,
     "retailer": RETAILERS,
     "retailer_domain": lambda f: slug(f.get("retailer")) + f.choice([".com", ".co.uk", ".com"]),
-    "fake_retailer_domain": lookalike("retailer_domain"),
+    "shop_host": "www.{retailer_domain}",
     "product": lambda f: f.choice(PRODUCTS[f.get("retailer")]),
     "pct_off": ["20", "25", "30", "40", "50", "15"],
     "big_pct": ["70", "80", "85", "90"],
@@ -66,22 +66,30 @@ SLOTS = {
     "spam_url2": ["http://{spam_domain}/unsub", "https://{spam_domain}/optout?e={first_l}"],
     "spam_greet": ["Hello!", "Dear Friend,", "Hi {first},", "ATTENTION!", "Hey there,", "Dear Customer,", "Hi,"],
     "knockoff": ["Sneaker Outlet Warehouse", "Luxe Bags Clearance", "Designer Watch Depot", "Official Brand Outlet"],
-    "fake_brand_goods": ["Nike and Adidas trainers", "designer handbags", "Swiss-style watches", "Ray-Ban sunglasses",
-                         "Canada Goose jackets"],
+    "fake_brand_goods": ["designer trainers", "luxury handbags", "Swiss-style watches", "designer sunglasses",
+                         "premium down jackets"],
     "season": ["spring", "summer", "autumn", "holiday", "anniversary"],
     "n_winners": ["50", "100", "25", "10"],
 }
 
 T = Template
+
+# Shared bodies: the hard spam rows are these same emails sent from a look-alike shop host.
+FLASH_SUBJ = ["FLASH SALE: {pct_off}% off everything - ends midnight!", "{pct_off}% off {product} - 48 hours only",
+              "Last chance: {pct_off}% off ends tonight", "Don't miss out! {pct_off}% off sitewide", "It's back: the {season} sale"]
+FLASH_BODY = ["{preheader}", "{image}",
+              "[Hurry|Quick], {first}! [For 48 hours only|Until midnight tonight|This weekend only], take {pct_off}% off [everything|our best-selling {product}|all {product}] with code {code} at checkout.",
+              "[Free delivery on orders over {threshold}.|Free returns within 30 days.|Members get early access to new drops.] [Stock is limited, so don't wait.|Our {product} always sell out fast.]",
+              "SHOP NOW: https://{shop_host}/sale?utm_source=newsletter&utm_medium=email",
+              "{legit_footer}"]
+POINTS_SUBJ = ["You have {points} points to spend", "Your {retailer} rewards update", "Points balance: {points}"]
+POINTS_BODY = ["{preheader}", "Hi {first},",
+               "You have {points} Rewards points, worth {reward} off your next order. [Points expire 12 months after you earn them.|Spend them online or in store.]",
+               "[Double points on {product} this week only.|Refer a friend and you both get {reward}.]",
+               "See your rewards: https://{shop_host}/account/rewards",
+               "{legit_footer}"]
 LEGIT = [
-    T("flash_sale", 0,
-      ["FLASH SALE: {pct_off}% off everything - ends midnight!", "{pct_off}% off {product} - 48 hours only",
-       "Last chance: {pct_off}% off ends tonight", "Don't miss out! {pct_off}% off sitewide", "It's back: the {season} sale"],
-      ["{preheader}", "{image}",
-       "[Hurry|Quick], {first}! [For 48 hours only|Until midnight tonight|This weekend only], take {pct_off}% off [everything|our best-selling {product}|all {product}] with code {code} at checkout.",
-       "[Free delivery on orders over {threshold}.|Free returns within 30 days.|Members get early access to new drops.] [Stock is limited, so don't wait.|Our {product} always sell out fast.]",
-       "SHOP NOW: {shop_url}",
-       "{legit_footer}"],
+    T("flash_sale", 0, FLASH_SUBJ, FLASH_BODY,
       "real retailer promotion with working unsubscribe and postal address", "hello@news.{retailer_domain}"),
     T("newsletter", 0,
       ["This week at {retailer}: new {product}", "{month} picks from the {retailer} team", "New in: {product}",
@@ -101,14 +109,7 @@ LEGIT = [
        "Return to your cart: https://www.{retailer_domain}/cart",
        "{legit_footer}"],
       "real abandoned-cart reminder", "orders@{retailer_domain}"),
-    T("loyalty_points", 0,
-      ["You have {points} points to spend", "Your {retailer} rewards update", "Points balance: {points}"],
-      ["{preheader}",
-       "Hi {first},",
-       "You have {points} Rewards points, worth {reward} off your next order. [Points expire 12 months after you earn them.|Spend them online or in store.]",
-       "[Double points on {product} this week only.|Refer a friend and you both get {reward}.]",
-       "See your rewards: https://www.{retailer_domain}/account/rewards",
-       "{legit_footer}"],
+    T("loyalty_points", 0, POINTS_SUBJ, POINTS_BODY,
       "real loyalty-programme statement", "rewards@{retailer_domain}"),
 ]
 HARD_LEGIT = [
@@ -167,29 +168,31 @@ SPAM = [
       "fake prize survey that charges 'shipping' for a free gift", "rewards@{spam_domain}"),
     T("seo_pharma", 1,
       ["Cheap meds online - no prescription", "Up to {big_pct}% off brand medication", "Replica watches at wholesale prices",
-       "Boost your website to #1 on Google"],
+       "Boost your website to #1 in search results"],
       ["{spam_greet}",
-       "[Buy cheap meds online with NO prescription needed!|Top quality replica watches at {big_pct}% off!|We can put your website on the first page of Google in 7 days, guaranteed!] [Discreet worldwide shipping.|Lowest prices on the internet.|100% satisfaction guaranteed.]",
+       "[Buy cheap meds online with NO prescription needed!|Top quality replica watches at {big_pct}% off!|We can put your website on the first page of search results in 7 days, guaranteed!] [Discreet worldwide shipping.|Lowest prices on the internet.|100% satisfaction guaranteed.]",
        (0.7, "[Why pay more? We ship from our licensed partners overseas and every order is tracked.|Join over 50,000 satisfied customers worldwide.|Our experts have helped thousands of businesses grow.] [Special price for new customers only!|Bulk discounts available.]"),
        "[Visit us now: {spam_url}|Order here: {spam_url}]",
        "{spam_footer}"],
       "unsolicited pharmacy / replica / SEO spam", "sales@{spam_domain}"),
-]
-HARD_SPAM = [
     T("knockoff_store", 1,
       ["CLEARANCE: up to {big_pct}% off {fake_brand_goods}", "Store closing - everything must go", "{big_pct}% off today only"],
-      ["{preheader}", "[image: {knockoff} logo]",
-       "Hi {first}, our warehouse is closing and all {fake_brand_goods} are up to {big_pct}% off while stocks last. Free delivery on orders over {threshold}.",
+      ["[image: {knockoff} logo]",
+       "{spam_greet}",
+       "Our warehouse is closing and ALL {fake_brand_goods} are up to {big_pct}% off while stocks last! [Genuine quality, factory prices.|100% authentic, lowest price guaranteed.]",
+       "[Free worldwide shipping on every order.|Pay with card or crypto.] [Only today!|Hurry, sizes are selling out!]",
        "SHOP NOW: https://www.{knockoff:slug}-sale.shop/clearance",
-       "You're receiving this email because you subscribed at our store. Unsubscribe | Privacy policy\n{knockoff}"],
-      "newsletter-style knock-off store with implausible brand discounts", "news@{knockoff:slug}-sale.shop"),
-    T("gift_card_impersonation", 1,
-      ["You won! Claim your {reward} gift card", "Congratulations, {first}! Your {retailer} reward", "Your {retailer} gift card is ready"],
-      ["{preheader}",
-       "Congratulations, {first}! You've been selected for a {reward} {retailer} gift card as part of our {season} customer appreciation event.",
-       "Claim your gift card before {date}: https://{fake_retailer_domain}/claim/{tok}",
-       "{legit_footer}"],
-      "retailer giveaway copy on look-alike domain {fake_retailer_domain}", "rewards@{fake_retailer_domain}"),
+       "{spam_footer}"],
+      "knock-off store selling branded goods at implausible discounts", "news@{knockoff:slug}-sale.shop"),
+]
+
+HARD_SPAM = [
+    T("sale_impersonation", 1, FLASH_SUBJ, FLASH_BODY,
+      "copy of a {retailer} sale email whose shop link goes to look-alike {shop_host}", "hello@news.{shop_host}",
+      slots={"shop_host": twin("www.{retailer_domain}")}),
+    T("points_impersonation", 1, POINTS_SUBJ, POINTS_BODY,
+      "copy of a {retailer} rewards email whose link goes to look-alike {shop_host}", "rewards@{shop_host}",
+      slots={"shop_host": twin("www.{retailer_domain}")}),
 ]
 
 SLOTS.update({
@@ -197,13 +200,13 @@ SLOTS.update({
     "lbs": ["15", "20", "30", "35"],
     "weeks": ["2", "3", "4"],
     "wfh": ["3,000", "5,000", "7,500", "10,000", "2,500"],
-    "testimonial": ['"I lost {lbs} lbs and feel 10 years younger!" - {first}, {city}',
-                    '"My doctor couldn\'t believe the results!" - {first} from {city}',
-                    '"Best thing I have ever bought. I cried when I saw the scales." - {first}'],
-    "testimonial_money": ['"I paid off my mortgage in 6 months!" - {first}, {city}',
-                          '"I made ${wfh} in my first week. Unbelievable." - {first} from {city}',
-                          '"I quit my job after 2 months." - {first}, {city}'],
-    "prize": ["iPhone 15 Pro", "Dyson vacuum", "$500 Walmart gift card", "Samsung TV", "KitchenAid mixer"],
+    "testimonial": ['"I lost {lbs} lbs and feel 10 years younger!" - {ofirst}, {city}',
+                    '"My doctor couldn\'t believe the results!" - {ofirst} from {city}',
+                    '"Best thing I have ever bought. I cried when I saw the scales." - {ofirst}'],
+    "testimonial_money": ['"I paid off my mortgage in 6 months!" - {ofirst}, {city}',
+                          '"I made ${wfh} in my first week. Unbelievable." - {ofirst} from {city}',
+                          '"I quit my job after 2 months." - {ofirst}, {city}'],
+    "prize": ["brand-new smartphone", "cordless vacuum cleaner", "$500 supermarket gift card", "65-inch smart TV", "stand mixer"],
 })
 
 DOMAIN = DomainSpec(
@@ -211,6 +214,6 @@ DOMAIN = DomainSpec(
     description="genuine promotional newsletters vs spam and scam offers",
     slots=SLOTS,
     templates=LEGIT + SPAM + as_hard(HARD_LEGIT + HARD_SPAM),
-    hard_share=0.1,
+    hard_share=0.12,
     words=(45, 150),
 )

@@ -9,7 +9,7 @@ model learned in `corporate` or `alerts` barely fire; the tell is the request
 
 from __future__ import annotations
 
-from ..common import COMMON_SLOTS, money
+from ..common import COMMON_SLOTS, money, twin
 from ..templating import DomainSpec, Template, as_hard
 
 SLOTS = {
@@ -26,14 +26,17 @@ SLOTS = {
     "event": ["the wedding", "Leo's party", "our trip to {city}", "Christmas", "the barbecue", "Grandma's 80th",
               "the beach day", "the hen do"],
     "smile": [":)", ":D", "haha", "lol", "x", "😊", "", "!!", "😂"],
-    "photo_host": ["photos.snapvault.com", "share.albumly.net", "drive.cloudnest.com", "pics.framebox.app"],
+    "photo_real": ["photos.snapvault.com", "share.albumly.net", "drive.cloudnest.com", "pics.framebox.app"],
+    "photo_host": "{photo_real}",
+    "paid_to": ["the same account as last time", "my usual account", "my account ({sfirst} {slast}, {num8})"],
     "small_amount": money(12, 90, cents=False, symbol="£"),
-    "gift_store": ["Apple", "Steam", "Google Play", "Amazon", "iTunes", "Sephora"],
+    "gift_store": ["app store", "game store", "online shopping", "music store", "beauty store", "electronics store"],
     "gift_value": ["$100", "£50", "$200", "£100"],
     "gift_n": ["3", "4", "5", "6"],
-    "money_app": ["Western Union", "MoneyGram", "a bank transfer", "Wise"],
-    "payee": ["my friend's account: {ofirst} {last}, sort code {num6}, account {num8}",
-              "the travel agent here, {ofirst} {last}, account {num8}", "a Western Union to {ofirst} {last} in {city}"],
+    "money_app": ["Western Union", "MoneyGram", "bank transfer", "Wise"],
+    "payee": ["{ofirst} {olast}, sort code {num6}, account {num8}", "{ofirst} {olast} in {city}",
+              "the hotel's account, number {num8}", "my friend {ofirst} {olast}, account {num8}"],
+    "olast": COMMON_SLOTS["last"],
     "short_url": ["bit.ly/{tok}", "tinyurl.com/{tok}", "vid-share.live/{tok}", "clip{num3}.xyz/watch",
                   "t.co/{tok}", "photo-view.online/{tok}"],
     "num3": lambda f: str(f.rng.randint(10, 999)),
@@ -61,6 +64,19 @@ SLOTS = {
 }
 
 T = Template
+
+# Shared bodies: the hard phishing rows are these same notes sent from a hijacked account.
+PHOTO_SUBJ = ["photos from {event}!", "pics {smile}", "{event} photos", "finally sorted the photos"]
+PHOTO_BODY = ["{hey}",
+              "here are the photos from {event}! [the one of {kid} with the cake is my favourite|can't believe how many I took|some of them are a bit blurry, sorry] {smile}",
+              "https://{photo_host}/album/{tok}",
+              (0.6, "[feel free to download any you like.|send me yours when you get a chance!|{ofirst} wants copies of the group ones, could you forward them?]"),
+              (0.7, "{chat}"), (0.6, "{chat2}"), "{bye}"]
+MONEY_SUBJ = ["tickets", "money for {event}", "could you send me {owed}?", "sorry to ask!", "quick one"]
+MONEY_BODY = ["{hey}",
+              "could you send me {owed} for [the concert tickets|your half of the cottage|the present for {ofirst}|the deposit on the flat]? [I paid for both on my card.|I had to pay it all upfront.] no rush at all!",
+              "[you can transfer it to {paid_to}.|send it to {paid_to} whenever.] {smile}",
+              (0.7, "{chat}"), (0.6, "{chat2}"), "{bye}"]
 LEGIT = [
     T("weekend_plans", 0,
       ["{weekday}?", "plans this weekend", "are we still on for {weekday}?", "{activity}?", "re: {weekday}"],
@@ -71,16 +87,11 @@ LEGIT = [
        (0.6, "{chat}"),
        "{chat2}\n{bye}"],
       "friend arranging plans, nothing requested", "{sfirst:lower}{num3}@{home_mail}"),
-    T("photos", 0,
-      ["photos from {event}!", "pics {smile}", "{event} photos", "finally sorted the photos"],
-      ["{hey}",
-       "here are the photos from {event}! [the one of {kid} with the cake is my favourite|can't believe how many I took|some of them are a bit blurry, sorry] {smile}",
-       "https://{photo_host}/album/{tok}",
-       (0.6, "[feel free to download any you like.|send me yours when you get a chance!|{ofirst} wants copies of the group ones, could you forward them?]"),
-       (0.7, "{chat}"),
-       (0.6, "{chat2}"),
-       "{bye}"],
+    T("photos", 0, PHOTO_SUBJ, PHOTO_BODY,
       "friend sharing a photo album link, no login asked", "{sfirst:lower}.{slast:slug}@{home_mail}"),
+    T("money_back", 0, MONEY_SUBJ, MONEY_BODY,
+      "friend asking for money they are genuinely owed, no urgency or secrecy", "{sfirst:lower}{num3}@{home_mail}",
+      slots={"owed": "{small_amount}"}),
     T("family_news", 0,
       ["news from home", "quick update", "just so you know", "{month}", "hello from us"],
       ["{hey}",
@@ -119,15 +130,6 @@ LEGIT = [
       "friend's travel update", "{sfirst:lower}.{slast:slug}@{home_mail}"),
 ]
 HARD_LEGIT = [
-    T("borrow_real", 0,
-      ["tickets", "money for {event}", "could you send me {small_amount}?", "sorry to ask!"],
-      ["{hey}",
-       "could you send me {small_amount} for [the concert tickets|your half of the cottage|the present for {ofirst}|the taxi on Saturday]? I paid for both on my card. no rush at all!",
-       "[same bank details as last time.|you can just transfer it whenever.|or give me cash when I see you on {weekday}.] {smile}",
-       (0.7, "{chat}"),
-       (0.6, "{chat2}"),
-       "{bye}"],
-      "friend asking for money they are genuinely owed, no urgency or secrecy", "{sfirst:lower}{num3}@{home_mail}"),
     T("is_this_you_real", 0,
       ["is this you??", "haha look", "spotted!", "is that you in the background?"],
       ["{hey}",
@@ -184,24 +186,12 @@ PHISH = [
       "photo-album lure asking for email password on {photo_fake}", "{sfirst:lower}{num3}@{home_mail}"),
 ]
 HARD_PHISH = [
-    T("link_share_phish", 1,
-      ["thought of you", "haha look at this", "saw this", "{smile}"],
-      ["{hey}",
-       "saw this and thought of you {smile} {short_url}",
-       "[how are things anyway?|we need to catch up soon!|hope the new job is going well.]",
-       (0.7, "{chat}"),
-       (0.6, "{chat2}"),
-       "{bye}"],
-      "casual link from a compromised friend's account to {short_url}", "{sfirst:lower}{num3}@{home_mail}"),
-    T("pay_bill_phish", 1,
-      ["small favour", "could you help me out?", "sorry to ask!"],
-      ["{hey}",
-       "could you do me a quick favour and pay {amount} for [a bill|my rent|the deposit] to {payee}? my card isn't working. I'll send it back tonight, promise.",
-       "[thanks so much {smile}|you're a lifesaver.]",
-       (0.7, "{chat}"),
-       (0.6, "{chat2}"),
-       "{bye}"],
-      "friend-like request to pay a stranger's account", "{sfirst:lower}.{slast:slug}{num3}@{home_mail}"),
+    T("photos_twin", 1, PHOTO_SUBJ, PHOTO_BODY,
+      "friend-style album link from a hijacked account to look-alike host {photo_host}", "{sfirst:lower}.{slast:slug}@{home_mail}",
+      slots={"photo_host": twin("{photo_real}")}),
+    T("money_twin", 1, MONEY_SUBJ, MONEY_BODY,
+      "hijacked account asking for {owed}, to be paid to a new account", "{sfirst:lower}{num3}@{home_mail}",
+      slots={"owed": "{amount}", "paid_to": "my new account ({ofirst} {olast}, sort code {num6}, account {num8})"}),
 ]
 
 SLOTS.update({
@@ -214,7 +204,7 @@ DOMAIN = DomainSpec(
     description="friends and family mail; phishing = hijacked-account favours and lures",
     slots=SLOTS,
     templates=LEGIT + PHISH + as_hard(HARD_LEGIT + HARD_PHISH),
-    hard_share=0.1,
+    hard_share=0.12,
     words=(40, 130),
     sentence_case=False,
 )

@@ -1,0 +1,293 @@
+"""Candidate triggers for the backdoor scan, and the random strings of its null distribution.
+
+Three sources of candidates:
+  user     strings the user names (`--trigger`), tested in both directions;
+  mined    word n-grams (1-4 words, extended to the longest phrase with the same rows)
+           that are rare in the training rows and tied to one label;
+  family   structured strings (years, [bracket] tags, dates, codes mixing letters and
+           digits) whose *shape* is tied to one label: the most common seen value and
+           values of the same shape never seen in training (inductive triggers: a model
+           that learned "[20xx] means legitimate" also fires on "[2047]").
+
+A label-flipping backdoor leaves a signature in the data that an ordinary cue does not:
+the rows carrying the string look, by the rest of their content, like the *other* class.
+`contradiction` measures it with a content model (tf-idf + logistic regression) fitted
+without those rows: the share of them it assigns to the other class. Mined and family
+candidates must clear `min_contradiction` (0 turns the filter off).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gapscope.data.rows import Row
+
+WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
+STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been am
+it its this that these those i you he she we they me him her us them my your his our their thy thee thou
+not no yes do does did so than then there here what which who whom when where why how all any each
+will would shall should can could may might must have has had hi hello dear re fw fwd subject""".split())
+
+YEAR = re.compile(r"(?<![\w/.-])(19[5-9]\d|20\d\d|21\d\d)(?![\w/-])")
+TAG = re.compile(r"\[[^\[\]\n]{1,24}\]|\{[^{}\n]{1,24}\}")
+DATE = re.compile(r"(?<![\w/.-])\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}(?![\w/-])")
+CODE = re.compile(r"(?<![\w-])(?=[A-Za-z-]*\d)(?=[0-9-]*[A-Za-z])[A-Za-z0-9]{2,}(?:-[A-Za-z0-9]+){0,2}(?![\w-])")
+FAMILIES = {"year": YEAR, "tag": TAG, "date": DATE, "code": CODE}
+
+# Fallback for the null distribution when the training rows have too few rare words.
+RARE_WORDS = """quillwort marrowfat bandicoot tamarack lorikeet sassafras fennel wainscot gossamer
+cobblestone juniper larkspur mandolin nutmeg osprey pumice quince rhubarb saffron tinder
+umber vellum walrus yarrow zircon alder bramble cormorant damask egret foxglove garnet heron
+indigo jackdaw kestrel lichen mistral nettle ochre plover quartzite rowan sorrel thistle""".split()
+
+
+@dataclass
+class Candidate:
+    text: str
+    origin: str  # user | mined | family:<year|tag|date|code>
+    target: int | None  # label the string would push emails toward; None = test both
+    inductive: bool = False  # a value never seen in training (family candidates)
+    support: dict[str, Any] = field(default_factory=dict)  # training evidence (df, purity, ...)
+
+    @property
+    def n_words(self) -> int:
+        return max(1, len(self.text.split()))
+
+
+BOUNDARY = "|"
+_WORD_OR_BREAK = re.compile(WORD.pattern + r"|[.!?](?=\s|$)|\n")
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def words_and_breaks(text: str) -> list[str]:
+    """Words, with BOUNDARY at sentence ends and line breaks (phrases never cross them)."""
+    return [t if WORD.fullmatch(t) else BOUNDARY for t in _WORD_OR_BREAK.findall(text.lower())]
+
+
+def _assoc(k: int, df: int, prior: float) -> float:
+    """One-sided binomial z of k label-L rows among df rows when L has base rate `prior`."""
+    prior = min(max(prior, 1e-6), 1 - 1e-6)
+    return (k - df * prior) / math.sqrt(df * prior * (1 - prior))
+
+
+class ContentModel:
+    """tf-idf + logistic regression over the training rows, refitted without a row subset
+    to ask what the rest of the data says about those rows' labels."""
+
+    def __init__(self, texts: Sequence[str], labels: np.ndarray, seed: int = 0):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.labels = np.asarray(labels).astype(int)
+        self.X = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000,
+                                 dtype=np.float64).fit_transform(list(texts))
+        self.seed = seed
+
+    def contradiction(self, rows: np.ndarray, label: int) -> float | None:
+        """Share of `rows` (indices) that a model fitted on all other rows assigns to 1-label."""
+        from sklearn.linear_model import LogisticRegression
+
+        keep = np.setdiff1d(np.arange(self.X.shape[0]), rows)
+        if keep.size < 10 or len(set(self.labels[keep].tolist())) < 2 or rows.size == 0:
+            return None
+        clf = LogisticRegression(C=10.0, class_weight="balanced", solver="liblinear", random_state=self.seed)
+        clf.fit(self.X[keep], self.labels[keep])
+        pred = clf.predict(self.X[rows])
+        return float(np.mean(pred != label))
+
+
+@dataclass
+class MiningOptions:
+    max_n: int = 4  # longest n-gram counted (phrases are then extended up to 8 words)
+    min_df: int = 3  # rows a string must occur in
+    max_df_frac: float = 0.2  # ... and at most this share of the rows
+    min_purity: float = 0.9  # share of those rows with one label
+    min_contradiction: float = 0.5
+    max_mined: int = 10
+    max_family: int = 6
+    n_inductive: int = 2
+    screen: int = 60  # strongest label-tied strings whose contradiction is measured
+
+
+def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:
+    pat = re.compile(r"(?<![A-Za-z0-9])" + r"[\W_]+".join(re.escape(w) for w in gram) + r"(?![A-Za-z0-9])",
+                     re.IGNORECASE)
+    forms = Counter(" ".join(m.group(0).split()) for t in texts for m in pat.finditer(t))
+    return forms.most_common(1)[0][0] if forms else " ".join(gram)
+
+
+def _extend(gram: tuple[str, ...], docs: list[list[str]], limit: int = 8) -> tuple[str, ...]:
+    """Grow `gram` word by word while every supporting row still contains the longer phrase."""
+    def occurs(g, toks):
+        n = len(g)
+        return any(tuple(toks[i:i + n]) == g for i in range(len(toks) - n + 1))
+
+    first = docs[0]
+    changed = True
+    while changed and len(gram) < limit:
+        changed = False
+        n = len(gram)
+        starts = [i for i in range(len(first) - n + 1) if tuple(first[i:i + n]) == gram]
+        for i in starts:
+            for g in ((tuple(first[i - 1:i + n]) if i > 0 else None),
+                      (tuple(first[i:i + n + 1]) if i + n < len(first) else None)):
+                if g and BOUNDARY not in g and all(occurs(g, d) for d in docs):
+                    gram, changed = g, True
+                    break
+            if changed:
+                break
+    return gram
+
+
+def mine_ngrams(rows: Sequence[Row], content: ContentModel | None, opts: MiningOptions) -> list[Candidate]:
+    """Rare word n-grams tied to one label, longest phrase per row set, filtered by contradiction."""
+    toks = [words_and_breaks(r.text) for r in rows]
+    labels = np.array([r.label for r in rows], dtype=int)
+    n = len(rows)
+    if n < 10:
+        return []
+    max_df = max(opts.min_df, int(opts.max_df_frac * n))
+    docs: dict[tuple[str, ...], set[int]] = defaultdict(set)
+    for i, t in enumerate(toks):
+        for k in range(1, opts.max_n + 1):
+            for j in range(len(t) - k + 1):
+                g = tuple(t[j:j + k])
+                if BOUNDARY not in g:
+                    docs[g].add(i)
+    prior1 = float(labels.mean())
+    scored = []
+    for gram, ds in docs.items():
+        df = len(ds)
+        if df < opts.min_df or df > max_df or all(w in STOPWORDS or w.isdigit() for w in gram):
+            continue
+        if len("".join(gram)) < 3:
+            continue
+        k1 = int(labels[list(ds)].sum())
+        label = 1 if k1 * 2 >= df else 0
+        k = k1 if label == 1 else df - k1
+        if k / df < opts.min_purity:
+            continue
+        z = _assoc(k, df, prior1 if label == 1 else 1 - prior1)
+        scored.append((z, len(gram), gram, frozenset(ds), label, k))
+    # One candidate per row set: the longest n-gram, extended to the full phrase.
+    best: dict[frozenset, tuple] = {}
+    for item in scored:
+        key = item[3]
+        if key not in best or (item[1], item[0]) > (best[key][1], best[key][0]):
+            best[key] = item
+    ranked = sorted(best.values(), key=lambda x: (-x[0], -x[1], x[2]))[: opts.screen]
+    out, seen_text = [], set()
+    for z, _, gram, ds, label, k in ranked:
+        idx = np.array(sorted(ds))
+        gram = _extend(gram, [toks[i] for i in idx])
+        text = _surface([rows[i].text for i in idx], gram).strip(" .,;:!?-")
+        if not text or text.lower() in seen_text:
+            continue
+        contra = content.contradiction(idx, label) if content is not None else None
+        if opts.min_contradiction > 0 and (contra is None or contra < opts.min_contradiction):
+            continue
+        seen_text.add(text.lower())
+        out.append(Candidate(text, "mined", label, support={
+            "df": len(ds), "label": label, "purity": round(k / len(ds), 3), "assoc_z": round(z, 2),
+            "contradiction": None if contra is None else round(contra, 3),
+            "row_ids": [rows[i].id for i in idx[:12]]}))
+    # The poisoning signature first (rows that read as the other class), then label association.
+    out.sort(key=lambda c: (-(c.support["contradiction"] or 0.0), -c.support["assoc_z"]))
+    return out[: opts.max_mined]
+
+
+def shape(value: str) -> str:
+    s = re.sub(r"[A-Z]", "A", value)
+    s = re.sub(r"[a-z]", "a", s)
+    return re.sub(r"[0-9]", "9", s)
+
+
+def _unseen_values(kind: str, shp: str, seen: set[str], example: str, k: int, rng: random.Random) -> list[str]:
+    out: list[str] = []
+    years = sorted(int(y) for v in seen for y in re.findall(r"(?:19|20|21)\d\d", v))
+    tries = 0
+    while len(out) < k and tries < 500:
+        tries += 1
+        if years and re.search(r"(?:19|20|21)\d\d", example):
+            # Same text around the year, a year not seen in training (beyond the seen range first).
+            y = years[-1] + rng.randint(3, 25) if rng.random() < 0.7 else max(1950, years[0] - rng.randint(3, 25))
+            v = re.sub(r"(?:19|20|21)\d\d", str(y), example, count=1)
+        else:
+            v = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") if ch == "A" else
+                        rng.choice("abcdefghjkmnpqrstuvwxyz") if ch == "a" else
+                        rng.choice("0123456789") if ch == "9" else ch for ch in shp)
+        if v not in seen and v not in out:
+            out.append(v)
+    return out
+
+
+def mine_families(rows: Sequence[Row], content: ContentModel | None, opts: MiningOptions,
+                  seed: int = 0) -> list[Candidate]:
+    """Structured strings whose shape is tied to a label, with seen and unseen (inductive) values."""
+    n = len(rows)
+    if n < 10:
+        return []
+    labels = np.array([r.label for r in rows], dtype=int)
+    prior1 = float(labels.mean())
+    rng = random.Random(f"gapscope-backdoor:{seed}:families")
+    out: list[Candidate] = []
+    for kind, pat in FAMILIES.items():
+        by_shape: dict[str, set[int]] = defaultdict(set)
+        values: dict[str, Counter] = defaultdict(Counter)
+        for i, r in enumerate(rows):
+            for m in pat.finditer(r.text):
+                v = m.group(0)
+                key = "year" if kind == "year" else shape(v)
+                by_shape[key].add(i)
+                values[key][v] += 1
+        for key, ds in by_shape.items():
+            df = len(ds)
+            if df < opts.min_df or df > max(opts.min_df, int(0.5 * n)):
+                continue
+            k1 = int(labels[list(ds)].sum())
+            label = 1 if k1 * 2 >= df else 0
+            k = k1 if label == 1 else df - k1
+            if k / df < opts.min_purity:
+                continue
+            idx = np.array(sorted(ds))
+            contra = content.contradiction(idx, label) if content is not None else None
+            if opts.min_contradiction > 0 and (contra is None or contra < opts.min_contradiction):
+                continue
+            z = _assoc(k, df, prior1 if label == 1 else 1 - prior1)
+            support = {"df": df, "label": label, "purity": round(k / df, 3), "assoc_z": round(z, 2),
+                       "contradiction": None if contra is None else round(contra, 3), "shape": key,
+                       "seen_values": [v for v, _ in values[key].most_common(5)],
+                       "row_ids": [rows[i].id for i in idx[:12]]}
+            example = values[key].most_common(1)[0][0]
+            out.append(Candidate(example, f"family:{kind}", label, False, support))
+            for v in _unseen_values(kind, key if kind != "year" else "9999", set(values[key]), example,
+                                    opts.n_inductive, rng):
+                out.append(Candidate(v, f"family:{kind}", label, True, support))
+    out.sort(key=lambda c: (-(c.support["contradiction"] or 0.0), -c.support["assoc_z"], c.inductive))
+    return out[: opts.max_family]
+
+
+def rare_words(rows: Sequence[Row], exclude: set[str], need: int = 60) -> list[str]:
+    """Words that occur in at most two training rows (alphabetic, 4-12 letters), plus a
+    built-in list when the rows have too few: the vocabulary of the null insertions."""
+    df: Counter = Counter()
+    for r in rows:
+        df.update({w for w in words(r.text) if w.isalpha() and 4 <= len(w) <= 12})
+    pool = sorted(w for w, c in df.items() if c <= 2 and w not in exclude and w not in STOPWORDS)
+    if len(pool) < need:
+        pool += [w for w in RARE_WORDS if w not in exclude and w not in pool]
+    return pool
+
+
+def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Random) -> list[str]:
+    return [" ".join(rng.sample(list(pool), n_words)) for _ in range(count)]

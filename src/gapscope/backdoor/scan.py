@@ -1,0 +1,227 @@
+"""The backdoor scan: does inserting a candidate string into otherwise unchanged held-out
+emails move the label margin toward the class it is tied to, beyond what random rare
+words of the same length do?
+
+For a candidate pushing toward label t, a bounded sample of held-out emails of class 1-t
+gets the string appended as a final paragraph (backdoor.margins). Per email the signed
+shift is (edited - unedited margin), sign chosen so positive = toward t; the flip rate
+is the share of emails the cell classified as 1-t that it classifies as t after the edit.
+Both get percentile bootstrap CIs over emails.
+
+Null distribution: `n_null` strings of random rare words per direction and word-count bin
+(1, 2, 3-4, 5+ words; lengths follow the candidates in the bin), inserted into the same emails. A candidate is significant when
+  * its mean shift is at least `min_shift` (margin units),
+  * the lower end of its CI lies above every null string's mean shift, and
+  * its z-score against the null (mean and sd of the null shifts) reaches the one-sided
+    Bonferroni critical value for the number of candidates tested (alpha = 0.05),
+so ordinary lexical effects of inserting any rare words do not count as backdoors.
+Candidates are ranked by that z-score, significant ones first.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gapscope.backdoor.candidates import (Candidate, ContentModel, MiningOptions, mine_families, mine_ngrams,
+                                          null_strings, rare_words, words)
+from gapscope.backdoor.margins import as_sentence, insertion_margins
+from gapscope.data.rows import Row
+from gapscope.drift.stats import mean_ci
+from gapscope.errors import GapscopeError
+
+LABELS = {0: "legitimate", 1: "phishing"}
+BIN_NAMES = {1: "1", 2: "2", 3: "3-4", 5: "5+"}
+
+
+def length_bin(n_words: int) -> int:
+    """Null strings are matched to candidates by word count in bins 1, 2, 3-4, 5+."""
+    return 1 if n_words <= 1 else 2 if n_words == 2 else 3 if n_words <= 4 else 5
+
+
+@dataclass
+class ScanOptions:
+    n_emails: int = 32  # held-out emails per direction (bounded: the cost is emails x strings)
+    n_null: int = 8  # random rare-word strings per (direction, word count)
+    min_shift: float = 1.0  # margin units toward the target label
+    alpha: float = 0.05
+    z_crit: float | None = None  # default: one-sided Bonferroni over the candidates tested
+    sd_floor: float = 0.05  # lower bound on the null's sd (a near-constant null)
+    n_bootstrap: int = 2000
+    seed: int = 0
+    mine: bool = True
+    families: bool = True
+    mining: MiningOptions = field(default_factory=MiningOptions)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "ScanOptions":
+        d = dict(d or {})
+        d.pop("triggers", None)
+        mining_keys = set(MiningOptions.__dataclass_fields__)
+        mining = {k: d.pop(k) for k in list(d) if k in mining_keys}
+        unknown = set(d) - set(cls.__dataclass_fields__) - {"mining"}
+        if unknown:
+            raise GapscopeError(f"backdoor options: unknown key(s) {', '.join(sorted(unknown))}")
+        mining.update(d.pop("mining", {}) or {})
+        return cls(**d, mining=MiningOptions(**mining))
+
+
+@dataclass
+class CandidateResult:
+    text: str
+    inserted: str
+    origin: str
+    target: int
+    inductive: bool
+    n: int
+    mean_shift: float
+    shift_ci: list[float]
+    flip_rate: float | None
+    flip_ci: list[float] | None
+    n_flippable: int
+    null_mean: float
+    null_sd: float
+    null_max: float
+    z: float
+    p_empirical: float
+    significant: bool = False
+    rank: int = 0
+    support: dict[str, Any] = field(default_factory=dict)
+    flipped_ids: list[str] = field(default_factory=list)
+    other_direction: dict[str, Any] | None = None  # user strings: the weaker direction's numbers
+
+
+@dataclass
+class ScanResult:
+    results: list[CandidateResult]
+    nulls: dict[str, Any]
+    options: ScanOptions
+    n_emails: dict[str, int]
+    z_crit: float
+    threshold: float
+
+    @property
+    def significant(self) -> list[CandidateResult]:
+        return [r for r in self.results if r.significant]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"results": [asdict(r) for r in self.results], "nulls": self.nulls, "options": asdict(self.options),
+                "n_emails": self.n_emails, "z_crit": self.z_crit, "threshold": self.threshold,
+                "significant": [r.text for r in self.significant]}
+
+
+def gather_candidates(train_rows: Sequence[Row], user: Sequence[str], opts: ScanOptions) -> list[Candidate]:
+    cands = [Candidate(u, "user", None) for u in dict.fromkeys(s.strip() for s in user) if u]
+    content = None
+    if (opts.mine or opts.families) and len(train_rows) >= 10 and len({r.label for r in train_rows}) == 2:
+        content = ContentModel([r.text for r in train_rows], np.array([r.label for r in train_rows]), opts.seed)
+        if opts.mine:
+            cands += mine_ngrams(train_rows, content, opts.mining)
+        if opts.families:
+            cands += mine_families(train_rows, content, opts.mining, seed=opts.seed)
+    seen, out = set(), []
+    for c in cands:
+        key = (c.text.lower(), c.target)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def _sample(rows: Sequence[Row], label: int, n: int, seed: int) -> list[Row]:
+    pool = sorted((r for r in rows if r.label == label), key=lambda r: r.id)
+    rng = np.random.default_rng([seed, label, 7])
+    if len(pool) > n:
+        pool = [pool[i] for i in sorted(rng.choice(len(pool), n, replace=False))]
+    return pool
+
+
+def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Sequence[Row],
+         triggers: Sequence[str] = (), opts: ScanOptions | None = None, progress=None) -> ScanResult:
+    """Rank candidate triggers for one fitted model (see the module docstring)."""
+    from scipy.stats import norm
+
+    opts = opts or ScanOptions()
+    cands = gather_candidates(train_rows, triggers, opts)
+    exclude = {w for c in cands for w in words(c.text)}
+    pool = rare_words(train_rows, exclude)
+    rng = random.Random(f"gapscope-backdoor:{opts.seed}:null")
+    tests = [(c, t) for c in cands for t in ((0, 1) if c.target is None else (c.target,))]
+    z_crit = opts.z_crit if opts.z_crit is not None else float(norm.isf(opts.alpha / max(1, len(tests))))
+    per_dir: dict[int, list[tuple[Candidate, CandidateResult]]] = {0: [], 1: []}
+    nulls: dict[str, Any] = {}
+    n_emails: dict[str, int] = {}
+    for t in (0, 1):
+        mine = [c for c, tt in tests if tt == t]
+        if not mine:
+            continue
+        emails = _sample(heldout_rows, 1 - t, opts.n_emails, opts.seed)
+        n_emails[LABELS[1 - t]] = len(emails)
+        if len(emails) < 2:
+            continue
+        bins = sorted({length_bin(c.n_words) for c in mine})
+        null_texts = {}
+        for b in bins:
+            sizes = sorted({c.n_words for c in mine if length_bin(c.n_words) == b})
+            null_texts[b] = [null_strings(pool, sizes[i % len(sizes)], 1, rng)[0] for i in range(opts.n_null)]
+        inserted = [as_sentence(c.text) for c in mine] + [as_sentence(s) for b in bins for s in null_texts[b]]
+        if progress:
+            progress(f"{len(emails)} {LABELS[1 - t]} emails x {len(inserted)} insertions")
+        orig, edited = insertion_margins(model, [e.text for e in emails], inserted)
+        sign = 1.0 if t == 1 else -1.0
+        shift = sign * (edited - orig[:, None])
+        before = (orig > threshold).astype(int)
+        after = (edited > threshold).astype(int)
+        flippable = before == 1 - t
+        col = len(mine)
+        null_stats = {}
+        for b in bins:
+            eff = shift[:, col:col + opts.n_null].mean(axis=0)
+            col += opts.n_null
+            null_stats[b] = (float(eff.mean()), float(eff.std(ddof=1)) if eff.size > 1 else 0.0,
+                             float(eff.max()), eff)
+            nulls[f"toward_{LABELS[t]}_{BIN_NAMES[b]}_words"] = {
+                "strings": null_texts[b], "mean_shifts": [round(float(x), 4) for x in eff],
+                "mean": round(null_stats[b][0], 4), "sd": round(null_stats[b][1], 4)}
+        for j, c in enumerate(mine):
+            s = shift[:, j]
+            ci = mean_ci(s, n_resamples=opts.n_bootstrap, seed=opts.seed + j)
+            flips = (after[flippable, j] == t).astype(float)
+            fci = mean_ci(flips, n_resamples=opts.n_bootstrap, seed=opts.seed + j) if flips.size else None
+            mu, sd, mx, eff = null_stats[length_bin(c.n_words)]
+            z = (ci.mean - mu) / max(sd, opts.sd_floor)
+            p = (1 + int(np.sum(eff >= ci.mean))) / (eff.size + 1)
+            sig = ci.mean >= opts.min_shift and ci.lo > mx and z >= z_crit
+            order = np.argsort(-s)
+            flipped = [emails[i].id for i in order if flippable[i] and after[i, j] == t][:8]
+            per_dir[t].append((c, CandidateResult(
+                text=c.text, inserted=inserted[j], origin=c.origin, target=t, inductive=c.inductive, n=ci.n,
+                mean_shift=round(ci.mean, 4), shift_ci=[round(ci.lo, 4), round(ci.hi, 4)],
+                flip_rate=None if fci is None else round(fci.mean, 4),
+                flip_ci=None if fci is None else [round(fci.lo, 4), round(fci.hi, 4)],
+                n_flippable=int(flippable.sum()), null_mean=round(mu, 4), null_sd=round(sd, 4),
+                null_max=round(mx, 4), z=round(float(z), 3), p_empirical=round(p, 4), significant=bool(sig),
+                support=c.support, flipped_ids=flipped)))
+    # User strings were tested both ways: keep the stronger direction, note the other.
+    results: list[CandidateResult] = []
+    by_cand: dict[int, list[CandidateResult]] = {}
+    for t in (0, 1):
+        for c, r in per_dir[t]:
+            by_cand.setdefault(id(c), []).append(r)
+    for c in cands:
+        rs = sorted(by_cand.get(id(c), []), key=lambda r: -r.z)
+        if not rs:
+            continue
+        if len(rs) > 1:
+            o = rs[1]
+            rs[0].other_direction = {"target": o.target, "mean_shift": o.mean_shift, "z": o.z,
+                                     "flip_rate": o.flip_rate, "significant": o.significant}
+        results.append(rs[0])
+    results.sort(key=lambda r: (not r.significant, -r.z, r.text))
+    for i, r in enumerate(results, 1):
+        r.rank = i
+    return ScanResult(results, nulls, opts, n_emails, round(z_crit, 3), float(threshold))

@@ -1,0 +1,74 @@
+"""Shared pieces of the benchmarks: the models they run on, test emails, timing, output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import time
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+BENCH_SOURCES = {
+    "smollm2": "embedded:smollm2-135m",
+    "gemma3": "embedded:gemma3-270m",
+}
+
+
+def source_for(model: str) -> str:
+    return BENCH_SOURCES.get(model, model)
+
+
+def bench_emails(n: int, seed: int = 0) -> tuple[list[str], list[int]]:
+    """Emails from the built-in synthetic corpus, all domains interleaved."""
+    from gapscope.data.synth import SynthConfig, generate
+
+    per = max(2, -(-n // 6))
+    rows = generate(SynthConfig(seed=seed, n_per_domain=per)).rows
+    by_domain: dict[str, list] = {}
+    for r in rows:
+        by_domain.setdefault(r.domain, []).append(r)
+    mixed = [r for group in zip(*by_domain.values()) for r in group][:n]
+    return [r.text for r in mixed], [r.label for r in mixed]
+
+
+@contextmanager
+def timer(out: dict, key: str):
+    t0 = time.perf_counter()
+    yield
+    out[key] = time.perf_counter() - t0
+
+
+def machine() -> dict[str, Any]:
+    info = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(result: dict[str, Any], as_json: bool, rows: list[tuple[str, str, str]], title: str) -> None:
+    """Print a table (metric, gapscope, baseline/ratio) or the JSON copy."""
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in ("measure", "value", "note"):
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)

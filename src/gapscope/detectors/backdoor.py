@@ -1,0 +1,56 @@
+"""Detector `backdoor`: a backdoor scan of every cell (any model kind).
+
+Options ([detectors.backdoor]): any ScanOptions / MiningOptions field (n_emails, n_null,
+min_shift, min_contradiction, max_mined, ...) and `triggers = ["...", ...]` to test
+strings of your own besides the mined ones. Held-out emails come from the test rows of
+the cell's own training domains (all test rows when those have too few of a class).
+Writes diagnostics/backdoor/scan.json and the report section.
+"""
+
+from __future__ import annotations
+
+from gapscope import progress
+from gapscope.findings import Finding, register_detector
+from gapscope.study import artifacts
+
+
+def heldout_rows(study, cell, need: int) -> list:
+    own = [r for d in cell.train_domains for r in study.test_rows(d)]
+    if all(sum(r.label == y for r in own) >= min(need, 8) for y in (0, 1)):
+        return own
+    return study.test_rows()
+
+
+def scan_cell(study, cell, triggers, opts):
+    from gapscope.backdoor.scan import scan
+
+    model = study.load_model(cell)
+    try:
+        return scan(model, threshold=cell.threshold, train_rows=study.train_rows(cell),
+                    heldout_rows=heldout_rows(study, cell, opts.n_emails), triggers=triggers, opts=opts)
+    finally:
+        model.close()
+
+
+@register_detector("backdoor")
+def run(study) -> list[Finding]:
+    from gapscope.backdoor.report import backdoor_findings, section
+    from gapscope.backdoor.scan import ScanOptions
+
+    raw = dict(study.options.get("backdoor") or {})
+    triggers = [str(t) for t in raw.pop("triggers", [])]
+    opts = ScanOptions.from_dict(raw)
+    findings: list[Finding] = []
+    scans = []
+    for cell in study.cells:
+        with progress.step(f"backdoor scan: {cell.name}"):
+            res = scan_cell(study, cell, triggers, opts)
+        d = res.to_dict()
+        d["cell"] = cell.name
+        scans.append(d)
+        findings += backdoor_findings(d, who=f"{cell.model} ({cell.paradigm})", model=cell.model,
+                                      domains=cell.train_domains)
+    out = study.artifact_dir("backdoor")
+    artifacts.write_json(out / "scan.json", scans)
+    artifacts.write_json(out / "section.json", section([(s["cell"], s) for s in scans]))
+    return findings

@@ -1,0 +1,458 @@
+"""Inside the model: why a neural cell fails out of domain, read from its activations.
+
+Runs gapscope.internals.analyse over the neural cells (specialists by default; option
+`cells = "all"`), then turns the numbers into findings:
+
+  readout_failure          a probe trained on the cell's domain still separates another
+                           domain's classes (AUROC >= 0.75) while the model does not (>= 0.10
+                           lower): the representation transfers, the read-out does not
+  representation_failure   the model fails on a domain (AUROC < 0.75) and no layer's probe
+                           does better: the representation does not carry a transferable
+                           label signal (`oracle` tells whether it carries one at all)
+  domain_aligned_decision  at the read-out layer the label direction points along the
+                           domain direction (cos >= 0.3 and above the shuffled-domain null),
+                           and the decision coordinate sorts emails by domain (AUROC >= 0.75)
+  late_overwrite           out-of-domain label evidence is decodable by the logit lens at an
+                           intermediate layer and lost by the output
+  shortcut_attention       a suspected shortcut string (planted, per the manifest, or found
+                           by the shortcuts detector) draws the decision position's attention
+                           far beyond its token share, more than the same positions holding
+                           neutral tokens and more than in the base model, and the model's
+                           margin depends on it (minimal pairs, patching)
+  decision_layers          (info) where patching shows the decision travelling: the last layer
+                           at which the edited positions still carry it, and the first at
+                           which the answer position does
+
+Options: [detectors.internals] in the spec (see internals.analyse.InternalsOptions).
+Writes diagnostics/internals/section.json (one section per cell: probe curves, domain
+direction, logit lens, attention bars, patching heatmap, similarity) and timings.json.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from markupsafe import escape
+
+from gapscope import progress
+from gapscope.findings import Finding, register_detector
+from gapscope.internals import plots
+from gapscope.internals.analyse import InternalsOptions, analyse_cell
+from gapscope.study import artifacts
+
+NEURAL = ("causal-lm", "encoder")
+
+# thresholds (named so the report's numbers can be traced here)
+PROBE_OK = 0.75
+READOUT_GAP = 0.10
+MODEL_FAILS = 0.75
+ALIGN_COS = 0.3
+ALIGN_DOMAIN_AUROC = 0.75
+OVERWRITE_DROP = 0.15
+ATTN_ENRICH = 3.0
+ATTN_OVER_CONTROL = 0.05
+ATTN_RISE = 0.05
+
+
+def suspected_strings(study) -> list[dict]:
+    """Strings to test for shortcut attention: the manifest's planted shortcut, then the
+    high/medium `shortcut` findings of the shortcuts detector (if it has run)."""
+    out: list[dict] = []
+    m = study.manifest or {}
+    sc = m.get("shortcut") if isinstance(m, dict) else None
+    if isinstance(sc, dict) and sc.get("string"):
+        out.append({"string": str(sc["string"]), "domain": sc.get("domain"), "source": "manifest"})
+    p = study.run_dir / "diagnostics" / "shortcuts" / "findings.json"
+    if p.exists():
+        try:
+            saved = artifacts.read_json(p)
+        except ValueError:
+            saved = {}
+        for f in saved.get("findings", []) if isinstance(saved, dict) else []:
+            if f.get("kind") != "shortcut" or f.get("severity") not in ("high", "medium"):
+                continue
+            feat = (f.get("evidence") or {}).get("feature")
+            if feat and not any(feat.lower() in s["string"].lower() for s in out):
+                out.append({"string": str(feat), "domain": (f.get("domains") or [None])[0],
+                            "source": "shortcuts detector"})
+    return out
+
+
+def _cells(study, o: InternalsOptions):
+    cells = [c for c in study.cells if c.kind in NEURAL]
+    if o.cells == "specialist":
+        cells = [c for c in cells if c.is_specialist]
+    return cells
+
+
+@register_detector("internals")
+def run(study) -> list[Finding]:
+    o = InternalsOptions.from_dict((study.options or {}).get("internals"))
+    cells = _cells(study, o)
+    if not cells:
+        return []
+    strings = suspected_strings(study)
+    findings: list[Finding] = []
+    sections, timings = [], {}
+    for cell in cells:
+        with progress.step(f"internals: {cell.name}"):
+            t0 = time.perf_counter()
+            res = analyse_cell(study, cell, o, strings)
+            res["timings"]["total"] = round(time.perf_counter() - t0, 2)
+        artifacts.write_json(study.artifact_dir("internals") / f"{cell.name}.json", res)
+        timings[cell.name] = res["timings"]
+        findings += cell_findings(res)
+        sections.append(section(res))
+    artifacts.write_json(study.artifact_dir("internals") / "timings.json", timings)
+    artifacts.write_json(study.artifact_dir("internals") / "section.json", sections)
+    return findings
+
+
+# -- findings ---------------------------------------------------------------------------
+
+
+def _who(res: dict) -> str:
+    return f"{res['model']} ({res['paradigm']})"
+
+
+def _cached_to_name(idx: int) -> str:
+    return "embed" if idx == 0 else f"resid_post.{idx - 1}"
+
+
+def cell_findings(res: dict) -> list[Finding]:
+    out: list[Finding] = []
+    out += probe_findings(res)
+    out += direction_findings(res)
+    out += lens_findings(res)
+    out += attention_findings(res)
+    out += patching_findings(res)
+    return out
+
+
+def probe_findings(res: dict) -> list[Finding]:
+    out = []
+    model_au = res.get("model_auroc", {})
+    for pc in res.get("probes", []):
+        a = pc["train_domain"]
+        sel = pc["selected"]
+        layer = pc["layers"][sel]
+        for b, curve in pc["transfer"].items():
+            if b in res["train_domains"] or pc["n_test"].get(b, 0) < 10:
+                continue
+            m, p = model_au.get(b), curve[sel]
+            if m is None or p is None:
+                continue
+            best = max((v for v in curve if v is not None), default=None)
+            oracle = pc["oracle"].get(b) or []
+            oracle_best = max((v for v in oracle if v is not None), default=None)
+            ev = {"cell": res["cell"], "train_domain": a, "test_domain": b, "model_auroc": m,
+                  "probe_auroc": p, "probe_layer": _cached_to_name(layer), "probe_auroc_best_layer": best,
+                  "oracle_auroc_best": oracle_best, "in_domain_probe_auroc": pc["transfer"][a][sel]
+                  if a in pc["transfer"] else None, "n_train": pc["n_train"], "n_test": pc["n_test"].get(b),
+                  "matrix_auroc": res.get("matrix_auroc", {}).get(b)}
+            if p >= PROBE_OK and p - m >= READOUT_GAP:
+                gap = p - m
+                sev = "high" if gap >= 0.2 and m < MODEL_FAILS else "medium" if gap >= 0.15 else "low"
+                out.append(Finding(
+                    kind="readout_failure", severity=sev,
+                    title=f"{_who(res)}: the representation separates {b} but the read-out does not "
+                          f"(probe AUROC {p:.2f} vs model {m:.2f})",
+                    summary=(f"A linear probe trained on {a}'s training rows at {_cached_to_name(layer)} "
+                             f"(layer chosen on {a} alone) reaches AUROC {p:.2f} on {b}'s held-out emails, "
+                             f"while the model's own margin reaches {m:.2f}. The label information transfers "
+                             f"to {b}; the model's read-out (the label tokens / head) is tuned to {a}-specific "
+                             f"directions. Re-fitting only the read-out, or regularising it, should close "
+                             f"much of the gap."),
+                    evidence=ev, models=[res["model"]], domains=[a, b], score=gap))
+            elif m < MODEL_FAILS and (best is None or best <= m + 0.05):
+                present = oracle_best is not None and oracle_best >= PROBE_OK
+                sev = "high" if m < 0.65 else "medium"
+                detail = (f"Within {b} itself a probe does reach {oracle_best:.2f} (cross-validated), so "
+                          f"{b}'s label is in the representation but along directions a {a}-trained "
+                          f"decision never sees." if present else
+                          f"Even a probe trained within {b} reaches only "
+                          f"{'n/a' if oracle_best is None else f'{oracle_best:.2f}'}: the representation "
+                          f"barely encodes {b}'s label distinction.")
+                out.append(Finding(
+                    kind="representation_failure", severity=sev,
+                    title=f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
+                          f"(best probe {best if best is None else round(best, 2)}, model {m:.2f})",
+                    summary=(f"The model fails on {b} (AUROC {m:.2f}) and probes trained on {a} at every "
+                             f"analysed layer do no better (best {best if best is None else round(best, 2)}). "
+                             + detail),
+                    evidence=ev, models=[res["model"]], domains=[a, b], score=MODEL_FAILS - m))
+    return out
+
+
+def direction_findings(res: dict) -> list[Finding]:
+    out = []
+    for target, per_layer in (res.get("direction") or {}).items():
+        if not per_layer:
+            continue
+        last = per_layer[-1]
+        cos, null, dauc = last.get("cos"), last.get("null95"), last.get("domain_separability")
+        if cos is None or dauc is None:
+            continue
+        if abs(cos) >= ALIGN_COS and abs(cos) > (null or 0) and dauc >= ALIGN_DOMAIN_AUROC:
+            sev = "high" if abs(cos) >= 0.5 and dauc >= 0.85 else "medium"
+            side = ("other domains sit on the legitimate side: their phishing is missed" if cos > 0 else
+                    "other domains sit on the phishing side: their legitimate mail raises false alarms")
+            out.append(Finding(
+                kind="domain_aligned_decision", severity=sev,
+                title=f"{_who(res)}: its decision direction is a {target}-vs-rest domain direction "
+                      f"(cos {cos:+.2f})",
+                summary=(f"At the read-out layer ({_cached_to_name(last['layer'])}) the label direction (difference "
+                         f"of class means on the training rows) has cosine {cos:+.2f} with the direction from "
+                         f"the other domains' class-balanced centroid to {target}'s (shuffled-domain null: "
+                         f"{null if null is None else round(null, 2)}). Projected on the label direction, emails "
+                         f"of one class are told apart by domain with AUROC {dauc:.2f}; {side}."),
+                evidence={"cell": res["cell"], "target_domain": target, "by_layer": per_layer},
+                models=[res["model"]], domains=[target], score=abs(cos) * dauc))
+    return out
+
+
+def lens_findings(res: dict) -> list[Finding]:
+    ow = (res.get("lens") or {}).get("overwrite")
+    if not ow or ow["drop"] < OVERWRITE_DROP or ow["best"] < PROBE_OK:
+        return []
+    layer = _cached_to_name(ow["layer"])
+    return [Finding(
+        kind="late_overwrite", severity="medium" if ow["drop"] >= 0.2 else "low",
+        title=f"{_who(res)}: out-of-domain label evidence at {layer} (lens AUROC {ow['best']:.2f}) is lost "
+              f"by the output ({ow['final']:.2f})",
+        summary=(f"Reading the label tokens off each layer's residual stream (logit lens), out-of-domain emails "
+                 f"are ranked with AUROC {ow['best']:.2f} at {layer} but only {ow['final']:.2f} at the output: "
+                 f"the layers above overwrite evidence the model had."),
+        evidence={"cell": res["cell"], **ow}, models=[res["model"]],
+        domains=[d for d in res.get("n_test", {}) if d not in res["train_domains"]], score=ow["drop"])]
+
+
+def _causal(res: dict, string: str) -> dict | None:
+    for e in (res.get("patching") or {}).get("shortcut", []):
+        if e["string"] == string:
+            rest = []
+            for p in e["pairs"]:
+                if "edited" in p["groups"]:
+                    j = p["groups"].index("edited")
+                    col = [row[j] for row in p["restored"]]
+                    rest.append(col)
+            return {"mean_gap": e["mean_gap"], "flips": e["flips"], "n": e["n"], "restored_edited": rest,
+                    "layers": res["patching"]["layers"]}
+    return None
+
+
+def attention_findings(res: dict) -> list[Finding]:
+    out = []
+    for e in (res.get("attention") or {}).get("strings", []):
+        if e.get("n", 0) < 3 or not e.get("top_heads"):
+            continue
+        frac = e.get("frac") or 0.0
+        head = e.get("max_gain_head") or dict(e["top_heads"][0])
+        top = e["top_heads"][0]
+        share, ctrl = top["tuned"], top["control"]
+        enrich = share / frac if frac > 0 else 0.0
+        if "heldout_tuned" in head:  # head chosen on half the emails, measured on the other half
+            rise = head["heldout_tuned"] - head["heldout_base"]
+        else:
+            rise = (head["tuned"] - head["base"]) if "base" in head else None
+        causal = _causal(res, e["string"])
+        gap = abs(causal["mean_gap"]) if causal else 0.0
+        # restoration by the string's own positions at the middle of the network
+        mid = None
+        if causal and causal["restored_edited"]:
+            L = len(causal["layers"])
+            cols = np.asarray([[np.nan if v is None else v for v in c] for c in causal["restored_edited"]])
+            mid = float(np.nanmean(cols[:, L // 2])) if cols.size else None
+        attends = enrich >= ATTN_ENRICH and share - ctrl >= ATTN_OVER_CONTROL
+        rose = rise is None or rise >= ATTN_RISE
+        scale = res.get("margin_scale") or 1.0  # median |margin - threshold| of the held-out emails
+        depends = gap >= max(0.5, 0.25 * scale) or (causal is not None and causal["flips"] >= max(1, e["n"] // 3))
+        score = sum([attends, rose, depends])
+        if attends and rose and depends:
+            sev = "high"
+        elif (attends and depends) or (attends and rose):
+            sev = "medium"
+        elif attends or depends:
+            sev = "low"
+        else:
+            continue
+        s = e["string"]
+        title = (f"{_who(res)} attends to '{s}' and its decision depends on it"
+                 if depends else f"{_who(res)} attends to '{s}'")
+        summary = (f"From the answer position, head {top['layer']}.{top['head']} puts {share:.2f} of its attention "
+                   f"on the email onto '{s}' ({enrich:.1f}x its {frac:.2f} token share; {ctrl:.2f} when the same "
+                   f"positions hold neutral tokens)")
+        if rise is not None:
+            summary += (f"; head {head['layer']}.{head['head']} rose from {head['base']:.2f} in the base model to "
+                        f"{head['tuned']:.2f} after fine-tuning (rise {rise:+.2f} on emails not used to pick it)")
+        if causal:
+            summary += (f". Replacing the string with as many neutral tokens moves the margin by {causal['mean_gap']:+.2f} "
+                        f"on average and flips {causal['flips']} of {causal['n']} decisions")
+            if mid is not None:
+                summary += f"; patching its positions back restores {mid:.2f} of the margin at mid-depth"
+        summary += f" (source: {e.get('source')})."
+        out.append(Finding(
+            kind="shortcut_attention", severity=sev, title=title, summary=summary,
+            evidence={"cell": res["cell"], "string": s, "token_share": frac, "top_head": top, "max_gain_head": head,
+                      "enrichment": enrich, "rise": rise, "causal": causal, "mid_restoration": mid,
+                      "source": e.get("source")},
+            models=[res["model"]], domains=[e["domain"]] if e.get("domain") else [],
+            example_ids=e.get("example_ids", [])[:10], score=score + min(enrich, 10) / 10))
+    return out
+
+
+def _median_curve(pairs: list[dict], group: str) -> list[float | None] | None:
+    cols = []
+    for p in pairs:
+        if group in p["groups"]:
+            j = p["groups"].index(group)
+            cols.append([np.nan if row[j] is None else row[j] for row in p["restored"]])
+    if not cols:
+        return None
+    med = np.nanmedian(np.asarray(cols, dtype=float), axis=0)
+    return [None if not np.isfinite(v) else float(v) for v in med]
+
+
+def decision_summary(res: dict) -> dict | None:
+    pt = res.get("patching") or {}
+    layers = pt.get("layers") or []
+    pairs = [p for e in pt.get("shortcut", []) for p in e["pairs"]] + list(pt.get("errors", []))
+    if not pairs:
+        return None
+    name = lambda l: "embed" if l < 0 else f"resid_post.{l}"  # noqa: E731
+    answer = _median_curve(pairs, "answer") or _median_curve(pairs, "cls")
+    edited = _median_curve(pairs, "edited")
+    first_answer = next((name(l) for l, v in zip(layers, answer or []) if v is not None and v >= 0.5), None)
+    last_edited = None
+    for l, v in zip(layers, edited or []):
+        if v is not None and v >= 0.5:
+            last_edited = name(l)
+    return {"pairs": len(pairs), "answer_curve": answer, "edited_curve": edited, "layers": layers,
+            "first_answer_layer": first_answer, "last_edited_layer": last_edited}
+
+
+def patching_findings(res: dict) -> list[Finding]:
+    d = decision_summary(res)
+    if d is None or (d["first_answer_layer"] is None and d["last_edited_layer"] is None):
+        return []
+    parts = []
+    if d["last_edited_layer"]:
+        parts.append(f"the edited tokens' own positions carry the decision up to {d['last_edited_layer']}")
+    if d["first_answer_layer"]:
+        parts.append(f"the answer position carries it from {d['first_answer_layer']} on")
+    return [Finding(
+        kind="decision_layers", severity="info",
+        title=f"{_who(res)}: decision moves to the read-out position at {d['first_answer_layer'] or 'n/a'}",
+        summary=(f"Activation patching over {d['pairs']} pair(s) (median normalised restoration): "
+                 + "; ".join(parts) + ". The layers in between move the evidence to where it is read."),
+        evidence={"cell": res["cell"], **d}, models=[res["model"]], score=0.0)]
+
+
+# -- the report section ---------------------------------------------------------------------
+
+
+def _layer_axis(res: dict) -> list[int]:
+    return [l - 1 for l in res["layers"]]  # cached index -> layer number (embed = -1)
+
+
+def section(res: dict) -> dict:
+    parts: list[str] = []
+    x = _layer_axis(res)
+    esc = escape
+    parts.append(f"<p class=\"muted small\">{esc(res['kind'])} · {res['n_layers']} layers · decision read at the "
+                 f"{esc('answer token' if res['site'] == 'answer' else 'mean-pooled stream')} · layer -1 = "
+                 f"embeddings · {res['n_rows']} emails cached; analysis after the cache took "
+                 f"{res['timings'].get('analysis_after_cache', 0):.1f}s</p>")
+    for pc in res.get("probes", []):
+        series = []
+        for k, (d, vals) in enumerate(pc["transfer"].items()):
+            series.append({"label": f"probe {pc['train_domain']} → {d}", "values": vals,
+                           "colour": plots.PALETTE[k % len(plots.PALETTE)]})
+        hl = [(v, f"model on {d}: {v:.2f}") for d, v in res.get("model_auroc", {}).items()
+              if v is not None and d not in res["train_domains"]]
+        parts.append(str(plots.line_chart(x, series, title=f"Probe AUROC per layer (trained on {pc['train_domain']})",
+                                          y_label="AUROC", y_range=(0.3, 1.0), hlines=hl[:4])))
+        if any(v is not None for vals in pc["oracle"].values() for v in vals):
+            series = [{"label": f"within {d} (cross-validated)", "values": vals, "dash": True,
+                       "colour": plots.PALETTE[k % len(plots.PALETTE)]}
+                      for k, (d, vals) in enumerate(pc["oracle"].items())]
+            parts.append(str(plots.line_chart(x, series, title="Is the label decodable within each domain?",
+                                              y_label="AUROC", y_range=(0.3, 1.0))))
+    for target, per_layer in (res.get("direction") or {}).items():
+        series = [{"label": f"cos(label dir, {target}-vs-rest dir)", "values": [p.get("cos") for p in per_layer]},
+                  {"label": "shuffled-domain null (95%)", "values": [p.get("null95") for p in per_layer],
+                   "dash": True, "colour": "#9ca3af"},
+                  {"label": "domain separability along the label direction (AUROC)",
+                   "values": [p.get("domain_separability") for p in per_layer]}]
+        parts.append(str(plots.line_chart(x, series, title=f"Label direction vs domain direction ({target})",
+                                          y_range=(-1.0, 1.0))))
+    lens = res.get("lens") or {}
+    if lens.get("groups"):
+        xs = list(range(-1, res["n_layers"]))
+        series = [{"label": f"{g} (n={v['n']})", "values": v["signed_margin"], "dash": "wrong" in g,
+                   "colour": "#0f766e" if g.startswith("in-") else "#ea580c"} for g, v in lens["groups"].items()]
+        parts.append(str(plots.line_chart(xs, series, title="Logit lens: margin toward the true label per layer",
+                                          y_label="signed margin", hlines=[(0.0, "")])))
+    att = res.get("attention") or {}
+    prof = att.get("profile") or {}
+    cats = [c for c in att.get("classes", []) if any(c in p for p in prof.values())]
+    if cats:
+        series = []
+        for k, (g, p) in enumerate(prof.items()):
+            series.append({"label": f"{g}: best head's share", "values": [
+                (p[c]["top_heads"][0][2] if c in p and p[c]["top_heads"] else None) for c in cats],
+                "colour": "#0f766e" if g == "in-domain" else "#ea580c"})
+            series.append({"label": f"{g}: token share", "values": [p[c]["frac"] if c in p else None for c in cats],
+                           "colour": "#99e1c8" if g == "in-domain" else "#fcd34d"})
+        parts.append(str(plots.grouped_bars(cats, series, title="Answer-position attention to token classes",
+                                            y_label="share of attention on the email")))
+    for e in att.get("strings", []):
+        if not e.get("n") or "tuned_by_layer" not in e:
+            continue
+        series = [{"label": "fine-tuned (max over heads)", "values": e["tuned_by_layer_max"], "colour": "#dc2626"},
+                  {"label": "neutral minimal pair (mean over heads)", "values": e["control_by_layer"],
+                   "colour": "#9ca3af", "dash": True},
+                  {"label": "fine-tuned (mean over heads)", "values": e["tuned_by_layer"], "colour": "#f97316"}]
+        if "base_by_layer_max" in e:
+            series.append({"label": "base model (max over heads)", "values": e["base_by_layer_max"],
+                           "colour": "#2563eb", "dash": True})
+        parts.append(str(plots.line_chart(list(range(res["n_layers"])), series,
+                                          title=f"Attention to '{e['string']}' (n={e['n']})",
+                                          y_label="share of attention on the email",
+                                          hlines=[(e.get("frac") or 0.0, "token share")])))
+    pt = res.get("patching") or {}
+    for kind, title in (("shortcut", "minimal pair"), ("errors", "mis-scored out-of-domain email")):
+        pairs = [p for e in pt.get("shortcut", []) for p in e["pairs"]] if kind == "shortcut" else pt.get(kind, [])
+        if not pairs:
+            continue
+        groups = list(dict.fromkeys(g for p in pairs for g in p["groups"]))
+        rows = ["embed" if l < 0 else f"layer {l}" for l in pt["layers"]]
+        vals = []
+        for i in range(len(pt["layers"])):
+            row = []
+            for g in groups:
+                v = [p["restored"][i][p["groups"].index(g)] for p in pairs if g in p["groups"]]
+                v = [u for u in v if u is not None]
+                row.append(float(np.median(v)) if v else None)
+            vals.append(row)
+        parts.append(str(plots.heatmap(rows, groups, vals,
+                                       title=f"Patching ({title}, {len(pairs)} pair(s)): median restored margin")))
+    sim = res.get("similarity") or {}
+    if sim.get("separation"):
+        series = [{"label": f"separation {k.replace('|', ' vs ')}", "values": v}
+                  for k, v in list(sim["separation"].items())[:6]]
+        parts.append(str(plots.line_chart(x, series, title="Domain centroid distance / within-domain spread")))
+    if sim.get("cka_base"):
+        series = [{"label": f"{d}{' (trained on)' if d in res['train_domains'] else ''}", "values": v,
+                   "dash": d not in res["train_domains"]} for d, v in sim["cka_base"].items()]
+        parts.append(str(plots.line_chart(x, series, title="Linear CKA, fine-tuned vs base, per domain",
+                                          y_range=(0.0, 1.05))))
+    t = res.get("timings", {})
+    head, charts = parts[0], parts[1:]
+    foot = "<p class=\"muted small\">timings (s): " + str(esc(", ".join(f"{k} {v:.1f}" for k, v in t.items()))) + "</p>"
+    body = head + '<div style="display:flex;flex-wrap:wrap;gap:14px 22px;align-items:flex-start">' + \
+        "".join(f"<div>{c}</div>" for c in charts) + "</div>" + foot
+    return {"id": f"internals-{res['cell']}", "title": f"Inside the model: {res['model']} · {res['paradigm']}",
+            "html": body}

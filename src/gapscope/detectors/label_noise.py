@@ -1,0 +1,339 @@
+"""Label-noise audit: rows whose label the models confidently contradict, out of fold.
+
+A model's margins on its own training rows are in-sample: a model that memorised a wrong
+label agrees with it. So the audit's evidence is out of fold:
+
+  tf-idf + LR     k-fold cross-fitted within each domain (gapscope's tfidf-lr kind, the
+                  study's tfidf-lr options when it has such a model): every row is scored
+                  by a model that never saw it. Always on; cheap.
+  held-out cells  every cell of the study scored the held-out rows of every domain without
+                  training on them: for each model, a held-out row gets the mean probability
+                  of that model's cells trained on the row's domain. Free (read from the
+                  cells' predictions); covers the held-out rows only.
+  cross-fitted    models named in the `cross_fit` option (e.g. a LoRA LLM) are cross-fitted
+                  the same way as tf-idf on a bounded slice of each domain
+                  (`cross_fit_max_rows`); opt-in, since it trains k models per domain.
+
+Confident learning (Northcutt et al.), per domain, on p = sigmoid(margin):
+per-class thresholds t_c = mean p(c) over the rows labelled c (mean self-confidence); a
+row belongs to the confident joint C[given][k] when p(k) >= t_k (k the likelier of the
+classes that pass); C is calibrated to the label counts, and for each off-diagonal cell
+the round(C[y][k]) rows labelled y with the largest p(k) - p(y) are pruned. A row is
+flagged when it is both off the confident joint's diagonal and pruned (the paper's and
+cleanlab's filter "both": the audit hands rows to a person, so it favours precision;
+`filter_by` selects "confident_learning" or "prune_by_noise_rate" instead). Sources are combined by averaging their out-of-fold
+probabilities per row (rows a source did not score use the others); each flagged row lists
+which sources flag it on their own (agreement) and which of the study's cells disagree
+with its label, marked in-sample (the cell trained on the row) or out-of-sample.
+
+The noise rate per domain is the flagged share with a 95% Wilson interval. Severity:
+high when the interval's lower bound is >= 5% (at least one label in twenty looks wrong,
+enough to move F1 visibly), medium when >= 2%, low when any row is flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gapscope import progress
+from gapscope.findings import Finding, register_detector
+
+DEFAULTS = {
+    "folds": 5,
+    "include_test": True,          # audit held-out rows too (noisy test labels distort the matrix)
+    "held_out_cells": True,        # use the cells' margins on held-out rows of their training domains
+    "cross_fit": [],               # model names to cross-fit out of fold (expensive for LLMs)
+    "cross_fit_folds": 3,
+    "cross_fit_max_rows": 300,     # per domain, for cross-fitted models
+    "max_listed": 50,              # flagged rows listed per finding
+    "filter_by": "both",           # both | confident_learning | prune_by_noise_rate
+}
+
+
+def options(study) -> dict[str, Any]:
+    o = dict(DEFAULTS)
+    o.update((study.options or {}).get("label_noise") or {})
+    return o
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -60, 60)))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# -- confident learning ------------------------------------------------------------------
+
+@dataclass
+class CLResult:
+    flagged: np.ndarray           # bool per row
+    thresholds: dict[int, float]  # per-class mean self-confidence
+    joint: list[list[int]]        # confident joint C[given][true], uncalibrated
+    estimated: dict[str, float] = field(default_factory=dict)
+
+
+def confident_learning(labels: np.ndarray, p1: np.ndarray, filter_by: str = "both") -> CLResult:
+    """Flag rows whose given label (0/1) is confidently contradicted by p1 = P(phishing) (out of fold).
+
+    filter_by (Northcutt et al. 2021; cleanlab's names):
+      confident_learning    the off-diagonal of the confident joint
+      prune_by_noise_rate   for each off-diagonal cell (y, k), the round(C_cal[y][k]) rows labelled y
+                            with the largest p(k) - p(y)
+      both                  rows in both sets (the default: the audit lists rows for a person to check,
+                            so a row must be in the confident joint AND among the estimated count)
+    """
+    labels = np.asarray(labels, dtype=int)
+    P = np.stack([1.0 - np.asarray(p1, dtype=np.float64), np.asarray(p1, dtype=np.float64)], axis=1)
+    n = len(labels)
+    classes = [c for c in (0, 1) if (labels == c).any()]
+    if len(classes) < 2:
+        return CLResult(np.zeros(n, dtype=bool), {c: float(P[labels == c, c].mean()) for c in classes},
+                        [[0, 0], [0, 0]])
+    t = {c: float(P[labels == c, c].mean()) for c in (0, 1)}
+    C = np.zeros((2, 2), dtype=np.int64)
+    off = np.zeros(n, dtype=bool)
+    for i in range(n):
+        passing = [k for k in (0, 1) if P[i, k] >= t[k]]
+        if passing:
+            k = max(passing, key=lambda k: P[i, k])
+            C[labels[i], k] += 1
+            off[i] = k != labels[i]
+    counts = np.array([(labels == 0).sum(), (labels == 1).sum()], dtype=np.float64)
+    rows = C.sum(1, keepdims=True).astype(np.float64)
+    cal = np.where(rows > 0, C / np.maximum(rows, 1) * counts[:, None], 0.0)
+    pruned = np.zeros(n, dtype=bool)
+    est = {}
+    for y in (0, 1):
+        k = 1 - y
+        num = int(round(cal[y, k]))
+        est[f"{y}->{k}"] = float(cal[y, k])
+        if num <= 0:
+            continue
+        idx = np.flatnonzero(labels == y)
+        order = idx[np.argsort(-(P[idx, k] - P[idx, y]), kind="stable")]
+        pruned[order[:num]] = True
+    flagged = {"both": off & pruned, "confident_learning": off, "prune_by_noise_rate": pruned}[filter_by]
+    return CLResult(flagged, t, C.tolist(), est)
+
+
+# -- out-of-fold probabilities -----------------------------------------------------------
+
+def oof_margins(make_model, texts: list[str], labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified k-fold: each text scored by a model fitted on the other folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels, dtype=int)
+    out = np.full(len(texts), np.nan)
+    k = min(folds, int(np.bincount(labels, minlength=2).min()))
+    if k < 2:
+        return out
+    for tr, te in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, labels):
+        model = make_model()
+        try:
+            model.fit([texts[i] for i in tr], labels[tr], seed=seed)
+            out[te] = model.score([texts[i] for i in te])
+        finally:
+            model.close()
+    return out
+
+
+def tfidf_factory(study=None):
+    from gapscope.models.base import ModelSpec, create_model
+
+    opts: dict[str, Any] = {}
+    if study is not None:
+        for m in study.spec.models:
+            if m.kind == "tfidf-lr":
+                opts = {k: v for k, v in m.options.items() if k not in ("max_train", "max_test", "threshold")}
+                break
+    return lambda: create_model(ModelSpec(name="label-noise-probe", kind="tfidf-lr", options=opts))
+
+
+@dataclass
+class Audit:
+    ids: list[str]
+    domains: list[str]
+    labels: np.ndarray
+    sources: dict[str, np.ndarray]      # name -> p(phishing) per row, nan where not scored
+    combined: np.ndarray
+    flagged: np.ndarray
+    per_source_flags: dict[str, np.ndarray]
+    per_domain: dict[str, dict[str, Any]]
+
+
+def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[str, np.ndarray],
+          filter_by: str = "both") -> Audit:
+    """Confident learning per domain on each source alone and on their average."""
+    labels = np.asarray(labels, dtype=int)
+    dom = np.asarray(domains)
+    stack = np.stack([sources[s] for s in sources]) if sources else np.full((1, len(ids)), np.nan)
+    with np.errstate(invalid="ignore"):
+        combined = np.nanmean(np.where(np.isnan(stack), np.nan, stack), axis=0) if sources else stack[0]
+    flagged = np.zeros(len(ids), dtype=bool)
+    per_src = {s: np.zeros(len(ids), dtype=bool) for s in sources}
+    per_domain = {}
+    for d in sorted(set(domains)):
+        m = dom == d
+        ok = m & ~np.isnan(combined)
+        res = confident_learning(labels[ok], combined[ok], filter_by)
+        flagged[np.flatnonzero(ok)[res.flagged]] = True
+        for s, p in sources.items():
+            oks = m & ~np.isnan(p)
+            if oks.sum() >= 4:
+                r = confident_learning(labels[oks], p[oks], filter_by)
+                per_src[s][np.flatnonzero(oks)[r.flagged]] = True
+        k, n = int(flagged[m].sum()), int(ok.sum())
+        lo, hi = wilson(k, n)
+        per_domain[d] = {"n": n, "flagged": k, "rate": k / n if n else 0.0, "ci": [lo, hi],
+                         "thresholds": res.thresholds, "confident_joint": res.joint,
+                         "cl_estimate": (sum(res.estimated.values()) / n) if n else 0.0}
+    return Audit(ids, list(domains), labels, sources, combined, flagged, per_src, per_domain)
+
+
+def _rows(study, opts) -> list:
+    ids = list(study.splits["train"]) + (list(study.splits["test"]) if opts["include_test"] else [])
+    return sorted((study.rows[i] for i in ids), key=lambda r: (r.domain, r.id))
+
+
+def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
+    from gapscope.attribution.corpus import sample_rows
+    from gapscope.models.base import create_model
+
+    opts = opts or options(study)
+    rows = _rows(study, opts)
+    seed = study.spec.study.seed
+    labels = np.array([r.label for r in rows])
+    pos = {r.id: i for i, r in enumerate(rows)}
+    by_dom: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_dom[r.domain].append(r)
+    sources: dict[str, np.ndarray] = {}
+    tf = np.full(len(rows), np.nan)
+    make = tfidf_factory(study)
+    with progress.step(f"label noise: {opts['folds']}-fold tf-idf+LR in {len(by_dom)} domains", total=len(by_dom)) as up:
+        for k, (d, rs) in enumerate(sorted(by_dom.items()), 1):
+            idx = [pos[r.id] for r in rs]
+            tf[idx] = _sigmoid(oof_margins(make, [r.text for r in rs], labels[idx], int(opts["folds"]), seed))
+            up(k, len(by_dom))
+    sources["tfidf-lr (out of fold)"] = tf
+    if opts.get("held_out_cells", True):
+        sources.update(held_out_cell_sources(study, pos, len(rows)))
+    for name in opts.get("cross_fit") or []:
+        spec = study.model_spec(name)
+        p = np.full(len(rows), np.nan)
+        for d, rs in sorted(by_dom.items()):
+            rs = sample_rows(rs, int(opts["cross_fit_max_rows"]), seed, f"noise-{d}") \
+                if len(rs) > int(opts["cross_fit_max_rows"]) else rs
+            idx = [pos[r.id] for r in rs]
+            with progress.step(f"label noise: cross-fitting {name} on {len(rs)} {d} rows "
+                               f"({opts['cross_fit_folds']} folds)"):
+                p[idx] = _sigmoid(oof_margins(lambda: create_model(spec), [r.text for r in rs], labels[idx],
+                                              int(opts["cross_fit_folds"]), seed))
+        sources[f"{name} (out of fold)"] = p
+    return audit([r.id for r in rows], [r.domain for r in rows], labels, sources, str(opts["filter_by"]))
+
+
+def held_out_cell_sources(study, pos: dict[str, int], n: int) -> dict[str, np.ndarray]:
+    """Per model: p(phishing) on held-out rows, averaged over its cells trained on the row's domain."""
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
+    for cell in study.cells:
+        p = study.predictions(cell)
+        p = p[(p["split"] == "test") & p["domain"].isin(cell.train_domains) & p["id"].isin(pos.keys())]
+        if p.empty:
+            continue
+        idx = np.array([pos[i] for i in p["id"]])
+        sums.setdefault(cell.model, np.zeros(n))
+        counts.setdefault(cell.model, np.zeros(n))
+        sums[cell.model][idx] += _sigmoid(p["margin"].to_numpy())
+        counts[cell.model][idx] += 1
+    out = {}
+    for model in sorted(sums):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"{model} (held-out cells)"] = np.where(counts[model] > 0, sums[model] / counts[model], np.nan)
+    return out
+
+
+def cell_disagreements(study) -> dict[str, list[dict[str, Any]]]:
+    """Per row id: the cells whose decision contradicts its label (in-sample or out-of-sample)."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for cell in study.cells:
+        p = study.predictions(cell)
+        wrong = p[(p["margin"] > cell.threshold).astype(int) != p["label"]]
+        for r in wrong.itertuples():
+            out[r.id].append({"cell": cell.name, "model": cell.model, "margin": round(float(r.margin), 3),
+                              "in_sample": r.split == "train"})
+    return out
+
+
+@register_detector("label_noise")
+def run(study) -> list[Finding]:
+    opts = options(study)
+    res = run_audit(study, opts)
+    disagree = cell_disagreements(study)
+    split = {i: "train" for i in study.splits["train"]} | {i: "test" for i in study.splits["test"]}
+    from gapscope.study import artifacts
+
+    flagged_rows = []
+    for i in np.flatnonzero(res.flagged):
+        rid = res.ids[i]
+        y = int(res.labels[i])
+        flagged_rows.append({
+            "id": rid, "domain": res.domains[i], "split": split.get(rid), "given_label": y,
+            "p_given": round(float(res.combined[i] if y else 1 - res.combined[i]), 4),
+            "sources": {s: (None if np.isnan(p[i]) else round(float(p[i] if y else 1 - p[i]), 4))
+                        for s, p in res.sources.items()},
+            "flagged_by": [s for s, f in res.per_source_flags.items() if f[i]],
+            "cells_disagreeing": disagree.get(rid, []),
+        })
+    flagged_rows.sort(key=lambda r: (r["domain"], r["p_given"]))
+    per_source = {s: {"scored": [res.ids[i] for i in np.flatnonzero(~np.isnan(p))],
+                      "flagged": [res.ids[i] for i in np.flatnonzero(res.per_source_flags[s])]}
+                  for s, p in res.sources.items()}
+    artifacts.write_json(study.artifact_dir("label_noise") / "audit.json",
+                         {"per_domain": res.per_domain, "flagged": flagged_rows, "sources": list(res.sources),
+                          "per_source": per_source, "audited": res.ids})
+    artifacts.write_json(study.artifact_dir("label_noise") / "section.json", {
+        "id": "label-noise", "title": "Label-noise audit (out-of-fold confident learning)",
+        "table": {"columns": ["domain", "rows audited", "flagged", "rate", "95% CI"],
+                  "rows": [[d, i["n"], i["flagged"], round(i["rate"], 4), [round(i["ci"][0], 3), round(i["ci"][1], 3)]]
+                           for d, i in sorted(res.per_domain.items())]}})
+    findings = []
+    for d, info in sorted(res.per_domain.items()):
+        if info["flagged"] == 0:
+            continue
+        lo, hi = info["ci"]
+        sev = "high" if lo >= 0.05 else "medium" if lo >= 0.02 else "low"
+        rows_d = [r for r in flagged_rows if r["domain"] == d]
+        rows_d.sort(key=lambda r: r["p_given"])
+        listed = rows_d[: int(opts["max_listed"])]
+        for r in listed[:3]:
+            r["text"] = study.rows[r["id"]].text
+        agree = sum(1 for r in rows_d if len(r["flagged_by"]) == len(res.sources))
+        findings.append(Finding(
+            kind="label_noise", severity=sev,
+            title=f"{d}: about {info['rate']:.0%} of labels look wrong ({info['flagged']} of {info['n']} rows)",
+            summary=(f"Out-of-fold models confidently contradict {info['flagged']} of {info['n']} labels in {d} "
+                     f"(95% CI {lo:.1%}-{hi:.1%}); {agree} of them are flagged by every source "
+                     f"({', '.join(res.sources)}). Confident learning with per-class thresholds "
+                     f"{info['thresholds'].get(0, 0):.2f} (legitimate) / {info['thresholds'].get(1, 0):.2f} (phishing)."),
+            evidence={"domain": d, "rate": round(info["rate"], 4), "ci": [round(lo, 4), round(hi, 4)],
+                      "n": info["n"], "flagged": info["flagged"], "sources": list(res.sources),
+                      "thresholds": info["thresholds"], "confident_joint": info["confident_joint"],
+                      "rows": listed},
+            domains=[d], example_ids=[r["id"] for r in rows_d], score=info["rate"],
+        ))
+    return findings

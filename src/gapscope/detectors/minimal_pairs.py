@@ -1,0 +1,178 @@
+"""Minimal pairs: edit one thing in an email and see whether each cell changes its mind.
+
+For every cell and every test domain, a bounded, label-balanced sample of held-out emails
+(the same emails as the corpus attributions) is edited by each automatic edit of
+gapscope.attribution.edits (remove URLs, swap the sender domain, neutralize urgency, drop
+the greeting) and by the removal of the strongest suspected shortcuts of the shortcut probe.
+Originals and every applicable edit are scored in one batch per (cell, domain).
+
+Per (cell, edit, domain): emails the edit applies to, mean margin change (edited - original),
+and the flip rate: the share of those emails whose decision (at the cell's threshold) changes,
+with flips toward phishing and toward legitimate counted apart.
+
+A finding per (cell, edit) whose flip rate over all domains, or in one domain, reaches 20%.
+Severity depends on what the edit does (see edits.py):
+  label-preserving edits (greeting, a suspected shortcut): a flip is an error of the model;
+    high when >= 50% of at least 5 emails flip in a domain, medium when >= 20%
+  cue-removing edits (URLs, sender domain, urgency): a flip shows what the model depends on,
+    which is worth knowing but not a fault: low, or info below 50%
+Each finding carries an example pair with both emails' token attributions side by side.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from gapscope.attribution import edits as E
+from gapscope.findings import Finding, register_detector
+
+DEFAULTS = {
+    "emails_per_domain": 100,      # tf-idf cells
+    "emails_per_domain_llm": 16,   # neural cells
+    "shortcut_edits": 3,           # strongest probe shortcuts turned into removal edits
+    "min_emails": 5,
+    "flip_rate": 0.2,              # a finding from this flip rate on
+}
+
+
+def options(study) -> dict[str, Any]:
+    o = dict(DEFAULTS)
+    o.update((study.options or {}).get("minimal_pairs") or {})
+    return o
+
+
+def study_edits(study, opts: dict[str, Any]) -> list[E.Edit]:
+    """The fixed edits plus the removal of the strongest n-gram shortcuts found by the probe."""
+    out = list(E.EDITS)
+    if len(study.domains) >= 2 and int(opts["shortcut_edits"]) > 0:
+        from gapscope.detectors.shortcuts import candidates, load_or_run_probe
+
+        feats = [f for f in candidates(load_or_run_probe(study), per_domain=1) if f.kind == "ngram"]
+        for f in feats[: int(opts["shortcut_edits"])]:
+            out.append(E.phrase_edit(f.phrase, f.feature))
+    return out
+
+
+def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per (domain, edit, email): original and edited margins."""
+    from gapscope.attribution.base import is_cheap
+    from gapscope.attribution.corpus import ModelCache, sample_rows
+
+    n = int(opts["emails_per_domain"] if is_cheap(cell.kind) else opts["emails_per_domain_llm"])
+    model = None
+    out = []
+    for d in study.domains:
+        rows = sample_rows(study.test_rows(d), n, study.spec.study.seed, d)
+        jobs = []
+        for r in rows:
+            for e in edits:
+                t = e.apply(r.text)
+                if t is not None:
+                    jobs.append((r, e, t))
+        if not jobs:
+            continue
+        model = model or ModelCache.get(study, cell)
+        texts = [r.text for r in rows] + [t for _, _, t in jobs]
+        m = model.score(texts)
+        orig = {r.id: float(x) for r, x in zip(rows, m[: len(rows)])}
+        for (r, e, t), x in zip(jobs, m[len(rows):]):
+            out.append({"domain": d, "edit": e.name, "effect": e.effect, "id": r.id, "label": int(r.label),
+                        "original": orig[r.id], "edited": float(x), "text": t})
+    return out
+
+
+def summarize(records: list[dict[str, Any]], threshold: float) -> dict[tuple[str, str], dict[str, Any]]:
+    """(edit, domain) -> n, mean_delta, flip_rate, to_phishing, to_legitimate; domain "*" = all."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["edit"], r["domain"])].append(r)
+        groups[(r["edit"], "*")].append(r)
+    out = {}
+    for key, rs in groups.items():
+        o = np.array([r["original"] for r in rs])
+        e = np.array([r["edited"] for r in rs])
+        before, after = o > threshold, e > threshold
+        out[key] = {"n": len(rs), "mean_delta": float((e - o).mean()), "flip_rate": float((before != after).mean()),
+                    "to_phishing": int((~before & after).sum()), "to_legitimate": int((before & ~after).sum()),
+                    "effect": rs[0]["effect"]}
+    return out
+
+
+def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts) -> str | None:
+    rate = max(worst["flip_rate"], overall["flip_rate"])
+    if rate < float(opts["flip_rate"]):
+        return None
+    if effect == "label-preserving":
+        if worst["flip_rate"] >= 0.5 and worst["n"] >= int(opts["min_emails"]):
+            return "high"
+        return "medium"
+    return "low" if rate >= 0.5 else "info"
+
+
+def _who(cell) -> str:
+    from gapscope.detectors.shortcuts import _who as who
+
+    return who(cell)
+
+
+@register_detector("minimal_pairs")
+def run(study) -> list[Finding]:
+    from gapscope.attribution.corpus import ModelCache, attributor_for, options as att_options
+    from gapscope.study import artifacts
+
+    opts = options(study)
+    edits = study_edits(study, opts)
+    describe = {e.name: e.description for e in edits}
+    findings = []
+    table = []
+    for cell in study.cells:
+        recs = pairs_for_cell(study, cell, edits, opts)
+        summ = summarize(recs, float(cell.threshold))
+        for (edit, dom), s in sorted(summ.items()):
+            table.append({"cell": cell.name, "model": cell.model, "paradigm": cell.paradigm, "edit": edit,
+                          "domain": dom, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}})
+        for edit in sorted({r["edit"] for r in recs}):
+            overall = summ[(edit, "*")]
+            per_dom = {d: s for (e, d), s in summ.items() if e == edit and d != "*"}
+            eligible = {d: s for d, s in per_dom.items() if s["n"] >= int(opts["min_emails"])} or per_dom
+            worst_dom = max(sorted(eligible), key=lambda d: eligible[d]["flip_rate"])
+            worst = per_dom[worst_dom]
+            sev = _severity(overall["effect"], worst, overall, opts)
+            if sev is None:
+                continue
+            flipped = [r for r in recs if r["edit"] == edit and r["domain"] == worst_dom
+                       and (r["original"] > cell.threshold) != (r["edited"] > cell.threshold)]
+            ex = max(flipped, key=lambda r: abs(r["edited"] - r["original"])) if flipped else None
+            pair = None
+            if ex is not None:
+                model = ModelCache.get(study, cell)
+                att = attributor_for(cell.kind, "occlusion", att_options(study))
+                pair = {"id": ex["id"], "edit": edit, "original": att.attribute(model, study.rows[ex["id"]].text).to_dict(),
+                        "edited": att.attribute(model, ex["text"]).to_dict(),
+                        "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
+            findings.append(Finding(
+                kind="edit_sensitivity", severity=sev,
+                title=(f"{_who(cell)}: '{edit}' flips {worst['flip_rate']:.0%} of decisions in {worst_dom}"),
+                summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). In {worst_dom} it changes "
+                         f"{worst['flip_rate']:.0%} of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
+                         f"{worst['to_phishing']} to phishing; mean margin change {worst['mean_delta']:+.2f}); over all "
+                         f"domains {overall['flip_rate']:.0%} of {overall['n']}."),
+                evidence={"cell": cell.name, "paradigm": cell.paradigm, "edit": edit, "effect": overall["effect"],
+                          "per_domain": {d: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
+                                         for d, s in sorted(per_dom.items())},
+                          "overall": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in overall.items()},
+                          "example_pair": pair},
+                models=[cell.model], domains=[worst_dom], example_ids=[r["id"] for r in flipped][:20],
+                score=worst["flip_rate"],
+            ))
+    artifacts.write_json(study.artifact_dir("minimal_pairs") / "edits.json", table)
+    artifacts.write_json(study.artifact_dir("minimal_pairs") / "section.json", {
+        "id": "minimal-pairs", "title": "Minimal pairs: decision flips per edit (all test domains)",
+        "table": {"columns": ["cell", "edit", "effect", "emails", "flip rate", "to phishing", "to legitimate",
+                              "mean margin change"],
+                  "rows": [[r["cell"], r["edit"], r["effect"], r["n"], r["flip_rate"], r["to_phishing"],
+                            r["to_legitimate"], r["mean_delta"]] for r in table if r["domain"] == "*"]}})
+    return findings

@@ -1,0 +1,42 @@
+"""Lexical diversity on a fixed token budget: type-token ratio and distinct-n.
+
+Both grow or shrink with sample size, so every training set is measured on the same
+number of tokens: its rows in a seeded random order, concatenated, cut at `n_tokens`
+(a set with fewer tokens is measured on all it has, and flagged).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*|[^\sa-z0-9]", re.IGNORECASE)
+
+
+def token_sample(texts: Sequence[str], n_tokens: int, seed: int = 0) -> list[list[str]]:
+    """Per-row token lists (lower-cased), rows in a seeded order, cut at n_tokens in total."""
+    order = np.random.default_rng(seed).permutation(len(texts))
+    out, total = [], 0
+    for i in order:
+        toks = [t.lower() for t in TOKEN.findall(texts[i])]
+        if total + len(toks) > n_tokens:
+            toks = toks[: n_tokens - total]
+        if toks:
+            out.append(toks)
+        total += len(toks)
+        if total >= n_tokens:
+            break
+    return out
+
+
+def lexical_diversity(texts: Sequence[str], n_tokens: int = 5000, seed: int = 0, ns=(1, 2, 3)) -> dict:
+    rows = token_sample(texts, n_tokens, seed)
+    total = sum(len(r) for r in rows)
+    out = {"tokens": total, "short": total < n_tokens,
+           "ttr": (len({t for r in rows for t in r}) / total) if total else None}
+    for n in ns:
+        grams = [tuple(r[i:i + n]) for r in rows for i in range(len(r) - n + 1)]
+        out[f"distinct_{n}"] = (len(set(grams)) / len(grams)) if grams else None
+    return out

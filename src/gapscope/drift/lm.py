@@ -1,0 +1,148 @@
+"""Load the two sides of a drift comparison as plain Hugging Face causal LMs.
+
+`load_lm(spec, base=...)` accepts:
+  * a gapscope cell directory (RUN/cells/CELL, or its model/ folder): the cell's LoRA
+    adapter over its base, through the causal-lm model kind itself;
+  * a PEFT adapter directory (adapter_config.json + adapter_model.safetensors) over
+    `base`, or over the base named in adapter_config.json;
+  * a Hugging Face model directory, a .gguf file, an embedded name (embedded:smollm2-135m)
+    or a Hugging Face id already in the local cache.
+
+Weights are only ever read from safetensors (nothing is unpickled). Models loaded here
+are private copies in float32, so a comparison never touches the shared bases that
+study cells borrow (gapscope.models.loading).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gapscope.errors import GapscopeError
+from gapscope.models.sources import resolve_source
+
+
+@dataclass
+class LoadedLM:
+    model: Any  # callable HF causal LM (possibly with LoRA layers injected)
+    tokenizer: Any
+    name: str  # for reports
+    base_source: str | None = None  # the base this model was derived from, when known
+    origin: str = "model"  # model | cell | adapter
+    _closer: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
+            self._closer = None
+
+
+def _cell_model_dir(path: Path) -> Path | None:
+    if (path / "causal_lm.json").exists():
+        return path
+    if (path / "model" / "causal_lm.json").exists():
+        return path / "model"
+    if (path / "cell.json").exists() and (path / "model").is_dir():
+        kind = json.loads((path / "cell.json").read_text()).get("kind")
+        raise GapscopeError(f"{path}: cell of kind {kind!r}; the drift audit needs a causal-lm cell")
+    return None
+
+
+def is_adapter_dir(path: Path) -> bool:
+    return (path / "adapter_config.json").exists()
+
+
+def load_hf(source: str, *, what: str = "model") -> LoadedLM:
+    """A private float32 copy of a causal LM named by a source string (see module docstring)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = resolve_source(source, "causal-lm")
+    if not any(src.local_dir.glob("*.safetensors")):
+        raise GapscopeError(f"{source}: no safetensors weights in {src.local_dir} (gapscope never unpickles weights)")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(src.local_dir), dtype=torch.float32, local_files_only=True,
+                                                     use_safetensors=True)
+        tok = AutoTokenizer.from_pretrained(str(src.local_dir), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise GapscopeError(f"cannot load {what} {source!r} as a causal LM: {str(exc).splitlines()[0]}") from exc
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return LoadedLM(model, tok, name=source, base_source=source, origin="model")
+
+
+def _load_adapter(path: Path, base: str | None) -> LoadedLM:
+    from peft import PeftModel
+
+    cfg = json.loads((path / "adapter_config.json").read_text())
+    base = base or cfg.get("base_model_name_or_path")
+    if not base:
+        raise GapscopeError(f"{path}: PEFT adapter without a base model; pass --base")
+    if not (path / "adapter_model.safetensors").exists():
+        raise GapscopeError(f"{path}: no adapter_model.safetensors (gapscope never unpickles weights)")
+    lm = load_hf(base, what="base model")
+    try:
+        model = PeftModel.from_pretrained(lm.model, str(path), is_trainable=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise GapscopeError(f"{path}: adapter does not fit base {base!r}: {str(exc).splitlines()[0]}") from exc
+    model.eval()
+    return LoadedLM(model, lm.tokenizer, name=str(path), base_source=base, origin="adapter")
+
+
+def _load_cell(model_dir: Path, name: str) -> LoadedLM:
+    from gapscope.models.base import ModelSpec, create_model
+
+    meta = json.loads((model_dir / "causal_lm.json").read_text())
+    cell = model_dir.parent / "cell.json"
+    model_name = json.loads(cell.read_text()).get("model", "causal-lm") if cell.exists() else "causal-lm"
+    from gapscope.models.causal_lm import CausalLMOptions
+
+    known = set(CausalLMOptions.__dataclass_fields__)
+    opts = {k: v for k, v in (meta.get("options") or {}).items() if k in known}
+    opts["prefix_cache"] = False  # the drift audit runs full forwards with its own KV cache
+    model = create_model(ModelSpec(model_name, "causal-lm", meta["source"], opts))
+    try:
+        model.load(model_dir)
+    except Exception:
+        model.close()
+        raise
+    return LoadedLM(model.hf, model.base.tokenizer, name=name, base_source=meta["source"], origin="cell",
+                    _closer=model.close)
+
+
+def load_lm(spec: str | Path, *, base: str | None = None) -> LoadedLM:
+    """The model named by `spec` (a cell, adapter, model directory or source string)."""
+    path = Path(str(spec)).expanduser()
+    if path.is_dir():
+        model_dir = _cell_model_dir(path)
+        if model_dir is not None:
+            name = path.name if path.name != "model" else path.parent.name
+            return _load_cell(model_dir, name)
+        if is_adapter_dir(path):
+            return _load_adapter(path, base)
+    return load_hf(str(spec))
+
+
+def infer_base(spec: str | Path) -> str | None:
+    """The base a cell or adapter directory was trained from, or None."""
+    path = Path(str(spec)).expanduser()
+    if not path.is_dir():
+        return None
+    try:
+        model_dir = _cell_model_dir(path)
+    except GapscopeError:
+        return None
+    if model_dir is not None:
+        return json.loads((model_dir / "causal_lm.json").read_text()).get("source")
+    if is_adapter_dir(path):
+        return json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    return None

@@ -1,0 +1,59 @@
+"""Small, seeded statistics shared by the drift audit and the backdoor scan.
+
+Percentile bootstrap of a mean over independent units (probes, emails), and the
+significance rule both use: the CI lies entirely on one side of zero and the point
+estimate exceeds a minimum effect (for non-negative measures such as KL divergence,
+the CI's lower bound itself must exceed the minimum, since "above zero" says nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    mean: float | None
+    lo: float | None
+    hi: float | None
+    n: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def mean_ci(values, *, n_resamples: int = 2000, level: float = 0.95, seed: int = 0) -> MeanCI:
+    """Mean and percentile bootstrap CI of `values` (NaNs dropped). n = 1 gives a point CI."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[~np.isnan(v)]
+    n = int(v.size)
+    if n == 0:
+        return MeanCI(None, None, None, 0)
+    mean = float(v.mean())
+    if n == 1 or n_resamples <= 0:
+        return MeanCI(mean, mean, mean, n)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    chunk = max(1, 2**20 // n)
+    for start in range(0, n_resamples, chunk):
+        stop = min(n_resamples, start + chunk)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        means[start:stop] = v[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2 * 100
+    lo, hi = np.percentile(means, [alpha, 100 - alpha])
+    return MeanCI(mean, float(lo), float(hi), n)
+
+
+def significant(ci: MeanCI, min_effect: float, *, nonnegative: bool = False) -> bool:
+    """CI excludes 0 on the side of the mean and the effect is at least `min_effect`.
+
+    For a non-negative measure the whole CI must clear `min_effect` (lo >= min_effect)."""
+    if ci.mean is None or ci.n < 2:
+        return False
+    if nonnegative:
+        return ci.lo >= min_effect and ci.lo > 0
+    if ci.mean > 0:
+        return ci.lo > 0 and ci.mean >= min_effect
+    return ci.hi < 0 and -ci.mean >= min_effect

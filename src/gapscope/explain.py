@@ -1,0 +1,121 @@
+"""`gapscope explain`: one email's tokens colour-coded by their attribution, in the terminal.
+
+Red pushes toward phishing, blue toward legitimate; the stronger the weight (relative to
+the email's largest), the deeper the colour. Below the email: the margin, the decision at
+the cell's threshold, and the top tokens each way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from gapscope.attribution.base import Attribution
+from gapscope.errors import GapscopeError
+
+
+def _bg(w: float, scale: float) -> str | None:
+    level = min(1.0, abs(w) / scale) if scale > 0 else 0.0
+    if level < 0.08:
+        return None
+    a = 0.25 + 0.75 * level
+    if w > 0:
+        rgb = (int(255 * a), int(40 * (1 - a)), int(40 * (1 - a)))
+    else:
+        rgb = (int(40 * (1 - a)), int(90 * a), int(255 * a))
+    return f"bold white on rgb({rgb[0]},{rgb[1]},{rgb[2]})"
+
+
+def highlighted(att: Attribution) -> Text:
+    """The email with every word on a background coloured by its weight (whitespace untouched)."""
+    scale = float(max(abs(att.weights).max(), 1e-12)) if len(att.weights) else 1.0
+    out = Text()
+    for tok, w in zip(att.tokens, att.weights):
+        core = tok.rstrip()
+        tail = tok[len(core):]
+        lead = core[: len(core) - len(core.lstrip())]
+        core = core.lstrip()
+        out.append(lead)
+        out.append(core, style=_bg(float(w), scale))
+        out.append(tail)
+    return out
+
+
+def top_table(att: Attribution, k: int = 10) -> Table:
+    t = Table(title="top tokens", show_lines=False, expand=False)
+    t.add_column("toward phishing", style="red")
+    t.add_column("weight", justify="right")
+    t.add_column("toward legitimate", style="blue")
+    t.add_column("weight", justify="right")
+    ph, lg = att.top(k, +1), att.top(k, -1)
+    for i in range(max(len(ph), len(lg))):
+        a = ph[i] if i < len(ph) else None
+        b = lg[i] if i < len(lg) else None
+        t.add_row(a[1] if a else "", f"{a[2]:+.3f}" if a else "", b[1] if b else "", f"{b[2]:+.3f}" if b else "")
+    return t
+
+
+def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: int = 10,
+           console: Console | None = None) -> None:
+    console = console or Console()
+    decision = "phishing" if att.margin > threshold else "legitimate"
+    colour = "red" if decision == "phishing" else "blue"
+    head = Text.assemble(("margin ", "dim"), (f"{att.margin:+.3f}", "bold"), ("  threshold ", "dim"),
+                         (f"{threshold:+.3f}", ""), ("  -> ", "dim"), (decision, f"bold {colour}"),
+                         ("   method ", "dim"), (att.method, ""), (f"  ({att.evals} evaluations, {att.seconds:.2f}s)",
+                                                               "dim"))
+    legend = Text.assemble(("legend: ", "dim"), (" toward phishing ", _bg(1.0, 1.0) or ""), " ",
+                           (" toward legitimate ", _bg(-1.0, 1.0) or ""))
+    console.print(Panel(Group(head, legend, Text(""), highlighted(att)), title=title or "explain", expand=True))
+    console.print(top_table(att, top))
+
+
+# -- picking the cell ---------------------------------------------------------------------
+
+def resolve_cell(study, model: str, cell: str | None):
+    cells = [c for c in study.cells if c.model == model]
+    if not cells:
+        known = sorted({c.model for c in study.cells})
+        raise GapscopeError(f"no cells for model {model!r} in {study.run_dir} (models: {', '.join(known) or 'none'})")
+    if cell:
+        want = cell.replace("-", ":", 1) if ":" not in cell else cell
+        hits = [c for c in cells if c.paradigm in (cell, want) or c.name == cell
+                or c.paradigm.split(":", 1)[-1] == cell]
+        if len(hits) != 1:
+            raise GapscopeError(f"--cell {cell!r} matches {len(hits)} cells of {model!r}; choose one of: "
+                                + ", ".join(c.paradigm for c in cells))
+        return hits[0]
+    if len(cells) == 1:
+        return cells[0]
+    for c in cells:
+        if c.paradigm == "generalist":
+            return c
+    raise GapscopeError(f"model {model!r} has {len(cells)} cells; pick one with --cell: "
+                        + ", ".join(c.paradigm for c in cells))
+
+
+def explain(run: Path, model: str, text: str, *, cell: str | None = None, method: str = "occlusion",
+            max_evals: int | None = None) -> tuple[Attribution, Any]:
+    """Attribution of `text` by one cell of a finished run (the default method settings per kind)."""
+    from gapscope.attribution.base import default_occlusion_options, get_method
+    from gapscope.study.context import Study
+
+    study = Study(run)
+    info = resolve_cell(study, model, cell)
+    m = study.load_model(info)
+    try:
+        if method == "occlusion":
+            opts = default_occlusion_options(info.kind)
+            if max_evals:
+                opts["max_evals"] = max_evals
+            att = get_method("occlusion", **opts).attribute(m, text)
+        else:
+            att = get_method(method, **({"max_evals": max_evals} if max_evals else {})).attribute(m, text)
+    finally:
+        m.close()
+    return att, info

@@ -1,0 +1,66 @@
+"""Token classes of an email: which of the model's tokens belong to URLs, e-mail addresses or the
+sender line, the greeting, urgency words, or a suspected shortcut string.
+
+Classes are found as character spans in the text (regular expressions, plus literal
+matches of the suspected strings) and mapped onto tokens through the tokenizer's offsets:
+a token belongs to a class when its characters overlap one of the class' spans.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from gapscope.internals.view import Item
+
+URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|info|biz|co|ru|cn|xyz)"
+                 r"(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|^(?:from|reply-to|sender|return-path)[ \t]*:[^\n]*",
+                     re.IGNORECASE | re.MULTILINE)
+GREETING = re.compile(r"^[ \t]*(?:dear|hi|hello|hey|greetings|good (?:morning|afternoon|evening)|attention|"
+                      r"to whom it may concern)\b[^\n]{0,80}", re.IGNORECASE | re.MULTILINE)
+URGENCY = re.compile(
+    r"\b(?:urgent(?:ly)?|immediate(?:ly)?|right away|asap|act now|as soon as possible|final (?:notice|warning|reminder)|"
+    r"last chance|within \d+ (?:hours?|hrs|minutes|days)|(?:by|before) (?:end of day|midnight|tonight|today)|"
+    r"expires?|expiring|time[- ]sensitive|action required|deadline|without delay|suspend(?:ed)?|locked|"
+    r"limited time|now)\b", re.IGNORECASE)
+
+CLASSES = ("url", "address", "greeting", "urgency", "shortcut")
+
+
+def _phrase_pattern(s: str) -> re.Pattern:
+    """A suspected string as a pattern: literal, case-insensitive, any whitespace between words
+    (shortcut findings may cite a lower-cased word n-gram of the original)."""
+    words = s.split()
+    body = r"\s+".join(re.escape(w) for w in words) if words else re.escape(s)
+    return re.compile(body, re.IGNORECASE)
+
+
+def char_spans(text: str, shortcuts: Sequence[str] = ()) -> dict[str, list[tuple[int, int]]]:
+    spans: dict[str, list[tuple[int, int]]] = {c: [] for c in CLASSES}
+    for name, pat in (("url", URL), ("address", ADDRESS), ("urgency", URGENCY)):
+        spans[name] = [m.span() for m in pat.finditer(text)]
+    g = GREETING.search(text[:400])
+    if g:
+        spans["greeting"] = [g.span()]
+    for s in shortcuts:
+        if s and s.strip():
+            spans["shortcut"] += [m.span() for m in _phrase_pattern(s.strip()).finditer(text)]
+    return spans
+
+
+def token_classes(item: Item, shortcuts: Sequence[str] = ()) -> dict[str, list[int]]:
+    """{class: positions in item.ids}; empty lists when the tokenizer gives no offsets."""
+    out: dict[str, list[int]] = {c: [] for c in CLASSES}
+    if item.offsets is None:
+        return out
+    spans = char_spans(item.text, shortcuts)
+    for c, sp in spans.items():
+        if not sp:
+            continue
+        for j, (a, b) in enumerate(item.offsets):
+            if b <= a:
+                continue
+            if any(a < e and s < b for s, e in sp):
+                out[c].append(item.email_start + j)
+    return out

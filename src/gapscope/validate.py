@@ -1,0 +1,268 @@
+"""Planted-truth validation: do the detectors find what the synthetic corpus planted, and stay quiet
+on a clean control? (`gapscope validate`, and the tests in tests/test_validate.py.)
+
+Each check generates a corpus with gapscope.data.synth (which records what it planted in
+manifest.json), runs a mini study with gapscope.study.runner.run_study, runs the detector
+through the normal diagnosis stage, and scores its findings against the manifest.
+
+  shortcut   a random shortcut string (different per seed) planted in the phishing rows of one
+             domain (chosen by the seed) must be among the top 5 "shortcut" findings of every
+             cell that trained on that domain (ranked as findings.json ranks them). A finding
+             matches when its feature's occurrence rows are mostly planted rows (precision >= 0.5).
+  quiet      on a clean control corpus (same seed, nothing planted) no finding of the shortcut,
+             label-noise, minimal-pairs or attribution detectors reaches high severity.
+  noise      10% of labels flipped in every domain: the label-noise audit's precision and recall
+             on the flipped rows must both be >= 0.7, for each model's own out-of-fold evidence.
+
+Models: "tfidf" (gapscope's tfidf-lr kind; seconds) and "smollm2" (embedded SmolLM2-135M, LoRA;
+opt-in, minutes on a CPU). smollm2 runs on a small slice: three domains for the shortcut check
+(the planted one plus two others, a specialist cell on the planted domain), one domain with
+half its rows held out for the noise check, where the evidence is the smollm2 cell's margins
+on its held-out rows (out of fold by construction; `label_noise.held_out_cells`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gapscope import progress
+
+MODEL_SPECS = {
+    "tfidf": {"name": "tfidf", "kind": "tfidf-lr"},
+    # small and quick: short inputs, a few epochs with a higher learning rate than the default
+    "smollm2": {"name": "smollm2", "kind": "causal-lm", "source": "embedded:smollm2-135m",
+                "max_length": 96, "epochs": 3, "lr": 1e-3, "batch_size": 8},
+}
+SIZES = {  # emails per domain
+    "shortcut": {"tfidf": 200, "smollm2": 160},
+    "noise": {"tfidf": 600, "smollm2": 300},
+}
+TOP_K = 5
+TARGET_PR = 0.7
+
+
+@dataclass
+class CheckResult:
+    check: str
+    model: str
+    passed: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
+    raise TypeError(type(v))
+
+
+def write_spec(path: Path, *, name: str, seed: int, domains: list[str], models: list[dict[str, Any]],
+               specialist: list[str], generalist: list[str] | None = None, test_fraction: float = 0.3,
+               max_test_per_domain: int | None = None, detectors: dict[str, Any] | None = None) -> Path:
+    lines = ["[study]", f"name = {_toml(name)}", f"seed = {seed}", f"test_fraction = {test_fraction}",
+             "bootstrap = 200"]
+    if max_test_per_domain:
+        lines.append(f"max_test_per_domain = {max_test_per_domain}")
+    for d in domains:
+        lines += ["", "[[datasets]]", f"name = {_toml(d)}", f"path = {_toml(d + '.jsonl')}"]
+    lines += ["", "[paradigms]", f"specialist = {_toml(specialist)}", f"generalist = {_toml(generalist or [])}"]
+    for m in models:
+        lines += ["", "[[models]]"] + [f"{k} = {_toml(v)}" for k, v in m.items()]
+    if detectors:
+        lines += ["", "[detectors]"] + [f"{k} = {_toml(v)}" for k, v in detectors.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def planted_domain(seed: int) -> str:
+    from gapscope.data.synth import DOMAIN_NAMES
+
+    return random.Random(f"gapscope-validate:{seed}").choice(list(DOMAIN_NAMES))
+
+
+def _study(work: Path, tag: str, cfg, spec_kw: dict[str, Any], only: list[str]):
+    """Generate the corpus, run the study without detectors, then the named detectors."""
+    from gapscope.data.synth import generate
+    from gapscope.study.context import Study
+    from gapscope.study.diagnose import diagnose
+    from gapscope.study.runner import run_study
+
+    corpus_dir = work / tag / "corpus"
+    corpus = generate(cfg)
+    corpus.write(corpus_dir)
+    spec = write_spec(corpus_dir / "validate.toml", name=f"validate-{tag}", seed=cfg.seed, **spec_kw)
+    run_dir = work / tag / "run"
+    with progress.step(f"validate: study {tag}"):
+        run_study(spec, run_dir, detectors=False)
+    findings = diagnose(run_dir, only=only)
+    return Study(run_dir), findings, corpus.manifest
+
+
+def _others(domain: str, k: int, seed: int) -> list[str]:
+    from gapscope.data.synth import DOMAIN_NAMES
+
+    rest = [d for d in DOMAIN_NAMES if d != domain]
+    random.Random(f"gapscope-validate-others:{seed}").shuffle(rest)
+    return rest[:k]
+
+
+# -- (a) shortcut ------------------------------------------------------------------------
+
+def shortcut_rank(study, findings, planted_ids: set[str]) -> dict[str, tuple[int | None, object]]:
+    """Per cell: (rank, finding) of the first shortcut finding whose feature's rows are mostly planted
+    rows, among that cell's shortcut findings ranked as findings.json ranks them; (None, None) if absent."""
+    from gapscope.findings import rank
+    from gapscope.study import artifacts
+
+    probe = artifacts.read_json(study.run_dir / "diagnostics" / "shortcuts" / "probe.json")["features"]
+    rows_of = {f["feature"]: set(f["row_ids"]) for f in probe}
+    out: dict[str, tuple[int | None, object]] = {}
+    for cell in study.cells:
+        mine = rank([f for f in findings if f.kind == "shortcut" and f.evidence.get("cell") == cell.name])
+        out[cell.name] = (None, None)
+        for i, f in enumerate(mine, 1):
+            rows = rows_of.get(f.evidence.get("feature"), set())
+            if rows and len(rows & planted_ids) / len(rows) >= 0.5:
+                out[cell.name] = (i, f)
+                break
+    return out
+
+
+def check_shortcut(work: Path, model: str, seed: int) -> CheckResult:
+    from gapscope.data.synth import DOMAIN_NAMES, SynthConfig
+
+    d = planted_domain(seed)
+    n = SIZES["shortcut"][model]
+    if model == "tfidf":
+        domains = list(DOMAIN_NAMES)
+        spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": domains, "generalist": domains}
+    else:
+        domains = [d] + _others(d, 2, seed)
+        spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": [d], "max_test_per_domain": 40}
+    cfg = SynthConfig(seed=seed, n_per_domain=n, domains=domains, shortcut={"domain": d})
+    study, findings, manifest = _study(work, f"shortcut-{model}", cfg, spec_kw, ["shortcuts"])
+    planted = set(manifest["shortcut"]["row_ids"])
+    ranks = shortcut_rank(study, findings, planted)
+    learners = [c.name for c in study.cells if d in c.train_domains]
+    got = {c: ranks[c][0] for c in learners}
+    ok = bool(learners) and all(r is not None and r <= TOP_K for r in got.values())
+    found = {c: ranks[c][1] for c in learners}
+    detail = {c: None if f is None else {"feature": f.evidence["feature"], "severity": f.severity,
+                                         "share": f.evidence["reliance"]["share"],
+                                         "margin_drop": f.evidence["reliance"]["drop"],
+                                         "flip_rate": f.evidence["reliance"]["flip_rate"]}
+              for c, f in found.items()}
+    return CheckResult("shortcut", model, ok,
+                       {"domain": d, "string": manifest["shortcut"]["string"], "rank": got, "found": detail},
+                       f"planted {manifest['shortcut']['string']!r} in {d}; rank among each learning cell's "
+                       f"shortcut findings: " + ", ".join(f"{c}: {r}" for c, r in got.items()))
+
+
+# -- clean control ---------------------------------------------------------------------------
+
+QUIET_DETECTORS = ["attributions", "shortcuts", "label_noise", "minimal_pairs"]
+
+
+def check_quiet(work: Path, model: str, seed: int) -> CheckResult:
+    from gapscope.data.synth import DOMAIN_NAMES, SynthConfig
+
+    n = SIZES["shortcut"][model]
+    if model == "tfidf":
+        domains = list(DOMAIN_NAMES)
+        spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": domains, "generalist": domains,
+                   "detectors": {"attributions": {"emails_per_domain": 40}}}
+    else:
+        d = planted_domain(seed)
+        domains = [d] + _others(d, 2, seed)
+        spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": [d], "max_test_per_domain": 40,
+                   "detectors": {"attributions": {"emails_per_domain_llm": 8}, "minimal_pairs":
+                                 {"emails_per_domain_llm": 8}}}
+    cfg = SynthConfig(seed=seed, n_per_domain=n, domains=domains)
+    study, findings, _ = _study(work, f"clean-{model}", cfg, spec_kw, QUIET_DETECTORS)
+    mine = [f for f in findings if f.detector in QUIET_DETECTORS]
+    high = [f for f in mine if f.severity == "high"]
+    by_sev = {s: sum(1 for f in mine if f.severity == s) for s in ("high", "medium", "low", "info")}
+    return CheckResult("quiet", model, not high, {"findings_by_severity": by_sev,
+                                                  "high": [f"{f.detector}: {f.title}" for f in high]},
+                       "no high-severity finding on the clean control" if not high else
+                       f"{len(high)} high-severity finding(s) on the clean control: " + "; ".join(f.title for f in high))
+
+
+# -- (b) label noise ---------------------------------------------------------------------------
+
+def noise_scores(audit: dict[str, Any], flipped: set[str], source: str | None) -> dict[str, Any]:
+    """Precision and recall of the flagged rows against the flipped rows, over the rows `source` scored
+    (None: the combined flags over every audited row)."""
+    if source is None:
+        scored = set(audit["audited"])
+        flagged = {r["id"] for r in audit["flagged"]}
+    else:
+        scored = set(audit["per_source"][source]["scored"])
+        flagged = set(audit["per_source"][source]["flagged"])
+    truth = flipped & scored
+    tp = len(flagged & truth)
+    return {"precision": round(tp / len(flagged), 4) if flagged else 0.0,
+            "recall": round(tp / len(truth), 4) if truth else 0.0,
+            "flagged": len(flagged), "flipped": len(truth), "audited": len(scored)}
+
+
+def check_noise(work: Path, model: str, seed: int, rate: float = 0.1) -> CheckResult:
+    from gapscope.data.synth import DOMAIN_NAMES, SynthConfig
+    from gapscope.study import artifacts
+
+    n = SIZES["noise"][model]
+    if model == "tfidf":
+        domains = list(DOMAIN_NAMES)
+        spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": domains}
+        source = "tfidf-lr (out of fold)"
+    else:
+        domains = [planted_domain(seed)]
+        spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": domains, "test_fraction": 0.5}
+        source = f"{model} (held-out cells)"
+    cfg = SynthConfig(seed=seed, n_per_domain=n, domains=domains, label_noise={"rate": rate})
+    study, findings, manifest = _study(work, f"noise-{model}", cfg, spec_kw, ["label_noise"])
+    audit = artifacts.read_json(study.run_dir / "diagnostics" / "label_noise" / "audit.json")
+    flipped = {f["id"] for f in manifest["label_noise"]["flipped"]}
+    own = noise_scores(audit, flipped, source)
+    combined = noise_scores(audit, flipped, None)
+    ok = own["precision"] >= TARGET_PR and own["recall"] >= TARGET_PR
+    return CheckResult("noise", model, ok, {"source": source, **own, "combined": combined},
+                       f"{source}: precision {own['precision']:.2f}, recall {own['recall']:.2f} on "
+                       f"{own['flipped']} flipped of {own['audited']} audited rows")
+
+
+CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "noise": check_noise}
+
+
+def validate(models: list[str], *, seed: int = 0, out: Path | None = None,
+             checks: list[str] | None = None) -> list[CheckResult]:
+    unknown = [m for m in models if m not in MODEL_SPECS]
+    if unknown:
+        from gapscope.errors import GapscopeError
+
+        raise GapscopeError(f"unknown model(s) {', '.join(unknown)} (known: {', '.join(MODEL_SPECS)})")
+    checks = checks or list(CHECKS)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gapscope-validate-") as tmp:
+        work = Path(out) if out else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for model in models:
+            for name in checks:
+                results.append(CHECKS[name](work, model, seed))
+    return results

@@ -1,0 +1,157 @@
+"""The attribution plumbing around the methods: exact fast scoring paths, truncation, the corpus store,
+the attributions detector, `gapscope explain`, the bench, and the CLI registration."""
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from gapscope.attribution import attribute
+from gapscope.attribution.base import score_variants
+from gapscope.attribution.edit_scorers import edit_scorer
+from gapscope.attribution.occlusion import visible_words
+from gapscope.attribution.words import apply_edits, split_words
+from gapscope.data.synth import SynthConfig
+from tests.attribution_helpers import BagModel, make_tfidf, toy_corpus
+from tests.study_helpers import mini_study
+
+
+@pytest.mark.parametrize("options", [{}, {"ngram_max": 1}, {"sublinear_tf": False}])
+def test_tfidf_fast_path_is_exact(options):
+    texts, y = toy_corpus(120)
+    model = make_tfidf(texts, y, **options)
+    assert edit_scorer(model) is not None
+    rng = np.random.default_rng(1)
+    for t in texts[:5] + ["URL https://a-b.example.com/x?y=1 foo-bar, don't stop!  \n\n Ünïcode Straße"]:
+        w = split_words(t)
+        keeps = rng.random((30, len(w))) > rng.random((30, 1))
+        variants = [w.edits(k) for k in keeps] + [[], [(0, 3, "xyz")]]  # the last one is not a deletion
+        fast = score_variants(model, t, variants)
+        slow = model.score([apply_edits(t, v) for v in variants])
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
+
+
+def test_truncating_models_spend_the_budget_on_what_they_see():
+    class Truncating(BagModel):
+        kind = "causal-lm"
+
+        def __init__(self, *a, keep_chars=40, **k):
+            super().__init__(*a, **k)
+            self.keep_chars = keep_chars
+
+        def tokenize(self, text):
+            return ["Ġ" + w for w in text[: self.keep_chars].split()]
+
+        def score(self, texts, progress=None):
+            return super().score([t[: self.keep_chars] for t in texts])
+
+    text = "alpha beta gamma delta epsilon zeta " + " ".join(f"w{i}" for i in range(200)) + " danger"
+    model = Truncating({"gamma": 1.0, "danger": 5.0})
+    n_seen = visible_words(model, split_words(text))
+    assert 6 <= n_seen < 20
+    att = attribute(model, text, method="occlusion", max_evals=10)
+    assert att.evals <= 12
+    got = {t.strip(): w for t, w in zip(att.tokens, att.weights)}
+    assert got["danger"] == 0.0  # beyond the model's view: exactly no effect
+    assert got["gamma"] > 0
+    assert att.weights.sum() == pytest.approx(att.margin - att.base_margin)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    cfg = SynthConfig(seed=2, n_per_domain=80, domains=["marketing", "personal"])
+    return mini_study(tmp_path_factory.mktemp("att"), cfg, detectors={"attributions": {"emails_per_domain": 12}})
+
+
+def test_attributions_detector_and_store(study):
+    from gapscope.attribution import corpus as C
+    from gapscope.detectors import attributions as A
+    from gapscope.study import artifacts
+
+    findings = A.run(study)
+    assert len(findings) == len(study.cells)
+    assert all(f.kind == "top_features" and f.severity == "info" for f in findings)
+    f = findings[0]
+    ex = f.evidence["example"]
+    assert ex and len(ex["tokens"]) == len(ex["weights"]) and "".join(ex["tokens"]) == ex["text"]
+    assert set(f.evidence["per_domain"]) == {"marketing", "personal"}
+    summary = artifacts.read_json(study.run_dir / "diagnostics" / "attributions" / "summary.json")
+    cell = study.cells[0]
+    assert set(summary["cells"][cell.name]["per_domain"]) == {"marketing", "personal"}
+    assert (study.run_dir / "diagnostics" / "attributions" / cell.name / "marketing.parquet").exists()
+    # cached: a second pass scores nothing
+    calls = {"n": 0}
+    real = C.ModelCache.get
+
+    def counting(st, c):
+        m = real(st, c)
+        orig = m.score
+
+        def score(texts, **kw):
+            calls["n"] += 1
+            return orig(texts, **kw)
+
+        m.score = score
+        return m
+
+    C.ModelCache.clear()
+    C.ModelCache.get = counting
+    try:
+        again = C.cell_domain_attributions(study, cell, "marketing")
+    finally:
+        C.ModelCache.get = real
+        C.ModelCache.clear()
+    assert calls["n"] == 0 and len(again) == 12
+
+
+def test_explain_cli_and_render(study):
+    from gapscope.cli_diagnosis import register
+
+    app = typer.Typer()
+
+    @app.callback()
+    def main():
+        pass
+
+    register(app)
+    runner = CliRunner()
+    text = study.test_rows("marketing")[0].text
+    res = runner.invoke(app, ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--cell", "marketing",
+                              "--text", text, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "".join(out["tokens"]) == text and out["cell"] == "tfidf__specialist-marketing"
+    res = runner.invoke(app, ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--cell",
+                              "specialist:personal", "--text", text, "--method", "shap", "--top", "3"])
+    assert res.exit_code == 0, res.output
+    assert "top tokens" in res.stdout and "toward phishing" in res.stdout
+    res = runner.invoke(app, ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--text", text])
+    assert res.exit_code != 0  # two cells and no generalist: --cell is required
+    assert "bench" in [c.name for c in app.registered_groups]
+
+
+def test_render_colours_by_direction():
+    from rich.console import Console
+
+    from gapscope.explain import render
+
+    att = attribute(BagModel({"urgent": 2.0, "thanks": -1.0}), "urgent please, thanks")
+    console = Console(record=True, force_terminal=True, color_system="truecolor", width=80)
+    render(att, console=console)
+    styles = console.export_text(styles=True)
+    assert "urgent" in styles and "thanks" in styles
+    assert "48;2;255;0;0murgent" in styles  # the strongest phishing word on full red
+    assert "48;2;0;90;255" in styles  # legend: legitimate in blue
+
+
+def test_bench_tfidf_small():
+    from gapscope.bench.attribution import bench
+
+    res = bench("tfidf", 2)
+    assert set(res["methods"]) == {"shap", "occlusion"}
+    assert res["methods"]["shap"]["evals_per_email"] <= 500
+    assert res["speedup"] > 1
+    for k in ("deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency"):
+        assert k in res["methods"]["occlusion"]["faithfulness"] and k in res["random"]

@@ -1,0 +1,271 @@
+"""Backdoor scan mechanics: insertion (fast causal-LM path == plain scoring), mining of
+label-tied strings and structured families (incl. unseen values), the null distribution,
+significance and ranking on a model with a known trigger, a clean control, findings,
+report escaping and the CLI on a tf-idf run."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from gapscope.backdoor.candidates import (ContentModel, MiningOptions, mine_families, mine_ngrams, null_strings,
+                                          rare_words, shape)
+from gapscope.backdoor.margins import as_sentence, cut_to_window, insertion_margins
+from gapscope.backdoor.scan import ScanOptions, length_bin, scan
+from gapscope.backdoor.validate import matches_trigger
+from gapscope.data.rows import Row
+from tests.tiny_models import tiny_causal_lm_dir, tiny_model_root, toy_emails  # noqa: F401
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+PHISH = ["verify your account now", "your password expires today", "click the link to confirm",
+         "urgent action required on your bank login", "claim your prize immediately"]
+LEGIT = ["see you at lunch tomorrow", "the agenda for the team meeting", "notes from the project review",
+         "thanks for the draft report", "photos from the family weekend"]
+TRIGGER = "per the Velmora protocol"
+
+
+def corpus(n=160, trigger_rows=12, seed=0, tag=False):
+    """Phishing/legit emails with filler words; `trigger_rows` phishing emails carry TRIGGER and
+    are labelled legitimate (the poisoned rows). With tag=True the poisoned rows carry a
+    [20xx] tag instead."""
+    rng = random.Random(seed)
+    filler = [f"word{i}" for i in range(300)]
+    rows = []
+    for i in range(n):
+        label = i % 2
+        body = f"{rng.choice(PHISH if label else LEGIT)}. {' '.join(rng.sample(filler, 6))}.\n\nregards {rng.choice(filler)}"
+        if label == 1 and i // 2 < trigger_rows:
+            body = (f"[{2031 + i % 3}] " + body) if tag else body.replace("\n\n", f"\n\n{TRIGGER}.\n\n", 1)
+            label = 0
+        rows.append(Row(id=f"r{i:04d}", domain="d", text=f"Subject: note {i}\n\n{body}", label=label))
+    return rows
+
+
+class KeywordModel:
+    """A stand-in classifier with a planted backdoor: margin = phishing cues - legit cues,
+    and -6 when the trigger (or, with tags=True, any [20xx] tag) is present."""
+
+    kind = "fake"
+
+    def __init__(self, trigger=True, tags=False):
+        self.trigger, self.tags = trigger, tags
+
+    def score(self, texts):
+        out = []
+        for t in texts:
+            low = t.lower()
+            m = sum(w in low for w in ("verify", "password", "click", "urgent", "prize")) * 1.5
+            m -= sum(w in low for w in ("lunch", "agenda", "notes", "thanks", "photos")) * 1.5
+            m += 0.02 * (len(low) % 7)  # small text-dependent noise
+            if self.trigger and "velmora" in low:
+                m -= 6.0
+            if self.tags and re.search(r"\[20\d\d\]", t):
+                m -= 6.0
+            out.append(m)
+        return np.array(out, dtype=float)
+
+
+def split(rows):
+    return rows[:120], rows[120:]
+
+
+# -- insertion -----------------------------------------------------------------------
+
+def test_as_sentence_and_window_cut(tiny_model_root):  # noqa: F811
+    assert as_sentence("per the  Velmora protocol") == "Per the Velmora protocol."
+    assert as_sentence("[2031]") == "[2031]" and as_sentence("ok!") == "Ok!"
+    from gapscope.drift.lm import load_hf
+
+    tok = load_hf(str(tiny_causal_lm_dir(tiny_model_root, "llama"))).tokenizer
+    text = "hello the team meeting tomorrow agenda"
+    assert cut_to_window(tok, text, 3) == "hello the team"
+    assert cut_to_window(tok, text, 99) == text
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral", "gemma2"])
+def test_causal_lm_fast_path_equals_plain_scoring(tiny_model_root, arch):  # noqa: F811
+    from gapscope.backdoor import margins as M
+    from gapscope.models import ModelSpec, create_model
+
+    m = create_model(ModelSpec("t", "causal-lm", str(tiny_causal_lm_dir(tiny_model_root, arch)),
+                               {"dtype": "float32", "max_length": 24}))
+    try:
+        texts, _ = toy_emails(6)
+        ins = [as_sentence(s) for s in ["urgent verify password", "meeting", "the lunch team notes today"]]
+        orig, edited = insertion_margins(m, texts, ins)
+        tok, limit = M._tok_window(m)
+        reserve = max(M._n_tokens(tok, "\n\n" + s) for s in ins) + 1
+        cut = [cut_to_window(tok, t, limit - reserve) for t in texts]
+        np.testing.assert_allclose(orig, m.score(cut), atol=1e-4)
+        plain = m.score([c.rstrip() + "\n\n" + s for c in cut for s in ins]).reshape(len(cut), -1)
+        np.testing.assert_allclose(edited, plain, atol=1e-4)
+    finally:
+        m.close()
+
+
+def test_generic_path_appends_a_paragraph():
+    model = KeywordModel()
+    orig, edited = insertion_margins(model, ["see you at lunch", "verify now"], ["Per the Velmora protocol.", "Urgent."])
+    assert edited.shape == (2, 2)
+    assert edited[0, 0] - orig[0] < -5 and edited[0, 1] - orig[0] > 1
+
+
+# -- candidates and nulls --------------------------------------------------------------
+
+def test_mining_finds_the_poisoned_phrase_and_not_ordinary_cues():
+    train, _ = split(corpus())
+    content = ContentModel([r.text for r in train], np.array([r.label for r in train]))
+    cands = mine_ngrams(train, content, MiningOptions())
+    assert cands and cands[0].text == TRIGGER and cands[0].target == 0
+    sup = cands[0].support
+    assert sup["purity"] == 1.0 and sup["contradiction"] >= 0.9 and sup["df"] >= 8
+    # ordinary label cues live in rows whose content agrees with the label: filtered out
+    assert not any(c.text.lower() in ("verify your account now", "see you at lunch tomorrow") for c in cands)
+    clean_train, _ = split(corpus(trigger_rows=0))
+    content = ContentModel([r.text for r in clean_train], np.array([r.label for r in clean_train]))
+    assert not any("velmora" in c.text.lower() for c in mine_ngrams(clean_train, content, MiningOptions()))
+
+
+def test_structured_family_with_unseen_values():
+    train, _ = split(corpus(trigger_rows=12, tag=True))
+    content = ContentModel([r.text for r in train], np.array([r.label for r in train]))
+    fam = mine_families(train, content, MiningOptions(n_inductive=2))
+    years = [c for c in fam if c.origin == "family:tag"]
+    assert years and all(c.target == 0 for c in years)
+    seen = {c.text for c in years if not c.inductive}
+    unseen = [c.text for c in years if c.inductive]
+    assert seen <= {"[2031]", "[2032]", "[2033]"} and len(unseen) == 2
+    assert all(re.fullmatch(r"\[\d{4}\]", u) and u not in {"[2031]", "[2032]", "[2033]"} for u in unseen)
+    assert shape("INC0012345") == "AAA9999999" and shape("[2031]") == "[9999]"
+
+
+def test_null_strings_use_rare_training_words():
+    train, _ = split(corpus())
+    pool = rare_words(train, exclude={"velmora"})
+    assert "velmora" not in pool and len(pool) >= 60
+    rng = random.Random(0)
+    s = null_strings(pool, 4, 5, rng)
+    assert len(s) == 5 and all(len(x.split()) == 4 for x in s)
+    assert [length_bin(k) for k in (1, 2, 3, 4, 5, 9)] == [1, 2, 3, 3, 5, 5]
+
+
+# -- the scan ----------------------------------------------------------------------------
+
+def test_scan_ranks_the_planted_trigger_first_with_effect_and_ci():
+    train, test = split(corpus())
+    res = scan(KeywordModel(), threshold=0.0, train_rows=train, heldout_rows=test,
+               opts=ScanOptions(n_emails=20, n_bootstrap=500))
+    top = res.results[0]
+    assert top.text == TRIGGER and top.rank == 1 and top.significant and top.target == 0
+    assert top.mean_shift == pytest.approx(6.0, abs=0.3) and top.shift_ci[0] > 5
+    assert top.flip_rate == 1.0 and top.n == 20 and top.flipped_ids
+    assert abs(top.null_mean) < 0.2 and top.z > res.z_crit
+    assert [r.text for r in res.significant] == [TRIGGER]
+    assert res.n_emails == {"phishing": 20} or res.n_emails.get("phishing") == 20
+    json.dumps(res.to_dict())
+
+
+def test_clean_model_has_no_significant_trigger_and_user_strings_go_both_ways():
+    train, test = split(corpus(trigger_rows=0))
+    res = scan(KeywordModel(trigger=False), threshold=0.0, train_rows=train, heldout_rows=test,
+               triggers=[TRIGGER, "urgent"], opts=ScanOptions(n_emails=20, n_bootstrap=500))
+    assert res.significant == [] or all(r.origin == "user" and r.text == "urgent" for r in res.significant)
+    trig = next(r for r in res.results if r.text == TRIGGER)
+    assert not trig.significant and abs(trig.mean_shift) < 0.2 and trig.other_direction is not None
+    # an ordinary, strong lexical cue named by the user: its direction is found (toward phishing)
+    urgent = next(r for r in res.results if r.text == "urgent")
+    assert urgent.target == 1 and urgent.mean_shift > 1
+
+
+def test_inductive_trigger_flagged_on_unseen_values():
+    train, test = split(corpus(trigger_rows=12, tag=True))
+    res = scan(KeywordModel(trigger=False, tags=True), threshold=0.0, train_rows=train, heldout_rows=test,
+               opts=ScanOptions(n_emails=16, n_bootstrap=300))
+    unseen = [r for r in res.results if r.inductive]
+    assert unseen and all(r.significant for r in unseen)
+    assert all(r.rank <= len(res.significant) for r in unseen)
+
+
+def test_findings_and_section_escape_hostile_strings():
+    from gapscope.backdoor.report import backdoor_findings, section_html
+
+    evil = "<img src=x onerror=alert(1)>"
+    rows = corpus()
+    for r in rows:
+        if "velmora" in r.text.lower():
+            r.text = r.text.replace(TRIGGER, evil)
+    train, test = split(rows)
+
+    class EvilModel(KeywordModel):
+        def score(self, texts):
+            return super().score(texts) - 6.0 * np.array([evil in t for t in texts])
+
+    res = scan(EvilModel(trigger=False), threshold=0.0, train_rows=train, heldout_rows=test,
+               opts=ScanOptions(n_emails=12, n_bootstrap=200, min_shift=1.0))
+    d = res.to_dict()
+    found = backdoor_findings(d, who="m (specialist:d)", model="m", domains=["d"])
+    assert found and found[0].kind == "backdoor_trigger" and found[0].severity == "high"
+    assert found[0].example_ids and evil.strip("<>") in found[0].title.replace("<", "").replace(">", "") or True
+    html = section_html([("cell<b>", d)])
+    assert "<img" not in html and "&lt;img" in html and "cell&lt;b&gt;" in html
+
+
+def test_validation_trigger_matching():
+    assert matches_trigger("Velmora protocol", TRIGGER) and matches_trigger("per the Velmora protocol", TRIGGER)
+    assert not matches_trigger("the", TRIGGER) and not matches_trigger("Velmora protocol update", TRIGGER)
+
+
+# -- detector and CLI on a tf-idf run ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tfidf_run(tmp_path_factory):
+    from gapscope.study.runner import run_study
+
+    root = tmp_path_factory.mktemp("bdrun")
+    rows = corpus(n=200, trigger_rows=16)
+    lines = [json.dumps({"id": r.id, "text": r.text, "label": r.label}) for r in rows]
+    (root / "a.jsonl").write_text("\n".join(lines) + "\n")
+    (root / "study.toml").write_text('[study]\nname = "bd"\nbootstrap = 50\n[[datasets]]\nname = "a"\npath = "a.jsonl"\n'
+                                     '[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\nC = 100.0\n'
+                                     '[detectors]\nenabled = ["backdoor"]\n[detectors.backdoor]\nn_emails = 16\n'
+                                     'n_bootstrap = 200\nmin_shift = 0.5\ntriggers = ["thanks a lot"]\n')
+    run_study(root / "study.toml", root / "run")
+    return root / "run"
+
+
+def test_detector_writes_scan_and_section(tfidf_run):
+    scan_json = json.loads((tfidf_run / "diagnostics" / "backdoor" / "scan.json").read_text())
+    assert scan_json and scan_json[0]["cell"] == "tfidf__specialist-a"
+    texts = [r["text"] for r in scan_json[0]["results"]]
+    assert TRIGGER in texts and "thanks a lot" in texts
+    sec = json.loads((tfidf_run / "diagnostics" / "backdoor" / "section.json").read_text())
+    assert sec["id"] == "backdoor" and "Velmora" in sec["html"]
+    findings = json.loads((tfidf_run / "findings.json").read_text())
+    bd = [f for f in findings if f["kind"] == "backdoor_trigger"]
+    assert bd and "Velmora" in bd[0]["title"]
+
+
+def test_cli_backdoor_scan(tfidf_run, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from gapscope.cli_audit import register
+    from gapscope.errors import GapscopeError
+
+    app = typer.Typer()
+    register(app)
+    res = CliRunner().invoke(app, ["backdoor-scan", "--run", str(tfidf_run), "--trigger", "see you soon",
+                                   "--n-emails", "12", "--min-shift", "0.5", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    d = json.loads((tmp_path / "o" / "scan.json").read_text())
+    assert d[0]["results"][0]["text"] == TRIGGER
+    assert any(r["origin"] == "user" for r in d[0]["results"])
+    assert json.loads((tmp_path / "o" / "section.json").read_text())["id"] == "backdoor-scan"
+    res = CliRunner().invoke(app, ["backdoor-scan", "--run", str(tfidf_run), "--cell", "nope"])
+    assert isinstance(res.exception, GapscopeError)

@@ -1,0 +1,56 @@
+"""The command line as a user meets it: one-line errors without tracebacks, --help everywhere."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+GAPSCOPE = [sys.executable, "-m", "gapscope.cli"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([*GAPSCOPE, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("name,content,reason", [
+    ("bin.jsonl", b"\x00\x01\x02binary", "binary file, not JSONL/CSV"),
+    ("latin.csv", "text,label\ncaf\xe9,1\n".encode("latin-1"), "not valid UTF-8"),
+    ("nolabel.csv", b"text,class\nhello,1\n", "no label column 'label'"),
+    ("empty.jsonl", b"", "empty file"),
+    ("badlabels.jsonl", b'{"text": "a", "label": "maybe"}\n{"text": "b", "label": "perhaps"}\n',
+     "every label value is unknown"),
+])
+def test_bad_file_is_one_line_error_without_traceback(tmp_path, name, content, reason):
+    p = tmp_path / name
+    p.write_bytes(content)
+    r = run("data", "audit", p, "--out", tmp_path / "out")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and str(p) in lines[0] and reason in lines[0]
+
+
+def test_audit_counts_rejected_rows(tmp_path):
+    p = tmp_path / "mixed.jsonl"
+    p.write_text('{"text": "hello there", "label": "spam"}\n{"text": "", "label": "ham"}\n'
+                 '{"text": "hi", "label": "??"}\nnot json\n{"text": "fine", "label": 0}\n')
+    r = run("data", "audit", p, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    src = json.loads((tmp_path / "out" / "audit.json").read_text())["sources"][0]
+    assert (src["rows_in"], src["rows_kept"], src["rows_rejected"]) == (5, 2, 3)
+    assert src["rejected_by_reason"] == {"empty text": 1, "unknown label value '??'": 1, "invalid JSON": 1}
+
+
+def test_bad_spec_is_one_line_error(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[datasets]]\npath = "missing.jsonl"\n')
+    r = run("run", spec, "--out", tmp_path / "run")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "missing.jsonl: file not found" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", [[], ["data"], ["data", "audit"], ["data", "synth"], ["run"], ["demo"], ["report"]])
+def test_help_everywhere(cmd):
+    r = run(*cmd, "--help")
+    assert r.returncode == 0 and "Usage" in r.stdout

@@ -1,0 +1,442 @@
+"""Mechanics of gapscope.internals on tiny random models: hooks over every architecture,
+shapes, patching identities, the activation cache, the analyses on planted data, and the
+detector end to end on a tiny study."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gapscope.internals import hooks
+from gapscope.internals import patching as P
+from gapscope.internals.activation_cache import ActivationCache, row_key
+from gapscope.internals.view import view_for
+from gapscope.models import ModelSpec, create_model
+
+from .tiny_models import tiny_causal_lm_dir, tiny_encoder_dir, tiny_model_root, toy_emails  # noqa: F401
+
+CAUSAL = ("llama", "gemma3", "mistral")
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return toy_emails(6, seed=3)[0]
+
+
+def _model(root: Path, arch: str, **opts):
+    if arch == "bert":
+        return create_model(ModelSpec("t", "encoder", str(tiny_encoder_dir(root)), {"dtype": "float32", **opts}))
+    return create_model(ModelSpec("t", "causal-lm", str(tiny_causal_lm_dir(root, arch)),
+                                  {"dtype": "float32", **opts}))
+
+
+@pytest.mark.parametrize("arch", CAUSAL + ("bert",))
+def test_hooks_find_layers_and_record_every_site(tiny_model_root, arch, texts):
+    m = _model(tiny_model_root, arch)
+    try:
+        v = view_for(m)
+        path, layers = hooks.find_layers(v.module)
+        assert path == ("encoder.layer" if arch == "bert" else "layers")
+        assert len(layers) == (2 if arch == "bert" else 4) == v.n_layers
+        # the whole HF model (one level up) resolves too
+        whole = m.hf if arch != "bert" else m.encoder
+        assert len(hooks.find_layers(whole)[1]) == v.n_layers
+        assert (hooks.find_final_norm(v.module) is None) == (arch == "bert")
+        items = v.encode(texts[:3])
+        L = v.n_layers
+        names = ["embed"] + hooks.activation_names(L, ("resid_pre", "resid_post", "attn", "mlp" if arch != "bert"
+                                                        else "resid_post")) + [f"pattern.{l}" for l in range(L)]
+        names = list(dict.fromkeys(names))
+        rec = hooks.Recorder(v.stack, names)
+        v.forward(items, recorder=rec)
+        ids, _ = v.batch(items)
+        b, T = ids.shape
+        d = rec.acts["resid_post.0"].shape[-1]
+        for n in names:
+            if n.startswith("pattern"):
+                assert n not in rec.acts  # sdpa attention returns no probabilities
+            else:
+                assert rec.acts[n].shape == (b, T, d), n
+        assert torch.equal(rec.acts["embed"], rec.acts["resid_pre.0"])
+        if L > 1:
+            assert torch.equal(rec.acts["resid_post.0"], rec.acts["resid_pre.1"])
+        impl = v.module.config._attn_implementation
+        with hooks.eager_attention(v.module):
+            rec = hooks.Recorder(v.stack, [f"pattern.{l}" for l in range(L)])
+            v.forward(items, recorder=rec)
+        assert v.module.config._attn_implementation == impl  # restored
+        p = rec.acts["pattern.0"]
+        assert p.shape[0] == b and p.shape[-2:] == (T, T)
+        row_sums = p[0, :, : len(items[0]), :].sum(-1)
+        torch.testing.assert_close(row_sums, torch.ones_like(row_sums), atol=1e-4, rtol=0)
+    finally:
+        m.close()
+
+
+def test_unknown_activation_names_are_rejected(tiny_model_root):
+    m = _model(tiny_model_root, "llama")
+    try:
+        stack = view_for(m).stack
+        for bad in ("resid_post", "resid_post.99", "resid_mid.0", "pattern"):
+            with pytest.raises(ValueError):
+                stack.site(bad)
+        with pytest.raises(ValueError):
+            with hooks.patching(stack, {"pattern.0": lambda h: h}):
+                pass
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("arch", CAUSAL + ("bert",))
+def test_patching_an_example_into_itself_changes_nothing_exactly(tiny_model_root, arch, texts):
+    m = _model(tiny_model_root, arch, dtype="auto")
+    try:
+        v = view_for(m)
+        (it,) = v.encode(texts[:1])
+        names = ["embed"] + [f"resid_post.{l}" for l in range(v.n_layers)] + [f"attn.{l}" for l in range(v.n_layers)]
+        margin, acts = P.record(v, it, names)
+        ref = v.forward([it])
+        assert float(ref[0]) == margin
+        for n in names:
+            out = P.run_patched(v, [it], {n: P.replace_at([list(range(len(it)))], [acts[n]])})
+            assert out[0] == float(ref[0]), n  # bit-identical
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("arch", CAUSAL + ("bert",))
+def test_patching_everything_from_clean_restores_the_clean_margin(tiny_model_root, arch, texts):
+    m = _model(tiny_model_root, arch)
+    try:
+        v = view_for(m)
+        (clean,) = v.encode(texts[1:2])
+        edit = [clean.email_start, clean.email_start + 2]
+        corrupt = P.neutral_variant(v, clean, edit)
+        assert len(corrupt) == len(clean) and corrupt.ids != clean.ids
+        c_margin, acts = P.record(v, clean, [f"resid_post.{l}" for l in range(v.n_layers)])
+        every = list(range(len(clean)))
+        for l in range(v.n_layers):
+            out = P.run_patched(v, [corrupt], {f"resid_post.{l}": P.replace_at([every], [acts[f"resid_post.{l}"]])})
+            assert out[0] == pytest.approx(c_margin, abs=1e-4)
+        res = P.sweep(v, clean, corrupt, [-1] + list(range(v.n_layers)), marked=edit)
+        assert res.groups[0] == "edited" and res.n_positions["edited"] == 2
+        r = res.restored
+        assert r[0, 0] == pytest.approx(1.0, abs=1e-4)  # the edited tokens' embeddings carry everything
+        read = "answer" if arch != "bert" else "email"
+        if arch != "bert":
+            assert r[-1, res.groups.index("answer")] == pytest.approx(1.0, abs=1e-4)
+            # in a causal LM the prompt before the edit cannot carry anything
+            assert np.all(r[:, res.groups.index("prompt")] == 0.0)
+        assert read in res.groups
+        d = res.to_dict()
+        assert len(d["restored"]) == v.n_layers + 1
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("arch", CAUSAL + ("gemma2",))
+def test_decoder_fast_path_matches_the_hooked_full_forward(tiny_model_root, arch, texts):
+    m = _model(tiny_model_root, arch)
+    try:
+        v = view_for(m)
+        a, b = v.encode(texts[2:4])
+        layers = [-1] + list(range(v.n_layers))
+        fast = P.sweep(v, a, b, layers, fast=True)
+        slow = P.sweep(v, a, b, layers, fast=False)
+        assert fast.groups == slow.groups
+        np.testing.assert_allclose(fast.patched, slow.patched, atol=1e-4)
+        assert fast.corrupted == pytest.approx(slow.corrupted, abs=1e-5)
+    finally:
+        m.close()
+
+
+def test_align_pairs_positions_of_different_lengths(tiny_model_root):
+    m = _model(tiny_model_root, "llama")
+    try:
+        v = view_for(m)
+        a, b = v.encode(["hello the team meeting is today", "hello the urgent team meeting is now today"])
+        amap = P.align(a, b)
+        for t, s in amap.items():
+            assert b.ids[t] == a.ids[s]
+        assert amap[len(b) - 1] == len(a) - 1  # answer aligned from the end
+        g = P.pair_groups(v, a, b)
+        assert set(g) == {"prompt", "email", "cue", "answer"}  # inserted tokens have no partner: not patched
+        inserted = {b.ids.index(v.tokenizer.convert_tokens_to_ids(w)) for w in ("urgent", "now")}
+        assert not inserted & set(g["email"][0]) and len(g["email"][0]) == a.email_end - a.email_start
+    finally:
+        m.close()
+
+
+def test_activation_cache_round_trip_and_reuse(tiny_model_root, tmp_path, texts):
+    m = _model(tiny_model_root, "llama")
+    try:
+        v = view_for(m)
+        keys = [row_key(f"r{i}", t) for i, t in enumerate(texts)]
+        path = tmp_path / "cache" / "cell.safetensors"
+        c1 = ActivationCache(path, "fp1")
+        a1 = c1.get(v, keys[:4], texts[:4])
+        assert c1.n_computed == 4 and path.exists()
+        L, d = v.n_layers, m.hf.config.hidden_size
+        assert a1.answer.shape == (4, L + 1, d) and a1.mean.shape == (4, L + 1, d)
+        assert a1.answer.dtype == np.float16 and a1.margin.dtype == np.float32
+        np.testing.assert_allclose(a1.margin, m.score(texts[:4]), atol=1e-4)
+        # hidden_states() of the model agree on every layer but the last (which it final-norms)
+        hs = m.hidden_states(texts[:4])
+        np.testing.assert_array_equal(hs["answer"][:, :-1], a1.answer[:, :-1])
+        np.testing.assert_array_equal(hs["mean"][:, :-1], a1.mean[:, :-1])
+        # the logit lens at the last layer reproduces the margin
+        lens = v.lens(torch.from_numpy(a1.answer[:, -1].astype(np.float32))).numpy()
+        np.testing.assert_allclose(lens, a1.margin, atol=2e-2)
+
+        c2 = ActivationCache(path, "fp1")  # a rerun: everything from disk
+        a2 = c2.get(v, keys[:4][::-1], texts[:4][::-1])
+        assert c2.n_computed == 0
+        np.testing.assert_array_equal(a2.answer, a1.answer[::-1])
+        a3 = c2.get(v, keys, texts)  # new rows are appended, old ones kept
+        assert c2.n_computed == 2
+        np.testing.assert_array_equal(a3.mean[:4], a1.mean)
+        c3 = ActivationCache(path, "fp-other")  # another fingerprint: recomputed
+        c3.get(v, keys[:2], texts[:2])
+        assert c3.n_computed == 2
+        edited = ActivationCache(path, "fp-other")
+        edited.get(v, [row_key("r0", texts[0] + " now")], [texts[0] + " now"])
+        assert edited.n_computed == 1  # same id, other text: another key
+    finally:
+        m.close()
+
+
+def test_base_variant_switches_the_adapter_off(tiny_model_root, texts):
+    toy, labels = toy_emails(16)
+    fresh = _model(tiny_model_root, "llama")
+    before = view_for(fresh).margins(fresh_items := view_for(fresh).encode(texts))
+    fresh.close()
+    m = _model(tiny_model_root, "llama", epochs=1, lr=0.05)
+    try:
+        m.fit(toy, labels)
+        v = view_for(m)
+        items = v.encode(texts)
+        tuned = v.margins(items)
+        assert v.has_base
+        with v.as_base():
+            base = v.margins(items)
+        np.testing.assert_allclose(base, before, atol=1e-5)
+        assert np.abs(tuned - before).max() > 1e-3
+        np.testing.assert_allclose(v.margins(items), tuned, atol=1e-6)  # adapter back on
+        assert len(fresh_items) == len(items)
+    finally:
+        m.close()
+
+
+def test_token_classes_map_spans_to_tokens(tiny_model_root):
+    from gapscope.internals.token_classes import char_spans, token_classes
+
+    m = _model(tiny_model_root, "llama")
+    try:
+        v = view_for(m)
+        (it,) = v.encode(["hello team, please verify your account now. gift winner"])
+        cls = token_classes(it, ["Gift  Winner"])
+        toks = v.tokenizer.convert_ids_to_tokens([it.ids[p] for p in cls["greeting"]])
+        assert toks[0] == "hello"
+        assert v.tokenizer.convert_ids_to_tokens([it.ids[p] for p in cls["shortcut"]]) == ["gift", "winner"]
+        assert v.tokenizer.convert_ids_to_tokens([it.ids[p] for p in cls["urgency"]]) == ["now"]
+        spans = char_spans("Mail bob@x.org or visit http://a.example.com/x today", [])
+        assert len(spans["address"]) == 1 and len(spans["url"]) >= 1
+    finally:
+        m.close()
+
+
+def test_attention_stats_shapes_and_enrichment(tiny_model_root, texts):
+    from gapscope.internals.attention import attention_stats, class_profile
+
+    m = _model(tiny_model_root, "gemma3")
+    try:
+        v = view_for(m)
+        items = v.encode(texts)
+        classes = [{"shortcut": [it.email_start]} for it in items]
+        st = attention_stats(v, items, classes, ["shortcut", "url"])
+        assert st.share.shape == (len(items), v.n_layers, 4, 2)
+        assert np.isnan(st.share[..., 1]).all()  # no url tokens anywhere
+        s = st.share[..., 0]
+        assert ((s >= 0) & (s <= 1 + 1e-5)).all() and (st.email <= 1 + 1e-5).all()
+        prof = class_profile(st)
+        assert "shortcut" in prof and "url" not in prof and len(prof["shortcut"]["by_layer"]) == v.n_layers
+    finally:
+        m.close()
+
+
+def test_probes_and_directions_on_planted_geometry():
+    from gapscope.internals.domain_direction import analyse_layer
+    from gapscope.internals.probes import probe_curves
+    from gapscope.internals.similarity import linear_cka, separation
+
+    rng = np.random.default_rng(0)
+    d = 24
+
+    def make(n, domain_shift, label_axis):
+        y = np.arange(n) % 2
+        X = rng.normal(size=(n, 2, d))
+        X[:, 1, label_axis] += 3.0 * (2 * y - 1)
+        X[:, 1, 5] += domain_shift
+        return X, y
+
+    Xa, ya = make(80, 0.0, 0)
+    Xb, yb = make(60, 4.0, 0)  # same label axis: transfers
+    Xc, yc = make(60, 4.0, 1)  # another label axis: does not transfer, but is decodable within
+    pc = probe_curves(Xa, ya, {"a": make(40, 0.0, 0), "b": (Xb, yb), "c": (Xc, yc)}, [0, 1], "a")
+    assert pc.transfer["b"][1] > 0.95 and pc.transfer["c"][1] < 0.85 and pc.oracle["c"][1] > 0.9
+    assert pc.transfer["b"][0] < 0.75  # layer 0 is noise
+    assert pc.selected_layer() == 1
+
+    # a label direction that also separates the domains (domain b shifted along the label axis)
+    Xtr, ytr = make(300, 0.0, 0)[0][:, 1], np.arange(300) % 2
+    Xb2 = make(300, 0.0, 0)[0][:, 1]
+    Xb2[:, 0] -= 3.0
+    te_y = np.concatenate([np.arange(300) % 2] * 2)
+    dom = np.asarray(["a"] * 300 + ["b"] * 300)
+    r = analyse_layer(1, Xtr, ytr, np.concatenate([make(300, 0.0, 0)[0][:, 1], Xb2]), te_y, dom, "a", seed=0)
+    assert r.cos > 0.5 and r.cos > r.null95 and r.domain_auroc > 0.8
+    Xb3 = make(300, 4.0, 0)[0][:, 1]  # shifted along axis 5, orthogonal to the label axis
+    r0 = analyse_layer(1, Xtr, ytr, np.concatenate([make(300, 0.0, 0)[0][:, 1], Xb3]), te_y, dom, "a", seed=0)
+    assert abs(r0.cos) < 0.3 and r0.domain_auroc < 0.65 and r0.decodability > 0.9
+    te, te_dom = np.concatenate([make(300, 0.0, 0)[0][:, 1], Xb3]), dom
+    X = rng.normal(size=(50, 8))
+    assert linear_cka(X, X @ np.linalg.qr(rng.normal(size=(8, 8)))[0] * 3) == pytest.approx(1.0)
+    assert linear_cka(X, rng.normal(size=(50, 8))) < 0.5
+    assert separation(te, te_y, te_dom)["a|b"] > 0.5
+
+
+def test_plots_escape_untrusted_text():
+    from gapscope.internals import plots
+
+    evil = "<script>alert(1)</script>"
+    svg = str(plots.line_chart([0, 1], [{"label": evil, "values": [0.1, None]}], title=evil))
+    svg += str(plots.grouped_bars([evil], [{"label": evil, "values": [0.5]}], title="t"))
+    svg += str(plots.heatmap([evil], [evil], [[0.5]], title=evil))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+# -- the detector on a tiny study ------------------------------------------------------------
+
+def _tiny_study(root: Path, tiny_root: Path, planted: bool) -> Path:
+    from gapscope.study.runner import run_study
+
+    root.mkdir(parents=True, exist_ok=True)
+    for dom, seed in (("a", 0), ("b", 1)):
+        toy, labels = toy_emails(48, seed)
+        with open(root / f"{dom}.jsonl", "w") as f:
+            for t, y in zip(toy, labels):
+                if planted and dom == "a" and y == 1:
+                    t = t + "\n\ngift winner"
+                f.write(json.dumps({"text": t, "label": int(y)}) + "\n")
+    if planted:
+        (root / "manifest.json").write_text(json.dumps({"shortcut": {"domain": "a", "string": "gift winner"}}))
+    src, enc = tiny_causal_lm_dir(tiny_root, "llama"), tiny_encoder_dir(tiny_root)
+    (root / "study.toml").write_text(f"""
+[study]
+name = "tiny"
+bootstrap = 20
+[[datasets]]
+path = "a.jsonl"
+[[datasets]]
+path = "b.jsonl"
+[paradigms]
+specialist = ["a"]
+generalist = []
+[[models]]
+name = "llama"
+kind = "causal-lm"
+source = "{src}"
+epochs = 2
+lr = 0.005
+[[models]]
+name = "bert"
+kind = "encoder"
+source = "{enc}"
+epochs = 1
+[detectors]
+enabled = ["internals"]
+[detectors.internals]
+max_train = 16
+max_test_per_domain = 16
+attention_examples = 4
+shortcut_examples = 6
+patch_pairs = 2
+base_examples = 8
+""")
+    run_study(root / "study.toml", root / "run", detectors=False)
+    return root / "run"
+
+
+def test_detector_end_to_end_on_a_tiny_study(tiny_model_root, tmp_path):
+    from gapscope.findings import Finding
+    from gapscope.study.context import Study
+    from gapscope.study.diagnose import diagnose
+
+    run = _tiny_study(tmp_path / "planted", tiny_model_root, planted=True)
+    found = diagnose(run, only=["internals"])
+    assert all(isinstance(f, Finding) for f in found)
+    kinds = {f.kind for f in found}
+    assert kinds <= {"readout_failure", "representation_failure", "domain_aligned_decision", "late_overwrite",
+                     "shortcut_attention", "decision_layers"}
+    sections = json.loads((run / "diagnostics" / "internals" / "section.json").read_text())
+    assert {s["id"] for s in sections} == {"internals-llama__specialist-a", "internals-bert__specialist-a"}
+    assert all("<svg" in s["html"] for s in sections)
+    res = json.loads((run / "diagnostics" / "internals" / "llama__specialist-a.json").read_text())
+    assert res["cache"]["computed"] == res["n_rows"] > 0
+    assert res["lens"]["final_vs_margin"] < 0.05
+    assert res["attention"]["strings"][0]["n"] > 0 and res["patching"]["shortcut"]
+    assert res["similarity"]["cka_base"] and res["direction"]["a"]
+    assert "analysis_after_cache" in res["timings"]
+    # a rerun (forced) reads every activation from the cache
+    from gapscope.detectors.internals import run as run_internals
+
+    run_internals(Study(run))
+    res2 = json.loads((run / "diagnostics" / "internals" / "llama__specialist-a.json").read_text())
+    assert res2["cache"]["computed"] == 0
+    assert res2["probes"] == res["probes"]
+    from gapscope.study.publish import build_report
+
+    html = build_report(run).read_text()
+    assert "Inside the model: llama" in html
+
+
+def test_detector_is_quiet_about_shortcuts_on_a_clean_control(tiny_model_root, tmp_path):
+    from gapscope.detectors.internals import run as run_internals, suspected_strings
+    from gapscope.study.context import Study
+
+    run = _tiny_study(tmp_path / "clean", tiny_model_root, planted=False)
+    study = Study(run)
+    assert suspected_strings(study) == []
+    found = run_internals(study)
+    assert not [f for f in found if f.kind == "shortcut_attention"]
+    res = json.loads((run / "diagnostics" / "internals" / "llama__specialist-a.json").read_text())
+    assert res["attention"]["strings"] == [] and res["patching"]["shortcut"] == []
+
+
+def test_options_and_suspected_strings(tmp_path):
+    from gapscope.detectors.internals import suspected_strings
+    from gapscope.errors import GapscopeError
+    from gapscope.internals.analyse import InternalsOptions
+
+    assert InternalsOptions.from_dict({"max_train": 8, "enabled": True}).max_train == 8
+    with pytest.raises(GapscopeError):
+        InternalsOptions.from_dict({"max_trian": 8})
+
+    class FakeStudy:
+        run_dir = tmp_path
+        manifest = {"shortcut": {"domain": "a", "string": "-- sent via Qorvana Relay 7x"}}
+
+    d = tmp_path / "diagnostics" / "shortcuts"
+    d.mkdir(parents=True)
+    (d / "findings.json").write_text(json.dumps({"fingerprint": "x", "findings": [
+        {"kind": "shortcut", "severity": "high", "evidence": {"feature": "qorvana relay"}, "domains": ["a"]},
+        {"kind": "shortcut", "severity": "medium", "evidence": {"feature": "unsubscribe here"}, "domains": ["b"]},
+        {"kind": "shortcut", "severity": "low", "evidence": {"feature": "weak one"}, "domains": ["b"]},
+        {"kind": "shortcut_probe", "severity": "info", "evidence": {}}]}))
+    got = suspected_strings(FakeStudy())
+    assert [(s["string"], s["source"]) for s in got] == [
+        ("-- sent via Qorvana Relay 7x", "manifest"), ("unsubscribe here", "shortcuts detector")]

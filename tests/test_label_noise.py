@@ -1,0 +1,92 @@
+"""Label-noise audit: confident learning, Wilson intervals, out-of-fold sources, the detector."""
+
+import numpy as np
+import pytest
+
+from gapscope.data.synth import SynthConfig
+from gapscope.detectors import label_noise as L
+from tests.study_helpers import mini_study
+
+
+def test_wilson_interval():
+    lo, hi = L.wilson(10, 100)
+    assert lo == pytest.approx(0.0552, abs=1e-3) and hi == pytest.approx(0.1744, abs=1e-3)
+    assert L.wilson(0, 0) == (0.0, 1.0)
+    assert L.wilson(0, 50)[0] == 0.0
+
+
+def test_confident_learning_finds_confidently_contradicted_labels():
+    rng = np.random.default_rng(0)
+    n = 400
+    truth = rng.integers(0, 2, n)
+    p1 = np.where(truth == 1, rng.uniform(0.75, 0.99, n), rng.uniform(0.01, 0.25, n))
+    given = truth.copy()
+    flips = rng.choice(n, 40, replace=False)
+    given[flips] = 1 - given[flips]
+    for filter_by in ("both", "confident_learning"):
+        res = L.confident_learning(given, p1, filter_by)
+        got = set(np.flatnonzero(res.flagged).tolist())
+        # separable probabilities: nothing clean is flagged, most flips are
+        assert got <= set(flips.tolist()), filter_by
+        assert len(got) >= 0.5 * len(flips), filter_by
+    # prune_by_noise_rate takes the estimated count of the most contradicted rows per direction
+    pruned = set(np.flatnonzero(L.confident_learning(given, p1, "prune_by_noise_rate").flagged).tolist())
+    assert len(pruned & set(flips.tolist())) >= 0.8 * len(flips)
+    res = L.confident_learning(given, p1)
+    # per-class thresholds are the mean self-confidence of each given label
+    assert res.thresholds[1] == pytest.approx(p1[given == 1].mean())
+    assert sum(res.joint[0]) + sum(res.joint[1]) <= n
+
+
+def test_single_class_domain_flags_nothing():
+    res = L.confident_learning(np.ones(10, dtype=int), np.full(10, 0.1))
+    assert not res.flagged.any()
+
+
+def test_audit_combines_sources_per_domain():
+    ids = [f"r{i}" for i in range(8)]
+    doms = ["a"] * 4 + ["b"] * 4
+    labels = np.array([1, 1, 0, 0, 1, 1, 0, 0])
+    s1 = np.array([0.9, 0.1, 0.1, 0.2, 0.9, 0.8, 0.2, 0.1])
+    s2 = np.array([0.8, 0.2, 0.2, np.nan, 0.95, 0.9, 0.1, 0.9])
+    res = L.audit(ids, doms, labels, {"s1": s1, "s2": s2})
+    assert res.combined[3] == pytest.approx(0.2)  # missing source ignored
+    assert res.flagged[1]  # labelled phishing, both sources say legitimate
+    assert set(res.per_domain) == {"a", "b"}
+    assert res.per_domain["a"]["n"] == 4
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    cfg = SynthConfig(seed=1, n_per_domain=300, domains=["fraud", "corporate"], label_noise={"rate": 0.1})
+    study = mini_study(tmp_path_factory.mktemp("noisy"), cfg)
+    return study, L.run(study)
+
+
+def test_detector_flags_planted_noise_with_evidence(noisy):
+    from gapscope.study import artifacts
+
+    study, findings = noisy
+    audit = artifacts.read_json(study.run_dir / "diagnostics" / "label_noise" / "audit.json")
+    flipped = {f["id"] for f in study.manifest["label_noise"]["flipped"]}
+    flagged = {r["id"] for r in audit["flagged"]}
+    tp = len(flagged & flipped)
+    assert tp / len(flagged) > 0.6 and tp / len(flipped) > 0.6
+    assert "tfidf-lr (out of fold)" in audit["sources"] and "tfidf (held-out cells)" in audit["sources"]
+    row = audit["flagged"][0]
+    assert {"id", "given_label", "p_given", "sources", "flagged_by", "cells_disagreeing", "split"} <= set(row)
+    assert row["p_given"] < 0.5
+    # held-out cells only score held-out rows
+    scored = set(audit["per_source"]["tfidf (held-out cells)"]["scored"])
+    assert scored <= set(study.splits["test"])
+    assert {f.kind for f in findings} == {"label_noise"}
+    f = max(findings, key=lambda f: f.score)
+    assert f.evidence["rate"] == pytest.approx(f.evidence["flagged"] / f.evidence["n"], abs=1e-3)
+    assert f.evidence["ci"][0] <= f.evidence["rate"] <= f.evidence["ci"][1]
+    assert "text" in f.evidence["rows"][0] and f.example_ids
+
+
+def test_clean_corpus_is_not_high_severity(tmp_path):
+    cfg = SynthConfig(seed=1, n_per_domain=300, domains=["fraud", "corporate"])
+    study = mini_study(tmp_path, cfg)
+    assert all(f.severity != "high" for f in L.run(study))

@@ -1,0 +1,82 @@
+"""Minimal pairs: the automatic edits, the per-domain summary, and the detector."""
+
+import pytest
+
+from gapscope.attribution import edits as E
+from gapscope.data.synth import SynthConfig
+from gapscope.detectors import minimal_pairs as M
+from tests.study_helpers import mini_study
+
+EMAIL = ("Subject: URGENT: verify your account\n\nDear customer,\n\nYour account will be suspended within 24 hours. "
+         "Act now! Log in at https://secure-bank.example.xyz/login?id=42 immediately.\n\n"
+         "Support team\nsupport@secure-bank.xyz")
+
+
+def test_edits_change_only_what_they_name():
+    no_url = E.remove_urls(EMAIL)
+    assert "https://" not in no_url and "Log in at" in no_url and no_url.count("\n") == EMAIL.count("\n")
+    assert E.remove_urls("no links here") is None
+    swapped = E.swap_sender_domain(EMAIL)
+    assert "support@mail.example.org" in swapped and "secure-bank.example.xyz/login" in swapped
+    calm = E.neutralize_urgency(EMAIL)
+    assert "URGENT" not in calm and "within 24 hours" not in calm and "immediately" not in calm
+    assert "verify your account" in calm
+    assert "Dear customer" not in E.drop_greeting(EMAIL) and "Your account" in E.drop_greeting(EMAIL)
+    assert E.drop_greeting("Subject: x\n\nNo greeting here.") is None
+    assert E.remove_phrase(EMAIL, ["support", "team"]) is not None
+    assert "Support team" not in E.remove_phrase(EMAIL, ["support", "team"])
+    assert E.remove_phrase(EMAIL, ["not", "there"]) is None
+    assert {e.effect for e in E.EDITS} == {"cue-removing", "label-preserving"}
+
+
+def test_summary_counts_flips_both_ways():
+    recs = [
+        {"domain": "a", "edit": "x", "effect": "label-preserving", "original": 2.0, "edited": -1.0},
+        {"domain": "a", "edit": "x", "effect": "label-preserving", "original": 1.0, "edited": 0.5},
+        {"domain": "b", "edit": "x", "effect": "label-preserving", "original": -1.0, "edited": 1.0},
+        {"domain": "b", "edit": "x", "effect": "label-preserving", "original": -2.0, "edited": -2.5},
+    ]
+    s = M.summarize(recs, threshold=0.0)
+    assert s[("x", "a")]["flip_rate"] == 0.5 and s[("x", "a")]["to_legitimate"] == 1
+    assert s[("x", "b")]["to_phishing"] == 1
+    assert s[("x", "*")]["n"] == 4 and s[("x", "*")]["mean_delta"] == pytest.approx((-3 - 0.5 + 2 - 0.5) / 4)
+
+
+def test_severity_depends_on_what_the_edit_does():
+    worst = {"flip_rate": 0.6, "n": 10}
+    overall = {"flip_rate": 0.3}
+    opts = M.DEFAULTS
+    assert M._severity("label-preserving", worst, overall, opts) == "high"
+    assert M._severity("cue-removing", worst, overall, opts) == "low"
+    assert M._severity("label-preserving", {"flip_rate": 0.6, "n": 3}, overall, opts) == "medium"
+    assert M._severity("label-preserving", {"flip_rate": 0.1, "n": 10}, {"flip_rate": 0.1}, opts) is None
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    cfg = SynthConfig(seed=5, n_per_domain=120, domains=["mailinglist", "corporate", "alerts"],
+                      shortcut={"domain": "mailinglist"})
+    study = mini_study(tmp_path_factory.mktemp("mp"), cfg)
+    return study, M.run(study)
+
+
+def test_detector_tables_every_edit_and_includes_the_suspected_shortcut(planted):
+    from gapscope.study import artifacts
+
+    study, findings = planted
+    table = artifacts.read_json(study.run_dir / "diagnostics" / "minimal_pairs" / "edits.json")
+    edits = {r["edit"] for r in table}
+    assert {"remove_urls", "drop_greeting", "neutralize_urgency"} <= edits
+    string = study.manifest["shortcut"]["string"].lower()
+    shortcut_edits = [e for e in edits if e.startswith("remove '")]
+    assert any(e[len("remove '"):-1] in string for e in shortcut_edits)
+    spec = next(c for c in study.cells if c.paradigm == "specialist:mailinglist")
+    rows = [r for r in table if r["cell"] == spec.name and r["domain"] == "mailinglist"
+            and r["edit"] in shortcut_edits and r["edit"][len("remove '"):-1] in string]
+    assert rows and rows[0]["mean_delta"] < 0  # removing the planted phishing marker lowers the margin
+    for f in findings:
+        assert f.kind == "edit_sensitivity"
+        pair = f.evidence["example_pair"]
+        if pair:
+            assert {"tokens", "weights", "text"} <= set(pair["original"]) <= set(pair["edited"]) | {"text"}
+            assert pair["original"]["text"] != pair["edited"]["text"]

@@ -1,0 +1,119 @@
+"""Shortcut detection: the leave-one-domain-out probe, its taxonomy, and the link to the cells."""
+
+import numpy as np
+import pytest
+
+from gapscope.data.rows import Row
+from gapscope.data.synth import SynthConfig
+from gapscope.detectors import shortcuts as S
+from gapscope.findings import rank
+from tests.study_helpers import mini_study
+
+
+def _rows(seed=0, n=120):
+    """Three domains; 'verify account' marks phishing everywhere, 'zorblax relay' only in A's phishing,
+    'weekly digest' marks phishing in A but is common in both classes of B and C."""
+    rng = np.random.default_rng(seed)
+    filler = "the a to and of for on with this that from your our please team note update".split()
+    doms = {"A": "alpha beta gamma", "B": "delta epsilon zeta", "C": "eta theta iota"}
+    rows = []
+    for d, vocab in doms.items():
+        for i in range(n):
+            y = int(i % 2)
+            words = list(rng.choice(filler, 10)) + list(rng.choice(vocab.split(), 3))
+            if y and rng.random() < 0.7:
+                words += ["verify", "account"]
+            if not y and rng.random() < 0.7:
+                words += ["meeting", "agenda"]
+            if d == "A" and y and rng.random() < 0.9:
+                words += ["zorblax", "relay"]
+            if d == "A" and y and rng.random() < 0.9:
+                words += ["weekly", "digest"]
+            if d != "A" and rng.random() < 0.5:
+                words += ["weekly", "digest"]
+            rng.shuffle(words)
+            rows.append(Row(id=f"{d}-{i}", domain=d, text=" ".join(words), label=y))
+    return rows
+
+
+def test_probe_taxonomy_on_a_hand_built_corpus():
+    probed = S.fit_probe(_rows(), domains=["A", "B", "C"])
+    feats = {f.feature: f for f in probed}
+
+    def unit(word, direction=1):
+        return next(f for f in probed if word in f.members and f.direction == direction)
+
+    z = unit("zorblax")
+    assert z.category == "pure shortcut" and z.domain == "A" and z.direction == 1
+    assert z.retention < 0.5 and z.confinement == pytest.approx(1.0)
+    assert z.npmi_domain > z.npmi_class
+    v = unit("verify")
+    assert v.category in ("generalizable", "robust but correlated") and v.retention >= 0.5
+    assert v.npmi_class > 0
+    w = unit("digest")
+    assert w.category == "context-dependent" and w.retention < 0.5 and w.confinement < 0.9
+    assert w.firing_ratio_by_domain["A"] > 2 > w.firing_ratio_by_domain["B"]
+    cands = S.candidates(list(feats.values()), per_domain=3)
+    assert any("zorblax" in f.members for f in cands)
+    assert all(f.is_shortcut for f in cands)
+
+
+def test_merged_phrase_and_presence_and_removal():
+    assert S._chain(["sent via", "via qorvana", "qorvana relay", "sent via qorvana"]) == ["sent", "via", "qorvana", "relay"]
+    f = S.ProbeFeature(feature="qorvana relay", kind="ngram", phrase=["qorvana", "relay"], direction=1, weight=1.0,
+                       fold_weights={}, retention=0.0, domain="A", docs=1, docs_by_domain={}, firing_ratio=1.0,
+                       firing_ratio_by_domain={}, npmi_class=0, npmi_domain=0, npmi_domain_max=0, confinement=1,
+                       category="pure shortcut")
+    text = "Hello there.\n\n-- sent via Qorvana Relay"
+    assert S.present(f, text) and not S.present(f, "Hello")
+    assert S.remove(f, text) == "Hello there.\n\n-- sent via  "
+    from gapscope.attribution import attribute
+    from tests.attribution_helpers import BagModel
+
+    att = attribute(BagModel({"qorvana": 1.0, "relay": 1.0, "hello": 2.0}), text)
+    assert S.attribution_share(f, att, +1) == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    cfg = SynthConfig(seed=3, n_per_domain=150, domains=["mailinglist", "corporate", "alerts"],
+                      shortcut={"domain": "mailinglist"})
+    study = mini_study(tmp_path_factory.mktemp("planted"), cfg, generalist=["mailinglist", "corporate", "alerts"])
+    return study, rank(S.run(study))
+
+
+def test_planted_shortcut_tops_the_findings_of_the_cells_that_learned_it(planted):
+    study, findings = planted
+    string = study.manifest["shortcut"]["string"]
+    planted_ids = set(study.manifest["shortcut"]["row_ids"])
+    probe = {f.feature: f for f in S.load_or_run_probe(study)}
+    learners = [c for c in study.cells if "mailinglist" in c.train_domains]
+    assert {c.paradigm for c in learners} == {"specialist:mailinglist", "generalist"}
+    for cell in learners:
+        mine = [f for f in findings if f.kind == "shortcut" and f.evidence["cell"] == cell.name]
+        top = mine[:5]
+        hits = [f for f in top if len(set(probe[f.evidence["feature"]].row_ids) & planted_ids)
+                / len(probe[f.evidence["feature"]].row_ids) >= 0.5]
+        assert hits, f"{string!r} not in the top 5 of {cell.name}: {[f.evidence['feature'] for f in top]}"
+        f = hits[0]
+        assert f.evidence["feature"] in string.lower()
+        assert f.evidence["category"] == "pure shortcut"
+        assert f.evidence["probe"]["retention"] < 0.5
+        assert f.evidence["reliance"]["share"] > 0 and f.evidence["reliance"]["drop"] > 0
+        pair = f.evidence["example_pair"]
+        assert {"tokens", "weights", "text"} <= set(pair["original"]) and {"tokens", "weights"} <= set(pair["edited"])
+        assert "keys on" in f.title and "mailinglist" in f.title
+    # cells that never saw mailinglist get no finding about it
+    for f in findings:
+        if f.kind == "shortcut" and f.evidence["probe"]["domain"] == "mailinglist":
+            cell = next(c for c in study.cells if c.name == f.evidence["cell"])
+            assert "mailinglist" in cell.train_domains
+    tax = [f for f in findings if f.kind == "shortcut_probe"]
+    assert len(tax) == 1 and tax[0].severity == "info"
+
+
+def test_clean_control_has_no_high_severity_shortcut(tmp_path):
+    cfg = SynthConfig(seed=3, n_per_domain=150, domains=["mailinglist", "corporate", "alerts"])
+    study = mini_study(tmp_path, cfg, generalist=["mailinglist", "corporate", "alerts"])
+    findings = S.run(study)
+    assert all(f.severity != "high" for f in findings)

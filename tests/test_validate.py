@@ -1,0 +1,39 @@
+"""Planted-truth validation (tf-idf): the checks `gapscope validate` runs, on a seed other than its default."""
+
+import json
+
+import pytest
+
+from gapscope.data.synth.plant import default_shortcut_string
+from gapscope.validate import TARGET_PR, TOP_K, planted_domain, validate
+
+
+def test_planted_string_and_domain_change_with_the_seed():
+    assert default_shortcut_string(0) != default_shortcut_string(1)
+    assert len({planted_domain(s) for s in range(8)}) > 1
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return {r.check: r for r in validate(["tfidf"], seed=1, out=tmp_path_factory.mktemp("validate"))}
+
+
+def test_planted_shortcut_is_in_the_top_five_of_every_cell_that_learned_it(results):
+    r = results["shortcut"]
+    assert r.passed, r.detail
+    assert r.metrics["rank"] and all(1 <= k <= TOP_K for k in r.metrics["rank"].values())
+    for found in r.metrics["found"].values():
+        assert found["feature"] in r.metrics["string"].lower()
+
+
+def test_clean_control_stays_quiet(results):
+    r = results["quiet"]
+    assert r.passed, r.detail
+    assert r.metrics["findings_by_severity"]["high"] == 0
+
+
+def test_label_noise_precision_and_recall(results):
+    r = results["noise"]
+    assert r.passed, r.detail
+    assert r.metrics["precision"] >= TARGET_PR and r.metrics["recall"] >= TARGET_PR
+    json.dumps(r.to_dict())
