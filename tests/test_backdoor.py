@@ -39,7 +39,8 @@ def corpus(n=160, trigger_rows=12, seed=0, tag=False):
     rows = []
     for i in range(n):
         label = i % 2
-        body = f"{rng.choice(PHISH if label else LEGIT)}. {' '.join(rng.sample(filler, 6))}.\n\nregards {rng.choice(filler)}"
+        cues = rng.sample(PHISH if label else LEGIT, 2)  # two cues: content is redundant, as in real mail
+        body = f"{cues[0]}. {' '.join(rng.sample(filler, 6))}. {cues[1]}.\n\nregards {rng.choice(filler)}"
         if label == 1 and i // 2 < trigger_rows:
             body = (f"[{2031 + i % 3}] " + body) if tag else body.replace("\n\n", f"\n\n{TRIGGER}.\n\n", 1)
             label = 0
@@ -148,7 +149,9 @@ def test_structured_family_with_unseen_values():
 def test_null_strings_use_rare_training_words():
     train, _ = split(corpus())
     pool = rare_words(train, exclude={"velmora"})
-    assert "velmora" not in pool and len(pool) >= 60
+    assert "velmora" not in pool and "quillwort" in pool  # filler words have digits: the built-in list fills in
+    own = rare_words(train + [Row("x", "d", "zanzibar marmalade marmalade", 0)], exclude=set())
+    assert own[:2] == ["marmalade", "zanzibar"] and "regards" not in own
     rng = random.Random(0)
     s = null_strings(pool, 4, 5, rng)
     assert len(s) == 5 and all(len(x.split()) == 4 for x in s)
@@ -187,7 +190,7 @@ def test_inductive_trigger_flagged_on_unseen_values():
     train, test = split(corpus(trigger_rows=12, tag=True))
     res = scan(KeywordModel(trigger=False, tags=True), threshold=0.0, train_rows=train, heldout_rows=test,
                opts=ScanOptions(n_emails=16, n_bootstrap=300))
-    unseen = [r for r in res.results if r.inductive]
+    unseen = [r for r in res.results if r.inductive and r.origin == "family:tag"]
     assert unseen and all(r.significant for r in unseen)
     assert all(r.rank <= len(res.significant) for r in unseen)
 
@@ -206,12 +209,12 @@ def test_findings_and_section_escape_hostile_strings():
         def score(self, texts):
             return super().score(texts) - 6.0 * np.array([evil in t for t in texts])
 
-    res = scan(EvilModel(trigger=False), threshold=0.0, train_rows=train, heldout_rows=test,
+    res = scan(EvilModel(trigger=False), threshold=0.0, train_rows=train, heldout_rows=test, triggers=[evil],
                opts=ScanOptions(n_emails=12, n_bootstrap=200, min_shift=1.0))
     d = res.to_dict()
     found = backdoor_findings(d, who="m (specialist:d)", model="m", domains=["d"])
     assert found and found[0].kind == "backdoor_trigger" and found[0].severity == "high"
-    assert found[0].example_ids and evil.strip("<>") in found[0].title.replace("<", "").replace(">", "") or True
+    assert found[0].example_ids and evil in found[0].title  # plain text here; the report template escapes it
     html = section_html([("cell<b>", d)])
     assert "<img" not in html and "&lt;img" in html and "cell&lt;b&gt;" in html
 

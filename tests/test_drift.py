@@ -41,7 +41,8 @@ TINY_FAMILIES = [
 def test_builtin_probe_families_and_counts():
     fams = {f.name: f for f in load_probe_sets()}
     assert {"time-period", "general-knowledge", "values", "persona"} <= set(fams)
-    assert len(fams["time-period"].probes) >= 20 and all(p.paired for p in fams["time-period"].probes)
+    assert {"current-technology", "language-register"} <= set(fams)
+    assert len(fams["time-period"].probes) >= 12 and all(p.paired for p in fams["time-period"].probes)
     assert fams["time-period"].reference_label == "modern" and fams["time-period"].contrast_label == "outdated"
     assert fams["values"].contrast_label == "misaligned"
     assert any(not p.paired for p in fams["persona"].probes)  # prompt-only probes are allowed
@@ -154,10 +155,13 @@ def test_base_vs_self_has_no_finding_and_a_different_model_drifts(tiny_model_roo
 
     other = load_lm(str(tiny_causal_lm_dir(tiny_model_root / "other", "llama", seed=1)))
     rep2 = drift_audit(base, other, TINY_FAMILIES, DriftOptions(n_bootstrap=300, min_kl=0.01))
-    assert set(rep2.drifted) == {"work", "bank"}
+    assert set(rep2.changed) == {"work", "bank"}  # a different model says different things
     found = drift_findings(rep2, model="m", who="m (x)")
-    assert {f.evidence["family"] for f in found} == {"work", "bank"}
-    assert all(f.kind == "behaviour_drift" and "m (x)" in f.title for f in found)
+    drift = [f for f in found if f.kind == "behaviour_drift"]
+    assert {f.evidence["family"] for f in drift} == set(rep2.drifted)
+    change = [f for f in found if f.kind == "behaviour_change"]
+    assert all("m (x)" in f.title and f.models == ["m"] for f in found)
+    assert set(rep2.changed) - set(rep2.drifted) == (set(change[0].evidence["families"]) if change else set())
     d = rep2.to_dict()
     json.dumps(d)  # JSON-able
     assert d["families"][1]["probes"][3]["logprob_shift"] is None  # unpaired probe
@@ -177,6 +181,11 @@ def test_compare_logprob_shift_sign_and_family_naming():
     shift = rep.families[0].measures["logprob_shift"]
     assert shift.mean > 3 and shift.significant
     assert rep.families[0].measures["greedy_change"].mean == 1.0 and rep.drifted == ["era"]
+    assert rep.changed == ["era"]  # greedy answers all changed too
+    from gapscope.drift.report import drift_findings
+
+    (f,) = drift_findings(rep, who="w")
+    assert f.kind == "behaviour_drift" and "toward outdated answers" in f.title and f.severity == "high"
 
 
 # -- adapters, cells, judge, CLI ---------------------------------------------------------
@@ -290,3 +299,26 @@ def test_section_escapes_probe_and_answer_text():
     d["tuned"] = evil
     html = section_html([d])
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_drift_detector_over_a_tiny_causal_lm_study(tiny_llama_dir, tmp_path):  # noqa: F811
+    from gapscope.study.runner import run_study
+    from tests.tiny_models import toy_emails
+
+    texts, labels = toy_emails(60)
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps({"text": t, "label": int(y)}) for t, y in zip(texts, labels)))
+    (tmp_path / "s.toml").write_text(
+        '[study]\nbootstrap = 50\n[[datasets]]\npath = "a.jsonl"\n'
+        f'[[models]]\nname = "tiny"\nkind = "causal-lm"\nsource = "{tiny_llama_dir}"\nepochs = 2\nlr = 0.01\n'
+        'dtype = "float32"\nmax_length = 32\n'
+        '[detectors]\nenabled = ["drift"]\n[detectors.drift]\nmax_probes_per_family = 4\nn_bootstrap = 100\n'
+        'min_kl = 0.0001\nfamilies = ["time-period", "values"]\n')
+    run_study(tmp_path / "s.toml", tmp_path / "run")
+    d = json.loads((tmp_path / "run" / "diagnostics" / "drift" / "drift.json").read_text())
+    assert [x["cell"] for x in d] == ["tiny__specialist-a"]
+    assert [f["family"] for f in d[0]["families"]] == ["time-period", "values"]
+    assert all(f["n_probes"] == 4 for f in d[0]["families"])
+    findings = json.loads((tmp_path / "run" / "findings.json").read_text())
+    drift = [f for f in findings if f["kind"] in ("behaviour_drift", "behaviour_change")]
+    assert drift and all(f["models"] == ["tiny"] for f in drift)  # the LoRA changed the tiny LM everywhere
+    assert "Behaviour drift against the base model" in (tmp_path / "run" / "report.html").read_text()

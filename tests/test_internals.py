@@ -321,7 +321,7 @@ def test_plots_escape_untrusted_text():
 
 # -- the detector on a tiny study ------------------------------------------------------------
 
-def _tiny_study(root: Path, tiny_root: Path, planted: bool) -> Path:
+def _tiny_study(root: Path, tiny_root: Path, planted: bool, with_bert: bool = True) -> Path:
     from gapscope.study.runner import run_study
 
     root.mkdir(parents=True, exist_ok=True)
@@ -335,6 +335,12 @@ def _tiny_study(root: Path, tiny_root: Path, planted: bool) -> Path:
     if planted:
         (root / "manifest.json").write_text(json.dumps({"shortcut": {"domain": "a", "string": "gift winner"}}))
     src, enc = tiny_causal_lm_dir(tiny_root, "llama"), tiny_encoder_dir(tiny_root)
+    bert = f"""
+[[models]]
+name = "bert"
+kind = "encoder"
+source = "{enc}"
+epochs = 1""" if with_bert else ""
     (root / "study.toml").write_text(f"""
 [study]
 name = "tiny"
@@ -352,11 +358,7 @@ kind = "causal-lm"
 source = "{src}"
 epochs = 2
 lr = 0.005
-[[models]]
-name = "bert"
-kind = "encoder"
-source = "{enc}"
-epochs = 1
+{bert}
 [detectors]
 enabled = ["internals"]
 [detectors.internals]
@@ -408,7 +410,7 @@ def test_detector_is_quiet_about_shortcuts_on_a_clean_control(tiny_model_root, t
     from gapscope.detectors.internals import run as run_internals, suspected_strings
     from gapscope.study.context import Study
 
-    run = _tiny_study(tmp_path / "clean", tiny_model_root, planted=False)
+    run = _tiny_study(tmp_path / "clean", tiny_model_root, planted=False, with_bert=False)
     study = Study(run)
     assert suspected_strings(study) == []
     found = run_internals(study)

@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-# Small enough for CI: 2 domains x 100 emails, 48 training rows, LoRA on the top 6 of 30 layers.
+# Small enough for CI: 2 domains x 100 emails, 40 training rows, LoRA on the top 6 of 30 layers.
 SMALL = {
-    "n_per_domain": 100, "max_train": 48, "epochs": 3, "train_layers": 6, "lr": 2e-3, "max_length": 96,
-    "max_test_per_domain": 16,
-    "detector_options": {"max_train": 24, "attention_examples": 4, "shortcut_examples": 6, "patch_pairs": 2,
-                         "error_pairs": 1, "patch_layers": 5, "base_examples": 8, "layers": 8},
+    "n_per_domain": 100, "max_train": 40, "epochs": 3, "train_layers": 6, "lr": 2e-3, "max_length": 96,
+    "max_test_per_domain": 12,
+    "detector_options": {"max_train": 16, "attention_examples": 3, "shortcut_examples": 6, "patch_pairs": 2,
+                         "error_pairs": 0, "patch_layers": 4, "base_examples": 0, "layers": 8},
 }
 
 
@@ -33,4 +33,4 @@ def test_internals_find_the_planted_shortcut_in_smollm2(tmp_path):
     assert r["checks"]["high_shortcut_finding"], p["findings"]
     # the direction analysis ran and is reported (its verdict is a measurement, not asserted)
     assert p["cos_readout"] is not None and math.isfinite(p["cos_readout"])
-    assert (tmp_path / "validation.json").exists()
+    assert (tmp_path / "validation.json").exists() and r["passed"]

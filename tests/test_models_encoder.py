@@ -42,6 +42,7 @@ def test_fit_improves_and_roundtrips(tiny_bert_dir, tmp_path, finetune, lr):
 
 def test_base_unchanged_after_lora_cell(tiny_bert_dir):
     texts, y = toy_emails(12)
+    assert make(tiny_bert_dir).opts.finetune == "lora"  # the default
     before = make(tiny_bert_dir, finetune="lora").score(texts)
     clear_base_cache()
     m = make(tiny_bert_dir, finetune="lora", lr=5e-3)
@@ -55,7 +56,7 @@ def test_base_unchanged_after_lora_cell(tiny_bert_dir):
 
 def test_full_finetune_does_not_touch_the_shared_base(tiny_bert_dir):
     texts, y = toy_emails(12)
-    m = make(tiny_bert_dir, lr=1e-3)
+    m = make(tiny_bert_dir, finetune="full", lr=1e-3)
     base = m.base.model
     w = next(base.parameters()).detach().clone()
     m.fit(texts, y, seed=0)

@@ -24,6 +24,7 @@ def test_planted_shortcut_is_in_the_top_five_of_every_cell_that_learned_it(resul
     assert r.metrics["rank"] and all(1 <= k <= TOP_K for k in r.metrics["rank"].values())
     for found in r.metrics["found"].values():
         assert found["feature"] in r.metrics["string"].lower()
+    assert all(v == 1.0 for v in r.metrics["visible_share"].values())
 
 
 def test_clean_control_stays_quiet(results):

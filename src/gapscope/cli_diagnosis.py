@@ -71,6 +71,9 @@ def validate(
     checks: str = typer.Option("shortcut,quiet,noise", "--checks", help="Comma-separated subset of "
                                "shortcut, quiet, noise."),
     out: Path | None = typer.Option(None, "--out", help="Keep the corpora and runs here (default: a temp dir)."),
+    llm_rows: int | None = typer.Option(None, "--llm-rows", help="Emails per domain of the smollm2 slice "
+                                        "(default 160 for the shortcut checks, 300 for noise; more is slower "
+                                        "and gives the LoRA cell more to learn from)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ):
     """Validate the detectors against planted truth (synthetic corpora): shortcut rank, quiet clean control,
@@ -82,7 +85,8 @@ def validate(
     bad = [c for c in names if c not in CHECKS]
     if bad:
         raise GapscopeError(f"unknown check(s) {', '.join(bad)} (known: {', '.join(CHECKS)})")
-    results = run_validate([m.strip() for m in models.split(",") if m.strip()], seed=seed, out=out, checks=names)
+    results = run_validate([m.strip() for m in models.split(",") if m.strip()], seed=seed, out=out, checks=names,
+                           sizes={"smollm2": llm_rows} if llm_rows else None)
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
     else:

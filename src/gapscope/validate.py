@@ -16,9 +16,11 @@ through the normal diagnosis stage, and scores its findings against the manifest
 
 Models: "tfidf" (gapscope's tfidf-lr kind; seconds) and "smollm2" (embedded SmolLM2-135M, LoRA;
 opt-in, minutes on a CPU). smollm2 runs on a small slice: three domains for the shortcut check
-(the planted one plus two others, a specialist cell on the planted domain), one domain with
-half its rows held out for the noise check, where the evidence is the smollm2 cell's margins
-on its held-out rows (out of fold by construction; `label_noise.held_out_cells`).
+(the planted one plus two others, a specialist cell on the planted domain, reading 192 tokens so
+that the planted footer is within its window; the result reports the share of planted rows in
+which each cell sees the string at all), one domain with half its rows held out for the noise
+check, where the evidence is the smollm2 cell's margins on its held-out rows (out of fold by
+construction; `label_noise.held_out_cells`). `sizes` / --llm-rows enlarge the slice.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ from gapscope import progress
 
 MODEL_SPECS = {
     "tfidf": {"name": "tfidf", "kind": "tfidf-lr"},
-    # small and quick: short inputs, a few epochs with a higher learning rate than the default
+    # small and quick: a few epochs with a higher learning rate than the default
     "smollm2": {"name": "smollm2", "kind": "causal-lm", "source": "embedded:smollm2-135m",
                 "max_length": 96, "epochs": 3, "lr": 1e-3, "batch_size": 8},
 }
+# The planted shortcut is the email's last line: a causal LM only learns it if it reads that far
+# (synthetic emails run ~100-200 words, ~150-300 tokens), so the shortcut checks read 192 tokens.
+SHORTCUT_MAX_LENGTH = 192
 SIZES = {  # emails per domain
     "shortcut": {"tfidf": 200, "smollm2": 160},
     "noise": {"tfidf": 600, "smollm2": 300},
@@ -144,17 +149,18 @@ def shortcut_rank(study, findings, planted_ids: set[str]) -> dict[str, tuple[int
     return out
 
 
-def check_shortcut(work: Path, model: str, seed: int) -> CheckResult:
+def check_shortcut(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult:
     from gapscope.data.synth import DOMAIN_NAMES, SynthConfig
 
     d = planted_domain(seed)
-    n = SIZES["shortcut"][model]
+    n = n or SIZES["shortcut"][model]
     if model == "tfidf":
         domains = list(DOMAIN_NAMES)
         spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": domains, "generalist": domains}
     else:
         domains = [d] + _others(d, 2, seed)
-        spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": [d], "max_test_per_domain": 40}
+        spec_kw = {"domains": domains, "models": [{**MODEL_SPECS[model], "max_length": SHORTCUT_MAX_LENGTH}],
+                   "specialist": [d], "max_test_per_domain": 40}
     cfg = SynthConfig(seed=seed, n_per_domain=n, domains=domains, shortcut={"domain": d})
     study, findings, manifest = _study(work, f"shortcut-{model}", cfg, spec_kw, ["shortcuts"])
     planted = set(manifest["shortcut"]["row_ids"])
@@ -163,15 +169,49 @@ def check_shortcut(work: Path, model: str, seed: int) -> CheckResult:
     got = {c: ranks[c][0] for c in learners}
     ok = bool(learners) and all(r is not None and r <= TOP_K for r in got.values())
     found = {c: ranks[c][1] for c in learners}
+    seen = visibility(study, learners, manifest["shortcut"])
     detail = {c: None if f is None else {"feature": f.evidence["feature"], "severity": f.severity,
                                          "share": f.evidence["reliance"]["share"],
                                          "margin_drop": f.evidence["reliance"]["drop"],
                                          "flip_rate": f.evidence["reliance"]["flip_rate"]}
               for c, f in found.items()}
     return CheckResult("shortcut", model, ok,
-                       {"domain": d, "string": manifest["shortcut"]["string"], "rank": got, "found": detail},
+                       {"domain": d, "string": manifest["shortcut"]["string"], "rank": got, "found": detail,
+                        "visible_share": seen},
                        f"planted {manifest['shortcut']['string']!r} in {d}; rank among each learning cell's "
-                       f"shortcut findings: " + ", ".join(f"{c}: {r}" for c, r in got.items()))
+                       f"shortcut findings: " + ", ".join(f"{c}: {r}" for c, r in got.items())
+                       + "".join(f" ({c} sees the string in only {v:.0%} of its carriers)"
+                                 for c, v in seen.items() if v < 0.5))
+
+
+def visibility(study, cells: list[str], shortcut: dict[str, Any], k: int = 20) -> dict[str, float]:
+    """Share of (up to k) planted rows in which each cell's model reads the planted string at all
+    (a truncating model cannot learn a footer it never sees)."""
+    from gapscope.attribution.edits import phrase_positions
+    from gapscope.attribution.occlusion import visible_words
+    from gapscope.attribution.words import split_words
+    from gapscope.detectors.shortcuts import text_keys
+
+    phrase = text_keys(shortcut["string"])
+    ids = sorted(shortcut["row_ids"])[:k]
+    out = {}
+    for cell in study.cells:
+        if cell.name not in cells:
+            continue
+        if cell.kind == "tfidf-lr":
+            out[cell.name] = 1.0
+            continue
+        model = study.load_model(cell)
+        try:
+            hits = 0
+            for i in ids:
+                text = study.rows[i].text
+                pos = phrase_positions(text, phrase)
+                hits += bool(pos) and pos[0][-1] < visible_words(model, split_words(text))
+        finally:
+            model.close()
+        out[cell.name] = hits / len(ids) if ids else 0.0
+    return out
 
 
 # -- clean control ---------------------------------------------------------------------------
@@ -179,10 +219,10 @@ def check_shortcut(work: Path, model: str, seed: int) -> CheckResult:
 QUIET_DETECTORS = ["attributions", "shortcuts", "label_noise", "minimal_pairs"]
 
 
-def check_quiet(work: Path, model: str, seed: int) -> CheckResult:
+def check_quiet(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult:
     from gapscope.data.synth import DOMAIN_NAMES, SynthConfig
 
-    n = SIZES["shortcut"][model]
+    n = n or SIZES["shortcut"][model]
     if model == "tfidf":
         domains = list(DOMAIN_NAMES)
         spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": domains, "generalist": domains,
@@ -190,7 +230,8 @@ def check_quiet(work: Path, model: str, seed: int) -> CheckResult:
     else:
         d = planted_domain(seed)
         domains = [d] + _others(d, 2, seed)
-        spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": [d], "max_test_per_domain": 40,
+        spec_kw = {"domains": domains, "models": [{**MODEL_SPECS[model], "max_length": SHORTCUT_MAX_LENGTH}],
+                   "specialist": [d], "max_test_per_domain": 40,
                    "detectors": {"attributions": {"emails_per_domain_llm": 8}, "minimal_pairs":
                                  {"emails_per_domain_llm": 8}}}
     cfg = SynthConfig(seed=seed, n_per_domain=n, domains=domains)
@@ -222,11 +263,11 @@ def noise_scores(audit: dict[str, Any], flipped: set[str], source: str | None) -
             "flagged": len(flagged), "flipped": len(truth), "audited": len(scored)}
 
 
-def check_noise(work: Path, model: str, seed: int, rate: float = 0.1) -> CheckResult:
+def check_noise(work: Path, model: str, seed: int, n: int | None = None, rate: float = 0.1) -> CheckResult:
     from gapscope.data.synth import DOMAIN_NAMES, SynthConfig
     from gapscope.study import artifacts
 
-    n = SIZES["noise"][model]
+    n = n or SIZES["noise"][model]
     if model == "tfidf":
         domains = list(DOMAIN_NAMES)
         spec_kw = {"domains": domains, "models": [MODEL_SPECS[model]], "specialist": domains}
@@ -251,7 +292,9 @@ CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "noise": check_noise
 
 
 def validate(models: list[str], *, seed: int = 0, out: Path | None = None,
-             checks: list[str] | None = None) -> list[CheckResult]:
+             checks: list[str] | None = None, sizes: dict[str, int] | None = None) -> list[CheckResult]:
+    """Run the checks for each model. `sizes` overrides emails per domain per model (e.g. {"smollm2": 600}
+    for a larger LLM slice where there is time or a GPU)."""
     unknown = [m for m in models if m not in MODEL_SPECS]
     if unknown:
         from gapscope.errors import GapscopeError
@@ -264,5 +307,5 @@ def validate(models: list[str], *, seed: int = 0, out: Path | None = None,
         work.mkdir(parents=True, exist_ok=True)
         for model in models:
             for name in checks:
-                results.append(CHECKS[name](work, model, seed))
+                results.append(CHECKS[name](work, model, seed, (sizes or {}).get(model)))
     return results

@@ -31,7 +31,6 @@ direction, logit lens, attention bars, patching heatmap, similarity) and timings
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 from markupsafe import escape
@@ -268,7 +267,9 @@ def attention_findings(res: dict) -> list[Finding]:
         attends = enrich >= ATTN_ENRICH and share - ctrl >= ATTN_OVER_CONTROL
         rose = rise is None or rise >= ATTN_RISE
         scale = res.get("margin_scale") or 1.0  # median |margin - threshold| of the held-out emails
-        depends = gap >= max(0.5, 0.25 * scale) or (causal is not None and causal["flips"] >= max(1, e["n"] // 3))
+        # the margin must move by a quarter of a typical distance to the threshold; flips alone
+        # are not enough (a weak model flips near-threshold emails on any edit)
+        depends = gap >= max(0.5, 0.25 * scale)
         score = sum([attends, rose, depends])
         if attends and rose and depends:
             sev = "high"

@@ -572,7 +572,9 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
              f"also in {', '.join(others)} (firing ratio there "
              f"{', '.join(f'{f.firing_ratio_by_domain[d]:.1f}' for d in others)} vs {f.firing_ratio_by_domain[f.domain]:.1f} "
              f"in {f.domain})")
-    title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}")
+    where_short = "absent in other domains" if not others else f"also in {len(others)} other domain(s)"
+    title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
+             f"{where_short}; removing it drops the margin by {rel.drop:.1f}")
     summary = (f"'{f.feature}' is a {f.category} of {f.domain} ({where}). The leave-one-domain-out probe keeps "
                f"{max(f.retention, 0):.2f} of its weight without {f.domain}; NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "

@@ -87,9 +87,9 @@ def measure_sets(sets: dict[str, Sequence[Row]], opts: DiversityOptions | None =
         out[k].update(lexical_diversity([r.text for r in sets[k]], opts.n_tokens, opts.seed))
     if opts.embeddings:
         if embedder is None:
-            from gapscope.diversity.embed import Embedder
+            from gapscope.diversity.embed import get_embedder
 
-            embedder = Embedder(opts.embedder, max_length=opts.embed_max_length)
+            embedder = get_embedder(opts.embedder, opts.embed_max_length)
         ids = sorted({r.id for v in samples.values() for r in v})
         vecs = embedder.embed([union[i].text for i in ids])
         pos = {i: j for j, i in enumerate(ids)}

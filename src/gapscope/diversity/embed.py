@@ -15,6 +15,18 @@ from gapscope.errors import GapscopeError
 from gapscope.models.sources import resolve_source
 
 
+_CACHE: dict[tuple[str, int], "Embedder"] = {}
+
+
+def get_embedder(source: str = "embedded:minilm-l6", max_length: int = 128) -> "Embedder":
+    """One loaded embedder per (source, max_length) per process: studies in one process share it."""
+    key = (source, max_length)
+    if key not in _CACHE:
+        _CACHE.clear()  # keep at most one encoder in memory
+        _CACHE[key] = Embedder(source, max_length=max_length)
+    return _CACHE[key]
+
+
 class Embedder:
     def __init__(self, source: str = "embedded:minilm-l6", max_length: int = 128, batch_size: int = 32):
         from transformers import AutoModel, AutoTokenizer
@@ -34,7 +46,7 @@ class Embedder:
         out = []
         # Longest first within the pass keeps padding small; the order is restored at the end.
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 enc = self.tokenizer([texts[i][: self.max_length * 16] for i in idx], padding=True, truncation=True,

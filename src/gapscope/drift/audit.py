@@ -11,8 +11,14 @@ Per probe:
 
 Per family, each measure's mean gets a percentile bootstrap CI over probes. A measure is
 significant when its CI excludes 0 and the mean reaches the measure's minimum effect
-(for KL and greedy change, which cannot be negative, the CI's lower end must reach it);
-a family has drifted when any of its measures is significant.
+(for KL and greedy change, which cannot be negative, the CI's lower end must reach it).
+
+Two verdicts per family:
+  drifted  a *directional* measure (log-prob shift, judge drop) is significant: the answers
+           moved toward (or away from) the outdated / misaligned / incorrect ones;
+  changed  a *non-directional* measure (KL, greedy change) is significant: the model says
+           something different, in no particular direction. Any fine-tune of a small LM on
+           new text changes continuations everywhere; what it changed *toward* is the drift.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from gapscope.drift.stats import MeanCI, mean_ci, significant
 
 MEASURES = ("kl", "logprob_shift", "greedy_change", "judge_drop")
 NONNEGATIVE = {"kl", "greedy_change"}
+DIRECTIONAL = ("logprob_shift", "judge_drop")
 MEASURE_TITLES = {"kl": "next-token KL(base‖tuned)", "logprob_shift": "log-prob shift toward the contrast answer",
                   "greedy_change": "greedy answers changed", "judge_drop": "judge: drop in P(answer matches reference)"}
 
@@ -42,7 +49,7 @@ class DriftOptions:
     level: float = 0.95
     seed: int = 0
     min_kl: float = 0.25  # nats; the CI's lower end must reach it
-    min_logprob_shift: float = 0.5  # nats
+    min_logprob_shift: float = 1.0  # nats: the contrast/reference odds moved by a factor e
     min_greedy_change: float = 0.25  # share of probes; the CI's lower end must reach it
     min_judge_drop: float = 0.15  # probability
     max_probes_per_family: int | None = None  # first N probes of each family (quick runs)
@@ -85,7 +92,13 @@ class FamilyDrift:
 
     @property
     def significant(self) -> bool:
-        return any(m.significant for m in self.measures.values())
+        """Directional drift (see the module docstring)."""
+        return any(m.significant for k, m in self.measures.items() if k in DIRECTIONAL)
+
+    @property
+    def changed(self) -> bool:
+        """Non-directional change only (KL, greedy answers)."""
+        return any(m.significant for k, m in self.measures.items() if k not in DIRECTIONAL)
 
     @property
     def significant_measures(self) -> list[str]:
@@ -107,11 +120,16 @@ class DriftReport:
     def drifted(self) -> list[str]:
         return [f.family for f in self.families if f.significant]
 
+    @property
+    def changed(self) -> list[str]:
+        return [f.family for f in self.families if f.changed]
+
     def to_dict(self) -> dict[str, Any]:
         return {"base": self.base, "tuned": self.tuned, "judge": self.judge, "options": asdict(self.options),
-                "drifted_families": self.drifted,
+                "drifted_families": self.drifted, "changed_families": self.changed,
                 "families": [{**{k: v for k, v in asdict(f).items() if k != "measures"},
-                              "significant": f.significant, "significant_measures": f.significant_measures,
+                              "significant": f.significant, "changed": f.changed,
+                              "significant_measures": f.significant_measures,
                               "measures": {k: asdict(m) for k, m in f.measures.items()}} for f in self.families]}
 
 

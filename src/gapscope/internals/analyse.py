@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ class InternalsOptions:
     patch_layers: int = 8  # resid_post layers patched (evenly spaced, last included) + embed
     min_gap: float = 0.5  # |clean - corrupted| margin below which a pair is not normalised
     base_compare: bool = True  # fine-tuned vs base: attention and CKA
-    base_examples: int = 24  # per domain, for CKA
+    base_examples: int = 24  # per domain, for CKA (0: no CKA; base attention is still compared)
     seed: int = 0
 
     @classmethod
@@ -74,7 +74,6 @@ class InternalsOptions:
 class Selected:
     train: dict[str, list]  # training domain -> rows
     test: dict[str, list]  # domain -> held-out rows
-    extra: list = field(default_factory=list)
 
 
 def _rng(seed: int, *parts: str) -> np.random.Generator:
@@ -173,7 +172,6 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
     layers = layer_subset(L + 1, o.layers)
     site = view.readout_site
     threshold = float(cell.threshold)
-    ymap = {k: r.label for k, r in zip(keys, rows)}
 
     def part(rs) -> tuple[Activations, np.ndarray]:
         a = acts.take([pos[row_key(r.id, r.text)] for r in rs])
@@ -237,7 +235,7 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
             for pair, v in separation(te_a.layer(site, l), te_y, te_dom).items():
                 sep.setdefault(pair, []).append(v)
         out["similarity"] = {"separation": sep, "cka_base": {}}
-    if o.base_compare and view.has_base:
+    if o.base_compare and view.has_base and o.base_examples > 0:
         with timer("base_cache"):
             base_rows = []
             for d, rs in sel.test.items():

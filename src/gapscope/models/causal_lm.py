@@ -45,7 +45,10 @@ class CausalLMOptions:
     batch_size: int = 8
     eval_batch_size: int = 16
     pad_multiple: int = 16  # rows padded to their own length bucket: batch-independent margins
-    lr: float = 2e-4
+    # 1e-3, not the common 2e-4: studies fit cells on a few hundred texts (tens of steps);
+    # measured on SmolLM2, 129 texts x 2 epochs: 2e-4 barely moves (in-domain AUROC 0.57),
+    # 1e-3 learns (0.73 in-domain, 0.70 out-of-domain).
+    lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     lora_r: int = 8

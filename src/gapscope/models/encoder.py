@@ -1,9 +1,13 @@
 """Kind `encoder`: a BERT-style encoder, mean-pooled, with a 2-logit linear head.
 
-margin = logit[phishing] - logit[legitimate]. Fine-tuning is either the whole encoder
-(`finetune = "full"`, the default: MiniLM is only 22M parameters) or LoRA on the
-attention query/value projections (`"lora"`). Each cell of a `full` model works on a
-private copy of the base weights; `lora` cells borrow the shared base and unload.
+margin = logit[phishing] - logit[legitimate]. Fine-tuning is LoRA on the attention
+query/value projections (`finetune = "lora"`, default) or the whole encoder ("full").
+LoRA is the default because it measured better AND cheaper on MiniLM: 129 texts from
+3 synthetic domains, 2 epochs, mean of 3 training slices, AUROC in-domain / out-of-domain:
+full (lr 1e-4) 0.835 / 0.644, LoRA lr 1e-3 0.812 / 0.646, LoRA lr 3e-3 0.844 / 0.683;
+LoRA needs ~40% less CPU time and saves a 0.3 MB adapter instead of 90 MB of weights.
+Each `full` cell works on a private copy of the base weights; `lora` cells borrow the
+shared base and unload their adapter on close().
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from gapscope.models.sources import resolve_source
 from gapscope.models.tokens import CHARS_PER_TOKEN_BOUND, length_buckets, pad_id_of, pad_right
 from gapscope.models.training import train_loop
 
-DEFAULT_LR = {"full": 1e-4, "lora": 1e-3}
+DEFAULT_LR = {"full": 1e-4, "lora": 3e-3}
 
 
 @dataclass
@@ -40,8 +44,8 @@ class EncoderOptions:
     batch_size: int = 8
     eval_batch_size: int = 32
     pad_multiple: int = 16  # rows padded to their own length bucket: batch-independent margins
-    finetune: str = choice("full", "full", "lora")
-    lr: float | None = None  # encoder lr; None: 1e-4 for full, 1e-3 for lora
+    finetune: str = choice("lora", "lora", "full")
+    lr: float | None = None  # encoder lr; None: 3e-3 for lora, 1e-4 for full
     head_lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0

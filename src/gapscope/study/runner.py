@@ -179,8 +179,9 @@ def run_cells(run_dir: Path, jobs: list[CellJob], test_ids: list[str], executor:
 
     def on_event(kind: str, job: CellJob, payload: Any) -> None:
         if kind == "start":
-            console.print(f"[bold]cell {state['done'] + 1}/{len(jobs)}[/bold] {job.name} "
-                          f"({len(job.train_ids)} training rows)")
+            cap = job.model.options.get("max_train")
+            n = min(len(job.train_ids), int(cap)) if cap else len(job.train_ids)
+            console.print(f"[bold]cell {state['done'] + 1}/{len(jobs)}[/bold] {job.name} ({n} training rows)")
         elif kind == "done":
             state["done"] += 1
             console.print(f"   done in {payload['fit_seconds'] + payload['score_seconds']:.1f}s "
