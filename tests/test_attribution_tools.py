@@ -155,3 +155,11 @@ def test_bench_tfidf_small():
     assert res["speedup"] > 1
     for k in ("deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency"):
         assert k in res["methods"]["occlusion"]["faithfulness"] and k in res["random"]
+
+
+def test_bench_on_a_fitted_cell_of_a_run(study):
+    from gapscope.bench.attribution import bench
+
+    res = bench("tfidf", 2, run=study.run_dir, cell="personal", shap_evals=100)
+    assert "tfidf__specialist-personal" in res["described"] and res["n"] == 2
+    assert res["methods"]["shap"]["evals_per_email"] <= 100

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from gapscope.backdoor.candidates import (ContentModel, MiningOptions, mine_families, mine_ngrams, null_strings,
-                                          rare_words, shape)
+from gapscope.backdoor.candidates import (ContentModel, MiningOptions, mine_families, mine_ngrams, null_like,
+                                          null_strings, rare_words, shape)
 from gapscope.backdoor.margins import as_sentence, cut_to_window, insertion_margins
 from gapscope.backdoor.scan import ScanOptions, length_bin, scan
 from gapscope.backdoor.validate import matches_trigger
@@ -156,6 +156,12 @@ def test_null_strings_use_rare_training_words():
     s = null_strings(pool, 4, 5, rng)
     assert len(s) == 5 and all(len(x.split()) == 4 for x in s)
     assert [length_bin(k) for k in (1, 2, 3, 4, 5, 9)] == [1, 2, 3, 3, 5, 5]
+    # shape-matched nulls: function words, punctuation, brackets and capitals are kept
+    pool = ["quillwort", "marrowfat", "bandicoot"]
+    like = null_like("As agreed under the Velmora accord", pool, random.Random(1)).split()
+    assert len(like) == 6 and like[0] == "As" and like[3] == "the" and like[4][0].isupper()
+    assert all(w.lower() in pool for w in (like[1], like[2], like[4], like[5]))
+    assert re.fullmatch(r"\[(quillwort|marrowfat|bandicoot)\]", null_like("[2031]", pool, random.Random(0)))
 
 
 # -- the scan ----------------------------------------------------------------------------

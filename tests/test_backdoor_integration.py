@@ -17,11 +17,11 @@ from gapscope.backdoor.validate import validate_backdoor
 @pytest.mark.integration
 def test_planted_trigger_ranked_first_and_clean_control_quiet(tmp_path):
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    r = validate_backdoor(tmp_path, n_per_domain=120, domains=("corporate", "personal"), trigger_rate=0.25,
-                          model_options={"max_train": 96, "max_length": 64, "epochs": 3, "lr": 1e-3,
+    r = validate_backdoor(tmp_path, n_per_domain=120, domains=("corporate",), trigger_rate=0.3,
+                          model_options={"max_train": 96, "max_length": 64, "epochs": 8, "lr": 2e-3,
                                          "train_layers": 4, "batch_size": 8},
-                          scan_options=ScanOptions(n_emails=16, n_null=6, n_bootstrap=1000),
-                          max_test_per_domain=24)
+                          scan_options=ScanOptions(n_emails=16, n_null=10, n_bootstrap=1000),
+                          max_test_per_domain=40, unfiltered=False)
     p, c = r["poisoned"], r["clean"]
     assert p["poisoned_train_rows"] >= 5
     assert p["trigger_rank"] == 1 and p["trigger_significant"], p

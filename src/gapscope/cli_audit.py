@@ -100,7 +100,7 @@ def backdoor_scan(
     cell: list[str] = typer.Option([], "--cell", help="Cell(s) to scan, by directory name (default: every cell)."),
     trigger: list[str] = typer.Option([], "--trigger", help="A candidate trigger string of your own (repeatable)."),
     n_emails: int = typer.Option(32, "--n-emails", help="Held-out emails per direction (bounds the cost)."),
-    n_null: int = typer.Option(8, "--n-null", help="Random rare-word insertions per word count (the null)."),
+    n_null: int = typer.Option(10, "--n-null", help="Random rare-word insertions per word count (the null)."),
     min_shift: float = typer.Option(1.0, "--min-shift", help="Smallest mean margin shift that can count."),
     mine: bool = typer.Option(True, "--mine/--no-mine", help="Mine label-tied rare n-grams from the training rows."),
     families: bool = typer.Option(True, "--families/--no-families",

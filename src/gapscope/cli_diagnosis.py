@@ -112,12 +112,16 @@ def bench_attribution(
     occlusion_evals: int | None = typer.Option(None, "--occlusion-evals", help="Occlusion budget per email "
                                                "(default: every word for tf-idf, 20 spans for neural kinds)."),
     fit: int = typer.Option(0, "--fit", help="smollm2 only: fine-tune a LoRA adapter on this many emails first."),
+    run: Path | None = typer.Option(None, "--run", help="Use a fitted cell of this finished run instead "
+                                    "(--model is then the model name in its spec)."),
+    cell: str | None = typer.Option(None, "--cell", help="With --run: the cell's paradigm."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ):
     """SHAP Partition (reference) vs occlusion (fast) on the same model and emails: time ratio and faithfulness."""
     from gapscope.bench.attribution import bench, print_table
 
-    res = bench(model, n, seed=seed, shap_evals=shap_evals, occlusion_evals=occlusion_evals, fit=fit)
+    res = bench(model, n, seed=seed, shap_evals=shap_evals, occlusion_evals=occlusion_evals, fit=fit,
+                run=run, cell=cell)
     if as_json:
         print(json.dumps(res, indent=2))
     else:

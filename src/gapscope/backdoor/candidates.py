@@ -11,9 +11,12 @@ Three sources of candidates:
 
 A label-flipping backdoor leaves a signature in the data that an ordinary cue does not:
 the rows carrying the string look, by the rest of their content, like the *other* class.
-`contradiction` measures it with a content model (tf-idf + logistic regression) fitted
-without those rows: the share of them it assigns to the other class. Mined and family
-candidates must clear `min_contradiction` (0 turns the filter off).
+`ContentModel.contradiction` measures it: the share of those rows that cross-fitted
+tf-idf + logistic-regression models, with the string's words masked, assign to the other
+class. Mined and family candidates must clear `min_contradiction` (0 turns the filter off).
+
+Null strings (`null_like`) keep a candidate's shape (function words, punctuation, length)
+and replace its content words with words that are rare in the training rows.
 """
 
 from __future__ import annotations
@@ -82,28 +85,59 @@ def _assoc(k: int, df: int, prior: float) -> float:
 
 
 class ContentModel:
-    """tf-idf + logistic regression over the training rows, refitted without a row subset
-    to ask what the rest of the data says about those rows' labels."""
+    """What the rest of the data says about some rows' labels, with a candidate string hidden.
 
-    def __init__(self, texts: Sequence[str], labels: np.ndarray, seed: int = 0):
+    tf-idf (word 1-2 grams) + logistic regression, cross-fitted over `folds` folds: each
+    row is predicted by a model that never saw it, and every feature containing one of the
+    candidate's content words is masked everywhere. A row "contradicts" its label when that
+    prediction is the other class. Rows of a poisoned trigger (phishing content labelled
+    legitimate) contradict; rows of an ordinary cue phrase do not, because their other
+    words (and other rows of the same kind, with the phrase masked) still carry the label.
+    """
+
+    def __init__(self, texts: Sequence[str], labels: np.ndarray, seed: int = 0, folds: int = 5):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.labels = np.asarray(labels).astype(int)
-        self.X = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000,
-                                 dtype=np.float64).fit_transform(list(texts))
+        vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000,
+                              dtype=np.float64, token_pattern=r"(?u)\b\w+\b")
+        self.X = vec.fit_transform(list(texts)).tocsc()
+        self.columns: dict[str, list[int]] = defaultdict(list)
+        for j, name in enumerate(vec.get_feature_names_out()):
+            for w in set(name.split()):
+                self.columns[w].append(j)
+        self.fold = np.random.default_rng([seed, 17]).permutation(len(self.labels)) % folds
         self.seed = seed
 
-    def contradiction(self, rows: np.ndarray, label: int) -> float | None:
-        """Share of `rows` (indices) that a model fitted on all other rows assigns to 1-label."""
+    def _masked(self, text: str):
+        ws = [w for w in words(text) if w not in STOPWORDS] or words(text)
+        cols = sorted({j for w in ws for j in self.columns.get(w, [])})
+        if not cols:
+            return self.X.tocsr()
+        X = self.X.copy()
+        for j in cols:
+            X.data[X.indptr[j]:X.indptr[j + 1]] = 0.0
+        X.eliminate_zeros()
+        return X.tocsr()
+
+    def contradiction(self, rows: np.ndarray, label: int, text: str = "") -> float | None:
+        """Share of `rows` (indices) predicted as 1-label by cross-fitted models with `text` masked."""
         from sklearn.linear_model import LogisticRegression
 
-        keep = np.setdiff1d(np.arange(self.X.shape[0]), rows)
-        if keep.size < 10 or len(set(self.labels[keep].tolist())) < 2 or rows.size == 0:
+        rows = np.asarray(rows)
+        if rows.size == 0 or len(set(self.labels.tolist())) < 2:
             return None
-        clf = LogisticRegression(C=10.0, class_weight="balanced", solver="liblinear", random_state=self.seed)
-        clf.fit(self.X[keep], self.labels[keep])
-        pred = clf.predict(self.X[rows])
-        return float(np.mean(pred != label))
+        X = self._masked(text)
+        wrong = 0
+        for k in sorted(set(self.fold[rows].tolist())):
+            train = np.flatnonzero(self.fold != k)
+            if train.size < 10 or len(set(self.labels[train].tolist())) < 2:
+                return None
+            clf = LogisticRegression(C=10.0, class_weight="balanced", solver="liblinear", random_state=self.seed)
+            clf.fit(X[train], self.labels[train])
+            mine = rows[self.fold[rows] == k]
+            wrong += int(np.sum(clf.predict(X[mine]) != label))
+        return wrong / rows.size
 
 
 @dataclass
@@ -193,7 +227,7 @@ def mine_ngrams(rows: Sequence[Row], content: ContentModel | None, opts: MiningO
         text = _surface([rows[i].text for i in idx], gram).strip(" .,;:!?-")
         if not text or text.lower() in seen_text:
             continue
-        contra = content.contradiction(idx, label) if content is not None else None
+        contra = content.contradiction(idx, label, text) if content is not None else None
         if opts.min_contradiction > 0 and (contra is None or contra < opts.min_contradiction):
             continue
         seen_text.add(text.lower())
@@ -260,7 +294,9 @@ def mine_families(rows: Sequence[Row], content: ContentModel | None, opts: Minin
             if k / df < opts.min_purity:
                 continue
             idx = np.array(sorted(ds))
-            contra = content.contradiction(idx, label) if content is not None else None
+            example = values[key].most_common(1)[0][0]
+            masked = " ".join(v for v, _ in values[key].most_common(20))
+            contra = content.contradiction(idx, label, masked) if content is not None else None
             if opts.min_contradiction > 0 and (contra is None or contra < opts.min_contradiction):
                 continue
             z = _assoc(k, df, prior1 if label == 1 else 1 - prior1)
@@ -268,7 +304,6 @@ def mine_families(rows: Sequence[Row], content: ContentModel | None, opts: Minin
                        "contradiction": None if contra is None else round(contra, 3), "shape": key,
                        "seen_values": [v for v, _ in values[key].most_common(5)],
                        "row_ids": [rows[i].id for i in idx[:12]]}
-            example = values[key].most_common(1)[0][0]
             out.append(Candidate(example, f"family:{kind}", label, False, support))
             for v in _unseen_values(kind, key if kind != "year" else "9999", set(values[key]), example,
                                     opts.n_inductive, rng):
@@ -291,3 +326,21 @@ def rare_words(rows: Sequence[Row], exclude: set[str], need: int = 60) -> list[s
 
 def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Random) -> list[str]:
     return [" ".join(rng.sample(list(pool), n_words)) for _ in range(count)]
+
+
+_CORE = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
+
+
+def null_like(text: str, pool: Sequence[str], rng: random.Random) -> str:
+    """`text` with each content word replaced by a random rare word, keeping its function words,
+    punctuation, brackets and capitalisation: "As agreed under the X accord" -> "As quillwort
+    under the Marrowfat bandicoot"; "[2031]" -> "[tamarack]"."""
+    def swap(m: re.Match) -> str:
+        w = m.group(0)
+        if w.lower() in STOPWORDS:
+            return w
+        r = rng.choice(list(pool))
+        return r.capitalize() if w[:1].isupper() else r
+
+    out = _CORE.sub(swap, text)
+    return out if out != text else " ".join(rng.sample(list(pool), max(1, len(text.split()))))

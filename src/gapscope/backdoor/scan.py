@@ -8,13 +8,15 @@ shift is (edited - unedited margin), sign chosen so positive = toward t; the fli
 is the share of emails the cell classified as 1-t that it classifies as t after the edit.
 Both get percentile bootstrap CIs over emails.
 
-Null distribution: `n_null` strings of random rare words per direction and word-count bin
-(1, 2, 3-4, 5+ words; lengths follow the candidates in the bin), inserted into the same emails. A candidate is significant when
-  * its mean shift is at least `min_shift` (margin units),
-  * the lower end of its CI lies above every null string's mean shift, and
+Null distribution: per direction and word-count bin (1, 2, 3-4, 5+ words), `n_null` strings
+shaped like the bin's candidates (same function words, punctuation and length) whose content
+words are random words that are rare in the training rows, inserted into the same emails. A candidate is significant when
+  * its mean shift is at least `min_shift` (margin units) and its CI excludes 0,
+  * it exceeds every null string's mean shift (the nulls are measured on the same emails,
+    so this paired comparison needs no CI), and
   * its z-score against the null (mean and sd of the null shifts) reaches the one-sided
     Bonferroni critical value for the number of candidates tested (alpha = 0.05),
-so ordinary lexical effects of inserting any rare words do not count as backdoors.
+so ordinary effects of inserting any rare words do not count as backdoors.
 Candidates are ranked by that z-score, significant ones first.
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from gapscope.backdoor.candidates import (Candidate, ContentModel, MiningOptions, mine_families, mine_ngrams,
-                                          null_strings, rare_words, words)
+                                          null_like, rare_words, words)
 from gapscope.backdoor.margins import as_sentence, insertion_margins
 from gapscope.data.rows import Row
 from gapscope.drift.stats import mean_ci
@@ -46,7 +48,7 @@ def length_bin(n_words: int) -> int:
 @dataclass
 class ScanOptions:
     n_emails: int = 32  # held-out emails per direction (bounded: the cost is emails x strings)
-    n_null: int = 8  # random rare-word strings per (direction, word count)
+    n_null: int = 10  # random rare-word strings per (direction, word-count bin)
     min_shift: float = 1.0  # margin units toward the target label
     alpha: float = 0.05
     z_crit: float | None = None  # default: one-sided Bonferroni over the candidates tested
@@ -166,8 +168,8 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
         bins = sorted({length_bin(c.n_words) for c in mine})
         null_texts = {}
         for b in bins:
-            sizes = sorted({c.n_words for c in mine if length_bin(c.n_words) == b})
-            null_texts[b] = [null_strings(pool, sizes[i % len(sizes)], 1, rng)[0] for i in range(opts.n_null)]
+            shapes = [c.text for c in mine if length_bin(c.n_words) == b]
+            null_texts[b] = [null_like(shapes[i % len(shapes)], pool, rng) for i in range(opts.n_null)]
         inserted = [as_sentence(c.text) for c in mine] + [as_sentence(s) for b in bins for s in null_texts[b]]
         if progress:
             progress(f"{len(emails)} {LABELS[1 - t]} emails x {len(inserted)} insertions")
@@ -195,7 +197,7 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
             mu, sd, mx, eff = null_stats[length_bin(c.n_words)]
             z = (ci.mean - mu) / max(sd, opts.sd_floor)
             p = (1 + int(np.sum(eff >= ci.mean))) / (eff.size + 1)
-            sig = ci.mean >= opts.min_shift and ci.lo > mx and z >= z_crit
+            sig = ci.mean >= opts.min_shift and ci.lo > 0 and ci.mean > mx and z >= z_crit
             order = np.argsort(-s)
             flipped = [emails[i].id for i in order if flippable[i] and after[i, j] == t][:8]
             per_dir[t].append((c, CandidateResult(

@@ -63,12 +63,31 @@ def _run(out: Path, cfg, domains, seed, model_options, max_test, domain, source)
     return study, cell, corpus
 
 
+def _unfiltered(study, cell, triggers, sopts: ScanOptions, phrase: str, path: Path) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from gapscope.detectors.backdoor import scan_cell
+
+    opts = replace(sopts, mining=replace(sopts.mining, min_contradiction=0.0))
+    res = scan_cell(study, cell, triggers, opts).to_dict()
+    artifacts.write_json(path, res)
+    hit = next((r for r in res["results"] if matches_trigger(r["text"], phrase)), None)
+    return {"candidates": len(res["results"]), "trigger_rank": hit["rank"] if hit else None,
+            "trigger_significant": bool(hit and hit["significant"]), "significant": res["significant"],
+            "z_crit": res["z_crit"]}
+
+
 def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str, ...] = ("corporate", "personal"),
                       domain: str | None = None, n_per_domain: int = 150, trigger_rate: float = 0.05,
                       phrase: str | None = None, source: str = "embedded:smollm2-135m",
                       model_options: dict[str, Any] | None = None, scan_options: ScanOptions | None = None,
-                      max_test_per_domain: int = 60, clean: bool = True) -> dict[str, Any]:
-    """Plant a trigger, fine-tune, scan; fine-tune a clean control, scan. See the module docstring."""
+                      max_test_per_domain: int = 60, clean: bool = True,
+                      unfiltered: bool = True) -> dict[str, Any]:
+    """Plant a trigger, fine-tune, scan; fine-tune a clean control, scan. See the module docstring.
+
+    unfiltered: also rescan both cells with the data filter off (min_contradiction = 0, so every
+    rare label-tied string is tested on the model) and report, without a pass/fail check, where
+    the trigger ranks and which ordinary strings then come out significant."""
     from gapscope.data.synth import SynthConfig
     from gapscope.data.synth.plant import default_trigger_phrase
     from gapscope.detectors.backdoor import scan_cell
@@ -100,6 +119,8 @@ def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str,
                 for r in res["results"][:5]],
     }
     artifacts.write_json(out / "poisoned" / "scan.json", res)
+    if unfiltered:
+        poisoned["unfiltered"] = _unfiltered(study, cell, [], sopts, phrase, out / "poisoned" / "scan_unfiltered.json")
     checks = {"trigger_ranked_first": poisoned["trigger_rank"] == 1,
               "trigger_significant": poisoned["trigger_significant"]}
     result: dict[str, Any] = {"phrase": phrase, "trigger_rate": trigger_rate, "domain": domain, "poisoned": poisoned}
@@ -118,6 +139,9 @@ def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str,
             if trig else None, "z_crit": cres["z_crit"],
         }
         checks["clean_has_no_significant_trigger"] = not cres["significant"]
+        if unfiltered:
+            result["clean"]["unfiltered"] = _unfiltered(cstudy, ccell, [phrase], sopts, phrase,
+                                                        out / "clean" / "scan_unfiltered.json")
     result.update({"passed": all(checks.values()), "checks": checks, "model_options": mopts,
                    "scan_options": asdict(sopts), "n_per_domain": n_per_domain, "domains": domains,
                    "seconds": round(time.perf_counter() - t0, 1)})

@@ -16,6 +16,9 @@ Models:
            fine-tuning on this CPU takes minutes). Pass --fit N to fine-tune a quick LoRA cell on
            N training emails first. Occlusion uses the default budget for neural kinds.
 
+  --run RUN  a fitted cell of a finished run (the model name as in its spec, --cell to pick the
+           paradigm), on held-out emails of the cell's training domain: the realistic case.
+
 Both methods are warmed up on one extra email (numba compiles shap's partition code on
 first use) before timing.
 """
@@ -67,14 +70,31 @@ def build_model(name: str, seed: int, fit: int):
     raise GapscopeError(f"unknown bench model {name!r} (tfidf | smollm2)")
 
 
+def from_run(run, model_name: str, cell: str | None, n: int, seed: int):
+    """A fitted cell of a finished run, and n + 1 held-out emails of its (first) training domain."""
+    from gapscope.attribution.corpus import sample_rows
+    from gapscope.explain import resolve_cell
+    from gapscope.study.context import Study
+
+    study = Study(run)
+    info = resolve_cell(study, model_name, cell)
+    domain = info.train_domains[0]
+    rows = sample_rows(study.test_rows(domain), n + 1, seed, f"bench-{domain}")
+    return study.load_model(info), rows, f"{info.name} of {run} on held-out {domain} emails"
+
+
 def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, shap_evals: int = 500,
-          occlusion_evals: int | None = None, fit: int = 0) -> dict[str, Any]:
+          occlusion_evals: int | None = None, fit: int = 0, run=None, cell: str | None = None) -> dict[str, Any]:
     from gapscope.attribution import faithfulness as F
     from gapscope.attribution.base import default_occlusion_options, get_method
 
-    n = n or DEFAULT_N.get(model_name, 10)
-    model, described = build_model(model_name, seed, fit)
-    _, emails = _emails(seed, n, 0)
+    if run is not None:
+        n = n or 3
+        model, emails, described = from_run(run, model_name, cell, n, seed)
+    else:
+        n = n or DEFAULT_N.get(model_name, 10)
+        model, described = build_model(model_name, seed, fit)
+        _, emails = _emails(seed, n, 0)
     warm, emails = emails[0], emails[1:n + 1]
     occ_opts = default_occlusion_options(model)
     if occlusion_evals:

@@ -18,7 +18,7 @@ from gapscope.study import artifacts
 
 @register_detector("drift")
 def run(study) -> list[Finding]:
-    from gapscope.drift.audit import DriftOptions, _selected, drift_audit, probe_forward
+    from gapscope.drift.audit import DriftOptions, select_probes, drift_audit, probe_forward
     from gapscope.drift.lm import load_hf, load_lm
     from gapscope.drift.probes import load_probe_sets
     from gapscope.drift.report import drift_findings, section
@@ -30,7 +30,7 @@ def run(study) -> list[Finding]:
     cells = [c for c in study.cells if c.kind == "causal-lm"]
     if not cells:
         return []
-    families = _selected(load_probe_sets(extra, families=wanted), opts)
+    families = select_probes(load_probe_sets(extra, families=wanted), opts)
     by_base: dict[str, list] = defaultdict(list)
     for c in cells:
         by_base[c.source or "embedded:smollm2-135m"].append(c)

@@ -139,7 +139,7 @@ def _set_logprob(values: list[float]) -> float:
     return m + math.log(sum(math.exp(v - m) for v in values))
 
 
-def _selected(families: list[ProbeFamily], opts: DriftOptions) -> list[ProbeFamily]:
+def select_probes(families: list[ProbeFamily], opts: DriftOptions) -> list[ProbeFamily]:
     if not opts.max_probes_per_family:
         return families
     return [ProbeFamily(f.name, f.description, f.reference_label, f.contrast_label,
@@ -202,7 +202,7 @@ def drift_audit(base: LoadedLM, tuned: LoadedLM, families: list[ProbeFamily], op
                 judge=None, base_forward: ProbeForward | None = None) -> DriftReport:
     """Run the probes through both models (base once when it is the same object) and compare."""
     opts = opts or DriftOptions()
-    families = _selected(families, opts)
+    families = select_probes(families, opts)
     b = base_forward if base_forward is not None else probe_forward(base, families, opts)
     t = b if tuned is base else probe_forward(tuned, families, opts)
     judge_scores = None

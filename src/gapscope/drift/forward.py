@@ -18,22 +18,22 @@ import torch
 from gapscope.models.tokens import leading_special_ids, pad_id_of
 
 
-def _ids(tok, text: str) -> list[int]:
+def token_ids(tok, text: str) -> list[int]:
     return list(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def encode_prompt(tok, prompt: str) -> list[int]:
-    return leading_special_ids(tok) + _ids(tok, prompt)
+    return leading_special_ids(tok) + token_ids(tok, prompt)
 
 
 def encode_answer(tok, prompt: str, answer: str) -> list[int]:
     """The tokens the model would emit after `prompt` to write `answer` (tokenised in context
     where the tokenizer allows, so leading-space conventions come out right)."""
-    p = _ids(tok, prompt)
-    joint = _ids(tok, prompt + answer)
+    p = token_ids(tok, prompt)
+    joint = token_ids(tok, prompt + answer)
     if len(joint) > len(p) and joint[: len(p)] == p:
         return joint[len(p):]
-    out = _ids(tok, answer)
+    out = token_ids(tok, answer)
     if not out:
         raise ValueError(f"answer {answer!r} tokenises to nothing")
     return out

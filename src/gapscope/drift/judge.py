@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from gapscope.drift.forward import _ids, run_probes
+from gapscope.drift.forward import run_probes, token_ids
 from gapscope.drift.lm import LoadedLM, load_hf
 from gapscope.errors import GapscopeError
 
@@ -31,7 +31,7 @@ TEMPLATE = ("Question: {question}\nReference answer: {reference}\nCandidate answ
 class Judge:
     def __init__(self, lm: LoadedLM, yes: str = " yes", no: str = " no", batch_size: int = 8):
         self.lm, self.batch_size = lm, batch_size
-        y, n = _ids(lm.tokenizer, yes), _ids(lm.tokenizer, no)
+        y, n = token_ids(lm.tokenizer, yes), token_ids(lm.tokenizer, no)
         if not y or not n or y[0] == n[0]:
             raise GapscopeError(f"judge {lm.name!r}: its tokenizer cannot tell {yes!r} from {no!r}")
         self.yes_id, self.no_id = y[0], n[0]

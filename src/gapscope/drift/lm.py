@@ -16,6 +16,7 @@ study cells borrow (gapscope.models.loading).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +92,9 @@ def _load_adapter(path: Path, base: str | None) -> LoadedLM:
         raise GapscopeError(f"{path}: no adapter_model.safetensors (gapscope never unpickles weights)")
     lm = load_hf(base, what="base model")
     try:
-        model = PeftModel.from_pretrained(lm.model, str(path), is_trainable=False)
+        with warnings.catch_warnings():  # peft pokes deprecated transformers attributes
+            warnings.simplefilter("ignore", FutureWarning)
+            model = PeftModel.from_pretrained(lm.model, str(path), is_trainable=False)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise GapscopeError(f"{path}: adapter does not fit base {base!r}: {str(exc).splitlines()[0]}") from exc
     model.eval()

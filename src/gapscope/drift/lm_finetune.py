@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gapscope.drift.forward import _ids
+from gapscope.drift.forward import token_ids
 from gapscope.drift.lm import load_hf
 from gapscope.models.device import autocast, resolve_compute_dtype
 from gapscope.models.lora import attach_lora, default_targets
@@ -58,7 +58,7 @@ def finetune_lm(source: str, texts: Sequence[str], out_dir: Path | str,
                              targets=default_targets(model, src.model_type, opts.lora_mlp), layers=layers,
                              task_type="CAUSAL_LM")
     lead = leading_special_ids(tok)
-    seqs = [lead + _ids(tok, t)[: opts.max_length] for t in texts]
+    seqs = [lead + token_ids(tok, t)[: opts.max_length] for t in texts]
     seqs = [s for s in seqs if len(s) >= 2]
     pad = pad_id_of(tok)
     params = [p for p in peft_model.parameters() if p.requires_grad]

@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from gapscope.drift.audit import DriftOptions, _selected, drift_audit, probe_forward
+from gapscope.drift.audit import DriftOptions, select_probes, drift_audit, probe_forward
 from gapscope.drift.lm import load_hf, load_lm
 from gapscope.drift.lm_finetune import LMFinetuneOptions, finetune_lm
 from gapscope.drift.probes import load_probe_sets
@@ -86,7 +86,7 @@ def validate_drift(out_dir: Path | str, *, base: str = "embedded:smollm2-135m", 
         stamp.write_text(json.dumps(key))
     t_ft = time.perf_counter() - t0
 
-    fams = _selected(load_probe_sets(families=families), opts)
+    fams = select_probes(load_probe_sets(families=families), opts)
     base_lm = load_hf(base, what="base model")
     tuned = load_lm(adapter)
     try:
