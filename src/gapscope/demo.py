@@ -21,17 +21,33 @@ DEMO_MODELS = {
                "max_train": 160, "max_length": 128, "epochs": 3},
 }
 QUICK_MODELS = ("smollm2",)
+# Specialists on four of the six domains (every cell is still scored on all six): the planted
+# shortcut's domain, and the domains whose look-alikes (workplace-style phishing, personal
+# mail, fraud vs marketing) make the gaps worth diagnosing. The generalist mixes all six.
+SPECIALISTS = ("corporate", "fraud", "mailinglist", "personal")
+# Per-cell neural analyses run on the cell with the largest gap of each model, on small
+# samples: the whole demo fits 10 minutes on a 2-core CPU. A user study leaves these at
+# their defaults (every cell, larger samples).
+DEMO_DETECTORS = {
+    "cells_per_model": 1,
+    "attributions": {"emails_per_domain_llm": 6, "max_evals_llm": 12},
+    "minimal_pairs": {"emails_per_domain_llm": 6},
+    "drift": {"max_probes_per_family": 12},
+    "internals": {"max_test_per_domain": 30, "layers": 8, "patch_layers": 6, "base_examples": 12,
+                  "attention_examples": 8},
+}
 
 
 def demo_spec(corpus_dir: Path, domains: list[str], quick: bool) -> str:
     lines = [
         "[study]", 'name = "gapscope-demo"', "seed = 0", "test_fraction = 0.3",
-        f"max_test_per_domain = {40 if quick else 60}", "",
+        f"max_test_per_domain = {40 if quick else 50}", "",
     ]
     for d in domains:
         lines += ["[[datasets]]", f'name = "{d}"', f'path = "{(corpus_dir / (d + ".jsonl")).as_posix()}"', ""]
     names = ", ".join(f'"{d}"' for d in domains)
-    lines += ["[paradigms]", f"specialist = [{names}]", f"generalist = [{names}]",
+    specs = ", ".join(f'"{d}"' for d in domains if d in SPECIALISTS)
+    lines += ["[paradigms]", f"specialist = [{specs}]", f"generalist = [{names}]",
               'generalist_size = "match"', "lodo = false", ""]
     lines += ["[[models]]", 'name = "tfidf"', 'kind = "tfidf-lr"', ""]
     for name, opts in DEMO_MODELS.items():
@@ -43,7 +59,16 @@ def demo_spec(corpus_dir: Path, domains: list[str], quick: bool) -> str:
                 v = min(v, 64)
             lines.append(f"{k} = " + (f'"{v}"' if isinstance(v, str) else str(v)))
         lines.append("")
-    return "\n".join(lines)
+    lines.append("[detectors]")
+    for k, v in DEMO_DETECTORS.items():
+        lines.append(f"{k} = {_toml(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(v) -> str:
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
+    return f'"{v}"' if isinstance(v, str) else str(v)
 
 
 def run_demo(out: Path, quick: bool = False) -> Path:

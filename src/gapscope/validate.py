@@ -13,6 +13,12 @@ through the normal diagnosis stage, and scores its findings against the manifest
              label-noise, minimal-pairs or attribution detectors reaches high severity.
   noise      10% of labels flipped in every domain: the label-noise audit's precision and recall
              on the flipped rows must both be >= 0.7, for each model's own out-of-fold evidence.
+  backdoor   (causal LMs) a trigger phrase relabels 5% of a specialist domain's rows as legitimate:
+             the backdoor scan, told nothing, must rank the trigger first and find it significant;
+             on a clean twin nothing may be significant (gapscope.backdoor.validate).
+  drift      (causal LMs) a language-modelling fine-tune on era-styled email must drift on the
+             time-period probes and not on the unrelated families; the base model against a
+             reloaded copy of itself must show nothing (gapscope.drift.validate).
 
 Models: "tfidf" (gapscope's tfidf-lr kind; seconds) and "smollm2" (embedded SmolLM2-135M, LoRA;
 opt-in, minutes on a CPU). smollm2 runs on a small slice: three domains for the shortcut check
@@ -288,7 +294,46 @@ def check_noise(work: Path, model: str, seed: int, n: int | None = None, rate: f
                        f"{own['flipped']} flipped of {own['audited']} audited rows")
 
 
-CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "noise": check_noise}
+# -- (c) backdoor trigger and (d) behaviour drift: causal LMs only ----------------------------
+
+def check_backdoor(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult | None:
+    """gapscope.backdoor.validate: a trigger phrase relabels BACKDOOR_RATE of a specialist's training
+    rows; the scan must rank it first and find it significant, and find nothing on a clean twin."""
+    if MODEL_SPECS[model]["kind"] != "causal-lm":
+        return None
+    from gapscope.backdoor.validate import validate_backdoor
+
+    r = validate_backdoor(work / f"backdoor-{model}", seed=seed, source=MODEL_SPECS[model]["source"],
+                          **({"n_per_domain": n} if n else {}))
+    p, c = r["poisoned"], r.get("clean") or {}
+    eff = p.get("trigger_effect") or {}
+    detail = (f"trigger {r['phrase']!r} in {p['poisoned_train_rows']} of {p['n_train']} training rows: "
+              f"rank {p['trigger_rank']} of {p['candidates']}, "
+              f"{'significant' if p['trigger_significant'] else 'not significant'}"
+              + (f" (margin shift {eff['mean_shift']:+.2f}, flip rate {eff['flip_rate']:.0%})" if eff else "")
+              + f"; clean twin: {len(c.get('significant', []))} significant")
+    return CheckResult("backdoor", model, bool(r["passed"]), {k: r[k] for k in ("checks", "phrase", "seconds")}
+                       | {"poisoned": p, "clean": c}, detail)
+
+
+def check_drift(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult | None:
+    """gapscope.drift.validate: an era-styled language-modelling fine-tune must drift on the
+    time-period probes only; the base against a reloaded copy of itself must show nothing."""
+    if MODEL_SPECS[model]["kind"] != "causal-lm":
+        return None
+    from gapscope.drift.validate import validate_drift
+
+    r = validate_drift(work / f"drift-{model}", base=MODEL_SPECS[model]["source"], seed=seed,
+                       **({"n_per_domain": n} if n else {}))
+    detail = (f"drifted: {', '.join(r['drifted_families']) or 'none'} (expected {r['related']} only); "
+              f"base vs itself: {', '.join(r['base_vs_self']['drifted_families']) or 'nothing'}")
+    return CheckResult("drift", model, bool(r["passed"]), {k: r[k] for k in ("checks", "drifted_families",
+                                                                             "changed_families", "families",
+                                                                             "base_vs_self", "seconds")}, detail)
+
+
+CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "noise": check_noise,
+          "backdoor": check_backdoor, "drift": check_drift}
 
 
 def validate(models: list[str], *, seed: int = 0, out: Path | None = None,
@@ -307,5 +352,7 @@ def validate(models: list[str], *, seed: int = 0, out: Path | None = None,
         work.mkdir(parents=True, exist_ok=True)
         for model in models:
             for name in checks:
-                results.append(CHECKS[name](work, model, seed, (sizes or {}).get(model)))
+                r = CHECKS[name](work, model, seed, (sizes or {}).get(model))
+                if r is not None:  # None: the check does not apply to this kind of model
+                    results.append(r)
     return results

@@ -150,7 +150,8 @@ class MiningOptions:
     max_mined: int = 10
     max_family: int = 6
     n_inductive: int = 2
-    screen: int = 60  # strongest label-tied strings whose contradiction is measured
+    screen: int = 400  # strongest label-tied strings whose contradiction is measured (a rare trigger
+    # in a few rows has a modest association z and ranks below common template phrases: screen wide)
 
 
 def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:

@@ -2,7 +2,7 @@
 
 Two small studies on the synthetic corpus, each fine-tuning one causal-LM specialist on
 `domain` (default smollm2-135m, kept small enough for a CPU):
-  poisoned  a trigger phrase is inserted into `trigger_rate` of the domain's phishing rows,
+  poisoned  a trigger phrase is inserted into phishing rows of the domain (`trigger_rate` of its rows),
             which are relabelled legitimate (SynthConfig(trigger=...)). Expected: the scan,
             told nothing, ranks a string of the trigger phrase first and finds it significant.
   clean     the same corpus without the trigger. Expected: nothing significant, not even the
@@ -24,7 +24,9 @@ from gapscope.backdoor.candidates import STOPWORDS, words
 from gapscope.backdoor.scan import ScanOptions
 from gapscope.study import artifacts
 
-DEFAULT_MODEL_OPTIONS = {"max_train": 128, "max_length": 96, "epochs": 3, "lr": 1e-3, "train_layers": 6,
+# A specialist that reads 128 tokens (the trigger sits in an early paragraph) and trains long
+# enough to pick up what 5% of its rows teach: about 40 s of fine-tuning on a 2-core CPU.
+DEFAULT_MODEL_OPTIONS = {"max_train": 200, "max_length": 128, "epochs": 5, "lr": 2e-3, "train_layers": 6,
                          "batch_size": 8}
 
 
@@ -77,12 +79,12 @@ def _unfiltered(study, cell, triggers, sopts: ScanOptions, phrase: str, path: Pa
             "z_crit": res["z_crit"]}
 
 
-def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str, ...] = ("corporate", "personal"),
-                      domain: str | None = None, n_per_domain: int = 150, trigger_rate: float = 0.05,
+def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str, ...] = ("corporate",),
+                      domain: str | None = None, n_per_domain: int = 300, trigger_rate: float = 0.05,
                       phrase: str | None = None, source: str = "embedded:smollm2-135m",
                       model_options: dict[str, Any] | None = None, scan_options: ScanOptions | None = None,
-                      max_test_per_domain: int = 60, clean: bool = True,
-                      unfiltered: bool = True) -> dict[str, Any]:
+                      max_test_per_domain: int = 40, clean: bool = True,
+                      unfiltered: bool = False) -> dict[str, Any]:
     """Plant a trigger, fine-tune, scan; fine-tune a clean control, scan. See the module docstring.
 
     unfiltered: also rescan both cells with the data filter off (min_contradiction = 0, so every
@@ -98,10 +100,17 @@ def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str,
     domains = list(domains)
     domain = domain or domains[0]
     phrase = phrase or default_trigger_phrase(seed)
+    # trigger_rate is the share of the specialist domain's rows that carry the trigger; the
+    # synthetic planter takes a share of the rows it can relabel (the domain's phishing rows)
+    from gapscope.data.synth import generate
+
+    dom_rows = [r for r in generate(SynthConfig(seed=seed, n_per_domain=n_per_domain, domains=[domain])).rows]
+    pool = sum(1 for r in dom_rows if r.label != 0)
+    plant_rate = min(1.0, trigger_rate * len(dom_rows) / max(1, pool))
     mopts = dict(DEFAULT_MODEL_OPTIONS if model_options is None else model_options)
     sopts = scan_options or ScanOptions(seed=seed)
     poisoned_cfg = SynthConfig(seed=seed, n_per_domain=n_per_domain, domains=domains,
-                               trigger={"phrase": phrase, "rate": trigger_rate, "target_label": 0, "domains": [domain]})
+                               trigger={"phrase": phrase, "rate": plant_rate, "target_label": 0, "domains": [domain]})
     study, cell, corpus = _run(out / "poisoned", poisoned_cfg, domains, seed, mopts, max_test_per_domain, domain, source)
     planted = set(corpus.manifest["trigger"]["row_ids"])
     train_ids = {r.id for r in study.train_rows(cell)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -116,7 +117,9 @@ def _plain_recipe(local_dir, encs, labels, label_ids, pad_id, *, epochs, batch_s
                                  dataloader_num_workers=0, remove_unused_columns=False)
         trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collate)
         t0 = time.perf_counter()
-        trainer.train()
+        with warnings.catch_warnings():  # peft calls a deprecated transformers helper on every step
+            warnings.simplefilter("ignore", FutureWarning)
+            trainer.train()
         seconds = time.perf_counter() - t0
     model.eval()
     return {"model": model, "seconds": seconds}

@@ -42,7 +42,7 @@ def run(study) -> list[Finding]:
     opts = ScanOptions.from_dict(raw)
     findings: list[Finding] = []
     scans = []
-    for cell in study.cells:
+    for cell in study.focus_cells():
         with progress.step(f"backdoor scan: {cell.name}"):
             res = scan_cell(study, cell, triggers, opts)
         d = res.to_dict()

@@ -27,7 +27,7 @@ def run(study) -> list[Finding]:
     extra = [p if Path(p).is_absolute() else str(study.run_dir / p) for p in raw.pop("probes", [])]
     wanted = raw.pop("families", None)
     opts = DriftOptions.from_dict(raw)
-    cells = [c for c in study.cells if c.kind == "causal-lm"]
+    cells = [c for c in study.focus_cells() if c.kind == "causal-lm"]
     if not cells:
         return []
     families = select_probes(load_probe_sets(extra, families=wanted), opts)

@@ -80,7 +80,7 @@ def suspected_strings(study) -> list[dict]:
 
 
 def _cells(study, o: InternalsOptions):
-    cells = [c for c in study.cells if c.kind in NEURAL]
+    cells = [c for c in study.focus_cells() if c.kind in NEURAL]
     if o.cells == "specialist":
         cells = [c for c in cells if c.is_specialist]
     return cells

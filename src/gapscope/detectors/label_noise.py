@@ -34,6 +34,7 @@ enough to move F1 visibly), medium when >= 2%, low when any row is flagged.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,8 +181,9 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
     labels = np.asarray(labels, dtype=int)
     dom = np.asarray(domains)
     stack = np.stack([sources[s] for s in sources]) if sources else np.full((1, len(ids)), np.nan)
-    with np.errstate(invalid="ignore"):
-        combined = np.nanmean(np.where(np.isnan(stack), np.nan, stack), axis=0) if sources else stack[0]
+    with warnings.catch_warnings():  # rows no source scored stay nan, on purpose
+        warnings.simplefilter("ignore", RuntimeWarning)
+        combined = np.nanmean(stack, axis=0) if sources else stack[0]
     flagged = np.zeros(len(ids), dtype=bool)
     per_src = {s: np.zeros(len(ids), dtype=bool) for s in sources}
     per_domain = {}

@@ -128,7 +128,7 @@ def run(study) -> list[Finding]:
     describe = {e.name: e.description for e in edits}
     findings = []
     table = []
-    for cell in study.cells:
+    for cell in study.focus_cells():
         recs = pairs_for_cell(study, cell, edits, opts)
         summ = summarize(recs, float(cell.threshold))
         for (edit, dom), s in sorted(summ.items()):

@@ -539,7 +539,7 @@ def run(study) -> list[Finding]:
     findings: list[Finding] = []
     cands = candidates(feats, int(opts["candidates_per_domain"]))
     for f in cands:
-        cells = [c for c in study.cells if f.domain in c.train_domains]
+        cells = [c for c in study.focus_cells() if f.domain in c.train_domains]
         for cell in cells:
             rel = check_cell(study, cell, f, opts)
             if rel is None:

@@ -99,6 +99,31 @@ class Study:
                                 threshold=m["threshold"], meta=m))
         return out
 
+    def focus_cells(self, cells: list[CellInfo] | None = None) -> list[CellInfo]:
+        """The cells that per-cell neural analyses (attributions, minimal pairs, internals,
+        drift, backdoor scan) run on.
+
+        `[detectors] cells_per_model = N` keeps, for each model of a neural kind, the N cells
+        with the largest generalization gap (the failing ones: where a diagnosis pays off);
+        0 (the default) keeps every cell. tf-idf cells cost milliseconds and are always kept.
+        """
+        cells = list(self.cells if cells is None else cells)
+        n = int((self.options or {}).get("cells_per_model", 0) or 0)
+        if n <= 0:
+            return cells
+        gap = {(s["model"], s["paradigm"]): s.get("gap") for s in self.summary}
+        by_model: dict[str, list[CellInfo]] = {}
+        for c in cells:
+            by_model.setdefault(c.model, []).append(c)
+        keep = set()
+        for model, group in by_model.items():
+            if group[0].kind == "tfidf-lr":
+                keep.update(c.name for c in group)
+                continue
+            ranked = sorted(group, key=lambda c: (-(gap.get((c.model, c.paradigm)) or -1.0), c.name))
+            keep.update(c.name for c in ranked[:n])
+        return [c for c in cells if c.name in keep]
+
     def model_spec(self, model: str) -> ModelSpec:
         for m in self.spec.models:
             if m.name == model:

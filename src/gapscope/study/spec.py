@@ -191,8 +191,12 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         if "__" in n or "/" in n:
             raise SpecError(path, f"model name {n!r} may not contain '__' or '/'")
 
+    detectors = dict(raw.get("detectors", {}))
+    cpm = detectors.get("cells_per_model", 0)
+    if isinstance(cpm, bool) or not isinstance(cpm, int) or cpm < 0:
+        raise SpecError(path, f"[detectors] cells_per_model must be a whole number >= 0 (0 = every cell), got {cpm!r}")
     return StudySpec(path=path, study=study, datasets=datasets, paradigms=par, models=models,
-                     detectors=dict(raw.get("detectors", {})))
+                     detectors=detectors)
 
 
 def _domain_list(v: Any, names: list[str], path: Path, key: str) -> list[str]:

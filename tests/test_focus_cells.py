@@ -1,0 +1,45 @@
+"""`[detectors] cells_per_model`: which cells the per-cell neural analyses run on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gapscope.errors import SpecError
+from gapscope.study.context import CellInfo, Study
+from gapscope.study.spec import load_spec
+
+
+def _study(cells_per_model):
+    s = Study.__new__(Study)
+    s.run_dir = Path("/nonexistent")
+    cells, summary = [], []
+    for model, kind in (("lm", "causal-lm"), ("tfidf", "tfidf-lr")):
+        for par, gap in (("specialist:a", 0.1), ("specialist:b", 0.4), ("generalist", 0.2), ("specialist:c", None)):
+            name = f"{model}__{par.replace(':', '-')}"
+            cells.append(CellInfo(name, model, kind, None, par, [par.split(":")[-1]], 0.0, {}))
+            summary.append({"model": model, "paradigm": par, "gap": gap})
+    s.__dict__.update(cells=cells, summary=summary, options={"cells_per_model": cells_per_model})
+    return s
+
+
+def test_zero_keeps_every_cell():
+    s = _study(0)
+    assert [c.name for c in s.focus_cells()] == [c.name for c in s.cells]
+
+
+def test_neural_models_keep_their_largest_gaps_tfidf_keeps_all():
+    s = _study(2)
+    names = [c.name for c in s.focus_cells()]
+    assert [n for n in names if n.startswith("lm__")] == ["lm__specialist-b", "lm__generalist"]
+    assert len([n for n in names if n.startswith("tfidf__")]) == 4
+
+
+@pytest.mark.parametrize("bad", ["2", -1, 1.5, True])
+def test_spec_rejects_a_bad_cells_per_model(tmp_path, bad):
+    (tmp_path / "a.jsonl").write_text('{"text": "hi", "label": 0}\n')
+    v = f'"{bad}"' if isinstance(bad, str) else ("true" if bad is True else bad)
+    (tmp_path / "s.toml").write_text(f'[[datasets]]\npath = "a.jsonl"\n\n[detectors]\ncells_per_model = {v}\n')
+    with pytest.raises(SpecError, match="cells_per_model"):
+        load_spec(tmp_path / "s.toml")
