@@ -130,3 +130,18 @@ def test_failed_cell_is_retried_and_reported(tmp_path, monkeypatch):
     res = run_study(spec, tmp_path / "run", detectors=False)
     bank = [o for o in res.outcomes if o.name == "tfidf__specialist-bank"][0]
     assert bank.ok and bank.attempts == 2
+
+
+def test_phishing_only_domain_gets_no_specialist_but_is_scored(tmp_path):
+    spec = make_study(tmp_path, extra="")
+    spec.write_text(spec.read_text().replace('specialist = ["shop", "bank", "work"]', 'specialist = true'))
+    res = run_study(spec, tmp_path / "run", detectors=False)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [n["paradigm"] for n in run["not_trainable"]] == ["specialist:phish"]
+    assert "all phishing" in run["not_trainable"][0]["reason"]
+    assert not run["failed"]
+    cells = {c.name for c in res.outcomes}
+    assert "tfidf__specialist-phish" not in cells and "tfidf__specialist-shop" in cells
+    matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
+    phish = [e for e in matrix if e["test_domain"] == "phish" and e["paradigm"] == "specialist:shop"]
+    assert phish and phish[0]["auroc"] is None and "one class" in phish[0]["undefined"]["auroc"]

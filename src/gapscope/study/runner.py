@@ -57,7 +57,9 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     pools: dict[str, list[str]] = {d: [] for d in spec.domains}
     for i in train_ids:
         pools[rows_by_id[i].domain].append(i)
-    train_sets = build_train_sets(spec, pools)
+    train_sets, one_class = split_one_class(build_train_sets(spec, pools), rows_by_id)
+    for note in one_class:
+        progress.info(f"[yellow]no {note['paradigm']} cell: {note['reason']}[/yellow]")
     jobs = [CellJob(model=m, paradigm=ts.paradigm, train_domains=ts.train_domains, train_ids=ts.ids,
                     seed=spec.study.seed) for m in spec.models for ts in train_sets]
     todo = [j for j in jobs if not is_done(run_dir, j)]
@@ -84,10 +86,26 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     report = build_report(run_dir)
     artifacts.write_json(run_dir / "run.json", {
         "cells": len(jobs), "ran": [o.name for o in outcomes if o.ok], "skipped": skipped,
+        "not_trainable": one_class,
         "failed": [{"cell": o.name, "error": o.error, "attempts": o.attempts} for o in failed],
         "seconds": round(time.perf_counter() - t0, 1),
     })
     return RunResult(run_dir, report, outcomes, skipped, time.perf_counter() - t0)
+
+
+def split_one_class(train_sets, rows_by_id) -> tuple[list, list[dict[str, str]]]:
+    """A classifier needs both labels among its training rows: a phishing-only corpus is valid
+    input (it is scored by every other cell) but cannot train a specialist of its own."""
+    keep, notes = [], []
+    for ts in train_sets:
+        labels = {rows_by_id[i].label for i in ts.ids}
+        if len(labels) < 2:
+            only = "phishing" if labels == {1} else "legitimate"
+            notes.append({"paradigm": ts.paradigm, "reason": f"its {len(ts.ids)} training rows "
+                          f"({', '.join(ts.train_domains)}) are all {only}; a classifier needs both labels"})
+        else:
+            keep.append(ts)
+    return keep, notes
 
 
 def ingest(spec: StudySpec, run_dir: Path):
