@@ -43,10 +43,14 @@ def test_summary_counts_flips_both_ways():
 
 
 def test_severity_depends_on_what_the_edit_does():
-    worst = {"flip_rate": 0.6, "n": 10}
+    worst = {"flip_rate": 0.8, "n": 30}
     overall = {"flip_rate": 0.3}
     opts = M.DEFAULTS
     assert M._severity("label-preserving", worst, overall, opts) == "high"
+    # half of a handful of emails is not evidence of a 50% flip rate (Wilson 95% low end 19%)
+    assert M._severity("label-preserving", {"flip_rate": 0.5, "n": 8}, overall, opts) == "medium"
+    lo, hi = M.flip_ci({"flip_rate": 0.5, "n": 8})
+    assert 0.15 < lo < 0.25 and 0.75 < hi < 0.85
     assert M._severity("cue-removing", worst, overall, opts) == "low"
     assert M._severity("label-preserving", {"flip_rate": 0.6, "n": 3}, overall, opts) == "medium"
     assert M._severity("label-preserving", {"flip_rate": 0.1, "n": 10}, {"flip_rate": 0.1}, opts) is None

@@ -29,3 +29,11 @@ def test_ray_study_matches_local_and_resumes(tmp_path, local_ray):
     # resume semantics are the executor's too: nothing left to run
     again = run_study(spec, tmp_path / "ray", executor="ray", detectors=False)
     assert again.outcomes == [] and len(again.skipped) == 8
+
+
+def test_models_accept_the_ray_resource_keys():
+    """`ray_num_cpus` / `ray_num_gpus` in a [[models]] table are for the executor, not the model."""
+    from gapscope.models.base import ModelSpec, create_model
+
+    m = create_model(ModelSpec(name="t", kind="tfidf-lr", options={"ray_num_cpus": 2, "ray_num_gpus": 0}))
+    assert m is not None

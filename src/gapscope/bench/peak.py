@@ -7,8 +7,9 @@ import time
 import torch
 
 
-def matmul_peak_flops(dtype: torch.dtype, device: str = "cpu", n: int = 2048, repeats: int = 5) -> float:
-    """Best-of-`repeats` FLOP/s of an n×n @ n×n matmul (2·n³ FLOPs)."""
+def matmul_peak_flops(dtype: torch.dtype, device: str = "cpu", n: int = 2048, repeats: int = 12) -> float:
+    """Best-of-`repeats` FLOP/s of an n×n @ n×n matmul (2·n³ FLOPs). Many repeats: the best
+    one is the peak, and a peak measured too low would flatter every fraction of it."""
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     torch.matmul(a, b)  # warm-up: thread pool, kernels

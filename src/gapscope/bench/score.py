@@ -20,6 +20,9 @@ from gapscope.bench.common import bench_emails, machine, source_for
 from gapscope.bench.peak import matmul_peak_flops
 
 
+REPEATS = 2
+
+
 def body_parameters(model) -> int:
     """Parameters every token's forward multiplies through (not the embedding lookup, not the vocab head)."""
     dec = model.decoder
@@ -40,20 +43,24 @@ def run(model_name: str = "smollm2", n: int = 64, max_length: int = 128, batch_s
         encs = model.codec.encode(texts)
         tokens = sum(len(e.ids) for e in encs)
         model.score(texts[:4])  # warm-up (thread pools, kernels), same for both sides below
-        t0 = time.perf_counter()
-        fast = model.score(texts)
-        t_fast = time.perf_counter() - t0
+        t_fast = float("inf")
+        for _ in range(REPEATS):  # best of REPEATS on both sides: this CPU's timings wobble by ~10%
+            t0 = time.perf_counter()
+            fast = model.score(texts)
+            t_fast = min(t_fast, time.perf_counter() - t0)
 
         lid, pid = model.codec.label_ids
         hf = model.hf
         with torch.no_grad():
             hf(input_ids=torch.tensor([encs[0].ids], device=model.device))  # warm-up
-            t0 = time.perf_counter()
-            naive = []
-            for e in encs:
-                logits = hf(input_ids=torch.tensor([e.ids], device=model.device)).logits[0, -1].float()
-                naive.append(float(logits[pid] - logits[lid]))
-            t_naive = time.perf_counter() - t0
+            t_naive = float("inf")
+            for _ in range(REPEATS):
+                t0 = time.perf_counter()
+                naive = []
+                for e in encs:
+                    logits = hf(input_ids=torch.tensor([e.ids], device=model.device)).logits[0, -1].float()
+                    naive.append(float(logits[pid] - logits[lid]))
+                t_naive = min(t_naive, time.perf_counter() - t0)
         naive = np.array(naive)
         params = body_parameters(model)
         compute = model.compute_dtype

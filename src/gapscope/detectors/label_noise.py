@@ -153,12 +153,13 @@ def oof_margins(make_model, texts: list[str], labels: np.ndarray, folds: int, se
 
 def tfidf_factory(study=None):
     from gapscope.models.base import ModelSpec, create_model
+    from gapscope.models.options import RUNNER_KEYS
 
     opts: dict[str, Any] = {}
     if study is not None:
         for m in study.spec.models:
             if m.kind == "tfidf-lr":
-                opts = {k: v for k, v in m.options.items() if k not in ("max_train", "max_test", "threshold")}
+                opts = {k: v for k, v in m.options.items() if k not in RUNNER_KEYS}
                 break
     return lambda: create_model(ModelSpec(name="label-noise-probe", kind="tfidf-lr", options=opts))
 

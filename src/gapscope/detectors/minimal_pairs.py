@@ -13,7 +13,8 @@ with flips toward phishing and toward legitimate counted apart.
 A finding per (cell, edit) whose flip rate over all domains, or in one domain, reaches 20%.
 Severity depends on what the edit does (see edits.py):
   label-preserving edits (greeting, a suspected shortcut): a flip is an error of the model;
-    high when >= 50% of at least 5 emails flip in a domain, medium when >= 20%
+    high when the 95% Wilson interval of a domain's flip rate (at least 5 emails) lies above
+    50%, medium when the flip rate is >= 20%
   cue-removing edits (URLs, sender domain, urgency): a flip shows what the model depends on,
     which is worth knowing but not a fault: low, or info below 50%
 Each finding carries an example pair with both emails' token attributions side by side.
@@ -101,12 +102,24 @@ def summarize(records: list[dict[str, Any]], threshold: float) -> dict[tuple[str
     return out
 
 
+def flip_ci(s: dict[str, Any]) -> tuple[float, float]:
+    """95% Wilson interval of a flip rate: 3 flips of 6 emails is weak evidence, 30 of 60 is not."""
+    from scipy.stats import binomtest
+
+    n = int(s["n"])
+    if n == 0:
+        return 0.0, 1.0
+    ci = binomtest(int(round(s["flip_rate"] * n)), n).proportion_ci(0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts) -> str | None:
     rate = max(worst["flip_rate"], overall["flip_rate"])
     if rate < float(opts["flip_rate"]):
         return None
     if effect == "label-preserving":
-        if worst["flip_rate"] >= 0.5 and worst["n"] >= int(opts["min_emails"]):
+        # high only when the sample rules out a flip rate under 50% (not on a handful of emails)
+        if flip_ci(worst)[0] >= 0.5 and worst["n"] >= int(opts["min_emails"]):
             return "high"
         return "medium"
     return "low" if rate >= 0.5 else "info"
@@ -157,7 +170,8 @@ def run(study) -> list[Finding]:
                 kind="edit_sensitivity", severity=sev,
                 title=(f"{_who(cell)}: '{edit}' flips {worst['flip_rate']:.0%} of decisions in {worst_dom}"),
                 summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). In {worst_dom} it changes "
-                         f"{worst['flip_rate']:.0%} of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
+                         f"{worst['flip_rate']:.0%} (95% CI {flip_ci(worst)[0]:.0%}-{flip_ci(worst)[1]:.0%}) "
+                         f"of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
                          f"{worst['to_phishing']} to phishing; mean margin change {worst['mean_delta']:+.2f}); over all "
                          f"domains {overall['flip_rate']:.0%} of {overall['n']}."),
                 evidence={"cell": cell.name, "paradigm": cell.paradigm, "edit": edit, "effect": overall["effect"],

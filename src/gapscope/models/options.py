@@ -18,7 +18,7 @@ from gapscope.errors import GapscopeError
 T = TypeVar("T")
 
 # Keys the study runner reads from the same [[models]] table; models ignore them.
-RUNNER_KEYS = frozenset({"max_train", "max_test", "threshold"})
+RUNNER_KEYS = frozenset({"max_train", "max_test", "threshold", "ray_num_cpus", "ray_num_gpus"})
 
 
 def _accepts(tp: Any, value: Any) -> bool:
