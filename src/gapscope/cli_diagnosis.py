@@ -73,7 +73,7 @@ def validate(
                                "LM: smollm2)."),
     out: Path | None = typer.Option(None, "--out", help="Keep the corpora and runs here (default: a temp dir)."),
     llm_rows: int | None = typer.Option(None, "--llm-rows", help="Emails per domain of the smollm2 slice "
-                                        "(default 160 for the shortcut checks, 300 for noise; more is slower "
+                                        "(default 160 for the shortcut checks, 1200 for noise; more is slower "
                                         "and gives the LoRA cell more to learn from)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ):

@@ -38,13 +38,14 @@ DEMO_DETECTORS = {
 }
 
 
-def demo_spec(corpus_dir: Path, domains: list[str], quick: bool) -> str:
+def demo_spec(domains: list[str], quick: bool) -> str:
+    """The demo's study spec; it sits next to the corpus folder, and dataset paths are relative to it."""
     lines = [
         "[study]", 'name = "gapscope-demo"', "seed = 0", "test_fraction = 0.3",
         f"max_test_per_domain = {40 if quick else 50}", "",
     ]
     for d in domains:
-        lines += ["[[datasets]]", f'name = "{d}"', f'path = "{(corpus_dir / (d + ".jsonl")).as_posix()}"', ""]
+        lines += ["[[datasets]]", f'name = "{d}"', f'path = "corpus/{d}.jsonl"', ""]
     names = ", ".join(f'"{d}"' for d in domains)
     specs = ", ".join(f'"{d}"' for d in domains if d in SPECIALISTS)
     lines += ["[paradigms]", f"specialist = [{specs}]", f"generalist = [{names}]",
@@ -83,7 +84,7 @@ def run_demo(out: Path, quick: bool = False) -> Path:
     corpus.write(corpus_dir)
     domains = sorted({r.domain for r in corpus.rows})
     spec_path = out / "demo.toml"
-    spec_path.write_text(demo_spec(corpus_dir, domains, quick), encoding="utf-8")
+    spec_path.write_text(demo_spec(domains, quick), encoding="utf-8")
     progress.info(f"demo corpus: {len(corpus.rows)} emails in {len(domains)} domains ({', '.join(domains)})")
     res = run_study(spec_path, out / "run")
     progress.info(f"demo finished in {res.seconds:.0f}s")
