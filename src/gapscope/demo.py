@@ -33,6 +33,7 @@ DEMO_DETECTORS = {
     "attributions": {"emails_per_domain_llm": 6, "max_evals_llm": 12},
     "minimal_pairs": {"emails_per_domain_llm": 6},
     "drift": {"max_probes_per_family": 12},
+    "backdoor": {"n_emails": 16},
     "internals": {"max_test_per_domain": 30, "layers": 8, "patch_layers": 6, "base_examples": 12,
                   "attention_examples": 8},
 }

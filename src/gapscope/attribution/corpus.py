@@ -23,6 +23,7 @@ email's attribution (shortcuts, minimal pairs, the report) reuses it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections import defaultdict
@@ -234,10 +235,8 @@ class ModelCache:
     @classmethod
     def clear(cls) -> None:
         if cls._model is not None:
-            try:
+            with contextlib.suppress(Exception):  # freeing memory must never fail a detector
                 cls._model.close()
-            except Exception:  # noqa: BLE001  (freeing memory must never fail a detector)
-                pass
         cls._model, cls._key = None, None
 
 

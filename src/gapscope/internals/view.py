@@ -14,6 +14,7 @@ tokenizer, opts).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class Item:
         return len(self.ids)
 
 
-class ModelView:
+class ModelView(abc.ABC):
     kind = ""
     readout_site = "answer"  # "answer" or "mean": the cached site the readout applies to
 
@@ -56,16 +57,18 @@ class ModelView:
 
     # -- structure ------------------------------------------------------------------
     @property
-    def module(self) -> torch.nn.Module:  # what forward() runs and hooks attach to
-        raise NotImplementedError
+    @abc.abstractmethod
+    def module(self) -> torch.nn.Module:
+        """What forward() runs and hooks attach to."""
 
     @property
     def n_layers(self) -> int:
         return self.stack.n_layers
 
     @property
+    @abc.abstractmethod
     def tokenizer(self):
-        raise NotImplementedError
+        """The model's tokenizer."""
 
     @property
     def device(self) -> torch.device:
@@ -79,8 +82,9 @@ class ModelView:
     def batch_size(self) -> int:
         return int(getattr(self.model.opts, "eval_batch_size", 16))
 
+    @abc.abstractmethod
     def encode(self, texts: Sequence[str]) -> list[Item]:
-        raise NotImplementedError
+        """Token ids and the email span of each text, as the model reads it."""
 
     def anchor(self, item: Item) -> int:
         """The single position cached as "answer": the last token (causal LM), [CLS] (encoder)."""
@@ -96,16 +100,17 @@ class ModelView:
         return w
 
     # -- forward --------------------------------------------------------------------
+    @abc.abstractmethod
     def _final(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Run the model; (b, T, d) final hidden states (final-normed where the model norms)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         """Label margin from a residual vector at the readout site, (n, d) -> (n,), float32."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _pooled_final(self, items: Sequence[Item], final: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(b, d) final state at the readout site of each item."""
 
     def batch(self, items: Sequence[Item]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = pad_right([it.ids for it in items], self.model.pad_id, self.pad_multiple)
@@ -133,10 +138,9 @@ class ModelView:
         return out
 
     # -- variants -------------------------------------------------------------------
-    @contextlib.contextmanager
-    def as_base(self) -> Iterator["ModelView"]:
+    @abc.abstractmethod
+    def as_base(self) -> contextlib.AbstractContextManager["ModelView"]:
         """The same view with the fine-tuning switched off (LoRA disabled / base weights)."""
-        raise NotImplementedError
 
     @property
     def has_base(self) -> bool:
