@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gapscope import progress
+from gapscope.study.spec import toml_value
 
 # Sized by measurement on a 2-core CPU (see README, Performance).
 DEMO_MODELS = {
@@ -59,18 +60,13 @@ def demo_spec(domains: list[str], quick: bool) -> str:
         for k, v in opts.items():
             if quick and k == "max_train":
                 v = min(v, 64)
-            lines.append(f"{k} = " + (f'"{v}"' if isinstance(v, str) else str(v)))
+            lines.append(f"{k} = {toml_value(v)}")
         lines.append("")
     lines.append("[detectors]")
     for k, v in DEMO_DETECTORS.items():
-        lines.append(f"{k} = {_toml(v)}")
+        lines.append(f"{k} = {toml_value(v)}")
     return "\n".join(lines) + "\n"
 
-
-def _toml(v) -> str:
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
-    return f'"{v}"' if isinstance(v, str) else str(v)
 
 
 def run_demo(out: Path, quick: bool = False) -> Path:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gapscope import progress
+from gapscope.study.spec import toml_value
 
 MODEL_SPECS = {
     "tfidf": {"name": "tfidf", "kind": "tfidf-lr"},
@@ -71,34 +72,20 @@ class CheckResult:
         return asdict(self)
 
 
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
-    raise TypeError(type(v))
-
-
 def write_spec(path: Path, *, name: str, seed: int, domains: list[str], models: list[dict[str, Any]],
                specialist: list[str], generalist: list[str] | None = None, test_fraction: float = 0.3,
                max_test_per_domain: int | None = None, detectors: dict[str, Any] | None = None) -> Path:
-    lines = ["[study]", f"name = {_toml(name)}", f"seed = {seed}", f"test_fraction = {test_fraction}",
+    lines = ["[study]", f"name = {toml_value(name)}", f"seed = {seed}", f"test_fraction = {test_fraction}",
              "bootstrap = 200"]
     if max_test_per_domain:
         lines.append(f"max_test_per_domain = {max_test_per_domain}")
     for d in domains:
-        lines += ["", "[[datasets]]", f"name = {_toml(d)}", f"path = {_toml(d + '.jsonl')}"]
-    lines += ["", "[paradigms]", f"specialist = {_toml(specialist)}", f"generalist = {_toml(generalist or [])}"]
+        lines += ["", "[[datasets]]", f"name = {toml_value(d)}", f"path = {toml_value(d + '.jsonl')}"]
+    lines += ["", "[paradigms]", f"specialist = {toml_value(specialist)}", f"generalist = {toml_value(generalist or [])}"]
     for m in models:
-        lines += ["", "[[models]]"] + [f"{k} = {_toml(v)}" for k, v in m.items()]
+        lines += ["", "[[models]]"] + [f"{k} = {toml_value(v)}" for k, v in m.items()]
     if detectors:
-        lines += ["", "[detectors]"] + [f"{k} = {_toml(v)}" for k, v in detectors.items()]
+        lines += ["", "[detectors]"] + [f"{k} = {toml_value(v)}" for k, v in detectors.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -25,6 +25,7 @@ first use) before timing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -126,10 +127,8 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
         "deletion_auc": fo["deletion_auc"] <= fs["deletion_auc"], "insertion_auc": fo["insertion_auc"] >= fs["insertion_auc"],
         "comprehensiveness": fo["comprehensiveness"] >= fs["comprehensiveness"],
         "sufficiency": fo["sufficiency"] <= fs["sufficiency"]}
-    try:
+    with contextlib.suppress(Exception):  # freeing the model must not lose the results
         model.close()
-    except Exception:  # noqa: BLE001
-        pass
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import resource
@@ -44,13 +45,11 @@ def timer(out: dict, key: str):
 def machine() -> dict[str, Any]:
     info = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    try:
+    with contextlib.suppress(OSError):  # no /proc/cpuinfo (not Linux): keep platform's name
         for line in open("/proc/cpuinfo", encoding="utf-8"):
             if line.startswith("model name"):
                 info["cpu"] = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     return info
 
 

@@ -12,6 +12,7 @@ and count them under a small set of reasons.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 from dataclasses import dataclass
 from email import errors as email_errors
@@ -121,11 +122,9 @@ def collapse_whitespace(text: str) -> str:
 def html_to_text(html: str) -> str:
     """Visible text of an HTML document, links as "text (url)", whitespace collapsed."""
     parser = _HTMLText()
-    try:
+    with contextlib.suppress(Exception):  # html.parser is lenient; anything left is garbage, keep what we have
         parser.feed(html)
         parser.close()
-    except Exception:  # html.parser is lenient; anything left is garbage, keep what we have
-        pass
     return parser.text()
 
 
@@ -136,14 +135,10 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
     """
     first = "utf-8"
     if charset:
-        try:
+        with contextlib.suppress(LookupError):  # unknown charset name: fall back to UTF-8
             first = codecs.lookup(charset).name
-        except LookupError:
-            pass
-    try:
+    with contextlib.suppress(UnicodeDecodeError, ValueError):
         return data.decode(first), True
-    except (UnicodeDecodeError, ValueError):
-        pass
     for name in ("utf-8", "cp1252"):
         try:
             return data.decode(name), False

@@ -73,17 +73,17 @@ def write_corpus(out: Path, *, seed: int, domains: tuple[str, str], n_per_domain
 
 def write_spec(out: Path, *, domains: tuple[str, str], seed: int, source: str, model_options: dict,
                detector_options: dict, max_test_per_domain: int) -> Path:
-    from gapscope.study.spec import _toml_value
+    from gapscope.study.spec import toml_value
 
     lines = ["[study]", 'name = "internals-validation"', f"seed = {seed}", "test_fraction = 0.3",
              "bootstrap = 100", f"max_test_per_domain = {max_test_per_domain}", ""]
     for d in domains:
-        lines += ["[[datasets]]", f"name = {_toml_value(d)}", f"path = {_toml_value(d + '.jsonl')}", ""]
-    lines += ["[paradigms]", f"specialist = {_toml_value([domains[0]])}", "generalist = []", "lodo = false", "",
-              "[[models]]", 'name = "smollm2"', 'kind = "causal-lm"', f"source = {_toml_value(source)}"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in model_options.items()]
+        lines += ["[[datasets]]", f"name = {toml_value(d)}", f"path = {toml_value(d + '.jsonl')}", ""]
+    lines += ["[paradigms]", f"specialist = {toml_value([domains[0]])}", "generalist = []", "lodo = false", "",
+              "[[models]]", 'name = "smollm2"', 'kind = "causal-lm"', f"source = {toml_value(source)}"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in model_options.items()]
     lines += ["", "[detectors]", 'enabled = ["internals"]', "", "[detectors.internals]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in detector_options.items()]
+    lines += [f"{k} = {toml_value(v)}" for k, v in detector_options.items()]
     p = out / "study.toml"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return p

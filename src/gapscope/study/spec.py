@@ -57,33 +57,33 @@ class StudySpec:
         lines = ["[study]"]
         for k, v in asdict(self.study).items():
             if v is not None:
-                lines.append(f"{k} = {_toml_value(v)}")
+                lines.append(f"{k} = {toml_value(v)}")
         for d in self.datasets:
-            lines += ["", "[[datasets]]", f"name = {_toml_value(d.domain)}", f"path = {_toml_value(str(d.path))}"]
+            lines += ["", "[[datasets]]", f"name = {toml_value(d.domain)}", f"path = {toml_value(str(d.path))}"]
             for k in ("format", "text", "subject", "body", "label", "label_value", "id"):
                 v = getattr(d, k)
                 if v is not None:
-                    lines.append(f"{k} = {_toml_value(v)}")
+                    lines.append(f"{k} = {toml_value(v)}")
             if d.label_map:
-                lines.append(f"label_map = {_toml_value(d.label_map)}")
+                lines.append(f"label_map = {toml_value(d.label_map)}")
         p = self.paradigms
-        lines += ["", "[paradigms]", f"specialist = {_toml_value(p.specialist)}",
-                  f"generalist = {_toml_value(p.generalist)}",
-                  f"generalist_size = {_toml_value(p.generalist_size)}", f"lodo = {_toml_value(p.lodo)}"]
+        lines += ["", "[paradigms]", f"specialist = {toml_value(p.specialist)}",
+                  f"generalist = {toml_value(p.generalist)}",
+                  f"generalist_size = {toml_value(p.generalist_size)}", f"lodo = {toml_value(p.lodo)}"]
         for m in self.models:
-            lines += ["", "[[models]]", f"name = {_toml_value(m.name)}", f"kind = {_toml_value(m.kind)}"]
+            lines += ["", "[[models]]", f"name = {toml_value(m.name)}", f"kind = {toml_value(m.kind)}"]
             if m.source:
-                lines.append(f"source = {_toml_value(m.source)}")
+                lines.append(f"source = {toml_value(m.source)}")
             for k, v in sorted(m.options.items()):
-                lines.append(f"{k} = {_toml_value(v)}")
+                lines.append(f"{k} = {toml_value(v)}")
         if self.detectors:
             lines += ["", "[detectors]"]
             for k, v in sorted(self.detectors.items()):
-                lines.append(f"{k} = {_toml_value(v)}")
+                lines.append(f"{k} = {toml_value(v)}")
         return "\n".join(lines) + "\n"
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
@@ -91,14 +91,14 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
 def _toml_key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+    return k if k.replace("_", "").replace("-", "").isalnum() else toml_value(k)
 
 
 def load_spec(path: Path | str) -> StudySpec:
