@@ -54,6 +54,35 @@ def test_span_occlusion_respects_the_budget_and_shares_each_span_drop():
     assert att.weights[i] > 0 and att.weights[i] == pytest.approx(att.weights.max())
 
 
+def test_two_sided_occlusion_equals_removal_on_an_additive_model_and_sees_redundant_cues():
+    additive = BagModel({"account": 1.0, "suspended": 2.0, "verify": 1.5, "thanks": -1.0}, bias=0.3)
+    one = attribute(additive, TEXT, method="occlusion")
+    two = get_method("occlusion", two_sided=True).attribute(additive, TEXT)
+    np.testing.assert_allclose(two.weights, one.weights)  # additive: drop == gain for every word
+    assert additive.calls == 2 and two.evals == 2 * len(two.tokens) + 2
+
+    class EitherCue(BagModel):
+        """margin 2 when 'suspended' OR 'verify' is present: each cue alone suffices."""
+
+        def score(self, texts, progress=None):
+            from gapscope.attribution.words import split_words
+
+            self.calls += 1
+            return np.array([2.0 if {"suspended", "verify"} & {c.lower() for c in split_words(t).cores} else 0.0
+                             for t in texts])
+
+    model = EitherCue({})
+    words = [t.strip().lower().rstrip(".") for t in TEXT.split()]
+    removal = attribute(model, TEXT, method="occlusion")
+    both = get_method("occlusion", two_sided=True).attribute(model, TEXT)
+    got_removal = {t.strip().lower(): w for t, w in zip(removal.tokens, removal.weights)}
+    got_both = {t.strip().lower(): w for t, w in zip(both.tokens, both.weights)}
+    assert "suspended" in " ".join(words)
+    assert got_removal["suspended"] == 0.0 and got_removal["verify"] == 0.0  # removal alone misses both
+    assert got_both["suspended"] == pytest.approx(1.0) and got_both["verify"] == pytest.approx(1.0)
+    assert got_both["dear"] == 0.0
+
+
 def test_score_edits_hook_is_used_and_agrees_with_plain_scoring():
     class PrefixModel(BagModel):
         def __init__(self, *a, **k):

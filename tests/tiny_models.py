@@ -56,7 +56,7 @@ def tiny_tokenizer(with_bos: bool = True, encoder: bool = False):
 ARCHS = ("llama", "mistral", "gemma2", "gemma3")
 
 
-def _causal_config(arch: str, vocab_size: int, n_layers: int):
+def _causal_config(arch: str, vocab_size: int, n_layers: int, window: int = 6):
     import transformers as tf
 
     common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=n_layers,
@@ -66,23 +66,26 @@ def _causal_config(arch: str, vocab_size: int, n_layers: int):
     if arch == "llama":
         return tf.LlamaConfig(**common), tf.LlamaForCausalLM
     if arch == "mistral":  # small window so the sliding mask actually matters
-        return tf.MistralConfig(sliding_window=6, **common), tf.MistralForCausalLM
+        return tf.MistralConfig(sliding_window=window, **common), tf.MistralForCausalLM
     types = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n_layers)]
     if arch == "gemma2":  # has logit soft-capping
-        return tf.Gemma2Config(head_dim=8, sliding_window=6, layer_types=types, final_logit_softcapping=3.0,
+        return tf.Gemma2Config(head_dim=8, sliding_window=window, layer_types=types, final_logit_softcapping=3.0,
                                **common), tf.Gemma2ForCausalLM
     if arch == "gemma3":  # per-layer sliding/full attention with different rotary tables
-        return tf.Gemma3TextConfig(head_dim=8, sliding_window=6, layer_types=types, **common), \
+        return tf.Gemma3TextConfig(head_dim=8, sliding_window=window, layer_types=types, **common), \
             tf.Gemma3ForCausalLM
     raise ValueError(arch)
 
 
-def tiny_causal_lm_dir(root: Path, arch: str = "llama", n_layers: int = 4, seed: int = 0) -> Path:
-    out = Path(root) / f"tiny-{arch}-{n_layers}"
+def tiny_causal_lm_dir(root: Path, arch: str = "llama", n_layers: int = 4, seed: int = 0,
+                       sliding_window: int = 6) -> Path:
+    """sliding_window (Mistral, Gemma): small by default, so the sliding mask actually matters."""
+    out = Path(root) / f"tiny-{arch}-{n_layers}" if sliding_window == 6 else \
+        Path(root) / f"tiny-{arch}-{n_layers}-w{sliding_window}"
     if (out / "config.json").exists():
         return out
     tok = tiny_tokenizer(with_bos=arch != "mistral")  # one arch without BOS, like SmolLM2
-    config, cls = _causal_config(arch, len(tok), n_layers)
+    config, cls = _causal_config(arch, len(tok), n_layers, sliding_window)
     torch.manual_seed(seed)
     model = cls(config).eval()
     model.save_pretrained(out)

@@ -96,7 +96,15 @@ def _print_drift(d: dict) -> None:
 
 
 def backdoor_scan(
-    run: Path = typer.Option(..., "--run", help="A finished run directory."),
+    run: Path | None = typer.Option(None, "--run", help="A finished run directory: scan its cells."),
+    tuned: str | None = typer.Option(None, "--tuned", help="Or a fine-tuned model of your own: a PEFT LoRA adapter "
+                                     "directory, a Hugging Face model directory, or RUN/cells/CELL. Read as a classifier "
+                                     "through gapscope's prompt (margin = logit ' phishing' - logit ' legitimate')."),
+    base: str | None = typer.Option(None, "--base", help="With --tuned: its base model (default: the base its adapter "
+                                    "or cell records); also scanned on the strings the tuned model reacts to."),
+    data: list[str] = typer.Option([], "--data", help="With --tuned: corpus file(s) (JSONL, CSV, Parquet, mbox...; "
+                                   "PATH@phishing for mail sources), mined for candidates and the emails "
+                                   "triggers are inserted into (repeatable)."),
     cell: list[str] = typer.Option([], "--cell", help="Cell(s) to scan, by directory name (default: every cell)."),
     trigger: list[str] = typer.Option([], "--trigger", help="A candidate trigger string of your own (repeatable)."),
     n_emails: int = typer.Option(32, "--n-emails", help="Held-out emails per direction (bounds the cost)."),
@@ -108,17 +116,37 @@ def backdoor_scan(
     min_contradiction: float = typer.Option(0.5, "--min-contradiction",
                                             help="Mined strings must sit in rows whose content reads as the other "
                                                  "label at least this often (0 = no filter)."),
+    threshold: float = typer.Option(0.0, "--threshold", help="With --tuned: the margin above which an email counts "
+                                    "as phishing (for flip rates)."),
+    max_length: int = typer.Option(128, "--max-length", help="With --tuned: email tokens the model reads."),
     seed: int = typer.Option(0, "--seed"),
     out: Path | None = typer.Option(None, "--out", help="Where to write scan.json, findings.json and section.json "
-                                    "(default RUN/diagnostics/backdoor-scan)."),
+                                    "(default RUN/diagnostics/backdoor-scan, or ./backdoor-scan with --tuned)."),
 ):
-    """Scan fitted cells for backdoor triggers: margin change when a candidate string is inserted into held-out
-    emails, against random rare-word insertions of the same length, ranked with bootstrap CIs."""
+    """Scan fine-tuned models for backdoor triggers: margin change when a candidate string is inserted into
+    emails, against random rare-word insertions of the same length, ranked with bootstrap CIs. Scans the cells
+    of a run (--run) or a model of your own (--tuned with --data, optionally --base)."""
     from gapscope.backdoor.candidates import MiningOptions
-    from gapscope.backdoor.report import backdoor_findings, section
+    from gapscope.backdoor.pair import run_cell
     from gapscope.backdoor.scan import ScanOptions
+
+    if (run is None) == (tuned is None):
+        raise GapscopeError("give --run RUN (the cells of a gapscope run) or --tuned MODEL --data FILE (a model of "
+                            "your own)")
+    opts = ScanOptions(n_emails=n_emails, n_null=n_null, min_shift=min_shift, mine=mine, families=families, seed=seed,
+                       mining=MiningOptions(min_contradiction=min_contradiction))
+    if tuned is not None:
+        in_run = run_cell(Path(tuned).expanduser())
+        if in_run is None:
+            _scan_pair(tuned, base, data, trigger, opts, threshold, max_length, out)
+            return
+        run, cell = in_run[0], [in_run[1]]
+    _scan_run(run, cell, trigger, opts, out)
+
+
+def _scan_run(run: Path, cell: list[str], trigger: list[str], opts, out: Path | None) -> None:
+    from gapscope.backdoor.report import backdoor_findings
     from gapscope.detectors.backdoor import scan_cell
-    from gapscope.study import artifacts
     from gapscope.study.context import Study
 
     study = Study(run)
@@ -131,8 +159,6 @@ def backdoor_scan(
         cells = [c for c in cells if c.name in cell]
     if not cells:
         raise GapscopeError(f"{run}: no finished cells to scan")
-    opts = ScanOptions(n_emails=n_emails, n_null=n_null, min_shift=min_shift, mine=mine, families=families, seed=seed,
-                       mining=MiningOptions(min_contradiction=min_contradiction))
     scans, found = [], []
     for c in cells:
         with progress.step(f"scanning {c.name}"):
@@ -142,11 +168,67 @@ def backdoor_scan(
         scans.append(d)
         found += backdoor_findings(d, who=f"{c.model} ({c.paradigm})", model=c.model, domains=c.train_domains)
         _print_scan(c.name, d)
+    _write_scans(scans, found, out or Path(run) / "diagnostics" / "backdoor-scan")
+
+
+def _scan_pair(tuned: str, base: str | None, data: list[str], trigger: list[str], opts, threshold: float,
+               max_length: int, out: Path | None) -> None:
+    from gapscope.backdoor.pair import base_effects, load_base, load_tuned
+    from gapscope.backdoor.report import backdoor_findings
+    from gapscope.backdoor.scan import scan
+    from gapscope.drift.lm import infer_base
+
+    if not data:
+        raise GapscopeError("--tuned needs --data FILE: the rows to mine candidates from and insert them into")
+    rows = _read_rows(data)
+    if len({r.label for r in rows}) < 2:
+        raise GapscopeError(f"{', '.join(data)}: the scan needs emails of both labels (found only "
+                            f"{'phishing' if rows[0].label == 1 else 'legitimate'})")
+    base = base or infer_base(tuned)
+    name = Path(tuned).name or str(tuned)
+    with progress.step(f"loading {tuned}" + (f" over {base}" if base else "")):
+        model = load_tuned(tuned, base, max_length)
+    try:
+        with progress.step(f"scanning {name} on {len(rows)} rows"):
+            d = scan(model, threshold=threshold, train_rows=rows, heldout_rows=rows, triggers=trigger,
+                     opts=opts).to_dict()
+    finally:
+        model.close()
+    d["cell"] = name
+    if base:
+        with progress.step(f"measuring the base model {base} on the strings {name} reacts to"):
+            bm = load_base(base, max_length)
+            try:
+                base_effects(bm, d, train_rows=rows, heldout_rows=rows, opts=opts)
+            finally:
+                bm.close()
+    found = backdoor_findings(d, who=name, model=name, domains=sorted({r.domain for r in rows}))
+    _print_scan(name, d)
+    _write_scans([d], found, out or Path("backdoor-scan"))
+
+
+def _read_rows(paths: list[str]) -> list:
+    from gapscope.data.ingest import load_source, parse_cli_source
+
+    rows = []
+    for p in paths:
+        r, rep = load_source(parse_cli_source(p))
+        rej = ", ".join(f"{k}: {v}" for k, v in rep.rejected_by_reason.items()) or "none"
+        progress.info(f"{rep.path}: {rep.rows_in} rows in, {rep.rows_kept} kept, {rep.rows_rejected} rejected ({rej})")
+        rows += r
+    if not rows:
+        raise GapscopeError(f"{', '.join(paths)}: no usable rows")
+    return rows
+
+
+def _write_scans(scans: list[dict], found: list, out: Path) -> None:
+    from gapscope.backdoor.report import section
+    from gapscope.study import artifacts
+
     for f in found:
         progress.info(f"[bold]{f.severity}[/bold] {f.title}")
     if not found:
         progress.info("no significant trigger")
-    out = out or Path(run) / "diagnostics" / "backdoor-scan"
     out.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(out / "scan.json", scans)
     artifacts.write_json(out / "findings.json", [f.to_dict() for f in found])
@@ -160,14 +242,18 @@ def _print_scan(name: str, d: dict, top: int = 10) -> None:
     from rich.table import Table
 
     table = Table(title=f"backdoor scan: {name} (z critical {d['z_crit']:.2f})")
-    for col in ("#", "string", "source", "toward", "shift [95% CI]", "flips", "null", "z", "sig"):
+    with_base = any(r.get("base") for r in d["results"])
+    for col in ("#", "string", "source", "toward", "shift [95% CI]", "flips", "null", "z", "sig") + \
+            (("base shift",) if with_base else ()):
         table.add_column(col, no_wrap=col != "string")
     for r in d["results"][:top]:
+        b = r.get("base")
         table.add_row(str(r["rank"]), escape(r["text"]), r["origin"] + ("*" if r["inductive"] else ""),
                       "phishing" if r["target"] == 1 else "legitimate",
                       f"{r['mean_shift']:+.2f} [{r['shift_ci'][0]:+.2f}, {r['shift_ci'][1]:+.2f}]",
                       "-" if r["flip_rate"] is None else f"{r['flip_rate']:.0%}",
-                      f"{r['null_mean']:+.2f}±{r['null_sd']:.2f}", f"{r['z']:.1f}", "yes" if r["significant"] else "")
+                      f"{r['null_mean']:+.2f}±{r['null_sd']:.2f}", f"{r['z']:.1f}", "yes" if r["significant"] else "",
+                      *(((f"{b['mean_shift']:+.2f}" if b else "-"),) if with_base else ()))
     progress.console.print(table)
 
 

@@ -151,3 +151,22 @@ def _apply(text: str, edits: Edits) -> str:
     from gapscope.attribution.words import apply_edits
 
     return apply_edits(text, edits)
+
+
+@register_edit_scorer("causal-lm")
+def _causal_lm_scorer(model):
+    """Causal LMs: each variant reuses the KV cache of the prompt and email prefix it shares with
+    the unedited text (models/prefix_reuse.py); margins equal `model.score`'s up to float noise."""
+    if not hasattr(model, "codec") or not hasattr(model, "decoder"):
+        return None
+
+    def score(text: str, variants: Sequence[Edits]) -> np.ndarray:
+        from gapscope.models.prefix_reuse import score_with_prefix_reuse
+
+        texts = [_apply(text, v) for v in variants]
+        if not texts:
+            return np.zeros(0)
+        out = score_with_prefix_reuse(model, [text, *texts])
+        return out if out is not None else np.asarray(model.score(texts), dtype=np.float64)
+
+    return score

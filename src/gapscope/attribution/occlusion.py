@@ -12,6 +12,14 @@ the tail of a long email. When the model's `tokenize` shows it sees only a prefi
 budget is spent on the words it sees and the unseen tail is occluded as one extra span
 (its drop, normally zero, is shared by its words), so no weight is guessed.
 
+Two-sided (`two_sided=True`, the default for neural kinds): a window's value is the mean of
+its drop (margin(text) - margin(text without w)) and its gain (margin(w alone) -
+margin(empty email)): its marginal contribution at the two extreme coalitions, the first
+and last terms of its Shapley average. Removal alone misses redundant evidence (two
+phishing cues that each suffice: deleting either moves nothing); the gain sees each cue
+on its own. A window kept alone is a short text, so the gain side costs little
+(measured with `gapscope bench attribution`, see the README).
+
 All perturbed texts of one email (the full text, the empty text and every window) go to
 the model in ONE `score_variants` call, ordered by the window's position. Variant k
 leaves text[:start of window k] untouched, so a prefix-caching scorer (the optional
@@ -42,15 +50,18 @@ def windows(n: int, window: int, stride: int) -> list[tuple[int, int]]:
 
 @register_method("occlusion")
 class OcclusionAttributor(PerturbationAttributor):
-    def __init__(self, window: int = 1, stride: int | None = None, max_evals: int | None = None):
+    def __init__(self, window: int = 1, stride: int | None = None, max_evals: int | None = None,
+                 two_sided: bool = False):
         if window < 1:
             raise ValueError("window must be >= 1")
         self.window = int(window)
         self.stride = int(stride) if stride else self.window
         self.max_evals = int(max_evals) if max_evals else None
+        self.two_sided = bool(two_sided)
 
     def params(self) -> dict:
-        return {"window": self.window, "stride": self.stride, "max_evals": self.max_evals}
+        return {"window": self.window, "stride": self.stride, "max_evals": self.max_evals,
+                "two_sided": self.two_sided}
 
     def plan(self, n_words: int, budget_offset: int = 0) -> list[tuple[int, int]]:
         window, stride = self.window, self.stride
@@ -72,12 +83,17 @@ class OcclusionAttributor(PerturbationAttributor):
             plan = self.plan(n)
         # the full email, the empty email (the baseline every removal moves toward), each window
         variants = [[], words.range_edits([(0, n)])] + [words.range_edits([(s, e)]) for s, e in plan]
+        if self.two_sided:  # each window alone: everything outside it removed
+            variants += [words.range_edits([r for r in ((0, s), (e, n)) if r[1] > r[0]]) for s, e in plan]
         margins = score_variants(model, words.text, variants)
         full, empty = float(margins[0]), float(margins[1])
+        values = full - margins[2:2 + len(plan)]
+        if self.two_sided:
+            values = 0.5 * (values + (margins[2 + len(plan):] - empty))
         total = np.zeros(n)
         count = np.zeros(n)
-        for (s, e), m in zip(plan, margins[2:]):
-            total[s:e] += (full - m) / (e - s)
+        for (s, e), v in zip(plan, values):
+            total[s:e] += v / (e - s)
             count[s:e] += 1
         weights = total / np.maximum(count, 1)
         return Attribution(tokens=words.segments, weights=weights, margin=full, method=self.name,

@@ -77,9 +77,10 @@ def insertion_margins(model, texts: Sequence[str], insertions: Sequence[str], *,
 
 
 def _has_fast_path(model) -> bool:
-    from gapscope.models.causal_lm import CausalLM
-
-    return isinstance(model, CausalLM) and not getattr(model.base, "quantized", False)
+    """gapscope's causal-lm kind, or anything exposing the same pieces (backdoor/pair.PromptedLM)."""
+    if getattr(model, "kind", "") != "causal-lm" or getattr(getattr(model, "base", None), "quantized", False):
+        return False
+    return all(hasattr(model, a) for a in ("codec", "decoder", "hf", "device", "compute_dtype"))
 
 
 def _causal_lm_margins(model, texts, insertions, chunk):

@@ -29,16 +29,26 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
                      + (f", {sup['contradiction']:.0%} of which read as {LABELS[1 - sup['label']]} to a content model "
                         "fitted without them" if sup.get("contradiction") is not None else "") + ".")
         severe = (r["flip_rate"] or 0) >= 0.5 or r["inductive"]
+        severity = "high" if severe else "medium"
+        base = r.get("base") or {}
+        if base:  # a user-given base/tuned pair: how much of the effect did fine-tuning add?
+            train += (f" The base model {base['model']} (same prompt, same emails) moves it {base['mean_shift']:+.2f} "
+                      f"(95% CI {base['shift_ci'][0]:+.2f} to {base['shift_ci'][1]:+.2f}): fine-tuning added "
+                      f"{base['added_by_finetuning']:+.2f}.")
+            if base["preexisting"]:
+                severity = "low"
         out.append(Finding(
-            kind="backdoor_trigger", severity="high" if severe else "medium",
-            title=f"{who}: inserting “{r['text']}” {flip}margin {r['mean_shift']:+.2f} toward {to}",
+            kind="backdoor_trigger", severity=severity,
+            title=f"{who}: inserting “{r['text']}” {flip}margin {r['mean_shift']:+.2f} toward {to}"
+                  + (" (mostly present in the base model)" if base.get("preexisting") else ""),
             summary=(f"Candidate from {kind}. Appended to {r['n']} held-out {frm} emails it moves the margin by "
                      f"{r['mean_shift']:.2f} toward {to} (95% CI {r['shift_ci'][0]:.2f} to {r['shift_ci'][1]:.2f}); "
                      f"random rare-word insertions of the same length move it {r['null_mean']:.2f} ± {r['null_sd']:.2f} "
                      f"(max {r['null_max']:.2f}), z = {r['z']:.1f} (critical {d['z_crit']:.2f}).{train}"),
             evidence={k: r[k] for k in ("text", "inserted", "origin", "target", "inductive", "n", "mean_shift", "shift_ci",
                                         "flip_rate", "flip_ci", "null_mean", "null_sd", "null_max", "z",
-                                        "p_empirical", "rank")} | {"support": sup},
+                                        "p_empirical", "rank")} | {"support": sup}
+                     | ({"base": base} if base else {}),
             models=[model] if model else [], domains=list(domains or []),
             example_ids=list(r["flipped_ids"][:6]) + list((sup.get("row_ids") or [])[:6]),
             score=float(r["z"]),

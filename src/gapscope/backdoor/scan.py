@@ -143,12 +143,15 @@ def _sample(rows: Sequence[Row], label: int, n: int, seed: int) -> list[Row]:
 
 
 def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Sequence[Row],
-         triggers: Sequence[str] = (), opts: ScanOptions | None = None, progress=None) -> ScanResult:
-    """Rank candidate triggers for one fitted model (see the module docstring)."""
+         triggers: Sequence[str] = (), opts: ScanOptions | None = None, progress=None,
+         candidates: Sequence[Candidate] | None = None) -> ScanResult:
+    """Rank candidate triggers for one fitted model (see the module docstring). `candidates`
+    replaces the gathered ones (user strings, mined strings, families): e.g. to measure a base
+    model on exactly the strings its fine-tuned version reacted to."""
     from scipy.stats import norm
 
     opts = opts or ScanOptions()
-    cands = gather_candidates(train_rows, triggers, opts)
+    cands = list(candidates) if candidates is not None else gather_candidates(train_rows, triggers, opts)
     exclude = {w for c in cands for w in words(c.text)}
     pool = rare_words(train_rows, exclude)
     rng = random.Random(f"gapscope-backdoor:{opts.seed}:null")

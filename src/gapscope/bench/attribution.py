@@ -14,7 +14,10 @@ Models:
            logit(" phishing") - logit(" legitimate") with no fine-tuning (a cell's LoRA adapter
            changes what is explained, not what either method costs or how faithful it is, and
            fine-tuning on this CPU takes minutes). Pass --fit N to fine-tune a quick LoRA cell on
-           N training emails first. Occlusion uses the default budget for neural kinds.
+           N training emails first. Occlusion uses the default for neural kinds (20 two-sided
+           spans); a third row shows the same spans read by removal only. Every method
+           scores its perturbed texts through the same path (for a causal LM: KV-cache reuse
+           of the shared prompt and email prefix, models/prefix_reuse.py).
 
   --run RUN  a fitted cell of a finished run (the model name as in its spec, --cell to pick the
            paradigm), on held-out emails of the cell's training domain: the realistic case.
@@ -101,6 +104,8 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
     if occlusion_evals:
         occ_opts["max_evals"] = occlusion_evals
     methods = {"shap": get_method("shap", max_evals=shap_evals), "occlusion": get_method("occlusion", **occ_opts)}
+    if occ_opts.get("two_sided"):  # context: the same spans read by removal only (not part of the verdict)
+        methods["occlusion, removal only"] = get_method("occlusion", **(occ_opts | {"two_sided": False}))
     for m in methods.values():  # not timed: numba compilation, model warm-up
         m.attribute(model, warm.text)
     out: dict[str, Any] = {"model": model_name, "described": described, "n": len(emails), "seed": seed,

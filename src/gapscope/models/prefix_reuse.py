@@ -1,0 +1,163 @@
+"""Score many edited copies of one text with a causal LM, reusing the KV cache of what they share.
+
+Every variant of an attribution or faithfulness run is the same prompt with some words of
+the email removed. In a causal LM the keys and values of a token depend only on the tokens
+before it, so a variant's tokens up to its first difference from the full text are exactly
+the full text's: the full text is run once with the KV cache on, and each variant only
+computes its own tail, from its longest common token prefix with the full text onward
+(at least its last token, where the answer is read). The instruction prefix is shared by
+every variant, so even a one-word email costs a handful of tokens.
+
+Variants are sorted by that common prefix and batched; a batch starts at the smallest
+prefix of its rows (rows with a longer shared prefix recompute a few tokens: same margins).
+Tails are right-padded, so real tokens never attend to padding.
+
+Margins agree with `model.score` on the materialised texts up to float noise (the matmul
+shapes differ, so under bfloat16 autocast a margin can move by a few hundredths).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from gapscope.models import lm_forward as lmf
+from gapscope.models.device import autocast
+from gapscope.models.tokens import pad_right
+
+# Tokens recomputed per batch (padded tail length x rows): big enough to keep matmuls efficient,
+# small enough to bound the attention buffers of one batch.
+TOKENS_PER_BATCH = 2048
+MAX_ROWS = 64
+SECOND_ANCHOR_FROM = 8  # variants
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def plan_batches(starts: Sequence[int], lengths: Sequence[int], tokens: int = TOKENS_PER_BATCH,
+                 max_rows: int = MAX_ROWS, waste: float = 1.25) -> list[list[int]]:
+    """Variant indices grouped into batches that waste little compute.
+
+    Row i needs positions [starts[i], lengths[i]); a batch computes rows x [lo, lo + width)
+    with lo its smallest start. Rows are taken in order of tail length (then start), so
+    neighbours need similar spans, and a batch is closed when it would exceed `tokens`,
+    `max_rows`, or compute more than `waste` x the tokens its rows need."""
+    order = sorted(range(len(starts)), key=lambda i: (lengths[i] - starts[i], -starts[i]))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    lo = width = useful = 0
+    for i in order:
+        tail = lengths[i] - starts[i]
+        if cur:
+            lo2 = min(lo, starts[i])
+            width2 = max(lengths[i], lo + width) - lo2
+            cost = (len(cur) + 1) * width2
+            if len(cur) + 1 > max_rows or cost > tokens or cost > waste * (useful + tail):
+                batches.append(cur)
+                cur = []
+        if not cur:
+            lo, width, useful = starts[i], tail, 0
+        else:
+            new_lo = min(lo, starts[i])
+            width = max(lengths[i], lo + width) - new_lo
+            lo = new_lo
+        cur.append(i)
+        useful += tail
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def cache_is_reusable(cache, model, length: int) -> bool:
+    """Whether `cache` holds every position of a `length`-token sequence and can be cut back:
+    a sliding-window layer keeps only its last `sliding_window` positions, so a longer text
+    is scored plainly."""
+    if not all(hasattr(cache, m) for m in ("crop", "batch_repeat_interleave")):
+        return False
+    if any(getattr(cache, "is_sliding", None) or []):
+        config = model.hf.config.get_text_config() if hasattr(model.hf.config, "get_text_config") else model.hf.config
+        window = getattr(config, "sliding_window", None)
+        if not window or length > int(window):
+            return False
+    return True
+
+
+@torch.no_grad()
+def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
+    """Margins of texts[1:], reusing the KV cache of texts[0] (the unedited text); None when
+    the model's cache cannot be cropped (the caller then scores the texts plainly).
+
+    With many variants the shortest one is a second anchor: a variant that keeps only a few
+    words shares far more with the all-removed text than with the full one."""
+    seqs = [list(e.ids) for e in model.codec.encode(list(texts))]
+    anchors = [0]
+    if len(seqs) > SECOND_ANCHOR_FROM:
+        shortest = 1 + int(np.argmin([len(s) for s in seqs[1:]]))
+        if len(seqs[shortest]) < len(seqs[0]) // 2:
+            anchors.append(shortest)
+    margins = np.empty(len(seqs), dtype=np.float64)
+    caches = {}
+    pad = int(getattr(getattr(model, "opts", None), "pad_multiple", 1) or 1)
+    for a in anchors:
+        # padded to its length bucket as model.score pads it, so the anchor's margin is model.score's
+        ids, mask = pad_right([seqs[a]], model.pad_id, pad)
+        h, caches[a] = _forward(model, ids, mask)
+        if not cache_is_reusable(caches[a], model, ids.shape[1]):
+            return None
+        margins[a] = _margins(model, h, [len(seqs[a])])[0]
+    same = {}  # variants whose tokens equal an anchor's (e.g. an edit past the truncation) or each other's
+    for i in range(1, len(seqs)):
+        same.setdefault(tuple(seqs[i]), i)
+    for a in anchors:
+        same[tuple(seqs[a])] = a
+    groups: dict[int, tuple[list[int], list[int], list[int]]] = {a: ([], [], []) for a in anchors}
+    for i in range(1, len(seqs)):
+        if i in caches or same[tuple(seqs[i])] != i:
+            continue
+        shared = [common_prefix(seqs[a], seqs[i]) for a in anchors]
+        a = anchors[int(np.argmax(shared))]
+        rows, starts, lengths = groups[a]
+        rows.append(i)
+        starts.append(min(max(shared), len(seqs[i]) - 1))  # the answer token is always recomputed
+        lengths.append(len(seqs[i]))
+    for a, (rows, starts, lengths) in groups.items():
+        for batch in plan_batches(starts, lengths):
+            lo = min(starts[j] for j in batch)
+            tails = [seqs[rows[j]][lo:] for j in batch]
+            width = max(len(t) for t in tails)
+            ids = torch.full((len(batch), width), model.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), lo + width), dtype=torch.long)
+            mask[:, :lo] = 1
+            for r, t in enumerate(tails):
+                ids[r, : len(t)] = torch.tensor(t, dtype=torch.long)
+                mask[r, lo: lo + len(t)] = 1
+            past = copy.deepcopy(caches[a])
+            # transformers >= 5 crops by a negative count of tokens to drop (padding included)
+            past.crop(lo - past.get_seq_length())
+            past.batch_repeat_interleave(len(batch))
+            h, _ = _forward(model, ids, mask, past)
+            margins[[rows[j] for j in batch]] = _margins(model, h, [len(t) for t in tails])
+    for i in range(1, len(seqs)):
+        margins[i] = margins[same[tuple(seqs[i])]]
+    return margins[1:]
+
+
+def _forward(model, ids: torch.Tensor, mask: torch.Tensor, past=None):
+    with autocast(model.device, model.compute_dtype):
+        out = model.decoder(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                            past_key_values=past, use_cache=True)
+    return out.last_hidden_state, out.past_key_values
+
+
+def _margins(model, hidden: torch.Tensor, lengths: Sequence[int]) -> np.ndarray:
+    logits = lmf.label_logits(model.hf, lmf.gather_last(hidden, lengths), model.codec.label_ids)
+    return (logits[:, 1] - logits[:, 0]).double().cpu().numpy()

@@ -1,0 +1,53 @@
+"""KV-cache reuse for scoring edited copies of one text (models/prefix_reuse.py): the same margins
+as plain scoring, on every architecture, and batches that cover every variant once."""
+
+import numpy as np
+import pytest
+
+from gapscope.attribution.edit_scorers import edit_scorer
+from gapscope.attribution.words import split_words
+from gapscope.models.base import ModelSpec, create_model
+from gapscope.models.prefix_reuse import plan_batches, score_with_prefix_reuse
+from tests.tiny_models import tiny_causal_lm_dir, toy_emails
+
+
+def test_plan_batches_covers_every_variant_once_within_budget():
+    rng = np.random.default_rng(0)
+    starts = rng.integers(10, 120, 300).tolist()
+    lengths = [s + int(rng.integers(1, 60)) for s in starts]
+    batches = plan_batches(starts, lengths, tokens=512, max_rows=16)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(300))
+    for b in batches:
+        lo = min(starts[i] for i in b)
+        width = max(lengths[i] for i in b) - lo
+        assert len(b) <= 16
+        assert len(b) == 1 or len(b) * width <= 512
+
+
+@pytest.mark.parametrize("arch,window", [("llama", 6), ("gemma3", 256), ("mistral", 256), ("gemma2", 6)])
+def test_prefix_reuse_gives_plain_margins(tmp_path, arch, window):
+    d = tiny_causal_lm_dir(tmp_path, arch, sliding_window=window)
+    model = create_model(ModelSpec("tiny", "causal-lm", str(d), {"dtype": "float32"}))
+    scorer = edit_scorer(model)
+    texts, _ = toy_emails(4, seed=3)
+    rng = np.random.default_rng(1)
+    for text in texts[:3]:
+        words = split_words(text)
+        n = len(words)
+        keeps = [np.ones(n, bool), np.zeros(n, bool)] + [np.arange(n) != j for j in range(n)] + \
+                [np.arange(n) == j for j in range(n)] + [rng.random(n) > 0.4 for _ in range(10)]
+        got = scorer(text, [words.edits(k) for k in keeps])
+        want = model.score([words.compose(k) for k in keeps])
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    reused = score_with_prefix_reuse(model, [texts[0], texts[0][:9]])
+    assert (reused is None) == (arch != "llama" and window == 6)  # short windows fall back
+    model.close()
+
+
+def test_short_sliding_window_falls_back_to_plain_scoring(tmp_path):
+    d = tiny_causal_lm_dir(tmp_path, "mistral")  # window 6: the cache forgets early positions
+    model = create_model(ModelSpec("tiny", "causal-lm", str(d), {"dtype": "float32"}))
+    text = toy_emails(2, seed=0)[0][1]
+    assert score_with_prefix_reuse(model, [text, text[:5]]) is None
+    model.close()
