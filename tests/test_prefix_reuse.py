@@ -15,14 +15,14 @@ def test_plan_batches_covers_every_variant_once_within_budget():
     rng = np.random.default_rng(0)
     starts = rng.integers(10, 120, 300).tolist()
     lengths = [s + int(rng.integers(1, 60)) for s in starts]
-    batches = plan_batches(starts, lengths, tokens=512, max_rows=16)
+    batches = plan_batches(starts, lengths, tokens=512, max_rows=16, context=2048)
     flat = sorted(i for b in batches for i in b)
     assert flat == list(range(300))
     for b in batches:
         lo = min(starts[i] for i in b)
         width = max(lengths[i] for i in b) - lo
         assert len(b) <= 16
-        assert len(b) == 1 or len(b) * width <= 512
+        assert len(b) == 1 or (len(b) * width <= 512 and len(b) * (lo + width) <= 2048)
 
 
 @pytest.mark.parametrize("arch,window", [("llama", 6), ("gemma3", 256), ("mistral", 256), ("gemma2", 6)])

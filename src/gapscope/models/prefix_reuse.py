@@ -32,6 +32,9 @@ from gapscope.models.tokens import pad_right
 # small enough to bound the attention buffers of one batch.
 TOKENS_PER_BATCH = 2048
 MAX_ROWS = 64
+# Positions per batch including the reused prefix (rows x (prefix + tail)): each row gets its own
+# copy of the prefix's keys and values, so this bounds that memory (SmolLM2: ~46 KB per position).
+CONTEXT_PER_BATCH = 4096
 SECOND_ANCHOR_FROM = 8  # variants
 
 
@@ -44,13 +47,14 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def plan_batches(starts: Sequence[int], lengths: Sequence[int], tokens: int = TOKENS_PER_BATCH,
-                 max_rows: int = MAX_ROWS, waste: float = 1.25) -> list[list[int]]:
+                 max_rows: int = MAX_ROWS, waste: float = 1.25, context: int = CONTEXT_PER_BATCH) -> list[list[int]]:
     """Variant indices grouped into batches that waste little compute.
 
     Row i needs positions [starts[i], lengths[i]); a batch computes rows x [lo, lo + width)
     with lo its smallest start. Rows are taken in order of tail length (then start), so
     neighbours need similar spans, and a batch is closed when it would exceed `tokens`,
-    `max_rows`, or compute more than `waste` x the tokens its rows need."""
+    `max_rows`, `context` positions (prefix included), or compute more than `waste` x the tokens
+    its rows need."""
     order = sorted(range(len(starts)), key=lambda i: (lengths[i] - starts[i], -starts[i]))
     batches: list[list[int]] = []
     cur: list[int] = []
@@ -61,7 +65,8 @@ def plan_batches(starts: Sequence[int], lengths: Sequence[int], tokens: int = TO
             lo2 = min(lo, starts[i])
             width2 = max(lengths[i], lo + width) - lo2
             cost = (len(cur) + 1) * width2
-            if len(cur) + 1 > max_rows or cost > tokens or cost > waste * (useful + tail):
+            if len(cur) + 1 > max_rows or cost > tokens or cost > waste * (useful + tail) or \
+                    (len(cur) + 1) * (lo2 + width2) > context:
                 batches.append(cur)
                 cur = []
         if not cur:
