@@ -62,9 +62,7 @@ def data_audit(
     out.mkdir(parents=True, exist_ok=True)
     write_audit(out / "audit.json", result)
     for rep in reports:
-        rej = ", ".join(f"{k}: {v}" for k, v in rep.rejected_by_reason.items()) or "none"
-        progress.info(f"{rep.path}: {rep.rows_in} rows in, {rep.rows_kept} kept, {rep.rows_rejected} rejected "
-                      f"({rej}); labels {dict(rep.label_counts)}")
+        progress.info(rep.summary())
     print(out / "audit.json")
 
 

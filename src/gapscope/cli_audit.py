@@ -213,8 +213,7 @@ def _read_rows(paths: list[str]) -> list:
     rows = []
     for p in paths:
         r, rep = load_source(parse_cli_source(p))
-        rej = ", ".join(f"{k}: {v}" for k, v in rep.rejected_by_reason.items()) or "none"
-        progress.info(f"{rep.path}: {rep.rows_in} rows in, {rep.rows_kept} kept, {rep.rows_rejected} rejected ({rej})")
+        progress.info(rep.summary())
         rows += r
     if not rows:
         raise GapscopeError(f"{', '.join(paths)}: no usable rows")

@@ -78,6 +78,12 @@ class SourceReport:
         self.rows_rejected += 1
         self.rejected_by_reason[reason] += 1
 
+    def summary(self) -> str:
+        """One line: rows in, kept, rejected with their reasons, labels kept."""
+        rej = ", ".join(f"{k}: {v}" for k, v in self.rejected_by_reason.items()) or "none"
+        return (f"{self.path}: {self.rows_in} rows in, {self.rows_kept} kept, {self.rows_rejected} rejected ({rej}); "
+                f"labels {dict(self.label_counts)}")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
