@@ -237,21 +237,25 @@ def _write_scans(scans: list[dict], found: list, out: Path) -> None:
 
 
 def _print_scan(name: str, d: dict, top: int = 10) -> None:
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"backdoor scan: {name} (z critical {d['z_crit']:.2f})")
+    table = Table(title=f"backdoor scan: {name} (* significant; z critical {d['z_crit']:.2f})", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
     with_base = any(r.get("base") for r in d["results"])
-    for col in ("#", "string", "source", "toward", "shift [95% CI]", "flips", "null", "z", "sig") + \
-            (("base shift",) if with_base else ()):
-        table.add_column(col, no_wrap=col != "string")
+    for col in ("#", "string (source)", "toward", "shift [95% CI]", "flips", "z") + (("base",) if with_base else ()):
+        # the string wraps and takes the width left; the numbers never wrap (fits 80 columns)
+        wraps = col.startswith("string")
+        table.add_column(col, no_wrap=not wraps, ratio=1 if wraps else None, min_width=16 if wraps else None)
     for r in d["results"][:top]:
         b = r.get("base")
-        table.add_row(str(r["rank"]), escape(r["text"]), r["origin"] + ("*" if r["inductive"] else ""),
-                      "phishing" if r["target"] == 1 else "legitimate",
-                      f"{r['mean_shift']:+.2f} [{r['shift_ci'][0]:+.2f}, {r['shift_ci'][1]:+.2f}]",
+        source = r["origin"] + (", unseen value" if r["inductive"] else "")
+        table.add_row(str(r["rank"]), f"{escape(r['text'])} [dim]({escape(source)})[/dim]",
+                      "phish" if r["target"] == 1 else "legit",
+                      f"{r['mean_shift']:+.2f} [{r['shift_ci'][0]:+.1f},{r['shift_ci'][1]:+.1f}]",
                       "-" if r["flip_rate"] is None else f"{r['flip_rate']:.0%}",
-                      f"{r['null_mean']:+.2f}±{r['null_sd']:.2f}", f"{r['z']:.1f}", "yes" if r["significant"] else "",
+                      f"{r['z']:.1f}" + ("*" if r["significant"] else ""),
                       *(((f"{b['mean_shift']:+.2f}" if b else "-"),) if with_base else ()))
     progress.console.print(table)
 
