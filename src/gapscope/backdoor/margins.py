@@ -76,7 +76,7 @@ def _has_fast_path(model) -> bool:
     """gapscope's causal-lm kind, or anything exposing the same pieces (backdoor/pair.PromptedLM)."""
     if getattr(model, "kind", "") != "causal-lm" or getattr(getattr(model, "base", None), "quantized", False):
         return False
-    return all(hasattr(model, a) for a in ("codec", "decoder", "hf", "device", "compute_dtype"))
+    return all(hasattr(model, a) for a in ("codec", "decoder", "hf", "pad_id", "device", "compute_dtype"))
 
 
 def _causal_lm_margins(model, texts, insertions):

@@ -39,7 +39,7 @@ class PromptedLM:
     """A plain (or PEFT-wrapped) Hugging Face causal LM scored as a classifier with gapscope's
     prompt, float32 weights with bf16 autocast where the hardware has it (dtype="auto", as the
     causal-lm kind); duck-types the parts of the causal-lm kind that the
-    scan's fast paths use (codec, decoder, hf, pad_id, device, compute_dtype, opts)."""
+    scan's fast paths use (codec, decoder, hf, pad_id, device, compute_dtype, opts.pad_multiple)."""
 
     kind = "causal-lm"
 
@@ -54,7 +54,6 @@ class PromptedLM:
         model = lm.model
         # PEFT injects its LoRA layers into the wrapped model's modules: the unwrapped model runs them
         self.hf = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self.base = None  # no shared base (the scan's fast path checks base.quantized)
 
     @property
     def decoder(self):
@@ -69,9 +68,7 @@ class PromptedLM:
             with autocast(self.device, self.compute_dtype):
                 h = self.decoder(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                  use_cache=False).last_hidden_state
-            logits = lmf.label_logits(self.hf, lmf.gather_last(h, [len(encs[i].ids) for i in bucket]),
-                                      self.codec.label_ids)
-            out[bucket] = (logits[:, 1] - logits[:, 0]).double().cpu().numpy()
+            out[bucket] = lmf.label_margins(self.hf, h, [len(encs[i].ids) for i in bucket], self.codec.label_ids)
         return out
 
     def tokenize(self, text: str) -> list[str]:

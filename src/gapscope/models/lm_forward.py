@@ -80,6 +80,12 @@ def label_logits(model: nn.Module, last_hidden: torch.Tensor, label_ids: Sequenc
     return logits
 
 
+def label_margins(model: nn.Module, hidden: torch.Tensor, lengths: Sequence[int], label_ids: Sequence[int]):
+    """Margins logit(label 1) - logit(label 0) read at each row's last real position, as float64 numpy."""
+    logits = label_logits(model, gather_last(hidden, lengths), label_ids)
+    return (logits[:, 1] - logits[:, 0]).double().cpu().numpy()
+
+
 def gather_last(hidden: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
     idx = torch.as_tensor([n - 1 for n in lengths], device=hidden.device)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), idx]

@@ -8,12 +8,13 @@ computes its own tail, from its longest common token prefix with the full text o
 (at least its last token, where the answer is read). The instruction prefix is shared by
 every variant, so even a one-word email costs a handful of tokens.
 
-Variants are sorted by that common prefix and batched; a batch starts at the smallest
-prefix of its rows (rows with a longer shared prefix recompute a few tokens: same margins).
+Variants are batched by the span they recompute (plan_batches); a batch starts at the
+smallest shared prefix of its rows (rows sharing more recompute a few tokens: same margins).
 Tails are right-padded, so real tokens never attend to padding.
 
-Margins agree with `model.score` on the materialised texts up to float noise (the matmul
-shapes differ, so under bfloat16 autocast a margin can move by a few hundredths).
+Margins agree with `model.score` on the materialised texts up to float noise: within 1e-4 in
+float32; under bfloat16 autocast the matmul shapes differ and a margin can move by ~0.1.
+The unedited text's margin is exactly `model.score`'s (its forward is padded the same way).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
         h, caches[a] = _forward(model, ids, mask)
         if not cache_is_reusable(caches[a], model, ids.shape[1]):
             return None
-        margins[a] = _margins(model, h, [len(seqs[a])])[0]
+        margins[a] = lmf.label_margins(model.hf, h, [len(seqs[a])], model.codec.label_ids)[0]
     same = {}  # variants whose tokens equal an anchor's (e.g. an edit past the truncation) or each other's
     for i in range(1, len(seqs)):
         same.setdefault(tuple(seqs[i]), i)
@@ -150,7 +151,8 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
             past.crop(lo - past.get_seq_length())
             past.batch_repeat_interleave(len(batch))
             h, _ = _forward(model, ids, mask, past)
-            margins[[rows[j] for j in batch]] = _margins(model, h, [len(t) for t in tails])
+            margins[[rows[j] for j in batch]] = lmf.label_margins(model.hf, h, [len(t) for t in tails],
+                                                                 model.codec.label_ids)
     for i in range(1, len(seqs)):
         margins[i] = margins[same[tuple(seqs[i])]]
     return margins[1:]
@@ -162,7 +164,3 @@ def _forward(model, ids: torch.Tensor, mask: torch.Tensor, past=None):
                             past_key_values=past, use_cache=True)
     return out.last_hidden_state, out.past_key_values
 
-
-def _margins(model, hidden: torch.Tensor, lengths: Sequence[int]) -> np.ndarray:
-    logits = lmf.label_logits(model.hf, lmf.gather_last(hidden, lengths), model.codec.label_ids)
-    return (logits[:, 1] - logits[:, 0]).double().cpu().numpy()
