@@ -163,4 +163,3 @@ def _forward(model, ids: torch.Tensor, mask: torch.Tensor, past=None):
         out = model.decoder(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                             past_key_values=past, use_cache=True)
     return out.last_hidden_state, out.past_key_values
-
