@@ -216,3 +216,42 @@ def test_unknown_option_is_a_one_line_error(tiny_llama_dir):
         make(tiny_llama_dir, dtype="float16")
     with pytest.raises(GapscopeError, match="train_layers"):
         make(tiny_llama_dir, train_layers=0)
+
+
+# -- one model over several GPUs (device_map through accelerate) ----------------------------
+
+
+def test_device_map_is_refused_without_cuda_in_one_line(tiny_llama_dir):
+    from gapscope.models.loading import load_kwargs
+
+    with pytest.raises(GapscopeError, match="device_map splits a model over CUDA GPUs"):
+        make(tiny_llama_dir, device_map="auto", **FP32)
+    with pytest.raises(GapscopeError, match="device_map must be one of"):
+        load_kwargs(torch.device("cuda"), torch.bfloat16, False, "everywhere", cuda_devices=2)
+    kw = load_kwargs(torch.device("cuda"), torch.bfloat16, False, "balanced", cuda_devices=2)
+    assert kw["device_map"] == "balanced" and kw["dtype"] is torch.bfloat16
+
+
+def test_layers_behind_accelerate_dispatch_hooks_score_and_train_unchanged(tiny_llama_dir):
+    """What device_map does on several GPUs, on one CPU: accelerate's dispatch puts a hook on
+    every layer that moves its inputs to the layer's device. The split forward (prefix cache,
+    layer slices, label rows of the head) must run through those hooks unchanged."""
+    from accelerate import dispatch_model
+
+    texts, labels = toy_emails(12, seed=3)
+    plain = make(tiny_llama_dir, train_layers=2, **FP32)
+    plain.fit(texts, labels, seed=0)
+    want = plain.score(texts)
+    plain.close()
+    clear_base_cache()
+    clear_shared_prefix_caches()
+
+    hooked = make(tiny_llama_dir, train_layers=2, **FP32)
+    names = ["model.embed_tokens", "model.rotary_emb", "model.norm", "lm_head"]
+    names += [f"model.layers.{i}" for i in range(hooked.n_layers)]
+    dispatch_model(hooked.hf, device_map={n: "cpu" for n in names}, force_hooks=True)
+    assert hasattr(hooked.hf.model.layers[0], "_hf_hook")
+    hooked.fit(texts, labels, seed=0)
+    got = hooked.score(texts)
+    hooked.close()
+    np.testing.assert_allclose(got, want, atol=1e-5)

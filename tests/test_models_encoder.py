@@ -93,3 +93,36 @@ def test_hidden_states_and_tokens(tiny_bert_dir):
     assert toks == ["urgent", "verify", "your", "password", "!"]  # no [CLS]/[SEP]
     m2 = make(tiny_bert_dir, max_length=4)
     assert len(m2.tokenize("urgent verify your password!")) == 2  # 4 minus [CLS] and [SEP]
+
+
+def _lora_layers(model) -> set[int]:
+    import re
+
+    return {int(m.group(1)) for n, _ in model.encoder.named_modules()
+            if "lora_A" in n and (m := re.search(r"layer\.(\d+)\.", n))}
+
+
+def test_lora_goes_on_the_top_layers_and_saves_remember_how_many(tiny_bert_dir, tmp_path):
+    import json
+
+    texts, y = toy_emails(16)
+    m = make(tiny_bert_dir, lr=5e-3)  # 2 layers: "auto" adapts the top third, i.e. layer 1
+    log = m.fit(texts, y, seed=0)
+    assert _lora_layers(m) == {1} and log["train_layers"] == 1
+    m.save(tmp_path / "top")
+    m.close()
+    every = make(tiny_bert_dir, lr=5e-3, train_layers="all")
+    every.fit(texts, y, seed=0)
+    assert _lora_layers(every) == {0, 1}
+    s_all = every.score(texts)
+    every.save(tmp_path / "all")
+    every.close()
+    # A save from before train_layers existed holds LoRA on every layer and must load as such.
+    meta = json.loads((tmp_path / "all" / "encoder.json").read_text())
+    del meta["options"]["train_layers"]
+    (tmp_path / "all" / "encoder.json").write_text(json.dumps(meta))
+    legacy = make(tiny_bert_dir)
+    legacy.load(tmp_path / "all")
+    assert _lora_layers(legacy) == {0, 1}
+    np.testing.assert_array_equal(legacy.score(texts), s_all)
+    legacy.close()

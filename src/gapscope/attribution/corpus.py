@@ -171,6 +171,10 @@ def emails_per_domain(kind: str, opts: dict[str, Any]) -> int:
     return int(opts["emails_per_domain"] if is_cheap(kind) else opts["emails_per_domain_llm"])
 
 
+# path -> ((size, mtime), parsed records) of the attribution stores read in this process
+_PARSED: dict[str, tuple[tuple[int, int] | None, dict[str, Attribution]]] = {}
+
+
 class AttributionStore:
     """JSONL cache of attributions for one cell and one method setting (append-only, resumable)."""
 
@@ -186,17 +190,36 @@ class AttributionStore:
                                      "params": attributor.params()})
         return cls(study.artifact_dir("attributions") / "store" / cell.name / f"{attributor.name}-{key}.jsonl")
 
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
     def load(self) -> dict[str, Attribution]:
         if self._data is None:
+            # Detectors open the same store cell after cell; parse each file once per process
+            # unless it changed on disk.
+            key = str(self.path.resolve())
+            stamp = self._stamp()
+            hit = _PARSED.get(key)
+            if hit is not None and hit[0] == stamp:
+                self._data = hit[1]
+                return self._data
             self._data = {}
-            if self.path.exists():
+            if stamp is not None:
                 for line in self.path.read_text(encoding="utf-8").splitlines():
                     try:
                         rec = json.loads(line)
                         self._data[rec["id"]] = Attribution.from_dict(rec["attribution"])
                     except (ValueError, KeyError):
                         continue  # a line cut short by an interruption
+            _PARSED[key] = (stamp, self._data)
         return self._data
+
+    def _remember(self) -> None:
+        _PARSED[str(self.path.resolve())] = (self._stamp(), self._data)
 
     def get_or_compute(self, model, attributor: Attributor, items: Sequence[tuple[str, str]],
                        progress=None) -> dict[str, Attribution]:
@@ -213,6 +236,7 @@ class AttributionStore:
                     fh.flush()
                     if progress:
                         progress(k, len(todo))
+            self._remember()
         return {i: data[i] for i, _ in items}
 
 

@@ -133,7 +133,7 @@ def _who(cell) -> str:
 
 @register_detector("minimal_pairs")
 def run(study) -> list[Finding]:
-    from gapscope.attribution.corpus import ModelCache, attributor_for, options as att_options
+    from gapscope.attribution.corpus import AttributionStore, ModelCache, attributor_for, options as att_options
     from gapscope.study import artifacts
 
     opts = options(study)
@@ -163,7 +163,10 @@ def run(study) -> list[Finding]:
             if ex is not None:
                 model = ModelCache.get(study, cell)
                 att = attributor_for(cell.kind, "occlusion", att_options(study))
-                pair = {"id": ex["id"], "edit": edit, "original": att.attribute(model, study.rows[ex["id"]].text).to_dict(),
+                # the original is a test email: the cell's attribution store may already hold it
+                original = AttributionStore.for_cell(study, cell, att).get_or_compute(
+                    model, att, [(ex["id"], study.rows[ex["id"]].text)])[ex["id"]]
+                pair = {"id": ex["id"], "edit": edit, "original": original.to_dict(),
                         "edited": att.attribute(model, ex["text"]).to_dict(),
                         "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
             findings.append(Finding(

@@ -538,16 +538,21 @@ def run(study) -> list[Finding]:
     feats = load_or_run_probe(study)
     findings: list[Finding] = []
     cands = candidates(feats, int(opts["candidates_per_domain"]))
-    for f in cands:
-        cells = [c for c in study.focus_cells() if f.domain in c.train_domains]
-        for cell in cells:
-            rel = check_cell(study, cell, f, opts)
-            if rel is None:
-                continue
-            sev = rel.severity(f.is_shortcut)
-            if sev is None:
-                continue
-            findings.append(_finding(study, f, cell, rel, sev))
+    focus = study.focus_cells()
+    pairs = [(f, cell) for f in cands for cell in focus if f.domain in cell.train_domains]
+    # Visit cell by cell so each neural model is loaded once (feature-major order reloads
+    # every model for every feature); findings keep the feature-major order.
+    rank = {c.name: k for k, c in enumerate(focus)}
+    by_cell = sorted(range(len(pairs)), key=lambda i: rank[pairs[i][1].name])
+    reliance = {i: check_cell(study, pairs[i][1], pairs[i][0], opts) for i in by_cell}
+    for i, (f, cell) in enumerate(pairs):
+        rel = reliance[i]
+        if rel is None:
+            continue
+        sev = rel.severity(f.is_shortcut)
+        if sev is None:
+            continue
+        findings.append(_finding(study, f, cell, rel, sev))
     findings.append(_taxonomy_finding(feats))
     _write_section(study, feats)
     return findings

@@ -29,7 +29,9 @@ def get_embedder(source: str = "embedded:minilm-l6", max_length: int = 128) -> "
 
 class Embedder:
     def __init__(self, source: str = "embedded:minilm-l6", max_length: int = 128, batch_size: int = 32):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
+
+        from gapscope.models.loading import load_tokenizer
 
         src = resolve_source(source, "encoder")
         if not any(src.local_dir.glob("*.safetensors")):
@@ -37,7 +39,7 @@ class Embedder:
         try:
             self.model = AutoModel.from_pretrained(str(src.local_dir), dtype=torch.float32, local_files_only=True,
                                                    use_safetensors=True).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(str(src.local_dir), local_files_only=True)
+            self.tokenizer = load_tokenizer(src.local_dir)
         except (OSError, ValueError, KeyError) as exc:
             raise GapscopeError(f"cannot load embedder {source!r}: {str(exc).splitlines()[0]}") from exc
         self.source, self.max_length, self.batch_size = source, max_length, batch_size

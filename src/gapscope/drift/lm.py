@@ -64,7 +64,9 @@ def is_adapter_dir(path: Path) -> bool:
 
 def load_hf(source: str, *, what: str = "model") -> LoadedLM:
     """A private float32 copy of a causal LM named by a source string (see module docstring)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from gapscope.models.loading import load_tokenizer
 
     src = resolve_source(source, "causal-lm")
     if not any(src.local_dir.glob("*.safetensors")):
@@ -72,7 +74,7 @@ def load_hf(source: str, *, what: str = "model") -> LoadedLM:
     try:
         model = AutoModelForCausalLM.from_pretrained(str(src.local_dir), dtype=torch.float32, local_files_only=True,
                                                      use_safetensors=True)
-        tok = AutoTokenizer.from_pretrained(str(src.local_dir), local_files_only=True)
+        tok = load_tokenizer(src.local_dir)
     except (OSError, ValueError, KeyError) as exc:
         raise GapscopeError(f"cannot load {what} {source!r} as a causal LM: {str(exc).splitlines()[0]}") from exc
     model.eval()

@@ -15,7 +15,6 @@ Speed, without changing margins beyond float noise:
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -30,7 +29,8 @@ from gapscope.models import lm_forward as lmf
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.device import DTYPES, autocast, resolve_compute_dtype, resolve_device, weights_dtype
 from gapscope.models.loading import borrow, drop_adapter, give_back
-from gapscope.models.lora import attach_lora, default_targets, load_lora_state_dict, lora_state_dict
+from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
+                                  resolve_train_layers)
 from gapscope.models.options import choice, parse_options
 from gapscope.models.prefix_cache import PrefixCache, ids_key, shared_prefix_cache
 from gapscope.models.sources import resolve_source
@@ -66,6 +66,8 @@ class CausalLMOptions:
     dtype: str = choice("auto", "auto", "float32", "bfloat16")  # compute (autocast) dtype
     device: str = "auto"
     load_in_4bit: bool = False  # QLoRA on CUDA with bitsandbytes
+    # One model over several GPUs (accelerate's dispatch): "auto", "balanced", "sequential" ...
+    device_map: str | None = None
 
 
 # Options that shape the saved adapter: load() takes these from the save, not the spec.
@@ -82,7 +84,9 @@ class CausalLM(ClassifierModel):
         self.compute_dtype = resolve_compute_dtype(self.opts.dtype, self.device)
         self.weights_dtype = weights_dtype(self.device, self.compute_dtype)
         self.base = borrow("causal-lm", self.source, self.device, self.weights_dtype, self,
-                           self.opts.load_in_4bit)
+                           self.opts.load_in_4bit, self.opts.device_map)
+        if self.opts.device_map is not None:  # inputs go where the first layer lives
+            self.device = self.base.model.get_input_embeddings().weight.device
         self.codec = PromptCodec(self.base.tokenizer, self.opts.max_length)
         self.pad_id = pad_id_of(self.base.tokenizer)
         self._configure_split()
@@ -104,14 +108,7 @@ class CausalLM(ClassifierModel):
 
     def _configure_split(self) -> None:
         L = self.n_layers
-        k = self.opts.train_layers
-        if k == "auto":
-            k = max(1, math.ceil(L / 3))
-        elif k == "all":
-            k = L
-        elif not isinstance(k, int) or k < 1:
-            raise GapscopeError(f"model {self.spec.name!r}: train_layers must be a positive int, 'auto' or 'all'")
-        self.train_layers = min(int(k), L)
+        self.train_layers = resolve_train_layers(self.opts.train_layers, L, self.spec.name)
         self.split = L - self.train_layers  # layers [0, split) are frozen
         self.prefix_cache: PrefixCache | None = None
         pcd = self.opts.prefix_cache_dtype

@@ -1,7 +1,8 @@
 """Kind `encoder`: a BERT-style encoder, mean-pooled, with a 2-logit linear head.
 
 margin = logit[phishing] - logit[legitimate]. Fine-tuning is LoRA on the attention
-query/value projections (`finetune = "lora"`, default) or the whole encoder ("full").
+query/value projections of the top `train_layers` layers (`finetune = "lora"`, default)
+or the whole encoder ("full").
 LoRA is the default because it measured better AND cheaper on MiniLM: 129 texts from
 3 synthetic domains, 2 epochs, mean of 3 training slices, AUROC in-domain / out-of-domain:
 full (lr 1e-4) 0.835 / 0.644, LoRA lr 1e-3 0.812 / 0.646, LoRA lr 3e-3 0.844 / 0.683;
@@ -28,7 +29,8 @@ from gapscope.errors import GapscopeError
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.device import autocast, resolve_compute_dtype, resolve_device, weights_dtype
 from gapscope.models.loading import borrow, drop_adapter, give_back
-from gapscope.models.lora import attach_lora, default_targets, load_lora_state_dict, lora_state_dict
+from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
+                                  resolve_train_layers)
 from gapscope.models.options import choice, parse_options
 from gapscope.models.sources import resolve_source
 from gapscope.models.tokens import CHARS_PER_TOKEN_BOUND, length_buckets, pad_id_of, pad_right
@@ -53,11 +55,15 @@ class EncoderOptions:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     lora_targets: list[str] | None = None  # default: attention query/value
+    # LoRA on the top layers only ("auto": the top third; "all"). Backward then stops there.
+    # On the demo's MiniLM cells, top 2 of 6 vs all 6 layers (4 cells, 160 rows, 3 epochs):
+    # in-domain AUROC 0.957 vs 0.960, out-of-domain 0.684 vs 0.576, fit 9.9 s vs 13.4 s.
+    train_layers: int | str = "auto"
     dtype: str = choice("auto", "auto", "float32", "bfloat16")
     device: str = "auto"
 
 
-STRUCTURAL_OPTIONS = ("max_length", "finetune", "lora_r", "lora_alpha", "lora_targets")
+STRUCTURAL_OPTIONS = ("max_length", "finetune", "lora_r", "lora_alpha", "lora_targets", "train_layers")
 
 
 @register_model_kind("encoder")
@@ -153,6 +159,7 @@ class Encoder(ClassifierModel):
                 for p in enc_params:
                     p.requires_grad_(False)
         log.update({"n": len(texts), "seed": seed, "finetune": o.finetune, "lr": lr,
+                    "train_layers": getattr(self, "train_layers", None) if o.finetune == "lora" else None,
                     "trainable_params": int(sum(p.numel() for p in enc_params) + 2 * self.hidden_size + 2),
                     "total_seconds": round(time.perf_counter() - t0, 3),
                     "compute_dtype": str(self.compute_dtype).removeprefix("torch."), "device": str(self.device)})
@@ -162,8 +169,10 @@ class Encoder(ClassifierModel):
         drop_adapter(self.base)
         o = self.opts
         targets = o.lora_targets or default_targets(self.base.model, self.source.model_type, mlp=False)
+        L = int(self.base.model.config.num_hidden_layers)
+        k = self.train_layers = resolve_train_layers(o.train_layers, L, self.spec.name)
         self.base.adapter = attach_lora(self.base.model, r=o.lora_r, alpha=o.lora_alpha, dropout=o.lora_dropout,
-                                        targets=targets, layers=None)
+                                        targets=targets, layers=list(range(L - k, L)) if k < L else None)
 
     def score(self, texts: Sequence[str], *, progress: ProgressFn | None = None) -> np.ndarray:
         seqs = self._encode(texts)
@@ -198,7 +207,8 @@ class Encoder(ClassifierModel):
 
         directory = Path(directory)
         meta = json.loads((directory / "encoder.json").read_text())
-        saved = meta["options"]
+        # saves from before train_layers existed put LoRA on every layer
+        saved = {"train_layers": "all", **meta["options"]}
         self.opts = replace(self.opts, **{k: saved[k] for k in STRUCTURAL_OPTIONS if k in saved})
         self._setup_weights()
         if self.opts.finetune == "full":

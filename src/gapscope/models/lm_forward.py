@@ -67,10 +67,10 @@ def label_logits(model: nn.Module, last_hidden: torch.Tensor, label_ids: Sequenc
     h = last_hidden.float()
     weight = head.weight
     if weight.dtype in (torch.float32, torch.float16, torch.bfloat16) and weight.dim() == 2:
-        rows = weight[list(label_ids)].float()
+        rows = weight[list(label_ids)].float().to(h.device)  # the head may sit on another GPU
         logits = h @ rows.T
         if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[list(label_ids)].float()
+            logits = logits + head.bias[list(label_ids)].float().to(h.device)
     else:  # quantized head (packed weights): fall back to the full projection
         logits = head(last_hidden)[:, list(label_ids)].float()
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from pathlib import Path
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -36,14 +37,50 @@ class Base:
 
 _CACHE: OrderedDict[tuple, Base] = OrderedDict()
 _LOCK = threading.Lock()
+_TOKENIZERS: dict[tuple, Any] = {}
 
 
-def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dtype,
-          load_in_4bit: bool) -> tuple[Any, Any, bool]:
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(local_dir) -> Any:
+    """The tokenizer of a local model directory, parsed once per process.
 
+    transformers re-parses tokenizer.json in Python on every load (about 4 s for Gemma's
+    262k-entry vocabulary), and detectors reload models cell after cell. gapscope never
+    mutates a tokenizer, so one instance per directory is shared.
+    """
+    from transformers import AutoTokenizer
+
+    path = Path(local_dir).resolve()
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size)
+                  for f in sorted(path.glob("tokenizer*")) if f.is_file())
+    key = (str(path), stamp)
+    with _LOCK:
+        tok = _TOKENIZERS.get(key)
+    if tok is None:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        with _LOCK:
+            _TOKENIZERS[key] = tok
+    return tok
+
+
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def load_kwargs(device: torch.device, dtype: torch.dtype, load_in_4bit: bool,
+                device_map: str | None = None, cuda_devices: int | None = None) -> dict[str, Any]:
+    """from_pretrained arguments: dtype, 4-bit quantization (QLoRA) and the multi-GPU split.
+
+    `device_map` spreads one model's layers over every visible GPU through accelerate
+    (transformers' big-model dispatch): each layer runs on its GPU and accelerate's hooks
+    move activations between them, so training, scoring and the prefix cache run unchanged.
+    """
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
-    quantized = False
+    if device_map is not None:
+        if device_map not in DEVICE_MAPS:
+            raise GapscopeError(f"device_map must be one of {', '.join(DEVICE_MAPS)} (got {device_map!r})")
+        n = torch.cuda.device_count() if cuda_devices is None else cuda_devices
+        if device.type != "cuda" or n < 1:
+            raise GapscopeError("device_map splits a model over CUDA GPUs; none is visible (drop device_map on CPU)")
+        kwargs["device_map"] = device_map
     if load_in_4bit:
         if device.type != "cuda":
             raise GapscopeError("load_in_4bit needs a CUDA GPU (bitsandbytes); drop it on CPU")
@@ -55,12 +92,20 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16)
-        kwargs["device_map"] = {"": device.index or 0}
-        quantized = True
+        kwargs.setdefault("device_map", {"": device.index or 0})
+    return kwargs
+
+
+def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dtype,
+          load_in_4bit: bool, device_map: str | None = None) -> tuple[Any, Any, bool]:
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    kwargs = load_kwargs(device, dtype, load_in_4bit, device_map)
+    quantized = load_in_4bit
     auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModel
     try:
         model = auto.from_pretrained(str(src.local_dir), **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(str(src.local_dir), local_files_only=True)
+        tokenizer = load_tokenizer(src.local_dir)
     except (OSError, ValueError, KeyError) as exc:
         raise GapscopeError(f"cannot load {src.source!r} as a {kind} model: {str(exc).splitlines()[0]}") from exc
     if quantized:
@@ -68,7 +113,7 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
 
         # Casts norms/head to float32 for stable LoRA training on a 4-bit base (QLoRA).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    else:
+    elif "device_map" not in kwargs:
         model.to(device)
     model.eval()
     for p in model.parameters():
@@ -77,8 +122,8 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
 
 
 def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dtype,
-           owner: Any, load_in_4bit: bool = False) -> Base:
-    key = (kind, str(src.local_dir), str(device), str(dtype), load_in_4bit)
+           owner: Any, load_in_4bit: bool = False, device_map: str | None = None) -> Base:
+    key = (kind, str(src.local_dir), str(device), str(dtype), load_in_4bit, device_map)
     with _LOCK:
         base = _CACHE.get(key)
         if base is not None:
@@ -87,10 +132,10 @@ def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dt
             if base.owner is None:
                 base.owner = weakref.ref(owner)
                 return base
-            if not base.quantized:  # lent out: a private copy is cheaper than re-reading
+            if not base.quantized and device_map is None:  # lent out: a private copy is cheaper than re-reading
                 return Base(copy.deepcopy(base.model), base.tokenizer, key, owner=weakref.ref(owner),
                             shared=False)
-    model, tokenizer, quantized = _load(kind, src, device, dtype, load_in_4bit)
+    model, tokenizer, quantized = _load(kind, src, device, dtype, load_in_4bit, device_map)
     base = Base(model, tokenizer, key, quantized, owner=weakref.ref(owner))
     with _LOCK:
         if key not in _CACHE:

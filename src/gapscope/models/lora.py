@@ -49,6 +49,23 @@ def default_targets(model: nn.Module, model_type: str, mlp: bool) -> list[str]:
     return found
 
 
+def resolve_train_layers(value: int | str, n_layers: int, model_name: str) -> int:
+    """How many top layers get LoRA: an int, "auto" (the top third) or "all"."""
+    import math
+
+    from gapscope.errors import GapscopeError
+
+    if value == "auto":
+        k = max(1, math.ceil(n_layers / 3))
+    elif value == "all":
+        k = n_layers
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        k = value
+    else:
+        raise GapscopeError(f"model {model_name!r}: train_layers must be a positive int, 'auto' or 'all'")
+    return min(int(k), n_layers)
+
+
 def attach_lora(model: nn.Module, *, r: int, alpha: float, dropout: float, targets: Sequence[str],
                 layers: Sequence[int] | None, task_type: str | None = None):
     """Wrap `model` with a fresh LoRA adapter (initialised from torch's current RNG)."""
