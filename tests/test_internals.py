@@ -209,6 +209,54 @@ def test_activation_cache_round_trip_and_reuse(tiny_model_root, tmp_path, texts)
         m.close()
 
 
+@pytest.mark.parametrize("arch", CAUSAL)
+def test_cells_of_one_model_share_the_frozen_bottom_layers(tiny_model_root, tmp_path, arch, texts):
+    """The layers below LoRA are the base model's in every cell: the split cache reads them from
+    the model's shared lower cache and runs only the top layers, with the same numbers as one
+    hooked full forward, for the cell, for another cell and for the base variant."""
+    from gapscope.internals.activation_cache import compute, frozen_split
+    from gapscope.models.loading import clear_base_cache
+    from gapscope.models.prefix_cache import clear_shared_prefix_caches
+
+    toy, labels = toy_emails(16)
+    keys = [row_key(f"r{i}", t) for i, t in enumerate(texts)]
+    lower_path = tmp_path / "model__lower.safetensors"
+    clear_base_cache()
+    clear_shared_prefix_caches()
+    results = []
+    for seed in (0, 1):  # two cells of the same model
+        m = _model(tiny_model_root, arch, train_layers=2, epochs=1, lr=0.05)
+        try:
+            m.fit(toy, labels, seed=seed)
+            v = view_for(m)
+            split = frozen_split(v)
+            assert split == v.n_layers - 2
+            full = compute(v, v.encode(texts))
+            lower = ActivationCache(lower_path, "lower-fp")
+            cell = ActivationCache(tmp_path / f"cell{seed}.safetensors", "cell-fp", lower)
+            got = cell.get(v, keys, texts)
+            np.testing.assert_allclose(got.margin, full["margin"], atol=1e-4)
+            np.testing.assert_allclose(got.margin, m.score(texts), atol=1e-4)
+            np.testing.assert_allclose(got.answer.astype(np.float32), full["answer"].astype(np.float32),
+                                       atol=2e-3, rtol=2e-3)
+            np.testing.assert_allclose(got.mean.astype(np.float32), full["mean"].astype(np.float32),
+                                       atol=2e-3, rtol=2e-3)
+            assert lower.rows(keys)["answer"].shape[1] == split + 1
+            with v.as_base():
+                base_full = compute(v, v.encode(texts))
+                base = ActivationCache(tmp_path / f"base{seed}.safetensors", "base-fp", lower).get(v, keys, texts)
+            np.testing.assert_allclose(base.margin, base_full["margin"], atol=1e-4)
+            results.append(got)
+        finally:
+            m.close()
+    a, b = results
+    # the shared bottom is identical in both cells; the cells differ above it
+    np.testing.assert_array_equal(a.answer[:, : split + 1], b.answer[:, : split + 1])
+    assert np.abs(a.answer[:, -1].astype(np.float32) - b.answer[:, -1].astype(np.float32)).max() > 1e-3
+    reopened = ActivationCache(lower_path, "lower-fp")
+    assert reopened.rows(keys) is not None and len(reopened._keys) == len(texts)
+
+
 def test_base_variant_switches_the_adapter_off(tiny_model_root, texts):
     toy, labels = toy_emails(16)
     fresh = _model(tiny_model_root, "llama")

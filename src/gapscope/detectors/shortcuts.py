@@ -542,9 +542,14 @@ def run(study) -> list[Finding]:
     pairs = [(f, cell) for f in cands for cell in focus if f.domain in cell.train_domains]
     # Visit cell by cell so each neural model is loaded once (feature-major order reloads
     # every model for every feature); findings keep the feature-major order.
-    rank = {c.name: k for k, c in enumerate(focus)}
-    by_cell = sorted(range(len(pairs)), key=lambda i: rank[pairs[i][1].name])
-    reliance = {i: check_cell(study, pairs[i][1], pairs[i][0], opts) for i in by_cell}
+    reliance: dict[int, Reliance | None] = {}
+    for cell in focus:
+        mine = [i for i, (_, c) in enumerate(pairs) if c.name == cell.name]
+        if not mine:
+            continue
+        with progress.step(f"shortcuts: {cell.name}, {len(mine)} candidate feature(s)"):
+            for i in mine:
+                reliance[i] = check_cell(study, cell, pairs[i][0], opts)
     for i, (f, cell) in enumerate(pairs):
         rel = reliance[i]
         if rel is None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from gapscope.internals import patching as P
-from gapscope.internals.activation_cache import ActivationCache, Activations, row_key
+from gapscope.internals.activation_cache import ActivationCache, Activations, frozen_split, row_key
 from gapscope.internals.attention import attention_stats, class_profile, top_heads
 from gapscope.internals.domain_direction import analyse_layer
 from gapscope.internals.logit_lens import lens_margins, lens_summary, overwrite
@@ -159,12 +159,24 @@ def analyse_cell(study, cell, o: InternalsOptions, strings: Sequence[dict] = (),
             model.close()
 
 
+def _shared_lower(study, cell, view: ModelView) -> ActivationCache | None:
+    """The cache of the layers every cell of this model shares with its base (frozen below
+    the LoRA layers), one file per model; None when the model has no frozen bottom."""
+    split = frozen_split(view)
+    if split <= 0:
+        return None
+    fp = hashlib.blake2b(f"{study.model_spec(cell.model)}|{view.kind}|lower{split}".encode(),
+                         digest_size=10).hexdigest()
+    return ActivationCache(study.artifact_dir("internals") / "cache" / f"{cell.model}__lower.safetensors", fp)
+
+
 def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[str, Any]:
     sel = select_rows(study, cell, o)
     rows = [r for d in sel.train for r in sel.train[d]] + [r for d in sel.test for r in sel.test[d]]
     keys = [row_key(r.id, r.text) for r in rows]
     fp = hashlib.blake2b(f"{cell.meta.get('fingerprint')}|{view.kind}".encode(), digest_size=10).hexdigest()
-    cache = ActivationCache(study.artifact_dir("internals") / "cache" / f"{cell.name}.safetensors", fp)
+    lower = _shared_lower(study, cell, view)
+    cache = ActivationCache(study.artifact_dir("internals") / "cache" / f"{cell.name}.safetensors", fp, lower)
     with timer("cache"):
         acts = cache.get(view, keys, [r.text for r in rows])
     pos = {k: i for i, k in enumerate(keys)}
@@ -244,7 +256,7 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
             bfp = hashlib.blake2b(f"{study.model_spec(cell.model)}|{view.kind}|base".encode(),
                                   digest_size=10).hexdigest()
             bcache = ActivationCache(study.artifact_dir("internals") / "cache" / f"{cell.model}__base.safetensors",
-                                     bfp)
+                                     bfp, lower)
             with view.as_base():
                 b_acts = bcache.get(view, bkeys, [r.text for r in base_rows])
         with timer("similarity"):

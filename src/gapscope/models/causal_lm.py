@@ -165,6 +165,20 @@ class CausalLM(ClassifierModel):
     def _use_cache(self) -> bool:
         return self.prefix_cache is not None
 
+    # -- the frozen prefix, for analyses that run the layers themselves (internals) --------
+    def prefix_states(self, encs: Sequence[Encoded]) -> list[torch.Tensor]:
+        """Residual stream entering layer `split` per text, from the shared cache (computed
+        and kept when missing). Needs the prefix cache (split > 0)."""
+        if not self._use_cache:
+            raise RuntimeError(f"{self.spec.name}: no frozen prefix (prefix_cache off or train_layers = all)")
+        return self._prefix_states(encs)
+
+    def keep_prefix_states(self, encs: Sequence[Encoded], states: Sequence[torch.Tensor]) -> None:
+        """Put states computed elsewhere (same layers, same inputs) into the shared cache."""
+        if self._use_cache:
+            for e, s in zip(encs, states):
+                self.prefix_cache.put(ids_key(e.ids), s.detach().to(self.cache_dtype).cpu().clone())
+
     # -- the contract ------------------------------------------------------------
     def fit(self, texts: Sequence[str], labels: np.ndarray, *, seed: int = 0,
             progress: ProgressFn | None = None) -> dict[str, Any]:
