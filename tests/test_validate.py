@@ -38,3 +38,17 @@ def test_label_noise_precision_and_recall(results):
     assert r.passed, r.detail
     assert r.metrics["precision"] >= TARGET_PR and r.metrics["recall"] >= TARGET_PR
     json.dumps(r.to_dict())
+
+
+def test_llm_only_checks_skip_tfidf_and_the_cli_lists_internals(tmp_path):
+    from gapscope.validate import CHECKS
+
+    assert {"backdoor", "drift", "internals"} <= set(CHECKS)
+    for name in ("backdoor", "drift", "internals"):
+        assert CHECKS[name](tmp_path, "tfidf", 0) is None  # not applicable: no causal LM
+    from typer.testing import CliRunner
+
+    from gapscope.cli import app
+
+    out = CliRunner().invoke(app, ["validate", "--checks", "internals,nonsense"])
+    assert out.exit_code != 0 and "unknown check(s) nonsense" in out.output + str(out.exception)

@@ -68,9 +68,9 @@ def validate(
     models: str = typer.Option("tfidf", "--models", help="Comma-separated: tfidf (seconds), smollm2 (LoRA on "
                                "a small slice; several minutes on a CPU)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic corpora (the planted string changes with it)."),
-    checks: str = typer.Option("shortcut,quiet,noise,backdoor,drift", "--checks", help="Comma-separated "
-                               "subset of shortcut, quiet, noise, backdoor, drift (the last two need a causal "
-                               "LM: smollm2)."),
+    checks: str = typer.Option("shortcut,quiet,noise,backdoor,drift,internals", "--checks", help="Comma-"
+                               "separated subset of shortcut, quiet, noise, backdoor, drift, internals (the "
+                               "last three need a causal LM: smollm2)."),
     out: Path | None = typer.Option(None, "--out", help="Keep the corpora and runs here (default: a temp dir)."),
     llm_rows: int | None = typer.Option(None, "--llm-rows", help="Emails per domain of the smollm2 slice "
                                         "(default 160 for the shortcut checks, 1200 for noise; more is slower "
@@ -78,7 +78,8 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ):
     """Validate the detectors against planted truth (synthetic corpora): shortcut rank, quiet clean control,
-    label-noise precision and recall, backdoor trigger rank, behaviour drift. Exit 1 when a check fails."""
+    label-noise precision and recall, backdoor trigger rank, behaviour drift, internals (attention and
+    patching on a planted footer). Exit 1 when a check fails."""
     from gapscope.errors import GapscopeError
     from gapscope.validate import CHECKS, validate as run_validate
 

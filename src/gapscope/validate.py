@@ -19,6 +19,9 @@ through the normal diagnosis stage, and scores its findings against the manifest
   drift      (causal LMs) a language-modelling fine-tune on era-styled email must drift on the
              time-period probes and not on the unrelated families; the base model against a
              reloaded copy of itself must show nothing (gapscope.drift.validate).
+  internals  (causal LMs) a specialist fine-tuned over a planted footer: attention to it rises,
+             patching its positions restores most of the margin, a high-severity finding names
+             it, and a control with an uninformative footer stays quiet (gapscope.internals.validate).
 
 Models: "tfidf" (gapscope's tfidf-lr kind; seconds) and "smollm2" (embedded SmolLM2-135M, LoRA;
 opt-in, minutes on a CPU). smollm2 runs on a small slice: three domains for the shortcut check
@@ -321,8 +324,37 @@ def check_drift(work: Path, model: str, seed: int, n: int | None = None) -> Chec
                                                                              "base_vs_self", "seconds")}, detail)
 
 
+def check_internals(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult | None:
+    """gapscope.internals.validate: on a specialist fine-tuned over a planted footer, attention
+    from the answer position to the footer must rise with fine-tuning, patching the footer's
+    positions must restore most of the margin and a high-severity shortcut_attention finding must
+    name it; on a control where the footer is uninformative no such finding may appear. The
+    alignment of the label direction with the domain direction is measured and reported, not
+    part of the pass (on SmolLM2 it is not aligned)."""
+    if MODEL_SPECS[model]["kind"] != "causal-lm":
+        return None
+    from gapscope.internals.validate import validate_internals
+
+    r = validate_internals(work / f"internals-{model}", seed=seed, source=MODEL_SPECS[model]["source"],
+                           control=True, **({"n_per_domain": n} if n else {}))
+    p = r["planted"]
+    rise_t = p.get("attention_heldout_tuned", p.get("attention_tuned")) or 0.0
+    rise_b = p.get("attention_heldout_base", p.get("attention_base")) or 0.0
+    cos, null = p.get("cos_readout"), p.get("cos_null95")
+    aligned = r["observations"]["direction_aligned"]
+    detail = (f"attention to the footer {rise_b:.2f} -> {rise_t:.2f} after fine-tuning; patching its positions "
+              f"restores {(p.get('patching_restored') or 0):.0%} of the margin; high shortcut_attention finding: "
+              f"{'yes' if r['checks']['high_shortcut_finding'] else 'no'}; control: "
+              f"{'quiet' if r['checks'].get('control_quiet') else 'NOT quiet'}; label vs domain direction "
+              f"(measured, not in the pass): {'aligned' if aligned else 'not aligned'}"
+              + (f", cos {cos:+.2f} vs null95 {null:.2f}" if cos is not None and null is not None else ""))
+    return CheckResult("internals", model, bool(r["passed"]),
+                       {k: r[k] for k in ("checks", "observations", "seconds")}
+                       | {"planted": {k: v for k, v in p.items() if k != "findings"}}, detail)
+
+
 CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "noise": check_noise,
-          "backdoor": check_backdoor, "drift": check_drift}
+          "backdoor": check_backdoor, "drift": check_drift, "internals": check_internals}
 
 
 def validate(models: list[str], *, seed: int = 0, out: Path | None = None,
