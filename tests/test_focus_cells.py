@@ -43,3 +43,40 @@ def test_spec_rejects_a_bad_cells_per_model(tmp_path, bad):
     (tmp_path / "s.toml").write_text(f'[[datasets]]\npath = "a.jsonl"\n\n[detectors]\ncells_per_model = {v}\n')
     with pytest.raises(SpecError, match="cells_per_model"):
         load_spec(tmp_path / "s.toml")
+
+
+def test_diagnose_only_keeps_the_other_detectors_findings_and_overrides_cells_per_model(tmp_path, monkeypatch):
+    """`gapscope diagnose RUN --only X` used to rewrite findings.json with X's findings alone;
+    `--cells-per-model` widens the per-cell analyses of the detectors run now."""
+    from gapscope import findings as F
+    from gapscope.data.synth import SynthConfig
+    from gapscope.study import diagnose as D
+    from tests.study_helpers import mini_study
+
+    study = mini_study(tmp_path, SynthConfig(seed=0, n_per_domain=40, domains=["corporate", "personal"]),
+                       detectors={"cells_per_model": 1})
+    seen = {}
+
+    def fake(name):
+        def run(st):
+            seen[name] = int(st.options.get("cells_per_model", 0))
+            return [F.Finding(kind="demo", severity="low", title=f"{name} says hi", summary="", evidence={})]
+        return run
+
+    monkeypatch.setattr(D, "detectors", lambda: {"alpha": fake("alpha"), "beta": fake("beta")})
+    assert len(D.diagnose(study.run_dir)) == 2 and seen == {"alpha": 1, "beta": 1}
+    seen.clear()
+    got = D.diagnose(study.run_dir, only=["beta"], cells_per_model=0)
+    assert seen == {"beta": 0}  # only beta ran, with the override
+    assert sorted(f.title for f in got) == ["alpha says hi", "beta says hi"]  # alpha's findings kept
+    import json
+
+    saved = json.loads((study.run_dir / "findings.json").read_text())
+    assert len(saved) == 2
+    seen.clear()
+    D.diagnose(study.run_dir, only=["beta"], cells_per_model=0)
+    assert seen == {}  # cached under the same override
+    with pytest.raises(Exception, match="unknown detector"):
+        D.diagnose(study.run_dir, only=["gamma"])
+    with pytest.raises(Exception, match="cells_per_model must be 0"):
+        D.diagnose(study.run_dir, only=["beta"], cells_per_model=-1)

@@ -128,12 +128,16 @@ def diagnose_cmd(
     run_dir: Path = typer.Argument(..., help="A finished run directory."),
     only: str | None = typer.Option(None, help="Comma-separated detector names (default: all)."),
     force: bool = typer.Option(False, help="Rerun detectors even when their results are cached."),
+    cells_per_model: int | None = typer.Option(
+        None, "--cells-per-model", help="Per-cell neural analyses on the N cells with the largest gap of each "
+        "model, 0 for every cell (overrides the spec's [detectors] cells_per_model for the detectors run now)."),
 ):
     """Run the detectors over a finished run, rewrite findings.json and the report."""
     from gapscope.study.diagnose import diagnose
     from gapscope.study.publish import build_report
 
-    found = diagnose(run_dir, only=only.split(",") if only else None, force=force)
+    found = diagnose(run_dir, only=[x.strip() for x in only.split(",") if x.strip()] if only else None,
+                     force=force, cells_per_model=cells_per_model)
     progress.info(f"{len(found)} findings")
     print(build_report(run_dir))
 

@@ -1,7 +1,9 @@
 """Runs every registered detector over a finished run and writes the ranked findings.json.
 
 Each detector's findings are stored under diagnostics/<name>/findings.json with a
-fingerprint of the run's cells, so a rerun skips detectors that already finished.
+fingerprint of the run's cells and options, so a rerun skips detectors that already
+finished; findings.json always ranks every detector's latest findings, also after
+`--only` (the detectors not asked for contribute what they saved).
 """
 
 from __future__ import annotations
@@ -21,14 +23,47 @@ def _cells_fingerprint(study: Study) -> str:
     return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells] + [study.options])
 
 
-def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False) -> list[Finding]:
+def _cells_only(study: Study) -> str:
+    return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells])
+
+
+def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
+             cells_per_model: int | None = None) -> list[Finding]:
+    """Run the detectors (`only`: a subset; the others keep their saved findings) and write
+    the ranked findings.json. `cells_per_model` overrides the spec's [detectors] value for the
+    detectors run now (0: every cell), e.g. to extend the demo's in-depth analyses to every cell."""
     study = Study(run_dir)
     registry = detectors()
     enabled = study.options.get("enabled")
-    names = [n for n in registry if (only is None or n in only) and (enabled is None or n in enabled)]
+    unknown = sorted(set(only or []) - set(registry))
+    if unknown:
+        raise GapscopeError(f"unknown detector(s) {', '.join(unknown)} (known: {', '.join(registry)})")
+    active = [n for n in registry if enabled is None or n in enabled]
+    names = [n for n in active if only is None or n in only]
+    spec_fp = _cells_fingerprint(study)
+    if cells_per_model is not None:
+        if cells_per_model < 0:
+            raise GapscopeError(f"cells_per_model must be 0 (every cell) or more, got {cells_per_model}")
+        study.__dict__["options"] = {**study.options, "cells_per_model": int(cells_per_model)}
     fp = _cells_fingerprint(study)
+    cells_fp = _cells_only(study)
     findings: list[Finding] = []
     status = {}
+    for name in active:
+        if name in names:
+            continue
+        # not asked for: keep what it found last time, if it was about these cells
+        out = study.artifact_dir(name) / "findings.json"
+        if not out.exists():
+            continue
+        saved = artifacts.read_json(out)
+        same = saved.get("cells") == cells_fp if "cells" in saved else saved.get("fingerprint") == spec_fp
+        if same:
+            findings += [Finding.from_dict(f) for f in saved["findings"]]
+            status[name] = {"status": "kept", "findings": len(saved["findings"])}
+        else:
+            progress.info(f"detector {name}: its saved findings are about other cells; rerun it to include them")
+            status[name] = {"status": "stale"}
     for name in names:
         out = study.artifact_dir(name) / "findings.json"
         if out.exists() and not force:
@@ -50,7 +85,7 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False) 
             continue
         for f in found:
             f.detector = f.detector or name
-        artifacts.write_json(out, {"fingerprint": fp, "findings": [f.to_dict() for f in found],
+        artifacts.write_json(out, {"fingerprint": fp, "cells": cells_fp, "findings": [f.to_dict() for f in found],
                                    "seconds": round(time.perf_counter() - t0, 2)})
         status[name] = {"status": "ran", "findings": len(found), "seconds": round(time.perf_counter() - t0, 2)}
         findings += found
