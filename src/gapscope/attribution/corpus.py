@@ -218,7 +218,7 @@ class AttributionStore:
             _PARSED[key] = (stamp, self._data)
         return self._data
 
-    def _remember(self) -> None:
+    def _remember(self) -> None:  # after appending: the parsed records match the file again
         _PARSED[str(self.path.resolve())] = (self._stamp(), self._data)
 
     def get_or_compute(self, model, attributor: Attributor, items: Sequence[tuple[str, str]],

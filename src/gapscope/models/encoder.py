@@ -80,6 +80,7 @@ class Encoder(ClassifierModel):
         self.pad_id = pad_id_of(self.tokenizer)
         self.hidden_size = self.base.model.config.hidden_size
         self._private: nn.Module | None = None
+        self.train_layers: int | None = None  # layers under LoRA, set when the adapter is attached
         self._setup_weights()
         with torch.random.fork_rng(devices=[]):  # deterministic untrained head, global RNG untouched
             torch.manual_seed(0)
@@ -159,7 +160,7 @@ class Encoder(ClassifierModel):
                 for p in enc_params:
                     p.requires_grad_(False)
         log.update({"n": len(texts), "seed": seed, "finetune": o.finetune, "lr": lr,
-                    "train_layers": getattr(self, "train_layers", None) if o.finetune == "lora" else None,
+                    "train_layers": self.train_layers if o.finetune == "lora" else None,
                     "trainable_params": int(sum(p.numel() for p in enc_params) + 2 * self.hidden_size + 2),
                     "total_seconds": round(time.perf_counter() - t0, 3),
                     "compute_dtype": str(self.compute_dtype).removeprefix("torch."), "device": str(self.device)})

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from pathlib import Path
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch

@@ -9,11 +9,14 @@ and most relatives work without architecture-specific code.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from gapscope.errors import GapscopeError
 
 _DECODER_ATTN = ["q_proj", "k_proj", "v_proj", "o_proj"]
 _DECODER_MLP = ["gate_proj", "up_proj", "down_proj"]
@@ -51,10 +54,6 @@ def default_targets(model: nn.Module, model_type: str, mlp: bool) -> list[str]:
 
 def resolve_train_layers(value: int | str, n_layers: int, model_name: str) -> int:
     """How many top layers get LoRA: an int, "auto" (the top third) or "all"."""
-    import math
-
-    from gapscope.errors import GapscopeError
-
     if value == "auto":
         k = max(1, math.ceil(n_layers / 3))
     elif value == "all":
