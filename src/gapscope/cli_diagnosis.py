@@ -25,7 +25,9 @@ def explain(
     text: str | None = typer.Option(None, "--text", help="The email to explain."),
     file: Path | None = typer.Option(None, "--file", help="Read the email from a file ('-' for stdin)."),
     row: str | None = typer.Option(None, "--id", help="Explain a row of the run by its id."),
-    method: str = typer.Option("occlusion", "--method", help="occlusion (fast) | shap (SHAP Partition, reference)."),
+    method: str = typer.Option("occlusion", "--method", help="occlusion (fast; for neural kinds split within spans by "
+                                "relevance) | relevance (one backward pass, neural kinds) | shap (SHAP Partition, "
+                                "reference)."),
     max_evals: int | None = typer.Option(None, "--max-evals", help="Model evaluations per email "
                                          "(occlusion: default all words for tf-idf, 20 spans for neural kinds; "
                                          "shap: 500)."),
@@ -37,8 +39,8 @@ def explain(
     from gapscope.explain import explain as run_explain
     from gapscope.explain import render
 
-    if method not in ("occlusion", "shap"):
-        raise GapscopeError(f"--method must be occlusion or shap, got {method!r}")
+    if method not in ("occlusion", "relevance", "shap"):
+        raise GapscopeError(f"--method must be occlusion, relevance or shap, got {method!r}")
     given = [x is not None for x in (text, file, row)]
     if sum(given) != 1:
         raise GapscopeError("give exactly one of --text, --file, --id")

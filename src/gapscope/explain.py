@@ -114,6 +114,8 @@ def explain(run: Path, model: str, text: str, *, cell: str | None = None, method
             if max_evals:
                 opts["max_evals"] = max_evals
             att = get_method("occlusion", **opts).attribute(m, text)
+        elif method == "relevance":
+            att = get_method("relevance").attribute(m, text)
         else:
             att = get_method(method, **({"max_evals": max_evals} if max_evals else {})).attribute(m, text)
     finally:

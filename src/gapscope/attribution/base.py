@@ -11,6 +11,7 @@ Class hierarchy (Captum style, one module per method):
       PerturbationAttributor        words are removed; perturbed texts scored in one batch
         OcclusionAttributor         occlusion.py     leave-one-word-out / span occlusion (fast)
         ShapPartitionAttributor     shap_partition.py SHAP Partition explainer, Text masker (reference)
+      RelevanceAttributor           relevance.py     conservative gradient x input, one backward (neural kinds)
 
 Perturbed texts reach the model through `score_variants`. A model kind may implement
 the optional hook `score_edits(text, variants)` where each variant is a list of
@@ -119,8 +120,12 @@ class Attributor(abc.ABC):
     def attribute(self, model, text: str) -> Attribution:
         """Per-word contributions to `model.score([text])[0]`."""
 
+    def prepare(self, model, texts: Sequence[str]) -> None:
+        """Optional: batch work shared by the coming `attribute` calls on these texts."""
+
     def attribute_many(self, model, texts: Sequence[str],
                        progress: Callable[[int, int], None] | None = None) -> list[Attribution]:
+        self.prepare(model, texts)
         out = []
         for i, t in enumerate(texts, 1):
             out.append(self.attribute(model, t))
@@ -162,7 +167,7 @@ def register_method(name: str) -> Callable[[type[Attributor]], type[Attributor]]
 
 
 def methods() -> dict[str, type[Attributor]]:
-    from gapscope.attribution import occlusion, shap_partition  # noqa: F401  (registers)
+    from gapscope.attribution import occlusion, relevance, shap_partition  # noqa: F401  (registers)
 
     return dict(_METHODS)
 
@@ -196,6 +201,9 @@ def is_cheap(model_or_kind) -> bool:
 
 
 def default_occlusion_options(model_or_kind) -> dict[str, Any]:
-    """Leave-one-word-out for cheap models; a bounded number of two-sided span occlusions for
-    neural ones (removal alone is measurably less faithful there: README, Performance)."""
-    return {} if is_cheap(model_or_kind) else {"max_evals": NEURAL_OCCLUSION_EVALS, "two_sided": True}
+    """Leave-one-word-out for cheap models; for neural ones a bounded number of two-sided span
+    occlusions, split within each span by the model's relevance (removal alone, and spans without
+    the split, are measurably less faithful there: README, Performance)."""
+    if is_cheap(model_or_kind):
+        return {}
+    return {"max_evals": NEURAL_OCCLUSION_EVALS, "two_sided": True, "refine": "relevance"}

@@ -227,6 +227,7 @@ class AttributionStore:
         data = self.load()
         todo = [(i, t) for i, t in items if i not in data or data[i].text != t]
         if todo:
+            attributor.prepare(model, [t for _, t in todo])
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:
                 for k, (i, t) in enumerate(todo, 1):

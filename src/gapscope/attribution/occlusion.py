@@ -20,6 +20,13 @@ phishing cues that each suffice: deleting either moves nothing); the gain sees e
 on its own. A window kept alone is a short text, so the gain side costs little
 (measured with `gapscope bench attribution`, see the README).
 
+Refined by relevance (`refine="relevance"`, the default for neural kinds): a span's total is
+what occlusion measured, and it is split among the span's words by the model's conservative
+token relevance (attribution/relevance.py: one extra forward and backward): word j of span w
+gets value(w) / |w| + (r_j - mean of r over w). Span occlusion alone ties every word of a span,
+so the top 5% of words are picked in text order inside the best span; the relevance orders
+them without changing any span's measured total.
+
 All perturbed texts of one email (the full text, the empty text and every window) go to
 the model in ONE `score_variants` call, ordered by the window's position. Variant k
 leaves text[:start of window k] untouched, so a prefix-caching scorer (the optional
@@ -51,17 +58,23 @@ def windows(n: int, window: int, stride: int) -> list[tuple[int, int]]:
 @register_method("occlusion")
 class OcclusionAttributor(PerturbationAttributor):
     def __init__(self, window: int = 1, stride: int | None = None, max_evals: int | None = None,
-                 two_sided: bool = False):
+                 two_sided: bool = False, refine: str | None = None):
         if window < 1:
             raise ValueError("window must be >= 1")
         self.window = int(window)
         self.stride = int(stride) if stride else self.window
         self.max_evals = int(max_evals) if max_evals else None
         self.two_sided = bool(two_sided)
+        if refine not in (None, "relevance"):
+            raise ValueError(f"refine must be None or 'relevance', not {refine!r}")
+        self.refine = refine
 
     def params(self) -> dict:
-        return {"window": self.window, "stride": self.stride, "max_evals": self.max_evals,
-                "two_sided": self.two_sided}
+        p = {"window": self.window, "stride": self.stride, "max_evals": self.max_evals,
+             "two_sided": self.two_sided}
+        if self.refine:
+            p["refine"] = self.refine
+        return p
 
     def plan(self, n_words: int, budget_offset: int = 0) -> list[tuple[int, int]]:
         window, stride = self.window, self.stride
@@ -90,14 +103,37 @@ class OcclusionAttributor(PerturbationAttributor):
         values = full - margins[2:2 + len(plan)]
         if self.two_sided:
             values = 0.5 * (values + (margins[2 + len(plan):] - empty))
+        rel = self._relevance(model, words)
         total = np.zeros(n)
         count = np.zeros(n)
         for (s, e), v in zip(plan, values):
             total[s:e] += v / (e - s)
+            if rel is not None:
+                total[s:e] += rel[s:e] - rel[s:e].mean()
             count[s:e] += 1
         weights = total / np.maximum(count, 1)
         return Attribution(tokens=words.segments, weights=weights, margin=full, method=self.name,
-                           base_margin=empty, evals=len(variants))
+                           base_margin=empty, evals=len(variants) + (rel is not None))
+
+    def prepare(self, model, texts) -> None:
+        """Relevance of every text in one batched call (the model groups them by length)."""
+        from gapscope.attribution import relevance
+
+        self._prepared = {}
+        if self.refine == "relevance" and relevance.supports(model) and texts:
+            unique = list(dict.fromkeys(texts))
+            self._prepared = dict(zip(unique, model.token_relevance(unique)))
+
+    def _relevance(self, model, words: Words) -> np.ndarray | None:
+        """Per-word conservative relevance when refining (None when off or the model has no gradients)."""
+        from gapscope.attribution import relevance
+
+        if self.refine != "relevance" or not relevance.supports(model):
+            return None
+        tr = getattr(self, "_prepared", {}).pop(words.text, None)
+        if tr is None:
+            (tr,) = model.token_relevance([words.text])
+        return relevance.word_weights(words, tr.spans, tr.relevance)
 
 
 _MARKERS = str.maketrans({"Ġ": " ", "▁": " ", "Ċ": "\n", "ĉ": "\t"})

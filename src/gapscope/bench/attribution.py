@@ -15,9 +15,11 @@ Models:
            changes what is explained, not what either method costs or how faithful it is, and
            fine-tuning on this CPU takes minutes). Pass --fit N to fine-tune a quick LoRA cell on
            N training emails first. Occlusion uses the default for neural kinds (20 two-sided
-           spans); a third row shows the same spans read by removal only. Every method
-           scores its perturbed texts through the same path (for a causal LM: KV-cache reuse
-           of the shared prompt and email prefix, models/prefix_reuse.py).
+           spans, each split among its words by relevance). Context rows, not the verdict: the
+           same spans without the split, the spans read by removal only, and relevance alone
+           (one forward and backward, attribution/relevance.py), each with its own ratio.
+           Every perturbation method scores its texts through the same path (for a causal LM:
+           KV-cache reuse of the shared prompt and email prefix, models/prefix_reuse.py).
 
   --run RUN  a fitted cell of a finished run (the model name as in its spec, --cell to pick the
            paradigm), on held-out emails of the cell's training domain: the realistic case.
@@ -90,6 +92,7 @@ def from_run(run, model_name: str, cell: str | None, n: int, seed: int):
 def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, shap_evals: int = 500,
           occlusion_evals: int | None = None, fit: int = 0, run=None, cell: str | None = None) -> dict[str, Any]:
     from gapscope.attribution import faithfulness as F
+    from gapscope.attribution import relevance
     from gapscope.attribution.base import default_occlusion_options, get_method
 
     if run is not None:
@@ -104,8 +107,13 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
     if occlusion_evals:
         occ_opts["max_evals"] = occlusion_evals
     methods = {"shap": get_method("shap", max_evals=shap_evals), "occlusion": get_method("occlusion", **occ_opts)}
-    if occ_opts.get("two_sided"):  # context: the same spans read by removal only (not part of the verdict)
-        methods["occlusion, removal only"] = get_method("occlusion", **(occ_opts | {"two_sided": False}))
+    # Context rows (not the verdict): what each ingredient of the default gives on its own.
+    if occ_opts.get("refine"):
+        methods["occlusion, spans only"] = get_method("occlusion", **(occ_opts | {"refine": None}))
+    if occ_opts.get("two_sided"):
+        methods["occlusion, removal only"] = get_method("occlusion", **(occ_opts | {"two_sided": False, "refine": None}))
+    if relevance.supports(model):
+        methods["relevance"] = get_method("relevance")
     for m in methods.values():  # not timed: numba compilation, model warm-up
         m.attribute(model, warm.text)
     out: dict[str, Any] = {"model": model_name, "described": described, "n": len(emails), "seed": seed,
@@ -125,16 +133,24 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
             out["methods"][name]["faithfulness"] = F.summarize([F.evaluate(model, a) for a in atts[name]])
         out["random"] = F.summarize([F.evaluate(model, a, order=F.random_order(len(a.tokens), seed + i))
                                      for i, a in enumerate(atts["occlusion"])])
-    s, o = out["methods"]["shap"], out["methods"]["occlusion"]
-    out["speedup"] = round(s["seconds"] / max(o["seconds"], 1e-9), 2)
-    fs, fo = s["faithfulness"], o["faithfulness"]
-    out["occlusion_at_least_as_faithful"] = {
-        "deletion_auc": fo["deletion_auc"] <= fs["deletion_auc"], "insertion_auc": fo["insertion_auc"] >= fs["insertion_auc"],
-        "comprehensiveness": fo["comprehensiveness"] >= fs["comprehensiveness"],
-        "sufficiency": fo["sufficiency"] <= fs["sufficiency"]}
+    s = out["methods"]["shap"]
+    for name, o in out["methods"].items():
+        if name == "shap":
+            continue
+        o["speedup"] = round(s["seconds"] / max(o["seconds"], 1e-9), 2)
+        o["at_least_as_faithful"] = at_least_as_faithful(o["faithfulness"], s["faithfulness"])
+    out["speedup"] = out["methods"]["occlusion"]["speedup"]
+    out["occlusion_at_least_as_faithful"] = out["methods"]["occlusion"]["at_least_as_faithful"]
     with contextlib.suppress(Exception):  # freeing the model must not lose the results
         model.close()
     return out
+
+
+def at_least_as_faithful(fast: dict, ref: dict) -> dict[str, bool]:
+    return {"deletion_auc": fast["deletion_auc"] <= ref["deletion_auc"],
+            "insertion_auc": fast["insertion_auc"] >= ref["insertion_auc"],
+            "comprehensiveness": fast["comprehensiveness"] >= ref["comprehensiveness"],
+            "sufficiency": fast["sufficiency"] <= ref["sufficiency"]}
 
 
 def _words(text: str):
@@ -160,7 +176,11 @@ def print_table(res: dict[str, Any], console=None) -> None:
                   f"{f['deletion_auc']:.3f}", f"{f['insertion_auc']:.3f}", f"{f['comprehensiveness']:.3f}",
                   f"{f['sufficiency']:.3f}")
     console.print(t)
-    ok = res["occlusion_at_least_as_faithful"]
-    console.print(f"occlusion is [bold]{res['speedup']:.1f}x[/bold] faster than SHAP Partition "
-                  f"({res['methods']['shap']['params']['max_evals']} evaluations); at least as faithful on "
-                  f"{sum(ok.values())} of 4 scores ({', '.join(k for k, v in ok.items() if v) or 'none'})")
+    for name, v in res["methods"].items():
+        if name == "shap":
+            continue
+        ok = v["at_least_as_faithful"]
+        style = "bold" if name == "occlusion" else "dim"
+        console.print(f"[{style}]{name}[/{style}]: [bold]{v['speedup']:.1f}x[/bold] faster than SHAP Partition "
+                      f"({res['methods']['shap']['params']['max_evals']} evaluations); at least as faithful on "
+                      f"{sum(ok.values())} of 4 scores ({', '.join(k for k, x in ok.items() if x) or 'none'})")

@@ -15,7 +15,12 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
     from gapscope.demo import run_demo
     from gapscope.study import artifacts
 
+    from gapscope.errors import GapscopeError
+
     tmp = None
+    if out is not None and Path(out).exists() and any(Path(out).iterdir()):
+        # the demo resumes a run it finds, which would time a resume, not the demo
+        raise GapscopeError(f"{out}: not empty; bench study times a run from nothing: give a new or empty directory")
     if out is None:
         tmp = Path(tempfile.mkdtemp(prefix="gapscope-bench-"))
         out = tmp

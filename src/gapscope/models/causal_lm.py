@@ -28,6 +28,7 @@ from gapscope.errors import GapscopeError
 from gapscope.models import lm_forward as lmf
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.device import DTYPES, autocast, resolve_compute_dtype, resolve_device, weights_dtype
+from gapscope.models.linearized import RELEVANCE_BATCH, TokenRelevance, input_relevance
 from gapscope.models.loading import borrow, drop_adapter, give_back
 from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
                                   resolve_train_layers)
@@ -261,6 +262,37 @@ class CausalLM(ClassifierModel):
             self._attach_adapter()
             load_lora_state_dict(self.base.adapter, load_file(str(directory / "adapter.safetensors")))
             self.hf.eval()
+
+    def token_relevance(self, texts: Sequence[str]) -> list:
+        """Conservative relevance (models/linearized.py) of each email token for the margin: one
+        forward and backward per length bucket, in the compute dtype (bf16 autocast where the
+        hardware has it: 2.5x faster than float32 on SmolLM2, same faithfulness; the relevances
+        then add up to the margin within ~0.05 instead of exactly)."""
+
+        encs = self.codec.encode(texts)
+        offsets = self.codec.email_offsets(texts)
+        out: list = [None] * len(encs)
+        for bucket in length_buckets([len(e.ids) for e in encs], min(self.opts.eval_batch_size, RELEVANCE_BATCH), self.opts.pad_multiple):
+            batch = [encs[i] for i in bucket]
+            ids, mask = pad_right([e.ids for e in batch], self.pad_id, self.opts.pad_multiple)
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            lengths = [len(e.ids) for e in batch]
+
+            def forward():
+                with autocast(self.device, self.compute_dtype):
+                    h = lmf.run_layers(self.decoder, 0, self.n_layers, input_ids=ids, attention_mask=mask)
+                logits = lmf.label_logits(self.hf, lmf.gather_last(h, lengths), self.codec.label_ids,
+                                          conservative=True)
+                return logits[:, 1] - logits[:, 0]
+
+            margins, rel = input_relevance(self.hf, self.decoder.layers[0], forward)
+            rel = rel.double().cpu().numpy()
+            for r, i in enumerate(bucket):
+                e = encs[i]
+                own = rel[r, e.email_start:e.email_end]
+                out[i] = TokenRelevance(spans=offsets[i][: len(own)], relevance=own, margin=float(margins[r]),
+                                        rest=float(rel[r, : len(e.ids)].sum() - own.sum()))
+        return out
 
     def tokenize(self, text: str) -> list[str]:
         """The email's tokens as the model sees them (after truncation to max_length)."""

@@ -28,6 +28,7 @@ from torch import nn
 from gapscope.errors import GapscopeError
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.device import autocast, resolve_compute_dtype, resolve_device, weights_dtype
+from gapscope.models.linearized import RELEVANCE_BATCH, TokenRelevance, input_relevance
 from gapscope.models.loading import borrow, drop_adapter, give_back
 from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
                                   resolve_train_layers)
@@ -219,6 +220,35 @@ class Encoder(ClassifierModel):
             load_lora_state_dict(self.base.adapter, load_file(str(directory / "adapter.safetensors")))
         self.head.load_state_dict(load_file(str(directory / "head.safetensors"), device=str(self.device)))
         self.encoder.eval()
+
+    def token_relevance(self, texts: Sequence[str]) -> list:
+        """Conservative relevance (models/linearized.py) of each text token for the margin, read at
+        the input of the first encoder layer (word + position embeddings after their LayerNorm);
+        [CLS]/[SEP] go to `rest`."""
+        from gapscope.internals.hooks import find_layers
+
+        cut = self.opts.max_length * CHARS_PER_TOKEN_BOUND
+        enc = self.tokenizer([t[:cut] for t in texts], truncation=True, max_length=self.opts.max_length,
+                             return_offsets_mapping=True, return_special_tokens_mask=True)
+        seqs = [list(ids) for ids in enc["input_ids"]]
+        first = find_layers(self.encoder)[1][0]
+        out: list = [None] * len(seqs)
+        for bucket in length_buckets([len(q) for q in seqs], min(self.opts.eval_batch_size, RELEVANCE_BATCH), self.opts.pad_multiple):
+            batch = [seqs[i] for i in bucket]
+
+            def forward():
+                logits = self._logits(batch)
+                return logits[:, 1] - logits[:, 0]
+
+            margins, rel = input_relevance(self.encoder, first, forward)
+            rel = rel.double().cpu().numpy()
+            for r, i in enumerate(bucket):
+                n = len(seqs[i])
+                text_pos = [j for j in range(n) if not enc["special_tokens_mask"][i][j]]
+                own = rel[r, text_pos]
+                out[i] = TokenRelevance(spans=[tuple(enc["offset_mapping"][i][j]) for j in text_pos], relevance=own,
+                                        margin=float(margins[r]), rest=float(rel[r, :n].sum() - own.sum()))
+        return out
 
     def tokenize(self, text: str) -> list[str]:
         ids = self._encode([text])[0]

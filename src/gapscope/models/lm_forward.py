@@ -57,7 +57,8 @@ def run_layers(decoder: nn.Module, start: int, stop: int, *, input_ids=None, inp
     return captured["h"]
 
 
-def label_logits(model: nn.Module, last_hidden: torch.Tensor, label_ids: Sequence[int]) -> torch.Tensor:
+def label_logits(model: nn.Module, last_hidden: torch.Tensor, label_ids: Sequence[int],
+                 conservative: bool = False) -> torch.Tensor:
     """(b, 2) logits of the label tokens, computed in float32 from just their unembedding rows.
 
     float32 matters: a margin is the difference of two logits of magnitude ~20, and bf16
@@ -76,7 +77,11 @@ def label_logits(model: nn.Module, last_hidden: torch.Tensor, label_ids: Sequenc
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     cap = getattr(config, "final_logit_softcapping", None)
     if cap:  # Gemma 2 squashes logits; the margin must match what the model would emit
-        logits = torch.tanh(logits / cap) * cap
+        capped = torch.tanh(logits / cap) * cap
+        if conservative:  # identity rule (models/linearized.py): the squash ratio is a constant
+            ratio = torch.where(logits.abs() > 1e-12, capped / torch.where(logits.abs() > 1e-12, logits, 1.0), 1.0)
+            capped = logits * ratio.detach()
+        logits = capped
     return logits
 
 

@@ -85,6 +85,14 @@ class PromptCodec:
         batch = self.tokenizer([t[:cut] for t in texts], add_special_tokens=False)["input_ids"]
         return [list(ids[: self.max_length]) for ids in batch]
 
+    def email_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """(start, end) character span in the email of each of its kept tokens (as email_ids keeps
+        them). Needs a fast tokenizer."""
+        cut = self.max_length * CHARS_PER_TOKEN_BOUND
+        batch = self.tokenizer([t[:cut] for t in texts], add_special_tokens=False,
+                               return_offsets_mapping=True)["offset_mapping"]
+        return [[(int(s), int(e)) for s, e in offs[: self.max_length]] for offs in batch]
+
     def encode(self, texts: Sequence[str]) -> list[Encoded]:
         out = []
         for email in self.email_ids(texts):
