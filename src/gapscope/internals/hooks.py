@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gapscope.models.linearized import attention_configs
+
 # Tried in order; the first that resolves to a ModuleList wins.
 LAYER_PATHS = (
     "layers", "model.layers", "model.model.layers", "language_model.layers", "model.language_model.layers",
@@ -257,21 +259,6 @@ def patching(model: nn.Module | Stack, setters: dict[str, Setter]) -> Iterator[N
             h.remove()
 
 
-def _configs(model: nn.Module) -> list:
-    seen, out = set(), []
-    for m in model.modules():
-        cfg = getattr(m, "config", None)
-        if cfg is not None and hasattr(cfg, "_attn_implementation") and id(cfg) not in seen:
-            seen.add(id(cfg))
-            out.append(cfg)
-            for sub in ("text_config", "decoder"):
-                s = getattr(cfg, sub, None)
-                if s is not None and hasattr(s, "_attn_implementation") and id(s) not in seen:
-                    seen.add(id(s))
-                    out.append(s)
-    return out
-
-
 @contextlib.contextmanager
 def eager_attention(model: nn.Module) -> Iterator[None]:
     """Run with eager attention inside the block, so attention modules return their probabilities.
@@ -279,7 +266,7 @@ def eager_attention(model: nn.Module) -> Iterator[None]:
     transformers 5 looks the attention function up from `config._attn_implementation` at
     every forward, so flipping the attribute on every config the modules hold switches the
     same weights to eager and back with no copy (measured on Llama, Mistral, Gemma 3, BERT)."""
-    cfgs = _configs(model)
+    cfgs = attention_configs(model)
     saved = [c._attn_implementation for c in cfgs]
     try:
         for c in cfgs:

@@ -95,16 +95,18 @@ def _register() -> None:
         ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_NAME, eager_mask)
 
 
-def _configs(model: nn.Module) -> list:
+def attention_configs(model: nn.Module) -> list:
+    """Every config (and text/decoder sub-config) held by the model's modules: transformers 5 reads
+    `_attn_implementation` from them at each forward, so setting it there switches attention."""
     seen, out = set(), []
     for m in model.modules():
-        for cfg in (getattr(m, "config", None),):
-            if cfg is None or not hasattr(cfg, "_attn_implementation"):
-                continue
-            for c in (cfg, getattr(cfg, "text_config", None), getattr(cfg, "decoder", None)):
-                if c is not None and hasattr(c, "_attn_implementation") and id(c) not in seen:
-                    seen.add(id(c))
-                    out.append(c)
+        cfg = getattr(m, "config", None)
+        if cfg is None or not hasattr(cfg, "_attn_implementation"):
+            continue
+        for c in (cfg, getattr(cfg, "text_config", None), getattr(cfg, "decoder", None)):
+            if c is not None and hasattr(c, "_attn_implementation") and id(c) not in seen:
+                seen.add(id(c))
+                out.append(c)
     return out
 
 
@@ -152,7 +154,7 @@ def conservative(model: nn.Module) -> Iterator[None]:
     """Inside the block, gradients of `model` follow the conservative rules above."""
     _register()
     handles = []
-    cfgs = _configs(model)
+    cfgs = attention_configs(model)
     saved = [c._attn_implementation for c in cfgs]
     try:
         for c in cfgs:
