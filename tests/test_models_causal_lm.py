@@ -13,19 +13,15 @@ from gapscope.models import ModelSpec, create_model
 from gapscope.models.loading import clear_base_cache
 from gapscope.models.prefix_cache import clear_shared_prefix_caches
 from tests.tiny_models import (  # noqa: F401  (fixtures)
-    ARCHS, tiny_causal_lm_dir, tiny_llama_dir, tiny_model_root, toy_emails,
+    ARCHS, fresh_model_caches, tiny_causal_lm_dir, tiny_llama_dir, tiny_model_root, toy_emails,
 )
 
 FP32 = {"dtype": "float32"}
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches():
-    clear_base_cache()
-    clear_shared_prefix_caches()
+def _fresh_caches(fresh_model_caches):
     yield
-    clear_base_cache()
-    clear_shared_prefix_caches()
 
 
 def make(source, **options):

@@ -12,21 +12,15 @@ from gapscope.attribution.words import split_words
 from gapscope.errors import GapscopeError
 from gapscope.models import ModelSpec, create_model
 from gapscope.models.linearized import TokenRelevance
-from gapscope.models.loading import clear_base_cache
-from gapscope.models.prefix_cache import clear_shared_prefix_caches
 from tests.attribution_helpers import BagModel, make_tfidf, toy_corpus
 from tests.tiny_models import (  # noqa: F401  (fixtures)
-    ARCHS, tiny_causal_lm_dir, tiny_encoder_dir, tiny_model_root, toy_emails,
+    ARCHS, fresh_model_caches, tiny_causal_lm_dir, tiny_encoder_dir, tiny_model_root, toy_emails,
 )
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches():
-    clear_base_cache()
-    clear_shared_prefix_caches()
+def _fresh_caches(fresh_model_caches):
     yield
-    clear_base_cache()
-    clear_shared_prefix_caches()
 
 
 @pytest.mark.parametrize("arch", ARCHS)

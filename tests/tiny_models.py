@@ -126,6 +126,19 @@ def toy_emails(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 import pytest  # noqa: E402
 
 
+@pytest.fixture
+def fresh_model_caches():
+    """Empty base-model and prefix caches around a test (use with autouse in a module)."""
+    from gapscope.models.loading import clear_base_cache
+    from gapscope.models.prefix_cache import clear_shared_prefix_caches
+
+    clear_base_cache()
+    clear_shared_prefix_caches()
+    yield
+    clear_base_cache()
+    clear_shared_prefix_caches()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tiny_models")

@@ -68,6 +68,7 @@ class OcclusionAttributor(PerturbationAttributor):
         if refine not in (None, "relevance"):
             raise ValueError(f"refine must be None or 'relevance', not {refine!r}")
         self.refine = refine
+        self._prepared: dict = {}  # text -> token relevance, filled by prepare()
 
     def params(self) -> dict:
         p = {"window": self.window, "stride": self.stride, "max_evals": self.max_evals,
@@ -130,7 +131,7 @@ class OcclusionAttributor(PerturbationAttributor):
 
         if self.refine != "relevance" or not relevance.supports(model):
             return None
-        tr = getattr(self, "_prepared", {}).pop(words.text, None)
+        tr = self._prepared.pop(words.text, None)
         if tr is None:
             (tr,) = model.token_relevance([words.text])
         return relevance.word_weights(words, tr.spans, tr.relevance)

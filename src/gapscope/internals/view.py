@@ -184,15 +184,8 @@ class CausalLMView(ModelView):
         return self.model.base.tokenizer
 
     def encode(self, texts: Sequence[str]) -> list[Item]:
-        codec = self.model.codec
-        encs = codec.encode(texts)
-        cut = codec.max_length * CHARS_PER_TOKEN_BOUND
         out = []
-        for text, e in zip(texts, encs):
-            email = e.ids[e.email_start:e.email_end]
-            offs = _email_offsets(self.tokenizer, text, email, cut, False, None)
-            if offs is not None:
-                offs = offs[: len(email)]
+        for text, (e, offs) in zip(texts, self.model.codec.encode_with_offsets(texts)):
             out.append(Item(tuple(e.ids), e.email_start, e.email_end, (len(e.ids) - 1,),
                             tuple(offs) if offs is not None else None, text))
         return out

@@ -54,6 +54,8 @@ class TokenRelevance:
     relevance: np.ndarray         # per token, same order
     margin: float                 # the model's margin for the text (the forward value)
     rest: float                   # relevance on positions outside the text: prompt, special tokens
+
+
 _ACT_NAMES = ("act_fn", "intermediate_act_fn", "activation_fn", "act")
 
 
@@ -110,6 +112,15 @@ def attention_configs(model: nn.Module) -> list:
     return out
 
 
+def identity_rule(x: torch.Tensor, y: torch.Tensor, scale: float = 1.0, at_zero: float = 0.0) -> torch.Tensor:
+    """y = f(x) elementwise, read as x * (y / x) with the ratio held constant: the value is y, the
+    gradient to x is scale * y / x (`at_zero` where x is 0)."""
+    xf = x.float()
+    nonzero = xf.abs() > 1e-12
+    ratio = torch.where(nonzero, y.float() / torch.where(nonzero, xf, 1.0), at_zero).detach()
+    return y.detach() + (scale * (xf - xf.detach()) * ratio).to(y.dtype)
+
+
 def _norm_hook(module, args, output):
     x = args[0]
     if isinstance(module, nn.LayerNorm) or (getattr(module, "bias", None) is not None and "LayerNorm" in type(module).__name__):
@@ -122,20 +133,12 @@ def _norm_hook(module, args, output):
         return output.detach() + (lin - lin.detach()).to(output.dtype)
     # RMS-style: output = x * (per-position scale) * (per-channel gain), however it is parametrised,
     # so the elementwise ratio output / x is exactly the Jacobian diagonal with the scale held fixed.
-    xf = x.float()
-    ratio = torch.where(xf.abs() > 1e-12, output.float() / torch.where(xf.abs() > 1e-12, xf, 1.0), 0.0).detach()
-    return output.detach() + ((xf - xf.detach()) * ratio).to(output.dtype)
+    return identity_rule(x, output)
 
 
 def _identity_hook(half: bool):
     def hook(_module, args, output):
-        x = args[0].float()
-        safe = torch.where(x.abs() > 1e-12, x, 1.0)
-        ratio = torch.where(x.abs() > 1e-12, output.float() / safe, 0.0).detach()
-        grad_path = (x - x.detach()) * ratio
-        if half:
-            grad_path = 0.5 * grad_path
-        return output.detach() + grad_path.to(output.dtype)
+        return identity_rule(args[0], output, scale=0.5 if half else 1.0)
     return hook
 
 

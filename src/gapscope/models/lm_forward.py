@@ -78,9 +78,10 @@ def label_logits(model: nn.Module, last_hidden: torch.Tensor, label_ids: Sequenc
     cap = getattr(config, "final_logit_softcapping", None)
     if cap:  # Gemma 2 squashes logits; the margin must match what the model would emit
         capped = torch.tanh(logits / cap) * cap
-        if conservative:  # identity rule (models/linearized.py): the squash ratio is a constant
-            ratio = torch.where(logits.abs() > 1e-12, capped / torch.where(logits.abs() > 1e-12, logits, 1.0), 1.0)
-            capped = logits * ratio.detach()
+        if conservative:  # the squash ratio held constant (slope 1 at 0, like tanh)
+            from gapscope.models.linearized import identity_rule
+
+            capped = identity_rule(logits, capped, at_zero=1.0)
         logits = capped
     return logits
 

@@ -80,25 +80,29 @@ class PromptCodec:
         self.suffix = _ids(tokenizer, ANSWER_CUE)
         self.label_ids, self.single_token_labels = label_token_ids(tokenizer)
 
-    def email_ids(self, texts: Sequence[str]) -> list[list[int]]:
+    def _email_tokens(self, texts: Sequence[str], offsets: bool = False):
         cut = self.max_length * CHARS_PER_TOKEN_BOUND
-        batch = self.tokenizer([t[:cut] for t in texts], add_special_tokens=False)["input_ids"]
-        return [list(ids[: self.max_length]) for ids in batch]
+        return self.tokenizer([t[:cut] for t in texts], add_special_tokens=False, return_offsets_mapping=offsets)
 
-    def email_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        """(start, end) character span in the email of each of its kept tokens (as email_ids keeps
-        them). Needs a fast tokenizer."""
-        cut = self.max_length * CHARS_PER_TOKEN_BOUND
-        batch = self.tokenizer([t[:cut] for t in texts], add_special_tokens=False,
-                               return_offsets_mapping=True)["offset_mapping"]
-        return [[(int(s), int(e)) for s, e in offs[: self.max_length]] for offs in batch]
+    def email_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(ids[: self.max_length]) for ids in self._email_tokens(texts)["input_ids"]]
+
+    def _assemble(self, email: Sequence[int]) -> Encoded:
+        start = len(self.prefix)
+        return Encoded(tuple(self.prefix + list(email) + self.suffix), start, start + len(email))
 
     def encode(self, texts: Sequence[str]) -> list[Encoded]:
-        out = []
-        for email in self.email_ids(texts):
-            start = len(self.prefix)
-            out.append(Encoded(tuple(self.prefix + email + self.suffix), start, start + len(email)))
-        return out
+        return [self._assemble(email) for email in self.email_ids(texts)]
+
+    def encode_with_offsets(self, texts: Sequence[str]) -> list[tuple[Encoded, list[tuple[int, int]] | None]]:
+        """`encode`, plus the (start, end) characters in the email of each kept email token, from
+        the same tokenizer call; None offsets when the tokenizer cannot give them (slow tokenizers)."""
+        try:
+            batch = self._email_tokens(texts, offsets=True)
+        except (NotImplementedError, ValueError, TypeError):
+            return [(e, None) for e in self.encode(texts)]
+        return [(self._assemble(ids[: self.max_length]), [(int(a), int(b)) for a, b in offs[: self.max_length]])
+                for ids, offs in zip(batch["input_ids"], batch["offset_mapping"])]
 
 
 def padded_length(n: int, multiple: int) -> int:
