@@ -13,7 +13,7 @@ def register(bench_app: typer.Typer) -> None:
         model: str = typer.Option("smollm2", help="smollm2 | gemma3 | a source (HF id, directory, .gguf)."),
         n: int = typer.Option(64, "--n", help="Emails scored."),
         max_length: int = typer.Option(128, "--max-length", help="Email tokens kept."),
-        batch_size: int = typer.Option(16, "--batch-size", help="gapscope's scoring batch size."),
+        batch_size: int = typer.Option(8, "--batch-size", help="gapscope's scoring batch size (the causal-lm default)."),
         as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     ):
         """Batched scoring vs a naive per-email loop: tokens/s, ratio, FLOP/s vs the measured matmul peak."""

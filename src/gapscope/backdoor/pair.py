@@ -24,14 +24,15 @@ import torch
 
 from gapscope.drift.lm import LoadedLM, load_hf, load_lm
 from gapscope.models import lm_forward as lmf
-from gapscope.models.device import autocast, resolve_compute_dtype
+from gapscope.models.attention import inference_context
+from gapscope.models.device import resolve_compute_dtype
 from gapscope.models.tokens import PromptCodec, length_buckets, pad_id_of, pad_right
 
 
 @dataclass
 class PromptOptions:
     max_length: int = 128  # email tokens kept, as in the causal-lm kind
-    eval_batch_size: int = 16
+    eval_batch_size: int = 8  # as the causal-lm kind
     pad_multiple: int = 16
 
 
@@ -59,13 +60,18 @@ class PromptedLM:
     def decoder(self):
         return self.hf.get_decoder()
 
+    def inference_context(self):
+        """The causal-lm kind's no-grad context (autocast + its CPU attention kernel), so this
+        model's margins agree with the scan's perturbed-copy fast path."""
+        return inference_context(self.hf, self.device, self.compute_dtype)
+
     @torch.no_grad()
     def score(self, texts: Sequence[str], progress=None) -> np.ndarray:
         encs = self.codec.encode(list(texts))
         out = np.empty(len(encs), dtype=np.float64)
         for bucket in length_buckets([len(e.ids) for e in encs], self.opts.eval_batch_size, self.opts.pad_multiple):
             ids, mask = pad_right([encs[i].ids for i in bucket], self.pad_id, self.opts.pad_multiple)
-            with autocast(self.device, self.compute_dtype):
+            with self.inference_context():
                 h = self.decoder(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                  use_cache=False).last_hidden_state
             out[bucket] = lmf.label_margins(self.hf, h, [len(encs[i].ids) for i in bucket], self.codec.label_ids)

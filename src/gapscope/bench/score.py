@@ -1,9 +1,11 @@
 """`gapscope bench score`: gapscope's batched scoring vs a naive loop, on the same weights and emails.
 
-naive:    one forward per email, float32, full-vocabulary logits at every position
-          (what `model(**inputs).logits[0, -1]` costs), margin read from the last row;
+naive:    plain transformers, float32 weights loaded with from_pretrained, one forward per email,
+          full-vocabulary logits at every position (what `model(**inputs).logits[0, -1]` costs),
+          margin read from the last row;
 gapscope: CausalLM.score: length-bucketed right-padded batches, bf16 autocast where the
-          CPU has it, only the two label rows of the unembedding.
+          CPU has it (frozen linear weights stored in bf16, gapscope's CPU attention kernel),
+          only the two label rows of the unembedding.
 Achieved FLOP/s counts 2 × (non-embedding parameters) × tokens and is compared with a
 matmul peak measured in the same run, in gapscope's compute dtype.
 """
@@ -20,7 +22,7 @@ from gapscope.bench.common import bench_emails, machine, source_for
 from gapscope.bench.peak import matmul_peak_flops
 
 
-REPEATS = 2
+REPEATS = 3
 
 
 def body_parameters(model) -> int:
@@ -31,7 +33,7 @@ def body_parameters(model) -> int:
     return n + (sum(p.numel() for p in norm.parameters()) if norm is not None else 0)
 
 
-def run(model_name: str = "smollm2", n: int = 64, max_length: int = 128, batch_size: int = 16) -> dict[str, Any]:
+def run(model_name: str = "smollm2", n: int = 64, max_length: int = 128, batch_size: int = 8) -> dict[str, Any]:
     from gapscope.models.base import ModelSpec
     from gapscope.models.causal_lm import CausalLM
 
@@ -50,7 +52,12 @@ def run(model_name: str = "smollm2", n: int = 64, max_length: int = 128, batch_s
             t_fast = min(t_fast, time.perf_counter() - t0)
 
         lid, pid = model.codec.label_ids
-        hf = model.hf
+        # The naive side is plain transformers: its own float32 copy of the weights (gapscope's
+        # base keeps its frozen linear weights in bf16 on CPU, see models/device.frozen_linear_dtype).
+        from transformers import AutoModelForCausalLM
+
+        hf = AutoModelForCausalLM.from_pretrained(str(model.source.local_dir), dtype=torch.float32,
+                                                  local_files_only=True).to(model.device).eval()
         with torch.no_grad():
             hf(input_ids=torch.tensor([encs[0].ids], device=model.device))  # warm-up
             t_naive = float("inf")

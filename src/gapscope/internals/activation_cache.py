@@ -140,7 +140,6 @@ def _split_forward(view, batch, bkeys, split, lower, names, reduce, got, w, last
     """One batch through the frozen bottom (sites from `lower`, or recorded now and added to it)
     and the cell's own top layers from the prefix states. Returns the margins."""
     from gapscope.models import lm_forward as lmf
-    from gapscope.models.device import autocast
     from gapscope.models.tokens import Encoded
 
     model = view.model
@@ -149,7 +148,7 @@ def _split_forward(view, batch, bkeys, split, lower, names, reduce, got, w, last
     if low is None:
         ids, mask = view.batch(batch)
         with Recorder(view.stack, names[: split + 1], reduce=reduce), torch.no_grad(), \
-                autocast(view.device, model.compute_dtype):
+                model.inference_context():
             h = lmf.run_layers(view.module, 0, split, input_ids=ids, attention_mask=mask)
         states = [h[r, : len(it)] for r, it in enumerate(batch)]
         model.keep_prefix_states(encs, states)
@@ -161,7 +160,7 @@ def _split_forward(view, batch, bkeys, split, lower, names, reduce, got, w, last
             got[i] = (low["answer"][:, i], low["mean"][:, i])
     h, mask = lmf.pad_states(states, model.weights_dtype, view.device, view.pad_multiple)
     with Recorder(view.stack, names[split + 1:], reduce=reduce), torch.no_grad():
-        with autocast(view.device, model.compute_dtype):
+        with model.inference_context():
             final = lmf.run_layers(view.module, split, view.n_layers, inputs_embeds=h, attention_mask=mask)
         return view.readout(view._pooled_final(batch, final)).float().cpu()  # float32 read-out, as forward()
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gapscope.models.linearized import attention_configs
+from gapscope.models.attention import attention_implementation
 
 # Tried in order; the first that resolves to a ModuleList wins.
 LAYER_PATHS = (
@@ -266,12 +266,5 @@ def eager_attention(model: nn.Module) -> Iterator[None]:
     transformers 5 looks the attention function up from `config._attn_implementation` at
     every forward, so flipping the attribute on every config the modules hold switches the
     same weights to eager and back with no copy (measured on Llama, Mistral, Gemma 3, BERT)."""
-    cfgs = attention_configs(model)
-    saved = [c._attn_implementation for c in cfgs]
-    try:
-        for c in cfgs:
-            c._attn_implementation = "eager"
+    with attention_implementation(model, "eager"):
         yield
-    finally:
-        for c, v in zip(cfgs, saved):
-            c._attn_implementation = v

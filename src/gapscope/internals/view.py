@@ -24,7 +24,6 @@ import torch
 
 from gapscope.internals.hooks import Recorder, Setter, Stack, find_final_norm, patching
 from gapscope.models.base import ClassifierModel, UnsupportedByModel
-from gapscope.models.device import autocast
 from gapscope.models.tokens import CHARS_PER_TOKEN_BOUND, pad_right
 
 
@@ -125,7 +124,7 @@ class ModelView(abc.ABC):
                 stack.enter_context(patching(self.stack, setters))
             if recorder is not None:
                 stack.enter_context(recorder)
-            with autocast(self.device, self.model.compute_dtype):
+            with self.model.inference_context():
                 final = self._final(ids, mask)
             return self.readout(self._pooled_final(items, final)).float().cpu()
 
@@ -217,7 +216,7 @@ class CausalLMView(ModelView):
             if layer + 1 >= L:
                 final = self.norm(h) if self.norm is not None else h
             else:
-                with autocast(self.device, self.model.compute_dtype):
+                with self.model.inference_context():
                     final = run_layers(self.module, layer + 1, L, inputs_embeds=h, attention_mask=mask)
             return self.readout(self._pooled_final(items, final)).float().cpu()
 

@@ -110,6 +110,11 @@ class Encoder(ClassifierModel):
         enc = self.tokenizer([t[:cut] for t in texts], truncation=True, max_length=self.opts.max_length)
         return [list(ids) for ids in enc["input_ids"]]
 
+    def inference_context(self):
+        """What a no-grad forward of this model runs under (the causal LM's counterpart adds its
+        attention kernel): autocast to the compute dtype."""
+        return autocast(self.device, self.compute_dtype)
+
     def _run(self, seqs: Sequence[Sequence[int]], hidden: bool = False):
         ids, mask = pad_right(seqs, self.pad_id, self.opts.pad_multiple)
         ids, mask = ids.to(self.device), mask.to(self.device)

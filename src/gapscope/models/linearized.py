@@ -27,7 +27,7 @@ Everything is found generically, never by one architecture's class names: norms 
 modules named like *Norm with a `weight`, activations are the MLP's `act_fn` /
 `intermediate_act_fn` / `activation_fn`, gating is an MLP with `gate_proj` and `up_proj`,
 and attention goes through transformers' attention-function registry (config switch, the
-same mechanism internals/hooks.eager_attention uses).
+same switch as internals/hooks.eager_attention: models/attention).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from gapscope.models.attention import attention_implementation, register
 
 ATTN_NAME = "gapscope_conservative"
 # Rows per relevance backward: the backward keeps every layer's activations, so this bounds memory
@@ -88,30 +90,6 @@ def conservative_attention(module, query, key, value, attention_mask, dropout=0.
     return out.transpose(1, 2).contiguous(), probs
 
 
-def _register() -> None:
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
-    if ATTN_NAME not in ALL_ATTENTION_FUNCTIONS:
-        ALL_ATTENTION_FUNCTIONS.register(ATTN_NAME, conservative_attention)
-        ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_NAME, eager_mask)
-
-
-def attention_configs(model: nn.Module) -> list:
-    """Every config (and text/decoder sub-config) held by the model's modules: transformers 5 reads
-    `_attn_implementation` from them at each forward, so setting it there switches attention."""
-    seen, out = set(), []
-    for m in model.modules():
-        cfg = getattr(m, "config", None)
-        if cfg is None or not hasattr(cfg, "_attn_implementation"):
-            continue
-        for c in (cfg, getattr(cfg, "text_config", None), getattr(cfg, "decoder", None)):
-            if c is not None and hasattr(c, "_attn_implementation") and id(c) not in seen:
-                seen.add(id(c))
-                out.append(c)
-    return out
-
-
 def identity_rule(x: torch.Tensor, y: torch.Tensor, scale: float = 1.0, at_zero: float = 0.0) -> torch.Tensor:
     """y = f(x) elementwise, read as x * (y / x) with the ratio held constant: the value is y, the
     gradient to x is scale * y / x (`at_zero` where x is 0)."""
@@ -155,13 +133,9 @@ def _is_norm(module: nn.Module) -> bool:
 @contextlib.contextmanager
 def conservative(model: nn.Module) -> Iterator[None]:
     """Inside the block, gradients of `model` follow the conservative rules above."""
-    _register()
+    register(ATTN_NAME, conservative_attention)
     handles = []
-    cfgs = attention_configs(model)
-    saved = [c._attn_implementation for c in cfgs]
     try:
-        for c in cfgs:
-            c._attn_implementation = ATTN_NAME
         for _name, m in model.named_modules():
             if _is_norm(m):
                 handles.append(m.register_forward_hook(_norm_hook))
@@ -173,12 +147,11 @@ def conservative(model: nn.Module) -> Iterator[None]:
                     break
             if gated:
                 handles.append(m.up_proj.register_forward_hook(_half_hook))
-        yield
+        with attention_implementation(model, ATTN_NAME):
+            yield
     finally:
         for h in handles:
             h.remove()
-        for c, v in zip(cfgs, saved):
-            c._attn_implementation = v
 
 
 def input_relevance(model: nn.Module, first_layer: nn.Module, forward) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,10 +8,12 @@ already lent out (two live cells at once) the borrower gets a private copy.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +98,39 @@ def load_kwargs(device: torch.device, dtype: torch.dtype, load_in_4bit: bool,
     return kwargs
 
 
+def frozen_linears(modules: Any, skip: Any = None) -> list[torch.nn.Linear]:
+    """Every nn.Linear under `modules` (a module or a list of them), except `skip`."""
+    roots = modules if isinstance(modules, (list, tuple, torch.nn.ModuleList)) else [modules]
+    return [m for r in roots for m in r.modules() if isinstance(m, torch.nn.Linear) and m is not skip]
+
+
+def cast_linears(linears: list[torch.nn.Linear], dtype: torch.dtype) -> None:
+    for m in linears:
+        m.weight.data = m.weight.data.to(dtype)
+        if m.bias is not None:
+            m.bias.data = m.bias.data.to(dtype)
+
+
+@contextlib.contextmanager
+def float32_linears(modules: Any, dtype: torch.dtype | None) -> Iterator[None]:
+    """Inside the block the linear weights under `modules` are float32 again (the values stored
+    in `dtype`, upcast exactly); on exit they go back to `dtype`. peft creates a LoRA adapter in
+    its base layer's dtype, so attaching inside this block keeps the adapter's initial weights
+    float32 as on a float32 base. A no-op when `dtype` is None."""
+    if dtype is None:
+        yield
+        return
+    linears = frozen_linears(modules)
+    cast_linears(linears, torch.float32)
+    try:
+        yield
+    finally:
+        cast_linears(linears, dtype)
+
+
 def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dtype,
-          load_in_4bit: bool, device_map: str | None = None) -> tuple[Any, Any, bool]:
+          load_in_4bit: bool, device_map: str | None = None,
+          linear_dtype: torch.dtype | None = None) -> tuple[Any, Any, bool]:
     from transformers import AutoModel, AutoModelForCausalLM
 
     kwargs = load_kwargs(device, dtype, load_in_4bit, device_map)
@@ -115,6 +148,8 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     elif "device_map" not in kwargs:
         model.to(device)
+    if linear_dtype is not None and not quantized:  # see device.frozen_linear_dtype
+        cast_linears(frozen_linears(model, skip=model.get_output_embeddings()), linear_dtype)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -122,8 +157,11 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
 
 
 def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dtype,
-           owner: Any, load_in_4bit: bool = False, device_map: str | None = None) -> Base:
-    key = (kind, str(src.local_dir), str(device), str(dtype), load_in_4bit, device_map)
+           owner: Any, load_in_4bit: bool = False, device_map: str | None = None,
+           linear_dtype: torch.dtype | None = None) -> Base:
+    """A base model for `owner`: float32-or-compute weights (`dtype`), its frozen linear weights
+    stored in `linear_dtype` when given (see device.frozen_linear_dtype)."""
+    key = (kind, str(src.local_dir), str(device), str(dtype), load_in_4bit, device_map, str(linear_dtype))
     with _LOCK:
         base = _CACHE.get(key)
         if base is not None:
@@ -135,7 +173,7 @@ def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dt
             if not base.quantized and device_map is None:  # lent out: a private copy is cheaper than re-reading
                 return Base(copy.deepcopy(base.model), base.tokenizer, key, owner=weakref.ref(owner),
                             shared=False)
-    model, tokenizer, quantized = _load(kind, src, device, dtype, load_in_4bit, device_map)
+    model, tokenizer, quantized = _load(kind, src, device, dtype, load_in_4bit, device_map, linear_dtype)
     base = Base(model, tokenizer, key, quantized, owner=weakref.ref(owner))
     with _LOCK:
         if key not in _CACHE:

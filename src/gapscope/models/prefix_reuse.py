@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from gapscope.models import lm_forward as lmf
-from gapscope.models.device import autocast
 from gapscope.models.tokens import pad_right
 
 # Tokens recomputed per batch (padded tail length x rows): big enough to keep matmuls efficient,
@@ -159,7 +158,7 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
 
 
 def _forward(model, ids: torch.Tensor, mask: torch.Tensor, past=None):
-    with autocast(model.device, model.compute_dtype):
+    with model.inference_context():
         out = model.decoder(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                             past_key_values=past, use_cache=True)
     return out.last_hidden_state, out.past_key_values
