@@ -80,3 +80,40 @@ def test_diagnose_only_keeps_the_other_detectors_findings_and_overrides_cells_pe
         D.diagnose(study.run_dir, only=["gamma"])
     with pytest.raises(Exception, match="cells_per_model must be 0"):
         D.diagnose(study.run_dir, only=["beta"], cells_per_model=-1)
+
+
+def test_a_detector_can_set_its_own_cells_per_model_and_the_command_line_wins(tmp_path, monkeypatch):
+    """The demo runs internals on every cell (its own `cells_per_model = 0`) while the other
+    per-cell analyses keep the worst cell; `diagnose --cells-per-model` overrides both."""
+    from gapscope.detectors import internals as I
+    from gapscope.data.synth import SynthConfig
+    from gapscope.internals.analyse import InternalsOptions
+    from gapscope.study import diagnose as D
+    from tests.study_helpers import mini_study
+
+    s = _study(1)
+    assert [c.name for c in s.focus_cells() if c.kind != "tfidf-lr"] == ["lm__specialist-b"]
+    assert [c.name for c in s.focus_cells(per_model=0)] == [c.name for c in s.cells]
+    s.__dict__["options"] = {"cells_per_model": 1, "internals": {"cells_per_model": 0, "cells": "all"}}
+    assert len(I._cells(s, InternalsOptions.from_dict(s.options["internals"]))) == 4
+    with pytest.raises(Exception, match="cells_per_model must be 0"):
+        I.run(_with(s, {"internals": {"cells_per_model": -2}}))
+
+    study = mini_study(tmp_path, SynthConfig(seed=0, n_per_domain=40, domains=["corporate", "personal"]),
+                       detectors={"cells_per_model": 1, "internals": {"cells_per_model": 0}})
+    seen = {}
+
+    def spy(st):
+        seen["internals"] = st.options.get("internals", {}).get("cells_per_model")
+        return []
+
+    monkeypatch.setattr(D, "detectors", lambda: {"internals": spy})
+    D.diagnose(study.run_dir)
+    assert seen == {"internals": 0}
+    D.diagnose(study.run_dir, force=True, cells_per_model=1)
+    assert seen == {"internals": None}  # the command line's 1 applies to internals too
+
+
+def _with(s, options):
+    s.__dict__["options"] = options
+    return s

@@ -27,15 +27,16 @@ QUICK_MODELS = ("smollm2",)
 # mail, fraud vs marketing) make the gaps worth diagnosing. The generalist mixes all six.
 SPECIALISTS = ("corporate", "fraud", "mailinglist", "personal")
 # Per-cell neural analyses run on the cell with the largest gap of each model, on small
-# samples: the whole demo fits 10 minutes on a 2-core CPU. A user study leaves these at
-# their defaults (every cell, larger samples).
+# samples: the whole demo fits 10 minutes on a 2-core CPU. The layer analyses (internals)
+# run on every specialist cell, each of which fails out of domain in the demo. A user study
+# leaves these at their defaults (every cell, larger samples).
 DEMO_DETECTORS = {
     "cells_per_model": 1,
     "attributions": {"emails_per_domain_llm": 6, "max_evals_llm": 12},
     "minimal_pairs": {"emails_per_domain_llm": 6},
     "drift": {"max_probes_per_family": 12},
     "backdoor": {"n_emails": 16},
-    "internals": {"max_test_per_domain": 30, "layers": 8, "patch_layers": 6, "base_examples": 12,
+    "internals": {"cells_per_model": 0, "max_test_per_domain": 30, "layers": 8, "patch_layers": 6, "base_examples": 12,
                   "attention_examples": 8},
 }
 

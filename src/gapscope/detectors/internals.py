@@ -36,6 +36,7 @@ import numpy as np
 from markupsafe import escape
 
 from gapscope import progress
+from gapscope.errors import GapscopeError
 from gapscope.findings import Finding, register_detector
 from gapscope.internals import plots
 from gapscope.internals.analyse import InternalsOptions, analyse_cell
@@ -80,7 +81,10 @@ def suspected_strings(study) -> list[dict]:
 
 
 def _cells(study, o: InternalsOptions):
-    cells = [c for c in study.focus_cells() if c.kind in NEURAL]
+    if o.cells_per_model is not None and (not isinstance(o.cells_per_model, int) or o.cells_per_model < 0):
+        raise GapscopeError(f"[detectors.internals] cells_per_model must be 0 (every cell) or more, "
+                            f"got {o.cells_per_model!r}")
+    cells = [c for c in study.focus_cells(per_model=o.cells_per_model) if c.kind in NEURAL]
     if o.cells == "specialist":
         cells = [c for c in cells if c.is_specialist]
     return cells

@@ -40,6 +40,8 @@ from gapscope.internals.view import Item, ModelView, view_for
 @dataclass
 class InternalsOptions:
     cells: str = "specialist"  # "specialist" (specialist cells only) | "all" neural cells
+    # cells per model, largest gap first (0: every cell); None: the study's [detectors] cells_per_model
+    cells_per_model: int | None = None
     max_train: int = 96  # probe / label-direction rows per training domain of a cell
     max_test_per_domain: int = 60  # held-out rows per domain
     max_train_domains: int = 3  # probes fitted per cell (one per training domain)

@@ -99,16 +99,17 @@ class Study:
                                 threshold=m["threshold"], meta=m))
         return out
 
-    def focus_cells(self, cells: list[CellInfo] | None = None) -> list[CellInfo]:
+    def focus_cells(self, cells: list[CellInfo] | None = None, per_model: int | None = None) -> list[CellInfo]:
         """The cells that per-cell neural analyses (attributions, minimal pairs, internals,
         drift, backdoor scan) run on.
 
         `[detectors] cells_per_model = N` keeps, for each model of a neural kind, the N cells
         with the largest generalization gap (the failing ones: where a diagnosis pays off);
         0 (the default) keeps every cell. tf-idf cells cost milliseconds and are always kept.
+        `per_model` overrides the spec's value (a detector's own setting).
         """
         cells = list(self.cells if cells is None else cells)
-        n = int((self.options or {}).get("cells_per_model", 0) or 0)
+        n = int((self.options or {}).get("cells_per_model", 0) or 0) if per_model is None else int(per_model)
         if n <= 0:
             return cells
         gap = {(s["model"], s["paradigm"]): s.get("gap") for s in self.summary}

@@ -44,7 +44,10 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
     if cells_per_model is not None:
         if cells_per_model < 0:
             raise GapscopeError(f"cells_per_model must be 0 (every cell) or more, got {cells_per_model}")
-        study.__dict__["options"] = {**study.options, "cells_per_model": int(cells_per_model)}
+        # the command line wins over a detector's own cells_per_model too (the demo sets one for internals)
+        opts = {k: ({kk: vv for kk, vv in v.items() if kk != "cells_per_model"} if isinstance(v, dict) else v)
+                for k, v in study.options.items()}
+        study.__dict__["options"] = {**opts, "cells_per_model": int(cells_per_model)}
     fp = _cells_fingerprint(study)
     cells_fp = _cells_only(study)
     findings: list[Finding] = []
