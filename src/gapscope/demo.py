@@ -36,8 +36,8 @@ DEMO_DETECTORS = {
     "minimal_pairs": {"emails_per_domain_llm": 6},
     "drift": {"max_probes_per_family": 12},
     "backdoor": {"n_emails": 16},
-    "internals": {"cells_per_model": 0, "max_test_per_domain": 30, "layers": 8, "patch_layers": 6, "base_examples": 12,
-                  "attention_examples": 8},
+    "internals": {"cells_per_model": 0, "max_train": 64, "max_test_per_domain": 30, "layers": 8, "patch_layers": 6,
+                  "base_examples": 12, "attention_examples": 6},
 }
 
 
