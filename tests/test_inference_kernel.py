@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from gapscope.models import ModelSpec, create_model
 from gapscope.models.attention import INFERENCE, attention_implementation, inference_attention, register
 from gapscope.models.loading import cast_linears, frozen_linears
 from gapscope.models.prefix_reuse import score_with_prefix_reuse
-from tests.test_models_causal_lm import reference_margins
+from tests.test_models_causal_lm import make, reference_margins
 from tests.tiny_models import (  # noqa: F401  (fixtures)
     ARCHS, fresh_model_caches, tiny_causal_lm_dir, tiny_llama_dir, tiny_model_root, toy_emails,
 )
@@ -20,10 +19,6 @@ from tests.tiny_models import (  # noqa: F401  (fixtures)
 @pytest.fixture(autouse=True)
 def _fresh_caches(fresh_model_caches):
     yield
-
-
-def make(source, **options):
-    return create_model(ModelSpec("tiny", "causal-lm", str(source), options))
 
 
 def _reuse(m, texts):

@@ -36,7 +36,6 @@ import numpy as np
 from markupsafe import escape
 
 from gapscope import progress
-from gapscope.errors import GapscopeError
 from gapscope.findings import Finding, register_detector
 from gapscope.internals import plots
 from gapscope.internals.analyse import InternalsOptions, analyse_cell
@@ -81,9 +80,6 @@ def suspected_strings(study) -> list[dict]:
 
 
 def _cells(study, o: InternalsOptions):
-    if o.cells_per_model is not None and (not isinstance(o.cells_per_model, int) or o.cells_per_model < 0):
-        raise GapscopeError(f"[detectors.internals] cells_per_model must be 0 (every cell) or more, "
-                            f"got {o.cells_per_model!r}")
     cells = [c for c in study.focus_cells(per_model=o.cells_per_model) if c.kind in NEURAL]
     if o.cells == "specialist":
         cells = [c for c in cells if c.is_specialist]

@@ -69,6 +69,11 @@ class InternalsOptions:
 
             raise GapscopeError(f"[detectors.internals]: unknown option(s) {', '.join(unknown)} "
                                 f"(known: {', '.join(sorted(known))})")
+        cpm = d.get("cells_per_model")
+        if cpm is not None and (not isinstance(cpm, int) or isinstance(cpm, bool) or cpm < 0):
+            from gapscope.errors import GapscopeError
+
+            raise GapscopeError(f"[detectors.internals] cells_per_model must be 0 (every cell) or more, got {cpm!r}")
         return cls(**{k: v for k, v in d.items() if k in known})
 
 

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from gapscope.models.device import autocast
+
 INFERENCE = "gapscope_inference"
 
 
@@ -43,10 +45,15 @@ def attention_configs(model: nn.Module) -> list:
 
 
 @contextlib.contextmanager
-def attention_implementation(model: nn.Module, name: str) -> Iterator[None]:
-    """Run `model` with the attention function registered as `name` inside the block."""
+def attention_implementation(model: nn.Module, name: str, replacing: str | None = None) -> Iterator[None]:
+    """Run `model` with the attention function registered as `name` inside the block. With
+    `replacing`, switch only when every config currently runs that implementation (so one chosen
+    on purpose around this block stays)."""
     cfgs = attention_configs(model)
     saved = [c._attn_implementation for c in cfgs]
+    if replacing is not None and any(v != replacing for v in saved):
+        yield
+        return
     try:
         for c in cfgs:
             c._attn_implementation = name
@@ -107,13 +114,11 @@ def inference_context(model: nn.Module, device: torch.device, compute: torch.dty
     """What a no-grad forward of a causal LM runs under: autocast to `compute` and, where it pays
     off, the inference attention kernel. Every no-grad path of a model uses the same context, so
     their margins agree to float noise."""
-    from gapscope.models.device import autocast
-
     stack = contextlib.ExitStack()
     stack.enter_context(autocast(device, compute))
-    # Only transformers' sdpa is replaced: an implementation chosen on purpose around this call
-    # (eager for the attention probabilities, the conservative one for relevance) stays.
-    if pays_off(device, compute) and all(c._attn_implementation == "sdpa" for c in attention_configs(model)):
+    if pays_off(device, compute):
         register(INFERENCE, inference_attention)
-        stack.enter_context(attention_implementation(model, INFERENCE))
+        # only transformers' sdpa is replaced: an implementation chosen on purpose around this
+        # call (eager for the attention probabilities, the conservative one for relevance) stays
+        stack.enter_context(attention_implementation(model, INFERENCE, replacing="sdpa"))
     return stack
