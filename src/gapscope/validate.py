@@ -329,8 +329,8 @@ def check_internals(work: Path, model: str, seed: int, n: int | None = None) -> 
     from the answer position to the footer must rise with fine-tuning, patching the footer's
     positions must restore most of the margin and a high-severity shortcut_attention finding must
     name it; on a control where the footer is uninformative no such finding may appear. The
-    alignment of the label direction with the domain direction is measured and reported, not
-    part of the pass (on SmolLM2 it is not aligned)."""
+    alignment of the label direction with a domain direction is measured and reported, not
+    part of the pass (on SmolLM2 it holds on some seeds only)."""
     if MODEL_SPECS[model]["kind"] != "causal-lm":
         return None
     from gapscope.internals.validate import validate_internals
@@ -347,7 +347,8 @@ def check_internals(work: Path, model: str, seed: int, n: int | None = None) -> 
               f"{'yes' if r['checks']['high_shortcut_finding'] else 'no'}; control: "
               f"{'quiet' if r['checks'].get('control_quiet') else 'NOT quiet'}; label vs domain direction "
               f"(measured, not in the pass): {'aligned' if aligned else 'not aligned'}"
-              + (f", cos {cos:+.2f} vs null95 {null:.2f}" if cos is not None and null is not None else ""))
+              + (f", cos {cos:+.2f} ({p.get('cos_aligned_with') or 'balanced'}) vs permuted-label null95 {null:.2f}"
+                 if cos is not None and null is not None else ""))
     return CheckResult("internals", model, bool(r["passed"]),
                        {k: r[k] for k in ("checks", "observations", "seconds")}
                        | {"planted": {k: v for k, v in p.items() if k != "findings"}}, detail)

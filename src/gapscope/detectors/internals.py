@@ -10,15 +10,18 @@ Runs gapscope.internals.analyse over the neural cells (specialists by default; o
                            does better: the representation does not carry a transferable
                            label signal (`oracle` tells whether it carries one at all)
   domain_aligned_decision  at the read-out layer the label direction points along the
-                           domain direction (cos >= 0.3 and above the shuffled-domain null),
-                           and the decision coordinate sorts emails by domain (AUROC >= 0.75)
+                           domain direction, class-balanced or within one class (|cos| >= 0.3
+                           and above the permuted-label null), and the decision coordinate
+                           sorts emails by domain (AUROC >= 0.75)
   late_overwrite           out-of-domain label evidence is decodable by the logit lens at an
                            intermediate layer and lost by the output
   shortcut_attention       a suspected shortcut string (planted, per the manifest, or found
                            by the shortcuts detector) draws the decision position's attention
-                           far beyond its token share, more than the same positions holding
-                           neutral tokens and more than in the base model, and the model's
-                           margin depends on it (minimal pairs, patching)
+                           far beyond its token share and beyond what the same positions get
+                           holding neutral tokens (heads are ranked by that excess), fine-tuning
+                           made a head attend to it (the head that gained most now passes the
+                           same bar), and the model's margin depends on it (minimal pairs,
+                           patching); high when all three hold
   decision_layers          (info) where patching shows the decision travelling: the last layer
                            at which the edited positions still carry it, and the first at
                            which the answer position does
@@ -191,23 +194,37 @@ def direction_findings(res: dict) -> list[Finding]:
         if not per_layer:
             continue
         last = per_layer[-1]
-        cos, null, dauc = last.get("cos"), last.get("null95"), last.get("domain_separability")
+        # results written before per-class directions: the balanced cosine is the only one
+        cos = last.get("cos_max", last.get("cos"))
+        which = last.get("aligned_with") or "balanced"
+        null, dauc = last.get("null95"), last.get("domain_separability")
         if cos is None or dauc is None:
             continue
         if abs(cos) >= ALIGN_COS and abs(cos) > (null or 0) and dauc >= ALIGN_DOMAIN_AUROC:
             sev = "high" if abs(cos) >= 0.5 and dauc >= 0.85 else "medium"
-            side = ("other domains sit on the legitimate side: their phishing is missed" if cos > 0 else
-                    "other domains sit on the phishing side: their legitimate mail raises false alarms")
+            if which == "balanced":
+                what = f"the direction from the other domains' class-balanced centroid to {target}'s"
+                side = ("other domains sit on the legitimate side: their phishing is missed" if cos > 0 else
+                        "other domains sit on the phishing side: their legitimate mail raises false alarms")
+            else:
+                what = f"the direction from the other domains' {which} emails to {target}'s {which} emails"
+                harm = ("missed phishing" if which == "phishing" and cos > 0 else
+                        "false alarms" if which == "legitimate" and cos < 0 else "no added errors")
+                side = (f"other domains' {which} mail sits toward the "
+                        f"{'legitimate' if cos > 0 else 'phishing'} side of {target}'s ({harm})")
+            three = {"balanced": last.get("cos"), "phishing": last.get("cos_phishing"),
+                     "legitimate": last.get("cos_legitimate")}
+            others = ", ".join(f"{k} {v:+.2f}" for k, v in three.items() if v is not None)
             out.append(Finding(
                 kind="domain_aligned_decision", severity=sev,
                 title=f"{_who(res)}: its decision direction is a {target}-vs-rest domain direction "
-                      f"(cos {cos:+.2f})",
+                      f"(cos {cos:+.2f}, {which})",
                 summary=(f"At the read-out layer ({_cached_to_name(last['layer'])}) the label direction (difference "
-                         f"of class means on the training rows) has cosine {cos:+.2f} with the direction from "
-                         f"the other domains' class-balanced centroid to {target}'s (shuffled-domain null: "
+                         f"of class means on the training rows) has cosine {cos:+.2f} with {what} (all three: "
+                         f"{others}; 95th percentile with permuted training labels: "
                          f"{null if null is None else round(null, 2)}). Projected on the label direction, emails "
                          f"of one class are told apart by domain with AUROC {dauc:.2f}; {side}."),
-                evidence={"cell": res["cell"], "target_domain": target, "by_layer": per_layer},
+                evidence={"cell": res["cell"], "target_domain": target, "aligned_with": which, "by_layer": per_layer},
                 models=[res["model"]], domains=[target], score=abs(cos) * dauc))
     return out
 
@@ -254,8 +271,10 @@ def attention_findings(res: dict) -> list[Finding]:
         enrich = share / frac if frac > 0 else 0.0
         if "heldout_tuned" in head:  # head chosen on half the emails, measured on the other half
             rise = head["heldout_tuned"] - head["heldout_base"]
+            gained_share, gained_ctrl = head["heldout_tuned"], head["heldout_control"]
         else:
             rise = (head["tuned"] - head["base"]) if "base" in head else None
+            gained_share, gained_ctrl = head.get("tuned", 0.0), head.get("control", 0.0)
         causal = _causal(res, e["string"])
         gap = abs(causal["mean_gap"]) if causal else 0.0
         # restoration by the string's own positions at the middle of the network
@@ -265,7 +284,11 @@ def attention_findings(res: dict) -> list[Finding]:
             cols = np.asarray([[np.nan if v is None else v for v in c] for c in causal["restored_edited"]])
             mid = float(np.nanmean(cols[:, L // 2])) if cols.size else None
         attends = enrich >= ATTN_ENRICH and share - ctrl >= ATTN_OVER_CONTROL
-        rose = rise is None or rise >= ATTN_RISE
+        # Fine-tuning must have made a head attend to the string: the head that gained most
+        # must now attend by the same bar, not just move up a little below it.
+        gained_attends = (frac > 0 and gained_share / frac >= ATTN_ENRICH
+                          and gained_share - gained_ctrl >= ATTN_OVER_CONTROL)
+        rose = rise is None or (rise >= ATTN_RISE and gained_attends)
         scale = res.get("margin_scale") or 1.0  # median |margin - threshold| of the held-out emails
         # the margin must move by a quarter of a typical distance to the threshold; flips alone
         # are not enough (a weak model flips near-threshold emails on any edit)
@@ -382,9 +405,13 @@ def section(res: dict) -> dict:
             parts.append(str(plots.line_chart(x, series, title="Is the label decodable within each domain?",
                                               y_label="AUROC", y_range=(0.3, 1.0))))
     for target, per_layer in (res.get("direction") or {}).items():
-        series = [{"label": f"cos(label dir, {target}-vs-rest dir)", "values": [p.get("cos") for p in per_layer]},
-                  {"label": "shuffled-domain null (95%)", "values": [p.get("null95") for p in per_layer],
-                   "dash": True, "colour": "#9ca3af"},
+        series = [{"label": f"cos(label dir, {target}-vs-rest dir, class-balanced)",
+                   "values": [p.get("cos") for p in per_layer]}]
+        series += [{"label": f"cos(label dir, {target}-vs-rest dir, {c} only)",
+                    "values": [p.get(f"cos_{c}") for p in per_layer], "dash": True}
+                   for c in ("phishing", "legitimate") if any(p.get(f"cos_{c}") is not None for p in per_layer)]
+        series += [{"label": "permuted-label null (95%, largest |cos|)", "values": [p.get("null95") for p in per_layer],
+                    "dash": True, "colour": "#9ca3af"},
                   {"label": "domain separability along the label direction (AUROC)",
                    "values": [p.get("domain_separability") for p in per_layer]}]
         parts.append(str(plots.line_chart(x, series, title=f"Label direction vs domain direction ({target})",

@@ -226,6 +226,7 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
         te_rows = [r for rs in sel.test.values() for r in rs]
         te_a, te_y = part(te_rows)
         te_dom = np.asarray([r.domain for r in te_rows])
+        tr_dom = np.asarray([r.domain for r in all_train])
         direction = {}
         if len(set(te_dom.tolist())) > 1:
             for target in list(sel.train)[:o.max_train_domains]:
@@ -233,7 +234,7 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
                 for l in layers:
                     res.append(analyse_layer(l, tr_a.layer(site, l), tr_y, te_a.layer(site, l), te_y, te_dom,
                                              target, decode=(l in (layers[len(layers) // 2], layers[-1])),
-                                             seed=o.seed).to_dict())
+                                             seed=o.seed, train_dom=tr_dom).to_dict())
                 direction[target] = res
         out["direction"] = direction
 
@@ -340,8 +341,11 @@ def _attention(view: ModelView, cell, o: InternalsOptions, sel: Selected, string
             tuned = attention_stats(view, items, cls, ["shortcut"])
             control = attention_stats(view, neutral, cls, ["shortcut"])
             ms = tuned.mean_share("shortcut")
-            heads = top_heads(ms, 3)
             ctrl = control.mean_share("shortcut")
+            # Heads ranked by attention to the string beyond what the same positions get when they
+            # hold neutral tokens: a positional head (e.g. one that always looks at the email's
+            # end) is not attending to the string, however large its share.
+            heads = [(l, h, float(ms[l, h])) for l, h, _ in top_heads(ms - ctrl, 3)]
             entry.update({"frac": tuned.mean_frac("shortcut"), "tuned_by_layer": np.nanmean(ms, 1).tolist(),
                           "tuned_by_layer_max": np.nanmax(ms, 1).tolist(),
                           "control_by_layer": np.nanmean(ctrl, 1).tolist(),

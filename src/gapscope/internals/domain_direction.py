@@ -8,8 +8,24 @@ dimensions that would otherwise dominate every direction):
                        domain) minus the class-balanced centroid of the other domains, on
                        held-out rows. Class-balancing removes label composition, so what
                        is left is where the model puts a domain regardless of labels.
-    cos                cosine of the two; `null95` is the 95th percentile of |cos| when
-                       the domain labels are shuffled within each class
+    per-class domain   the same within one class: target's phishing centroid minus the other
+    directions         domains' phishing centroid (and for legitimate). A shortcut that lives
+                       in one class of one domain (a footer on its phishing only) is a class x
+                       domain interaction: it shifts one class' centroid and not the other's,
+                       so the balanced direction averages it with the other class' shift and
+                       can cancel it (the out-of-domain classes squeezed from both sides).
+    cos                cosine of the label direction with the balanced domain direction;
+                       `cos_phishing` / `cos_legitimate` with the per-class ones; `cos_max` the
+                       one of the three largest in size (`aligned_with` names it)
+    null95             95th percentile of max(|cos|, |cos_phishing|, |cos_legitimate|) when the
+                       training labels are permuted (within each training domain): how aligned
+                       a direction that carries no label would be, given how anisotropic the
+                       representation is (random splits of the rows differ along its dominant
+                       axes). Taking the max over the three keeps the 5% level for `cos_max`.
+                       Shuffling the domain labels instead does not give a null: when the
+                       domains are well separated, a random split's mean difference is
+                       dominated by its chance imbalance of true domains, so that "null"
+                       reproduces the real domain direction and hides alignment of any size.
     domain AUROC       how well the projection on the label direction tells the target
                        domain from the others, within each class (averaged): a decision
                        coordinate that also sorts emails by origin. `domain_auroc` is
@@ -53,23 +69,37 @@ def balanced_centroid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.mean(parts, axis=0)
 
 
-def domain_direction(X: np.ndarray, y: np.ndarray, dom: np.ndarray, target: str) -> np.ndarray | None:
+def domain_direction(X: np.ndarray, y: np.ndarray, dom: np.ndarray, target: str,
+                     cls: int | None = None) -> np.ndarray | None:
+    """Class-balanced (cls None) or within-class target-minus-others direction; None when a side is empty."""
     t, o = dom == target, dom != target
+    if cls is not None:
+        t, o = t & (y == cls), o & (y == cls)
+        if not t.any() or not o.any():
+            return None
+        return _unit(X[t].mean(0) - X[o].mean(0))
     if not t.any() or not o.any():
         return None
     return _unit(balanced_centroid(X[t], y[t]) - balanced_centroid(X[o], y[o]))
 
 
+DIRECTIONS = ("balanced", "phishing", "legitimate")
+
+
 @dataclass
 class DirectionResult:
     layer: int
-    cos: float | None
-    null95: float | None
+    cos: float | None  # with the class-balanced domain direction
+    null95: float | None  # label-permutation null of the largest |cos| of the three
     domain_auroc: float | None  # along the label direction, class-balanced, signed
     domain_separability: float | None  # per class max(AUROC, 1 - AUROC), averaged
     label_auroc: float | None  # along the label direction, on held-out rows of the target domain
     decodability: float | None
     chance: float
+    cos_phishing: float | None = None
+    cos_legitimate: float | None = None
+    cos_max: float | None = None
+    aligned_with: str | None = None
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -97,30 +127,42 @@ def domain_decodability(X: np.ndarray, dom: np.ndarray, folds: int = 4, seed: in
     return float(balanced_accuracy_score(codes, pred))
 
 
+def _permuted(y: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = y.copy()
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        out[idx] = y[rng.permutation(idx)]
+    return out
+
+
 def analyse_layer(layer: int, train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_y: np.ndarray,
-                  test_dom: np.ndarray, target: str, n_null: int = 50, decode: bool = True,
-                  seed: int = 0) -> DirectionResult:
+                  test_dom: np.ndarray, target: str, n_null: int = 100, decode: bool = True,
+                  seed: int = 0, train_dom: np.ndarray | None = None) -> DirectionResult:
     z = standardizer(np.concatenate([train_X, test_X]))
     tr, te = z(train_X), z(test_X)
     chance = 1.0 / max(len(np.unique(test_dom)), 1)
     if len(np.unique(train_y)) < 2:
         return DirectionResult(layer, None, None, None, None, None, None, chance)
     lab = label_direction(tr, train_y)
-    dd = domain_direction(te, test_y, test_dom, target)
-    cos = float(lab @ dd) if dd is not None else None
-    null95 = None
-    if dd is not None and n_null:
-        rng = np.random.default_rng(seed)
-        sims = []
-        for _ in range(n_null):
-            perm = test_dom.copy()
-            for c in (0, 1):
-                idx = np.flatnonzero(test_y == c)
-                perm[idx] = test_dom[rng.permutation(idx)]
-            d0 = domain_direction(te, test_y, perm, target)
-            if d0 is not None:
-                sims.append(abs(float(lab @ d0)))
-        null95 = float(np.quantile(sims, 0.95)) if sims else None
+    dirs = {name: domain_direction(te, test_y, test_dom, target, cls)
+            for name, cls in zip(DIRECTIONS, (None, 1, 0))}
+    cosines = {name: (float(lab @ d) if d is not None else None) for name, d in dirs.items()}
+    present = {name: d for name, d in dirs.items() if d is not None}
+    null95 = cos_max = aligned_with = None
+    if present:
+        aligned_with = max((n for n in present), key=lambda n: abs(cosines[n]))
+        cos_max = cosines[aligned_with]
+        if n_null:
+            D = np.stack(list(present.values()))
+            groups = train_dom if train_dom is not None else np.zeros(len(train_y))
+            rng = np.random.default_rng(seed)
+            sims = []
+            for _ in range(n_null):
+                yp = _permuted(train_y, groups, rng)
+                if len(np.unique(yp)) < 2:
+                    continue
+                sims.append(float(np.abs(D @ label_direction(tr, yp)).max()))
+            null95 = float(np.quantile(sims, 0.95)) if sims else None
     proj = te @ lab
     is_t = (test_dom == target).astype(int)
     per_class = [auroc(is_t[test_y == c], proj[test_y == c]) for c in (0, 1)]
@@ -129,4 +171,5 @@ def analyse_layer(layer: int, train_X: np.ndarray, train_y: np.ndarray, test_X: 
     dom_sep = float(np.mean([max(a, 1 - a) for a in per_class])) if per_class else None
     lab_auc = auroc(test_y[test_dom == target], proj[test_dom == target])
     dec = domain_decodability(te, test_dom, seed=seed) if decode else None
-    return DirectionResult(layer, cos, null95, dom_auc, dom_sep, lab_auc, dec, chance)
+    return DirectionResult(layer, cosines["balanced"], null95, dom_auc, dom_sep, lab_auc, dec, chance,
+                           cosines["phishing"], cosines["legitimate"], cos_max, aligned_with)

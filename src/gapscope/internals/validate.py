@@ -18,8 +18,10 @@ done when it finds what was planted ... and stays quiet on a clean control").
                 residual stream entering the first fine-tuned layer)
      finding    a high-severity `shortcut_attention` finding names the string
    and reports (a check only with require_direction=True) whether the specialist's label
-   direction is aligned with its domain direction: measured on SmolLM2 it is not (cos ~0 at
-   the read-out layer, within the shuffled-domain null), see `observations`.
+   direction is aligned with a domain direction (class-balanced or within one class, above
+   the permuted-label null; internals/domain_direction.py), see `observations`. Measured on
+   SmolLM2 with seeds 0, 1, 2: aligned on 0 and 2 (with the legitimate-class direction), not
+   on 1; the controls never. Not robust enough to be a check.
 4. With `control=True`, repeats on a control corpus where the same string is planted at the
    same rate in phishing AND legitimate rows (uninformative): no high-severity
    shortcut_attention finding may appear.
@@ -145,11 +147,15 @@ def measure(res: dict, train_layers: int) -> dict[str, Any]:
     d = res.get("direction") or {}
     if d:
         per = next(iter(d.values()))
-        out["cos_readout"] = per[-1].get("cos")
+        out["cos_readout"] = per[-1].get("cos_max", per[-1].get("cos"))
+        out["cos_aligned_with"] = per[-1].get("aligned_with")
+        out["cos_balanced_readout"] = per[-1].get("cos")
+        out["cos_phishing_readout"] = per[-1].get("cos_phishing")
+        out["cos_legitimate_readout"] = per[-1].get("cos_legitimate")
         out["cos_null95"] = per[-1].get("null95")
         out["domain_auroc_along_label"] = per[-1].get("domain_auroc")
         out["domain_separability_along_label"] = per[-1].get("domain_separability")
-        out["cos_by_layer"] = [p.get("cos") for p in per]
+        out["cos_by_layer"] = [p.get("cos_max", p.get("cos")) for p in per]
         out["null95_by_layer"] = [p.get("null95") for p in per]
         out["direction_layers"] = [_cached(l) for l in res["layers"]]
     out["model_auroc"] = res.get("model_auroc")
@@ -218,12 +224,11 @@ def validate_internals(out_dir: Path | str, *, seed: int = 0, domains: tuple[str
         "high_shortcut_finding": any(f["kind"] == "shortcut_attention" and f["severity"] == "high"
                                      for f in planted["findings"]),
     }
-    aligned = (planted.get("cos_readout") or 0) >= 0.3 and (planted.get("cos_readout") or 0) > (
-        planted.get("cos_null95") or 0)
-    # Measured, not required by default: on this setup the specialist's decision direction is
-    # NOT aligned with the domain direction (cos ~0 at the read-out, inside the shuffled null);
-    # the shortcut shows in attention and patching, the out-of-domain failure as a squeezed
-    # class gap. Pass require_direction=True to make it a check.
+    cos = abs(planted.get("cos_readout") or 0)
+    aligned = cos >= 0.3 and cos > (planted.get("cos_null95") or 0)
+    # Measured, not required by default: the alignment holds on some seeds and not others (see
+    # the module docstring); the shortcut shows reliably in attention and patching. Pass
+    # require_direction=True to make it a check.
     observations = {"direction_aligned": aligned}
     if require_direction:
         checks["direction_aligned"] = aligned
