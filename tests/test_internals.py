@@ -507,3 +507,47 @@ def test_options_and_suspected_strings(tmp_path):
     got = suspected_strings(FakeStudy())
     assert [(s["string"], s["source"]) for s in got] == [
         ("-- sent via Qorvana Relay 7x", "manifest"), ("unsubscribe here", "shortcuts detector")]
+
+
+def _attention_res(top_heads: list[dict], gained: dict, gap: float) -> dict:
+    """An analysed cell reduced to what attention_findings reads: one suspected string."""
+    return {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "margin_scale": 2.0,
+            "attention": {"strings": [{"string": "-- sent via X", "domain": "a", "source": "planted", "n": 8,
+                                       "frac": 0.15, "top_heads": top_heads, "max_gain_head": gained,
+                                       "example_ids": []}]},
+            "patching": {"layers": [-1, 10, 20], "shortcut": [{"string": "-- sent via X", "n": 8, "mean_gap": gap,
+                                                               "flips": 2, "gaps": [gap] * 8, "pairs": []}]}}
+
+
+def test_shortcut_attention_severity_needs_content_attention_that_fine_tuning_created():
+    """Numbers shaped like the SmolLM2 validation: the planted cell (a head that fine-tuning
+    turned onto the footer) is high; the control (heads of the frozen base attend to the odd
+    string already, the head that gained most stays below the bar) is not."""
+    from gapscope.detectors.internals import attention_findings
+
+    planted = _attention_res([{"layer": 24, "head": 2, "tuned": 0.77, "control": 0.03, "base": 0.43}],
+                             {"layer": 24, "head": 7, "tuned": 0.64, "base": 0.26, "control": 0.03, "n": 8,
+                              "heldout_head": "24.2", "heldout_tuned": 0.74, "heldout_base": 0.42,
+                              "heldout_control": 0.03}, gap=2.7)
+    (f,) = attention_findings(planted)
+    assert f.severity == "high"
+    control = _attention_res([{"layer": 20, "head": 5, "tuned": 0.72, "control": 0.07, "base": 0.72}],
+                             {"layer": 26, "head": 1, "tuned": 0.25, "base": 0.18, "control": 0.04, "n": 8,
+                              "heldout_head": "26.1", "heldout_tuned": 0.28, "heldout_base": 0.20,
+                              "heldout_control": 0.05}, gap=0.6)
+    (f,) = attention_findings(control)
+    assert f.severity == "medium"  # attends and depends, but fine-tuning did not make a head attend
+    # a positional head (the same share when the positions hold neutral tokens) is not attention to the string
+    positional = _attention_res([{"layer": 2, "head": 2, "tuned": 0.79, "control": 0.76, "base": 0.79}],
+                                planted["attention"]["strings"][0]["max_gain_head"], gap=2.7)
+    (f,) = attention_findings(positional)
+    assert f.severity == "low"  # only the dependence is established
+
+
+def test_string_heads_are_ranked_by_attention_beyond_neutral_tokens():
+    from gapscope.internals.attention import top_heads
+
+    tuned = np.array([[0.79, 0.10], [0.30, 0.77]])  # layer 0 head 0: positional (same share on neutral tokens)
+    control = np.array([[0.76, 0.05], [0.25, 0.03]])
+    assert top_heads(tuned, 1)[0][:2] == (0, 0)
+    assert top_heads(tuned - control, 1)[0][:2] == (1, 1)
