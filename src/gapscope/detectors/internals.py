@@ -42,6 +42,7 @@ from gapscope import progress
 from gapscope.findings import Finding, register_detector
 from gapscope.internals import plots
 from gapscope.internals.analyse import InternalsOptions, analyse_cell
+from gapscope.internals.domain_direction import DIRECTIONS
 from gapscope.study import artifacts
 
 NEURAL = ("causal-lm", "encoder")
@@ -212,8 +213,7 @@ def direction_findings(res: dict) -> list[Finding]:
                         "false alarms" if which == "legitimate" and cos < 0 else "no added errors")
                 side = (f"other domains' {which} mail sits toward the "
                         f"{'legitimate' if cos > 0 else 'phishing'} side of {target}'s ({harm})")
-            three = {"balanced": last.get("cos"), "phishing": last.get("cos_phishing"),
-                     "legitimate": last.get("cos_legitimate")}
+            three = {k: last.get("cos" if k == "balanced" else f"cos_{k}") for k in DIRECTIONS}
             others = ", ".join(f"{k} {v:+.2f}" for k, v in three.items() if v is not None)
             out.append(Finding(
                 kind="domain_aligned_decision", severity=sev,

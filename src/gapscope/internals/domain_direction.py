@@ -75,11 +75,10 @@ def domain_direction(X: np.ndarray, y: np.ndarray, dom: np.ndarray, target: str,
     t, o = dom == target, dom != target
     if cls is not None:
         t, o = t & (y == cls), o & (y == cls)
-        if not t.any() or not o.any():
-            return None
-        return _unit(X[t].mean(0) - X[o].mean(0))
     if not t.any() or not o.any():
         return None
+    if cls is not None:
+        return _unit(X[t].mean(0) - X[o].mean(0))
     return _unit(balanced_centroid(X[t], y[t]) - balanced_centroid(X[o], y[o]))
 
 
@@ -150,7 +149,7 @@ def analyse_layer(layer: int, train_X: np.ndarray, train_y: np.ndarray, test_X: 
     present = {name: d for name, d in dirs.items() if d is not None}
     null95 = cos_max = aligned_with = None
     if present:
-        aligned_with = max((n for n in present), key=lambda n: abs(cosines[n]))
+        aligned_with = max(present, key=lambda n: abs(cosines[n]))
         cos_max = cosines[aligned_with]
         if n_null:
             D = np.stack(list(present.values()))
