@@ -363,7 +363,8 @@ def test_probes_and_directions_on_planted_geometry():
     Xb5 = make(300, 0.0, 0)[0][:, 1]
     Xb5[:, 0] -= 2.5 * (2 * (np.arange(300) % 2) - 1)
     r5 = analyse_layer(1, Xtr, ytr, np.concatenate([make(300, 0.0, 0)[0][:, 1], Xb5]), te_y, dom, "a", seed=0)
-    assert abs(r5.cos) < 0.3 < r5.cos_phishing and r5.cos_legitimate < -0.3
+    # (the balanced contrast is zero here: no domain signal left, so no cosine (None) or a small one)
+    assert (r5.cos is None or abs(r5.cos) < 0.3) and 0.3 < r5.cos_phishing and r5.cos_legitimate < -0.3
     assert abs(r5.cos_max) > r5.null95 and r5.aligned_with in ("phishing", "legitimate")
     assert r5.domain_separability > 0.8
     # no alignment beyond the null when b differs only off the label axis
@@ -552,3 +553,52 @@ def test_string_heads_are_ranked_by_attention_beyond_neutral_tokens():
     control = np.array([[0.76, 0.05], [0.25, 0.03]])
     assert top_heads(tuned, 1)[0][:2] == (0, 0)
     assert top_heads(tuned - control, 1)[0][:2] == (1, 1)
+
+
+def test_direction_cosine_is_the_noise_metric_cosine_under_anisotropy():
+    """A footer on one domain's phishing (axis 3), a label axis (0), a style shift of the other
+    domain (axis 5), under a strong noise factor shared by every dimension: the cosine must be
+    the analytic one of the noise-whitened contrasts, and the class without the footer ~ 0."""
+    from gapscope.internals.domain_direction import analyse_layer
+
+    rng = np.random.default_rng(3)
+    d, n = 24, 400
+    u = rng.normal(size=d)
+    u /= np.linalg.norm(u)
+
+    def rows(n, footer, style):
+        y = np.arange(n) % 2
+        X = rng.normal(size=(n, d)) + 8.0 * rng.normal(size=(n, 1)) * u  # shared, dominant noise axis
+        X[:, 0] += 1.0 * (2 * y - 1)
+        X[:, 3] += footer * 1.5 * y
+        X[:, 5] += style
+        X[:, 7] *= 50.0  # a dimension on another scale entirely (residual streams have a few)
+        return X, y
+
+    Xtr, ytr = rows(n, 1, 0.0)
+    Xa, ya = rows(n, 1, 0.0)
+    Xb, yb = rows(n, 0, 3.0)
+    dom = np.asarray(["a"] * n + ["b"] * n)
+    r = analyse_layer(1, Xtr, ytr, np.concatenate([Xa, Xb]), np.concatenate([ya, yb]), dom, "a", seed=0)
+    # whitened contrasts: label (2, 1.5) on axes (0, 3); a-vs-b phishing (1.5, -3) on axes (3, 5)
+    analytic = 1.5 * 1.5 / (np.hypot(2.0, 1.5) * np.hypot(1.5, 3.0))
+    assert r.cos_phishing == pytest.approx(analytic, abs=0.08)
+    assert abs(r.cos_legitimate) < 0.1 and r.cos_phishing > r.null95
+    # the same rows with the footer in both domains: no phishing-class alignment left
+    Xb2, yb2 = rows(n, 1, 3.0)
+    r0 = analyse_layer(1, Xtr, ytr, np.concatenate([Xa, Xb2]), np.concatenate([ya, yb2]), dom, "a", seed=0)
+    assert abs(r0.cos_phishing) < max(0.1, r0.null95)
+
+
+def test_direction_verdict_needs_the_null_and_the_control():
+    from gapscope.internals.validate import direction_verdict
+
+    planted = {"cos_phishing_readout": 0.3, "cos_null95": 0.07, "direction_metric": "crossnobis"}
+    assert direction_verdict(planted, None)["aligned"]
+    assert direction_verdict(planted, {"cos_phishing_readout": 0.05, "cos_null95": 0.06})["aligned"]
+    # the control is as aligned: the footer did not make it
+    v = direction_verdict(planted, {"cos_phishing_readout": 0.26, "cos_null95": 0.06})
+    assert not v["aligned"] and v["above_null"] and not v["beyond_control"]
+    assert not direction_verdict({"cos_phishing_readout": 0.05, "cos_null95": 0.07}, None)["aligned"]
+    assert not direction_verdict({"cos_phishing_readout": -0.4, "cos_null95": 0.07}, None)["aligned"]
+    assert not direction_verdict({"cos_phishing_readout": None, "cos_null95": None}, None)["aligned"]

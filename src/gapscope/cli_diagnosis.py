@@ -80,8 +80,8 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ):
     """Validate the detectors against planted truth (synthetic corpora): shortcut rank, quiet clean control,
-    label-noise precision and recall, backdoor trigger rank, behaviour drift, internals (attention and
-    patching on a planted footer). Exit 1 when a check fails."""
+    label-noise precision and recall, backdoor trigger rank, behaviour drift, internals (attention,
+    patching and the label-vs-domain direction on a planted footer). Exit 1 when a check fails."""
     from gapscope.errors import GapscopeError
     from gapscope.validate import CHECKS, validate as run_validate
 

@@ -328,9 +328,9 @@ def check_internals(work: Path, model: str, seed: int, n: int | None = None) -> 
     """gapscope.internals.validate: on a specialist fine-tuned over a planted footer, attention
     from the answer position to the footer must rise with fine-tuning, patching the footer's
     positions must restore most of the margin and a high-severity shortcut_attention finding must
-    name it; on a control where the footer is uninformative no such finding may appear. The
-    alignment of the label direction with a domain direction is measured and reported, not
-    part of the pass (on SmolLM2 it holds on some seeds only)."""
+    name it; on a control where the footer is uninformative no such finding may appear; the
+    specialist's label direction must be aligned with its domain's phishing-class direction, above
+    the permuted-label null and beyond the control's (internals.validate.direction_verdict)."""
     if MODEL_SPECS[model]["kind"] != "causal-lm":
         return None
     from gapscope.internals.validate import validate_internals
@@ -340,17 +340,21 @@ def check_internals(work: Path, model: str, seed: int, n: int | None = None) -> 
     p = r["planted"]
     rise_t = p.get("attention_heldout_tuned", p.get("attention_tuned")) or 0.0
     rise_b = p.get("attention_heldout_base", p.get("attention_base")) or 0.0
-    cos, null = p.get("cos_readout"), p.get("cos_null95")
-    aligned = r["observations"]["direction_aligned"]
+    dv = r["direction"]
+    aligned = "aligned" if dv["aligned"] else "NOT aligned"
+    nums = ""
+    if dv.get("cos") is not None and dv.get("null95") is not None:
+        nums = f" (cos {dv['cos']:+.2f} vs null95 {dv['null95']:.2f}"
+        if dv.get("control_cos") is not None:
+            nums += f"; control {dv['control_cos']:+.2f}"
+        nums += ")"
     detail = (f"attention to the footer {rise_b:.2f} -> {rise_t:.2f} after fine-tuning; patching its positions "
               f"restores {(p.get('patching_restored') or 0):.0%} of the margin; high shortcut_attention finding: "
               f"{'yes' if r['checks']['high_shortcut_finding'] else 'no'}; control: "
-              f"{'quiet' if r['checks'].get('control_quiet') else 'NOT quiet'}; label vs domain direction "
-              f"(measured, not in the pass): {'aligned' if aligned else 'not aligned'}"
-              + (f", cos {cos:+.2f} ({p.get('cos_aligned_with') or 'balanced'}) vs permuted-label null95 {null:.2f}"
-                 if cos is not None and null is not None else ""))
+              f"{'quiet' if r['checks'].get('control_quiet') else 'NOT quiet'}; label direction vs the footer "
+              f"domain's phishing direction: {aligned}{nums}")
     return CheckResult("internals", model, bool(r["passed"]),
-                       {k: r[k] for k in ("checks", "observations", "seconds")}
+                       {k: r[k] for k in ("checks", "observations", "direction", "seconds")}
                        | {"planted": {k: v for k, v in p.items() if k != "findings"}}, detail)
 
 

@@ -11,6 +11,7 @@ Runs gapscope.internals.analyse over the neural cells (specialists by default; o
                            label signal (`oracle` tells whether it carries one at all)
   domain_aligned_decision  at the read-out layer the label direction points along the
                            domain direction, class-balanced or within one class (|cos| >= 0.3
+                           in the noise-whitened, cross-validated metric of domain_direction.py,
                            and above the permuted-label null), and the decision coordinate
                            sorts emails by domain (AUROC >= 0.75)
   late_overwrite           out-of-domain label evidence is decodable by the logit lens at an
@@ -220,7 +221,8 @@ def direction_findings(res: dict) -> list[Finding]:
                 title=f"{_who(res)}: its decision direction is a {target}-vs-rest domain direction "
                       f"(cos {cos:+.2f}, {which})",
                 summary=(f"At the read-out layer ({_cached_to_name(last['layer'])}) the label direction (difference "
-                         f"of class means on the training rows) has cosine {cos:+.2f} with {what} (all three: "
+                         f"of class means on the training rows) has cosine {cos:+.2f} with {what}, in the "
+                         f"noise-whitened metric with cross-validated lengths (all three: "
                          f"{others}; 95th percentile with permuted training labels: "
                          f"{null if null is None else round(null, 2)}). Projected on the label direction, emails "
                          f"of one class are told apart by domain with AUROC {dauc:.2f}; {side}."),

@@ -1,43 +1,62 @@
 """Is the decision direction a domain direction?
 
-Per layer, in coordinates standardised per dimension (residual streams have a few huge
-dimensions that would otherwise dominate every direction):
+Per layer, in the noise-whitened metric with cross-validated lengths (the "crossnobis"
+estimate of representational similarity analysis):
 
-    label direction    difference of class means on the cell's training rows
-    domain direction   class-balanced centroid of the target domain (the cell's training
-                       domain) minus the class-balanced centroid of the other domains, on
-                       held-out rows. Class-balancing removes label composition, so what
-                       is left is where the model puts a domain regardless of labels.
-    per-class domain   the same within one class: target's phishing centroid minus the other
-    directions         domains' phishing centroid (and for legitimate). A shortcut that lives
-                       in one class of one domain (a footer on its phishing only) is a class x
-                       domain interaction: it shifts one class' centroid and not the other's,
-                       so the balanced direction averages it with the other class' shift and
-                       can cancel it (the out-of-domain classes squeezed from both sides).
-    cos                cosine of the label direction with the balanced domain direction;
-                       `cos_phishing` / `cos_legitimate` with the per-class ones; `cos_max` the
-                       one of the three largest in size (`aligned_with` names it)
-    null95             95th percentile of max(|cos|, |cos_phishing|, |cos_legitimate|) when the
-                       training labels are permuted (within each training domain): how aligned
-                       a direction that carries no label would be, given how anisotropic the
-                       representation is (random splits of the rows differ along its dominant
-                       axes). Taking the max over the three keeps the 5% level for `cos_max`.
-                       Shuffling the domain labels instead does not give a null: when the
-                       domains are well separated, a random split's mean difference is
-                       dominated by its chance imbalance of true domains, so that "null"
-                       reproduces the real domain direction and hides alignment of any size.
-    domain AUROC       how well the projection on the label direction tells the target
-                       domain from the others, within each class (averaged): a decision
-                       coordinate that also sorts emails by origin. `domain_auroc` is
-                       signed (target above the others); `domain_separability` takes each
-                       class' max(AUROC, 1 - AUROC), so opposite shifts of the two classes
-                       (an out-of-domain class gap squeezed from both sides) do not cancel
+    metric             rows are scaled per dimension by the spread of their residuals around
+                       their group means (training rows per class, held-out rows per domain x
+                       class), then whitened by the shrunk (Ledoit-Wolf) covariance of those
+                       residuals: the noise metric, which class and domain shifts do not enter. Residual
+                       streams are anisotropic: in plain coordinates any two mean differences,
+                       even of randomly split rows, share their few dominant axes (the
+                       permuted-label null measured 0.35-0.54 there on SmolLM2), which hides
+                       alignment of the size a shortcut leaves. Whitened, noise is isotropic.
+    label contrast     difference of class means on the cell's training rows
+    domain contrasts   balanced: class-balanced centroid of the target domain (the cell's
+                       training domain) minus that of the other domains, on held-out rows.
+                       per class: target's phishing centroid minus the other domains'
+                       phishing centroid (and for legitimate). A shortcut that lives in one
+                       class of one domain (a footer on its phishing only) is a class x domain
+                       interaction: it shifts that class' centroid and not the other's, and
+                       the balanced contrast averages it with the other class' shift.
+    cos                <label, domain> / sqrt(|label|^2 |domain|^2), where each squared length
+                       is cross-validated: the mean of <contrast on half A, contrast on half B>
+                       over random half splits of every group. Plain squared lengths are
+                       inflated by the noise of every dimension (whitened, d dimensions of
+                       unit noise), which would shrink every cosine toward 0; the
+                       cross-validated ones are unbiased. The numerator needs no correction:
+                       the label contrast (training rows) and the domain contrast (held-out
+                       rows) come from disjoint rows. `cos_phishing` / `cos_legitimate` use the
+                       per-class contrasts; `cos_max` is the one of the three largest in size
+                       (`aligned_with` names it). None when a contrast carries no signal
+                       (cross-validated squared length <= 0).
+    null95             95th percentile of max over the three of |<permuted label, domain>|
+                       / sqrt(|label|^2 |domain|^2), training labels permuted within each
+                       training domain: how aligned a direction that carries no label would
+                       read. Shuffling the domain labels instead does not give a null: when
+                       the domains are well separated, a random split's mean difference is
+                       dominated by its chance imbalance of true domains.
+    domain AUROC       how well the projection on the label direction (class-mean difference in
+                       standardised coordinates) tells the target domain from the others, within each class
+                       (averaged): a decision coordinate that also sorts emails by origin.
+                       `domain_auroc` is signed (target above the others); `domain_separability`
+                       takes each class' max(AUROC, 1 - AUROC), so opposite shifts of the two
+                       classes (an out-of-domain class gap squeezed from both sides) do not cancel
     decodability       cross-validated balanced accuracy of predicting the domain from the
                        representation (linear), against chance 1/#domains
 
 A positive cos means the target domain sits on the phishing side of the decision
 direction: emails from other domains are pushed toward "legitimate" (missed phishing);
 negative, toward "phishing" (false alarms).
+
+Measured on SmolLM2 specialists over a footer planted in one domain's phishing
+(`gapscope validate --checks internals`, seeds 0-4): at the read-out the phishing-class cosine
+is 0.24-0.54 (permuted-label null 0.07-0.14), against -0.01 to 0.12 for a control specialist
+whose footer sits in both classes; the legitimate-class cosine is about the same with and
+without the footer (-0.25 to +0.03 vs -0.23 to 0.00: out-of-domain legitimate mail sits toward
+phishing either way). In plain standardised coordinates the null was 0.35-0.54, the footer
+showed only through the legitimate-class direction (2 of 3 seeds), and at seed 3 the control
+passed its null while the planted cell did not.
 """
 
 from __future__ import annotations
@@ -49,19 +68,12 @@ import numpy as np
 
 from gapscope.internals.probes import auroc
 
+Parts = list[tuple[np.ndarray, float]]  # (row indices, weight): a contrast of group means
+
 
 def standardizer(X: np.ndarray):
     mu, sd = X.mean(0), X.std(0) + 1e-6
     return lambda Z: (Z - mu) / sd
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
-    return v / n if n > 0 else v
-
-
-def label_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return _unit(X[y == 1].mean(0) - X[y == 0].mean(0))
 
 
 def balanced_centroid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -69,17 +81,73 @@ def balanced_centroid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.mean(parts, axis=0)
 
 
-def domain_direction(X: np.ndarray, y: np.ndarray, dom: np.ndarray, target: str,
-                     cls: int | None = None) -> np.ndarray | None:
-    """Class-balanced (cls None) or within-class target-minus-others direction; None when a side is empty."""
-    t, o = dom == target, dom != target
-    if cls is not None:
-        t, o = t & (y == cls), o & (y == cls)
-    if not t.any() or not o.any():
+def _group_residuals(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    R = X.copy()
+    for g in np.unique(groups):
+        m = groups == g
+        R[m] -= X[m].mean(0)
+    return R
+
+
+def noise_whitener(residuals: np.ndarray):
+    """Z -> Z whitened by the Ledoit-Wolf shrunk covariance of `residuals` (Cholesky, no inverse)."""
+    from scipy.linalg import cho_factor, solve_triangular
+    from sklearn.covariance import LedoitWolf
+
+    C = LedoitWolf(assume_centered=True, store_precision=False).fit(residuals).covariance_
+    scale = np.trace(C) / len(C)
+    if not np.isfinite(scale) or scale <= 1e-12:  # no variation at all (e.g. one token's embedding)
+        return lambda Z: np.asarray(Z, dtype=np.float64)
+    L = cho_factor(C + 1e-9 * scale * np.eye(len(C)), lower=True)[0]
+    L = np.tril(L)
+    return lambda Z: solve_triangular(L, np.asarray(Z, dtype=np.float64).T, lower=True).T
+
+
+def contrast(X: np.ndarray, parts: Parts) -> np.ndarray:
+    return sum(w * X[idx].mean(0) for idx, w in parts)
+
+
+def cv_norm2(X: np.ndarray, parts: Parts, rng: np.random.Generator, reps: int = 16) -> float | None:
+    """Unbiased squared length of a contrast: mean over random half splits of every group (by
+    distinct row) of <contrast(half A), contrast(half B)>. None when a group has < 2 distinct rows."""
+    uniq = [np.unique(idx) for idx, _ in parts]
+    if any(len(u) < 2 for u in uniq):
         return None
-    if cls is not None:
-        return _unit(X[t].mean(0) - X[o].mean(0))
-    return _unit(balanced_centroid(X[t], y[t]) - balanced_centroid(X[o], y[o]))
+    vals = []
+    for _ in range(reps):
+        A, B = [], []
+        for (idx, w), u in zip(parts, uniq):
+            inA = np.isin(idx, rng.permutation(u)[: len(u) // 2])
+            A.append((idx[inA], w))
+            B.append((idx[~inA], w))
+        vals.append(float(contrast(X, A) @ contrast(X, B)))
+    return float(np.mean(vals))
+
+
+def _cos(num: float, n1: float | None, n2: float | None) -> float | None:
+    if n1 is None or n2 is None or n1 <= 0 or n2 <= 0:
+        return None
+    return float(np.clip(num / np.sqrt(n1 * n2), -1.0, 1.0))
+
+
+def domain_parts(y: np.ndarray, dom: np.ndarray, target: str) -> dict[str, Parts | None]:
+    """The three domain contrasts over held-out rows (None when a side is empty)."""
+    t, o = dom == target, dom != target
+    P, L = y == 1, y == 0
+    spec = {"balanced": [(t & P, .5), (t & L, .5), (o & P, -.5), (o & L, -.5)],
+            "phishing": [(t & P, 1.), (o & P, -1.)], "legitimate": [(t & L, 1.), (o & L, -1.)]}
+    out: dict[str, Parts | None] = {}
+    for name, parts in spec.items():
+        if name == "balanced":  # a domain with one class only: balance over what is there
+            parts = [(m, w) for m, w in parts if m.any()]
+            if not any(w > 0 for _, w in parts) or not any(w < 0 for _, w in parts):
+                out[name] = None
+                continue
+            pos = sum(1 for _, w in parts if w > 0)
+            neg = len(parts) - pos
+            parts = [(m, (1.0 / pos) if w > 0 else (-1.0 / neg)) for m, w in parts]
+        out[name] = None if any(not m.any() for m, _ in parts) else [(np.flatnonzero(m), w) for m, w in parts]
+    return out
 
 
 DIRECTIONS = ("balanced", "phishing", "legitimate")
@@ -99,6 +167,7 @@ class DirectionResult:
     cos_legitimate: float | None = None
     cos_max: float | None = None
     aligned_with: str | None = None
+    metric: str = "crossnobis"
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -137,38 +206,55 @@ def _permuted(y: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np
 def analyse_layer(layer: int, train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_y: np.ndarray,
                   test_dom: np.ndarray, target: str, n_null: int = 100, decode: bool = True,
                   seed: int = 0, train_dom: np.ndarray | None = None) -> DirectionResult:
-    z = standardizer(np.concatenate([train_X, test_X]))
-    tr, te = z(train_X), z(test_X)
     chance = 1.0 / max(len(np.unique(test_dom)), 1)
     if len(np.unique(train_y)) < 2:
         return DirectionResult(layer, None, None, None, None, None, None, chance)
-    lab = label_direction(tr, train_y)
-    dirs = {name: domain_direction(te, test_y, test_dom, target, cls)
-            for name, cls in zip(DIRECTIONS, (None, 1, 0))}
-    cosines = {name: (float(lab @ d) if d is not None else None) for name, d in dirs.items()}
-    present = {name: d for name, d in dirs.items() if d is not None}
+    tr, te = train_X.astype(np.float64), test_X.astype(np.float64)
+    groups_tr = np.asarray([f"train|{c}" for c in train_y])
+    groups_te = np.char.add(np.char.add(np.asarray(test_dom, dtype=str), "|"), np.asarray(test_y).astype(str))
+    # Scale by the within-group (residual) spread, so the shrinkage below pulls the noise
+    # correlations toward 0 without rescaling dimensions by how much domains or classes move them.
+    resid = np.concatenate([_group_residuals(tr, groups_tr), _group_residuals(te, groups_te)])
+    sd = resid.std(0) + 1e-6 * (resid.std() + 1e-12)
+    white = noise_whitener(resid / sd)
+    mu = np.concatenate([tr, te]).mean(0)
+    tr, te = white((tr - mu) / sd), white((te - mu) / sd)
+    rng = np.random.default_rng(seed)
+    lab_parts: Parts = [(np.flatnonzero(train_y == 1), 1.0), (np.flatnonzero(train_y == 0), -1.0)]
+    lab = contrast(tr, lab_parts)
+    lab_n2 = cv_norm2(tr, lab_parts, rng)
+    dparts = domain_parts(np.asarray(test_y), np.asarray(test_dom), target)
+    present = {n: p for n, p in dparts.items() if p is not None}
+    dvec = {n: contrast(te, p) for n, p in present.items()}
+    dn2 = {n: cv_norm2(te, p, rng) for n, p in present.items()}
+    cosines = {n: (_cos(float(lab @ dvec[n]), lab_n2, dn2[n]) if n in present else None) for n in DIRECTIONS}
     null95 = cos_max = aligned_with = None
-    if present:
-        aligned_with = max(present, key=lambda n: abs(cosines[n]))
-        cos_max = cosines[aligned_with]
+    valid = {n: c for n, c in cosines.items() if c is not None}
+    if valid:
+        aligned_with = max(valid, key=lambda n: abs(valid[n]))
+        cos_max = valid[aligned_with]
         if n_null:
-            D = np.stack(list(present.values()))
+            names = list(valid)
+            D = np.stack([dvec[n] / np.sqrt(lab_n2 * dn2[n]) for n in names])
             groups = train_dom if train_dom is not None else np.zeros(len(train_y))
-            rng = np.random.default_rng(seed)
             sims = []
             for _ in range(n_null):
                 yp = _permuted(train_y, groups, rng)
                 if len(np.unique(yp)) < 2:
                     continue
-                sims.append(float(np.abs(D @ label_direction(tr, yp)).max()))
+                sims.append(float(np.abs(D @ (tr[yp == 1].mean(0) - tr[yp == 0].mean(0))).max()))
             null95 = float(np.quantile(sims, 0.95)) if sims else None
-    proj = te @ lab
+    # The decision coordinate is read in plain standardised coordinates: whitened, nearly any
+    # direction tells well-separated domains apart (the noise dimensions are scaled up too).
+    z = standardizer(np.concatenate([train_X, test_X]).astype(np.float64))
+    zt = z(train_X.astype(np.float64))
+    proj = z(test_X.astype(np.float64)) @ (zt[train_y == 1].mean(0) - zt[train_y == 0].mean(0))
     is_t = (test_dom == target).astype(int)
     per_class = [auroc(is_t[test_y == c], proj[test_y == c]) for c in (0, 1)]
     per_class = [a for a in per_class if a is not None]
     dom_auc = float(np.mean(per_class)) if per_class else None
     dom_sep = float(np.mean([max(a, 1 - a) for a in per_class])) if per_class else None
     lab_auc = auroc(test_y[test_dom == target], proj[test_dom == target])
-    dec = domain_decodability(te, test_dom, seed=seed) if decode else None
+    dec = domain_decodability(test_X.astype(np.float64), test_dom, seed=seed) if decode else None
     return DirectionResult(layer, cosines["balanced"], null95, dom_auc, dom_sep, lab_auc, dec, chance,
                            cosines["phishing"], cosines["legitimate"], cos_max, aligned_with)

@@ -17,14 +17,19 @@ done when it finds what was planted ... and stays quiet on a clean control").
                 minimal pair restores most of the margin (median over pairs, at the
                 residual stream entering the first fine-tuned layer)
      finding    a high-severity `shortcut_attention` finding names the string
-   and reports (a check only with require_direction=True) whether the specialist's label
-   direction is aligned with a domain direction (class-balanced or within one class, above
-   the permuted-label null; internals/domain_direction.py), see `observations`. Measured on
-   SmolLM2 with seeds 0, 1, 2: aligned on 0 and 2 (with the legitimate-class direction), not
-   on 1; the controls never. Not robust enough to be a check.
 4. With `control=True`, repeats on a control corpus where the same string is planted at the
-   same rate in phishing AND legitimate rows (uninformative): no high-severity
-   shortcut_attention finding may appear.
+   same rate in phishing AND legitimate rows (uninformative), and checks:
+     quiet      no high-severity shortcut_attention finding appears on the control
+     direction  the specialist's label direction is aligned with its domain's phishing-class
+                direction (the class the string was planted in) at the read-out layer: the
+                cross-validated whitened cosine (internals/domain_direction.py) is above the
+                permuted-label null, and above the control specialist's by more than either
+                null (`direction_verdict`). Without a control it is reported, not checked
+                (`require_direction` overrides).
+   Measured on SmolLM2, seeds 0-4 (README, Validation). The earlier cosine in standardised
+   coordinates was not a usable test: its null was 0.35-0.54, the planted footer showed
+   only through the legitimate-class direction on 2 of 3 seeds, and at seed 3 the control
+   exceeded its null while the planted cell did not.
 """
 
 from __future__ import annotations
@@ -147,6 +152,7 @@ def measure(res: dict, train_layers: int) -> dict[str, Any]:
     d = res.get("direction") or {}
     if d:
         per = next(iter(d.values()))
+        out["direction_metric"] = per[-1].get("metric", "standardised")
         out["cos_readout"] = per[-1].get("cos_max", per[-1].get("cos"))
         out["cos_aligned_with"] = per[-1].get("aligned_with")
         out["cos_balanced_readout"] = per[-1].get("cos")
@@ -161,6 +167,28 @@ def measure(res: dict, train_layers: int) -> dict[str, Any]:
     out["model_auroc"] = res.get("model_auroc")
     out["timings"] = res.get("timings")
     out["cpu_seconds"] = res.get("cpu_seconds")
+    return out
+
+
+def direction_verdict(planted: dict, control: dict | None) -> dict[str, Any]:
+    """Is the specialist's label direction aligned with its domain's phishing-class direction (the
+    class the footer was planted in), at the read-out layer? Aligned when its cosine is positive
+    and above the permuted-label null, and (with a control) above the control specialist's same
+    cosine by more than either null: the footer, not the domains' other differences, made it."""
+    cos, null = planted.get("cos_phishing_readout"), planted.get("cos_null95")
+    out: dict[str, Any] = {"direction": "phishing", "metric": planted.get("direction_metric"), "cos": cos,
+                           "null95": null}
+    above_null = cos is not None and null is not None and cos > null
+    aligned = above_null
+    if control is not None:
+        c_cos, c_null = control.get("cos_phishing_readout"), control.get("cos_null95")
+        out.update({"control_cos": c_cos, "control_null95": c_null})
+        beyond = (cos is not None and c_cos is not None and c_null is not None and null is not None
+                  and cos - c_cos > max(null, c_null))
+        out["beyond_control"] = beyond
+        aligned = above_null and beyond
+    out["above_null"] = above_null
+    out["aligned"] = bool(aligned)
     return out
 
 
@@ -195,8 +223,8 @@ def _run_one(root: Path, *, control: bool, seed: int, domains, n_per_domain, cli
 
 def validate_internals(out_dir: Path | str, *, seed: int = 0, domains: tuple[str, str] = ("personal", "corporate"),
                        n_per_domain: int = 120, clip_words: int = 40, max_train: int = 64, max_length: int = 96,
-                       train_layers: int = 8, epochs: int = 3, lr: float = 1e-3, max_test_per_domain: int = 24,
-                       source: str = SOURCE, control: bool = False, require_direction: bool = False,
+                       train_layers: int = 8, epochs: int = 3, lr: float = 1e-3, max_test_per_domain: int = 60,
+                       source: str = SOURCE, control: bool = False, require_direction: bool | None = None,
                        threads: int | None = 2,
                        detector_options: dict | None = None) -> dict[str, Any]:
     """Fine-tune on a planted shortcut, run the internals detector, and check what it measured.
@@ -207,7 +235,8 @@ def validate_internals(out_dir: Path | str, *, seed: int = 0, domains: tuple[str
     if threads:
         torch.set_num_threads(min(threads, torch.get_num_threads()))
     out_dir = Path(out_dir)
-    det = {"max_train": 32, "max_test_per_domain": max_test_per_domain, "layers": 11, "attention_examples": 6,
+    # The detector's own row counts (InternalsOptions): the direction estimates need them
+    det = {"max_train": 96, "max_test_per_domain": max_test_per_domain, "layers": 11, "attention_examples": 6,
            "shortcut_examples": 8, "patch_pairs": 3, "patch_layers": 6, "base_examples": 12,
            "oracle": False}
     det.update(detector_options or {})
@@ -224,20 +253,18 @@ def validate_internals(out_dir: Path | str, *, seed: int = 0, domains: tuple[str
         "high_shortcut_finding": any(f["kind"] == "shortcut_attention" and f["severity"] == "high"
                                      for f in planted["findings"]),
     }
-    cos = abs(planted.get("cos_readout") or 0)
-    aligned = cos >= 0.3 and cos > (planted.get("cos_null95") or 0)
-    # Measured, not required by default: the alignment holds on some seeds and not others (see
-    # the module docstring); the shortcut shows reliably in attention and patching. Pass
-    # require_direction=True to make it a check.
-    observations = {"direction_aligned": aligned}
-    if require_direction:
-        checks["direction_aligned"] = aligned
-    result: dict[str, Any] = {"planted": planted, "observations": observations}
+    result: dict[str, Any] = {"planted": planted}
+    ctrl = None
     if control:
         ctrl = _run_one(out_dir / "control", control=True, **kw)
         result["control"] = ctrl
         checks["control_quiet"] = not any(f["kind"] == "shortcut_attention" and f["severity"] == "high"
                                           for f in ctrl["findings"])
+    direction = direction_verdict(planted, ctrl)
+    result["direction"] = direction
+    result["observations"] = {"direction_aligned": direction["aligned"]}
+    if require_direction if require_direction is not None else control:
+        checks["direction_aligned"] = direction["aligned"]
     result["checks"] = checks
     result["passed"] = all(checks.values())
     result["seconds"] = round(time.perf_counter() - t0, 1)
