@@ -91,15 +91,14 @@ def _group_residuals(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 def noise_whitener(residuals: np.ndarray):
     """Z -> Z whitened by the Ledoit-Wolf shrunk covariance of `residuals` (Cholesky, no inverse)."""
-    from scipy.linalg import cho_factor, solve_triangular
+    from scipy.linalg import solve_triangular
     from sklearn.covariance import LedoitWolf
 
     C = LedoitWolf(assume_centered=True, store_precision=False).fit(residuals).covariance_
     scale = np.trace(C) / len(C)
     if not np.isfinite(scale) or scale <= 1e-12:  # no variation at all (e.g. one token's embedding)
         return lambda Z: np.asarray(Z, dtype=np.float64)
-    L = cho_factor(C + 1e-9 * scale * np.eye(len(C)), lower=True)[0]
-    L = np.tril(L)
+    L = np.linalg.cholesky(C + 1e-9 * scale * np.eye(len(C)))
     return lambda Z: solve_triangular(L, np.asarray(Z, dtype=np.float64).T, lower=True).T
 
 
@@ -130,23 +129,25 @@ def _cos(num: float, n1: float | None, n2: float | None) -> float | None:
     return float(np.clip(num / np.sqrt(n1 * n2), -1.0, 1.0))
 
 
+def _side(mask: np.ndarray, classes: list[np.ndarray], sign: float) -> Parts:
+    """The class-balanced centroid of the rows in `mask` (each class present weighted equally)."""
+    present = [mask & c for c in classes if (mask & c).any()]
+    return [(np.flatnonzero(m), sign / len(present)) for m in present]
+
+
+def label_parts(y: np.ndarray) -> Parts:
+    return [(np.flatnonzero(y == 1), 1.0), (np.flatnonzero(y == 0), -1.0)]
+
+
 def domain_parts(y: np.ndarray, dom: np.ndarray, target: str) -> dict[str, Parts | None]:
-    """The three domain contrasts over held-out rows (None when a side is empty)."""
+    """The three domain contrasts over held-out rows, target minus the others (None when a side is
+    empty); the balanced one averages over the classes each side has."""
     t, o = dom == target, dom != target
     P, L = y == 1, y == 0
-    spec = {"balanced": [(t & P, .5), (t & L, .5), (o & P, -.5), (o & L, -.5)],
-            "phishing": [(t & P, 1.), (o & P, -1.)], "legitimate": [(t & L, 1.), (o & L, -1.)]}
     out: dict[str, Parts | None] = {}
-    for name, parts in spec.items():
-        if name == "balanced":  # a domain with one class only: balance over what is there
-            parts = [(m, w) for m, w in parts if m.any()]
-            if not any(w > 0 for _, w in parts) or not any(w < 0 for _, w in parts):
-                out[name] = None
-                continue
-            pos = sum(1 for _, w in parts if w > 0)
-            neg = len(parts) - pos
-            parts = [(m, (1.0 / pos) if w > 0 else (-1.0 / neg)) for m, w in parts]
-        out[name] = None if any(not m.any() for m, _ in parts) else [(np.flatnonzero(m), w) for m, w in parts]
+    for name, classes in (("balanced", [P, L]), ("phishing", [P]), ("legitimate", [L])):
+        pos, neg = _side(t, classes, 1.0), _side(o, classes, -1.0)
+        out[name] = pos + neg if pos and neg else None
     return out
 
 
@@ -209,18 +210,18 @@ def analyse_layer(layer: int, train_X: np.ndarray, train_y: np.ndarray, test_X: 
     chance = 1.0 / max(len(np.unique(test_dom)), 1)
     if len(np.unique(train_y)) < 2:
         return DirectionResult(layer, None, None, None, None, None, None, chance)
-    tr, te = train_X.astype(np.float64), test_X.astype(np.float64)
+    X_tr, X_te = train_X.astype(np.float64), test_X.astype(np.float64)
     groups_tr = np.asarray([f"train|{c}" for c in train_y])
     groups_te = np.char.add(np.char.add(np.asarray(test_dom, dtype=str), "|"), np.asarray(test_y).astype(str))
     # Scale by the within-group (residual) spread, so the shrinkage below pulls the noise
     # correlations toward 0 without rescaling dimensions by how much domains or classes move them.
-    resid = np.concatenate([_group_residuals(tr, groups_tr), _group_residuals(te, groups_te)])
+    resid = np.concatenate([_group_residuals(X_tr, groups_tr), _group_residuals(X_te, groups_te)])
     sd = resid.std(0) + 1e-6 * (resid.std() + 1e-12)
     white = noise_whitener(resid / sd)
-    mu = np.concatenate([tr, te]).mean(0)
-    tr, te = white((tr - mu) / sd), white((te - mu) / sd)
+    mu = np.concatenate([X_tr, X_te]).mean(0)
+    tr, te = white((X_tr - mu) / sd), white((X_te - mu) / sd)
     rng = np.random.default_rng(seed)
-    lab_parts: Parts = [(np.flatnonzero(train_y == 1), 1.0), (np.flatnonzero(train_y == 0), -1.0)]
+    lab_parts = label_parts(train_y)
     lab = contrast(tr, lab_parts)
     lab_n2 = cv_norm2(tr, lab_parts, rng)
     dparts = domain_parts(np.asarray(test_y), np.asarray(test_dom), target)
@@ -234,27 +235,25 @@ def analyse_layer(layer: int, train_X: np.ndarray, train_y: np.ndarray, test_X: 
         aligned_with = max(valid, key=lambda n: abs(valid[n]))
         cos_max = valid[aligned_with]
         if n_null:
-            names = list(valid)
-            D = np.stack([dvec[n] / np.sqrt(lab_n2 * dn2[n]) for n in names])
+            D = np.stack([dvec[n] / np.sqrt(lab_n2 * dn2[n]) for n in valid])
             groups = train_dom if train_dom is not None else np.zeros(len(train_y))
             sims = []
             for _ in range(n_null):
                 yp = _permuted(train_y, groups, rng)
                 if len(np.unique(yp)) < 2:
                     continue
-                sims.append(float(np.abs(D @ (tr[yp == 1].mean(0) - tr[yp == 0].mean(0))).max()))
+                sims.append(float(np.abs(D @ contrast(tr, label_parts(yp))).max()))
             null95 = float(np.quantile(sims, 0.95)) if sims else None
     # The decision coordinate is read in plain standardised coordinates: whitened, nearly any
     # direction tells well-separated domains apart (the noise dimensions are scaled up too).
-    z = standardizer(np.concatenate([train_X, test_X]).astype(np.float64))
-    zt = z(train_X.astype(np.float64))
-    proj = z(test_X.astype(np.float64)) @ (zt[train_y == 1].mean(0) - zt[train_y == 0].mean(0))
+    z = standardizer(np.concatenate([X_tr, X_te]))
+    proj = z(X_te) @ contrast(z(X_tr), lab_parts)
     is_t = (test_dom == target).astype(int)
     per_class = [auroc(is_t[test_y == c], proj[test_y == c]) for c in (0, 1)]
     per_class = [a for a in per_class if a is not None]
     dom_auc = float(np.mean(per_class)) if per_class else None
     dom_sep = float(np.mean([max(a, 1 - a) for a in per_class])) if per_class else None
     lab_auc = auroc(test_y[test_dom == target], proj[test_dom == target])
-    dec = domain_decodability(test_X.astype(np.float64), test_dom, seed=seed) if decode else None
+    dec = domain_decodability(X_te, test_dom, seed=seed) if decode else None
     return DirectionResult(layer, cosines["balanced"], null95, dom_auc, dom_sep, lab_auc, dec, chance,
                            cosines["phishing"], cosines["legitimate"], cos_max, aligned_with)
