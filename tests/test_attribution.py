@@ -147,6 +147,38 @@ def test_occlusion_and_shap_agree_and_beat_random_on_tfidf(tfidf_model):
     assert so["comprehensiveness"] > sr["comprehensiveness"]
     assert so["sufficiency"] < sr["sufficiency"]
     assert faithfulness.summarize(shp)["n"] == 6
+    # paired over the same emails, occlusion's lead over a random ranking is beyond the noise
+    cmp = faithfulness.compare(occ, rnd)
+    assert cmp["deletion_auc"]["reading"] == "better" and cmp["deletion_auc"]["ci95"][1] < 0
+    assert cmp["insertion_auc"]["reading"] == "better" and cmp["insertion_auc"]["ci95"][0] > 0
+
+
+def _faith(d, i, c, s):
+    return faithfulness.Faithfulness(deletion_auc=d, insertion_auc=i, comprehensiveness=c, sufficiency=s,
+                                     n_words=10, p_full=0.9)
+
+
+def test_compare_reads_paired_differences_by_each_scores_direction():
+    rng = np.random.default_rng(0)
+    ref = [_faith(*rng.uniform(0.2, 0.8, 4)) for _ in range(10)]
+    noise = rng.normal(0, 0.01, size=(10, 4))
+    # lower deletion (better), lower insertion (worse), comprehensiveness unchanged up to noise,
+    # higher sufficiency (worse)
+    shifted = [_faith(r.deletion_auc - 0.1 + e[0], r.insertion_auc - 0.1 + e[1], r.comprehensiveness + e[2],
+                      r.sufficiency + 0.1 + e[3]) for r, e in zip(ref, noise)]
+    cmp = faithfulness.compare(shifted, ref)
+    assert {k: v["reading"] for k, v in cmp.items()} == {
+        "deletion_auc": "better", "insertion_auc": "worse", "comprehensiveness": "within noise", "sufficiency": "worse"}
+    assert cmp["deletion_auc"]["difference"] == pytest.approx(-0.1, abs=0.01)
+    lo, hi = cmp["deletion_auc"]["ci95"]
+    assert lo < cmp["deletion_auc"]["difference"] < hi
+    # deterministic for a seed
+    assert faithfulness.compare(shifted, ref) == cmp
+    # one email: a difference, but no interval and so no reading beyond noise
+    one = faithfulness.compare(shifted[:1], ref[:1])
+    assert one["deletion_auc"]["ci95"] is None and one["deletion_auc"]["reading"] == "within noise"
+    with pytest.raises(ValueError):
+        faithfulness.compare(shifted[:2], ref[:3])
 
 
 def test_faithfulness_curves_by_hand():

@@ -155,6 +155,9 @@ def test_bench_tfidf_small():
     assert res["speedup"] > 1
     for k in ("deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency"):
         assert k in res["methods"]["occlusion"]["faithfulness"] and k in res["random"]
+        d = res["methods"]["occlusion"]["vs_shap"][k]
+        assert d["reading"] in ("better", "worse", "within noise")
+        assert d["ci95"] is None or d["ci95"][0] <= d["difference"] <= d["ci95"][1]
 
 
 def test_bench_on_a_fitted_cell_of_a_run(study):

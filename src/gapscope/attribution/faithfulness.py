@@ -15,6 +15,10 @@ comprehensiveness  mean over q in `fractions` of p(x) - p(x without its top q wo
 sufficiency        mean over q of p(x) - p(only the top q words kept). Lower is better.
 
 Every perturbed text of one email is scored in one batched call.
+
+`compare` reads two methods on the same emails as paired differences with a bootstrap
+confidence interval: on a handful of emails a gap in the means can be noise, and a
+verdict on faithfulness should say which gaps are not.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from gapscope.attribution.words import split_words
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.5)
 STEPS = 20
+SCORES = ("deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
+HIGHER_IS_BETTER = {"deletion_auc": False, "insertion_auc": True, "comprehensiveness": True, "sufficiency": False}
 
 
 @dataclass
@@ -117,8 +123,38 @@ def summarize(results: Sequence[Faithfulness]) -> dict[str, float]:
     """Means over emails (what the bench and the reports print)."""
     if not results:
         return {}
-    keys = ("deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
-    return {k: round(float(np.mean([getattr(r, k) for r in results])), 4) for k in keys} | {"n": len(results)}
+    return {k: round(float(np.mean([getattr(r, k) for r in results])), 4) for k in SCORES} | {"n": len(results)}
+
+
+def compare(method: Sequence[Faithfulness], reference: Sequence[Faithfulness], *, seed: int = 0,
+            resamples: int = 2000) -> dict[str, dict]:
+    """Per score: the mean paired difference method - reference over the same emails, its 95%
+    percentile bootstrap interval (None with fewer than 2 emails) and a reading: "better" or
+    "worse" when the whole interval lies on one side of 0, else "within noise"."""
+    from scipy.stats import bootstrap
+
+    if len(method) != len(reference):
+        raise ValueError("compare needs the same emails for both methods")
+    out: dict[str, dict] = {}
+    for k in SCORES:
+        d = np.array([getattr(a, k) - getattr(b, k) for a, b in zip(method, reference)], dtype=np.float64)
+        diff = float(d.mean()) if len(d) else 0.0
+        ci = None
+        if len(d) >= 2 and np.ptp(d) > 0:
+            r = bootstrap((d,), np.mean, n_resamples=resamples, confidence_level=0.95,
+                          method="percentile", rng=np.random.default_rng(seed))
+            ci = [round(float(r.confidence_interval.low), 4), round(float(r.confidence_interval.high), 4)]
+        elif len(d) >= 2:  # every email differs by the same amount: no spread to resample
+            ci = [round(diff, 4), round(diff, 4)]
+        sign = 1.0 if HIGHER_IS_BETTER[k] else -1.0
+        reading = "within noise"
+        if ci is not None and sign * ci[0] > 0 and sign * ci[1] > 0:
+            reading = "better"
+        elif ci is not None and sign * ci[0] < 0 and sign * ci[1] < 0:
+            reading = "worse"
+        out[k] = {"difference": round(diff, 4), "ci95": ci, "reading": reading,
+                  "higher_is_better": HIGHER_IS_BETTER[k]}
+    return out
 
 
 def random_order(n: int, seed: int = 0) -> np.ndarray:

@@ -4,7 +4,9 @@ method (occlusion) on the same model and the same emails, in one run.
 Reports the wall-clock time of each method (the ratio is SHAP / occlusion), the model
 evaluations each used, and both methods' faithfulness (deletion and insertion AUC,
 comprehensiveness, sufficiency; gapscope.attribution.faithfulness) next to a random
-ranking, the floor any method should beat. Faithfulness is scored on every word of the
+ranking, the floor any method should beat. The verdict compares the means; next to it each
+method's paired difference from SHAP over the same emails, with a 95% bootstrap interval,
+says which gaps stand out from the email-to-email noise (`vs_shap` in --json). Faithfulness is scored on every word of the
 email with the same deletion perturbation for both methods.
 
 Models:
@@ -128,9 +130,11 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
         out["methods"][name] = {"seconds": round(secs, 4), "seconds_per_email": round(secs / len(emails), 4),
                                 "evals_per_email": round(float(np.mean([a.evals for a in atts[name]])), 1),
                                 "params": m.params()}
+    per_email: dict[str, list] = {}
     with progress.step("bench: faithfulness (deletion / insertion curves)"):
         for name in methods:
-            out["methods"][name]["faithfulness"] = F.summarize([F.evaluate(model, a) for a in atts[name]])
+            per_email[name] = [F.evaluate(model, a) for a in atts[name]]
+            out["methods"][name]["faithfulness"] = F.summarize(per_email[name])
         out["random"] = F.summarize([F.evaluate(model, a, order=F.random_order(len(a.tokens), seed + i))
                                      for i, a in enumerate(atts["occlusion"])])
     s = out["methods"]["shap"]
@@ -139,6 +143,7 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
             continue
         o["speedup"] = round(s["seconds"] / max(o["seconds"], 1e-9), 2)
         o["at_least_as_faithful"] = at_least_as_faithful(o["faithfulness"], s["faithfulness"])
+        o["vs_shap"] = F.compare(per_email[name], per_email["shap"], seed=seed)
     out["speedup"] = out["methods"]["occlusion"]["speedup"]
     out["occlusion_at_least_as_faithful"] = out["methods"]["occlusion"]["at_least_as_faithful"]
     with contextlib.suppress(Exception):  # freeing the model must not lose the results
@@ -184,3 +189,28 @@ def print_table(res: dict[str, Any], console=None) -> None:
         console.print(f"[{style}]{name}[/{style}]: [bold]{v['speedup']:.1f}x[/bold] faster than SHAP Partition "
                       f"({res['methods']['shap']['params']['max_evals']} evaluations); at least as faithful on "
                       f"{sum(ok.values())} of 4 scores ({', '.join(k for k, x in ok.items() if x) or 'none'})")
+    print_paired(res, console)
+
+
+_READING_STYLE = {"better": "green", "worse": "red", "within noise": "dim"}
+
+
+def print_paired(res: dict[str, Any], console) -> None:
+    """Each method minus SHAP on the same emails, with the 95% bootstrap interval over emails."""
+    from rich.table import Table
+
+    rows = [(k, v["vs_shap"]) for k, v in res["methods"].items() if "vs_shap" in v]
+    if not rows:
+        return
+    t = Table(title=f"paired difference, method - SHAP over the same {res['n']} emails (95% bootstrap interval)")
+    t.add_column("method")
+    for k in ("deletion AUC (lower)", "insertion AUC (higher)", "comprehensiveness (higher)", "sufficiency (lower)"):
+        t.add_column(k, justify="right")
+    for name, cmp in rows:
+        cells = []
+        for d in cmp.values():
+            ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+            style = _READING_STYLE[d["reading"]]
+            cells.append(f"[{style}]{d['difference']:+.3f}{ci} {d['reading']}[/{style}]")
+        t.add_row(name, *cells)
+    console.print(t)
