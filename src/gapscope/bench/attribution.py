@@ -4,10 +4,11 @@ method (occlusion) on the same model and the same emails, in one run.
 Reports the wall-clock time of each method (the ratio is SHAP / occlusion), the model
 evaluations each used, and both methods' faithfulness (deletion and insertion AUC,
 comprehensiveness, sufficiency; gapscope.attribution.faithfulness) next to a random
-ranking, the floor any method should beat. The verdict compares the means; next to it each
-method's paired difference from SHAP over the same emails, with a 95% bootstrap interval,
-says which gaps stand out from the email-to-email noise (`vs_shap` in --json). Faithfulness is scored on every word of the
-email with the same deletion perturbation for both methods.
+ranking, the floor any method should beat. Faithfulness is scored on every word of the
+email with the same deletion perturbation for both methods. The verdict compares the means;
+next to it each method's paired difference from SHAP over the same emails, with a 95%
+bootstrap interval, says which gaps stand out from the email-to-email noise (`vs_shap` in
+--json).
 
 Models:
   tfidf    gapscope's tfidf-lr kind fitted on the training rows of a synthetic corpus
