@@ -146,12 +146,11 @@ def compare(method: Sequence[Faithfulness], reference: Sequence[Faithfulness], *
             ci = [round(float(r.confidence_interval.low), 4), round(float(r.confidence_interval.high), 4)]
         elif len(d) >= 2:  # every email differs by the same amount: no spread to resample
             ci = [round(diff, 4), round(diff, 4)]
-        sign = 1.0 if HIGHER_IS_BETTER[k] else -1.0
         reading = "within noise"
-        if ci is not None and sign * ci[0] > 0 and sign * ci[1] > 0:
-            reading = "better"
-        elif ci is not None and sign * ci[0] < 0 and sign * ci[1] < 0:
-            reading = "worse"
+        if ci is not None:
+            sign = 1.0 if HIGHER_IS_BETTER[k] else -1.0
+            lo, hi = sorted(sign * x for x in ci)  # in "better" units
+            reading = "better" if lo > 0 else "worse" if hi < 0 else reading
         out[k] = {"difference": round(diff, 4), "ci95": ci, "reading": reading,
                   "higher_is_better": HIGHER_IS_BETTER[k]}
     return out

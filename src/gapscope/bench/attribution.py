@@ -153,10 +153,9 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
 
 
 def at_least_as_faithful(fast: dict, ref: dict) -> dict[str, bool]:
-    return {"deletion_auc": fast["deletion_auc"] <= ref["deletion_auc"],
-            "insertion_auc": fast["insertion_auc"] >= ref["insertion_auc"],
-            "comprehensiveness": fast["comprehensiveness"] >= ref["comprehensiveness"],
-            "sufficiency": fast["sufficiency"] <= ref["sufficiency"]}
+    from gapscope.attribution.faithfulness import HIGHER_IS_BETTER
+
+    return {k: fast[k] >= ref[k] if higher else fast[k] <= ref[k] for k, higher in HIGHER_IS_BETTER.items()}
 
 
 def _words(text: str):
@@ -165,14 +164,16 @@ def _words(text: str):
     return split_words(text)
 
 
+_SCORE_COLUMNS = ("deletion AUC (lower)", "insertion AUC (higher)", "comprehensiveness (higher)", "sufficiency (lower)")
+
+
 def print_table(res: dict[str, Any], console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
     t = Table(title=f"attribution bench: {res['described']}, {res['n']} emails (~{res['words_per_email']:.0f} words)")
-    for c in ("method", "ms / email", "evals / email", "deletion AUC (lower)", "insertion AUC (higher)",
-              "comprehensiveness (higher)", "sufficiency (lower)"):
+    for c in ("method", "ms / email", "evals / email", *_SCORE_COLUMNS):
         t.add_column(c, justify="right" if c != "method" else "left")
     rows = [(k, v) for k, v in res["methods"].items()] + [("random ranking", {"faithfulness": res["random"]})]
     for name, v in rows:
@@ -205,8 +206,8 @@ def print_paired(res: dict[str, Any], console) -> None:
         return
     t = Table(title=f"paired difference, method - SHAP over the same {res['n']} emails (95% bootstrap interval)")
     t.add_column("method")
-    for k in ("deletion AUC (lower)", "insertion AUC (higher)", "comprehensiveness (higher)", "sufficiency (lower)"):
-        t.add_column(k, justify="right")
+    for c in _SCORE_COLUMNS:
+        t.add_column(c, justify="right")
     for name, cmp in rows:
         cells = []
         for d in cmp.values():
