@@ -164,7 +164,15 @@ def _words(text: str):
     return split_words(text)
 
 
-_SCORE_COLUMNS = ("deletion AUC (lower)", "insertion AUC (higher)", "comprehensiveness (higher)", "sufficiency (lower)")
+_SCORE_LABELS = {"deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC",
+                 "comprehensiveness": "comprehensiveness", "sufficiency": "sufficiency"}
+
+
+def _score_columns() -> dict[str, str]:
+    """Column header per score, keyed by score name (both tables read cells by key, not position)."""
+    from gapscope.attribution.faithfulness import HIGHER_IS_BETTER
+
+    return {k: f"{label} ({'higher' if HIGHER_IS_BETTER[k] else 'lower'})" for k, label in _SCORE_LABELS.items()}
 
 
 def print_table(res: dict[str, Any], console=None) -> None:
@@ -172,16 +180,16 @@ def print_table(res: dict[str, Any], console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    cols = _score_columns()
     t = Table(title=f"attribution bench: {res['described']}, {res['n']} emails (~{res['words_per_email']:.0f} words)")
-    for c in ("method", "ms / email", "evals / email", *_SCORE_COLUMNS):
+    for c in ("method", "ms / email", "evals / email", *cols.values()):
         t.add_column(c, justify="right" if c != "method" else "left")
     rows = [(k, v) for k, v in res["methods"].items()] + [("random ranking", {"faithfulness": res["random"]})]
     for name, v in rows:
         f = v["faithfulness"]
         t.add_row(name, f"{1000 * v['seconds_per_email']:.1f}" if "seconds_per_email" in v else "-",
                   f"{v['evals_per_email']:.0f}" if "evals_per_email" in v else "-",
-                  f"{f['deletion_auc']:.3f}", f"{f['insertion_auc']:.3f}", f"{f['comprehensiveness']:.3f}",
-                  f"{f['sufficiency']:.3f}")
+                  *(f"{f[k]:.3f}" for k in cols))
     console.print(t)
     for name, v in res["methods"].items():
         if name == "shap":
@@ -205,12 +213,13 @@ def print_paired(res: dict[str, Any], console) -> None:
     if not rows:
         return
     t = Table(title=f"paired difference, method - SHAP over the same {res['n']} emails (95% bootstrap interval)")
+    cols = _score_columns()
     t.add_column("method")
-    for c in _SCORE_COLUMNS:
+    for c in cols.values():
         t.add_column(c, justify="right")
     for name, cmp in rows:
         cells = []
-        for d in cmp.values():
+        for d in (cmp[k] for k in cols):
             ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
             style = _READING_STYLE[d["reading"]]
             cells.append(f"[{style}]{d['difference']:+.3f}{ci} {d['reading']}[/{style}]")
