@@ -14,13 +14,14 @@ def register(bench_app: typer.Typer) -> None:
         n: int = typer.Option(64, "--n", help="Emails scored."),
         max_length: int = typer.Option(128, "--max-length", help="Email tokens kept."),
         batch_size: int = typer.Option(8, "--batch-size", help="gapscope's scoring batch size (the causal-lm default)."),
+        load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help="4-bit NF4 weights on both sides (CUDA, bitsandbytes)."),
         as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     ):
         """Batched scoring vs a naive per-email loop: tokens/s, ratio, FLOP/s vs the measured matmul peak."""
         from gapscope.bench import score
         from gapscope.bench.common import emit
 
-        r = score.run(model, n=n, max_length=max_length, batch_size=batch_size)
+        r = score.run(model, n=n, max_length=max_length, batch_size=batch_size, load_in_4bit=load_in_4bit)
         emit(r, as_json, score.rows(r), "bench score")
 
     @bench_app.command("train")
@@ -31,14 +32,33 @@ def register(bench_app: typer.Typer) -> None:
         epochs: int = typer.Option(2, help="Epochs (both recipes)."),
         batch_size: int = typer.Option(8, "--batch-size"),
         max_length: int = typer.Option(96, "--max-length"),
+        load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help="QLoRA: 4-bit NF4 base on both sides (CUDA, bitsandbytes)."),
         as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     ):
         """LoRA fine-tuning tokens/s vs a plain transformers Trainer + peft recipe, final losses side by side."""
         from gapscope.bench import train
         from gapscope.bench.common import emit
 
-        r = train.run(model, n_train=n, n_eval=n_eval, epochs=epochs, batch_size=batch_size, max_length=max_length)
+        r = train.run(model, n_train=n, n_eval=n_eval, epochs=epochs, batch_size=batch_size, max_length=max_length,
+                      load_in_4bit=load_in_4bit)
         emit(r, as_json, train.rows(r), "bench train")
+
+    @bench_app.command("random-model")
+    def bench_random_model(
+        out: Path = typer.Option(..., "--out", help="New directory to write (config, bf16 safetensors, tokenizer)."),
+        preset: str = typer.Option("llama-3.1-8b", help="Shape to copy: llama-3.1-8b | mistral-7b | gemma-2-9b."),
+        tokenizer: str = typer.Option("embedded:smollm2-135m", help="Tokenizer: a source, or a directory with tokenizer.json."),
+        layers: int | None = typer.Option(None, "--layers", help="Fewer layers than the preset (smaller, same widths)."),
+        seed: int = typer.Option(0, "--seed"),
+        device: str = typer.Option("auto", "--device", help="Where to initialise: auto | cpu | cuda."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ):
+        """A randomly initialised model with a real model's shape, for bench score/train (--model DIR) when no weights can be had."""
+        from gapscope.bench import random_model
+        from gapscope.bench.common import emit
+
+        r = random_model.write(preset, out, tokenizer=tokenizer, seed=seed, layers=layers, device=device)
+        emit(r, as_json, random_model.rows(r), "bench random-model")
 
     @bench_app.command("study")
     def bench_study(

@@ -53,6 +53,39 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def cuda_in_use(device: Any) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def reset_gpu_peak() -> None:
+    """Start a fresh GPU peak-memory window (no-op without CUDA)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_peak_gib() -> float | None:
+    """Peak GPU memory allocated by PyTorch since the last reset_gpu_peak, in GiB; None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    torch.cuda.synchronize()
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+
+
+def free_models() -> None:
+    """Drop gapscope's cached bases and prefix caches, so the next side's memory is its own."""
+    import gc
+
+    from gapscope.models.loading import clear_base_cache
+    from gapscope.models.prefix_cache import clear_shared_prefix_caches
+
+    clear_base_cache()
+    clear_shared_prefix_caches()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
