@@ -5,13 +5,13 @@
 #
 #   bash scripts/gpu_bench.sh OUTDIR [TOKENIZER]      # TOKENIZER: a source or a directory (default: embedded SmolLM2)
 #
-# Env: GAPSCOPE (the command, default `python3 -m gapscope`), MODEL_DIR (default /dev/shm/gapscope-llama8b:
-# 16 GB of bf16 weights, written once), PRESET (default llama-3.1-8b), STEP_TIMEOUT (seconds, default 240),
+# Run from the repository root. Env: GAPSCOPE (the command; default .venv/bin/gapscope, else
+# `python3 -m gapscope`), MODEL_DIR (default /dev/shm/gapscope-llama8b: 16 GB of bf16 weights, written once), PRESET (default llama-3.1-8b), STEP_TIMEOUT (seconds, default 240),
 # STEPS (default "score_bf16 train_bf16 train_4bit score_4bit"), SCORE_N (default 128), TRAIN_N (default 256).
 set -uo pipefail
 OUTDIR=${1:?usage: gpu_bench.sh OUTDIR [TOKENIZER]}
 TOKENIZER=${2:-embedded:smollm2-135m}
-G=${GAPSCOPE:-python3 -m gapscope}
+if [ -x .venv/bin/gapscope ]; then G=${GAPSCOPE:-.venv/bin/gapscope}; else G=${GAPSCOPE:-python3 -m gapscope}; fi
 MODEL_DIR=${MODEL_DIR:-/dev/shm/gapscope-llama8b}
 PRESET=${PRESET:-llama-3.1-8b}
 T=${STEP_TIMEOUT:-240}
