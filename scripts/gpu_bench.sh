@@ -6,7 +6,8 @@
 #   bash scripts/gpu_bench.sh OUTDIR [TOKENIZER]      # TOKENIZER: a source or a directory (default: embedded SmolLM2)
 #
 # Run from the repository root. Env: GAPSCOPE (the command; default .venv/bin/gapscope, else
-# `python3 -m gapscope`), MODEL_DIR (default /dev/shm/gapscope-llama8b: 16 GB of bf16 weights, written once), PRESET (default llama-3.1-8b), STEP_TIMEOUT (seconds, default 240),
+# `python3 -m gapscope`), MODEL_DIR (default /dev/shm/gapscope-llama8b: 16 GB of bf16 weights, written
+# once), PRESET (default llama-3.1-8b), STEP_TIMEOUT (seconds, default 240),
 # STEPS (default "score_bf16 train_bf16 train_4bit score_4bit"), SCORE_N (default 128), TRAIN_N (default 256).
 set -uo pipefail
 OUTDIR=${1:?usage: gpu_bench.sh OUTDIR [TOKENIZER]}
