@@ -86,6 +86,32 @@ def free_models() -> None:
         torch.cuda.empty_cache()
 
 
+def load_plain(local_dir, device: torch.device, weights_dtype: torch.dtype, load_in_4bit: bool) -> tuple[Any, str]:
+    """The baselines' own copy of the weights, as plain transformers loads them, on `device`:
+    float32 on CPU (what from_pretrained gives there); on CUDA the dtype and 4-bit quantization
+    gapscope loads, so a ratio measures gapscope's method, not a precision. Returns (model, dtype name)."""
+    from transformers import AutoModelForCausalLM
+
+    from gapscope.models.loading import load_kwargs
+
+    if device.type != "cuda":
+        model = AutoModelForCausalLM.from_pretrained(str(local_dir), dtype=torch.float32, local_files_only=True)
+        return model.to(device), "float32"
+    kwargs = load_kwargs(device, weights_dtype, load_in_4bit)
+    model = AutoModelForCausalLM.from_pretrained(str(local_dir), **kwargs)
+    if "device_map" not in kwargs:  # a 4-bit load is placed by its device_map
+        model.to(device)
+    return model, str(weights_dtype).replace("torch.", "") + (" 4-bit" if load_in_4bit else "")
+
+
+def gpu_memory_rows(r: dict[str, Any], baseline: str) -> list[tuple[str, str, str]]:
+    """The table row comparing GPU peak memory (`gapscope_gpu_peak_gib` vs `{baseline}_gpu_peak_gib`); none without CUDA."""
+    if r.get("gapscope_gpu_peak_gib") is None:
+        return []
+    return [("GPU memory peak", f"{r['gapscope_gpu_peak_gib']:.1f} GiB vs {r[f'{baseline}_gpu_peak_gib']:.1f} GiB",
+             f"gapscope vs {baseline}, weights included; {r['machine']['cuda']}")]
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -65,15 +65,16 @@ def build_config(preset: str, vocab_floor: int, overrides: dict[str, Any] | None
 def write(preset: str, out: Path, *, tokenizer: str = "embedded:smollm2-135m", seed: int = 0,
           layers: int | None = None, device: str = "auto", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write `out/` (config.json, bf16 safetensors, tokenizer files); returns a summary."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from gapscope.models.device import resolve_device
+    from gapscope.models.loading import load_tokenizer
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise GapscopeError(f"{out}: exists and is not empty (pick a new directory)")
     tok_dir = tokenizer_dir(tokenizer)
-    tok = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    tok = load_tokenizer(tok_dir)
     fields = dict(overrides or {})
     if layers is not None:
         if layers < 1:

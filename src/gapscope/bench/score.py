@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gapscope.bench.common import bench_emails, free_models, gpu_peak_gib, machine, reset_gpu_peak, source_for
+from gapscope.bench.common import (bench_emails, free_models, gpu_memory_rows, gpu_peak_gib, load_plain, machine,
+                                   reset_gpu_peak, source_for)
 from gapscope.bench.peak import matmul_peak_flops
 
 
@@ -40,32 +41,14 @@ def body_parameters(model) -> int:
     return n + (sum(p.numel() for p in norm.parameters()) if norm is not None else 0)
 
 
-def _naive_model(local_dir, device: torch.device, weights_dtype: torch.dtype, load_in_4bit: bool):
-    """Plain transformers on the same weights: float32 on CPU (what from_pretrained gives there);
-    on CUDA the dtype and quantization gapscope loads, so the ratio is batching and read-out alone."""
-    from transformers import AutoModelForCausalLM
-
-    from gapscope.models.loading import load_kwargs
-
-    if device.type == "cuda":
-        kwargs = load_kwargs(device, weights_dtype, load_in_4bit)
-        hf = AutoModelForCausalLM.from_pretrained(str(local_dir), **kwargs)
-        if "device_map" not in kwargs:
-            hf.to(device)
-        return hf.eval(), str(weights_dtype).replace("torch.", "") + (" 4-bit" if load_in_4bit else "")
-    hf = AutoModelForCausalLM.from_pretrained(str(local_dir), dtype=torch.float32, local_files_only=True)
-    return hf.to(device).eval(), "float32"
-
-
 def run(model_name: str = "smollm2", n: int = 64, max_length: int = 128, batch_size: int = 8,
         load_in_4bit: bool = False) -> dict[str, Any]:
     from gapscope.models.base import ModelSpec
     from gapscope.models.causal_lm import CausalLM
 
     texts, _ = bench_emails(n)
-    options = {"max_length": max_length, "eval_batch_size": batch_size, "prefix_cache": False}
-    if load_in_4bit:
-        options["load_in_4bit"] = True
+    options = {"max_length": max_length, "eval_batch_size": batch_size, "prefix_cache": False,
+               "load_in_4bit": load_in_4bit}
     model = CausalLM(ModelSpec(name="bench", kind="causal-lm", source=source_for(model_name), options=options))
     try:
         encs = model.codec.encode(texts)
@@ -89,7 +72,8 @@ def run(model_name: str = "smollm2", n: int = 64, max_length: int = 128, batch_s
     # The naive side is plain transformers with its own copy of the weights (gapscope's CPU base
     # keeps its frozen linear weights in bf16, see models/device.frozen_linear_dtype).
     reset_gpu_peak()
-    hf, naive_dtype = _naive_model(local_dir, device, weights, load_in_4bit)
+    hf, naive_dtype = load_plain(local_dir, device, weights, load_in_4bit)
+    hf.eval()
     dev = hf.get_input_embeddings().weight.device
     with torch.no_grad():
         hf(input_ids=torch.tensor([encs[0].ids], device=dev))  # warm-up
@@ -132,13 +116,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("achieved", f"{r['achieved_flops'] / 1e9:.0f} GFLOP/s", f"2 x {r['body_parameters'] / 1e6:.0f}M params x tokens"),
         ("matmul peak", f"{r['matmul_peak_flops'] / 1e9:.0f} GFLOP/s", f"best square {r['compute_dtype']} matmul, same run"),
         ("fraction of peak", f"{r['fraction_of_peak']:.0%}", "target >= 50%"),
-        *_gpu_rows(r),
+        *gpu_memory_rows(r, "naive"),
         ("margins agree", f"r = {r['margin_correlation']:.4f}", f"max |diff| {r['margin_max_abs_diff']:.3f} ({r['compute_dtype']} vs {r['naive_dtype']})"),
     ]
 
-
-def _gpu_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    if r.get("gapscope_gpu_peak_gib") is None:
-        return []
-    return [("GPU memory peak", f"{r['gapscope_gpu_peak_gib']:.1f} GiB vs {r['naive_gpu_peak_gib']:.1f} GiB",
-             f"gapscope vs naive, weights included; {r['machine']['cuda']}")]

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gapscope.bench.common import bench_emails, free_models, gpu_peak_gib, machine, reset_gpu_peak, source_for
+from gapscope.bench.common import (bench_emails, free_models, gpu_memory_rows, gpu_peak_gib, load_plain, machine,
+                                   reset_gpu_peak, source_for)
 
 
 def _two_way_loss(margins: np.ndarray, labels: np.ndarray) -> float:
@@ -45,9 +46,8 @@ def run(model_name: str = "smollm2", n_train: int = 64, n_eval: int = 64, epochs
     texts, labels = bench_emails(n_train + n_eval, seed=seed)
     tr_x, tr_y = texts[:n_train], np.array(labels[:n_train])
     ev_x, ev_y = texts[n_train:], np.array(labels[n_train:])
-    options = {"max_length": max_length, "epochs": epochs, "batch_size": batch_size, "lr": lr}
-    if load_in_4bit:
-        options["load_in_4bit"] = True
+    options = {"max_length": max_length, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+               "load_in_4bit": load_in_4bit}
     ours = CausalLM(ModelSpec(name="bench", kind="causal-lm", source=source_for(model_name), options=options))
     try:
         encs = ours.codec.encode(tr_x)
@@ -108,23 +108,16 @@ def _plain_recipe(local_dir, encs, labels, label_ids, pad_id, *, epochs, batch_s
     """The recipe a transformers user writes: float32 on CPU; on CUDA the bf16 (or 4-bit NF4,
     the QLoRA recipe) weights gapscope uses, with Trainer's bf16 mixed precision."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
-
-    from gapscope.models.loading import load_kwargs
+    from transformers import Trainer, TrainingArguments
 
     torch.manual_seed(seed)
     on_gpu = device is not None and device.type == "cuda"
-    if on_gpu:
-        model = AutoModelForCausalLM.from_pretrained(str(local_dir), **load_kwargs(device, weights_dtype, load_in_4bit))
-        if load_in_4bit:
-            from peft import prepare_model_for_kbit_training
+    model, dtype_name = load_plain(local_dir, device or torch.device("cpu"), weights_dtype, load_in_4bit)
+    if on_gpu and load_in_4bit:
+        from peft import prepare_model_for_kbit_training
 
-            # without gradient checkpointing, as gapscope trains: the faster plain recipe
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        dtype_name = "bfloat16 4-bit" if load_in_4bit else str(weights_dtype).replace("torch.", "")
-    else:
-        model = AutoModelForCausalLM.from_pretrained(str(local_dir), dtype=torch.float32)
-        dtype_name = "float32"
+        # without gradient checkpointing, as gapscope trains: the faster plain recipe
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     data = []
@@ -183,8 +176,6 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("speed-up", f"{r['speedup']:.2f}x", "target >= 2x"),
         ("final 2-way loss", f"{r['gapscope_final_loss']:.4f} vs {r['plain_final_loss']:.4f}", "gapscope vs plain (train emails)"),
         ("held-out AUROC", f"{r['gapscope_eval_auroc']:.3f} vs {r['plain_eval_auroc']:.3f}", "gapscope vs plain"),
-        *([("GPU memory peak", f"{r['gapscope_gpu_peak_gib']:.1f} GiB vs {r['plain_gpu_peak_gib']:.1f} GiB",
-             f"gapscope vs plain, weights included; {r['machine']['cuda']}")]
-          if r.get("gapscope_gpu_peak_gib") is not None else []),
+        *gpu_memory_rows(r, "plain"),
         ("held-out accuracy", f"{r['gapscope_eval_accuracy']:.3f} vs {r['plain_eval_accuracy']:.3f}", "margin > 0"),
     ]
