@@ -7,7 +7,7 @@ import pytest
 from gapscope.attribution.edit_scorers import edit_scorer
 from gapscope.attribution.words import split_words
 from gapscope.models.base import ModelSpec, create_model
-from gapscope.models.prefix_reuse import plan_batches, score_with_prefix_reuse
+from gapscope.models.prefix_reuse import _anchor_saves, plan_batches, score_with_prefix_reuse
 from tests.tiny_models import tiny_causal_lm_dir, toy_emails
 
 
@@ -23,6 +23,32 @@ def test_plan_batches_covers_every_variant_once_within_budget():
         width = max(lengths[i] for i in b) - lo
         assert len(b) <= 16
         assert len(b) == 1 or (len(b) * width <= 512 and len(b) * (lo + width) <= 2048)
+
+
+def test_plan_batches_pays_a_little_padding_to_save_a_call():
+    # 20 short tails of different lengths (words kept alone): padding them to one width costs less
+    # than the fixed cost of the extra calls a strict waste bound would make
+    starts = [14] * 20
+    lengths = [14 + 8 + (i * 7) % 30 for i in range(20)]
+    strict = plan_batches(starts, lengths, call_tokens=0)
+    merged = plan_batches(starts, lengths, call_tokens=96)
+    assert len(merged) < len(strict)
+    for b in merged:
+        width = max(lengths[i] for i in b) - min(starts[i] for i in b)
+        useful = sum(lengths[i] - starts[i] for i in b)
+        assert len(b) * width <= 1.25 * useful + 96
+
+
+def test_second_anchor_only_when_it_saves_more_than_it_costs():
+    full = list(range(100, 200))
+    empty = [1, 2, 3, 9]
+    # variants that start like the empty text (keep-few) gain from it; removal variants do not
+    keep_few = [[1, 2, 3] + list(range(300 + 40 * k, 340 + 40 * k)) + [9] for k in range(6)]
+    removals = [full[:j] + full[j + 5:] for j in range(0, 100, 10)]
+    assert _anchor_saves([[1, 2] + full, [1, 2] + empty, *[[1, 2] + v for v in keep_few]], 1) is False  # 3 x 6 < cost
+    long_keep = [[1, 2, 3, 9] * 30 + [k] for k in range(8)]
+    assert _anchor_saves([full, [1, 2, 3, 9] * 30, *long_keep], 1) is True
+    assert _anchor_saves([full, empty, *removals], 1) is False
 
 
 @pytest.mark.parametrize("arch,window", [("llama", 6), ("gemma3", 256), ("mistral", 256), ("gemma2", 6)])

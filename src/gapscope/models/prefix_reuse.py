@@ -36,6 +36,12 @@ MAX_ROWS = 64
 # copy of the prefix's keys and values, so this bounds that memory (SmolLM2: ~46 KB per position).
 CONTEXT_PER_BATCH = 4096
 SECOND_ANCHOR_FROM = 8  # variants
+# The fixed cost of one forward call, in tokens of a large batch: per-layer Python and kernel
+# dispatch that a call pays whatever its size. Measured on the 2-core CPU with SmolLM2 (30
+# layers): t = 38 ms + 0.31 ms x tokens, so a 5-token call costs what ~120 batched tokens do;
+# on a GPU the fixed part weighs more. A batch may pad this many tokens more than `waste`
+# allows before a separate call is cheaper; a second anchor must save more than this.
+CALL_TOKENS = 96
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -47,14 +53,15 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def plan_batches(starts: Sequence[int], lengths: Sequence[int], tokens: int = TOKENS_PER_BATCH,
-                 max_rows: int = MAX_ROWS, waste: float = 1.25, context: int = CONTEXT_PER_BATCH) -> list[list[int]]:
+                 max_rows: int = MAX_ROWS, waste: float = 1.25, context: int = CONTEXT_PER_BATCH,
+                 call_tokens: int = CALL_TOKENS) -> list[list[int]]:
     """Variant indices grouped into batches that waste little compute.
 
     Row i needs positions [starts[i], lengths[i]); a batch computes rows x [lo, lo + width)
     with lo its smallest start. Rows are taken in order of tail length (then start), so
     neighbours need similar spans, and a batch is closed when it would exceed `tokens`,
     `max_rows`, `context` positions (prefix included), or compute more than `waste` x the tokens
-    its rows need."""
+    its rows need plus `call_tokens` (the fixed cost of the call a new batch would add)."""
     order = sorted(range(len(starts)), key=lambda i: (lengths[i] - starts[i], -starts[i]))
     batches: list[list[int]] = []
     cur: list[int] = []
@@ -65,7 +72,7 @@ def plan_batches(starts: Sequence[int], lengths: Sequence[int], tokens: int = TO
             lo2 = min(lo, starts[i])
             width2 = max(lengths[i], lo + width) - lo2
             cost = (len(cur) + 1) * width2
-            if len(cur) + 1 > max_rows or cost > tokens or cost > waste * (useful + tail) or \
+            if len(cur) + 1 > max_rows or cost > tokens or cost > waste * (useful + tail) + call_tokens or \
                     (len(cur) + 1) * (lo2 + width2) > context:
                 batches.append(cur)
                 cur = []
@@ -107,7 +114,7 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
     anchors = [0]
     if len(seqs) > SECOND_ANCHOR_FROM:
         shortest = 1 + int(np.argmin([len(s) for s in seqs[1:]]))
-        if len(seqs[shortest]) < len(seqs[0]) // 2:
+        if len(seqs[shortest]) < len(seqs[0]) // 2 and _anchor_saves(seqs, shortest):
             anchors.append(shortest)
     margins = np.empty(len(seqs), dtype=np.float64)
     caches = {}
@@ -155,6 +162,13 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
     for i in range(1, len(seqs)):
         margins[i] = margins[same[tuple(seqs[i])]]
     return margins[1:]
+
+
+def _anchor_saves(seqs: Sequence[Sequence[int]], anchor: int) -> bool:
+    """Whether a second anchor saves more tokens than its own forward costs: only the variants
+    that share a longer prefix with it than with the full text (seqs[0]) gain."""
+    saved = sum(max(0, common_prefix(seqs[anchor], s) - common_prefix(seqs[0], s)) for s in seqs[1:])
+    return saved > len(seqs[anchor]) + CALL_TOKENS
 
 
 def _forward(model, ids: torch.Tensor, mask: torch.Tensor, past=None):
