@@ -108,8 +108,9 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
     """Margins of texts[1:], reusing the KV cache of texts[0] (the unedited text); None when
     the model's cache cannot be cropped (the caller then scores the texts plainly).
 
-    With many variants the shortest one is a second anchor: a variant that keeps only a few
-    words shares far more with the all-removed text than with the full one."""
+    With many variants the shortest one may be a second anchor: variants that keep a superset of
+    its few words (the nested keeps of an insertion curve) share more with it than with the full
+    text. It is used only when that saves more than its own forward costs (`_anchor_saves`)."""
     seqs = [list(e.ids) for e in model.codec.encode(list(texts))]
     anchors = [0]
     if len(seqs) > SECOND_ANCHOR_FROM:
