@@ -38,9 +38,9 @@ CONTEXT_PER_BATCH = 4096
 SECOND_ANCHOR_FROM = 8  # variants
 # The fixed cost of one forward call, in tokens of a large batch: per-layer Python and kernel
 # dispatch that a call pays whatever its size. Measured on the 2-core CPU with SmolLM2 (30
-# layers): t = 38 ms + 0.31 ms x tokens, so a 5-token call costs what ~120 batched tokens do;
-# on a GPU the fixed part weighs more. A batch may pad this many tokens more than `waste`
-# allows before a separate call is cheaper; a second anchor must save more than this.
+# layers): t = 38 ms + 0.31 ms x tokens, so a 5-token call costs what ~120 batched tokens do
+# (on a GPU the fixed part likely weighs more; not measured). A batch may pad this many tokens
+# more than `waste` allows before a separate call is cheaper; a second anchor must save more.
 CALL_TOKENS = 96
 
 
