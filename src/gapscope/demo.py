@@ -27,9 +27,10 @@ QUICK_MODELS = ("smollm2",)
 # mail, fraud vs marketing) make the gaps worth diagnosing. The generalist mixes all six.
 SPECIALISTS = ("corporate", "fraud", "mailinglist", "personal")
 # Per-cell neural analyses run on the cell with the largest gap of each model, on small
-# samples: the whole demo fits 10 minutes on a 2-core CPU. The layer analyses (internals)
-# run on every specialist cell, each of which fails out of domain in the demo. A user study
-# leaves these at their defaults (every cell, larger samples).
+# samples: the whole demo took 9-10 minutes on the 2-core CPU it was sized on (README,
+# Performance). The layer analyses (internals) run on every specialist cell, each of which
+# fails out of domain in the demo. A user study leaves these at their defaults (every cell,
+# larger samples).
 DEMO_DETECTORS = {
     "cells_per_model": 1,
     "attributions": {"emails_per_domain_llm": 6, "max_evals_llm": 12},
