@@ -7,7 +7,7 @@ import pytest
 from gapscope.attribution.edit_scorers import edit_scorer
 from gapscope.attribution.words import split_words
 from gapscope.models.base import ModelSpec, create_model
-from gapscope.models.prefix_reuse import _anchor_saves, plan_batches, score_with_prefix_reuse
+from gapscope.models.prefix_reuse import _anchor_saves, common_prefix, plan_batches, score_with_prefix_reuse
 from tests.tiny_models import tiny_causal_lm_dir, toy_emails
 
 
@@ -45,10 +45,14 @@ def test_second_anchor_only_when_it_saves_more_than_it_costs():
     # variants that start like the empty text (keep-few) gain from it; removal variants do not
     keep_few = [[1, 2, 3] + list(range(300 + 40 * k, 340 + 40 * k)) + [9] for k in range(6)]
     removals = [full[:j] + full[j + 5:] for j in range(0, 100, 10)]
-    assert _anchor_saves([[1, 2] + full, [1, 2] + empty, *[[1, 2] + v for v in keep_few]], 1) is False  # 3 x 6 < cost
+    def saves(seqs):  # seqs[0] the full text, seqs[1] the candidate anchor
+        return _anchor_saves([common_prefix(seqs[0], s) for s in seqs], [common_prefix(seqs[1], s) for s in seqs],
+                             len(seqs[1]))
+
+    assert saves([[1, 2] + full, [1, 2] + empty, *[[1, 2] + v for v in keep_few]]) is False  # 3 x 6 < cost
     long_keep = [[1, 2, 3, 9] * 30 + [k] for k in range(8)]
-    assert _anchor_saves([full, [1, 2, 3, 9] * 30, *long_keep], 1) is True
-    assert _anchor_saves([full, empty, *removals], 1) is False
+    assert saves([full, [1, 2, 3, 9] * 30, *long_keep]) is True
+    assert saves([full, empty, *removals]) is False
 
 
 @pytest.mark.parametrize("arch,window", [("llama", 6), ("gemma3", 256), ("mistral", 256), ("gemma2", 6)])

@@ -113,10 +113,13 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
     text. It is used only when that saves more than its own forward costs (`_anchor_saves`)."""
     seqs = [list(e.ids) for e in model.codec.encode(list(texts))]
     anchors = [0]
+    shared = {0: [common_prefix(seqs[0], s) for s in seqs]}  # per anchor: each variant's shared prefix
     if len(seqs) > SECOND_ANCHOR_FROM:
         shortest = 1 + int(np.argmin([len(s) for s in seqs[1:]]))
-        if len(seqs[shortest]) < len(seqs[0]) // 2 and _anchor_saves(seqs, shortest):
-            anchors.append(shortest)
+        if len(seqs[shortest]) < len(seqs[0]) // 2:
+            shared[shortest] = [common_prefix(seqs[shortest], s) for s in seqs]
+            if _anchor_saves(shared[0], shared[shortest], len(seqs[shortest])):
+                anchors.append(shortest)
     margins = np.empty(len(seqs), dtype=np.float64)
     caches = {}
     pad = int(getattr(getattr(model, "opts", None), "pad_multiple", 1) or 1)
@@ -136,11 +139,11 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
     for i in range(1, len(seqs)):
         if i in caches or same[tuple(seqs[i])] != i:
             continue
-        shared = [common_prefix(seqs[a], seqs[i]) for a in anchors]
-        a = anchors[int(np.argmax(shared))]
+        common = [shared[a][i] for a in anchors]
+        a = anchors[int(np.argmax(common))]
         rows, starts, lengths = groups[a]
         rows.append(i)
-        starts.append(min(max(shared), len(seqs[i]) - 1))  # the answer token is always recomputed
+        starts.append(min(max(common), len(seqs[i]) - 1))  # the answer token is always recomputed
         lengths.append(len(seqs[i]))
     for a, (rows, starts, lengths) in groups.items():
         for batch in plan_batches(starts, lengths):
@@ -165,11 +168,12 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
     return margins[1:]
 
 
-def _anchor_saves(seqs: Sequence[Sequence[int]], anchor: int) -> bool:
-    """Whether a second anchor saves more tokens than its own forward costs: only the variants
-    that share a longer prefix with it than with the full text (seqs[0]) gain."""
-    saved = sum(max(0, common_prefix(seqs[anchor], s) - common_prefix(seqs[0], s)) for s in seqs[1:])
-    return saved > len(seqs[anchor]) + CALL_TOKENS
+def _anchor_saves(with_full: Sequence[int], with_anchor: Sequence[int], anchor_length: int) -> bool:
+    """Whether a second anchor saves more tokens than its own forward costs, from each text's
+    shared prefix with the full text (first entry: the full text itself) and with the anchor:
+    only the variants that share more with the anchor gain."""
+    saved = sum(max(0, b - a) for a, b in zip(with_full[1:], with_anchor[1:]))
+    return saved > anchor_length + CALL_TOKENS
 
 
 def _forward(model, ids: torch.Tensor, mask: torch.Tensor, past=None):
