@@ -53,10 +53,6 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def cuda_in_use(device: Any) -> bool:
-    return torch.device(device).type == "cuda"
-
-
 def reset_gpu_peak() -> None:
     """Start a fresh GPU peak-memory window (no-op without CUDA)."""
     if torch.cuda.is_available():
