@@ -54,3 +54,24 @@ def test_bad_spec_is_one_line_error(tmp_path):
 def test_help_everywhere(cmd):
     r = run(*cmd, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout
+
+
+def test_run_says_each_sources_rejected_rows_on_the_console(tmp_path):
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    for dom, off in (("a", 0), ("b", 5)):
+        lines = []
+        for i in range(40):
+            label = i % 2
+            cue = "verify your account at http://x.example now" if label else "see you at lunch"
+            body = " ".join(words[(i * 7 + j + off) % len(words)] for j in range(6))
+            lines.append(json.dumps({"text": f"{cue} {body} {dom}{i}", "label": label}))
+        if dom == "a":
+            lines += ['{"text": "", "label": 1}', "not json"]
+        (tmp_path / f"{dom}.jsonl").write_text("\n".join(lines) + "\n")
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[datasets]]\nname = "a"\npath = "a.jsonl"\n[[datasets]]\nname = "b"\npath = "b.jsonl"\n')
+    r = run("run", spec, "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    said = " ".join((r.stdout + r.stderr).split())  # rich may wrap the line
+    assert "a.jsonl: 42 rows in, 40 kept, 2 rejected (empty text: 1, invalid JSON: 1)" in said
+    assert "b.jsonl: 40 rows in" not in said  # a clean source stays quiet

@@ -118,6 +118,9 @@ def ingest(spec: StudySpec, run_dir: Path):
             rows += r
             reports.append(rep)
             update(i, len(spec.datasets))
+    for rep in reports:
+        if rep.rows_rejected:  # said on the console too, not only in audit.json and the findings
+            progress.info(rep.summary())
     seen: dict[str, str] = {}
     for r in rows:
         if r.id in seen and seen[r.id] != r.domain:
