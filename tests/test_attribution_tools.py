@@ -129,6 +129,7 @@ def test_explain_cli_and_render(study):
     assert "top tokens" in res.stdout and "toward phishing" in res.stdout
     res = runner.invoke(app, ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--text", text])
     assert res.exit_code != 0  # two cells and no generalist: --cell is required
+    assert "--cell" in str(res.exception) and "explaining" not in res.output  # refused before any work
     assert "bench" in [c.name for c in app.registered_groups]
 
 

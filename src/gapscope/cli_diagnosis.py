@@ -37,26 +37,25 @@ def explain(
     """Explain one email: its words colour-coded (red toward phishing, blue toward legitimate) and the top tokens."""
     from gapscope.errors import GapscopeError
     from gapscope.explain import explain as run_explain
-    from gapscope.explain import render
+    from gapscope.explain import pick, render
 
     if method not in ("occlusion", "relevance", "shap"):
         raise GapscopeError(f"--method must be occlusion, relevance or shap, got {method!r}")
+    study, info = pick(run, model, cell)
     given = [x is not None for x in (text, file, row)]
     if sum(given) != 1:
         raise GapscopeError("give exactly one of --text, --file, --id")
     if file is not None:
         body = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8", errors="replace")
     elif row is not None:
-        from gapscope.study.context import Study
-
-        rows = Study(run).rows
+        rows = study.rows
         if row not in rows:
             raise GapscopeError(f"no row {row!r} in {run}")
         body = rows[row].text
     else:
         body = text
     with progress.step(f"explaining with {method}"):
-        att, info = run_explain(run, model, body, cell=cell, method=method, max_evals=max_evals)
+        att = run_explain(study, info, body, method=method, max_evals=max_evals)
     if as_json:
         print(json.dumps({"cell": info.name, "threshold": info.threshold, **att.to_dict()}, ensure_ascii=False))
         return

@@ -99,14 +99,19 @@ def resolve_cell(study, model: str, cell: str | None):
                         + ", ".join(c.paradigm for c in cells))
 
 
-def explain(run: Path, model: str, text: str, *, cell: str | None = None, method: str = "occlusion",
-            max_evals: int | None = None) -> tuple[Attribution, Any]:
-    """Attribution of `text` by one cell of a finished run (the default method settings per kind)."""
-    from gapscope.attribution.base import default_occlusion_options, get_method
+def pick(run: Path, model: str, cell: str | None = None) -> tuple[Any, Any]:
+    """The run and the cell to explain with; a bad run, model or cell fails here, before any model loads."""
     from gapscope.study.context import Study
 
     study = Study(run)
-    info = resolve_cell(study, model, cell)
+    return study, resolve_cell(study, model, cell)
+
+
+def explain(study, info, text: str, *, method: str = "occlusion",
+            max_evals: int | None = None) -> Attribution:
+    """Attribution of `text` by one cell (`pick`) of a finished run (the default method settings per kind)."""
+    from gapscope.attribution.base import default_occlusion_options, get_method
+
     m = study.load_model(info)
     try:
         if method == "occlusion":
@@ -120,4 +125,4 @@ def explain(run: Path, model: str, text: str, *, cell: str | None = None, method
             att = get_method(method, **({"max_evals": max_evals} if max_evals else {})).attribute(m, text)
     finally:
         m.close()
-    return att, info
+    return att
