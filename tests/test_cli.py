@@ -75,3 +75,16 @@ def test_run_says_each_sources_rejected_rows_on_the_console(tmp_path):
     said = " ".join((r.stdout + r.stderr).split())  # rich may wrap the line
     assert "a.jsonl: 42 rows in, 40 kept, 2 rejected (empty text: 1, invalid JSON: 1)" in said
     assert "b.jsonl: 40 rows in" not in said  # a clean source stays quiet
+
+
+def test_a_missing_model_fails_before_any_cell_trains(tmp_path):
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": f"mail {i}", "label": i % 2}) + "\n"
+                                              for i in range(20)))
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[datasets]]\nname = "a"\npath = "a.jsonl"\n'
+                    '[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\n'
+                    '[[models]]\nname = "mine"\nkind = "causal-lm"\nsource = "/no/such/model"\n')
+    r = run("run", spec, "--out", tmp_path / "run")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{spec}: model 'mine': model source not found: /no/such/model" in " ".join(r.stderr.split())
+    assert not (tmp_path / "run").exists()  # nothing trained, nothing written

@@ -39,6 +39,8 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
               detectors: bool = True, retries: int = 1) -> RunResult:
     t0 = time.perf_counter()
     spec = load_spec(spec_path)
+    if executor == "local":  # a Ray worker may hold models this machine does not
+        check_model_sources(spec)
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(run_dir / "study.toml", spec.to_toml())
@@ -106,6 +108,20 @@ def split_one_class(train_sets, rows_by_id) -> tuple[list, list[dict[str, str]]]
         else:
             keep.append(ts)
     return keep, notes
+
+
+def check_model_sources(spec: StudySpec) -> None:
+    """Find every model's weights before any training, so a missing one fails now and not hours in.
+
+    GGUF sources are converted here, once, as the first cell would do anyway."""
+    from gapscope.models.sources import resolve_source
+
+    for m in spec.models:
+        if m.kind != "tfidf-lr":
+            try:
+                resolve_source(m.source, m.kind)
+            except GapscopeError as exc:
+                raise GapscopeError(f"{spec.path}: model {m.name!r}: {exc}") from exc
 
 
 def ingest(spec: StudySpec, run_dir: Path):
