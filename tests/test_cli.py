@@ -50,6 +50,18 @@ def test_bad_spec_is_one_line_error(tmp_path):
     assert "missing.jsonl: file not found" in r.stderr
 
 
+@pytest.mark.parametrize("toml,said", [
+    ('[study]\nfoo = 1\n[[datasets]]\npath = "a.jsonl"\n', "[study]: unknown key(s) foo"),
+    ('[[datasets]]\nname = "x"\n', "[[datasets]] #1: missing 'path'"),
+])
+def test_spec_errors_keep_their_table_names(tmp_path, toml, said):
+    # rich would read "[study]" as markup and print nothing in its place
+    spec = tmp_path / "s.toml"
+    spec.write_text(toml)
+    r = run("run", spec, "--out", tmp_path / "run")
+    assert r.returncode == 2 and f"error: {spec}: {said}" in " ".join(r.stderr.split())
+
+
 @pytest.mark.parametrize("cmd", [[], ["data"], ["data", "audit"], ["data", "synth"], ["run"], ["demo"], ["report"]])
 def test_help_everywhere(cmd):
     r = run(*cmd, "--help")

@@ -120,3 +120,21 @@ lodo = true
     assert not any(i.startswith("a") for i in sets["lodo:a"].ids) and len(sets["lodo:a"].ids) == 60
     again = {s.paradigm: s.ids for s in build_train_sets(spec, pools)}
     assert again == {k: v.ids for k, v in sets.items()}
+
+
+def test_generalist_matches_only_the_specialists_that_train(tmp_path):
+    spec = load_spec(write(tmp_path / "s.toml", """
+[[datasets]]
+path = "a.jsonl"
+[[datasets]]
+path = "b.jsonl"
+[[datasets]]
+path = "c.jsonl"
+"""))
+    pools = {"a": [f"a{i}" for i in range(30)], "b": [f"b{i}" for i in range(20)], "c": [f"c{i}" for i in range(10)]}
+    labels = {i: (int(i[1:]) % 2 if i[0] != "c" else 1) for ids in pools.values() for i in ids}  # c: phishing only
+    sizes = lambda lab: len({s.paradigm: s for s in build_train_sets(spec, pools, lab)}["generalist"].ids)
+    assert sizes(None) == 20  # labels unknown: the median of all three specialists
+    assert sizes(labels) == 25  # c gets no specialist cell, so the median is over a and b
+    all_one = {i: 1 for i in labels}
+    assert sizes(all_one) == 20  # nothing trains alone: fall back to every named specialist

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from gapscope import progress
 from gapscope.errors import GapscopeError
@@ -130,7 +131,7 @@ def diagnose_cmd(
     force: bool = typer.Option(False, help="Rerun detectors even when their results are cached."),
     cells_per_model: int | None = typer.Option(
         None, "--cells-per-model", help="Per-cell neural analyses on the N cells with the largest gap of each "
-        "model, 0 for every cell (overrides the spec's [detectors] cells_per_model for the detectors run now)."),
+        "model, 0 for every cell (overrides the spec's \\[detectors] cells_per_model for the detectors run now)."),
 ):
     """Run the detectors over a finished run, rewrite findings.json and the report."""
     from gapscope.study.diagnose import diagnose
@@ -190,7 +191,7 @@ def main() -> None:
     try:
         app()
     except GapscopeError as e:
-        progress.console.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        progress.console.print(Text.assemble(("error:", "red"), f" {e}"), soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         progress.console.print("[yellow]interrupted: rerun the same command to resume[/yellow]")

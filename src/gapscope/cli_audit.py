@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from gapscope import progress
 from gapscope.errors import GapscopeError
@@ -63,7 +64,7 @@ def drift(
     found = drift_findings(d)
     _print_drift(d)
     for f in found:
-        progress.info(f"[bold]{f.severity}[/bold] {f.title}")
+        progress.info(Text.assemble((f.severity, "bold"), f" {f.title}"))
     if not found:
         progress.info("no significant drift on any probe family")
     if out:
@@ -225,7 +226,7 @@ def _write_scans(scans: list[dict], found: list, out: Path) -> None:
     from gapscope.study import artifacts
 
     for f in found:
-        progress.info(f"[bold]{f.severity}[/bold] {f.title}")
+        progress.info(Text.assemble((f.severity, "bold"), f" {f.title}"))
     if not found:
         progress.info("no significant trigger")
     out.mkdir(parents=True, exist_ok=True)

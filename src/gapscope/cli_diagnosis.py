@@ -18,7 +18,7 @@ bench_app = typer.Typer(help="Benchmarks of the diagnosis methods.", no_args_is_
 
 def explain(
     run: Path = typer.Option(..., "--run", help="A finished run directory."),
-    model: str = typer.Option(..., "--model", help="Model name (as in the spec's [[models]])."),
+    model: str = typer.Option(..., "--model", help="Model name (as in the spec's \\[\\[models]])."),
     cell: str | None = typer.Option(None, "--cell", help="Paradigm of the cell: specialist:<domain>, generalist, "
                                     "lodo:<domain> (or just the domain). Default: the model's only cell, "
                                     "else its generalist."),

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True, highlight=False)
@@ -22,7 +24,7 @@ def step(description: str, total: int | None = None) -> Iterator[Callable[[int, 
     """
     t0 = time.perf_counter()
     if not console.is_terminal:
-        console.print(f"[..] {description}")
+        console.print(f"[..] {description}", markup=False)
         last = [0, total or 0]
 
         def update(done: int, tot: int) -> None:
@@ -31,13 +33,13 @@ def step(description: str, total: int | None = None) -> Iterator[Callable[[int, 
         try:
             yield update
         finally:
-            console.print(f"[ok] {description} ({time.perf_counter() - t0:.1f}s)")
+            console.print(f"[ok] {description} ({time.perf_counter() - t0:.1f}s)", markup=False)
         return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
     ) as prog:
-        task = prog.add_task(description, total=total)
+        task = prog.add_task(escape(description), total=total)  # a file name may hold [brackets]
 
         def update(done: int, tot: int) -> None:
             prog.update(task, completed=done, total=tot)
@@ -47,8 +49,10 @@ def step(description: str, total: int | None = None) -> Iterator[Callable[[int, 
         prog.update(task, completed=t.total if t.total is not None else t.completed)
 
 
-def info(msg: str) -> None:
-    console.print(msg)
+def info(msg: str | Text, style: str | None = None) -> None:
+    """One line of plain text: never read as rich markup, since messages carry file names, spec
+    table names ([study], [[models]]) and user text."""
+    console.print(msg if isinstance(msg, Text) else Text(msg, style=style or ""))
 
 
 def is_terminal() -> bool:

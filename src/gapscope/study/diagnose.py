@@ -82,7 +82,7 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
         except GapscopeError:
             raise
         except Exception as e:  # noqa: BLE001 (one broken detector must not hide the others)
-            progress.info(f"[red]detector {name} failed: {type(e).__name__}: {e}[/red]")
+            progress.info(f"detector {name} failed: {type(e).__name__}: {e}", style="red")
             status[name] = {"status": "failed", "error": f"{type(e).__name__}: {e}",
                             "traceback": traceback.format_exc()}
             continue

@@ -8,7 +8,7 @@ Paradigm names (also the `paradigm` field of matrix.json):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,8 @@ class TrainSet:
 
 
 Pools = dict[str, list[str]]  # domain -> training ids (sorted)
-ParadigmFn = Callable[[StudySpec, Pools], Iterator[TrainSet]]
+Labels = Mapping[str, int] | None  # training id -> label; None when unknown (every set counts as trainable)
+ParadigmFn = Callable[[StudySpec, Pools, Labels], Iterator[TrainSet]]
 _PARADIGMS: dict[str, ParadigmFn] = {}
 
 
@@ -59,32 +60,41 @@ def _cap(spec: StudySpec, ids: list[str]) -> list[str]:
 
 
 @register_paradigm("specialist")
-def specialist(spec: StudySpec, pools: Pools) -> Iterator[TrainSet]:
+def specialist(spec: StudySpec, pools: Pools, labels: Labels = None) -> Iterator[TrainSet]:
     for d in spec.paradigms.specialist:
-        yield TrainSet(f"specialist:{d}", [d], _cap(spec, _shuffled(pools[d], spec.study.seed, "specialist", d)))
+        yield TrainSet(f"specialist:{d}", [d], _specialist_ids(spec, pools, d))
 
 
-def _specialist_size(spec: StudySpec, pools: Pools, domains: list[str]) -> int:
-    sizes = [len(_cap(spec, pools[d])) for d in (spec.paradigms.specialist or domains)]
+def _specialist_ids(spec: StudySpec, pools: Pools, d: str) -> list[str]:
+    return _cap(spec, _shuffled(pools[d], spec.study.seed, "specialist", d))
+
+
+def _specialist_size(spec: StudySpec, pools: Pools, domains: list[str], labels: Labels) -> int:
+    """The median size of the specialist cells that will train: a domain with one label only
+    (a phishing-only corpus) gets no specialist cell, so it does not set the generalist's size."""
+    named = spec.paradigms.specialist or domains
+    trainable = [d for d in named
+                 if labels is None or len({labels[i] for i in _specialist_ids(spec, pools, d)}) == 2]
+    sizes = [len(_cap(spec, pools[d])) for d in (trainable or named)]
     return int(np.median(sizes)) if sizes else 0
 
 
 @register_paradigm("generalist")
-def generalist(spec: StudySpec, pools: Pools) -> Iterator[TrainSet]:
+def generalist(spec: StudySpec, pools: Pools, labels: Labels = None) -> Iterator[TrainSet]:
     domains = spec.paradigms.generalist
     if not domains:
         return
     mixed = _interleave([_shuffled(pools[d], spec.study.seed, "generalist", d) for d in domains])
     size = spec.paradigms.generalist_size
     if size == "match":
-        mixed = mixed[: _specialist_size(spec, pools, domains)]
+        mixed = mixed[: _specialist_size(spec, pools, domains, labels)]
     elif isinstance(size, int):
         mixed = mixed[:size]
     yield TrainSet("generalist", list(domains), _cap(spec, mixed))
 
 
 @register_paradigm("lodo")
-def lodo(spec: StudySpec, pools: Pools) -> Iterator[TrainSet]:
+def lodo(spec: StudySpec, pools: Pools, labels: Labels = None) -> Iterator[TrainSet]:
     if not spec.paradigms.lodo:
         return
     for held in spec.domains:
@@ -93,8 +103,8 @@ def lodo(spec: StudySpec, pools: Pools) -> Iterator[TrainSet]:
         yield TrainSet(f"lodo:{held}", rest, _cap(spec, mixed))
 
 
-def build_train_sets(spec: StudySpec, pools: Pools) -> list[TrainSet]:
+def build_train_sets(spec: StudySpec, pools: Pools, labels: Labels = None) -> list[TrainSet]:
     sets: list[TrainSet] = []
     for fn in _PARADIGMS.values():
-        sets.extend(fn(spec, pools))
+        sets.extend(fn(spec, pools, labels))
     return [s for s in sets if s.ids]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.text import Text
 
 from gapscope import progress
 from gapscope.errors import GapscopeError
@@ -59,9 +60,10 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     pools: dict[str, list[str]] = {d: [] for d in spec.domains}
     for i in train_ids:
         pools[rows_by_id[i].domain].append(i)
-    train_sets, one_class = split_one_class(build_train_sets(spec, pools), rows_by_id)
+    labels = {i: rows_by_id[i].label for i in train_ids}
+    train_sets, one_class = split_one_class(build_train_sets(spec, pools, labels), rows_by_id)
     for note in one_class:
-        progress.info(f"[yellow]no {note['paradigm']} cell: {note['reason']}[/yellow]")
+        progress.info(f"no {note['paradigm']} cell: {note['reason']}", style="yellow")
     jobs = [CellJob(model=m, paradigm=ts.paradigm, train_domains=ts.train_domains, train_ids=ts.ids,
                     seed=spec.study.seed) for m in spec.models for ts in train_sets]
     todo = [j for j in jobs if not is_done(run_dir, j)]
@@ -72,7 +74,7 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     outcomes = run_cells(run_dir, todo, test_ids, executor, address, retries)
     failed = [o for o in outcomes if not o.ok]
     for o in failed:
-        progress.info(f"[red]cell {o.name} failed after {o.attempts} attempt(s): {o.error}[/red]")
+        progress.info(f"cell {o.name} failed after {o.attempts} attempt(s): {o.error}", style="red")
 
     from gapscope.study.evaluate import build_matrix
 
@@ -212,19 +214,19 @@ def run_cells(run_dir: Path, jobs: list[CellJob], test_ids: list[str], executor:
         return []
     ex = make_executor(executor, address=address, retries=retries)
     state: dict[str, Any] = {"done": 0}
-    console = progress.console
 
     def on_event(kind: str, job: CellJob, payload: Any) -> None:
         if kind == "start":
             cap = job.model.options.get("max_train")
             n = min(len(job.train_ids), int(cap)) if cap else len(job.train_ids)
-            console.print(f"[bold]cell {state['done'] + 1}/{len(jobs)}[/bold] {job.name} ({n} training rows)")
+            progress.info(Text.assemble((f"cell {state['done'] + 1}/{len(jobs)}", "bold"),
+                                        f" {job.name} ({n} training rows)"))
         elif kind == "done":
             state["done"] += 1
-            console.print(f"   done in {payload['fit_seconds'] + payload['score_seconds']:.1f}s "
+            progress.info(f"   done in {payload['fit_seconds'] + payload['score_seconds']:.1f}s "
                           f"(fit {payload['fit_seconds']:.1f}s, score {payload['score_seconds']:.1f}s)")
         elif kind == "error":
-            console.print(f"[red]   cell {job.name} raised:[/red]\n{payload}")
+            progress.info(f"   cell {job.name} raised:\n{payload}", style="red")
 
     return ex.run(run_dir, jobs, test_ids, on_event)
 
