@@ -117,3 +117,27 @@ def test_a_detector_can_set_its_own_cells_per_model_and_the_command_line_wins(tm
 def _with(s, options):
     s.__dict__["options"] = options
     return s
+
+
+@pytest.mark.parametrize("name", ["attributions", "minimal_pairs", "shortcuts", "backdoor", "drift"])
+def test_every_per_cell_detector_reads_its_own_cells_per_model(name):
+    s = _with(_study(1), {"cells_per_model": 1, name: {"cells_per_model": 0}})
+    assert [c.name for c in s.detector_cells(name)] == [c.name for c in s.cells]  # its own 0: every cell
+    assert [c.name for c in s.detector_cells("internals") if c.kind != "tfidf-lr"] == ["lm__specialist-b"]
+
+
+def test_a_misspelt_detector_option_fails_in_one_line():
+    from gapscope.attribution.corpus import DEFAULTS
+
+    s = _with(_study(0), {"attributions": {"top_kk": 5, "cells_per_model": 2}})
+    with pytest.raises(Exception, match=r"\[detectors.attributions\]: unknown option\(s\) top_kk"):
+        s.detector_options("attributions", DEFAULTS)
+    s = _with(_study(0), {"attributions": {"top_k": 5, "cells_per_model": 2}})
+    assert s.detector_options("attributions", DEFAULTS)["top_k"] == 5
+
+
+def test_spec_checks_a_detectors_own_cells_per_model(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"text": "hi", "label": 0}\n')
+    (tmp_path / "s.toml").write_text('[[datasets]]\npath = "a.jsonl"\n\n[detectors.shortcuts]\ncells_per_model = -1\n')
+    with pytest.raises(SpecError, match=r"\[detectors.shortcuts\] cells_per_model must be a whole number"):
+        load_spec(tmp_path / "s.toml")

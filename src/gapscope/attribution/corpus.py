@@ -49,9 +49,7 @@ DEFAULTS = {
 
 
 def options(study) -> dict[str, Any]:
-    o = dict(DEFAULTS)
-    o.update((study.options or {}).get("attributions") or {})
-    return o
+    return study.detector_options("attributions", DEFAULTS)
 
 
 # -- aggregation ----------------------------------------------------------------------

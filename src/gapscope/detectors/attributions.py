@@ -45,7 +45,7 @@ def run(study) -> list[Finding]:
     tables: dict[tuple[str, str], Any] = {}
     summary: dict[str, Any] = {"cells": {}, "between_cells": {}, "options": opts}
     findings = []
-    for cell in study.focus_cells():
+    for cell in study.detector_cells("attributions"):
         per_dom = {}
         examples = {}
         n_dom = len(study.domains)

@@ -38,11 +38,12 @@ def run(study) -> list[Finding]:
     from gapscope.backdoor.scan import ScanOptions
 
     raw = dict(study.options.get("backdoor") or {})
+    raw.pop("cells_per_model", None)  # read by detector_cells
     triggers = [str(t) for t in raw.pop("triggers", [])]
     opts = ScanOptions.from_dict(raw)
     findings: list[Finding] = []
     scans = []
-    for cell in study.focus_cells():
+    for cell in study.detector_cells("backdoor"):
         with progress.step(f"backdoor scan: {cell.name}"):
             res = scan_cell(study, cell, triggers, opts)
         d = res.to_dict()

@@ -24,10 +24,11 @@ def run(study) -> list[Finding]:
     from gapscope.drift.report import drift_findings, section
 
     raw = dict(study.options.get("drift") or {})
+    raw.pop("cells_per_model", None)  # read by detector_cells
     extra = [p if Path(p).is_absolute() else str(study.run_dir / p) for p in raw.pop("probes", [])]
     wanted = raw.pop("families", None)
     opts = DriftOptions.from_dict(raw)
-    cells = [c for c in study.focus_cells() if c.kind == "causal-lm"]
+    cells = [c for c in study.detector_cells("drift") if c.kind == "causal-lm"]
     if not cells:
         return []
     families = select_probes(load_probe_sets(extra, families=wanted), opts)

@@ -57,9 +57,7 @@ DEFAULTS = {
 
 
 def options(study) -> dict[str, Any]:
-    o = dict(DEFAULTS)
-    o.update((study.options or {}).get("label_noise") or {})
-    return o
+    return study.detector_options("label_noise", DEFAULTS)
 
 
 def _sigmoid(x):

@@ -40,9 +40,7 @@ DEFAULTS = {
 
 
 def options(study) -> dict[str, Any]:
-    o = dict(DEFAULTS)
-    o.update((study.options or {}).get("minimal_pairs") or {})
-    return o
+    return study.detector_options("minimal_pairs", DEFAULTS)
 
 
 def study_edits(study, opts: dict[str, Any]) -> list[E.Edit]:
@@ -141,7 +139,7 @@ def run(study) -> list[Finding]:
     describe = {e.name: e.description for e in edits}
     findings = []
     table = []
-    for cell in study.focus_cells():
+    for cell in study.detector_cells("minimal_pairs"):
         recs = pairs_for_cell(study, cell, edits, opts)
         summ = summarize(recs, float(cell.threshold))
         for (edit, dom), s in sorted(summ.items()):

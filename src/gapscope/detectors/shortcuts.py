@@ -77,9 +77,7 @@ SHORTCUT_CATEGORIES = ("pure shortcut", "context-dependent")
 
 
 def options(study) -> dict[str, Any]:
-    o = dict(DEFAULTS)
-    o.update((study.options or {}).get("shortcuts") or {})
-    return o
+    return study.detector_options("shortcuts", DEFAULTS)
 
 
 # -- style properties -----------------------------------------------------------------
@@ -538,7 +536,7 @@ def run(study) -> list[Finding]:
     feats = load_or_run_probe(study)
     findings: list[Finding] = []
     cands = candidates(feats, int(opts["candidates_per_domain"]))
-    focus = study.focus_cells()
+    focus = study.detector_cells("shortcuts")
     pairs = [(f, cell) for f in cands for cell in focus if f.domain in cell.train_domains]
     # Visit cell by cell so each neural model is loaded once (feature-major order reloads
     # every model for every feature); findings keep the feature-major order.

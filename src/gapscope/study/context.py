@@ -99,6 +99,24 @@ class Study:
                                 threshold=m["threshold"], meta=m))
         return out
 
+    def detector_options(self, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
+        """`[detectors.<name>]` over the detector's defaults. An unknown key fails in one line rather
+        than being ignored (a misspelt option would otherwise change nothing, silently);
+        `cells_per_model` belongs to `detector_cells`."""
+        given = {k: v for k, v in ((self.options or {}).get(name) or {}).items() if k != "cells_per_model"}
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            from gapscope.errors import GapscopeError
+
+            raise GapscopeError(f"{self.run_dir / 'study.toml'}: [detectors.{name}]: unknown option(s) "
+                                f"{', '.join(unknown)} (known: {', '.join(sorted(defaults))}, cells_per_model)")
+        return {**defaults, **given}
+
+    def detector_cells(self, name: str) -> list[CellInfo]:
+        """The cells detector `name` analyses: its own `[detectors.<name>] cells_per_model` if set,
+        else the study's `[detectors] cells_per_model` (see focus_cells)."""
+        return self.focus_cells(per_model=((self.options or {}).get(name) or {}).get("cells_per_model"))
+
     def focus_cells(self, cells: list[CellInfo] | None = None, per_model: int | None = None) -> list[CellInfo]:
         """The cells that per-cell neural analyses (attributions, minimal pairs, internals,
         drift, backdoor scan) run on.

@@ -192,9 +192,11 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
             raise SpecError(path, f"model name {n!r} may not contain '__' or '/'")
 
     detectors = dict(raw.get("detectors", {}))
-    cpm = detectors.get("cells_per_model", 0)
-    if isinstance(cpm, bool) or not isinstance(cpm, int) or cpm < 0:
-        raise SpecError(path, f"[detectors] cells_per_model must be a whole number >= 0 (0 = every cell), got {cpm!r}")
+    tables = {"[detectors]": detectors, **{f"[detectors.{k}]": v for k, v in detectors.items() if isinstance(v, dict)}}
+    for where, table in tables.items():
+        cpm = table.get("cells_per_model", 0)
+        if isinstance(cpm, bool) or not isinstance(cpm, int) or cpm < 0:
+            raise SpecError(path, f"{where} cells_per_model must be a whole number >= 0 (0 = every cell), got {cpm!r}")
     return StudySpec(path=path, study=study, datasets=datasets, paradigms=par, models=models,
                      detectors=detectors)
 
