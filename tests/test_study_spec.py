@@ -138,3 +138,17 @@ path = "c.jsonl"
     assert sizes(labels) == 25  # c gets no specialist cell, so the median is over a and b
     all_one = {i: 1 for i in labels}
     assert sizes(all_one) == 20  # nothing trains alone: fall back to every named specialist
+
+
+def test_a_one_label_cell_says_when_deduplication_took_the_other_label():
+    from gapscope.study.paradigms import TrainSet
+    from gapscope.study.runner import split_one_class
+
+    rows = {f"a{i}": Row(id=f"a{i}", domain="a", text=f"t{i}", label=1 if i < 5 else 0) for i in range(8)}
+    sets = [TrainSet("specialist:a", ["a"], ["a0", "a1", "a2"])]
+    keep, notes = split_one_class(sets, rows, [rows["a5"], rows["a6"], rows["a3"]])
+    assert keep == [] and notes[0]["reason"] == (
+        "its 3 training rows (a) are all phishing; a classifier needs both labels "
+        "(2 legitimate training rows were removed as duplicates of test rows)")
+    _, notes = split_one_class(sets, rows, [])
+    assert notes[0]["reason"].endswith("a classifier needs both labels")

@@ -51,7 +51,9 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     train_ids, test_ids = split_held_out(rows, spec.study.test_fraction, spec.study.seed)
     test_ids = cap_test(rows_by_id, test_ids, spec)
     audit = write_audit(run_dir, rows, train_ids, test_ids)
+    before = train_ids
     train_ids, dedup = drop_train_duplicates_of_test(rows_by_id, train_ids, test_ids, near_pairs(audit))
+    removed = [rows_by_id[i] for i in set(before) - set(train_ids)]
     artifacts.write_json(run_dir / "splits.json", {"train": train_ids, "test": test_ids, "dedup": dedup})
     if dedup["removed_exact"] or dedup["removed_near"]:
         progress.info(f"removed {dedup['removed_exact']} exact and {dedup['removed_near']} near duplicates "
@@ -61,7 +63,7 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     for i in train_ids:
         pools[rows_by_id[i].domain].append(i)
     labels = {i: rows_by_id[i].label for i in train_ids}
-    train_sets, one_class = split_one_class(build_train_sets(spec, pools, labels), rows_by_id)
+    train_sets, one_class = split_one_class(build_train_sets(spec, pools, labels), rows_by_id, removed)
     for note in one_class:
         progress.info(f"no {note['paradigm']} cell: {note['reason']}", style="yellow")
     jobs = [CellJob(model=m, paradigm=ts.paradigm, train_domains=ts.train_domains, train_ids=ts.ids,
@@ -97,16 +99,24 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     return RunResult(run_dir, report, outcomes, skipped, time.perf_counter() - t0)
 
 
-def split_one_class(train_sets, rows_by_id) -> tuple[list, list[dict[str, str]]]:
+def split_one_class(train_sets, rows_by_id, removed: list | None = None) -> tuple[list, list[dict[str, str]]]:
     """A classifier needs both labels among its training rows: a phishing-only corpus is valid
-    input (it is scored by every other cell) but cannot train a specialist of its own."""
+    input (it is scored by every other cell) but cannot train a specialist of its own.
+
+    `removed`: training rows dropped as duplicates of test rows; when they held the missing
+    label, the note says so (templated mail can lose a whole class that way)."""
     keep, notes = [], []
     for ts in train_sets:
         labels = {rows_by_id[i].label for i in ts.ids}
         if len(labels) < 2:
             only = "phishing" if labels == {1} else "legitimate"
-            notes.append({"paradigm": ts.paradigm, "reason": f"its {len(ts.ids)} training rows "
-                          f"({', '.join(ts.train_domains)}) are all {only}; a classifier needs both labels"})
+            reason = (f"its {len(ts.ids)} training rows ({', '.join(ts.train_domains)}) are all {only}; "
+                      "a classifier needs both labels")
+            lost = sum(1 for r in removed or [] if r.domain in ts.train_domains and r.label not in labels)
+            if lost:
+                reason += (f" ({lost} {'legitimate' if only == 'phishing' else 'phishing'} training rows were "
+                           "removed as duplicates of test rows)")
+            notes.append({"paradigm": ts.paradigm, "reason": reason})
         else:
             keep.append(ts)
     return keep, notes
