@@ -58,8 +58,23 @@ max_train = 64
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "causal-lm"\n', "[[models]] #1: kind 'causal-lm' needs a 'source'"),
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "svm"\n', "[[models]] #1: unknown kind 'svm'"),
     ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\nspecialist = ["zzz"]\n', "[paradigms] specialist: unknown dataset(s) zzz"),
-    ('[[datasets]]\npath = "a.jsonl"\n[study]\ntest_fraction = 1.5\n', "test_fraction must be between 0 and 1"),
+    ('[[datasets]]\npath = "a.jsonl"\n[study]\ntest_fraction = 1.5\n', "test_fraction must be a number between 0 and 1"),
     ("[[datasets]\n", "invalid TOML"),
+    # wrong types: each was a traceback, or a value silently misread
+    ('[[datasets]]\npath = "a.jsonl"\n[study]\ntest_fraction = "0.3"\n', "test_fraction must be a number"),
+    ('[[datasets]]\npath = "a.jsonl"\n[study]\nseed = "zero"\n', "[study] seed must be a whole number >= 0"),
+    ('[[datasets]]\npath = "a.jsonl"\n[study]\nmax_train = "lots"\n', "[study] max_train must be a whole number >= 1"),
+    ('[[datasets]]\npath = "a.jsonl"\n[study]\nbootstrap = -3\n', "[study] bootstrap must be a whole number >= 1"),
+    ('study = "x"\n[[datasets]]\npath = "a.jsonl"\n', "[study] must be a table"),
+    ("datasets = [1, 2]\n", "[[datasets]] must be an array of tables"),
+    ("[[datasets]]\npath = 5\n", "[[datasets]] #1 path must be a string, got 5 (int)"),
+    ('[[datasets]]\npath = "a.jsonl"\nlabel_map = { spam = 0.6, ham = 1.9 }\n', "label_map value for 'spam' must be 0 or 1"),
+    ('[[datasets]]\npath = "a.jsonl"\nlabel_map = "spam"\n', "[[datasets]] #1 label_map must be a table"),
+    ('[[datasets]]\npath = "a.jsonl"\nlabel_map = { x = 2 }\n', "[[datasets]] #1 label_map value for 'x' must be 0 or 1"),
+    ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\nlodo = "no"\n', "[paradigms] lodo must be true or false"),
+    ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\ngeneralist_size = -5\n', "generalist_size must be"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "causal-lm"\nsource = 5\n', "[[models]] #1 source must be a string"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "tfidf-lr"\nmax_train = 0\n', "[[models]] #1 max_train must be"),
 ])
 def test_bad_specs_name_the_file_and_reason(tmp_path, body, reason):
     p = write(tmp_path / "s.toml", body)
@@ -67,6 +82,11 @@ def test_bad_specs_name_the_file_and_reason(tmp_path, body, reason):
         load_spec(p)
     assert str(e.value).startswith(f"{p}: ")
     assert reason in str(e.value)
+
+
+def test_label_map_takes_label_names_too(tmp_path):
+    p = write(tmp_path / "s.toml", '[[datasets]]\npath = "a.jsonl"\nlabel_map = { bad = "phishing", good = 0 }\n')
+    assert load_spec(p).datasets[0].label_map == {"bad": 1, "good": 0}
 
 
 def rows(domains=("a", "b", "c"), n=40):

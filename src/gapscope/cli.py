@@ -121,6 +121,11 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory.")):
     """Re-render report.html from a run directory."""
     from gapscope.study.publish import build_report
 
+    if not (run_dir / "study.toml").is_file():
+        raise GapscopeError(f"{run_dir}: not a gapscope run directory (no study.toml)")
+    if not (run_dir / "summary.json").is_file():
+        raise GapscopeError(f"{run_dir}: the run has not finished (no summary.json); rerun `gapscope run` to resume")
+
     print(build_report(run_dir))
 
 
@@ -193,6 +198,12 @@ def main() -> None:
     except GapscopeError as e:
         progress.console.print(Text.assemble(("error:", "red"), f" {e}"), soft_wrap=True)
         sys.exit(e.exit_code)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        # a path the user gave, or a file missing from a half-written run: one line, not a traceback
+        what = {FileNotFoundError: "not found", NotADirectoryError: "not a directory",
+                IsADirectoryError: "is a directory, not a file", PermissionError: "permission denied"}[type(e)]
+        progress.console.print(Text.assemble(("error:", "red"), f" {e.filename or e}: {what}"), soft_wrap=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         progress.console.print("[yellow]interrupted: rerun the same command to resume[/yellow]")
         sys.exit(130)

@@ -114,41 +114,87 @@ def load_spec(path: Path | str) -> StudySpec:
     return parse_spec(raw, path)
 
 
+def _table(raw: dict[str, Any], key: str, path: Path, where: str) -> dict[str, Any]:
+    v = raw.get(key, {})
+    if not isinstance(v, dict):
+        raise SpecError(path, f"{where} must be a table, got {_shown(v)}")
+    return dict(v)
+
+
+def _tables(v: Any, path: Path, where: str) -> list[dict[str, Any]]:
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        raise SpecError(path, f"{where} must be an array of tables ({where} ... entries), got {_shown(v)}")
+    return v
+
+
+def _shown(v: Any) -> str:
+    return f"{v!r} ({type(v).__name__})"
+
+
+def _whole(v: Any, path: Path, where: str, least: int) -> int:
+    """A whole number >= least; TOML's true/false and "3" are refused rather than read as numbers."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise SpecError(path, f"{where} must be a whole number >= {least}, got {_shown(v)}")
+    return v
+
+
+def _text(d: dict[str, Any], key: str, path: Path, where: str) -> None:
+    if key in d and not isinstance(d[key], str):
+        raise SpecError(path, f"{where} {key} must be a string, got {_shown(d[key])}")
+
+
+def _check_study(s: StudyOptions, path: Path) -> None:
+    if not isinstance(s.name, str):
+        raise SpecError(path, f"[study] name must be a string, got {_shown(s.name)}")
+    _whole(s.seed, path, "[study] seed", 0)
+    _whole(s.bootstrap, path, "[study] bootstrap", 1)
+    for key in ("max_train", "max_test_per_domain"):
+        if getattr(s, key) is not None:
+            _whole(getattr(s, key), path, f"[study] {key}", 1)
+    tf = s.test_fraction
+    if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not 0 < tf < 1:
+        raise SpecError(path, f"[study] test_fraction must be a number between 0 and 1, got {_shown(tf)}")
+
+
 def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     base = path.parent
-    study_raw = dict(raw.get("study", {}))
+    study_raw = _table(raw, "study", path, "[study]")
     known = set(StudyOptions.__dataclass_fields__)
     unknown = set(study_raw) - known
     if unknown:
         raise SpecError(path, f"[study]: unknown key(s) {', '.join(sorted(unknown))}")
     study = StudyOptions(**study_raw)
-    if not 0 < study.test_fraction < 1:
-        raise SpecError(path, f"[study] test_fraction must be between 0 and 1, got {study.test_fraction}")
+    _check_study(study, path)
 
     ds_raw = raw.get("datasets")
-    if not ds_raw or not isinstance(ds_raw, list):
+    if not ds_raw:
         raise SpecError(path, "needs at least one [[datasets]] table with a path")
     datasets: list[SourceSpec] = []
-    for i, d in enumerate(ds_raw, 1):
+    for i, d in enumerate(_tables(ds_raw, path, "[[datasets]]"), 1):
         if "path" not in d:
             raise SpecError(path, f"[[datasets]] #{i}: missing 'path'")
         unknown = set(d) - _DATASET_KEYS
         if unknown:
             raise SpecError(path, f"[[datasets]] #{i}: unknown key(s) {', '.join(sorted(unknown))}")
+        for key in ("path", "name", "format", "text", "subject", "body", "label", "id"):
+            _text(d, key, path, f"[[datasets]] #{i}")
+        if "label_value" in d and (isinstance(d["label_value"], bool) or not isinstance(d["label_value"], (str, int))):
+            raise SpecError(path, f"[[datasets]] #{i} label_value must be a label such as \"phishing\" or 1, "
+                                  f"got {_shown(d['label_value'])}")
         p = Path(d["path"])
         if not p.is_absolute():
             p = (base / p).resolve()
         name = d.get("name") or (p.stem if p.suffix else p.name)
         kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "id") if k in d}
         if "label_map" in d:
-            kw["label_map"] = {str(k): int(v) for k, v in d["label_map"].items()}
+            kw["label_map"] = _label_map(d["label_map"], path, f"[[datasets]] #{i}")
         datasets.append(SourceSpec(path=p, domain=str(name), **kw))
     names = [d.domain for d in datasets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(path, f"dataset name(s) used twice: {', '.join(dupes)}")
 
-    par_raw = dict(raw.get("paradigms", {}))
+    par_raw = _table(raw, "paradigms", path, "[paradigms]")
     unknown = set(par_raw) - set(ParadigmOptions.__dataclass_fields__)
     if unknown:
         raise SpecError(path, f"[paradigms]: unknown key(s) {', '.join(sorted(unknown))}")
@@ -156,17 +202,25 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         specialist=_domain_list(par_raw.get("specialist", True), names, path, "specialist"),
         generalist=_domain_list(par_raw.get("generalist", len(names) > 1), names, path, "generalist"),
         generalist_size=par_raw.get("generalist_size", "match"),
-        lodo=bool(par_raw.get("lodo", False)),
+        lodo=par_raw.get("lodo", False),
     )
-    if isinstance(par.generalist_size, str) and par.generalist_size not in ("match", "all"):
-        raise SpecError(path, f"[paradigms] generalist_size must be \"match\", \"all\" or a row count, "
-                              f"got {par.generalist_size!r}")
+    if not isinstance(par.lodo, bool):
+        raise SpecError(path, f"[paradigms] lodo must be true or false, got {_shown(par.lodo)}")
+    size = par.generalist_size
+    if (isinstance(size, str) and size not in ("match", "all")) or isinstance(size, bool) \
+            or not isinstance(size, (str, int)) or (isinstance(size, int) and size < 1):
+        raise SpecError(path, f"[paradigms] generalist_size must be \"match\", \"all\" or a row count >= 1, "
+                              f"got {_shown(size)}")
     if par.lodo and len(names) < 2:
         raise SpecError(path, "[paradigms] lodo needs at least two datasets")
 
     models_raw = raw.get("models") or [{"name": "tfidf", "kind": "tfidf-lr"}]
     models: list[ModelSpec] = []
-    for i, m in enumerate(models_raw, 1):
+    for i, m in enumerate(_tables(models_raw, path, "[[models]]"), 1):
+        for key in ("name", "kind", "source"):
+            _text(m, key, path, f"[[models]] #{i}")
+        if "max_train" in m:
+            _whole(m["max_train"], path, f"[[models]] #{i} max_train", 1)
         if "kind" not in m:
             raise SpecError(path, f"[[models]] #{i}: missing 'kind' (causal-lm | encoder | tfidf-lr)")
         kind = m["kind"]
@@ -191,7 +245,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         if "__" in n or "/" in n:
             raise SpecError(path, f"model name {n!r} may not contain '__' or '/'")
 
-    detectors = dict(raw.get("detectors", {}))
+    detectors = _table(raw, "detectors", path, "[detectors]")
     tables = {"[detectors]": detectors, **{f"[detectors.{k}]": v for k, v in detectors.items() if isinstance(v, dict)}}
     for where, table in tables.items():
         cpm = table.get("cells_per_model", 0)
@@ -199,6 +253,22 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
             raise SpecError(path, f"{where} cells_per_model must be a whole number >= 0 (0 = every cell), got {cpm!r}")
     return StudySpec(path=path, study=study, datasets=datasets, paradigms=par, models=models,
                      detectors=detectors)
+
+
+def _label_map(v: Any, path: Path, where: str) -> dict[str, int]:
+    from gapscope.data.labels import check_label_map
+
+    if not isinstance(v, dict):
+        raise SpecError(path, f"{where} label_map must be a table such as {{ spam = 1, ham = 0 }}, got {_shown(v)}")
+    out = {}
+    for k, x in v.items():
+        try:  # 0/1, or a label name gapscope knows ("phishing", "legitimate", ...); never a float
+            if isinstance(x, float):
+                raise ValueError(f"label_map value for {k!r} must be 0 or 1, got {x!r}")
+            out[str(k)] = next(iter(check_label_map({k: x}).values()))
+        except ValueError as e:
+            raise SpecError(path, f"{where} {e}") from None
+    return out
 
 
 def _domain_list(v: Any, names: list[str], path: Path, key: str) -> list[str]:
