@@ -68,7 +68,7 @@ def test_help_everywhere(cmd):
     assert r.returncode == 0 and "Usage" in r.stdout
 
 
-def test_run_says_each_sources_rejected_rows_on_the_console(tmp_path):
+def _two_domains(tmp_path, broken_rows=True):
     words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
     for dom, off in (("a", 0), ("b", 5)):
         lines = []
@@ -77,11 +77,16 @@ def test_run_says_each_sources_rejected_rows_on_the_console(tmp_path):
             cue = "verify your account at http://x.example now" if label else "see you at lunch"
             body = " ".join(words[(i * 7 + j + off) % len(words)] for j in range(6))
             lines.append(json.dumps({"text": f"{cue} {body} {dom}{i}", "label": label}))
-        if dom == "a":
+        if dom == "a" and broken_rows:
             lines += ['{"text": "", "label": 1}', "not json"]
         (tmp_path / f"{dom}.jsonl").write_text("\n".join(lines) + "\n")
     spec = tmp_path / "s.toml"
     spec.write_text('[[datasets]]\nname = "a"\npath = "a.jsonl"\n[[datasets]]\nname = "b"\npath = "b.jsonl"\n')
+    return spec
+
+
+def test_run_says_each_sources_rejected_rows_on_the_console(tmp_path):
+    spec = _two_domains(tmp_path)
     r = run("run", spec, "--out", tmp_path / "run")
     assert r.returncode == 0, r.stderr
     said = " ".join((r.stdout + r.stderr).split())  # rich may wrap the line
@@ -100,3 +105,22 @@ def test_a_missing_model_fails_before_any_cell_trains(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"{spec}: model 'mine': model source not found: /no/such/model" in " ".join(r.stderr.split())
     assert not (tmp_path / "run").exists()  # nothing trained, nothing written
+
+
+def test_a_failed_detector_exits_1_and_heads_the_report(tmp_path):
+    spec = _two_domains(tmp_path, broken_rows=False)
+    r = run("run", spec, "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert "Not everything ran" not in (tmp_path / "run" / "report.html").read_text()
+    for p in (tmp_path / "run" / "cells").glob("*/predictions.parquet"):
+        p.unlink()  # a half-copied run
+    r = run("diagnose", tmp_path / "run", "--force")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "part(s) of the run failed" in r.stderr
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Not everything ran" in html and "predictions.parquet" in html
+
+
+def test_report_on_a_folder_that_is_not_a_run(tmp_path):
+    r = run("report", tmp_path)
+    assert r.returncode == 2 and "not a gapscope run directory" in r.stderr and "Traceback" not in r.stderr

@@ -114,6 +114,18 @@ def run(
     _print_summary(res.run_dir)
     progress.info(f"finished in {res.seconds:.0f}s")
     print(res.report)
+    _exit_on_problems(res.run_dir)
+
+
+def _exit_on_problems(run_dir: Path) -> None:
+    """Exit 1 when a cell or a detector failed: the run and its report are written, but incomplete."""
+    from gapscope.study.publish import problems
+
+    found = problems(run_dir)
+    if found:
+        progress.info(f"{len(found)} part(s) of the run failed (listed at the top of the report): "
+                      + "; ".join(p.splitlines()[0][:200] for p in found), style="red")
+        sys.exit(1)
 
 
 @app.command("report")
@@ -146,6 +158,7 @@ def diagnose_cmd(
                      force=force, cells_per_model=cells_per_model)
     progress.info(f"{len(found)} findings")
     print(build_report(run_dir))
+    _exit_on_problems(run_dir)
 
 
 @app.command("demo")

@@ -285,8 +285,9 @@ def _environment() -> Environment:
 
 
 def render_report(run_dir: Path, *, title: str, spec_text: str, audit: dict, entries: list,
-                  summary: list, findings: list, extra_sections=()) -> Path:
-    """Write run_dir/report.html and return its path. Entries/findings may be dicts or dataclasses."""
+                  summary: list, findings: list, extra_sections=(), problems=()) -> Path:
+    """Write run_dir/report.html and return its path. Entries/findings may be dicts or dataclasses.
+    `problems`: one line per cell or detector that failed, shown above the findings."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     entries = [_as_dict(e) for e in entries]
@@ -306,7 +307,7 @@ def render_report(run_dir: Path, *, title: str, spec_text: str, audit: dict, ent
         findings=[_finding_view(f, i) for i, f in enumerate(ranked[:MAX_FINDINGS])],
         more_findings=max(len(ranked) - MAX_FINDINGS, 0),
         matrix=_matrix_view(entries, summary), audit=_audit_view(audit),
-        extras=_extra_view(extra_sections), spec_text=spec_text or "",
+        extras=_extra_view(extra_sections), spec_text=spec_text or "", problems=list(problems),
     )
     out = run_dir / "report.html"
     out.write_text(html, encoding="utf-8")

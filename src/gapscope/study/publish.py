@@ -25,4 +25,20 @@ def build_report(run_dir: Path) -> Path:
             break
     return render_report(run_dir, title=title, spec_text=spec_text, audit=load("audit.json", {}),
                          entries=load("matrix.json", []), summary=load("summary.json", []),
-                         findings=load("findings.json", []), extra_sections=extra_sections(run_dir))
+                         findings=load("findings.json", []), extra_sections=extra_sections(run_dir),
+                         problems=problems(run_dir))
+
+
+def problems(run_dir: Path) -> list[str]:
+    """Cells and detectors that failed (run.json, diagnostics/status.json), one line each."""
+    run_dir = Path(run_dir)
+    out = []
+    run_info = run_dir / "run.json"
+    if run_info.exists():
+        out += [f"cell {c['cell']} failed after {c.get('attempts', 1)} attempt(s): {c['error']}"
+                for c in artifacts.read_json(run_info).get("failed", [])]
+    status = run_dir / "diagnostics" / "status.json"
+    if status.exists():
+        out += [f"detector {name} failed: {s.get('error')}"
+                for name, s in artifacts.read_json(status).items() if s.get("status") == "failed"]
+    return out

@@ -89,13 +89,13 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
         diagnose(run_dir)
     from gapscope.study.publish import build_report
 
-    report = build_report(run_dir)
-    artifacts.write_json(run_dir / "run.json", {
+    artifacts.write_json(run_dir / "run.json", {  # before the report, which lists the failed cells
         "cells": len(jobs), "ran": [o.name for o in outcomes if o.ok], "skipped": skipped,
         "not_trainable": one_class,
         "failed": [{"cell": o.name, "error": o.error, "attempts": o.attempts} for o in failed],
         "seconds": round(time.perf_counter() - t0, 1),
     })
+    report = build_report(run_dir)
     return RunResult(run_dir, report, outcomes, skipped, time.perf_counter() - t0)
 
 
