@@ -130,6 +130,9 @@ def test_explain_cli_and_render(study):
     res = runner.invoke(app, ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--text", text])
     assert res.exit_code != 0  # two cells and no generalist: --cell is required
     assert "--cell" in str(res.exception) and "explaining" not in res.output  # refused before any work
+    res = runner.invoke(app, ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--cell", "marketing",
+                              "--text", "  "])
+    assert res.exit_code != 0 and "empty" in str(res.exception)
     assert "bench" in [c.name for c in app.registered_groups]
 
 

@@ -124,3 +124,9 @@ def test_a_failed_detector_exits_1_and_heads_the_report(tmp_path):
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):
     r = run("report", tmp_path)
     assert r.returncode == 2 and "not a gapscope run directory" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [["--models", ""], ["--models", ","], ["--checks", ""]])
+def test_validate_with_nothing_to_check_is_refused(args):
+    r = run("validate", *args)
+    assert r.returncode == 2 and "nothing would be checked" in r.stderr

@@ -54,6 +54,8 @@ def explain(
         body = rows[row].text
     else:
         body = text
+    if not body.strip():
+        raise GapscopeError("the email to explain is empty")
     with progress.step(f"explaining with {method}"):
         att = run_explain(study, info, body, method=method, max_evals=max_evals)
     if as_json:
@@ -88,7 +90,10 @@ def validate(
     bad = [c for c in names if c not in CHECKS]
     if bad:
         raise GapscopeError(f"unknown check(s) {', '.join(bad)} (known: {', '.join(CHECKS)})")
-    results = run_validate([m.strip() for m in models.split(",") if m.strip()], seed=seed, out=out, checks=names,
+    model_names = [m.strip() for m in models.split(",") if m.strip()]
+    if not model_names or not names:
+        raise GapscopeError("--models and --checks each need at least one name: nothing would be checked")
+    results = run_validate(model_names, seed=seed, out=out, checks=names,
                            sizes={"smollm2": llm_rows} if llm_rows else None)
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
