@@ -133,6 +133,17 @@ def test_hf_dataset_and_dataset_dict(tmp_path):
         ("t1", 1, "train"), ("t2", 0, "train"), ("t3", 0, "test")]  # ClassLabel 0 is "phishing"
 
 
+def test_hf_classlabel_with_unknown_names_needs_a_label_map(tmp_path):
+    import datasets
+
+    feats = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["bad", "good"])})
+    datasets.Dataset.from_dict({"text": ["t1", "t2"], "label": [0, 1]}, features=feats).save_to_disk(str(tmp_path / "d"))
+    with pytest.raises(InputError, match=r"ClassLabel with names \['bad', 'good'\].*label_map"):
+        load(tmp_path / "d")  # its codes read as labels would make "bad" legitimate
+    rows, _ = load(tmp_path / "d", label_map={"bad": 1, "good": 0})
+    assert [r.label for r in rows] == [1, 0]
+
+
 MULTIPART = b"""From: "Bank" <security@bank.example>
 To: you@example.com
 Subject: =?utf-8?q?Action_required?=

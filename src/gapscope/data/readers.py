@@ -218,8 +218,9 @@ def read_parquet(path: Path, spec: SourceSpec) -> Table:
 def read_hf(path: Path, spec: SourceSpec) -> Table:
     """A dataset written by `save_to_disk`; a DatasetDict's splits are concatenated in saved order.
 
-    A ClassLabel label column is turned back into its names when every name is a known label,
-    so a dataset whose class 0 is "phishing" is not read as legitimate.
+    A ClassLabel label column is turned back into its names, so a dataset whose class 0 is
+    "phishing" is not read as legitimate; names gapscope does not know need a label_map (reading
+    their integer codes instead would silently invert a dataset whose class 0 is the bad one).
     """
     import datasets
 
@@ -242,7 +243,9 @@ def read_hf(path: Path, spec: SourceSpec) -> Table:
                 [mapper(n) for n in feature.names]
                 names = feature.names
             except LabelError:
-                names = None
+                raise InputError(path, f"label column {spec.label!r} is a ClassLabel with names "
+                                       f"{feature.names} that are not known labels; give a label_map, e.g. "
+                                       f"label_map = {{ {feature.names[0]} = 1, {feature.names[-1]} = 0 }}") from None
         for row in ds.to_list():
             if names is not None and isinstance(row.get(spec.label), int) and 0 <= row[spec.label] < len(names):
                 row[spec.label] = names[row[spec.label]]
