@@ -272,6 +272,28 @@ def test_eml_directory_sorted_recursive(tmp_path):
     assert rep.format == "eml" and rep.rows_in == 3
 
 
+def test_a_dangling_eml_link_is_counted_not_skipped(tmp_path):
+    d = tmp_path / "emls"
+    d.mkdir()
+    (d / "a.eml").write_bytes(MULTIPART)
+    (d / "gone.eml").symlink_to(tmp_path / "nowhere.eml")
+    rows, rep = load(d, label_value=1)
+    assert len(rows) == 1 and rep.rows_in == 2
+    assert dict(rep.rejected_by_reason) == {"unreadable file (No such file or directory)": 1}
+
+
+def test_text_before_the_first_mbox_message_is_counted(tmp_path):
+    p = tmp_path / "box.mbox"
+    p.write_bytes(b"From: a@x\nSubject: one\n\nfirst body\n"
+                  + b"".join(b"From b@x Thu Jan  1 00:00:00 2025\nSubject: s%d\n\nbody %d\n\n" % (i, i) for i in (2, 3)))
+    rows, rep = load(p, label_value=0)
+    assert len(rows) == 2 and rep.rows_in == 3
+    assert dict(rep.rejected_by_reason) == {"text before the first 'From ' line (not part of any message)": 1}
+    q = tmp_path / "clean.mbox"
+    q.write_bytes(b"\n" + p.read_bytes().split(b"first body\n", 1)[1])
+    assert load(q, label_value=0)[1].rows_rejected == 0
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

@@ -22,7 +22,9 @@ from gapscope.errors import InputError
 MAIL_COLUMNS = ["subject", "body"]
 
 
-def _record(n: int, raw: bytes, meta: dict) -> Record:
+def _record(n: int, raw: bytes | None, meta: dict) -> Record:
+    if raw is None:  # a file that could not be read
+        return Record(n, None, meta["unreadable"], meta={k: v for k, v in meta.items() if k != "unreadable"})
     try:
         msg = parse_email(raw)
     except BrokenMessage as e:
@@ -55,7 +57,21 @@ def read_mbox(path: Path, spec: SourceSpec) -> Table:
         messages = [(box.get_bytes(key), {}) for key in box.keys()]
     finally:
         box.close()
-    return _table(path, "mbox", messages, "no messages (an mbox message starts with a 'From ' line)")
+    table = _table(path, "mbox", messages, "no messages (an mbox message starts with a 'From ' line)")
+    if _preamble(path):  # mailbox skips it without a word; count it as a rejected row
+        table.records.insert(0, Record(0, None, "text before the first 'From ' line (not part of any message)"))
+    return table
+
+
+def _preamble(path: Path) -> bool:
+    """Whether anything but blank lines comes before the first line that starts with "From "."""
+    with path.open("rb") as f:
+        for line in f:
+            if line.startswith(b"From "):
+                return False
+            if line.strip():
+                return True
+    return False
 
 
 def read_maildir(path: Path, spec: SourceSpec) -> Table:
@@ -72,7 +88,15 @@ def read_eml(path: Path, spec: SourceSpec) -> Table:
         root = path.parent
     else:
         root = path
-        files = sorted((p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".eml"),
+        # not is_file(): a dangling link or an unreadable entry is counted as rejected, not skipped
+        files = sorted((p for p in path.rglob("*") if p.suffix.lower() == ".eml" and not p.is_dir()),
                        key=lambda p: p.relative_to(root).as_posix())
-    messages = ((f.read_bytes(), {"file": f.relative_to(root).as_posix()}) for f in files)
+    messages = (_read(f, f.relative_to(root).as_posix()) for f in files)
     return _table(path, "eml", messages, "no .eml files")
+
+
+def _read(f: Path, name: str) -> tuple[bytes | None, dict]:
+    try:
+        return f.read_bytes(), {"file": name}
+    except OSError as e:
+        return None, {"file": name, "unreadable": f"unreadable file ({e.strerror or type(e).__name__})"}
