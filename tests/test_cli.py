@@ -130,3 +130,14 @@ def test_report_on_a_folder_that_is_not_a_run(tmp_path):
 def test_validate_with_nothing_to_check_is_refused(args):
     r = run("validate", *args)
     assert r.returncode == 2 and "nothing would be checked" in r.stderr
+
+
+def test_an_id_in_two_datasets_names_both_files(tmp_path):
+    for d in ("a", "b"):
+        (tmp_path / f"{d}.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "text": f"{d} mail {i}", "label": i % 2})
+                                                     + "\n" for i in range(6)))
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[datasets]]\npath = "a.jsonl"\nid = "id"\n[[datasets]]\npath = "b.jsonl"\nid = "id"\n')
+    r = run("run", spec, "--out", tmp_path / "run")
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 2 and f"row id 'r0' is in both {tmp_path / 'a.jsonl'} (a) and {tmp_path / 'b.jsonl'} (b)" in said

@@ -386,6 +386,12 @@ def test_csv_wrong_number_of_fields(tmp_path):
     assert rep.rejected_by_reason == {"wrong number of fields": 1} and len(rows) == 1
 
 
+def test_a_csv_column_named_twice_is_refused(tmp_path):
+    p = tmp_path / "twice.csv"
+    p.write_text("id,text,label,text\n1,first text,spam,second text\n")
+    assert error_of(p) == f"{p}:1: column(s) 'text' appear twice in the header"
+
+
 def test_no_usable_rows_is_a_file_error(tmp_path):
     p = write_jsonl(tmp_path / "n.jsonl", [{"text": "", "label": 1}, {"text": "", "label": 0}])
     assert error_of(p) == f"{p}: no usable rows (empty text: 2 of 2 rows)"
@@ -430,3 +436,15 @@ def test_detect_format(tmp_path):
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(InputError, match="cannot tell the format of this directory"):
         detect_format(tmp_path / "empty_dir")
+
+
+def test_a_fixed_label_may_not_contradict_the_files_own_labels(tmp_path):
+    p = tmp_path / "mixed.jsonl"
+    p.write_text('{"text": "a", "label": "spam"}\n{"text": "b", "label": "ham"}\n')
+    assert error_of(p, label_value="phishing") == (
+        f"{p}:2: its 'label' column says 'ham', but the source is given the fixed label 'phishing' "
+        "(label_value or PATH@label); give one or the other")
+    q = tmp_path / "agree.jsonl"
+    q.write_text('{"text": "a", "label": "spam"}\n{"text": "b", "label": 1}\n{"text": "c"}\n')
+    rows, _ = load(q, label_value="phishing")
+    assert [r.label for r in rows] == [1, 1, 1]

@@ -124,6 +124,23 @@ def _check_labels(path: Path, spec: SourceSpec, table: Table, mapper: LabelMappe
     raise InputError(path, f"label column '{spec.label}' is empty on every row")
 
 
+def _check_fixed_label(path: Path, spec: SourceSpec, table: Table, mapper: LabelMapper, fixed: int) -> None:
+    """A fixed label (label_value, PATH@label) over a file that has its own label column: allowed
+    while they agree; the first row they disagree on is an error, not a silent relabelling."""
+    for rec in table.records:
+        raw = (rec.values or {}).get(spec.label)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        try:
+            ok = mapper(raw) == fixed
+        except LabelError:
+            ok = False
+        if not ok:
+            raise InputError(path, f"its {spec.label!r} column says {raw!r}, but the source is given the fixed label "
+                                   f"{LABEL_NAMES[fixed]!r} (label_value or PATH@label); give one or the other",
+                             row=rec.row)
+
+
 def _label_value(path: Path, spec: SourceSpec, mapper: LabelMapper) -> int | None:
     if spec.label_value is None:
         return None
@@ -151,6 +168,8 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
     text_fields = _text_fields(path, spec, table)
     if fixed_label is None:
         _check_labels(path, spec, table, mapper)
+    elif not table.mail and spec.label in table.columns:
+        _check_fixed_label(path, spec, table, mapper, fixed_label)
     id_col = spec.id if spec.id in table.columns and not table.mail else None
     keep_rationale = "rationale" in table.columns and not table.mail
 

@@ -181,6 +181,10 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
                 continue
             if header is None:
                 header = [h.strip() for h in fields]
+                twice = sorted({h for h in header if h and header.count(h) > 1})
+                if twice:  # zip() would keep the last one and drop the other without a word
+                    raise InputError(path, f"column(s) {', '.join(map(repr, twice))} appear twice in the header",
+                                     row=start)
                 continue
             while len(fields) > len(header) and fields[-1] == "":
                 fields.pop()

@@ -150,10 +150,12 @@ def ingest(spec: StudySpec, run_dir: Path):
         if rep.rows_rejected:  # said on the console too, not only in audit.json and the findings
             progress.info(rep.summary())
     seen: dict[str, str] = {}
+    path_of = {rep.domain: rep.path for rep in reports}
     for r in rows:
         if r.id in seen and seen[r.id] != r.domain:
-            raise GapscopeError(f"row id {r.id!r} appears in both {seen[r.id]!r} and {r.domain!r}; "
-                                "ids must be unique across datasets")
+            a, b = seen[r.id], r.domain
+            raise GapscopeError(f"row id {r.id!r} is in both {path_of[a]} ({a}) and {path_of[b]} ({b}); ids must "
+                                "be unique across datasets (without an `id` key gapscope makes its own)")
         seen[r.id] = r.domain
     if not rows:
         raise GapscopeError("no usable rows in any dataset")
