@@ -33,6 +33,26 @@ def test_tfidf_fast_path_is_exact(options):
         np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
 
 
+def test_tfidf_fast_path_in_chunks_is_the_same_and_a_long_email_gets_spans(monkeypatch):
+    from gapscope.attribution import edit_scorers
+    from gapscope.attribution.base import CHEAP_OCCLUSION_EVALS, default_occlusion_options, get_method
+
+    texts, y = toy_corpus(120)
+    model = make_tfidf(texts, y)
+    t = texts[0]
+    w = split_words(t)
+    keeps = np.random.default_rng(2).random((40, len(w))) > 0.3
+    variants = [w.edits(k) for k in keeps]
+    whole = score_variants(model, t, variants)
+    monkeypatch.setattr(edit_scorers, "_CHUNK_CELLS", 3 * len(w))  # 3 variants per dense mask
+    np.testing.assert_allclose(score_variants(model, t, variants), whole, rtol=0, atol=1e-12)
+    long = " ".join(texts[:400])  # several thousand words: spans, not one variant per word
+    n = len(split_words(long))
+    assert n > CHEAP_OCCLUSION_EVALS
+    att = get_method("occlusion", **default_occlusion_options(model)).attribute(model, long)
+    assert att.evals <= CHEAP_OCCLUSION_EVALS + 2 and att.margin == pytest.approx(model.score([long])[0])
+
+
 def test_truncating_models_spend_the_budget_on_what_they_see():
     class Truncating(BagModel):
         kind = "causal-lm"

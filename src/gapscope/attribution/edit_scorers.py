@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 Edits = list[tuple[int, int, str]]
+_CHUNK_CELLS = 20_000_000  # variants x words per dense mask (160 MB in float64)
 _SCORERS: dict[str, Callable[..., object]] = {}
 
 
@@ -87,45 +88,51 @@ class _TfidfEdits:
         n = len(words)
         import scipy.sparse as sp
 
-        m = len(variants)
-        K = np.ones((m, n), dtype=np.float64)
-        bridges: list[tuple[int, int]] = []  # (variant, local term) of bigrams joined across a deletion
-        bridge: dict[tuple[int, int], int] = {}
-        slow: list[int] = []
-        for k, edits in enumerate(variants):
-            runs = self._runs(edits, n)
-            if runs is None:
-                slow.append(k)
-                continue
-            for a, b in runs:
-                K[k, a:b] = 0.0
-                if self.bigrams and a > 0 and b < n:
-                    if (a - 1, b) not in bridge:
-                        bridge[(a - 1, b)] = loc(f"{words[a - 1]} {words[b]}")
-                    if bridge[(a - 1, b)] >= 0:
-                        bridges.append((k, bridge[(a - 1, b)]))
-        L = max(1, len(local))
-        U = sp.csr_matrix((np.ones(int((uni >= 0).sum())), (np.flatnonzero(uni >= 0), uni[uni >= 0])), shape=(n, L))
-        counts = np.asarray((sp.csr_matrix(K) @ U).todense()) if n else np.zeros((m, L))
-        if self.bigrams and n > 1:
-            B = sp.csr_matrix((np.ones(int((bi >= 0).sum())), (np.flatnonzero(bi >= 0), bi[bi >= 0])), shape=(n - 1, L))
-            counts += np.asarray((sp.csr_matrix(K[:, :-1] * K[:, 1:]) @ B).todense())
-        for k, j in bridges:
-            counts[k, j] += 1.0
-        terms = np.fromiter(local.keys(), dtype=np.int64, count=len(local))
-        idf = np.zeros(L)
-        coef = np.zeros(L)
-        idf[: len(terms)], coef[: len(terms)] = self.idf[terms], self.coef[terms]
-        if self.sublinear:
-            tf = np.log(counts, out=np.zeros_like(counts), where=counts > 0) + (counts > 0)
-        else:
-            tf = counts
-        X = tf * idf
-        norm = np.sqrt((X * X).sum(1))
-        out = np.where(norm > 0, (X @ coef) / np.where(norm > 0, norm, 1.0) + self.intercept, self.intercept)
-        if slow:
-            out[slow] = self.model.score([_apply(text, variants[k]) for k in slow])
-        return out
+        def score_chunk(variants: Sequence[Edits]) -> np.ndarray:
+            m = len(variants)
+            K = np.ones((m, n), dtype=np.float64)
+            bridges: list[tuple[int, int]] = []  # (variant, local term) of bigrams joined across a deletion
+            bridge: dict[tuple[int, int], int] = {}
+            slow: list[int] = []
+            for k, edits in enumerate(variants):
+                runs = self._runs(edits, n)
+                if runs is None:
+                    slow.append(k)
+                    continue
+                for a, b in runs:
+                    K[k, a:b] = 0.0
+                    if self.bigrams and a > 0 and b < n:
+                        if (a - 1, b) not in bridge:
+                            bridge[(a - 1, b)] = loc(f"{words[a - 1]} {words[b]}")
+                        if bridge[(a - 1, b)] >= 0:
+                            bridges.append((k, bridge[(a - 1, b)]))
+            L = max(1, len(local))
+            U = sp.csr_matrix((np.ones(int((uni >= 0).sum())), (np.flatnonzero(uni >= 0), uni[uni >= 0])), shape=(n, L))
+            counts = np.asarray((sp.csr_matrix(K) @ U).todense()) if n else np.zeros((m, L))
+            if self.bigrams and n > 1:
+                B = sp.csr_matrix((np.ones(int((bi >= 0).sum())), (np.flatnonzero(bi >= 0), bi[bi >= 0])), shape=(n - 1, L))
+                counts += np.asarray((sp.csr_matrix(K[:, :-1] * K[:, 1:]) @ B).todense())
+            for k, j in bridges:
+                counts[k, j] += 1.0
+            terms = np.fromiter(local.keys(), dtype=np.int64, count=len(local))
+            idf = np.zeros(L)
+            coef = np.zeros(L)
+            idf[: len(terms)], coef[: len(terms)] = self.idf[terms], self.coef[terms]
+            if self.sublinear:
+                tf = np.log(counts, out=np.zeros_like(counts), where=counts > 0) + (counts > 0)
+            else:
+                tf = counts
+            X = tf * idf
+            norm = np.sqrt((X * X).sum(1))
+            out = np.where(norm > 0, (X @ coef) / np.where(norm > 0, norm, 1.0) + self.intercept, self.intercept)
+            if slow:
+                out[slow] = self.model.score([_apply(text, variants[k]) for k in slow])
+            return out
+
+        # (variants x words) masks: bound their size, so a huge email costs time, not memory
+        step = max(1, _CHUNK_CELLS // max(n, 1))
+        return np.concatenate([score_chunk(variants[i:i + step]) for i in range(0, len(variants), step)]) \
+            if variants else np.zeros(0)
 
     def _runs(self, edits: Edits, n: int) -> list[tuple[int, int]] | None:
         """Maximal runs [a, b) of tokens deleted by deletion-only edits; None when an edit inserts
