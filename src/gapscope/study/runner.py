@@ -40,6 +40,9 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
               detectors: bool = True, retries: int = 1) -> RunResult:
     t0 = time.perf_counter()
     spec = load_spec(spec_path)
+    from gapscope.study.detector_options import check_detector_options
+
+    check_detector_options(spec)  # a misspelt option fails now, not after every cell has trained
     if executor == "local":  # a Ray worker may hold models this machine does not
         check_model_sources(spec)
     run_dir = Path(out)

@@ -1,0 +1,75 @@
+"""Check a spec's `[detectors.<name>]` tables before any cell trains.
+
+Each detector reads its own table when it runs, which for `gapscope run` comes after every
+cell has trained; a misspelt option or table name should fail in the first second instead,
+naming the user's spec. The check asks each detector's own option reader, so it cannot drift
+from what the detectors accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from gapscope.errors import GapscopeError, SpecError
+
+# keys a detector takes out of its table before reading the rest as options
+_LISTS = {"backdoor": ("triggers",), "drift": ("probes", "families")}
+_SCALARS = {"cells_per_model", "enabled"}  # [detectors] keys that are not detector tables
+
+
+def _readers() -> dict[str, Callable[[dict[str, Any]], Any]]:
+    from gapscope.attribution.corpus import DEFAULTS as attributions
+    from gapscope.backdoor.scan import ScanOptions
+    from gapscope.detectors.label_noise import DEFAULTS as label_noise
+    from gapscope.detectors.minimal_pairs import DEFAULTS as minimal_pairs
+    from gapscope.detectors.shortcuts import DEFAULTS as shortcuts
+    from gapscope.diversity.analysis import DiversityOptions
+    from gapscope.drift.audit import DriftOptions
+    from gapscope.internals.analyse import InternalsOptions
+
+    def keys(name: str, defaults: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+        def read(table: dict[str, Any]) -> None:
+            unknown = sorted(set(table) - set(defaults))
+            if unknown:
+                raise GapscopeError(f"[detectors.{name}]: unknown option(s) {', '.join(unknown)} "
+                                    f"(known: {', '.join(sorted(defaults))}, cells_per_model)")
+        return read
+
+    return {
+        "attributions": keys("attributions", attributions),
+        "label_noise": keys("label_noise", label_noise),
+        "minimal_pairs": keys("minimal_pairs", minimal_pairs),
+        "shortcuts": keys("shortcuts", shortcuts),
+        "backdoor": ScanOptions.from_dict,
+        "drift": DriftOptions.from_dict,
+        "diversity": DiversityOptions.from_dict,
+        "internals": InternalsOptions.from_dict,
+    }
+
+
+def check_detector_options(spec) -> None:
+    """Raise a SpecError for an unknown detector table or an option its detector would refuse."""
+    from gapscope.findings import detectors
+
+    known = set(detectors())
+    readers = _readers()
+    for name, table in (spec.detectors or {}).items():
+        if name in _SCALARS:
+            continue
+        if not isinstance(table, dict):
+            raise SpecError(spec.path, f"[detectors] {name}: not a detector table or a known key "
+                                       f"(detectors: {', '.join(sorted(known))}; keys: cells_per_model, enabled)")
+        if name not in known:
+            raise SpecError(spec.path, f"[detectors.{name}]: no such detector (known: {', '.join(sorted(known))})")
+        # the lists a detector takes out first, and cells_per_model (read by Study.detector_cells)
+        given = {k: v for k, v in table.items()
+                 if k not in _LISTS.get(name, ()) and (k != "cells_per_model" or name == "internals")}
+        if name not in readers:
+            if given:
+                raise SpecError(spec.path, f"[detectors.{name}]: takes no options, got {', '.join(sorted(given))}")
+            continue
+        try:
+            readers[name](given)
+        except (GapscopeError, TypeError, ValueError) as e:
+            said = str(e).splitlines()[0]
+            raise SpecError(spec.path, said if said.startswith("[detectors.") else f"[detectors.{name}]: {said}") from None
