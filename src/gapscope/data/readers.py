@@ -85,8 +85,9 @@ def detect_format(path: Path) -> str:
         return "parquet"
     if head.lstrip().startswith(b"{"):
         return "jsonl"
-    raise InputError(path, "cannot tell the format from the file name; set format "
-                     f"(one of {', '.join(FORMATS)})")
+    raise InputError(path, "cannot tell the format from the file name or its first bytes; give the file "
+                     "its extension (.jsonl, .csv, .parquet, .mbox, .eml) or set `format` in the spec's "
+                     f"[[datasets]] table (one of {', '.join(FORMATS)})")
 
 
 def read_text(path: Path, kind: str) -> str:
