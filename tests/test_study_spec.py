@@ -118,18 +118,11 @@ def test_train_duplicates_of_test_rows_are_removed_and_counted():
     assert rep["removed_exact"] == 1 and rep["removed_near"] == 1
 
 
+THREE_DATASETS = "".join(f'[[datasets]]\npath = "{d}.jsonl"\n' for d in "abc")
+
+
 def test_paradigms_specialist_generalist_lodo(tmp_path):
-    spec = load_spec(write(tmp_path / "s.toml", """
-[[datasets]]
-path = "a.jsonl"
-[[datasets]]
-path = "b.jsonl"
-[[datasets]]
-path = "c.jsonl"
-[paradigms]
-generalist_size = "match"
-lodo = true
-"""))
+    spec = load_spec(write(tmp_path / "s.toml", THREE_DATASETS + '[paradigms]\ngeneralist_size = "match"\nlodo = true\n'))
     pools = {d: [f"{d}{i}" for i in range(30)] for d in "abc"}
     sets = {s.paradigm: s for s in build_train_sets(spec, pools)}
     assert set(sets) == {"specialist:a", "specialist:b", "specialist:c", "generalist", "lodo:a", "lodo:b", "lodo:c"}
@@ -143,14 +136,7 @@ lodo = true
 
 
 def test_generalist_matches_only_the_specialists_that_train(tmp_path):
-    spec = load_spec(write(tmp_path / "s.toml", """
-[[datasets]]
-path = "a.jsonl"
-[[datasets]]
-path = "b.jsonl"
-[[datasets]]
-path = "c.jsonl"
-"""))
+    spec = load_spec(write(tmp_path / "s.toml", THREE_DATASETS))
     pools = {"a": [f"a{i}" for i in range(30)], "b": [f"b{i}" for i in range(20)], "c": [f"c{i}" for i in range(10)]}
     labels = {i: (int(i[1:]) % 2 if i[0] != "c" else 1) for ids in pools.values() for i in ids}  # c: phishing only
     sizes = lambda lab: len({s.paradigm: s for s in build_train_sets(spec, pools, lab)}["generalist"].ids)
