@@ -35,7 +35,8 @@ def test_tfidf_fast_path_is_exact(options):
 
 def test_tfidf_fast_path_in_chunks_is_the_same_and_a_long_email_gets_spans(monkeypatch):
     from gapscope.attribution import edit_scorers
-    from gapscope.attribution.base import CHEAP_OCCLUSION_EVALS, default_occlusion_options, get_method
+    from gapscope.attribution.corpus import attributor_for
+    from gapscope.attribution.occlusion import MAX_WINDOWS
 
     texts, y = toy_corpus(120)
     model = make_tfidf(texts, y)
@@ -46,11 +47,13 @@ def test_tfidf_fast_path_in_chunks_is_the_same_and_a_long_email_gets_spans(monke
     whole = score_variants(model, t, variants)
     monkeypatch.setattr(edit_scorers, "_CHUNK_CELLS", 3 * len(w))  # 3 variants per dense mask
     np.testing.assert_allclose(score_variants(model, t, variants), whole, rtol=0, atol=1e-12)
+    occ = attributor_for("tfidf-lr")  # what the detectors use
+    assert occ.params()["max_evals"] is None  # word by word on an email of ordinary length
+    assert occ.attribute(model, t).evals == len(w) + 2
     long = " ".join(texts[:400])  # several thousand words: spans, not one variant per word
-    n = len(split_words(long))
-    assert n > CHEAP_OCCLUSION_EVALS
-    att = get_method("occlusion", **default_occlusion_options(model)).attribute(model, long)
-    assert att.evals <= CHEAP_OCCLUSION_EVALS + 2 and att.margin == pytest.approx(model.score([long])[0])
+    assert len(split_words(long)) > MAX_WINDOWS
+    att = occ.attribute(model, long)
+    assert att.evals <= MAX_WINDOWS + 2 and att.margin == pytest.approx(model.score([long])[0])
 
 
 def test_truncating_models_spend_the_budget_on_what_they_see():

@@ -41,3 +41,10 @@ def test_every_option_the_detectors_take_passes():
                                  '[detectors.backdoor]\ntriggers = ["x"]\ncells_per_model = 0\n'
                                  '[detectors.drift]\nprobes = ["p.jsonl"]\nfamilies = ["values"]\n'
                                  '[detectors.shortcuts]\ncells_per_model = 2\ntop_features = 50\n'))
+
+
+def test_cells_per_model_only_where_a_detector_works_cell_by_cell():
+    check_detector_options(_spec("[detectors.shortcuts]\ncells_per_model = 0\n"))
+    for name in ("diversity", "label_noise", "generalization"):
+        with pytest.raises(SpecError, match=rf"\[detectors.{name}\]"):
+            check_detector_options(_spec(f"[detectors.{name}]\ncells_per_model = 0\n"))

@@ -120,7 +120,15 @@ def _with(s, options):
 
 
 @pytest.mark.parametrize("name", ["attributions", "minimal_pairs", "shortcuts", "backdoor", "drift"])
-def test_every_per_cell_detector_reads_its_own_cells_per_model(name):
+def test_every_per_cell_detector_reads_its_own_cells_per_model(name, monkeypatch):
+    import importlib
+    import inspect
+
+    from gapscope.study.detector_options import PER_CELL
+
+    # the detector picks its cells through detector_cells(its name), not the study-wide focus_cells()
+    src = inspect.getsource(importlib.import_module(f"gapscope.detectors.{name}").run)
+    assert f'detector_cells("{name}")' in src and "focus_cells(" not in src and name in PER_CELL
     s = _with(_study(1), {"cells_per_model": 1, name: {"cells_per_model": 0}})
     assert [c.name for c in s.detector_cells(name)] == [c.name for c in s.cells]  # its own 0: every cell
     assert [c.name for c in s.detector_cells("internals") if c.kind != "tfidf-lr"] == ["lm__specialist-b"]

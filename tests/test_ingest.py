@@ -142,6 +142,8 @@ def test_hf_classlabel_with_unknown_names_needs_a_label_map(tmp_path):
         load(tmp_path / "d")  # its codes read as labels would make "bad" legitimate
     rows, _ = load(tmp_path / "d", label_map={"bad": 1, "good": 0})
     assert [r.label for r in rows] == [1, 0]
+    rows, _ = load(tmp_path / "d", label_value="phishing")  # the column is not read: no map needed
+    assert [r.label for r in rows] == [1, 1]
 
 
 MULTIPART = b"""From: "Bank" <security@bank.example>
@@ -445,6 +447,7 @@ def test_a_fixed_label_may_not_contradict_the_files_own_labels(tmp_path):
         f"{p}:2: its 'label' column says 'ham', but the source is given the fixed label 'phishing' "
         "(label_value or PATH@label); give one or the other")
     q = tmp_path / "agree.jsonl"
-    q.write_text('{"text": "a", "label": "spam"}\n{"text": "b", "label": 1}\n{"text": "c"}\n')
+    q.write_text('{"text": "a", "label": "spam"}\n{"text": "b", "label": 1}\n{"text": "c"}\n{"text": "e", "label": "bad"}\n')
+    q.write_text(q.read_text() + '{"text": "d", "label": NaN}\n')  # a missing label agrees with anything
     rows, _ = load(q, label_value="phishing")
-    assert [r.label for r in rows] == [1, 1, 1]
+    assert [r.label for r in rows] == [1, 1, 1, 1, 1]

@@ -64,7 +64,7 @@ max_train = 64
     ('[[datasets]]\npath = "a.jsonl"\n[study]\ntest_fraction = "0.3"\n', "test_fraction must be a number"),
     ('[[datasets]]\npath = "a.jsonl"\n[study]\nseed = "zero"\n', "[study] seed must be a whole number >= 0"),
     ('[[datasets]]\npath = "a.jsonl"\n[study]\nmax_train = "lots"\n', "[study] max_train must be a whole number >= 1"),
-    ('[[datasets]]\npath = "a.jsonl"\n[study]\nbootstrap = -3\n', "[study] bootstrap must be a whole number >= 1"),
+    ('[[datasets]]\npath = "a.jsonl"\n[study]\nbootstrap = -3\n', "[study] bootstrap must be a whole number >= 0"),
     ('study = "x"\n[[datasets]]\npath = "a.jsonl"\n', "[study] must be a table"),
     ("datasets = [1, 2]\n", "[[datasets]] must be an array of tables"),
     ("[[datasets]]\npath = 5\n", "[[datasets]] #1 path must be a string, got 5 (int)"),
@@ -74,7 +74,7 @@ max_train = 64
     ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\nlodo = "no"\n', "[paradigms] lodo must be true or false"),
     ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\ngeneralist_size = -5\n', "generalist_size must be"),
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "causal-lm"\nsource = 5\n', "[[models]] #1 source must be a string"),
-    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "tfidf-lr"\nmax_train = 0\n', "[[models]] #1 max_train must be"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "tfidf-lr"\nmax_train = -1\n', "[[models]] #1 max_train must be"),
 ])
 def test_bad_specs_name_the_file_and_reason(tmp_path, body, reason):
     p = write(tmp_path / "s.toml", body)
@@ -85,8 +85,15 @@ def test_bad_specs_name_the_file_and_reason(tmp_path, body, reason):
 
 
 def test_label_map_takes_label_names_too(tmp_path):
-    p = write(tmp_path / "s.toml", '[[datasets]]\npath = "a.jsonl"\nlabel_map = { bad = "phishing", good = 0 }\n')
+    p = write(tmp_path / "s.toml", '[[datasets]]\npath = "a.jsonl"\nlabel_map = { bad = "phishing", good = 0.0 }\n')
     assert load_spec(p).datasets[0].label_map == {"bad": 1, "good": 0}
+
+
+def test_values_that_were_accepted_before_still_are(tmp_path):
+    s = load_spec(write(tmp_path / "s.toml", '[study]\nbootstrap = 0\ntest_fraction = 0.25\n'
+                        '[[datasets]]\nname = 2021\npath = "a.jsonl"\nlabel_value = 1\n'
+                        '[[models]]\nkind = "tfidf-lr"\nmax_train = 0\n'))
+    assert (s.study.bootstrap, s.datasets[0].domain, s.models[0].options["max_train"]) == (0, "2021", 0)
 
 
 def rows(domains=("a", "b", "c"), n=40):

@@ -1,8 +1,10 @@
 """User-facing errors.
 
 Anything raised as a GapscopeError is printed by the CLI as a single line
-(no traceback) and turns into a non-zero exit code. Internal bugs stay ordinary
-exceptions so they keep their traceback.
+(no traceback) and turns into a non-zero exit code. So is a missing, unreadable or
+wrong-kind path (FileNotFoundError and its kin): nearly always a path the user gave or a
+file missing from a half-written run. Other internal bugs stay ordinary exceptions so
+they keep their traceback.
 """
 
 from __future__ import annotations

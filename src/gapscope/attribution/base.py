@@ -192,9 +192,6 @@ CHEAP_KINDS = frozenset({"tfidf-lr"})
 # Spans per email for neural kinds: one span per 5% of the words the model sees, the resolution
 # at which the faithfulness curves (20 steps) read an attribution.
 NEURAL_OCCLUSION_EVALS = 20
-# Cheap kinds: leave-one-word-out up to this many words; a longer email gets spans of
-# ceil(words / 1000) words, so a megabyte-long row costs seconds rather than hours.
-CHEAP_OCCLUSION_EVALS = 1000
 
 
 def is_cheap(model_or_kind) -> bool:
@@ -208,5 +205,5 @@ def default_occlusion_options(model_or_kind) -> dict[str, Any]:
     occlusions, split within each span by the model's relevance (removal alone, and spans without
     the split, are measurably less faithful there: README, Performance)."""
     if is_cheap(model_or_kind):
-        return {"max_evals": CHEAP_OCCLUSION_EVALS}
+        return {}
     return {"max_evals": NEURAL_OCCLUSION_EVALS, "two_sided": True, "refine": "relevance"}

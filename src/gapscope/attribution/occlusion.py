@@ -55,6 +55,9 @@ def windows(n: int, window: int, stride: int) -> list[tuple[int, int]]:
     return out
 
 
+MAX_WINDOWS = 1000
+
+
 @register_method("occlusion")
 class OcclusionAttributor(PerturbationAttributor):
     def __init__(self, window: int = 1, stride: int | None = None, max_evals: int | None = None,
@@ -79,8 +82,10 @@ class OcclusionAttributor(PerturbationAttributor):
 
     def plan(self, n_words: int, budget_offset: int = 0) -> list[tuple[int, int]]:
         window, stride = self.window, self.stride
-        budget = max(1, self.max_evals - budget_offset) if self.max_evals else None
-        if budget and math.ceil(n_words / stride) > budget:
+        # without a budget: one window per word up to MAX_WINDOWS words, spans beyond, so a
+        # megabyte-long row costs seconds rather than hours (and memory linear in its length)
+        budget = max(1, (self.max_evals or MAX_WINDOWS) - budget_offset)
+        if math.ceil(n_words / stride) > budget:
             stride = math.ceil(n_words / budget)
             window = max(window, stride)
         return windows(n_words, window, stride)

@@ -126,15 +126,16 @@ def _check_labels(path: Path, spec: SourceSpec, table: Table, mapper: LabelMappe
 
 def _check_fixed_label(path: Path, spec: SourceSpec, table: Table, mapper: LabelMapper, fixed: int) -> None:
     """A fixed label (label_value, PATH@label) over a file that has its own label column: allowed
-    while they agree; the first row they disagree on is an error, not a silent relabelling."""
+    while they agree; the first row whose known label differs is an error, not a silent
+    relabelling. A value gapscope cannot read as a label contradicts nothing."""
     for rec in table.records:
         raw = (rec.values or {}).get(spec.label)
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if _missing(raw):
             continue
         try:
             ok = mapper(raw) == fixed
         except LabelError:
-            ok = False
+            continue
         if not ok:
             raise InputError(path, f"its {spec.label!r} column says {raw!r}, but the source is given the fixed label "
                                    f"{LABEL_NAMES[fixed]!r} (label_value or PATH@label); give one or the other",

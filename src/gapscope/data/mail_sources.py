@@ -43,8 +43,12 @@ def _table(path: Path, fmt: str, messages: Iterable[tuple[bytes, dict]], empty: 
         raise InputError(path, empty)
     if all(r.values is None for r in records):
         first = records[0]
-        detail = (first.error or "").removeprefix("broken MIME: ")
-        raise InputError(path, f"every message has broken MIME (message {first.row}: {detail})", row=first.row)
+        detail = first.error or ""
+        if detail.startswith("broken MIME: "):
+            head, detail = "every message has broken MIME", detail.removeprefix("broken MIME: ")
+        else:
+            head = "no message could be read"
+        raise InputError(path, f"{head} (message {first.row}: {detail})", row=first.row)
     return Table(fmt, list(MAIL_COLUMNS), records, mail=True)
 
 
@@ -88,8 +92,8 @@ def read_eml(path: Path, spec: SourceSpec) -> Table:
         root = path.parent
     else:
         root = path
-        # not is_file(): a dangling link or an unreadable entry is counted as rejected, not skipped
-        files = sorted((p for p in path.rglob("*") if p.suffix.lower() == ".eml" and not p.is_dir()),
+        # a dangling link is counted as rejected, not skipped (is_file() is false for it)
+        files = sorted((p for p in path.rglob("*") if p.suffix.lower() == ".eml" and (p.is_file() or p.is_symlink())),
                        key=lambda p: p.relative_to(root).as_posix())
     messages = (_read(f, f.relative_to(root).as_posix()) for f in files)
     return _table(path, "eml", messages, "no .eml files")

@@ -182,7 +182,8 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
                 continue
             if header is None:
                 header = [h.strip() for h in fields]
-                twice = sorted({h for h in header if h and header.count(h) > 1})
+                read = {spec.text, spec.subject, spec.body, spec.label, spec.id} - {None}
+                twice = sorted({h for h in header if h in read and header.count(h) > 1})
                 if twice:  # zip() would keep the last one and drop the other without a word
                     raise InputError(path, f"column(s) {', '.join(map(repr, twice))} appear twice in the header",
                                      row=start)
@@ -244,13 +245,15 @@ def read_hf(path: Path, spec: SourceSpec) -> Table:
         names = None
         feature = ds.features.get(spec.label)
         if isinstance(feature, datasets.ClassLabel):
+            names = feature.names  # codes become names, so the readers never see 0/1 of unknown meaning
             try:
-                [mapper(n) for n in feature.names]
-                names = feature.names
+                [mapper(n) for n in names]
             except LabelError:
-                raise InputError(path, f"label column {spec.label!r} is a ClassLabel with names "
-                                       f"{feature.names} that are not known labels; give a label_map, e.g. "
-                                       f"label_map = {{ {feature.names[0]} = 1, {feature.names[-1]} = 0 }}") from None
+                if spec.label_value is None:  # with a fixed label the names need not be known
+                    example = ", ".join(f"{json.dumps(n)} = {v}" for n, v in zip(feature.names[:2], (1, 0)))
+                    raise InputError(path, f"label column {spec.label!r} is a ClassLabel with names "
+                                           f"{feature.names} that are not known labels; give a label_map "
+                                           f"(which name is phishing), e.g. label_map = {{ {example} }}") from None
         for row in ds.to_list():
             if names is not None and isinstance(row.get(spec.label), int) and 0 <= row[spec.label] < len(names):
                 row[spec.label] = names[row[spec.label]]

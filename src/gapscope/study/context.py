@@ -103,14 +103,16 @@ class Study:
         """`[detectors.<name>]` over the detector's defaults. An unknown key fails in one line rather
         than being ignored (a misspelt option would otherwise change nothing, silently);
         `cells_per_model` belongs to `detector_cells`."""
-        given = {k: v for k, v in ((self.options or {}).get(name) or {}).items() if k != "cells_per_model"}
-        unknown = sorted(set(given) - set(defaults))
-        if unknown:
-            from gapscope.errors import GapscopeError
+        from gapscope.errors import GapscopeError
+        from gapscope.study.detector_options import check_keys
 
-            raise GapscopeError(f"{self.run_dir / 'study.toml'}: [detectors.{name}]: unknown option(s) "
-                                f"{', '.join(unknown)} (known: {', '.join(sorted(defaults))}, cells_per_model)")
-        return {**defaults, **given}
+        table = dict((self.options or {}).get(name) or {})
+        try:  # the spec was checked when the run started; a study.toml edited since is checked here
+            check_keys(name, table, defaults)
+        except GapscopeError as e:
+            raise GapscopeError(f"{self.run_dir / 'study.toml'}: {e}") from None
+        table.pop("cells_per_model", None)
+        return {**defaults, **table}
 
     def detector_cells(self, name: str) -> list[CellInfo]:
         """The cells detector `name` analyses: its own `[detectors.<name>] cells_per_model` if set,

@@ -15,6 +15,18 @@ from gapscope.errors import GapscopeError, SpecError
 # keys a detector takes out of its table before reading the rest as options
 _LISTS = {"backdoor": ("triggers",), "drift": ("probes", "families")}
 _SCALARS = {"cells_per_model", "enabled"}  # [detectors] keys that are not detector tables
+# detectors that analyse cells one by one, and so read their own cells_per_model (Study.detector_cells)
+PER_CELL = ("attributions", "backdoor", "drift", "internals", "minimal_pairs", "shortcuts")
+
+
+def check_keys(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Refuse a key of `[detectors.<name>]` that is not one of its options (a misspelt option
+    would otherwise change nothing, silently)."""
+    known = set(defaults) | ({"cells_per_model"} if name in PER_CELL else set())
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise GapscopeError(f"[detectors.{name}]: unknown option(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(sorted(known))})")
 
 
 def _readers() -> dict[str, Callable[[dict[str, Any]], Any]]:
@@ -28,12 +40,7 @@ def _readers() -> dict[str, Callable[[dict[str, Any]], Any]]:
     from gapscope.internals.analyse import InternalsOptions
 
     def keys(name: str, defaults: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
-        def read(table: dict[str, Any]) -> None:
-            unknown = sorted(set(table) - set(defaults))
-            if unknown:
-                raise GapscopeError(f"[detectors.{name}]: unknown option(s) {', '.join(unknown)} "
-                                    f"(known: {', '.join(sorted(defaults))}, cells_per_model)")
-        return read
+        return lambda table: check_keys(name, table, defaults)
 
     return {
         "attributions": keys("attributions", attributions),
@@ -61,9 +68,10 @@ def check_detector_options(spec) -> None:
                                        f"(detectors: {', '.join(sorted(known))}; keys: cells_per_model, enabled)")
         if name not in known:
             raise SpecError(spec.path, f"[detectors.{name}]: no such detector (known: {', '.join(sorted(known))})")
-        # the lists a detector takes out first, and cells_per_model (read by Study.detector_cells)
-        given = {k: v for k, v in table.items()
-                 if k not in _LISTS.get(name, ()) and (k != "cells_per_model" or name == "internals")}
+        # the lists a detector takes out first; a per-cell detector's cells_per_model is read by
+        # Study.detector_cells (internals reads its own); anywhere else it is an unknown option
+        given = {k: v for k, v in table.items() if k not in _LISTS.get(name, ())
+                 and (k != "cells_per_model" or name not in PER_CELL or name == "internals")}
         if name not in readers:
             if given:
                 raise SpecError(spec.path, f"[detectors.{name}]: takes no options, got {', '.join(sorted(given))}")

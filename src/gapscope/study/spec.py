@@ -147,7 +147,7 @@ def _check_study(s: StudyOptions, path: Path) -> None:
     if not isinstance(s.name, str):
         raise SpecError(path, f"[study] name must be a string, got {_shown(s.name)}")
     _whole(s.seed, path, "[study] seed", 0)
-    _whole(s.bootstrap, path, "[study] bootstrap", 1)
+    _whole(s.bootstrap, path, "[study] bootstrap", 0)  # 0: no confidence intervals
     for key in ("max_train", "max_test_per_domain"):
         if getattr(s, key) is not None:
             _whole(getattr(s, key), path, f"[study] {key}", 1)
@@ -176,8 +176,10 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         unknown = set(d) - _DATASET_KEYS
         if unknown:
             raise SpecError(path, f"[[datasets]] #{i}: unknown key(s) {', '.join(sorted(unknown))}")
-        for key in ("path", "name", "format", "text", "subject", "body", "label", "id"):
+        for key in ("path", "format", "text", "subject", "body", "label", "id"):
             _text(d, key, path, f"[[datasets]] #{i}")
+        if "name" in d and (isinstance(d["name"], bool) or not isinstance(d["name"], (str, int))):
+            raise SpecError(path, f"[[datasets]] #{i} name must be a string, got {_shown(d['name'])}")
         if "label_value" in d and (isinstance(d["label_value"], bool) or not isinstance(d["label_value"], (str, int))):
             raise SpecError(path, f"[[datasets]] #{i} label_value must be a label such as \"phishing\" or 1, "
                                   f"got {_shown(d['label_value'])}")
@@ -217,10 +219,12 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     models_raw = raw.get("models") or [{"name": "tfidf", "kind": "tfidf-lr"}]
     models: list[ModelSpec] = []
     for i, m in enumerate(_tables(models_raw, path, "[[models]]"), 1):
-        for key in ("name", "kind", "source"):
+        for key in ("kind", "source"):
             _text(m, key, path, f"[[models]] #{i}")
+        if "name" in m and (isinstance(m["name"], bool) or not isinstance(m["name"], (str, int))):
+            raise SpecError(path, f"[[models]] #{i} name must be a string, got {_shown(m['name'])}")
         if "max_train" in m:
-            _whole(m["max_train"], path, f"[[models]] #{i} max_train", 1)
+            _whole(m["max_train"], path, f"[[models]] #{i} max_train", 0)  # 0: no cap
         if "kind" not in m:
             raise SpecError(path, f"[[models]] #{i}: missing 'kind' (causal-lm | encoder | tfidf-lr)")
         kind = m["kind"]
@@ -263,8 +267,10 @@ def _label_map(v: Any, path: Path, where: str) -> dict[str, int]:
     out = {}
     for k, x in v.items():
         try:  # 0/1, or a label name gapscope knows ("phishing", "legitimate", ...); never a float
-            if isinstance(x, float):
-                raise ValueError(f"label_map value for {k!r} must be 0 or 1, got {x!r}")
+            if isinstance(x, float):  # 1.0 is 1; 0.6 is not a label
+                if x not in (0.0, 1.0):
+                    raise ValueError(f"label_map value for {k!r} must be 0 or 1, got {x!r}")
+                x = int(x)
             out[str(k)] = next(iter(check_label_map({k: x}).values()))
         except ValueError as e:
             raise SpecError(path, f"{where} {e}") from None
