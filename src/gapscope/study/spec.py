@@ -123,7 +123,7 @@ def _table(raw: dict[str, Any], key: str, path: Path, where: str) -> dict[str, A
 
 def _tables(v: Any, path: Path, where: str) -> list[dict[str, Any]]:
     if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-        raise SpecError(path, f"{where} must be an array of tables ({where} ... entries), got {_shown(v)}")
+        raise SpecError(path, f"{where} must be an array of tables (one {where} header per entry), got {_shown(v)}")
     return v
 
 
@@ -144,6 +144,8 @@ def _text(d: dict[str, Any], key: str, path: Path, where: str) -> None:
 
 
 def _check_study(s: StudyOptions, path: Path) -> None:
+    if isinstance(s.name, int) and not isinstance(s.name, bool):
+        s.name = str(s.name)  # name = 2021
     if not isinstance(s.name, str):
         raise SpecError(path, f"[study] name must be a string, got {_shown(s.name)}")
     _whole(s.seed, path, "[study] seed", 0)
