@@ -223,11 +223,14 @@ def test_adapter_without_safetensors_is_refused(tmp_path, tiny_adapter):
         load_lm(bad)
 
 
-def test_gapscope_cell_dir_loads_with_its_adapter(tiny_llama_dir, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_gapscope_cell_dir_loads_with_its_adapter(tiny_llama_dir, tmp_path, dtype):  # noqa: F811
+    """A bf16 cell (the default on CPUs with bf16, as in the demo) stores its frozen weights in
+    bf16; the audit's float32 forward must still run on it."""
     from gapscope.models import ModelSpec, create_model
     from tests.tiny_models import toy_emails
 
-    spec = ModelSpec("tiny", "causal-lm", str(tiny_llama_dir), {"epochs": 1, "lr": 5e-3, "dtype": "float32"})
+    spec = ModelSpec("tiny", "causal-lm", str(tiny_llama_dir), {"epochs": 1, "lr": 5e-3, "dtype": dtype})
     texts, labels = toy_emails(16)
     m = create_model(spec)
     m.fit(texts, labels)

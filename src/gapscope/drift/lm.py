@@ -114,6 +114,9 @@ def _load_cell(model_dir: Path, name: str) -> LoadedLM:
     known = set(CausalLMOptions.__dataclass_fields__)
     opts = {k: v for k, v in (meta.get("options") or {}).items() if k in known}
     opts["prefix_cache"] = False  # the drift audit runs full forwards with its own KV cache
+    # ... in float32, like the base it is compared with: a bf16 cell keeps its frozen weights in
+    # bf16 on CPU (device.frozen_linear_dtype), which a float32 forward cannot multiply with
+    opts["dtype"] = "float32"
     model = create_model(ModelSpec(model_name, "causal-lm", meta["source"], opts))
     try:
         model.load(model_dir)
