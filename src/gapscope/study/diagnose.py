@@ -31,14 +31,13 @@ def release_memory() -> None:
     """Hand the memory a detector freed back to the OS before the next one loads its models:
     glibc keeps freed blocks in its arenas, so without the trim each detector's peak adds to the
     process' resident size (the demo's peak RSS is the sum, not the largest)."""
+    import contextlib
     import ctypes
     import gc
 
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
 
 
 def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,

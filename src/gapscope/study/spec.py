@@ -138,16 +138,19 @@ def _whole(v: Any, path: Path, where: str, least: int) -> int:
     return v
 
 
+def _name(d: dict[str, Any], path: Path, where: str) -> None:
+    """A name is text; a number (name = 2021) is read as its text."""
+    if "name" in d and (isinstance(d["name"], bool) or not isinstance(d["name"], (str, int))):
+        raise SpecError(path, f"{where} name must be a string, got {_shown(d['name'])}")
+
+
 def _text(d: dict[str, Any], key: str, path: Path, where: str) -> None:
     if key in d and not isinstance(d[key], str):
         raise SpecError(path, f"{where} {key} must be a string, got {_shown(d[key])}")
 
 
 def _check_study(s: StudyOptions, path: Path) -> None:
-    if isinstance(s.name, int) and not isinstance(s.name, bool):
-        s.name = str(s.name)  # name = 2021
-    if not isinstance(s.name, str):
-        raise SpecError(path, f"[study] name must be a string, got {_shown(s.name)}")
+    s.name = str(s.name)  # checked by _name: text, or a number such as 2021
     _whole(s.seed, path, "[study] seed", 0)
     _whole(s.bootstrap, path, "[study] bootstrap", 0)  # 0: no confidence intervals
     for key in ("max_train", "max_test_per_domain"):
@@ -165,6 +168,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     unknown = set(study_raw) - known
     if unknown:
         raise SpecError(path, f"[study]: unknown key(s) {', '.join(sorted(unknown))}")
+    _name(study_raw, path, "[study]")
     study = StudyOptions(**study_raw)
     _check_study(study, path)
 
@@ -180,8 +184,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
             raise SpecError(path, f"[[datasets]] #{i}: unknown key(s) {', '.join(sorted(unknown))}")
         for key in ("path", "format", "text", "subject", "body", "label", "id"):
             _text(d, key, path, f"[[datasets]] #{i}")
-        if "name" in d and (isinstance(d["name"], bool) or not isinstance(d["name"], (str, int))):
-            raise SpecError(path, f"[[datasets]] #{i} name must be a string, got {_shown(d['name'])}")
+        _name(d, path, f"[[datasets]] #{i}")
         if "label_value" in d and (isinstance(d["label_value"], bool) or not isinstance(d["label_value"], (str, int))):
             raise SpecError(path, f"[[datasets]] #{i} label_value must be a label such as \"phishing\" or 1, "
                                   f"got {_shown(d['label_value'])}")
@@ -223,8 +226,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     for i, m in enumerate(_tables(models_raw, path, "[[models]]"), 1):
         for key in ("kind", "source"):
             _text(m, key, path, f"[[models]] #{i}")
-        if "name" in m and (isinstance(m["name"], bool) or not isinstance(m["name"], (str, int))):
-            raise SpecError(path, f"[[models]] #{i} name must be a string, got {_shown(m['name'])}")
+        _name(m, path, f"[[models]] #{i}")
         if "max_train" in m:
             _whole(m["max_train"], path, f"[[models]] #{i} max_train", 0)  # 0: no cap
         if "kind" not in m:
