@@ -388,6 +388,47 @@ def test_csv_wrong_number_of_fields(tmp_path):
     assert rep.rejected_by_reason == {"wrong number of fields": 1} and len(rows) == 1
 
 
+def test_a_csv_quote_never_closed_is_a_counted_rejection_not_swallowed_rows(tmp_path):
+    # The quote opened on line 3 runs to the quote on line 5: the csv module reads lines 3-5 as
+    # one row whose text holds two rows of the file. Kept, that row would carry their text under
+    # the wrong label and the two rows would vanish uncounted.
+    p = tmp_path / "q.csv"
+    p.write_text('text,label\nhello there,ham\n"unclosed start,spam\nsecond row,ham\n'
+                 'third, "quoted" row,spam\nfourth,ham\n')
+    rows, rep = load(p)
+    assert [r.text for r in rows] == ["hello there", "fourth"]
+    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 1}
+
+
+@pytest.mark.parametrize("body", [
+    "Hi Ann,\nyour invoice, ham\nregards",          # a later line looks like a row, the first does not
+    "Totals,1\nthanks",                              # the first line completes a row, no later line does
+    "Please confirm\nby Friday, spam",               # a known label, but only as the body's last words
+])
+def test_a_real_multiline_csv_field_is_kept(tmp_path, body):
+    p = tmp_path / "m.csv"
+    p.write_text('id,text,label\n1,"' + body + '",spam\n2,short,ham\n')
+    rows, rep = load(p)
+    assert rep.rows_rejected == 0 and rows[0].text == body
+
+
+def test_a_stray_nul_byte_rejects_its_row_not_the_file(tmp_path):
+    j = tmp_path / "n.jsonl"
+    j.write_bytes(b'{"text": "a", "label": 1}\n{"text": "b\x00c", "label": 0}\n{"text": "d", "label": 0}\n')
+    c = tmp_path / "n.csv"
+    c.write_bytes(b"text,label\nab,1\nc\x00d,0\ne,0\n")
+    for p in (j, c):
+        rows, rep = load(p)
+        assert [r.text for r in rows] == (["a", "d"] if p is j else ["ab", "e"])
+        assert rep.rejected_by_reason == {"NUL byte in row": 1}
+
+
+def test_nul_bytes_on_every_line_are_a_binary_file(tmp_path):
+    p = tmp_path / "utf16.jsonl"  # UTF-16 without a BOM: valid UTF-8, a NUL after every ASCII byte
+    p.write_bytes('{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n'.encode("utf-16-le"))
+    assert error_of(p) == f"{p}: binary file, not JSONL/CSV"
+
+
 def test_a_csv_column_named_twice_is_refused(tmp_path):
     p = tmp_path / "twice.csv"
     p.write_text("id,text,label,text\n1,first text,spam,second text\n")

@@ -34,6 +34,8 @@ _SUFFIX_FORMATS = {
     ".eml": "eml",
 }
 _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+NUL_REASON = "NUL byte in row"
+SWALLOWED_REASON = "quoted field holds whole rows (unclosed quote?)"
 
 
 @dataclass
@@ -103,15 +105,20 @@ def read_text(path: Path, kind: str) -> str:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputError(path, f"not valid UTF-8 (byte 0x{data[0]:02x} at offset 0); "
                          "the file looks UTF-16, save it as UTF-8")
-    if b"\x00" in data:
-        raise InputError(path, f"binary file, not {kind}")
     skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data[skip:].decode("utf-8")
+        text = data[skip:].decode("utf-8")
     except UnicodeDecodeError as e:
+        if b"\x00" in data:
+            raise InputError(path, f"binary file, not {kind}") from None
         off = e.start + skip
         line = data.count(b"\n", 0, off) + 1
         raise InputError(path, f"not valid UTF-8 (byte 0x{data[off]:02x} at offset {off})", row=line) from None
+    # A stray NUL is one damaged row (the reader rejects and counts it); NULs on every line
+    # mean the file is not text at all (UTF-16 without a BOM, a binary blob that decodes).
+    if "\x00" in text and all("\x00" in line for line in text.split("\n") if line.strip()):
+        raise InputError(path, f"binary file, not {kind}")
+    return text
 
 
 def _columns(records: list[Record]) -> list[str]:
@@ -141,6 +148,10 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Table:
         first_error: tuple[int, str] | None = None
         for n, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
+                continue
+            if "\x00" in line:
+                records.append(Record(n, None, NUL_REASON))
+                first_error = first_error or (n, NUL_REASON)
                 continue
             try:
                 obj = json.loads(line)
@@ -187,11 +198,16 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
                 if twice:  # zip() would keep the last one and drop the other without a word
                     raise InputError(path, f"column(s) {', '.join(map(repr, twice))} appear twice in the header",
                                      row=start)
+                shape = _RowShape(header, delimiter, spec)
                 continue
             while len(fields) > len(header) and fields[-1] == "":
                 fields.pop()
-            if len(fields) != len(header):
+            if any("\x00" in f for f in fields):
+                records.append(Record(start, None, NUL_REASON))
+            elif len(fields) != len(header):
                 records.append(Record(start, None, "wrong number of fields"))
+            elif shape.swallows_rows(fields):
+                records.append(Record(start, None, SWALLOWED_REASON))
             else:
                 records.append(Record(start, dict(zip(header, fields))))
     except csv.Error as e:
@@ -202,6 +218,50 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
         raise InputError(path, f"every row has the wrong number of fields (the header has {len(header)}; "
                          f"delimiter {delimiter!r})", row=records[0].row)
     return Table("csv", header, records)
+
+
+class _RowShape:
+    """Whether a line of text is, on its own, a whole row of this CSV file with a known label."""
+
+    def __init__(self, header: list[str], delimiter: str, spec: SourceSpec):
+        from gapscope.data.labels import LabelMapper
+
+        self.width, self.delimiter = len(header), delimiter
+        self.at = header.index(spec.label) if spec.label in header and spec.label_value is None else None
+        self.mapper = LabelMapper(spec.label_map)
+
+    def is_row(self, fields: list[str]) -> bool:
+        from gapscope.data.labels import LabelError
+
+        fields = list(fields)
+        while len(fields) > self.width and fields[-1] == "":
+            fields.pop()
+        if len(fields) != self.width or not fields[self.at].strip():
+            return False
+        try:
+            self.mapper(fields[self.at])
+        except LabelError:
+            return False
+        return True
+
+    def parse(self, line: str) -> list[str]:
+        return next(csv.reader([line], delimiter=self.delimiter), [])
+
+    def swallows_rows(self, fields: list[str]) -> bool:
+        """A field whose quote was opened and never closed runs on to the next quote character;
+        Python's csv module (like pandas) reads all of it as one field, so the rows inside vanish
+        without an error. The tell-tale: the field's first line completes its own row (the row
+        was whole before the quote went missing) and a later line is a whole row by itself. A
+        real multi-line field (an email body) almost never has both."""
+        if self.at is None:
+            return False
+        for i, value in enumerate(fields):
+            if "\n" not in value:
+                continue
+            first, *rest = value.split("\n")
+            if self.is_row(fields[:i] + self.parse(first)) and any(self.is_row(self.parse(x)) for x in rest):
+                return True
+        return False
 
 
 def read_parquet(path: Path, spec: SourceSpec) -> Table:
