@@ -173,6 +173,25 @@ def test_render_colours_by_direction():
     assert "48;2;0;90;255" in styles  # legend: legitimate in blue
 
 
+def test_render_shows_hostile_text_without_obeying_it():
+    from rich.console import Console
+
+    from gapscope.explain import render
+
+    # An OSC 8 hyperlink, a screen clear and a C1 CSI in the email; rich markup in a URL token.
+    text = ("verify \x1b]8;;http://evil.example\x1b\\OSCLINK\x1b]8;;\x1b\\ \x1b[2J now "
+            "http://evil.example/[link=http://attacker.example/x]clickhere \x9b31m")
+    att = attribute(BagModel({"verify": 2.0, "now": -1.0}), text)
+    console = Console(record=True, force_terminal=True, color_system="truecolor", width=200)
+    render(att, title="m[red]x", console=console)
+    raw = console.export_text(styles=True, clear=False)
+    shown = console.export_text()
+    assert "\x1b]8" not in raw and "\x9b" not in raw  # no hyperlink, no 8-bit CSI from the email
+    assert "⟨U+001B⟩[2J" in shown and "⟨U+009B⟩31m" in shown
+    assert "[link=http://attacker.example/x]clickhere" in shown  # the token as written, not a link
+    assert "m[red]x" in shown  # the title is not markup either
+
+
 def test_bench_tfidf_small():
     from gapscope.bench.attribution import bench
 

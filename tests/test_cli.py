@@ -141,3 +141,22 @@ def test_an_id_in_two_datasets_names_both_files(tmp_path):
     r = run("run", spec, "--out", tmp_path / "run")
     said = " ".join(r.stderr.split())
     assert r.returncode == 2 and f"row id 'r0' is in both {tmp_path / 'a.jsonl'} (a) and {tmp_path / 'b.jsonl'} (b)" in said
+
+
+def test_escape_sequences_in_names_reach_the_console_as_text(tmp_path):
+    p = tmp_path / "x\x1b]0;title\x07\x1b[2Jy.jsonl"  # set the window title, clear the screen
+    r = run("data", "audit", p, "--out", tmp_path / "out")
+    assert r.returncode == 2 and "\x1b" not in r.stderr and "\x07" not in r.stderr
+    assert "x⟨U+001B⟩]0;title⟨U+0007⟩⟨U+001B⟩[2Jy.jsonl: file not found" in " ".join(r.stderr.split())
+
+
+def test_the_cell_table_keeps_its_numbers_when_names_are_long(tmp_path, capsys):
+    from gapscope.cli import _print_summary
+
+    (tmp_path / "summary.json").write_text(json.dumps([{
+        "model": "a-model-with-a-rather-long-descriptive-name", "paradigm": "specialist:" + "d" * 40,
+        "in_domain_f1": 0.987, "out_of_domain_f1": 0.612, "gap": 0.375, "worst_domain": "w" * 30,
+        "worst_domain_f1": 0.2}]))
+    _print_summary(tmp_path)
+    out = capsys.readouterr()
+    assert all(x in out.out + out.err for x in ("0.987", "0.612", "0.375"))

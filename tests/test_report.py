@@ -84,6 +84,19 @@ def test_hostile_strings_are_escaped(tmp_path):
                      "y1", "y2", "rx", "fill", "stroke", "stroke-width", "text-anchor"}, names
 
 
+def test_control_bidi_and_zero_width_characters_are_shown_not_obeyed(tmp_path):
+    # A right-to-left override in a domain name reversed the rest of each line it sat in, numbers
+    # included; an ESC or a zero-width space hid in names. Each is shown by its code point.
+    rlo, esc, zws = "\u202e", "\x1b[31m", "\u200b"
+    f = Finding(kind="shortcut", severity="high", title=f"trained on corp{rlo}{zws} loses 0.61 F1",
+                summary=f"a {esc}red{rlo} word", evidence={"text": f"mail {rlo}gnp.exe"},
+                models=["m"], domains=[f"corp{rlo}"])
+    html = _render(tmp_path, [f])
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069]", html)
+    assert "corp⟨U+202E⟩⟨U+200B⟩ loses 0.61 F1" in html
+    assert "⟨U+001B⟩[31mred" in html and "mail ⟨U+202E⟩gnp.exe" in html
+
+
 def test_no_external_resources(tmp_path):
     html = _render(tmp_path, [_hostile_finding()])
     assert not re.search(r"""(src|href|xlink:href|action)\s*=\s*["']?\s*(https?:)?//""", html, re.I)

@@ -75,6 +75,13 @@ max_train = 64
     ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\ngeneralist_size = -5\n', "generalist_size must be"),
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "causal-lm"\nsource = 5\n', "[[models]] #1 source must be a string"),
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "tfidf-lr"\nmax_train = -1\n', "[[models]] #1 max_train must be"),
+    # names become cell directories: x/../../esc wrote a cell outside the run
+    ('[[datasets]]\nname = "x/../../esc"\npath = "a.jsonl"\n', "[[datasets]] #1 name 'x/../../esc' cannot name a directory"),
+    ('[[datasets]]\nname = ".."\npath = "a.jsonl"\n', "[[datasets]] #1 name '..' cannot name a directory"),
+    ('[[datasets]]\nname = "a\\\\b"\npath = "a.jsonl"\n', "cannot name a directory"),
+    ('[[datasets]]\nname = "a\\u001bb"\npath = "a.jsonl"\n', "cannot name a directory"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nname = "m/x"\nkind = "tfidf-lr"\n', "[[models]] #1 name 'm/x' cannot"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nname = "m__x"\nkind = "tfidf-lr"\n', "may not contain '__'"),
 ])
 def test_bad_specs_name_the_file_and_reason(tmp_path, body, reason):
     p = write(tmp_path / "s.toml", body)
@@ -82,6 +89,17 @@ def test_bad_specs_name_the_file_and_reason(tmp_path, body, reason):
         load_spec(p)
     assert str(e.value).startswith(f"{p}: ")
     assert reason in str(e.value)
+
+
+def test_control_characters_and_non_ascii_keys_survive_the_resolved_spec(tmp_path):
+    # The run writes the resolved spec and reads it back: an ESC in the study name and a
+    # non-ASCII label_map key used to make that copy invalid TOML after every cell had trained.
+    spec = load_spec(write(tmp_path / "s.toml", '[study]\nname = "x\\u001b[31m\\ty\\nz"\n'
+                           '[[datasets]]\nname = "kontakt-ü"\npath = "a.jsonl"\nlabel_map = { "phishé" = 1, "a b" = 0 }\n'))
+    again = load_spec(write(tmp_path / "resolved.toml", spec.to_toml()))
+    assert again.study.name == "x\x1b[31m\ty\nz"
+    assert again.datasets[0].domain == "kontakt-ü"
+    assert again.datasets[0].label_map == {"phishé": 1, "a b": 0}
 
 
 def test_label_map_takes_label_names_too(tmp_path):

@@ -195,14 +195,17 @@ def _print_summary(run_dir: Path) -> None:
     if not p.exists():
         return
     table = Table(title="generalization per cell (F1)", show_lines=False)
+    # names fold onto more lines when long; the numbers keep their width whatever the names
     for c in ("model", "paradigm", "in", "out", "gap", "worst domain"):
-        table.add_column(c, no_wrap=True)
+        numeric = c in ("in", "out", "gap")
+        table.add_column(c, no_wrap=numeric, min_width=5 if numeric else None, overflow="fold",
+                         justify="right" if numeric else "left")
     for s in artifacts.read_json(p):
         def f(x):
             return "-" if x is None else f"{x:.3f}"
         worst = f"{s.get('worst_domain')} ({f(s.get('worst_domain_f1'))})" if s.get("worst_domain") else "-"
-        table.add_row(s["model"], s["paradigm"], f(s.get("in_domain_f1")), f(s.get("out_of_domain_f1")),
-                      f(s.get("gap")), worst)
+        table.add_row(progress.plain(s["model"]), progress.plain(s["paradigm"]), f(s.get("in_domain_f1")),
+                      f(s.get("out_of_domain_f1")), f(s.get("gap")), progress.plain(worst))
     progress.console.print(table)
 
 
@@ -210,13 +213,14 @@ def main() -> None:
     try:
         app()
     except GapscopeError as e:
-        progress.console.print(Text.assemble(("error:", "red"), f" {e}"), soft_wrap=True)
+        progress.console.print(Text.assemble(("error:", "red"), " ", progress.plain(e)), soft_wrap=True)
         sys.exit(e.exit_code)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
         # a path the user gave, or a file missing from a half-written run: one line, not a traceback
         what = {FileNotFoundError: "not found", NotADirectoryError: "not a directory",
                 IsADirectoryError: "is a directory, not a file", PermissionError: "permission denied"}[type(e)]
-        progress.console.print(Text.assemble(("error:", "red"), f" {e.filename or e}: {what}"), soft_wrap=True)
+        progress.console.print(Text.assemble(("error:", "red"), " ", progress.plain(f"{e.filename or e}: {what}")),
+                               soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         progress.console.print("[yellow]interrupted: rerun the same command to resume[/yellow]")

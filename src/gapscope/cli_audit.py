@@ -64,7 +64,7 @@ def drift(
     found = drift_findings(d)
     _print_drift(d)
     for f in found:
-        progress.info(Text.assemble((f.severity, "bold"), f" {f.title}"))
+        progress.info(Text.assemble((f.severity, "bold"), " ", progress.plain(f.title)))
     if not found:
         progress.info("no significant drift on any probe family")
     if out:
@@ -81,7 +81,7 @@ def _print_drift(d: dict) -> None:
     from gapscope.drift.audit import MEASURE_TITLES
 
     measures = [m for m in MEASURE_TITLES if any(m in f["measures"] for f in d["families"])]
-    table = Table(title=f"drift: {d['tuned']} vs {d['base']} (mean [95% CI]; * significant)")
+    table = Table(title=progress.plain(f"drift: {d['tuned']} vs {d['base']} (mean [95% CI]; * significant)"))
     table.add_column("family")
     table.add_column("probes", justify="right")
     for m in measures:
@@ -92,7 +92,7 @@ def _print_drift(d: dict) -> None:
             s = f["measures"].get(m)
             cells.append("-" if not s or s["mean"] is None else
                          f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]{' *' if s['significant'] else ''}")
-        table.add_row(f["family"], str(f["n_probes"]), *cells)
+        table.add_row(progress.plain(f["family"]), str(f["n_probes"]), *cells)
     progress.console.print(table)
 
 
@@ -226,7 +226,7 @@ def _write_scans(scans: list[dict], found: list, out: Path) -> None:
     from gapscope.study import artifacts
 
     for f in found:
-        progress.info(Text.assemble((f.severity, "bold"), f" {f.title}"))
+        progress.info(Text.assemble((f.severity, "bold"), " ", progress.plain(f.title)))
     if not found:
         progress.info("no significant trigger")
     out.mkdir(parents=True, exist_ok=True)
@@ -239,10 +239,10 @@ def _write_scans(scans: list[dict], found: list, out: Path) -> None:
 
 def _print_scan(name: str, d: dict, top: int = 10) -> None:
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"backdoor scan: {name} (* significant; z critical {d['z_crit']:.2f})", box=box.SIMPLE_HEAD,
+    table = Table(title=progress.plain(f"backdoor scan: {name} (* significant; z critical {d['z_crit']:.2f})"),
+                  box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
     with_base = any(r.get("base") for r in d["results"])
     for col in ("#", "string (source)", "toward", "shift [95% CI]", "flips", "z") + (("base",) if with_base else ()):
@@ -252,7 +252,7 @@ def _print_scan(name: str, d: dict, top: int = 10) -> None:
     for r in d["results"][:top]:
         b = r.get("base")
         source = r["origin"] + (", unseen value" if r["inductive"] else "")
-        table.add_row(str(r["rank"]), f"{escape(r['text'])} [dim]({escape(source)})[/dim]",
+        table.add_row(str(r["rank"]), Text.assemble(progress.plain(r["text"]), " ", progress.plain(f"({source})", "dim")),
                       "phish" if r["target"] == 1 else "legit",
                       f"{r['mean_shift']:+.2f} [{r['shift_ci'][0]:+.1f},{r['shift_ci'][1]:+.1f}]",
                       "-" if r["flip_rate"] is None else f"{r['flip_rate']:.0%}",

@@ -59,7 +59,10 @@ def explain(
     with progress.step(f"explaining with {method}"):
         att = run_explain(study, info, body, method=method, max_evals=max_evals)
     if as_json:
-        print(json.dumps({"cell": info.name, "threshold": info.threshold, **att.to_dict()}, ensure_ascii=False))
+        from gapscope.visible import json_escaped
+
+        print(json_escaped(json.dumps({"cell": info.name, "threshold": info.threshold, **att.to_dict()},
+                                      ensure_ascii=False)))
         return
     from rich.console import Console
 
@@ -105,7 +108,7 @@ def validate(
         for c in ("check", "model", "result", "evidence"):
             t.add_column(c, overflow="fold")
         for r in results:
-            t.add_row(r.check, r.model, "[green]pass[/green]" if r.passed else "[red]FAIL[/red]", r.detail)
+            t.add_row(r.check, r.model, "[green]pass[/green]" if r.passed else "[red]FAIL[/red]", progress.plain(r.detail))
         Console().print(t)
     if not all(r.passed for r in results):
         raise typer.Exit(1)

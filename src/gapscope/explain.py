@@ -17,6 +17,7 @@ from rich.text import Text
 
 from gapscope.attribution.base import Attribution
 from gapscope.errors import GapscopeError
+from gapscope.visible import visible
 
 
 def _bg(w: float, scale: float) -> str | None:
@@ -32,7 +33,8 @@ def _bg(w: float, scale: float) -> str | None:
 
 
 def highlighted(att: Attribution) -> Text:
-    """The email with every word on a background coloured by its weight (whitespace untouched)."""
+    """The email with every word on a background coloured by its weight (whitespace untouched;
+    control and bidi characters shown by code point, so the email cannot drive the terminal)."""
     scale = float(max(abs(att.weights).max(), 1e-12)) if len(att.weights) else 1.0
     out = Text()
     for tok, w in zip(att.tokens, att.weights):
@@ -40,9 +42,9 @@ def highlighted(att: Attribution) -> Text:
         tail = tok[len(core):]
         lead = core[: len(core) - len(core.lstrip())]
         core = core.lstrip()
-        out.append(lead)
-        out.append(core, style=_bg(float(w), scale))
-        out.append(tail)
+        out.append(visible(lead))
+        out.append(visible(core), style=_bg(float(w), scale))
+        out.append(visible(tail))
     return out
 
 
@@ -56,7 +58,9 @@ def top_table(att: Attribution, k: int = 10) -> Table:
     for i in range(max(len(ph), len(lg))):
         a = ph[i] if i < len(ph) else None
         b = lg[i] if i < len(lg) else None
-        t.add_row(a[1] if a else "", f"{a[2]:+.3f}" if a else "", b[1] if b else "", f"{b[2]:+.3f}" if b else "")
+        # Text, not str: a token such as "http://x/[link=http://y]z" must not be read as rich markup
+        t.add_row(Text(visible(a[1])) if a else "", f"{a[2]:+.3f}" if a else "",
+                  Text(visible(b[1])) if b else "", f"{b[2]:+.3f}" if b else "")
     return t
 
 
@@ -71,7 +75,8 @@ def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: in
                                                                "dim"))
     legend = Text.assemble(("legend: ", "dim"), (" toward phishing ", _bg(1.0, 1.0) or ""), " ",
                            (" toward legitimate ", _bg(-1.0, 1.0) or ""))
-    console.print(Panel(Group(head, legend, Text(""), highlighted(att)), title=title or "explain", expand=True))
+    console.print(Panel(Group(head, legend, Text(""), highlighted(att)), title=Text(visible(title or "explain")),
+                        expand=True))
     console.print(top_table(att, top))
 
 

@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
+from gapscope.visible import visible
+
 console = Console(stderr=True, highlight=False)
 
 
@@ -23,6 +25,7 @@ def step(description: str, total: int | None = None) -> Iterator[Callable[[int, 
     instead of redrawing, so logs stay readable.
     """
     t0 = time.perf_counter()
+    description = visible(description)  # names come from user files
     if not console.is_terminal:
         console.print(f"[..] {description}", markup=False)
         last = [0, total or 0]
@@ -49,10 +52,16 @@ def step(description: str, total: int | None = None) -> Iterator[Callable[[int, 
         prog.update(task, completed=t.total if t.total is not None else t.completed)
 
 
+def plain(value: object, style: str = "") -> Text:
+    """User text for a rich table or panel: never read as markup, hidden characters shown
+    (visible.py), since cells hold file, model and domain names and email text."""
+    return Text(visible(str(value)), style=style)
+
+
 def info(msg: str | Text, style: str | None = None) -> None:
     """One line of plain text: never read as rich markup, since messages carry file names, spec
     table names ([study], [[models]]) and user text."""
-    console.print(msg if isinstance(msg, Text) else Text(msg, style=style or ""))
+    console.print(msg if isinstance(msg, Text) else plain(msg, style or ""))
 
 
 def is_terminal() -> bool:

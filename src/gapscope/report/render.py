@@ -3,7 +3,8 @@
 Safety model: the template autoescapes everything. Python here only builds plain data
 ("view nodes") out of findings and audit; the one place markup is trusted is chart SVG
 from svg.py (which escapes its own text) and `extra_sections[...]["html"]`, which must be
-produced by gapscope code, never copied from input files.
+produced by gapscope code, never copied from input files. Control, bidi and zero-width
+characters in user text are shown by code point (visible.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from markupsafe import Markup
 from gapscope import __version__
 from gapscope.findings import SEVERITY_ORDER, Finding, rank
 from gapscope.report import svg
+from gapscope.visible import visible
 
 # Caps keep the page light however much evidence a detector returns.
 MAX_FINDINGS, MAX_ITEMS, MAX_KEYS, MAX_TEXT, MAX_TOKENS, MAX_DEPTH = 60, 20, 40, 2000, 400, 4
@@ -309,6 +311,8 @@ def render_report(run_dir: Path, *, title: str, spec_text: str, audit: dict, ent
         matrix=_matrix_view(entries, summary), audit=_audit_view(audit),
         extras=_extra_view(extra_sections), spec_text=spec_text or "", problems=list(problems),
     )
+    # The page's own markup holds no control, bidi or zero-width characters, so every one left is
+    # from user data: shown by code point, none can reverse the text after it or hide in a name.
     out = run_dir / "report.html"
-    out.write_text(html, encoding="utf-8")
+    out.write_text(visible(html), encoding="utf-8")
     return out

@@ -235,7 +235,7 @@ def run_cells(run_dir: Path, jobs: list[CellJob], test_ids: list[str], executor:
             cap = job.model.options.get("max_train")
             n = min(len(job.train_ids), int(cap)) if cap else len(job.train_ids)
             progress.info(Text.assemble((f"cell {state['done'] + 1}/{len(jobs)}", "bold"),
-                                        f" {job.name} ({n} training rows)"))
+                                        progress.plain(f" {job.name} ({n} training rows)")))
         elif kind == "done":
             state["done"] += 1
             progress.info(f"   done in {payload['fit_seconds'] + payload['score_seconds']:.1f}s "

@@ -7,6 +7,7 @@ are several domains, and the model is the TF-IDF baseline.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -89,7 +90,9 @@ def toml_value(v: Any) -> str:
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        # TOML basic strings may hold no control character but tab: the rest become \\u escapes
+        body = v.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + _TOML_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04X}", body) + '"'
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -97,8 +100,12 @@ def toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
+_TOML_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_BARE_KEY = re.compile("[A-Za-z0-9_-]+")  # ASCII only: str.isalnum() also passes "phishé"
+
+
 def _toml_key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else toml_value(k)
+    return k if _BARE_KEY.fullmatch(k) else toml_value(k)
 
 
 def load_spec(path: Path | str) -> StudySpec:
@@ -142,6 +149,14 @@ def _name(d: dict[str, Any], path: Path, where: str) -> None:
     """A name is text; a number (name = 2021) is read as its text."""
     if "name" in d and (isinstance(d["name"], bool) or not isinstance(d["name"], (str, int))):
         raise SpecError(path, f"{where} name must be a string, got {_shown(d['name'])}")
+
+
+def _path_part(name: str, path: Path, where: str) -> None:
+    """Dataset and model names become parts of cell directory names (RUN/cells/<model>__<paradigm>),
+    so one that is not a single plain path component could write outside the run."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name or _TOML_CONTROL.search(name) or "\t" in name:
+        raise SpecError(path, f"{where} {name!r} cannot name a directory: no '/', '\\', control "
+                              "characters, and not '.' or '..'")
 
 
 def _text(d: dict[str, Any], key: str, path: Path, where: str) -> None:
@@ -200,6 +215,8 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(path, f"dataset name(s) used twice: {', '.join(dupes)}")
+    for i, n in enumerate(names, 1):
+        _path_part(n, path, f"[[datasets]] #{i} name")
 
     par_raw = _table(raw, "paradigms", path, "[paradigms]")
     unknown = set(par_raw) - set(ParadigmOptions.__dataclass_fields__)
@@ -249,9 +266,10 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     dupes = sorted({n for n in mnames if mnames.count(n) > 1})
     if dupes:
         raise SpecError(path, f"model name(s) used twice: {', '.join(dupes)}")
-    for n in mnames:
-        if "__" in n or "/" in n:
-            raise SpecError(path, f"model name {n!r} may not contain '__' or '/'")
+    for i, n in enumerate(mnames, 1):
+        if "__" in n:
+            raise SpecError(path, f"[[models]] #{i} name {n!r} may not contain '__' (it separates model and paradigm)")
+        _path_part(n, path, f"[[models]] #{i} name")
 
     detectors = _table(raw, "detectors", path, "[detectors]")
     tables = {"[detectors]": detectors, **{f"[detectors.{k}]": v for k, v in detectors.items() if isinstance(v, dict)}}

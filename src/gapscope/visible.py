@@ -1,0 +1,33 @@
+"""Hostile text made visible: control, bidi and zero-width characters shown as ⟨U+XXXX⟩.
+
+Email text, ids and names come from files nobody vetted. Printed to a terminal, an ESC starts
+an escape sequence (colours, a cleared screen, a hyperlink to anywhere); in the HTML report a
+right-to-left override reverses everything after it, numbers included, and a zero-width space
+makes two different domain names look the same. Showing these characters by code point keeps
+what the text holds (phishing mail uses them on purpose) without letting them act. Tab, newline
+and carriage return are ordinary layout and stay.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # C0 but tab/newline/CR, DEL, C1 (U+009B is a CSI)
+    "\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]"  # bidi marks, zero-width
+)
+
+
+def _shown(m: re.Match) -> str:
+    return f"⟨U+{ord(m.group()):04X}⟩"
+
+
+def visible(text: str) -> str:
+    """`text` with every hidden character replaced by its ⟨U+XXXX⟩ code point."""
+    return _HIDDEN.sub(_shown, text)
+
+
+def json_escaped(text: str) -> str:
+    """A JSON document with every hidden character written as a \\uXXXX escape: the same JSON
+    value, safe to print to a terminal (JSON text holds such characters only inside strings)."""
+    return _HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
