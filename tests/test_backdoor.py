@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from gapscope.backdoor.candidates import (ContentModel, MiningOptions, mine_families, mine_ngrams, null_like,
-                                          null_strings, rare_words, shape)
+from gapscope.backdoor.candidates import (BOUNDARY, ContentModel, MiningOptions, _label_tied_grams, mine_families,
+                                          mine_ngrams, null_like, null_strings, rare_words, shape, words_and_breaks)
 from gapscope.backdoor.margins import as_sentence, cut_to_window, insertion_margins
 from gapscope.backdoor.scan import ScanOptions, length_bin, scan
 from gapscope.backdoor.validate import matches_trigger
@@ -131,6 +131,46 @@ def test_mining_finds_the_poisoned_phrase_and_not_ordinary_cues():
     clean_train, _ = split(corpus(trigger_rows=0))
     content = ContentModel([r.text for r in clean_train], np.array([r.label for r in clean_train]))
     assert not any("velmora" in c.text.lower() for c in mine_ngrams(clean_train, content, MiningOptions()))
+
+
+def _label_tied_grams_oracle(toks, labels, opts, max_df):
+    """The plain version: a Python set of rows per n-gram, kept in order of first occurrence."""
+    docs = {}
+    for i, t in enumerate(toks):
+        for k in range(1, opts.max_n + 1):
+            for j in range(len(t) - k + 1):
+                g = tuple(t[j:j + k])
+                if BOUNDARY not in g:
+                    docs.setdefault(g, set()).add(i)
+    out = []
+    for g, ds in docs.items():
+        k1 = int(labels[sorted(ds)].sum())
+        if opts.min_df <= len(ds) <= max_df and max(k1, len(ds) - k1) / len(ds) >= opts.min_purity:
+            out.append((g, sorted(ds)))
+    return out
+
+
+def test_hashed_ngram_counting_equals_the_plain_count():
+    rows = corpus(n=200, trigger_rows=15)
+    toks = [words_and_breaks(r.text) for r in rows]
+    labels = np.array([r.label for r in rows])
+    for opts in (MiningOptions(), MiningOptions(min_df=2, min_purity=0.6)):
+        got = [(g, list(ds)) for g, ds in _label_tied_grams(toks, labels, opts, 40)]
+        assert got == _label_tied_grams_oracle(toks, labels, opts, 40) and len(got) > 20
+
+
+def test_content_model_fits_on_a_sample_of_a_large_corpus_and_stops_early():
+    train, _ = split(corpus())
+    texts, y = [r.text for r in train], np.array([r.label for r in train])
+    full, small = ContentModel(texts, y), ContentModel(texts, y, fit_rows=50)
+    assert all(t.size == np.sum(full.fold != k) for k, t in full.train.items())  # below the cap: every row
+    assert all(t.size == 50 and np.all(small.fold[t] != k) for k, t in small.train.items())
+    rows = np.flatnonzero([TRIGGER.lower() in t.lower() for t in texts])
+    assert small.contradiction(rows, 0, TRIGGER) >= 0.5  # a sampled content model still sees the poisoning
+    cue = np.flatnonzero(["see you at lunch tomorrow" in t for t in texts])
+    exact = full.contradiction(cue, 0, "see you at lunch tomorrow")
+    bound = full.contradiction(cue, 0, "see you at lunch tomorrow", need=0.5)
+    assert exact < 0.5 and exact <= bound < 0.5  # stopped early, and the same verdict
 
 
 def test_structured_family_with_unseen_values():

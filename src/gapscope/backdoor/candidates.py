@@ -93,50 +93,73 @@ class ContentModel:
     prediction is the other class. Rows of a poisoned trigger (phishing content labelled
     legitimate) contradict; rows of an ordinary cue phrase do not, because their other
     words (and other rows of the same kind, with the phrase masked) still carry the label.
+
+    Each fold's model is fitted on at most `fit_rows` of the rows outside the fold (a seeded
+    sample): a content model needs thousands of rows, not a whole 100k-row corpus, and the
+    scan fits five per candidate. Below that size every row is used.
     """
 
-    def __init__(self, texts: Sequence[str], labels: np.ndarray, seed: int = 0, folds: int = 5):
+    def __init__(self, texts: Sequence[str], labels: np.ndarray, seed: int = 0, folds: int = 5,
+                 fit_rows: int = 5000):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.labels = np.asarray(labels).astype(int)
         vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000,
                               dtype=np.float64, token_pattern=r"(?u)\b\w+\b")
-        self.X = vec.fit_transform(list(texts)).tocsc()
+        self.X = vec.fit_transform(list(texts)).tocsr()
         self.columns: dict[str, list[int]] = defaultdict(list)
         for j, name in enumerate(vec.get_feature_names_out()):
             for w in set(name.split()):
                 self.columns[w].append(j)
         self.fold = np.random.default_rng([seed, 17]).permutation(len(self.labels)) % folds
         self.seed = seed
+        self.train: dict[int, np.ndarray] = {}
+        self.X_train: dict[int, Any] = {}  # CSC: each candidate drops its columns from these
+        for k in range(folds):
+            train = np.flatnonzero(self.fold != k)
+            if train.size > fit_rows:
+                train = np.sort(np.random.default_rng([seed, 29, k]).choice(train, fit_rows, replace=False))
+            self.train[k] = train
+            self.X_train[k] = self.X[train].tocsc()
 
-    def _masked(self, text: str):
+    def _kept_columns(self, text: str) -> np.ndarray | None:
+        """Columns left once every feature holding one of `text`'s content words is hidden
+        (None: nothing to hide). Dropping a column fits the same model as zeroing it."""
         ws = [w for w in words(text) if w not in STOPWORDS] or words(text)
         cols = sorted({j for w in ws for j in self.columns.get(w, [])})
         if not cols:
-            return self.X.tocsr()
-        X = self.X.copy()
-        for j in cols:
-            X.data[X.indptr[j]:X.indptr[j + 1]] = 0.0
-        X.eliminate_zeros()
-        return X.tocsr()
+            return None
+        keep = np.ones(self.X.shape[1], dtype=bool)
+        keep[cols] = False
+        return np.flatnonzero(keep)
 
-    def contradiction(self, rows: np.ndarray, label: int, text: str = "") -> float | None:
-        """Share of `rows` (indices) predicted as 1-label by cross-fitted models with `text` masked."""
+    def contradiction(self, rows: np.ndarray, label: int, text: str = "", need: float = 0.0) -> float | None:
+        """Share of `rows` (indices) predicted as 1-label by cross-fitted models with `text` masked.
+
+        With `need` > 0 it stops once the share can no longer reach `need` and returns that
+        bound, which is below `need`: a caller that only keeps shares >= need gets the same
+        answer from fewer fits (most candidates are ordinary cues, rejected after two or three).
+        """
         from sklearn.linear_model import LogisticRegression
 
         rows = np.asarray(rows)
         if rows.size == 0 or len(set(self.labels.tolist())) < 2:
             return None
-        X = self._masked(text)
-        wrong = 0
+        keep = self._kept_columns(text)
+        wrong, left = 0, rows.size
         for k in sorted(set(self.fold[rows].tolist())):
-            train = np.flatnonzero(self.fold != k)
+            if need > 0 and (wrong + left) / rows.size < need:
+                return (wrong + left) / rows.size
+            train = self.train[k]
             if train.size < 10 or len(set(self.labels[train].tolist())) < 2:
                 return None
+            X_fit = self.X_train[k] if keep is None else self.X_train[k][:, keep]
             clf = LogisticRegression(C=10.0, class_weight="balanced", solver="liblinear", random_state=self.seed)
-            clf.fit(X[train], self.labels[train])
+            clf.fit(X_fit, self.labels[train])
             mine = rows[self.fold[rows] == k]
-            wrong += int(np.sum(clf.predict(X[mine]) != label))
+            X_mine = self.X[mine] if keep is None else self.X[mine][:, keep]
+            wrong += int(np.sum(clf.predict(X_mine) != label))
+            left -= mine.size
         return wrong / rows.size
 
 
@@ -152,6 +175,7 @@ class MiningOptions:
     n_inductive: int = 2
     screen: int = 400  # strongest label-tied strings whose contradiction is measured (a rare trigger
     # in a few rows has a modest association z and ranks below common template phrases: screen wide)
+    content_rows: int = 5000  # rows each fold's content model is fitted on, at most (ContentModel)
 
 
 def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:
@@ -184,6 +208,49 @@ def _extend(gram: tuple[str, ...], docs: list[list[str]], limit: int = 8) -> tup
     return gram
 
 
+def _label_tied_grams(toks: list[list[str]], labels: np.ndarray, opts: MiningOptions,
+                      max_df: int) -> list[tuple[tuple[str, ...], np.ndarray]]:
+    """Word n-grams (1..max_n words, never across a BOUNDARY) found in min_df..max_df rows of which
+    at least min_purity share one label: (gram, sorted row indices), in order of first occurrence.
+
+    Counted in numpy over one entry per (row, distinct n-gram), keyed by the n-gram's 64-bit
+    hash, so a 100k-row corpus costs arrays of a few hundred MB instead of a Python set per
+    n-gram (11 GB before); the n-gram itself is rebuilt only for those that pass. Two n-grams
+    sharing a hash would be counted as one: at 50M distinct n-grams the odds are about 1e-4.
+    """
+    hashes, rows, where = [], [], []
+    for i, t in enumerate(toks):
+        seen: dict[int, int] = {}
+        for k in range(1, opts.max_n + 1):
+            for j in range(len(t) - k + 1):
+                g = tuple(t[j:j + k])
+                if BOUNDARY not in g:
+                    seen.setdefault(hash(g), k * 1_000_000_000 + j)
+        if seen:
+            hashes.append(np.fromiter(seen.keys(), dtype=np.int64, count=len(seen)))
+            where.append(np.fromiter(seen.values(), dtype=np.int64, count=len(seen)))
+            rows.append(np.full(len(seen), i, dtype=np.int64))
+    if not hashes:
+        return []
+    h, r, w = np.concatenate(hashes), np.concatenate(rows), np.concatenate(where)
+    # entries run in the old dict's insertion order: row by row, then n, then position
+    uniq, first, inv, df = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
+    ones = np.bincount(inv, weights=labels[r], minlength=len(uniq))
+    purity = np.maximum(ones, df - ones) / df
+    ok = (df >= opts.min_df) & (df <= max_df) & (purity >= opts.min_purity)
+    if not ok.any():
+        return []
+    order = np.argsort(inv, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(df)])
+    out = []
+    for u in sorted(np.flatnonzero(ok), key=lambda u: first[u]):
+        e = first[u]
+        k, j = divmod(int(w[e]), 1_000_000_000)
+        gram = tuple(toks[r[e]][j:j + k])
+        out.append((gram, np.sort(r[order[starts[u]:starts[u + 1]]])))
+    return out
+
+
 def mine_ngrams(rows: Sequence[Row], content: ContentModel | None, opts: MiningOptions) -> list[Candidate]:
     """Rare word n-grams tied to one label, longest phrase per row set, filtered by contradiction."""
     toks = [words_and_breaks(r.text) for r in rows]
@@ -192,48 +259,36 @@ def mine_ngrams(rows: Sequence[Row], content: ContentModel | None, opts: MiningO
     if n < 10:
         return []
     max_df = max(opts.min_df, int(opts.max_df_frac * n))
-    docs: dict[tuple[str, ...], set[int]] = defaultdict(set)
-    for i, t in enumerate(toks):
-        for k in range(1, opts.max_n + 1):
-            for j in range(len(t) - k + 1):
-                g = tuple(t[j:j + k])
-                if BOUNDARY not in g:
-                    docs[g].add(i)
     prior1 = float(labels.mean())
     scored = []
-    for gram, ds in docs.items():
+    for gram, ds in _label_tied_grams(toks, labels, opts, max_df):
         df = len(ds)
-        if df < opts.min_df or df > max_df or all(w in STOPWORDS or w.isdigit() for w in gram):
+        if all(w in STOPWORDS or w.isdigit() for w in gram) or len("".join(gram)) < 3:
             continue
-        if len("".join(gram)) < 3:
-            continue
-        k1 = int(labels[list(ds)].sum())
+        k1 = int(labels[ds].sum())
         label = 1 if k1 * 2 >= df else 0
         k = k1 if label == 1 else df - k1
-        if k / df < opts.min_purity:
-            continue
         z = _assoc(k, df, prior1 if label == 1 else 1 - prior1)
-        scored.append((z, len(gram), gram, frozenset(ds), label, k))
+        scored.append((z, len(gram), gram, ds.tobytes(), label, k, ds))
     # One candidate per row set: the longest n-gram, extended to the full phrase.
-    best: dict[frozenset, tuple] = {}
+    best: dict[bytes, tuple] = {}
     for item in scored:
         key = item[3]
         if key not in best or (item[1], item[0]) > (best[key][1], best[key][0]):
             best[key] = item
     ranked = sorted(best.values(), key=lambda x: (-x[0], -x[1], x[2]))[: opts.screen]
     out, seen_text = [], set()
-    for z, _, gram, ds, label, k in ranked:
-        idx = np.array(sorted(ds))
+    for z, _, gram, _, label, k, idx in ranked:
         gram = _extend(gram, [toks[i] for i in idx])
         text = _surface([rows[i].text for i in idx], gram).strip(" .,;:!?-")
         if not text or text.lower() in seen_text:
             continue
-        contra = content.contradiction(idx, label, text) if content is not None else None
+        contra = content.contradiction(idx, label, text, opts.min_contradiction) if content is not None else None
         if opts.min_contradiction > 0 and (contra is None or contra < opts.min_contradiction):
             continue
         seen_text.add(text.lower())
         out.append(Candidate(text, "mined", label, support={
-            "df": len(ds), "label": label, "purity": round(k / len(ds), 3), "assoc_z": round(z, 2),
+            "df": len(idx), "label": label, "purity": round(k / len(idx), 3), "assoc_z": round(z, 2),
             "contradiction": None if contra is None else round(contra, 3),
             "row_ids": [rows[i].id for i in idx[:12]]}))
     # The poisoning signature first (rows that read as the other class), then label association.
@@ -297,7 +352,8 @@ def mine_families(rows: Sequence[Row], content: ContentModel | None, opts: Minin
             idx = np.array(sorted(ds))
             example = values[key].most_common(1)[0][0]
             masked = " ".join(v for v, _ in values[key].most_common(20))
-            contra = content.contradiction(idx, label, masked) if content is not None else None
+            contra = (content.contradiction(idx, label, masked, opts.min_contradiction)
+                      if content is not None else None)
             if opts.min_contradiction > 0 and (contra is None or contra < opts.min_contradiction):
                 continue
             z = _assoc(k, df, prior1 if label == 1 else 1 - prior1)

@@ -120,7 +120,8 @@ def gather_candidates(train_rows: Sequence[Row], user: Sequence[str], opts: Scan
     cands = [Candidate(u, "user", None) for u in dict.fromkeys(s.strip() for s in user) if u]
     content = None
     if (opts.mine or opts.families) and len(train_rows) >= 10 and len({r.label for r in train_rows}) == 2:
-        content = ContentModel([r.text for r in train_rows], np.array([r.label for r in train_rows]), opts.seed)
+        content = ContentModel([r.text for r in train_rows], np.array([r.label for r in train_rows]), opts.seed,
+                               fit_rows=opts.mining.content_rows)
         if opts.mine:
             cands += mine_ngrams(train_rows, content, opts.mining)
         if opts.families:
