@@ -170,7 +170,9 @@ def test_content_model_fits_on_a_sample_of_a_large_corpus_and_stops_early():
     cue = np.flatnonzero(["see you at lunch tomorrow" in t for t in texts])
     exact = full.contradiction(cue, 0, "see you at lunch tomorrow")
     bound = full.contradiction(cue, 0, "see you at lunch tomorrow", need=0.5)
-    assert exact < 0.5 and exact <= bound < 0.5  # stopped early, and the same verdict
+    assert exact < 0.5 and exact < bound < 0.5  # stopped early (fewer rows seen), and the same verdict
+    with pytest.raises(ValueError, match="content_rows must be a whole number >= 10"):
+        MiningOptions(content_rows=0)
 
 
 def test_structured_family_with_unseen_values():

@@ -412,6 +412,16 @@ def test_a_real_multiline_csv_field_is_kept(tmp_path, body):
     assert rep.rows_rejected == 0 and rows[0].text == body
 
 
+def test_a_multiline_body_after_the_label_column_is_kept(tmp_path):
+    # label first: the row is complete whatever the body's first line says, so a later line that
+    # reads as a row ("1,500 USD ...") proves nothing
+    p = tmp_path / "l.csv"
+    p.write_text('label,text\nspam,"Dear Customer,\n1,500 USD has been credited to your account.\nClick below"\n'
+                 'ham,"Can we meet Friday?\nTrue, I said Monday before.\nThanks"\n')
+    rows, rep = load(p)
+    assert rep.rows_rejected == 0 and len(rows) == 2 and rows[0].text.startswith("Dear Customer,\n1,500 USD")
+
+
 def test_a_stray_nul_byte_rejects_its_row_not_the_file(tmp_path):
     j = tmp_path / "n.jsonl"
     j.write_bytes(b'{"text": "a", "label": 1}\n{"text": "b\x00c", "label": 0}\n{"text": "d", "label": 0}\n')

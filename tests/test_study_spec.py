@@ -80,6 +80,7 @@ max_train = 64
     ('[[datasets]]\nname = ".."\npath = "a.jsonl"\n', "[[datasets]] #1 name '..' cannot name a directory"),
     ('[[datasets]]\nname = "a\\\\b"\npath = "a.jsonl"\n', "cannot name a directory"),
     ('[[datasets]]\nname = "a\\u001bb"\npath = "a.jsonl"\n', "cannot name a directory"),
+    ('[[datasets]]\nname = "corp\\u202e"\npath = "a.jsonl"\n', "cannot name a directory"),
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nname = "m/x"\nkind = "tfidf-lr"\n', "[[models]] #1 name 'm/x' cannot"),
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nname = "m__x"\nkind = "tfidf-lr"\n', "may not contain '__'"),
 ])

@@ -6,8 +6,8 @@ from gapscope.visible import json_escaped, visible
 
 
 def test_visible_shows_controls_bidi_and_zero_width_and_keeps_ordinary_text():
-    assert visible("a\x1b[31mb\x07c\x9bd\u202ee\u200bf\ufeffg\x00") == \
-        "a⟨U+001B⟩[31mb⟨U+0007⟩c⟨U+009B⟩d⟨U+202E⟩e⟨U+200B⟩f⟨U+FEFF⟩g⟨U+0000⟩"
+    assert visible("a\x1b[31mb\x07c\x9bd\u202ee\u200bf\ufeffg\x00h\u00adi\U000e0041") == \
+        "a⟨U+001B⟩[31mb⟨U+0007⟩c⟨U+009B⟩d⟨U+202E⟩e⟨U+200B⟩f⟨U+FEFF⟩g⟨U+0000⟩h⟨U+00AD⟩i⟨U+E0041⟩"
     ordinary = "Grüße,\tcafé\r\nцена 💳 👩\u200d💻 مرحبا"  # layout, accents, scripts, a ZWJ emoji
     assert visible(ordinary) == ordinary
 

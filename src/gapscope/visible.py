@@ -5,7 +5,8 @@ an escape sequence (colours, a cleared screen, a hyperlink to anywhere); in the 
 right-to-left override reverses everything after it, numbers included, and a zero-width space
 makes two different domain names look the same. Showing these characters by code point keeps
 what the text holds (phishing mail uses them on purpose) without letting them act. Tab, newline
-and carriage return are ordinary layout and stay.
+and carriage return are ordinary layout and stay; so do the zero-width joiner and non-joiner,
+which emoji and several scripts need.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import re
 
 _HIDDEN = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # C0 but tab/newline/CR, DEL, C1 (U+009B is a CSI)
-    "\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]"  # bidi marks, zero-width
+    "\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"  # bidi, invisible
+    "\U000e0000-\U000e007f]"  # tag characters: invisible ASCII, used to smuggle text past readers
 )
 
 
@@ -31,3 +33,7 @@ def json_escaped(text: str) -> str:
     """A JSON document with every hidden character written as a \\uXXXX escape: the same JSON
     value, safe to print to a terminal (JSON text holds such characters only inside strings)."""
     return _HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def has_hidden(text: str) -> bool:
+    return _HIDDEN.search(text) is not None

@@ -177,6 +177,12 @@ class MiningOptions:
     # in a few rows has a modest association z and ranks below common template phrases: screen wide)
     content_rows: int = 5000  # rows each fold's content model is fitted on, at most (ContentModel)
 
+    def __post_init__(self):
+        # checked when the spec is read (study/detector_options.py), not after the cells train
+        if isinstance(self.content_rows, bool) or not isinstance(self.content_rows, int) or self.content_rows < 10:
+            raise ValueError(f"content_rows must be a whole number >= 10 (rows a content model is fitted on), "
+                             f"got {self.content_rows!r}")
+
 
 def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:
     pat = re.compile(r"(?<![A-Za-z0-9])" + r"[\W_]+".join(re.escape(w) for w in gram) + r"(?![A-Za-z0-9])",
@@ -214,9 +220,10 @@ def _label_tied_grams(toks: list[list[str]], labels: np.ndarray, opts: MiningOpt
     at least min_purity share one label: (gram, sorted row indices), in order of first occurrence.
 
     Counted in numpy over one entry per (row, distinct n-gram), keyed by the n-gram's 64-bit
-    hash, so a 100k-row corpus costs arrays of a few hundred MB instead of a Python set per
-    n-gram (11 GB before); the n-gram itself is rebuilt only for those that pass. Two n-grams
-    sharing a hash would be counted as one: at 50M distinct n-grams the odds are about 1e-4.
+    hash: 20 bytes an entry, so a 70k-row corpus of 30-200-word emails (32M entries) peaks at a
+    few GB while sorting, where a Python set per n-gram passed 11 GB; the n-gram itself is rebuilt
+    only for those that pass. Two n-grams sharing a hash would be counted as one: at 50M distinct
+    n-grams the odds are about 1e-4.
     """
     hashes, rows, where = [], [], []
     for i, t in enumerate(toks):
@@ -229,7 +236,7 @@ def _label_tied_grams(toks: list[list[str]], labels: np.ndarray, opts: MiningOpt
         if seen:
             hashes.append(np.fromiter(seen.keys(), dtype=np.int64, count=len(seen)))
             where.append(np.fromiter(seen.values(), dtype=np.int64, count=len(seen)))
-            rows.append(np.full(len(seen), i, dtype=np.int64))
+            rows.append(np.full(len(seen), i, dtype=np.int32))
     if not hashes:
         return []
     h, r, w = np.concatenate(hashes), np.concatenate(rows), np.concatenate(where)

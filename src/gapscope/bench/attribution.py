@@ -179,9 +179,12 @@ def print_table(res: dict[str, Any], console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from gapscope.progress import plain  # the title holds the run path and cell name
+
     console = console or Console()
     cols = _score_columns()
-    t = Table(title=f"attribution bench: {res['described']}, {res['n']} emails (~{res['words_per_email']:.0f} words)")
+    t = Table(title=plain(f"attribution bench: {res['described']}, {res['n']} emails "
+                          f"(~{res['words_per_email']:.0f} words)"))
     for c in ("method", "ms / email", "evals / email", *cols.values()):
         t.add_column(c, justify="right" if c != "method" else "left")
     rows = [(k, v) for k, v in res["methods"].items()] + [("random ranking", {"faithfulness": res["random"]})]

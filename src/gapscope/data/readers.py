@@ -252,11 +252,14 @@ class _RowShape:
         Python's csv module (like pandas) reads all of it as one field, so the rows inside vanish
         without an error. The tell-tale: the field's first line completes its own row (the row
         was whole before the quote went missing) and a later line is a whole row by itself. A
-        real multi-line field (an email body) almost never has both."""
+        real multi-line field (an email body) almost never has both. Only found when the label
+        column comes after the field (text,label; id,text,label)."""
         if self.at is None:
             return False
         for i, value in enumerate(fields):
-            if "\n" not in value:
+            # the label must come from the field's first line: with the label column before the
+            # field (label,text), the row is complete whatever that line holds, so there is no tell
+            if "\n" not in value or self.at <= i:
                 continue
             first, *rest = value.split("\n")
             if self.is_row(fields[:i] + self.parse(first)) and any(self.is_row(self.parse(x)) for x in rest):

@@ -153,10 +153,13 @@ def _name(d: dict[str, Any], path: Path, where: str) -> None:
 
 def _path_part(name: str, path: Path, where: str) -> None:
     """Dataset and model names become parts of cell directory names (RUN/cells/<model>__<paradigm>),
-    so one that is not a single plain path component could write outside the run."""
-    if name in ("", ".", "..") or "/" in name or "\\" in name or _TOML_CONTROL.search(name) or "\t" in name:
-        raise SpecError(path, f"{where} {name!r} cannot name a directory: no '/', '\\', control "
-                              "characters, and not '.' or '..'")
+    so one that is not a single plain path component could write outside the run; hidden
+    characters would make two names look alike in every table."""
+    from gapscope.visible import has_hidden
+
+    if name in ("", ".", "..") or "/" in name or "\\" in name or has_hidden(name) or any(c in name for c in "\t\n\r"):
+        raise SpecError(path, f"{where} {name!r} cannot name a directory: no '/', '\\', control, bidi or "
+                              "zero-width characters, and not '.' or '..'")
 
 
 def _text(d: dict[str, Any], key: str, path: Path, where: str) -> None:
