@@ -13,7 +13,7 @@ def test_visible_shows_controls_bidi_and_zero_width_and_keeps_ordinary_text():
 
 
 def test_json_escaped_is_the_same_json_value():
-    value = {"text": "x\u202ey\x1b[2J\x9b", "name": "é"}
+    value = {"text": "x\u202ey\x1b[2J\x9b\U000e0041", "name": "é"}  # the last: a tag character, astral
     doc = json_escaped(json.dumps(value, ensure_ascii=False))
     assert json.loads(doc) == value
-    assert "\u202e" not in doc and "\x9b" not in doc and "é" in doc
+    assert "\u202e" not in doc and "\x9b" not in doc and "\U000e0041" not in doc and "é" in doc

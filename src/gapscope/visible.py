@@ -11,6 +11,7 @@ which emoji and several scripts need.
 
 from __future__ import annotations
 
+import json
 import re
 
 _HIDDEN = re.compile(
@@ -32,7 +33,7 @@ def visible(text: str) -> str:
 def json_escaped(text: str) -> str:
     """A JSON document with every hidden character written as a \\uXXXX escape: the same JSON
     value, safe to print to a terminal (JSON text holds such characters only inside strings)."""
-    return _HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _HIDDEN.sub(lambda m: json.dumps(m.group())[1:-1], text)  # ASCII escapes, surrogate pairs
 
 
 def has_hidden(text: str) -> bool:
