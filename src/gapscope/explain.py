@@ -17,6 +17,7 @@ from rich.text import Text
 
 from gapscope.attribution.base import Attribution
 from gapscope.errors import GapscopeError
+from gapscope.progress import plain
 from gapscope.visible import visible
 
 
@@ -59,8 +60,8 @@ def top_table(att: Attribution, k: int = 10) -> Table:
         a = ph[i] if i < len(ph) else None
         b = lg[i] if i < len(lg) else None
         # Text, not str: a token such as "http://x/[link=http://y]z" must not be read as rich markup
-        t.add_row(Text(visible(a[1])) if a else "", f"{a[2]:+.3f}" if a else "",
-                  Text(visible(b[1])) if b else "", f"{b[2]:+.3f}" if b else "")
+        t.add_row(plain(a[1]) if a else "", f"{a[2]:+.3f}" if a else "",
+                  plain(b[1]) if b else "", f"{b[2]:+.3f}" if b else "")
     return t
 
 
@@ -75,7 +76,7 @@ def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: in
                                                                "dim"))
     legend = Text.assemble(("legend: ", "dim"), (" toward phishing ", _bg(1.0, 1.0) or ""), " ",
                            (" toward legitimate ", _bg(-1.0, 1.0) or ""))
-    console.print(Panel(Group(head, legend, Text(""), highlighted(att)), title=Text(visible(title or "explain")),
+    console.print(Panel(Group(head, legend, Text(""), highlighted(att)), title=plain(title or "explain"),
                         expand=True))
     console.print(top_table(att, top))
 
