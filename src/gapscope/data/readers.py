@@ -200,8 +200,7 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
                                      row=start)
                 shape = _RowShape(header, delimiter, spec)
                 continue
-            while len(fields) > len(header) and fields[-1] == "":
-                fields.pop()
+            fields = _trim(fields, len(header))
             if any("\x00" in f for f in fields):
                 records.append(Record(start, None, NUL_REASON))
             elif len(fields) != len(header):
@@ -220,6 +219,14 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
     return Table("csv", header, records)
 
 
+def _trim(fields: list[str], width: int) -> list[str]:
+    """Trailing empty fields past the header's width dropped (a trailing comma is tolerated)."""
+    n = len(fields)
+    while n > width and fields[n - 1] == "":
+        n -= 1
+    return fields[:n]
+
+
 class _RowShape:
     """Whether a line of text is, on its own, a whole row of this CSV file with a known label."""
 
@@ -233,9 +240,7 @@ class _RowShape:
     def is_row(self, fields: list[str]) -> bool:
         from gapscope.data.labels import LabelError
 
-        fields = list(fields)
-        while len(fields) > self.width and fields[-1] == "":
-            fields.pop()
+        fields = _trim(fields, self.width)
         if len(fields) != self.width or not fields[self.at].strip():
             return False
         try:
