@@ -247,14 +247,14 @@ def _label_tied_grams(toks: list[list[str]], labels: np.ndarray, opts: MiningOpt
     ok = (df >= opts.min_df) & (df <= max_df) & (purity >= opts.min_purity)
     if not ok.any():
         return []
-    order = np.argsort(inv, kind="stable")
+    order = np.argsort(inv, kind="stable")  # each n-gram's entries stay in row order: already sorted
     starts = np.concatenate([[0], np.cumsum(df)])
     out = []
     for u in sorted(np.flatnonzero(ok), key=lambda u: first[u]):
         e = first[u]
         k, j = divmod(int(w[e]), 1_000_000_000)
         gram = tuple(toks[r[e]][j:j + k])
-        out.append((gram, np.sort(r[order[starts[u]:starts[u + 1]]])))
+        out.append((gram, r[order[starts[u]:starts[u + 1]]]))
     return out
 
 
