@@ -259,3 +259,38 @@ def test_plant_options_assigned_after_construction_are_coerced():
         generate(SynthConfig(shortcut={"domain": "nope"}, n_per_domain=10))
     with pytest.raises(ValueError):
         generate(SynthConfig(domains=["nope"], n_per_domain=10))
+
+
+@pytest.mark.parametrize("kw,said", [
+    ({"domains": ["newsletter"]}, "unknown synthetic domain 'newsletter'; choose from corporate"),
+    ({"domains": ["fraud", "fraud"]}, "a domain is named twice in fraud, fraud"),
+    ({"domains": []}, "unknown synthetic domain ''"),
+    ({"n_per_domain": 0}, "emails per domain must be at least 1, got 0 for corporate"),
+    ({"n_per_domain": {"fraud": -3}, "domains": ["fraud"]}, "at least 1, got -3 for fraud"),
+    ({"shortcut": {"domain": "nope"}}, "shortcut domain 'nope' is not generated"),
+    ({"shortcut": {"domain": "fraud", "rate": 2.0}}, "shortcut rate must be a share in [0, 1], got 2.0"),
+    ({"shortcut": {"domain": "fraud", "string": " "}}, "shortcut string is empty"),
+    ({"label_noise": {"rate": -0.1}}, "label noise rate must be a share in [0, 1], got -0.1"),
+    ({"label_noise": {"rate": 0.1, "domains": ["nope"]}}, "label noise domain 'nope' is not generated"),
+    ({"trigger": {"rate": 3}}, "trigger rate must be a share in [0, 1], got 3"),
+    ({"trigger": {"target_label": 2}}, "trigger target label must be 0 or 1, got 2"),
+    ({"trigger": {"phrase": ""}}, "trigger phrase is empty"),
+])
+def test_a_recipe_that_cannot_be_generated_is_refused_before_drawing(kw, said):
+    from gapscope.data.synth import SynthConfigError
+    from gapscope.errors import GapscopeError
+
+    with pytest.raises(SynthConfigError) as e:
+        generate(SynthConfig(**{"n_per_domain": 10, **kw}))
+    assert said in str(e.value) and isinstance(e.value, GapscopeError)
+
+
+def test_synth_cli_bad_value_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "gapscope.cli", "data", "synth", "--out", str(tmp_path / "s"),
+                        "--noise-rate", "1.5"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: label noise rate must be a share in [0, 1], got 1.5"
+    assert not (tmp_path / "s").exists()

@@ -35,13 +35,15 @@ app.add_typer(data_app, name="data")
 @data_app.command("audit")
 def data_audit(
     paths: list[str] = typer.Argument(..., help="Corpus files or folders (JSONL, CSV, Parquet, mbox, maildir, "
-                                      ".eml folder, saved HF dataset), or a study spec (.toml). "
-                                      "Mail sources carry no label column: write PATH@phishing or PATH@legitimate."),
+                                      "a folder or tar archive of mail files, saved HF dataset), or a study spec "
+                                      "(.toml). Mail sources carry no label column: write PATH@phishing or "
+                                      "PATH@legitimate, or PATH@folder to label each file by its folder "
+                                      "(spam/, ham/, easy_ham/)."),
     out: Path = typer.Option(..., "--out", help="Directory to write audit.json into."),
 ):
     """Audit corpora: rows kept and rejected (with reasons), labels, style, duplicates and leakage."""
     from gapscope.data.audit import audit, write_audit
-    from gapscope.data.ingest import load_source, parse_cli_source
+    from gapscope.data.ingest import load_sources, parse_cli_source
 
     specs = []
     for p in paths:
@@ -51,13 +53,8 @@ def data_audit(
             specs += load_spec(p).datasets
         else:
             specs.append(parse_cli_source(p))
-    rows, reports = [], []
     with progress.step(f"reading {len(specs)} source(s)", total=len(specs)) as update:
-        for i, s in enumerate(specs, 1):
-            r, rep = load_source(s)
-            rows += r
-            reports.append(rep)
-            update(i, len(specs))
+        rows, reports = load_sources(specs, done=lambda i: update(i, len(specs)))
     with progress.step("auditing (duplicates, leakage, style)"):
         result = audit(rows, reports)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,12 +83,12 @@ def data_synth(
     from gapscope.data.synth import SynthConfig, generate
 
     cfg = SynthConfig(seed=seed, n_per_domain=n_per_domain,
-                      domains=[d.strip() for d in domains.split(",")] if domains else None)
-    if shortcut_domain:
+                      domains=[d.strip() for d in domains.split(",")] if domains is not None else None)
+    if shortcut_domain is not None:
         cfg.shortcut = {"domain": shortcut_domain, "string": shortcut_string, "rate": shortcut_rate}
-    if noise_rate > 0:
+    if noise_rate != 0:  # a negative rate is refused by the config check, not ignored
         cfg.label_noise = {"rate": noise_rate}
-    if trigger:
+    if trigger is not None:
         cfg.trigger = {"phrase": trigger, "rate": trigger_rate, "target_label": 0}
     corpus = generate(cfg)
     paths = corpus.write(out)

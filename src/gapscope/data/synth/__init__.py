@@ -6,10 +6,11 @@ known, planted defects, so every gapscope detector can be checked against ground
     paths = corpus.write("synth/")        # <domain>.jsonl, manifest.json, study.toml
 """
 
-from .config import LabelNoiseSpec, ShortcutSpec, SynthConfig, TriggerSpec
+from .config import LabelNoiseSpec, ShortcutSpec, SynthConfig, SynthConfigError, TriggerSpec
 from .corpus import SynthCorpus, study_toml
 from .domains import DOMAIN_NAMES
 from .generate import generate
 
-__all__ = ["DOMAIN_NAMES", "LabelNoiseSpec", "ShortcutSpec", "SynthConfig", "SynthCorpus", "TriggerSpec",
+__all__ = ["DOMAIN_NAMES", "LabelNoiseSpec", "ShortcutSpec", "SynthConfig",
+    "SynthConfigError", "SynthCorpus", "TriggerSpec",
            "generate", "study_toml"]

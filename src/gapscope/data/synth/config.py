@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from gapscope.errors import GapscopeError
+
 ERA_STYLES = ("victorian",)
+
+
+class SynthConfigError(GapscopeError, ValueError):
+    """A synthetic-corpus recipe that cannot be generated (the CLI prints it in one line)."""
 
 
 @dataclass
@@ -73,7 +79,7 @@ class SynthConfig:
         if self.era_style is False:
             self.era_style = None
         if self.era_style is not None and self.era_style not in ERA_STYLES:
-            raise ValueError(f"era_style must be one of {ERA_STYLES}, got {self.era_style!r}")
+            raise SynthConfigError(f"era_style must be one of {ERA_STYLES}, got {self.era_style!r}")
         if self.domains is not None:
             self.domains = list(self.domains)
 
@@ -85,11 +91,58 @@ class SynthConfig:
         s = self.phishing_share
         share = float(s.get(domain, 0.5) if isinstance(s, dict) else s)
         if not 0.0 <= share <= 1.0:
-            raise ValueError(f"phishing_share for {domain} must be in [0, 1], got {share}")
+            raise SynthConfigError(f"phishing_share for {domain} must be in [0, 1], got {share}")
         return share
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check(self, names: list[str], known: tuple[str, ...]) -> None:
+        """Every value generate() relies on, checked before anything is drawn: `names` are the
+        domains to generate, `known` the built-in ones."""
+        bad = [n for n in names if n not in known]
+        if bad or not names:
+            raise SynthConfigError(f"unknown synthetic domain {(bad or [''])[0]!r}; choose from {', '.join(known)}")
+        if len(set(names)) != len(names):
+            raise SynthConfigError(f"a domain is named twice in {', '.join(names)}")
+        for n in names:
+            count = self.n_for(n)
+            if count < 1:
+                raise SynthConfigError(f"emails per domain must be at least 1, got {count} for {n}")
+            self.share_for(n)
+        if self.shortcut is not None:
+            sc = self.shortcut
+            if sc.domain is not None and sc.domain not in names:
+                raise SynthConfigError(f"shortcut domain {sc.domain!r} is not generated (domains: {', '.join(names)})")
+            _text_or_none(sc.string, "shortcut string")
+            _share(sc.rate, "shortcut rate")
+            _share(sc.leak_rate, "shortcut leak rate")
+        if self.label_noise is not None:
+            _share(self.label_noise.rate, "label noise rate")
+            _subset(self.label_noise.domains, names, "label noise")
+        if self.trigger is not None:
+            tr = self.trigger
+            _text_or_none(tr.phrase, "trigger phrase")
+            _share(tr.rate, "trigger rate")
+            if tr.target_label not in (0, 1):
+                raise SynthConfigError(f"trigger target label must be 0 or 1, got {tr.target_label!r}")
+            _subset(tr.domains, names, "trigger")
+
+
+def _share(v: float, what: str) -> None:
+    if not 0.0 <= float(v) <= 1.0:
+        raise SynthConfigError(f"{what} must be a share in [0, 1], got {v}")
+
+
+def _text_or_none(v: str | None, what: str) -> None:
+    if v is not None and not str(v).strip():
+        raise SynthConfigError(f"{what} is empty (leave it out for one derived from the seed)")
+
+
+def _subset(v: list[str] | None, names: list[str], what: str) -> None:
+    for d in v or []:
+        if d not in names:
+            raise SynthConfigError(f"{what} domain {d!r} is not generated (domains: {', '.join(names)})")
 
 
 def _coerce(cls, value):
@@ -99,9 +152,9 @@ def _coerce(cls, value):
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(value) - known)
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {unknown}")
+            raise SynthConfigError(f"unknown {cls.__name__} keys: {unknown}")
         return cls(**value)
     raise TypeError(f"expected {cls.__name__} or dict, got {type(value).__name__}")
 
 
-__all__ = ["SynthConfig", "ShortcutSpec", "LabelNoiseSpec", "TriggerSpec", "ERA_STYLES"]
+__all__ = ["SynthConfig", "SynthConfigError", "ShortcutSpec", "LabelNoiseSpec", "TriggerSpec", "ERA_STYLES"]

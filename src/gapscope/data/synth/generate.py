@@ -25,9 +25,8 @@ def generate(config: SynthConfig | None = None) -> SynthCorpus:
     # replace() re-runs __post_init__, so fields assigned after construction
     # (cfg.shortcut = {...}) are coerced and validated like constructor arguments.
     config = replace(config) if config is not None else SynthConfig()
-    names = list(config.domains) if config.domains else list(DOMAIN_NAMES)
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate domains in {names}")
+    names = list(config.domains) if config.domains is not None else list(DOMAIN_NAMES)
+    config.check(names, DOMAIN_NAMES)
     specs = [load(name) for name in names]
     drafts: list[Draft] = []
     for spec in specs:
@@ -42,8 +41,6 @@ def generate(config: SynthConfig | None = None) -> SynthCorpus:
     if config.shortcut is not None:
         sc = config.shortcut
         domain = sc.domain or ("mailinglist" if "mailinglist" in names else names[0])
-        if domain not in names:
-            raise ValueError(f"shortcut domain {domain!r} is not generated ({names})")
         string = sc.string or default_shortcut_string(config.seed)
         planted["shortcut"] = ({"domain": domain, "string": string, "rate": sc.rate, "leak_rate": sc.leak_rate},
                                plant_shortcut(drafts, domain, sc, string, config.seed))
