@@ -268,10 +268,11 @@ def test_eml_directory_sorted_recursive(tmp_path):
     (d / "b.eml").write_bytes(LATIN1)
     (d / "sub" / "a.eml").write_bytes(HTML_ONLY)
     (d / "a.eml").write_bytes(MULTIPART)
-    (d / "notes.txt").write_text("ignored")
+    (d / "notes.txt").write_text("not mail: counted, not skipped")
     rows, rep = load(d, label_value=1)
     assert [r.meta["file"] for r in rows] == ["a.eml", "b.eml", "sub/a.eml"]
-    assert rep.format == "eml" and rep.rows_in == 3
+    assert rep.format == "eml" and rep.rows_in == 4
+    assert dict(rep.rejected_by_reason) == {"not an email (no header lines)": 1}
 
 
 def test_a_dangling_eml_link_is_counted_not_skipped(tmp_path):
@@ -294,6 +295,148 @@ def test_text_before_the_first_mbox_message_is_counted(tmp_path):
     q = tmp_path / "clean.mbox"
     q.write_bytes(b"\n" + p.read_bytes().split(b"first body\n", 1)[1])
     assert load(q, label_value=0)[1].rows_rejected == 0
+
+
+# ------------------------------------- public corpora as published: folders and tar archives
+
+def _unix_from(sender: str = "someone@example.com") -> bytes:
+    return f"From {sender}  Thu Aug 22 12:36:23 2002\n".encode()
+
+
+def spamassassin_like(root: Path) -> Path:
+    """SpamAssassin's layout: spam/ and *_ham/ folders of files named by hash, each message
+    saved with its mbox "From " line, plus the `cmds` file of the tarball and a .DS_Store."""
+    for folder, msgs in {"easy_ham": [LATIN1, HTML_ONLY], "hard_ham": [MULTIPART], "spam": [HTML_ONLY, LATIN1],
+                         "odd_folder": [LATIN1]}.items():
+        (root / folder).mkdir(parents=True)
+        for i, m in enumerate(msgs):
+            (root / folder / f"0000{i}.7c53336b37003a9286aba55d2945844{i}").write_bytes(_unix_from() + m)
+    (root / "easy_ham" / "cmds").write_text("mv 00001.7c53 00001.7c53336b37003a9286aba55d29458441\n")
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1\x00\x00")
+    return root
+
+
+def test_a_folder_of_mail_files_with_any_names_labelled_by_folder(tmp_path):
+    d = spamassassin_like(tmp_path / "spamassassin")
+    assert detect_format(d) == "eml"
+    rows, rep = load(d, label="folder")
+    assert (rep.rows_in, rep.rows_kept) == (8, 5)
+    assert dict(rep.rejected_by_reason) == {"not an email (binary file)": 1, "not an email (no header lines)": 1,
+                                            "unknown label value 'odd_folder'": 1}
+    assert [(r.meta["file"].split("/")[0], r.label) for r in rows] == \
+        [("easy_ham", 0), ("easy_ham", 0), ("hard_ham", 0), ("spam", 1), ("spam", 1)]
+    # the mbox "From " line is not part of the message; one file is one row
+    assert rows[0].subject == "R\u00e9sum\u00e9" and rows[2].subject == "Action required"
+    # the same folder given a fixed label instead, and a label map for the odd folder
+    rows, rep = load(d, label="folder", label_map={"odd_folder": "legitimate"})
+    assert rep.rows_kept == 6 and not any("unknown" in k for k in rep.rejected_by_reason)
+
+
+def test_a_mail_folder_needs_a_label_and_says_how(tmp_path):
+    d = spamassassin_like(tmp_path / "sa")
+    assert error_of(d) == f'{d}: eml source needs a label: label_value, or label = "folder" to read ' \
+                          "each file's label from the name of its folder (spam/, ham/)"
+    s = parse_cli_source(f"{d}@folder")
+    assert (s.path, s.domain, s.label, s.label_value) == (d, "sa", "folder", None)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "readme.txt").write_text("a corpus of nothing\n")
+    with pytest.raises(InputError, match="cannot tell the format of this directory"):
+        detect_format(tmp_path / "plain")
+
+
+def test_a_fixed_label_must_agree_with_the_folders(tmp_path):
+    d = spamassassin_like(tmp_path / "sa")
+    with pytest.raises(InputError, match="its 'folder' column says 'easy_ham'"):
+        load_source(spec(d, label="folder", label_value="phishing"))
+    rows, _ = load(d / "spam", label_value="spam")  # one folder, one label
+    assert len(rows) == 2 and {r.label for r in rows} == {1}
+
+
+@pytest.mark.parametrize("suffix,mode", [(".tar.gz", "w:gz"), (".tar.bz2", "w:bz2"), (".tgz", "w:gz"), (".tar", "w")])
+def test_a_tar_archive_reads_as_its_folder(tmp_path, suffix, mode):
+    import tarfile
+    d = spamassassin_like(tmp_path / "spamassassin")
+    archive = tmp_path / f"spamassassin{suffix}"
+    with tarfile.open(archive, mode) as tar:
+        tar.add(d, arcname="spamassassin")
+    assert detect_format(archive) == "eml"
+    assert parse_cli_source(f"{archive}@folder").domain == "spamassassin"
+    got, rep = load(archive, label="folder")
+    want, want_rep = load(d, label="folder")
+    assert [(r.id, r.label, r.text) for r in got] == [(r.id, r.label, r.text) for r in want]
+    assert rep.rejected_by_reason == want_rep.rejected_by_reason
+    assert got[0].meta["file"] == "spamassassin/easy_ham/00000.7c53336b37003a9286aba55d29458440"
+
+
+def test_an_archive_link_is_counted_and_a_damaged_archive_is_one_line(tmp_path):
+    import tarfile
+    d = spamassassin_like(tmp_path / "sa")
+    (d / "spam" / "link").symlink_to(d / "spam" / "00000.7c53336b37003a9286aba55d29458440")
+    archive = tmp_path / "sa.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(d, arcname="sa")
+    _, rep = load(archive, label="folder")
+    assert rep.rejected_by_reason["not a regular file in the archive"] == 1
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    msg = error_of(cut, label="folder")
+    assert msg.startswith(f"{cut}: not a readable tar archive") and "\n" not in msg
+
+
+def test_mbox_files_in_a_folder_give_one_row_per_message(tmp_path):
+    """Nazario's corpus: several mbox files, some without an extension. A single message
+    saved with its "From " line, or with a body line starting "From ", stays one row."""
+    d = tmp_path / "nazario"
+    d.mkdir()
+    write_mbox(d / "phishing0.mbox", [MULTIPART, LATIN1])
+    write_mbox(d / "phishing-2015", [HTML_ONLY, LATIN1, MULTIPART])
+    (d / "single").write_bytes(_unix_from() + LATIN1.rstrip(b"\n")
+                               + b"\n\nFrom the desk of the manager\nAttention: all staff\n")
+    rows, rep = load(d, label_value="phishing")
+    assert rep.rows_in == rep.rows_kept == 6
+    assert [(r.meta["file"], r.meta.get("message")) for r in rows] == \
+        [("phishing-2015", 1), ("phishing-2015", 2), ("phishing-2015", 3),
+         ("phishing0.mbox", 1), ("phishing0.mbox", 2), ("single", None)]
+    assert rows[-1].body.endswith("From the desk of the manager\nAttention: all staff")
+
+
+def test_a_spec_names_an_archive_dataset_by_its_stem(tmp_path):
+    from gapscope.study.spec import load_spec
+    (tmp_path / "study.toml").write_text('[[datasets]]\npath = "spamassassin.tar.bz2"\nlabel = "folder"\n')
+    s = load_spec(tmp_path / "study.toml")
+    assert (s.datasets[0].domain, s.datasets[0].label) == ("spamassassin", "folder")
+
+
+def test_every_row_says_where_it_is_in_its_input(tmp_path):
+    """Row.location: what a finding about a row cites so that a person can open the input there."""
+    import tarfile
+
+    import pandas as pd
+
+    (tmp_path / "a.jsonl").write_text('{"text": "hello there", "label": 1}\n\n{"text": "second one", "label": 0}\n')
+    (tmp_path / "b.csv").write_text('text,label\n"two\nlines",1\nthird,0\n')
+    pd.DataFrame({"text": ["x1", "x2"], "label": [1, 0]}).to_parquet(tmp_path / "c.parquet")
+    write_mbox(tmp_path / "d.mbox", [LATIN1, HTML_ONLY])
+    sa = spamassassin_like(tmp_path / "sa")
+    with tarfile.open(tmp_path / "sa.tar.gz", "w:gz") as tar:
+        tar.add(sa / "spam", arcname="spam")
+    naz = tmp_path / "naz"
+    naz.mkdir()
+    write_mbox(naz / "phishing-2015", [LATIN1, HTML_ONLY])
+    md = mailbox.Maildir(str(tmp_path / "inbox"), create=True)
+    key = md.add(LATIN1)
+
+    def where(p, **kw):
+        return [r.location for r in load(p, **kw)[0]]
+
+    assert where(tmp_path / "a.jsonl") == ["a.jsonl:1", "a.jsonl:3"]
+    assert where(tmp_path / "b.csv") == ["b.csv:2", "b.csv:4"]
+    assert where(tmp_path / "c.parquet") == ["c.parquet row 1", "c.parquet row 2"]
+    assert where(tmp_path / "d.mbox", label_value=1) == ["d.mbox message 1", "d.mbox message 2"]
+    assert where(sa / "spam", label_value=1) == [f"spam/0000{i}.7c53336b37003a9286aba55d2945844{i}" for i in (0, 1)]
+    assert where(tmp_path / "sa.tar.gz", label="folder")[0] == "sa.tar.gz:spam/00000.7c53336b37003a9286aba55d29458440"
+    assert where(naz, label_value=1) == ["naz/phishing-2015 message 1", "naz/phishing-2015 message 2"]
+    assert where(tmp_path / "inbox", label_value=0) == [f"inbox/{key}"]
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -74,7 +74,14 @@ def test_detector_flags_planted_noise_with_evidence(noisy):
     assert tp / len(flagged) > 0.6 and tp / len(flipped) > 0.6
     assert "tfidf-lr (out of fold)" in audit["sources"] and "tfidf (held-out cells)" in audit["sources"]
     row = audit["flagged"][0]
-    assert {"id", "given_label", "p_given", "sources", "flagged_by", "cells_disagreeing", "split"} <= set(row)
+    assert {"id", "location", "given_label", "p_given", "sources", "flagged_by", "cells_disagreeing", "split"} <= set(row)
+    # each flagged row says where to fix it: the file and the line that holds it
+    import json
+
+    for r in audit["flagged"][:20]:
+        name, line = r["location"].rsplit(":", 1)
+        held = json.loads((study.run_dir.parent / "corpus" / name).read_text().splitlines()[int(line) - 1])
+        assert (held["id"], held["domain"]) == (r["id"], r["domain"])
     assert row["p_given"] < 0.5
     # held-out cells only score held-out rows
     scored = set(audit["per_source"]["tfidf (held-out cells)"]["scored"])

@@ -145,3 +145,23 @@ def test_phishing_only_domain_gets_no_specialist_but_is_scored(tmp_path):
     matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
     phish = [e for e in matrix if e["test_domain"] == "phish" and e["paradigm"] == "specialist:shop"]
     assert phish and phish[0]["auroc"] is None and "one class" in phish[0]["undefined"]["auroc"]
+
+
+def test_a_domain_read_from_several_files(tmp_path):
+    """A [[datasets]] table with a list of paths is one domain; a text repeated across its files
+    keeps two rows with two ids, as a repeat within one file does."""
+    make_study(tmp_path)
+    shop = (tmp_path / "shop.jsonl").read_text().splitlines()
+    (tmp_path / "shop_a.jsonl").write_text("\n".join(shop[:50]) + "\n")
+    (tmp_path / "shop_b.jsonl").write_text("\n".join(shop[50:] + shop[:1]) + "\n")
+    spec = tmp_path / "study.toml"
+    spec.write_text(spec.read_text().replace('path = "shop.jsonl"', 'name = "shop"\npath = ["shop_a.jsonl", "shop_b.jsonl"]'))
+    run_study(spec, tmp_path / "run", detectors=False)
+    import pandas as pd
+
+    rows = pd.read_parquet(tmp_path / "run" / "data" / "rows.parquet")
+    assert (rows.domain == "shop").sum() == 81 and rows.id.is_unique
+    sources = json.loads((tmp_path / "run" / "data" / "sources.json").read_text())
+    assert [(s["domain"], s["rows_kept"]) for s in sources][:2] == [("shop", 50), ("shop", 31)]
+    matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
+    assert {e["test_domain"] for e in matrix} == {"shop", "bank", "work", "phish"}

@@ -67,7 +67,7 @@ max_train = 64
     ('[[datasets]]\npath = "a.jsonl"\n[study]\nbootstrap = -3\n', "[study] bootstrap must be a whole number >= 0"),
     ('study = "x"\n[[datasets]]\npath = "a.jsonl"\n', "[study] must be a table"),
     ("datasets = [1, 2]\n", "[[datasets]] must be an array of tables"),
-    ("[[datasets]]\npath = 5\n", "[[datasets]] #1 path must be a string, got 5 (int)"),
+    ("[[datasets]]\npath = 5\n", "[[datasets]] #1 path must be a path or a list of paths, got 5 (int)"),
     ('[[datasets]]\npath = "a.jsonl"\nlabel_map = { spam = 0.6, ham = 1.9 }\n', "label_map value for 'spam' must be 0 or 1"),
     ('[[datasets]]\npath = "a.jsonl"\nlabel_map = "spam"\n', "[[datasets]] #1 label_map must be a table"),
     ('[[datasets]]\npath = "a.jsonl"\nlabel_map = { x = 2 }\n', "[[datasets]] #1 label_map value for 'x' must be 0 or 1"),
@@ -184,3 +184,34 @@ def test_a_one_label_cell_says_when_deduplication_took_the_other_label():
         "(2 legitimate training rows were removed as duplicates of test rows)")
     _, notes = split_one_class(sets, rows, [])
     assert notes[0]["reason"].endswith("a classifier needs both labels")
+
+
+def test_one_dataset_from_several_paths(tmp_path):
+    """SpamAssassin publishes spam and ham as separate tarballs: one table, a list of paths, one domain."""
+    spec = load_spec(write(tmp_path / "s.toml", """
+[[datasets]]
+name = "spamassassin"
+path = ["20030228_spam.tar.bz2", "20030228_easy_ham.tar.bz2"]
+label = "folder"
+[[datasets]]
+path = "other.jsonl"
+"""))
+    assert spec.domains == ["spamassassin", "other"]
+    assert [(d.domain, d.path.name, d.label) for d in spec.datasets] == [
+        ("spamassassin", "20030228_spam.tar.bz2", "folder"), ("spamassassin", "20030228_easy_ham.tar.bz2", "folder"),
+        ("other", "other.jsonl", "label")]
+    assert spec.paradigms.specialist == ["spamassassin", "other"]
+    again = load_spec(write(tmp_path / "resolved.toml", spec.to_toml()))
+    assert again.to_toml() == spec.to_toml() and again.datasets == spec.datasets
+
+
+@pytest.mark.parametrize("body,reason", [
+    ('[[datasets]]\npath = ["a.jsonl", "b.jsonl"]\n', "[[datasets]] #1 has several paths: give it a name"),
+    ('[[datasets]]\nname = "x"\npath = ["a.jsonl", "a.jsonl"]\n', "[[datasets]] #1 path lists 'a.jsonl' twice"),
+    ('[[datasets]]\nname = "x"\npath = []\n', "[[datasets]] #1 path must be a path or a list of paths, got []"),
+    ('[[datasets]]\nname = "x"\npath = ["a.jsonl", 3]\n', "path must be a path or a list of paths"),
+])
+def test_bad_path_lists(tmp_path, body, reason):
+    with pytest.raises(SpecError) as e:
+        load_spec(write(tmp_path / "s.toml", body))
+    assert reason in str(e.value)

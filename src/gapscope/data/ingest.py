@@ -23,10 +23,10 @@ from typing import Any, Callable, Iterable
 
 from gapscope.data.email_parse import looks_like_html
 from gapscope.data.labels import LabelError, LabelMapper, parse_label
-from gapscope.data.mail_sources import read_eml, read_maildir, read_mbox
+from gapscope.data.mail_sources import FOLDER_COLUMN, read_eml, read_maildir, read_mbox
 from gapscope.data.readers import FORMATS, Record, Table, detect_format, read_csv, read_hf, read_jsonl, read_parquet
 from gapscope.data.rows import LABEL_NAMES, Row, SourceReport, compose_text, stable_id
-from gapscope.data.source_spec import SourceSpec
+from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import InputError
 
 READERS: dict[str, Callable[[Path, SourceSpec], Table]] = {
@@ -164,12 +164,15 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
         raise InputError(path, str(e)) from None
     fixed_label = _label_value(path, spec, mapper)
     table = READERS[fmt](path, spec)
-    if table.mail and fixed_label is None:
+    if table.mail and fixed_label is None and spec.label not in table.columns:
+        if FOLDER_COLUMN in table.columns:
+            raise InputError(path, f"{fmt} source needs a label: label_value, or label = \"{FOLDER_COLUMN}\" "
+                                   "to read each file's label from the name of its folder (spam/, ham/)")
         raise InputError(path, f"{fmt} source needs a label (label_value)")
     text_fields = _text_fields(path, spec, table)
     if fixed_label is None:
         _check_labels(path, spec, table, mapper)
-    elif not table.mail and spec.label in table.columns:
+    elif spec.label in table.columns:
         _check_fixed_label(path, spec, table, mapper, fixed_label)
     id_col = spec.id if spec.id in table.columns and not table.mail else None
     keep_rationale = "rationale" in table.columns and not table.mail
@@ -225,21 +228,27 @@ def load_source(spec: SourceSpec) -> tuple[list[Row], SourceReport]:
     return _load(spec, _DomainIds())
 
 
-def load_sources(specs: Iterable[SourceSpec]) -> tuple[list[Row], list[SourceReport]]:
-    """Read several sources; sources sharing a domain share its ids (a repeated id is rejected)."""
+def load_sources(specs: Iterable[SourceSpec], done: Callable[[int], None] | None = None
+                 ) -> tuple[list[Row], list[SourceReport]]:
+    """Read several sources; sources sharing a domain share its ids (a repeated id is rejected,
+    a repeated text gets its own id). `done(i)` is called after the i-th source (progress)."""
     rows: list[Row] = []
     reports: list[SourceReport] = []
     domains: dict[str, _DomainIds] = {}
-    for spec in specs:
+    for i, spec in enumerate(specs, 1):
         r, rep = _load(spec, domains.setdefault(spec.domain, _DomainIds()))
         rows.extend(r)
         reports.append(rep)
+        if done:
+            done(i)
     return rows, reports
 
 
 def _domain_of(path: Path) -> str:
     if path.is_dir():
         return path.resolve().name
+    if archive_stem(path.name):
+        return archive_stem(path.name)
     name = Path(path.name)
     if name.suffix.lower() == ".gz":
         name = Path(name.stem)
@@ -248,13 +257,16 @@ def _domain_of(path: Path) -> str:
 
 def parse_cli_source(arg: str) -> SourceSpec:
     """`PATH` or `PATH@LABEL` -> SourceSpec; LABEL (phishing / legitimate / spam / 1 / 0 ...) becomes
-    label_value, which mail sources need. The domain is the file stem, or the directory name.
+    label_value, which mail sources need; `PATH@folder` labels each mail file by its folder's name.
+    The domain is the file stem, or the directory name.
 
     A path that itself contains "@" works when it exists, or when what follows the last "@" is not a label.
     """
     path_str, label = arg, None
     if "@" in arg and not Path(arg).exists():
         head, _, tail = arg.rpartition("@")
+        if tail == FOLDER_COLUMN:  # a folder or archive of mail: each file labelled by its folder's name
+            return SourceSpec(path=Path(head), domain=_domain_of(Path(head)), label=FOLDER_COLUMN)
         try:
             parse_label(tail)
             path_str, label = head, tail

@@ -40,6 +40,11 @@ BUILTIN_LABELS: dict[str, int] = {
     "safe email": LEGITIMATE,
     "spam email": PHISHING,
     "ham email": LEGITIMATE,
+    # the SpamAssassin public corpus's folder names (labels read with label = "folder")
+    "spam_2": PHISHING,
+    "easy_ham": LEGITIMATE,
+    "easy_ham_2": LEGITIMATE,
+    "hard_ham": LEGITIMATE,
 }
 
 _INTEGRAL_STR = re.compile(r"[+-]?\d+(?:\.0*)?")

@@ -1,44 +1,79 @@
-"""Mail readers: mbox, maildir and directories of .eml files, one Record per message.
+"""Mail readers: mbox, maildir, and mail files (one .eml file, a folder of them, a tar archive).
 
 Messages are taken as raw bytes (`get_bytes`) and parsed by email_parse with the modern
 email policy, rather than trusting mailbox's compat32 Message objects. A message that
 cannot be parsed becomes a rejected Record ("broken MIME: ..."); a source where every
 message is broken, or that holds none, is a file-level InputError. Mail carries no label
-column: the label comes from the source spec (`label_value`), which ingestion enforces.
+column: the label comes from the source spec (`label_value`), or, for a folder or an
+archive, from the name of the folder each file sits in (`label = "folder"`: public corpora
+such as SpamAssassin and Enron-spam are published as spam/ and ham/ folders of files).
 Order is deterministic (file order for mbox, sorted names otherwise) so stable ids are.
+
+A folder or archive is read whole: every file in it is a row, whatever its name
+(SpamAssassin names its files `00001.7c53336b...`, Enron-spam `0001.1999-12-10.farmer.ham.txt`),
+so a file that is not an email is rejected and counted, never skipped. A file that is an
+mbox (named .mbox, or starting with a "From " line and holding several) gives one row per
+message: Nazario's phishing corpus is a set of mbox files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import mailbox
-from pathlib import Path
-from typing import Iterable
+import re
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Iterable, Iterator
 
 from gapscope.data.email_parse import BrokenMessage, parse_email
 from gapscope.data.readers import Record, Table
-from gapscope.data.source_spec import SourceSpec
+from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import InputError
 
 MAIL_COLUMNS = ["subject", "body"]
+FOLDER_COLUMN = "folder"  # mail files: the name of the folder a file sits in, a label source
+NOT_MAIL_BINARY = "not an email (binary file)"
+NOT_MAIL_TEXT = "not an email (no header lines)"
+_MBOX_SUFFIXES = (".mbox", ".mbx")
+# An mbox separator as mail software writes it: "From <sender> <asctime date>", the date
+# ending in its year. Looser "From " lines occur in bodies ("From the desk of ...").
+# Bounded repeats: hostile text must not make the match quadratic in a line's length.
+_FROM_SEPARATOR = rb"From \S{1,200} {1,10}[^\n]{0,80}\d\d:\d\d[^\n]{0,80} \d{4}[^\n]{0,80}$"
+_FIRST_SEPARATOR = re.compile(rb"^" + _FROM_SEPARATOR, re.MULTILINE)
+_LATER_SEPARATOR = re.compile(rb"\n\r?\n" + _FROM_SEPARATOR, re.MULTILINE)
 
 
 def _record(n: int, raw: bytes | None, meta: dict) -> Record:
+    meta = dict(meta)
+    folder = meta.pop("folder", None)
     if raw is None:  # a file that could not be read
-        return Record(n, None, meta["unreadable"], meta={k: v for k, v in meta.items() if k != "unreadable"})
+        reason = meta.pop("unreadable")
+        return Record(n, None, reason, meta=meta)
+    if b"\x00" in raw[:8192]:  # an image, an archive, a .DS_Store: not a message at all
+        return Record(n, None, NOT_MAIL_BINARY, meta=meta)
     try:
         msg = parse_email(raw)
     except BrokenMessage as e:
+        if e.detail == "no headers" and "file" in meta and "message" not in meta:
+            return Record(n, None, NOT_MAIL_TEXT, meta=meta)  # a README, a list of commands
         return Record(n, None, str(e), meta=meta)
     meta = {**meta, "had_html": msg.had_html}
     if msg.sender:
         meta["from"] = msg.sender
     if msg.message_id:
         meta["message_id"] = msg.message_id
-    return Record(n, {"subject": msg.subject or None, "body": msg.body or None}, meta=meta)
+    values = {"subject": msg.subject or None, "body": msg.body or None}
+    if folder is not None:
+        values[FOLDER_COLUMN] = folder
+    return Record(n, values, meta=meta)
 
 
-def _table(path: Path, fmt: str, messages: Iterable[tuple[bytes, dict]], empty: str) -> Table:
-    records = [_record(i + 1, raw, meta) for i, (raw, meta) in enumerate(messages)]
+def _table(path: Path, fmt: str, messages: Iterable[tuple[bytes | None, dict]], empty: str,
+           folders: bool = False) -> Table:
+    return _finish(path, fmt, [_record(i + 1, raw, meta) for i, (raw, meta) in enumerate(messages)], empty, folders)
+
+
+def _finish(path: Path, fmt: str, records: list[Record], empty: str, folders: bool) -> Table:
     if not records:
         raise InputError(path, empty)
     if all(r.values is None for r in records):
@@ -48,8 +83,9 @@ def _table(path: Path, fmt: str, messages: Iterable[tuple[bytes, dict]], empty: 
             head, detail = "every message has broken MIME", detail.removeprefix("broken MIME: ")
         else:
             head = "no message could be read"
-        raise InputError(path, f"{head} (message {first.row}: {detail})", row=first.row)
-    return Table(fmt, list(MAIL_COLUMNS), records, mail=True)
+        where = f"file {first.meta['file']!r}" if "file" in first.meta else f"message {first.row}"
+        raise InputError(path, f"{head} ({where}: {detail})", row=first.row)
+    return Table(fmt, list(MAIL_COLUMNS) + ([FOLDER_COLUMN] if folders else []), records, mail=True)
 
 
 def read_mbox(path: Path, spec: SourceSpec) -> Table:
@@ -58,7 +94,7 @@ def read_mbox(path: Path, spec: SourceSpec) -> Table:
         raise InputError(path, "empty file")
     box = mailbox.mbox(str(path), factory=None, create=False)
     try:
-        messages = [(box.get_bytes(key), {}) for key in box.keys()]
+        messages = [(box.get_bytes(key), {"message": i}) for i, key in enumerate(box.keys(), 1)]
     finally:
         box.close()
     table = _table(path, "mbox", messages, "no messages (an mbox message starts with a 'From ' line)")
@@ -86,21 +122,89 @@ def read_maildir(path: Path, spec: SourceSpec) -> Table:
 
 
 def read_eml(path: Path, spec: SourceSpec) -> Table:
-    """A directory of .eml files (recursive, sorted by relative path), or one .eml file."""
+    """Mail files: one .eml file, a folder of mail files (recursive, sorted by relative path),
+    or a tar archive of them (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz; read in memory, never
+    extracted). Rows of a folder or archive carry the `folder` column."""
+    if path.is_file() and archive_stem(path.name):
+        return _read_archive(path)
     if path.is_file():
-        files = [path]
-        root = path.parent
-    else:
-        root = path
-        # a dangling link is counted as rejected, not skipped (is_file() is false for it)
-        files = sorted((p for p in path.rglob("*") if p.suffix.lower() == ".eml" and (p.is_file() or p.is_symlink())),
-                       key=lambda p: p.relative_to(root).as_posix())
-    messages = (_read(f, f.relative_to(root).as_posix()) for f in files)
-    return _table(path, "eml", messages, "no .eml files")
+        return _table(path, "eml", [_read(path, path.name)], "no .eml files")
+    # a dangling link is counted as rejected, not skipped (is_file() is false for it)
+    files = sorted((p for p in path.rglob("*") if p.is_file() or p.is_symlink()),
+                   key=lambda p: p.relative_to(path).as_posix())
+    return _table(path, "eml", _folder_messages(path, files), "no files", folders=True)
+
+
+def _folder_messages(root: Path, files: list[Path]) -> Iterator[tuple[bytes | None, dict]]:
+    for f in files:
+        name = f.relative_to(root).as_posix()
+        raw, meta = _read(f, name)
+        meta["folder"] = f.parent.name if f.parent != root else root.resolve().name
+        yield from _split(raw, meta)
+
+
+def _read_archive(path: Path) -> Table:
+    """Rows in member-name order. The archive is streamed once (a compressed tar cannot be read
+    out of order cheaply); each member is parsed as it is read, so only the parsed text is
+    held, and the rows are sorted after."""
+    stem = archive_stem(path.name)
+    parsed: list[tuple[str, Record]] = []
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for m in tar:
+                if m.isdir():
+                    continue
+                name = PurePosixPath(m.name.removeprefix("./")).as_posix()
+                meta = {"file": name, "folder": PurePosixPath(name).parent.name or stem}
+                if not m.isfile():  # links and devices are not read from an archive
+                    raw, meta = None, {**meta, "unreadable": "not a regular file in the archive"}
+                else:
+                    f = tar.extractfile(m)
+                    raw = _read_unless_binary(f) if f else b""
+                parsed += [(name, _record(0, r, mt)) for r, mt in _split(raw, meta)]
+    except (tarfile.TarError, OSError, EOFError) as e:
+        where = f" after {len(parsed)} files" if parsed else ""
+        raise InputError(path, f"not a readable tar archive{where} ({e})") from None
+    parsed.sort(key=lambda x: x[0])  # stable: an mbox member keeps its messages in order
+    records = [dataclasses.replace(rec, row=i) for i, (_, rec) in enumerate(parsed, 1)]
+    return _finish(path, "eml", records, "no files in the archive", folders=True)
+
+
+def _read_unless_binary(f: BinaryIO) -> bytes:
+    """The file's bytes; only its head when that shows it is binary (a zip or an image is
+    rejected from 8 KB, not read whole)."""
+    head = f.read(8192)
+    return head if b"\x00" in head else head + f.read()
+
+
+def _split(raw: bytes | None, meta: dict) -> Iterator[tuple[bytes | None, dict]]:
+    """One file's messages: several when it is an mbox, else the file itself."""
+    if raw is None or not _is_mbox(meta["file"], raw):
+        yield raw, meta
+        return
+    starts = [m.start() for m in re.finditer(rb"^From ", raw, re.MULTILINE)]
+    if not starts:  # named .mbox but holding one message without its "From " line
+        yield raw, meta
+        return
+    if raw[:starts[0]].strip():
+        yield None, {**meta, "unreadable": "text before the first 'From ' line (not part of any message)"}
+    # as Python's mailbox module splits an mbox: at every line that starts with "From "
+    for k, (a, b) in enumerate(zip(starts, starts[1:] + [len(raw)]), 1):
+        body = raw[a:b].split(b"\n", 1)[1] if b"\n" in raw[a:b] else b""
+        yield body, {**meta, "message": k}
+
+
+def _is_mbox(name: str, raw: bytes) -> bool:
+    if name.lower().endswith(_MBOX_SUFFIXES):
+        return True
+    # one message saved with its mbox "From " line (SpamAssassin's files) is not an mbox;
+    # a second separator after a blank line makes it one
+    return _FIRST_SEPARATOR.match(raw) is not None and _LATER_SEPARATOR.search(raw) is not None
 
 
 def _read(f: Path, name: str) -> tuple[bytes | None, dict]:
     try:
-        return f.read_bytes(), {"file": name}
+        with open(f, "rb") as fh:
+            return _read_unless_binary(fh), {"file": name}
     except OSError as e:
         return None, {"file": name, "unreadable": f"unreadable file ({e.strerror or type(e).__name__})"}

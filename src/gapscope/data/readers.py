@@ -18,11 +18,12 @@ import csv
 import gzip
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gapscope.data.source_spec import SourceSpec
+from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import InputError
 
 FORMATS = ("jsonl", "csv", "parquet", "hf", "mbox", "maildir", "eml")
@@ -34,6 +35,7 @@ _SUFFIX_FORMATS = {
     ".eml": "eml",
 }
 _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+_HEADER_START = re.compile(rb"(?:From |[\x21-\x39\x3b-\x7e]{1,80}:)")
 NUL_REASON = "NUL byte in row"
 SWALLOWED_REASON = "quoted field holds whole rows (unclosed quote?)"
 
@@ -71,11 +73,13 @@ def detect_format(path: Path) -> str:
             return "hf"
         if (path / "cur").is_dir() and (path / "new").is_dir():
             return "maildir"
-        if any(p.is_file() and p.suffix.lower() == ".eml" for p in path.rglob("*")):
+        if _holds_mail(path):
             return "eml"
         raise InputError(
             path, "cannot tell the format of this directory (no dataset_info.json or state.json, "
-            "no cur/ and new/ subdirectories, no .eml files)")
+            "no cur/ and new/ subdirectories, no .eml file or other file that starts like an email)")
+    if archive_stem(path.name):
+        return "eml"
     sfx = _suffixes(path)
     if sfx and sfx[-1] in _SUFFIX_FORMATS:
         return _SUFFIX_FORMATS[sfx[-1]]
@@ -90,6 +94,23 @@ def detect_format(path: Path) -> str:
     raise InputError(path, "cannot tell the format from the file name or its first bytes; give the file "
                      "its extension (.jsonl, .csv, .parquet, .mbox, .eml) or set `format` in the spec's "
                      f"[[datasets]] table (one of {', '.join(FORMATS)})")
+
+
+def _holds_mail(folder: Path, look_at: int = 200) -> bool:
+    """Whether a folder holds an .eml file, or a file that starts like an email (a header
+    line or an mbox "From " line), among the first `look_at` files in name order."""
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
+    if any(p.suffix.lower() == ".eml" for p in files):
+        return True
+    for f in files[:look_at]:
+        try:
+            with open(f, "rb") as fh:
+                head = fh.read(4096)
+        except OSError:
+            continue
+        if b"\x00" not in head and _HEADER_START.match(head.lstrip()):
+            return True
+    return False
 
 
 def read_text(path: Path, kind: str) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any
+
+from gapscope.data.source_spec import archive_stem
+
+_LINE_FORMATS = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".gz")  # their row number is a line
 
 PHISHING = 1
 LEGITIMATE = 0
@@ -28,6 +33,26 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: v for k, v in d.items() if v is not None and v != {}}
+
+    @property
+    def location(self) -> str | None:
+        """Where a person finds this row in the input, so a finding about it can be acted on:
+        "enron.csv:1207" (a line), "data.parquet row 12", "spamassassin/spam/00012.abc" (a file in
+        a folder), "spamassassin.tar.bz2:spam/00012.abc", "nazario.mbox message 3"."""
+        m = self.meta
+        if "source" not in m:
+            return None
+        src = PurePath(str(m["source"])).name
+        if "file" in m:
+            file = str(m["file"])
+            where = src if file == src else f"{src}:{file}" if archive_stem(src) else f"{src}/{file}"
+        elif "key" in m:  # maildir
+            where = f"{src}/{m['key']}"
+        elif "message" in m or "row" not in m:
+            where = src
+        else:
+            return f"{src}:{m['row']}" if src.lower().endswith(_LINE_FORMATS) else f"{src} row {m['row']}"
+        return f"{where} message {m['message']}" if "message" in m else where
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Row":

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# tar archives of mail files, as SpamAssassin, Enron-spam and TREC publish their corpora
+ARCHIVE_SUFFIX = re.compile(r"\.(?:tar(?:\.(?:gz|bz2|xz))?|tgz|tbz2?|txz)$", re.IGNORECASE)
+
+
+def archive_stem(name: str) -> str | None:
+    """"spamassassin" for "spamassassin.tar.bz2"; None when the name is not a tar archive's."""
+    stem = ARCHIVE_SUFFIX.sub("", name)
+    return stem if stem != name else None
 
 
 @dataclass
@@ -13,7 +23,8 @@ class SourceSpec:
     - `format`: jsonl | csv | parquet | mbox | maildir | eml | hf; None = detect from the path.
     - `text`: text column; when absent (or missing from the file) `subject` + `body` columns are joined.
     - `label`: label column. `label_value` instead gives one fixed label for the whole source
-      (needed for mbox / maildir / .eml sources, which carry no label column).
+      (mbox / maildir / mail-file sources carry no label column). A folder or tar archive of
+      mail files has a `folder` column, so `label = "folder"` labels each file by its folder.
     - `label_map`: raw label value -> 0/1; None = the built-in map (spam/ham, phishing/legitimate,
       "Phishing Email"/"Safe Email", 0/1, true/false, ...).
     - `id`: id column kept as the row id when present.

@@ -293,7 +293,8 @@ def run(study) -> list[Finding]:
         rid = res.ids[i]
         y = int(res.labels[i])
         flagged_rows.append({
-            "id": rid, "domain": res.domains[i], "split": split.get(rid), "given_label": y,
+            "id": rid, "location": study.rows[rid].location, "domain": res.domains[i], "split": split.get(rid),
+            "given_label": y,
             "p_given": round(float(res.combined[i] if y else 1 - res.combined[i]), 4),
             "sources": {s: (None if np.isnan(p[i]) else round(float(p[i] if y else 1 - p[i]), 4))
                         for s, p in res.sources.items()},

@@ -140,15 +140,11 @@ def check_model_sources(spec: StudySpec) -> None:
 
 
 def ingest(spec: StudySpec, run_dir: Path):
-    from gapscope.data.ingest import load_source
+    from gapscope.data.ingest import load_sources
 
-    rows, reports = [], []
-    with progress.step(f"reading {len(spec.datasets)} dataset(s)", total=len(spec.datasets)) as update:
-        for i, src in enumerate(spec.datasets, 1):
-            r, rep = load_source(src)
-            rows += r
-            reports.append(rep)
-            update(i, len(spec.datasets))
+    n = len(spec.datasets)
+    with progress.step(f"reading {n} source(s)", total=n) as update:
+        rows, reports = load_sources(spec.datasets, done=lambda i: update(i, n))
     for rep in reports:
         if rep.rows_rejected:  # said on the console too, not only in audit.json and the findings
             progress.info(rep.summary())

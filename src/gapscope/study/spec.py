@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gapscope.data.source_spec import SourceSpec
+from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import SpecError
 from gapscope.models.base import ModelSpec
 
@@ -51,7 +51,8 @@ class StudySpec:
 
     @property
     def domains(self) -> list[str]:
-        return [d.domain for d in self.datasets]
+        """One per [[datasets]] table; a table with several paths gives several sources of one domain."""
+        return list(dict.fromkeys(d.domain for d in self.datasets))
 
     def to_toml(self) -> str:
         """The resolved spec, with every default filled in, as written into RUN/study.toml."""
@@ -59,8 +60,12 @@ class StudySpec:
         for k, v in asdict(self.study).items():
             if v is not None:
                 lines.append(f"{k} = {toml_value(v)}")
-        for d in self.datasets:
-            lines += ["", "[[datasets]]", f"name = {toml_value(d.domain)}", f"path = {toml_value(str(d.path))}"]
+        for domain in self.domains:
+            sources = [d for d in self.datasets if d.domain == domain]
+            d = sources[0]  # the sources of one table differ only in their path
+            paths = [str(x.path) for x in sources]
+            lines += ["", "[[datasets]]", f"name = {toml_value(domain)}",
+                      f"path = {toml_value(paths if len(paths) > 1 else paths[0])}"]
             for k in ("format", "text", "subject", "body", "label", "label_value", "id"):
                 v = getattr(d, k)
                 if v is not None:
@@ -162,6 +167,17 @@ def _path_part(name: str, path: Path, where: str) -> None:
                               "zero-width characters, and not '.' or '..'")
 
 
+def _paths(v: Any, path: Path, where: str) -> list[str]:
+    """`path` is one path, or a list of them that form one domain (SpamAssassin's spam and ham
+    tarballs, several mbox files)."""
+    items = v if isinstance(v, list) else [v]
+    if not items or not all(isinstance(x, str) and x.strip() for x in items):
+        raise SpecError(path, f"{where} path must be a path or a list of paths, got {_shown(v)}")
+    if len(set(items)) != len(items):
+        raise SpecError(path, f"{where} path lists {next(x for x in items if items.count(x) > 1)!r} twice")
+    return items
+
+
 def _text(d: dict[str, Any], key: str, path: Path, where: str) -> None:
     if key in d and not isinstance(d[key], str):
         raise SpecError(path, f"{where} {key} must be a string, got {_shown(d[key])}")
@@ -194,27 +210,30 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     if not ds_raw:
         raise SpecError(path, "needs at least one [[datasets]] table with a path")
     datasets: list[SourceSpec] = []
+    names: list[str] = []  # one per table
     for i, d in enumerate(_tables(ds_raw, path, "[[datasets]]"), 1):
         if "path" not in d:
             raise SpecError(path, f"[[datasets]] #{i}: missing 'path'")
         unknown = set(d) - _DATASET_KEYS
         if unknown:
             raise SpecError(path, f"[[datasets]] #{i}: unknown key(s) {', '.join(sorted(unknown))}")
-        for key in ("path", "format", "text", "subject", "body", "label", "id"):
+        for key in ("format", "text", "subject", "body", "label", "id"):
             _text(d, key, path, f"[[datasets]] #{i}")
+        paths = _paths(d["path"], path, f"[[datasets]] #{i}")
         _name(d, path, f"[[datasets]] #{i}")
+        if len(paths) > 1 and "name" not in d:
+            raise SpecError(path, f"[[datasets]] #{i} has several paths: give it a name (the domain they form)")
         if "label_value" in d and (isinstance(d["label_value"], bool) or not isinstance(d["label_value"], (str, int))):
             raise SpecError(path, f"[[datasets]] #{i} label_value must be a label such as \"phishing\" or 1, "
                                   f"got {_shown(d['label_value'])}")
-        p = Path(d["path"])
-        if not p.is_absolute():
-            p = (base / p).resolve()
-        name = d.get("name") or (p.stem if p.suffix else p.name)
+        resolved = [Path(x) if Path(x).is_absolute() else (base / x).resolve() for x in paths]
+        p = resolved[0]
+        name = d.get("name") or archive_stem(p.name) or (p.stem if p.suffix else p.name)
         kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "id") if k in d}
         if "label_map" in d:
             kw["label_map"] = _label_map(d["label_map"], path, f"[[datasets]] #{i}")
-        datasets.append(SourceSpec(path=p, domain=str(name), **kw))
-    names = [d.domain for d in datasets]
+        names.append(str(name))
+        datasets += [SourceSpec(path=x, domain=str(name), **kw) for x in resolved]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(path, f"dataset name(s) used twice: {', '.join(dupes)}")
