@@ -407,6 +407,50 @@ def test_a_spec_names_an_archive_dataset_by_its_stem(tmp_path):
     assert (s.datasets[0].domain, s.datasets[0].label) == ("spamassassin", "folder")
 
 
+def trec_like(root: Path) -> Path:
+    """TREC 2007's layout: data/inmail.N, labels in full/index ("spam ../data/inmail.1"), and
+    other index files beside it."""
+    (root / "data").mkdir(parents=True)
+    (root / "full").mkdir()
+    (root / "partial").mkdir()
+    for i, m in enumerate([LATIN1, HTML_ONLY, MULTIPART, LATIN1], 1):
+        (root / "data" / f"inmail.{i}").write_bytes(m)
+    (root / "data" / "stray.eml").write_bytes(HTML_ONLY)  # on disk, not in the index
+    (root / "full" / "index").write_text("ham ../data/inmail.1\nspam ../data/inmail.2\nspam ../data/inmail.3\n"
+                                         "ham ../data/inmail.4\nspam ../data/inmail.5\n")  # inmail.5 is missing
+    (root / "partial" / "index").write_text("spam ../data/inmail.2\n")
+    return root
+
+
+def test_a_trec_label_index_labels_the_files_it_lists(tmp_path):
+    import tarfile
+
+    d = trec_like(tmp_path / "trec07p")
+    rows, rep = load(d, label_index="full/index")
+    assert [(r.meta["file"], r.label) for r in rows] == [
+        ("data/inmail.1", 0), ("data/inmail.2", 1), ("data/inmail.3", 1), ("data/inmail.4", 0)]
+    assert dict(rep.rejected_by_reason) == {"not in the label index": 1, "listed in the label index, no such file": 1,
+                                            "not an email (no header lines)": 1}
+    assert rep.rows_in == 7  # 6 files besides full/index, and the one listed but missing
+    with tarfile.open(tmp_path / "trec07p.tgz", "w:gz") as tar:
+        tar.add(d, arcname="trec07p")
+    got, rep2 = load(tmp_path / "trec07p.tgz", label_index="trec07p/full/index")
+    assert [(r.id, r.label, r.text) for r in got] == [(r.id, r.label, r.text) for r in rows]
+    assert rep2.rejected_by_reason == rep.rejected_by_reason
+
+
+def test_label_index_errors_are_one_line(tmp_path):
+    d = trec_like(tmp_path / "t")
+    assert error_of(d, label_index="full/nope") == f"{d}: label_index 'full/nope': no such file in it"
+    (d / "full" / "index").write_text("spam ../data/inmail.1\nham\n")
+    assert error_of(d, label_index="full/index") == \
+        f"{d}: label_index 'full/index' line 2: expected \"<label> <path>\", got 'ham'"
+    (d / "full" / "index").write_text("spam ../data/inmail.1\nham ../data/inmail.1\n")
+    assert "'../data/inmail.1' is listed twice with different labels ('spam', 'ham')" in error_of(d, label_index="full/index")
+    assert error_of(d / "data" / "inmail.1", format="eml", label_index="x") == \
+        f"{d / 'data' / 'inmail.1'}: label_index needs a folder or a tar archive of mail files"
+
+
 def test_every_row_says_where_it_is_in_its_input(tmp_path):
     """Row.location: what a finding about a row cites so that a person can open the input there."""
     import tarfile

@@ -215,3 +215,11 @@ def test_bad_path_lists(tmp_path, body, reason):
     with pytest.raises(SpecError) as e:
         load_spec(write(tmp_path / "s.toml", body))
     assert reason in str(e.value)
+
+
+def test_label_index_is_the_label_source(tmp_path):
+    spec = load_spec(write(tmp_path / "s.toml", '[[datasets]]\npath = "trec07p.tgz"\nlabel_index = "trec07p/full/index"\n'))
+    assert (spec.domains, spec.datasets[0].label_index) == (["trec07p"], "trec07p/full/index")
+    assert load_spec(write(tmp_path / "r.toml", spec.to_toml())).datasets == spec.datasets
+    with pytest.raises(SpecError, match="takes its labels from label_index; label = 'folder' would name another"):
+        load_spec(write(tmp_path / "s.toml", '[[datasets]]\npath = "t"\nlabel_index = "i"\nlabel = "folder"\n'))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import mailbox
+import posixpath
 import re
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -34,6 +35,9 @@ MAIL_COLUMNS = ["subject", "body"]
 FOLDER_COLUMN = "folder"  # mail files: the name of the folder a file sits in, a label source
 NOT_MAIL_BINARY = "not an email (binary file)"
 NOT_MAIL_TEXT = "not an email (no header lines)"
+LABEL_COLUMN = "label"  # mail files with a label_index
+NOT_INDEXED = "not in the label index"
+INDEXED_MISSING = "listed in the label index, no such file"
 _MBOX_SUFFIXES = (".mbox", ".mbx")
 # An mbox separator as mail software writes it: "From <sender> <asctime date>", the date
 # ending in its year. Looser "From " lines occur in bodies ("From the desk of ...").
@@ -68,12 +72,11 @@ def _record(n: int, raw: bytes | None, meta: dict) -> Record:
     return Record(n, values, meta=meta)
 
 
-def _table(path: Path, fmt: str, messages: Iterable[tuple[bytes | None, dict]], empty: str,
-           folders: bool = False) -> Table:
-    return _finish(path, fmt, [_record(i + 1, raw, meta) for i, (raw, meta) in enumerate(messages)], empty, folders)
+def _table(path: Path, fmt: str, messages: Iterable[tuple[bytes | None, dict]], empty: str) -> Table:
+    return _finish(path, fmt, [_record(i + 1, raw, meta) for i, (raw, meta) in enumerate(messages)], empty)
 
 
-def _finish(path: Path, fmt: str, records: list[Record], empty: str, folders: bool) -> Table:
+def _finish(path: Path, fmt: str, records: list[Record], empty: str, extra: tuple[str, ...] = ()) -> Table:
     if not records:
         raise InputError(path, empty)
     if all(r.values is None for r in records):
@@ -85,7 +88,7 @@ def _finish(path: Path, fmt: str, records: list[Record], empty: str, folders: bo
             head = "no message could be read"
         where = f"file {first.meta['file']!r}" if "file" in first.meta else f"message {first.row}"
         raise InputError(path, f"{head} ({where}: {detail})", row=first.row)
-    return Table(fmt, list(MAIL_COLUMNS) + ([FOLDER_COLUMN] if folders else []), records, mail=True)
+    return Table(fmt, list(MAIL_COLUMNS) + list(extra), records, mail=True)
 
 
 def read_mbox(path: Path, spec: SourceSpec) -> Table:
@@ -124,50 +127,112 @@ def read_maildir(path: Path, spec: SourceSpec) -> Table:
 def read_eml(path: Path, spec: SourceSpec) -> Table:
     """Mail files: one .eml file, a folder of mail files (recursive, sorted by relative path),
     or a tar archive of them (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz; read in memory, never
-    extracted). Rows of a folder or archive carry the `folder` column."""
-    if path.is_file() and archive_stem(path.name):
-        return _read_archive(path)
-    if path.is_file():
+    extracted). Rows of a folder or archive carry the `folder` column, and the `label` column
+    when the spec names a `label_index` inside the source."""
+    index = spec.label_index
+    if path.is_file() and not archive_stem(path.name):
+        if index is not None:
+            raise InputError(path, "label_index needs a folder or a tar archive of mail files")
         return _table(path, "eml", [_read(path, path.name)], "no .eml files")
+    if index is not None:
+        index = posixpath.normpath(index.replace("\\", "/")).removeprefix("./")
+    records, index_bytes = (_archive_records if path.is_file() else _folder_records)(path, index)
+    columns: tuple[str, ...] = (FOLDER_COLUMN,)
+    if index is not None:
+        if index_bytes is None:
+            raise InputError(path, f"label_index {index!r}: no such file in it")
+        records = _apply_index(path, records, index, _index_labels(path, index, index_bytes))
+        columns += (LABEL_COLUMN,)
+    return _finish(path, "eml", records, "no files in it", columns)
+
+
+def _folder_records(root: Path, index: str | None) -> tuple[list[Record], bytes | None]:
     # a dangling link is counted as rejected, not skipped (is_file() is false for it)
-    files = sorted((p for p in path.rglob("*") if p.is_file() or p.is_symlink()),
-                   key=lambda p: p.relative_to(path).as_posix())
-    return _table(path, "eml", _folder_messages(path, files), "no files", folders=True)
-
-
-def _folder_messages(root: Path, files: list[Path]) -> Iterator[tuple[bytes | None, dict]]:
+    files = sorted((p for p in root.rglob("*") if p.is_file() or p.is_symlink()),
+                   key=lambda p: p.relative_to(root).as_posix())
+    index_bytes = None
+    messages = []
     for f in files:
         name = f.relative_to(root).as_posix()
+        if name == index:
+            index_bytes = f.read_bytes()
+            continue
         raw, meta = _read(f, name)
         meta["folder"] = f.parent.name if f.parent != root else root.resolve().name
-        yield from _split(raw, meta)
+        messages += _split(raw, meta)
+    return [_record(i + 1, raw, meta) for i, (raw, meta) in enumerate(messages)], index_bytes
 
 
-def _read_archive(path: Path) -> Table:
+def _archive_records(path: Path, index: str | None) -> tuple[list[Record], bytes | None]:
     """Rows in member-name order. The archive is streamed once (a compressed tar cannot be read
     out of order cheaply); each member is parsed as it is read, so only the parsed text is
     held, and the rows are sorted after."""
     stem = archive_stem(path.name)
     parsed: list[tuple[str, Record]] = []
+    index_bytes = None
     try:
         with tarfile.open(path, "r:*") as tar:
             for m in tar:
                 if m.isdir():
                     continue
-                name = PurePosixPath(m.name.removeprefix("./")).as_posix()
+                name = posixpath.normpath(m.name).removeprefix("./")
+                f = tar.extractfile(m) if m.isfile() else None
+                if name == index and f is not None:
+                    index_bytes = f.read()
+                    continue
                 meta = {"file": name, "folder": PurePosixPath(name).parent.name or stem}
-                if not m.isfile():  # links and devices are not read from an archive
+                if f is None:  # links and devices are not read from an archive
                     raw, meta = None, {**meta, "unreadable": "not a regular file in the archive"}
                 else:
-                    f = tar.extractfile(m)
-                    raw = _read_unless_binary(f) if f else b""
+                    raw = _read_unless_binary(f)
                 parsed += [(name, _record(0, r, mt)) for r, mt in _split(raw, meta)]
     except (tarfile.TarError, OSError, EOFError) as e:
         where = f" after {len(parsed)} files" if parsed else ""
         raise InputError(path, f"not a readable tar archive{where} ({e})") from None
     parsed.sort(key=lambda x: x[0])  # stable: an mbox member keeps its messages in order
-    records = [dataclasses.replace(rec, row=i) for i, (_, rec) in enumerate(parsed, 1)]
-    return _finish(path, "eml", records, "no files in the archive", folders=True)
+    return [dataclasses.replace(rec, row=i) for i, (_, rec) in enumerate(parsed, 1)], index_bytes
+
+
+def _index_labels(path: Path, index: str, raw: bytes) -> dict[str, str]:
+    """TREC's index: "<label> <path>" per line, the path relative to the index's folder."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(path, f"label_index {index!r} is not UTF-8 text") from None
+    base = posixpath.dirname(index)
+    labels: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise InputError(path, f"label_index {index!r} line {n}: expected \"<label> <path>\", got {line.strip()!r}")
+        file = posixpath.normpath(posixpath.join(base, parts[1].strip()))
+        if labels.setdefault(file, parts[0]) != parts[0]:
+            raise InputError(path, f"label_index {index!r} line {n}: {parts[1].strip()!r} is listed twice "
+                                   f"with different labels ({labels[file]!r}, {parts[0]!r})")
+    if not labels:
+        raise InputError(path, f"label_index {index!r} lists no files")
+    return labels
+
+
+def _apply_index(path: Path, records: list[Record], index: str, labels: dict[str, str]) -> list[Record]:
+    """Each record of a listed file gets its label; a file the index does not list is rejected,
+    and a listed file that is not there is counted too (nothing is dropped unseen)."""
+    out: list[Record] = []
+    seen: set[str] = set()
+    for rec in records:
+        file = rec.meta.get("file")
+        seen.add(file)
+        if rec.values is not None:
+            if file not in labels:
+                rec = Record(rec.row, None, NOT_INDEXED, meta=rec.meta)
+            else:
+                rec.values[LABEL_COLUMN] = labels[file]
+        out.append(rec)
+    for file in sorted(set(labels) - seen):
+        out.append(Record(len(out) + 1, None, INDEXED_MISSING, meta={"file": file}))
+    return out
 
 
 def _read_unless_binary(f: BinaryIO) -> bytes:

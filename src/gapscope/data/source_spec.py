@@ -25,6 +25,9 @@ class SourceSpec:
     - `label`: label column. `label_value` instead gives one fixed label for the whole source
       (mbox / maildir / mail-file sources carry no label column). A folder or tar archive of
       mail files has a `folder` column, so `label = "folder"` labels each file by its folder.
+    - `label_index`: for a folder or tar archive of mail files, a file inside it that lists
+      "<label> <path>" per line (TREC's `full/index`: "spam ../data/inmail.1", the path relative
+      to the index's own folder); each listed file gets that label, in a `label` column.
     - `label_map`: raw label value -> 0/1; None = the built-in map (spam/ham, phishing/legitimate,
       "Phishing Email"/"Safe Email", 0/1, true/false, ...).
     - `id`: id column kept as the row id when present.
@@ -39,5 +42,6 @@ class SourceSpec:
     label: str = "label"
     label_value: int | str | None = None
     label_map: dict[str, int] | None = None
+    label_index: str | None = None
     id: str = "id"
     extra: dict = field(default_factory=dict)

@@ -17,7 +17,8 @@ from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import SpecError
 from gapscope.models.base import ModelSpec
 
-_DATASET_KEYS = {"name", "path", "format", "text", "subject", "body", "label", "label_value", "label_map", "id"}
+_DATASET_KEYS = {"name", "path", "format", "text", "subject", "body", "label", "label_value", "label_map",
+                 "label_index", "id"}
 _MODEL_KEYS = {"name", "kind", "source"}
 _KINDS_NEEDING_SOURCE = {"causal-lm", "encoder"}
 
@@ -66,7 +67,7 @@ class StudySpec:
             paths = [str(x.path) for x in sources]
             lines += ["", "[[datasets]]", f"name = {toml_value(domain)}",
                       f"path = {toml_value(paths if len(paths) > 1 else paths[0])}"]
-            for k in ("format", "text", "subject", "body", "label", "label_value", "id"):
+            for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id"):
                 v = getattr(d, k)
                 if v is not None:
                     lines.append(f"{k} = {toml_value(v)}")
@@ -217,8 +218,11 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         unknown = set(d) - _DATASET_KEYS
         if unknown:
             raise SpecError(path, f"[[datasets]] #{i}: unknown key(s) {', '.join(sorted(unknown))}")
-        for key in ("format", "text", "subject", "body", "label", "id"):
+        for key in ("format", "text", "subject", "body", "label", "label_index", "id"):
             _text(d, key, path, f"[[datasets]] #{i}")
+        if "label_index" in d and d.get("label", "label") != "label":
+            raise SpecError(path, f"[[datasets]] #{i} takes its labels from label_index; "
+                                  f"label = {d['label']!r} would name another source of labels")
         paths = _paths(d["path"], path, f"[[datasets]] #{i}")
         _name(d, path, f"[[datasets]] #{i}")
         if len(paths) > 1 and "name" not in d:
@@ -229,7 +233,8 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         resolved = [Path(x) if Path(x).is_absolute() else (base / x).resolve() for x in paths]
         p = resolved[0]
         name = d.get("name") or archive_stem(p.name) or (p.stem if p.suffix else p.name)
-        kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "id") if k in d}
+        kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id")
+              if k in d}
         if "label_map" in d:
             kw["label_map"] = _label_map(d["label_map"], path, f"[[datasets]] #{i}")
         names.append(str(name))
