@@ -48,3 +48,34 @@ def test_cells_per_model_only_where_a_detector_works_cell_by_cell():
     for name in ("diversity", "label_noise", "generalization"):
         with pytest.raises(SpecError, match=rf"\[detectors.{name}\]"):
             check_detector_options(_spec(f"[detectors.{name}]\ncells_per_model = 0\n"))
+
+
+@pytest.mark.parametrize("toml,said", [
+    # values that crashed after every cell had trained (sklearn's or numpy's words)
+    ("[detectors.shortcuts]\nC = -1.0\n", "[detectors.shortcuts] C must be a number > 0, got -1.0"),
+    ("[detectors.shortcuts]\nC = nan\n", "[detectors.shortcuts] C must be a number > 0, got nan"),
+    ("[detectors.shortcuts]\nngram_max = 0\n", "[detectors.shortcuts] ngram_max must be a whole number >= 1, got 0"),
+    ('[detectors.label_noise]\nfilter_by = "nope"\n',
+     "[detectors.label_noise] filter_by must be one of both, confident_learning, prune_by_noise_rate, got 'nope'"),
+    ('[detectors.label_noise]\ncross_fit = ["nope"]\n', "[detectors.label_noise] cross_fit names 'nope', not a model"),
+    ("[detectors.backdoor]\nn_null = 0\n", "[detectors.backdoor]: n_null must be a whole number >= 2, got 0"),
+    ("[detectors.diversity]\nsample_size = -1\n", "[detectors.diversity]: sample_size must be a whole number >= 2"),
+    ('[detectors.attributions]\nmethod = "nope"\n', "[detectors.attributions] method must be one of occlusion, relevance, shap"),
+    # values that ran and meant nothing
+    ("[detectors.label_noise]\nfolds = 1\n", "[detectors.label_noise] folds must be a whole number >= 2, got 1"),
+    ('[detectors.label_noise]\ninclude_test = "no"\n', "[detectors.label_noise] include_test must be true or false, got 'no'"),
+    ("[detectors.minimal_pairs]\nflip_rate = 7\n", "[detectors.minimal_pairs] flip_rate must be a number > 0 and <= 1, got 7"),
+    ("[detectors.backdoor]\nalpha = 5\n", "[detectors.backdoor]: alpha must be a number > 0 and < 1, got 5"),
+    ("[detectors.backdoor]\nmin_contradiction = 7\n", "[detectors.backdoor]: min_contradiction must be a number >= 0 and <= 1"),
+    ('[detectors.internals]\ncells = "nope"\n', "[detectors.internals] cells must be one of specialist, all, got 'nope'"),
+    ("[detectors.drift]\nlevel = 5\n", "[detectors.drift]: level must be a number > 0 and < 1, got 5"),
+    ('[detectors.drift]\nfamilies = ["nope"]\n', "[detectors.drift]: unknown probe family nope"),
+    ('[detectors]\nenabled = ["nope"]\n', "[detectors] enabled must be a list of names from"),
+    ('[detectors]\nenabled = "shortcuts"\n', "[detectors] enabled must be a list of names"),
+    ("[detectors]\ncells_per_model = -1\n", "[detectors] cells_per_model must be a whole number >= 0"),
+])
+def test_a_bad_detector_value_is_a_spec_error_before_any_cell_trains(toml, said):
+    with pytest.raises(SpecError) as e:
+        check_detector_options(_spec(toml))
+    assert str(e.value).startswith("/x/s.toml: " + said), str(e.value)
+    assert "\n" not in str(e.value)

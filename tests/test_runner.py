@@ -165,3 +165,46 @@ def test_a_domain_read_from_several_files(tmp_path):
     assert [(s["domain"], s["rows_kept"]) for s in sources][:2] == [("shop", 50), ("shop", 31)]
     matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
     assert {e["test_domain"] for e in matrix} == {"shop", "bank", "work", "phish"}
+
+
+@pytest.mark.parametrize("option,said", [
+    ("C = -1.0", "model 'tfidf': option C must be a number > 0, got -1.0"),
+    ("max_iter = 0", "model 'tfidf': option max_iter must be a whole number >= 1, got 0"),
+    ("threshold = 0.5", "model 'tfidf': unknown option 'threshold'"),
+])
+def test_model_options_are_checked_before_any_data_is_read(tmp_path, option, said):
+    from gapscope.errors import GapscopeError
+
+    spec = make_study(tmp_path, extra=f'[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\n{option}\n')
+    with pytest.raises(GapscopeError) as e:
+        run_study(spec, tmp_path / "run", detectors=False)
+    assert str(e.value) == f"{spec}: {said}" or str(e.value).startswith(f"{spec}: {said}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_directory_resumes_only_its_own_study(tmp_path):
+    from gapscope.study.runner import OtherRunError
+
+    spec = make_study(tmp_path)
+    run_study(spec, tmp_path / "run", detectors=False)
+    before = (tmp_path / "run" / "study.toml").read_text()
+    # the name, bootstrap and detector tables may change: the run resumes
+    spec.write_text(spec.read_text().replace('name = "t"', 'name = "t2"').replace("bootstrap = 200", "bootstrap = 100")
+                    + "[detectors]\ncells_per_model = 1\n")
+    res = run_study(spec, tmp_path / "run", detectors=False)
+    assert res.skipped and not [o for o in res.outcomes if o.ok]
+    # another corpus list would mix another study's cells into this run
+    other = tmp_path / "other.toml"
+    other.write_text(spec.read_text().replace('[[datasets]]\npath = "work.jsonl"\n', "")
+                     .replace(', "work"', ""))
+    with pytest.raises(OtherRunError) as e:
+        run_study(other, tmp_path / "run", detectors=False)
+    assert "holds a run of another spec ([[datasets]], [paradigms] differ)" in str(e.value)
+    assert (tmp_path / "run" / "study.toml").read_text() != before  # the resumed one, untouched by `other`
+    assert "work" in (tmp_path / "run" / "study.toml").read_text()
+    # a directory that holds something else is not written into
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(OtherRunError, match="is not empty and holds no gapscope run"):
+        run_study(spec, tmp_path / "mine", detectors=False)
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]

@@ -223,3 +223,32 @@ def test_label_index_is_the_label_source(tmp_path):
     assert load_spec(write(tmp_path / "r.toml", spec.to_toml())).datasets == spec.datasets
     with pytest.raises(SpecError, match="takes its labels from label_index; label = 'folder' would name another"):
         load_spec(write(tmp_path / "s.toml", '[[datasets]]\npath = "t"\nlabel_index = "i"\nlabel = "folder"\n'))
+
+
+@pytest.mark.parametrize("body,reason", [
+    ('[[datasets]]\nname = ""\npath = "a.jsonl"\n', "[[datasets]] #1 name is empty"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nname = ""\nkind = "tfidf-lr"\n', "[[models]] #1 name is empty"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nname = "t"\nkind = "tfidf-lr"\nsource = "embedded:nope"\n',
+     "[[models]] #1: kind 'tfidf-lr' trains from scratch and takes no 'source'"),
+])
+def test_names_and_sources_that_would_be_ignored(tmp_path, body, reason):
+    with pytest.raises(SpecError) as e:
+        load_spec(write(tmp_path / "s.toml", body))
+    assert reason in str(e.value)
+
+
+def test_a_column_the_spec_names_must_exist(tmp_path):
+    from gapscope.data.ingest import load_source
+    from gapscope.errors import InputError
+
+    (tmp_path / "a.jsonl").write_text('{"subject": "s", "body": "b", "label": 1, "id": "x1"}\n')
+    ok = load_spec(write(tmp_path / "ok.toml", '[[datasets]]\npath = "a.jsonl"\n'))
+    rows, _ = load_source(ok.datasets[0])  # the default text column may be absent: subject + body
+    assert rows[0].text == "Subject: s\n\nb"
+    for key in ("text", "subject", "id"):
+        spec = load_spec(write(tmp_path / f"{key}.toml", f'[[datasets]]\npath = "a.jsonl"\n{key} = "nope"\n'))
+        with pytest.raises(InputError) as e:
+            load_source(spec.datasets[0])
+        assert f"no {key} column 'nope', which the spec names" in str(e.value)
+        again = load_spec(write(tmp_path / f"{key}-resolved.toml", spec.to_toml()))
+        assert again.datasets[0].named == frozenset({key})

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gapscope import option_rules as R
 from gapscope.attribution.base import Attribution, Attributor, default_occlusion_options, get_method, is_cheap
 from gapscope.attribution.words import feature_key, is_wordlike, split_words
 
@@ -46,10 +47,13 @@ DEFAULTS = {
     "min_docs": 3,
     "top_k": 10,
 }
+RULES = {"method": R.one_of("occlusion", "relevance", "shap"), "emails_per_domain": R.whole(1),
+         "emails_per_domain_llm": R.whole(1), "max_evals_llm": R.whole(1), "ngram_max": R.whole(1),
+         "min_docs": R.whole(1), "top_k": R.whole(1)}
 
 
 def options(study) -> dict[str, Any]:
-    return study.detector_options("attributions", DEFAULTS)
+    return study.detector_options("attributions", DEFAULTS, RULES)
 
 
 # -- aggregation ----------------------------------------------------------------------

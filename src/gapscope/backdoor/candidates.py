@@ -27,10 +27,11 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from gapscope import option_rules as R
 from gapscope.data.rows import Row
 
 WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
@@ -177,11 +178,14 @@ class MiningOptions:
     # in a few rows has a modest association z and ranks below common template phrases: screen wide)
     content_rows: int = 5000  # rows each fold's content model is fitted on, at most (ContentModel)
 
+    RULES: ClassVar[dict] = {
+        "max_n": R.whole(1), "min_df": R.whole(1), "max_df_frac": R.share(lo_open=True), "min_purity": R.share(),
+        "min_contradiction": R.share(), "max_mined": R.whole(0), "max_family": R.whole(0), "n_inductive": R.whole(0),
+        "screen": R.whole(1), "content_rows": R.whole(10)}
+
     def __post_init__(self):
         # checked when the spec is read (study/detector_options.py), not after the cells train
-        if isinstance(self.content_rows, bool) or not isinstance(self.content_rows, int) or self.content_rows < 10:
-            raise ValueError(f"content_rows must be a whole number >= 10 (rows a content model is fitted on), "
-                             f"got {self.content_rows!r}")
+        R.check_fields(self, self.RULES)
 
 
 def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:

@@ -25,10 +25,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from gapscope import option_rules as R
 from gapscope.backdoor.candidates import (Candidate, ContentModel, MiningOptions, mine_families, mine_ngrams,
                                           null_like, rare_words, words)
 from gapscope.backdoor.margins import as_sentence, insertion_margins
@@ -58,6 +59,14 @@ class ScanOptions:
     mine: bool = True
     families: bool = True
     mining: MiningOptions = field(default_factory=MiningOptions)
+
+    RULES: ClassVar[dict] = {
+        "n_emails": R.whole(1), "n_null": R.whole(2), "min_shift": R.number(0), "alpha": R.number(0, 1, True, True),
+        "z_crit": R.number(0, lo_open=True, none_ok=True), "sd_floor": R.number(0), "n_bootstrap": R.whole(40),
+        "seed": R.whole(0), "mine": R.flag(), "families": R.flag()}
+
+    def __post_init__(self):
+        R.check_fields(self, self.RULES)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "ScanOptions":

@@ -80,6 +80,10 @@ def _id_str(v: Any) -> str | None:
 def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict], tuple[str, str | None, str | None]]:
     """Pick the text column, or subject + body, and return a row -> (text, subject, body) function."""
     cols = table.columns
+    missing = [k for k in ("text", "subject", "body", "id") if k in spec.named and getattr(spec, k) not in cols]
+    if missing and not table.mail:
+        k = missing[0]
+        raise InputError(path, f"no {k} column {getattr(spec, k)!r}, which the spec names (columns: {', '.join(cols)})")
     if table.mail:
         subject_col, body_col = "subject", "body"
     elif spec.text in cols:

@@ -44,4 +44,7 @@ class SourceSpec:
     label_map: dict[str, int] | None = None
     label_index: str | None = None
     id: str = "id"
+    # the column keys the user named (text, subject, body, id): a named column must exist, where
+    # a default one may be absent (text falls back to subject + body, id to gapscope's own)
+    named: frozenset[str] = frozenset()
     extra: dict = field(default_factory=dict)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from gapscope import progress
+from gapscope import option_rules as R
 from gapscope.findings import Finding, register_detector
 
 DEFAULTS = {
@@ -54,10 +55,15 @@ DEFAULTS = {
     "max_listed": 50,              # flagged rows listed per finding
     "filter_by": "both",           # both | confident_learning | prune_by_noise_rate
 }
+RULES = {
+    "folds": R.whole(2), "include_test": R.flag(), "held_out_cells": R.flag(), "cross_fit": R.names(),
+    "cross_fit_folds": R.whole(2), "cross_fit_max_rows": R.whole(2), "max_listed": R.whole(0),
+    "filter_by": R.one_of("both", "confident_learning", "prune_by_noise_rate"),
+}
 
 
 def options(study) -> dict[str, Any]:
-    return study.detector_options("label_noise", DEFAULTS)
+    return study.detector_options("label_noise", DEFAULTS, RULES)
 
 
 def _sigmoid(x):

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from gapscope.attribution import edits as E
+from gapscope import option_rules as R
 from gapscope.findings import Finding, register_detector
 
 DEFAULTS = {
@@ -37,10 +38,12 @@ DEFAULTS = {
     "min_emails": 5,
     "flip_rate": 0.2,              # a finding from this flip rate on
 }
+RULES = {"emails_per_domain": R.whole(1), "emails_per_domain_llm": R.whole(1), "shortcut_edits": R.whole(0),
+         "min_emails": R.whole(1), "flip_rate": R.share(lo_open=True)}
 
 
 def options(study) -> dict[str, Any]:
-    return study.detector_options("minimal_pairs", DEFAULTS)
+    return study.detector_options("minimal_pairs", DEFAULTS, RULES)
 
 
 def study_edits(study, opts: dict[str, Any]) -> list[E.Edit]:

@@ -57,6 +57,7 @@ import numpy as np
 from gapscope import progress
 from gapscope.attribution import edits as E
 from gapscope.attribution.words import feature_key, is_wordlike, split_words
+from gapscope import option_rules as R
 from gapscope.findings import Finding, register_detector
 
 DEFAULTS = {
@@ -71,13 +72,17 @@ DEFAULTS = {
     "retention_threshold": 0.5,
     "confinement_threshold": 0.9,
 }
+RULES = {"ngram_max": R.whole(1), "min_docs": R.whole(1), "C": R.number(0, lo_open=True),
+         "max_rows_per_domain": R.whole(1), "top_features": R.whole(1), "candidates_per_domain": R.whole(0),
+         "emails": R.whole(1), "emails_llm": R.whole(1), "retention_threshold": R.share(),
+         "confinement_threshold": R.share()}
 
 CATEGORIES = ("pure shortcut", "context-dependent", "robust but correlated", "generalizable")
 SHORTCUT_CATEGORIES = ("pure shortcut", "context-dependent")
 
 
 def options(study) -> dict[str, Any]:
-    return study.detector_options("shortcuts", DEFAULTS)
+    return study.detector_options("shortcuts", DEFAULTS, RULES)
 
 
 # -- style properties -----------------------------------------------------------------

@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from gapscope import option_rules as R
 from gapscope.data.rows import Row
 from gapscope.diversity.gradient import GradientProxy
 from gapscope.diversity.lexical import lexical_diversity
@@ -41,6 +42,13 @@ class DiversityOptions:
     embed_max_length: int = 128
     embeddings: bool = True  # False skips the embedding Vendi (no encoder needed)
     seed: int = 0
+
+    RULES: ClassVar[dict] = {
+        "sample_size": R.whole(2), "n_tokens": R.whole(1), "proj_dim": R.whole(1), "embedder": R.text(),
+        "embed_max_length": R.whole(1), "embeddings": R.flag(), "seed": R.whole(0)}
+
+    def __post_init__(self):
+        R.check_fields(self, self.RULES)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "DiversityOptions":

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from gapscope import option_rules as R
 from gapscope.drift.forward import ProbeForward, kl_divergence, run_probes
 from gapscope.drift.lm import LoadedLM
 from gapscope.drift.probes import ProbeFamily
@@ -53,6 +54,14 @@ class DriftOptions:
     min_greedy_change: float = 0.25  # share of probes; the CI's lower end must reach it
     min_judge_drop: float = 0.15  # probability
     max_probes_per_family: int | None = None  # first N probes of each family (quick runs)
+
+    RULES: ClassVar[dict] = {
+        "k_greedy": R.whole(1), "batch_size": R.whole(1), "n_bootstrap": R.whole(40),
+        "level": R.number(0, 1, True, True), "seed": R.whole(0), "min_kl": R.number(0), "min_logprob_shift": R.number(0),
+        "min_greedy_change": R.share(), "min_judge_drop": R.share(), "max_probes_per_family": R.whole(1, none_ok=True)}
+
+    def __post_init__(self):
+        R.check_fields(self, self.RULES)
 
     def min_effect(self, measure: str) -> float:
         return {"kl": self.min_kl, "logprob_shift": self.min_logprob_shift,

@@ -22,10 +22,11 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from gapscope import option_rules as R
 from gapscope.internals import patching as P
 from gapscope.internals.activation_cache import ActivationCache, Activations, frozen_split, row_key
 from gapscope.internals.attention import attention_stats, class_profile, top_heads
@@ -58,6 +59,17 @@ class InternalsOptions:
     base_compare: bool = True  # fine-tuned vs base: attention and CKA
     base_examples: int = 24  # per domain, for CKA (0: no CKA; base attention is still compared)
     seed: int = 0
+
+    RULES: ClassVar[dict] = {
+        "cells": R.one_of("specialist", "all"), "cells_per_model": R.whole(0, none_ok=True), "max_train": R.whole(2),
+        "max_test_per_domain": R.whole(1), "max_train_domains": R.whole(1), "layers": R.whole(0),
+        "probe_C": R.number(0, lo_open=True), "oracle": R.flag(), "attention_examples": R.whole(1),
+        "shortcut_examples": R.whole(1), "max_strings": R.whole(0), "patch_pairs": R.whole(0), "error_pairs": R.whole(0),
+        "patch_layers": R.whole(1), "min_gap": R.number(0), "base_compare": R.flag(), "base_examples": R.whole(0),
+        "seed": R.whole(0)}
+
+    def __post_init__(self):
+        R.check_fields(self, self.RULES, "[detectors.internals]")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "InternalsOptions":

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
 from gapscope.models import lm_forward as lmf
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
@@ -34,7 +35,7 @@ from gapscope.models.linearized import RELEVANCE_BATCH, TokenRelevance, input_re
 from gapscope.models.loading import borrow, drop_adapter, float32_linears, give_back
 from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
                                   resolve_train_layers)
-from gapscope.models.options import choice, parse_options
+from gapscope.models.options import choice, parse_options, ranged
 from gapscope.models.prefix_cache import PrefixCache, ids_key, shared_prefix_cache
 from gapscope.models.sources import resolve_source
 from gapscope.models.tokens import ANSWER_CUE, INSTRUCTION, LABEL_WORDS, Encoded, PromptCodec, length_buckets, pad_id_of, pad_right
@@ -43,27 +44,27 @@ from gapscope.models.training import train_loop
 
 @dataclass
 class CausalLMOptions:
-    max_length: int = 128  # email tokens kept (the prompt around it is never cut)
-    epochs: int = 2
-    batch_size: int = 8
+    max_length: int = ranged(128, R.whole(1))  # email tokens kept (the prompt around it is never cut)
+    epochs: int = ranged(2, R.whole(1))
+    batch_size: int = ranged(8, R.whole(1))
     # 8, not 16: scoring 64 emails on this 2-core CPU, SmolLM2 took 3.2 s at 8 rows vs 4.1 s at 16
     # (best of 3, same run; Gemma 3 270M: 3.17 vs 3.19 s); 4 rows gave no more
-    eval_batch_size: int = 8
-    pad_multiple: int = 16  # rows padded to their own length bucket: batch-independent margins
+    eval_batch_size: int = ranged(8, R.whole(1))
+    pad_multiple: int = ranged(16, R.whole(1))  # rows padded to their own length bucket: batch-independent margins
     # 1e-3, not the common 2e-4: studies fit cells on a few hundred texts (tens of steps);
     # measured on SmolLM2, 129 texts x 2 epochs: 2e-4 barely moves (in-domain AUROC 0.57),
     # 1e-3 learns (0.73 in-domain, 0.70 out-of-domain).
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
+    lr: float = ranged(1e-3, R.number(0, lo_open=True))
+    weight_decay: float = ranged(0.0, R.number(0))
+    grad_clip: float = ranged(1.0, R.number(0, lo_open=True))
+    lora_r: int = ranged(8, R.whole(1))
+    lora_alpha: float = ranged(16.0, R.number(0, lo_open=True))
+    lora_dropout: float = ranged(0.0, R.number(0, 1, hi_open=True))
     lora_mlp: bool = False  # also adapt the MLP projections
     lora_targets: list[str] | None = None  # explicit module names; overrides the defaults
-    train_layers: int | str = "auto"  # top-k layers get LoRA; "auto" = top third, "all"
+    train_layers: int | str = ranged("auto", R.whole(1))  # top-k layers get LoRA; "auto" = top third, "all"
     prefix_cache: bool = True  # reuse frozen lower-layer activations
-    prefix_cache_max_mb: int = 2048
+    prefix_cache_max_mb: int = ranged(2048, R.whole(0))
     # "auto" stores the residual stream in its own dtype (float32 on CPU, bf16 on GPU):
     # lossless, so cached margins equal full-forward margins. "bfloat16" halves CPU memory
     # at the price of bf16-sized noise (measured max 0.06 logit on SmolLM2).

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.device import autocast, resolve_compute_dtype, resolve_device, weights_dtype
@@ -32,7 +33,7 @@ from gapscope.models.linearized import RELEVANCE_BATCH, TokenRelevance, input_re
 from gapscope.models.loading import borrow, drop_adapter, give_back
 from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
                                   resolve_train_layers)
-from gapscope.models.options import choice, parse_options
+from gapscope.models.options import choice, parse_options, ranged
 from gapscope.models.sources import resolve_source
 from gapscope.models.tokens import CHARS_PER_TOKEN_BOUND, length_buckets, pad_id_of, pad_right
 from gapscope.models.training import train_loop
@@ -42,24 +43,24 @@ DEFAULT_LR = {"full": 1e-4, "lora": 3e-3}
 
 @dataclass
 class EncoderOptions:
-    max_length: int = 128  # tokens including [CLS]/[SEP]
-    epochs: int = 2
-    batch_size: int = 8
-    eval_batch_size: int = 32
-    pad_multiple: int = 16  # rows padded to their own length bucket: batch-independent margins
+    max_length: int = ranged(128, R.whole(3))  # tokens including [CLS]/[SEP]
+    epochs: int = ranged(2, R.whole(1))
+    batch_size: int = ranged(8, R.whole(1))
+    eval_batch_size: int = ranged(32, R.whole(1))
+    pad_multiple: int = ranged(16, R.whole(1))  # rows padded to their own length bucket: batch-independent margins
     finetune: str = choice("lora", "lora", "full")
-    lr: float | None = None  # encoder lr; None: 3e-3 for lora, 1e-4 for full
-    head_lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
+    lr: float | None = ranged(None, R.number(0, lo_open=True))  # encoder lr; None: 3e-3 for lora, 1e-4 for full
+    head_lr: float = ranged(1e-3, R.number(0, lo_open=True))
+    weight_decay: float = ranged(0.0, R.number(0))
+    grad_clip: float = ranged(1.0, R.number(0, lo_open=True))
+    lora_r: int = ranged(8, R.whole(1))
+    lora_alpha: float = ranged(16.0, R.number(0, lo_open=True))
+    lora_dropout: float = ranged(0.0, R.number(0, 1, hi_open=True))
     lora_targets: list[str] | None = None  # default: attention query/value
     # LoRA on the top layers only ("auto": the top third; "all"). Backward then stops there.
     # On the demo's MiniLM cells, top 2 of 6 vs all 6 layers (4 cells, 160 rows, 3 epochs):
     # in-domain AUROC 0.957 vs 0.960, out-of-domain 0.684 vs 0.576, fit 9.9 s vs 13.4 s.
-    train_layers: int | str = "auto"
+    train_layers: int | str = ranged("auto", R.whole(1))
     dtype: str = choice("auto", "auto", "float32", "bfloat16")
     device: str = "auto"
 

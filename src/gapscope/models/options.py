@@ -13,12 +13,14 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
 
 T = TypeVar("T")
 
 # Keys the study runner reads from the same [[models]] table; models ignore them.
-RUNNER_KEYS = frozenset({"max_train", "max_test", "threshold", "ray_num_cpus", "ray_num_gpus"})
+RUNNER_KEYS = frozenset({"max_train", "ray_num_cpus", "ray_num_gpus"})
+RUNNER_RULES = {"max_train": R.whole(0), "ray_num_cpus": R.number(0), "ray_num_gpus": R.number(0)}
 
 
 def _accepts(tp: Any, value: Any) -> bool:
@@ -45,6 +47,7 @@ def parse_options(cls: type[T], options: dict[str, Any], model_name: str) -> T:
     kwargs: dict[str, Any] = {}
     for key, value in options.items():
         if key in RUNNER_KEYS:
+            R.check_values(f"model {model_name!r}: option", {key: value}, RUNNER_RULES)
             continue
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
@@ -57,9 +60,31 @@ def parse_options(cls: type[T], options: dict[str, Any], model_name: str) -> T:
             raise GapscopeError(
                 f"model {model_name!r}: option {key}={value!r} must be one of {', '.join(map(str, choices))}"
             )
+        rule = fields[key].metadata.get("rule")
+        if rule is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            R.check_values(f"model {model_name!r}: option", {key: value}, {key: rule})
         kwargs[key] = float(value) if hints[key] is float else value
     return cls(**kwargs)
 
 
+def options_class(kind: str) -> type:
+    """The options dataclass of a model kind (imported on demand: the LLM kinds pull in torch)."""
+    if kind == "tfidf-lr":
+        from gapscope.models.tfidf import TfidfOptions as cls
+    elif kind == "causal-lm":
+        from gapscope.models.causal_lm import CausalLMOptions as cls
+    elif kind == "encoder":
+        from gapscope.models.encoder import EncoderOptions as cls
+    else:
+        raise GapscopeError(f"unknown model kind {kind!r}")
+    return cls
+
+
 def choice(default: Any, *choices: Any) -> Any:
     return dataclasses.field(default=default, metadata={"choices": choices})
+
+
+def ranged(default: Any, rule: R.Rule) -> Any:
+    """An option whose numeric values must satisfy `rule` (a string or None, where the type
+    allows one, such as train_layers = "auto", is left to the type check)."""
+    return dataclasses.field(default=default, metadata={"rule": rule})

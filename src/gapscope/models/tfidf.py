@@ -16,23 +16,24 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
-from gapscope.models.options import choice, parse_options
+from gapscope.models.options import choice, parse_options, ranged
 
 
 @dataclass
 class TfidfOptions:
-    min_df: int | float = 1  # int: documents, float: fraction of documents
-    max_df: float = 1.0
-    ngram_max: int = 2  # word n-grams 1..ngram_max
+    min_df: int | float = ranged(1, R.number(0))  # int: documents, float: fraction of documents
+    max_df: float = ranged(1.0, R.share(lo_open=True))
+    ngram_max: int = ranged(2, R.whole(1))  # word n-grams 1..ngram_max
     sublinear_tf: bool = True
     lowercase: bool = True
-    max_features: int | None = 200_000  # bounds memory on large corpora
-    C: float = 1.0
+    max_features: int | None = ranged(200_000, R.whole(1))  # bounds memory on large corpora
+    C: float = ranged(1.0, R.number(0, lo_open=True))
     solver: str = choice("liblinear", "liblinear", "lbfgs")
     class_weight: str | None = choice(None, None, "balanced")
-    max_iter: int = 1000
+    max_iter: int = ranged(1000, R.whole(1))
 
 
 @register_model_kind("tfidf-lr")

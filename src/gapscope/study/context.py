@@ -99,7 +99,7 @@ class Study:
                                 threshold=m["threshold"], meta=m))
         return out
 
-    def detector_options(self, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    def detector_options(self, name: str, defaults: dict[str, Any], rules: dict | None = None) -> dict[str, Any]:
         """`[detectors.<name>]` over the detector's defaults. An unknown key fails in one line rather
         than being ignored (a misspelt option would otherwise change nothing, silently);
         `cells_per_model` belongs to `detector_cells`."""
@@ -108,7 +108,7 @@ class Study:
 
         table = dict((self.options or {}).get(name) or {})
         try:  # the spec was checked when the run started; a study.toml edited since is checked here
-            check_keys(name, table, defaults)
+            check_keys(name, table, defaults, rules)
         except GapscopeError as e:
             raise GapscopeError(f"{self.run_dir / 'study.toml'}: {e}") from None
         table.pop("cells_per_model", None)

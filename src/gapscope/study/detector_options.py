@@ -8,9 +8,12 @@ from what the detectors accept.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from gapscope.errors import GapscopeError, SpecError
+from gapscope import option_rules as R
+from gapscope.option_rules import check_values
 
 # keys a detector takes out of its table before reading the rest as options
 _LISTS = {"backdoor": ("triggers",), "drift": ("probes", "families")}
@@ -19,28 +22,27 @@ _SCALARS = {"cells_per_model", "enabled"}  # [detectors] keys that are not detec
 PER_CELL = ("attributions", "backdoor", "drift", "internals", "minimal_pairs", "shortcuts")
 
 
-def check_keys(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> None:
+def check_keys(name: str, table: dict[str, Any], defaults: dict[str, Any], rules: dict | None = None) -> None:
     """Refuse a key of `[detectors.<name>]` that is not one of its options (a misspelt option
-    would otherwise change nothing, silently)."""
+    would otherwise change nothing, silently), and a value its rule refuses."""
     known = set(defaults) | ({"cells_per_model"} if name in PER_CELL else set())
     unknown = sorted(set(table) - known)
     if unknown:
         raise GapscopeError(f"[detectors.{name}]: unknown option(s) {', '.join(unknown)} "
                             f"(known: {', '.join(sorted(known))})")
+    check_values(f"[detectors.{name}]", table, rules or {})
 
 
 def _readers() -> dict[str, Callable[[dict[str, Any]], Any]]:
-    from gapscope.attribution.corpus import DEFAULTS as attributions
+    from gapscope.attribution import corpus as attributions
     from gapscope.backdoor.scan import ScanOptions
-    from gapscope.detectors.label_noise import DEFAULTS as label_noise
-    from gapscope.detectors.minimal_pairs import DEFAULTS as minimal_pairs
-    from gapscope.detectors.shortcuts import DEFAULTS as shortcuts
+    from gapscope.detectors import label_noise, minimal_pairs, shortcuts
     from gapscope.diversity.analysis import DiversityOptions
     from gapscope.drift.audit import DriftOptions
     from gapscope.internals.analyse import InternalsOptions
 
-    def keys(name: str, defaults: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
-        return lambda table: check_keys(name, table, defaults)
+    def keys(name: str, module: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda table: check_keys(name, table, module.DEFAULTS, module.RULES)
 
     return {
         "attributions": keys("attributions", attributions),
@@ -54,13 +56,45 @@ def _readers() -> dict[str, Callable[[dict[str, Any]], Any]]:
     }
 
 
+def _check_lists(spec, top: dict[str, Any]) -> None:
+    """The lists detectors take out of their tables: the models label_noise cross-fits, the
+    drift probe families (when every probe file can be read now) and the backdoor triggers."""
+    models = [m.name for m in spec.models]
+    cross = (top.get("label_noise") or {}).get("cross_fit")
+    if isinstance(cross, list) and any(isinstance(m, str) and m not in models for m in cross):
+        bad = next(m for m in cross if m not in models)
+        raise SpecError(spec.path, f"[detectors.label_noise] cross_fit names {bad!r}, not a model of this spec "
+                                   f"(models: {', '.join(models)})")
+    drift = top.get("drift") or {}
+    backdoor = top.get("backdoor") or {}
+    for where, key, v in (("drift", "probes", drift.get("probes")), ("drift", "families", drift.get("families")),
+                          ("backdoor", "triggers", backdoor.get("triggers"))):
+        if v is not None and not R.names().accepts(v):
+            raise SpecError(spec.path, f"[detectors.{where}] {key} must be a list of non-empty strings, got {v!r}")
+    files = drift.get("probes") or []
+    if drift.get("families") and all(Path(f).is_absolute() for f in files):
+        from gapscope.drift.probes import load_probe_sets
+
+        try:  # relative probe files are read from the run directory, which does not exist yet
+            load_probe_sets(files, families=drift["families"])
+        except GapscopeError as e:
+            raise SpecError(spec.path, f"[detectors.drift]: {e}") from None
+
+
 def check_detector_options(spec) -> None:
     """Raise a SpecError for an unknown detector table or an option its detector would refuse."""
     from gapscope.findings import detectors
 
     known = set(detectors())
     readers = _readers()
-    for name, table in (spec.detectors or {}).items():
+    top = spec.detectors or {}
+    try:
+        check_values("[detectors]", {k: top[k] for k in _SCALARS if k in top},
+                     {"cells_per_model": R.whole(0), "enabled": R.names(*sorted(known))})
+    except GapscopeError as e:
+        raise SpecError(spec.path, str(e)) from None
+    _check_lists(spec, top)
+    for name, table in top.items():
         if name in _SCALARS:
             continue
         if not isinstance(table, dict):

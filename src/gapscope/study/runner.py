@@ -43,9 +43,11 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     from gapscope.study.detector_options import check_detector_options
 
     check_detector_options(spec)  # a misspelt option fails now, not after every cell has trained
+    check_model_options(spec)
     if executor == "local":  # a Ray worker may hold models this machine does not
         check_model_sources(spec)
     run_dir = Path(out)
+    check_run_dir(spec, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(run_dir / "study.toml", spec.to_toml())
 
@@ -123,6 +125,58 @@ def split_one_class(train_sets, rows_by_id, removed: list | None = None) -> tupl
         else:
             keep.append(ts)
     return keep, notes
+
+
+class OtherRunError(GapscopeError):
+    """--out holds something that this spec must not resume: another spec's run, or not a run."""
+
+
+def _what_makes_the_cells(spec: StudySpec) -> dict[str, Any]:
+    """What decides the rows, the splits and the cells; a run resumed under a spec that differs
+    here would mix another study's cells into this one (the name, bootstrap and detector tables
+    may change between runs: they are recomputed)."""
+    s = spec.study
+    return {
+        "[study] seed, test_fraction, max_train, max_test_per_domain":
+            (s.seed, s.test_fraction, s.max_train, s.max_test_per_domain),
+        "[[datasets]]": [(d.domain, str(d.path), d.format, d.text, d.subject, d.body, d.label, d.label_value,
+                          d.label_map, d.label_index, d.id, sorted(d.named)) for d in spec.datasets],
+        "[paradigms]": spec.paradigms,
+        "[[models]]": [(m.name, m.kind, m.source, sorted(m.options.items())) for m in spec.models],
+    }
+
+
+def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
+    """Resume only a run of this same study; refuse to write a run into a directory that holds
+    something else."""
+    prev = run_dir / "study.toml"
+    if not prev.is_file():
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            what = "is not a directory" if not run_dir.is_dir() else "is not empty and holds no gapscope run"
+            raise OtherRunError(f"{run_dir} {what} (no study.toml); give --out a new or empty directory")
+        return
+    try:
+        old = load_spec(prev)
+    except GapscopeError as e:
+        raise OtherRunError(f"{run_dir} holds a run whose study.toml cannot be read ({e}); "
+                            "give --out a new directory") from None
+    a, b = _what_makes_the_cells(old), _what_makes_the_cells(spec)
+    differ = [k for k in a if a[k] != b[k]]
+    if differ:
+        raise OtherRunError(f"{run_dir} holds a run of another spec ({', '.join(differ)} differ); give --out a new "
+                            f"directory, or remove {run_dir} to start this study there")
+
+
+def check_model_options(spec: StudySpec) -> None:
+    """Every [[models]] option's name, type and range, before any data is read (a cell reads them
+    only when it trains: C = -1 used to fail in every cell, epochs = 0 to train nothing)."""
+    from gapscope.models.options import options_class, parse_options
+
+    for m in spec.models:
+        try:
+            parse_options(options_class(m.kind), m.options, m.name)
+        except GapscopeError as exc:
+            raise GapscopeError(f"{spec.path}: {exc}") from None
 
 
 def check_model_sources(spec: StudySpec) -> None:

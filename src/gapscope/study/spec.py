@@ -56,7 +56,8 @@ class StudySpec:
         return list(dict.fromkeys(d.domain for d in self.datasets))
 
     def to_toml(self) -> str:
-        """The resolved spec, with every default filled in, as written into RUN/study.toml."""
+        """The resolved spec, with every default filled in (but the column names not given, which
+        would then have to exist), as written into RUN/study.toml."""
         lines = ["[study]"]
         for k, v in asdict(self.study).items():
             if v is not None:
@@ -69,7 +70,8 @@ class StudySpec:
                       f"path = {toml_value(paths if len(paths) > 1 else paths[0])}"]
             for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id"):
                 v = getattr(d, k)
-                if v is not None:
+                # a column key the user did not name stays out: written, it would have to exist
+                if v is not None and (k not in ("text", "subject", "body", "id") or k in d.named):
                     lines.append(f"{k} = {toml_value(v)}")
             if d.label_map:
                 lines.append(f"label_map = {toml_value(d.label_map)}")
@@ -155,6 +157,8 @@ def _name(d: dict[str, Any], path: Path, where: str) -> None:
     """A name is text; a number (name = 2021) is read as its text."""
     if "name" in d and (isinstance(d["name"], bool) or not isinstance(d["name"], (str, int))):
         raise SpecError(path, f"{where} name must be a string, got {_shown(d['name'])}")
+    if "name" in d and not str(d["name"]).strip():
+        raise SpecError(path, f"{where} name is empty (leave the key out for the default name)")
 
 
 def _path_part(name: str, path: Path, where: str) -> None:
@@ -238,7 +242,8 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         if "label_map" in d:
             kw["label_map"] = _label_map(d["label_map"], path, f"[[datasets]] #{i}")
         names.append(str(name))
-        datasets += [SourceSpec(path=x, domain=str(name), **kw) for x in resolved]
+        named = frozenset(k for k in ("text", "subject", "body", "id") if k in d)
+        datasets += [SourceSpec(path=x, domain=str(name), named=named, **kw) for x in resolved]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(path, f"dataset name(s) used twice: {', '.join(dupes)}")
@@ -278,6 +283,9 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         kind = m["kind"]
         if kind not in ("causal-lm", "encoder", "tfidf-lr"):
             raise SpecError(path, f"[[models]] #{i}: unknown kind {kind!r} (causal-lm | encoder | tfidf-lr)")
+        if kind not in _KINDS_NEEDING_SOURCE and "source" in m:
+            raise SpecError(path, f"[[models]] #{i}: kind {kind!r} trains from scratch and takes no 'source' "
+                                  f"(got {m['source']!r})")
         if kind in _KINDS_NEEDING_SOURCE and not m.get("source"):
             raise SpecError(path, f"[[models]] #{i}: kind {kind!r} needs a 'source' "
                                   "(embedded:smollm2-135m, a Hugging Face id, a directory or a .gguf file)")
