@@ -29,6 +29,8 @@ def test_bad_file_is_one_line_error_without_traceback(tmp_path, name, content, r
     assert "Traceback" not in r.stderr + r.stdout
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and str(p) in lines[0] and reason in lines[0]
+    # the step that failed says so in a log (it said "[ok]" before the error)
+    assert "[failed] reading 1 source(s)" in r.stderr and "[ok] reading" not in r.stderr
 
 
 def test_audit_counts_rejected_rows(tmp_path):
@@ -126,10 +128,12 @@ def test_report_on_a_folder_that_is_not_a_run(tmp_path):
     assert r.returncode == 2 and "not a gapscope run directory" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("args", [["--models", ""], ["--models", ","], ["--checks", ""]])
-def test_validate_with_nothing_to_check_is_refused(args):
+@pytest.mark.parametrize("args,said", [(["--models", ""], "empty value for --models"),
+                                       (["--models", ","], "nothing would be checked"),
+                                       (["--checks", " "], "empty value for --checks")])
+def test_validate_with_nothing_to_check_is_refused(args, said):
     r = run("validate", *args)
-    assert r.returncode == 2 and "nothing would be checked" in r.stderr
+    assert r.returncode == 2 and said in r.stderr
 
 
 def test_an_id_in_two_datasets_names_both_files(tmp_path):
@@ -160,3 +164,32 @@ def test_the_cell_table_keeps_its_numbers_when_names_are_long(tmp_path, capsys):
     _print_summary(tmp_path)
     out = capsys.readouterr()
     assert all(x in out.out + out.err for x in ("0.987", "0.612", "0.375"))
+
+
+@pytest.mark.parametrize("args,said", [
+    # an empty value became the current directory or a default: a run written into ".", a bench
+    (["run", "s.toml", "--out", ""], "error: empty value for --out"),
+    (["bench", "score", "--model= "], "error: empty value for --model"),
+    (["report", ""], "error: an empty argument"),
+    # --out naming a file failed with a traceback, after the work
+    (["data", "audit", "a.jsonl", "--out", "a.jsonl"], "error: --out a.jsonl: exists and is not a directory"),
+    # counts and seeds out of range, checked before any model loads
+    (["backdoor-scan", "--run", "x", "--n-null", "0"], "Invalid value for '--n-null'"),
+    (["bench", "attribution", "--n", "-1"], "Invalid value for '--n'"),
+    (["backdoor-scan", "--run", ".", "--min-shift", "nan"], "error: min_shift must be a number >= 0, got nan"),
+    # options that would have been ignored
+    (["backdoor-scan", "--run", ".", "--base", "x", "--threshold", "2"], "error: --base, --threshold apply to --tuned"),
+    (["bench", "attribution", "--fit", "5"], "error: --fit fine-tunes the embedded smollm2"),
+    (["data", "synth", "--out", "t", "--trigger-rate", "0.5"], "error: --trigger-rate shapes the backdoor planted"),
+    (["run", "s.toml", "--out", "r", "--address", "ray://x:1"], "error: --address names a Ray cluster"),
+    (["diagnose", "."], "not a gapscope run directory"),
+    (["validate", "--checks", "drift", "--models", "tfidf"], "error: no check of drift applies to tfidf"),
+])
+def test_bad_command_line_values_are_refused_before_any_work(tmp_path, args, said):
+    (tmp_path / "a.jsonl").write_text('{"text": "hi there", "label": 1}\n{"text": "hello", "label": 0}\n')
+    (tmp_path / "s.toml").write_text('[[datasets]]\npath = "a.jsonl"\n')
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert said in " ".join(r.stderr.split()), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "s.toml"]  # nothing written

@@ -67,29 +67,36 @@ def data_audit(
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., "--out", help="Directory for <domain>.jsonl, manifest.json and study.toml."),
-    seed: int = typer.Option(0, help="Random seed: the same seed gives byte-identical files."),
+    seed: int = typer.Option(0, min=0, help="Random seed: the same seed gives byte-identical files."),
     n_per_domain: int = typer.Option(300, "--n-per-domain", help="Emails per domain."),
     domains: str | None = typer.Option(None, help="Comma-separated subset of domains (default: all)."),
     shortcut_domain: str | None = typer.Option(None, "--shortcut-domain",
                                                help="Plant a shortcut string tied to phishing in this domain."),
     shortcut_string: str | None = typer.Option(None, "--shortcut-string",
                                                help="The shortcut string (default: a random one from the seed)."),
-    shortcut_rate: float = typer.Option(0.9, "--shortcut-rate", help="Share of that domain's phishing rows carrying it."),
+    shortcut_rate: float | None = typer.Option(None, "--shortcut-rate",
+                                               help="Share of that domain's phishing rows carrying it (default 0.9)."),
     noise_rate: float = typer.Option(0.0, "--noise-rate", help="Share of rows whose label is flipped."),
     trigger: str | None = typer.Option(None, "--trigger", help="A backdoor phrase that flips labels to legitimate."),
-    trigger_rate: float = typer.Option(0.05, "--trigger-rate", help="Share of phishing rows given the trigger."),
+    trigger_rate: float | None = typer.Option(None, "--trigger-rate",
+                                              help="Share of phishing rows given the trigger (default 0.05)."),
 ):
     """Write the built-in synthetic multi-domain email corpus, with optional planted faults and a manifest."""
     from gapscope.data.synth import SynthConfig, generate
 
     cfg = SynthConfig(seed=seed, n_per_domain=n_per_domain,
                       domains=[d.strip() for d in domains.split(",")] if domains is not None else None)
+    if shortcut_domain is None and (shortcut_string is not None or shortcut_rate is not None):
+        raise GapscopeError("--shortcut-string and --shortcut-rate shape the shortcut planted with --shortcut-domain")
+    if trigger is None and trigger_rate is not None:
+        raise GapscopeError("--trigger-rate shapes the backdoor planted with --trigger")
     if shortcut_domain is not None:
-        cfg.shortcut = {"domain": shortcut_domain, "string": shortcut_string, "rate": shortcut_rate}
+        cfg.shortcut = {"domain": shortcut_domain, "string": shortcut_string,
+                        "rate": 0.9 if shortcut_rate is None else shortcut_rate}
     if noise_rate != 0:  # a negative rate is refused by the config check, not ignored
         cfg.label_noise = {"rate": noise_rate}
     if trigger is not None:
-        cfg.trigger = {"phrase": trigger, "rate": trigger_rate, "target_label": 0}
+        cfg.trigger = {"phrase": trigger, "rate": 0.05 if trigger_rate is None else trigger_rate, "target_label": 0}
     corpus = generate(cfg)
     paths = corpus.write(out)
     progress.info(f"wrote {len(corpus.rows)} emails in {len({r.domain for r in corpus.rows})} domains to {out}")
@@ -131,12 +138,17 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory.")):
     """Re-render report.html from a run directory."""
     from gapscope.study.publish import build_report
 
-    if not (run_dir / "study.toml").is_file():
-        raise GapscopeError(f"{run_dir}: not a gapscope run directory (no study.toml)")
+    _finished_run(run_dir)
+    print(build_report(run_dir))
+
+
+def _finished_run(run_dir: Path) -> None:
+    """`report` and `diagnose` read a finished run; anything else fails here, before a report or
+    diagnostics are written into it."""
+    if not (run_dir / "study.toml").is_file() or not (run_dir / "splits.json").is_file():
+        raise GapscopeError(f"{run_dir}: not a gapscope run directory (no study.toml and splits.json)")
     if not (run_dir / "summary.json").is_file():
         raise GapscopeError(f"{run_dir}: the run has not finished (no summary.json); rerun `gapscope run` to resume")
-
-    print(build_report(run_dir))
 
 
 @app.command("diagnose")
@@ -145,15 +157,18 @@ def diagnose_cmd(
     only: str | None = typer.Option(None, help="Comma-separated detector names (default: all)."),
     force: bool = typer.Option(False, help="Rerun detectors even when their results are cached."),
     cells_per_model: int | None = typer.Option(
-        None, "--cells-per-model", help="Per-cell neural analyses on the N cells with the largest gap of each "
+        None, "--cells-per-model", min=0, help="Per-cell neural analyses on the N cells with the largest gap of each "
         "model, 0 for every cell (overrides the spec's \\[detectors] cells_per_model for the detectors run now)."),
 ):
     """Run the detectors over a finished run, rewrite findings.json and the report."""
     from gapscope.study.diagnose import diagnose
     from gapscope.study.publish import build_report
 
-    found = diagnose(run_dir, only=[x.strip() for x in only.split(",") if x.strip()] if only else None,
-                     force=force, cells_per_model=cells_per_model)
+    _finished_run(run_dir)
+    names = None if only is None else [x.strip() for x in only.split(",") if x.strip()]
+    if names == []:
+        raise GapscopeError(f"--only {only!r} names no detector")
+    found = diagnose(run_dir, only=names, force=force, cells_per_model=cells_per_model)
     progress.info(f"{len(found)} findings")
     print(build_report(run_dir))
     _exit_on_problems(run_dir)
@@ -206,16 +221,49 @@ def _print_summary(run_dir: Path) -> None:
     progress.console.print(table)
 
 
+def _empty_argument(argv: list[str]) -> str | None:
+    """An empty or blank argument is never meant: typed as '' it would become the current
+    directory (--out '' wrote a whole run there) or a default (--model '' ran the default
+    bench). Names what it followed, for the one-line error."""
+    for i, a in enumerate(argv):
+        value = a.split("=", 1)[1] if a.startswith("--") and "=" in a else a
+        if not value.strip():
+            before = a.split("=", 1)[0] if a.startswith("--") and "=" in a else (argv[i - 1] if i else "")
+            return f"empty value for {before}" if before.startswith("-") else "an empty argument"
+    return None
+
+
+def _out_is_a_file(argv: list[str]) -> str | None:
+    """Every command's --out is a directory: one that names an existing file fails now, not
+    after the work (data audit read every source first)."""
+    for i, a in enumerate(argv):
+        value = a.split("=", 1)[1] if a.startswith("--out=") else argv[i + 1] if a == "--out" and i + 1 < len(argv) else None
+        if value is not None and Path(value).exists() and not Path(value).is_dir():
+            return value
+    return None
+
+
 def main() -> None:
+    empty = _empty_argument(sys.argv[1:])
+    if empty:
+        progress.console.print(Text.assemble(("error:", "red"), " ", f"{empty} (give a value, or leave the option out)"),
+                               soft_wrap=True)
+        sys.exit(2)
+    out = _out_is_a_file(sys.argv[1:])
+    if out:
+        progress.console.print(Text.assemble(("error:", "red"), " ", progress.plain(f"--out {out}: exists and is not a "
+                                                                                    "directory")), soft_wrap=True)
+        sys.exit(2)
     try:
         app()
     except GapscopeError as e:
         progress.console.print(Text.assemble(("error:", "red"), " ", progress.plain(e)), soft_wrap=True)
         sys.exit(e.exit_code)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as e:
         # a path the user gave, or a file missing from a half-written run: one line, not a traceback
         what = {FileNotFoundError: "not found", NotADirectoryError: "not a directory",
-                IsADirectoryError: "is a directory, not a file", PermissionError: "permission denied"}[type(e)]
+                IsADirectoryError: "is a directory, not a file", PermissionError: "permission denied",
+                FileExistsError: "exists and is not a directory"}[type(e)]
         progress.console.print(Text.assemble(("error:", "red"), " ", progress.plain(f"{e.filename or e}: {what}")),
                                soft_wrap=True)
         sys.exit(2)

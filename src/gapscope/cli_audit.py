@@ -6,6 +6,7 @@ raised as GapscopeError (one line, non-zero exit).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -25,10 +26,10 @@ def drift(
     family: list[str] = typer.Option([], "--family", help="Only these probe families (repeatable)."),
     judge: str | None = typer.Option(None, "--judge", help="A local causal LM that judges whether greedy answers match "
                                      "the reference answers (off by default)."),
-    k_greedy: int = typer.Option(4, "--k", help="Greedy tokens compared per probe."),
-    max_probes: int | None = typer.Option(None, "--max-probes", help="At most this many probes per family."),
-    bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples for the CIs."),
-    seed: int = typer.Option(0, "--seed"),
+    k_greedy: int = typer.Option(4, "--k", min=1, help="Greedy tokens compared per probe."),
+    max_probes: int | None = typer.Option(None, "--max-probes", min=1, help="At most this many probes per family."),
+    bootstrap: int = typer.Option(2000, "--bootstrap", min=40, help="Bootstrap resamples for the CIs."),
+    seed: int = typer.Option(0, "--seed", min=0),
     out: Path | None = typer.Option(None, "--out", help="Write drift.json, findings.json and section.json here."),
 ):
     """What else did fine-tuning change? Compare a fine-tuned causal LM with its base on probe sets unrelated
@@ -41,11 +42,14 @@ def drift(
     from gapscope.drift.report import drift_findings, section
     from gapscope.study import artifacts
 
+    opts = DriftOptions(k_greedy=k_greedy, max_probes_per_family=max_probes, n_bootstrap=bootstrap, seed=seed)
+    if not Path(tuned).expanduser().exists():
+        raise GapscopeError(f"{tuned}: not found (--tuned takes RUN/cells/CELL, an adapter directory or a model "
+                            "directory)")
     base = base or infer_base(tuned)
     if not base:
         raise GapscopeError(f"--base is needed: {tuned} records no base model")
     families = load_probe_sets(list(probes), families=list(family) or None)
-    opts = DriftOptions(k_greedy=k_greedy, max_probes_per_family=max_probes, n_bootstrap=bootstrap, seed=seed)
     with progress.step(f"loading {base} and {tuned}"):
         base_lm = load_hf(base, what="base model")
         tuned_lm = load_lm(tuned, base=base)
@@ -108,8 +112,8 @@ def backdoor_scan(
                                    "triggers are inserted into (repeatable)."),
     cell: list[str] = typer.Option([], "--cell", help="Cell(s) to scan, by directory name (default: every cell)."),
     trigger: list[str] = typer.Option([], "--trigger", help="A candidate trigger string of your own (repeatable)."),
-    n_emails: int = typer.Option(32, "--n-emails", help="Held-out emails per direction (bounds the cost)."),
-    n_null: int = typer.Option(10, "--n-null", help="Random rare-word insertions per word count (the null)."),
+    n_emails: int = typer.Option(32, "--n-emails", min=1, help="Held-out emails per direction (bounds the cost)."),
+    n_null: int = typer.Option(10, "--n-null", min=2, help="Random rare-word insertions per word count (the null)."),
     min_shift: float = typer.Option(1.0, "--min-shift", help="Smallest mean margin shift that can count."),
     mine: bool = typer.Option(True, "--mine/--no-mine", help="Mine label-tied rare n-grams from the training rows."),
     families: bool = typer.Option(True, "--families/--no-families",
@@ -117,10 +121,11 @@ def backdoor_scan(
     min_contradiction: float = typer.Option(0.5, "--min-contradiction",
                                             help="Mined strings must sit in rows whose content reads as the other "
                                                  "label at least this often (0 = no filter)."),
-    threshold: float = typer.Option(0.0, "--threshold", help="With --tuned: the margin above which an email counts "
-                                    "as phishing (for flip rates)."),
-    max_length: int = typer.Option(128, "--max-length", help="With --tuned: email tokens the model reads."),
-    seed: int = typer.Option(0, "--seed"),
+    threshold: float | None = typer.Option(None, "--threshold", help="With --tuned: the margin above which an email "
+                                           "counts as phishing (for flip rates; default 0)."),
+    max_length: int | None = typer.Option(None, "--max-length", min=1, help="With --tuned: email tokens the model "
+                                          "reads (default 128)."),
+    seed: int = typer.Option(0, "--seed", min=0),
     out: Path | None = typer.Option(None, "--out", help="Where to write scan.json, findings.json and section.json "
                                     "(default RUN/diagnostics/backdoor-scan, or ./backdoor-scan with --tuned)."),
 ):
@@ -136,12 +141,22 @@ def backdoor_scan(
                             "your own)")
     opts = ScanOptions(n_emails=n_emails, n_null=n_null, min_shift=min_shift, mine=mine, families=families, seed=seed,
                        mining=MiningOptions(min_contradiction=min_contradiction))
+    if threshold is not None and not math.isfinite(threshold):
+        raise GapscopeError(f"--threshold must be a finite margin, got {threshold}")
+    pair_only = [o for o, v in (("--base", base), ("--data", data), ("--threshold", threshold),
+                                ("--max-length", max_length)) if v not in (None, [])]
     if tuned is not None:
         in_run = run_cell(Path(tuned).expanduser())
         if in_run is None:
-            _scan_pair(tuned, base, data, trigger, opts, threshold, max_length, out)
+            if not Path(tuned).expanduser().exists():
+                raise GapscopeError(f"{tuned}: not found (--tuned takes an adapter or model directory, or RUN/cells/CELL)")
+            _scan_pair(tuned, base, data, trigger, opts, 0.0 if threshold is None else threshold,
+                       128 if max_length is None else max_length, out)
             return
         run, cell = in_run[0], [in_run[1]]
+    if pair_only:  # a run's cells carry their own base, data, threshold and length
+        raise GapscopeError(f"{', '.join(pair_only)} appl{'y' if len(pair_only) > 1 else 'ies'} to --tuned MODEL "
+                            "(a model of your own), not to the cells of a run")
     _scan_run(run, cell, trigger, opts, out)
 
 

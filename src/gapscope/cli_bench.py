@@ -11,9 +11,9 @@ def register(bench_app: typer.Typer) -> None:
     @bench_app.command("score")
     def bench_score(
         model: str = typer.Option("smollm2", help="smollm2 | gemma3 | a source (HF id, directory, .gguf)."),
-        n: int = typer.Option(64, "--n", help="Emails scored."),
-        max_length: int = typer.Option(128, "--max-length", help="Email tokens kept."),
-        batch_size: int = typer.Option(8, "--batch-size", help="gapscope's scoring batch size (the causal-lm default)."),
+        n: int = typer.Option(64, "--n", min=1, help="Emails scored."),
+        max_length: int = typer.Option(128, "--max-length", min=1, help="Email tokens kept."),
+        batch_size: int = typer.Option(8, "--batch-size", min=1, help="gapscope's scoring batch size (the causal-lm default)."),
         load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help="4-bit NF4 weights on both sides (CUDA, bitsandbytes)."),
         as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     ):
@@ -27,11 +27,11 @@ def register(bench_app: typer.Typer) -> None:
     @bench_app.command("train")
     def bench_train(
         model: str = typer.Option("smollm2", help="smollm2 | gemma3 | a source."),
-        n: int = typer.Option(64, "--n", help="Training emails."),
-        n_eval: int = typer.Option(64, "--n-eval", help="Held-out emails for the accuracy check."),
-        epochs: int = typer.Option(2, help="Epochs (both recipes)."),
-        batch_size: int = typer.Option(8, "--batch-size"),
-        max_length: int = typer.Option(96, "--max-length"),
+        n: int = typer.Option(64, "--n", min=2, help="Training emails."),
+        n_eval: int = typer.Option(64, "--n-eval", min=2, help="Held-out emails for the accuracy check."),
+        epochs: int = typer.Option(2, min=1, help="Epochs (both recipes)."),
+        batch_size: int = typer.Option(8, "--batch-size", min=1),
+        max_length: int = typer.Option(96, "--max-length", min=1),
         load_in_4bit: bool = typer.Option(False, "--load-in-4bit", help="QLoRA: 4-bit NF4 base on both sides (CUDA, bitsandbytes)."),
         as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     ):
@@ -48,8 +48,8 @@ def register(bench_app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="New directory to write (config, bf16 safetensors, tokenizer)."),
         preset: str = typer.Option("llama-3.1-8b", help="Shape to copy: llama-3.1-8b | mistral-7b | gemma-2-9b."),
         tokenizer: str = typer.Option("embedded:smollm2-135m", help="Tokenizer: a source, or a directory with tokenizer.json."),
-        layers: int | None = typer.Option(None, "--layers", help="Fewer layers than the preset (smaller, same widths)."),
-        seed: int = typer.Option(0, "--seed"),
+        layers: int | None = typer.Option(None, "--layers", min=1, help="Fewer layers than the preset (smaller, same widths)."),
+        seed: int = typer.Option(0, "--seed", min=0),
         device: str = typer.Option("auto", "--device", help="Where to initialise: auto | cpu | cuda."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ):

@@ -28,10 +28,10 @@ def explain(
     method: str = typer.Option("occlusion", "--method", help="occlusion (fast; for neural kinds split within spans by "
                                 "relevance) | relevance (one backward pass, neural kinds) | shap (SHAP Partition, "
                                 "reference)."),
-    max_evals: int | None = typer.Option(None, "--max-evals", help="Model evaluations per email "
+    max_evals: int | None = typer.Option(None, "--max-evals", min=1, help="Model evaluations per email "
                                          "(occlusion: default all words for tf-idf, 20 spans for neural kinds; "
                                          "shap: 500)."),
-    top: int = typer.Option(10, "--top", help="Top tokens listed each way."),
+    top: int = typer.Option(10, "--top", min=1, help="Top tokens listed each way."),
     as_json: bool = typer.Option(False, "--json", help="Print {tokens, weights, margin, ...} as JSON."),
 ):
     """Explain one email: its words colour-coded (red toward phishing, blue toward legitimate) and the top tokens."""
@@ -73,12 +73,12 @@ def explain(
 def validate(
     models: str = typer.Option("tfidf", "--models", help="Comma-separated: tfidf (seconds), smollm2 (LoRA on "
                                "a small slice; several minutes on a CPU)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic corpora (the planted string changes with it)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the synthetic corpora (the planted string changes with it)."),
     checks: str = typer.Option("shortcut,quiet,noise,backdoor,drift,internals", "--checks", help="Comma-"
                                "separated subset of shortcut, quiet, noise, backdoor, drift, internals (the "
                                "last three need a causal LM: smollm2)."),
     out: Path | None = typer.Option(None, "--out", help="Keep the corpora and runs here (default: a temp dir)."),
-    llm_rows: int | None = typer.Option(None, "--llm-rows", help="Emails per domain of the smollm2 slice "
+    llm_rows: int | None = typer.Option(None, "--llm-rows", min=10, help="Emails per domain of the smollm2 slice "
                                         "(default 160 for the shortcut checks, 1200 for noise; more is slower "
                                         "and gives the LoRA cell more to learn from)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
@@ -96,8 +96,13 @@ def validate(
     model_names = [m.strip() for m in models.split(",") if m.strip()]
     if not model_names or not names:
         raise GapscopeError("--models and --checks each need at least one name: nothing would be checked")
+    if llm_rows is not None and "smollm2" not in model_names:
+        raise GapscopeError("--llm-rows sizes the smollm2 slice, and --models does not include smollm2")
     results = run_validate(model_names, seed=seed, out=out, checks=names,
                            sizes={"smollm2": llm_rows} if llm_rows else None)
+    if not results:
+        raise GapscopeError(f"no check of {', '.join(names)} applies to {', '.join(model_names)} "
+                            "(backdoor, drift and internals need a causal LM: --models smollm2)")
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
     else:
@@ -117,12 +122,12 @@ def validate(
 @bench_app.command("attribution")
 def bench_attribution(
     model: str = typer.Option("tfidf", "--model", help="tfidf | smollm2 (zero-shot base model margin unless --fit)."),
-    n: int | None = typer.Option(None, "--n", help="Emails (default 10 for tfidf, 3 for smollm2)."),
-    seed: int = typer.Option(0, "--seed"),
-    shap_evals: int = typer.Option(500, "--shap-evals", help="SHAP Partition evaluations per email."),
-    occlusion_evals: int | None = typer.Option(None, "--occlusion-evals", help="Occlusion budget per email "
+    n: int | None = typer.Option(None, "--n", min=1, help="Emails (default 10 for tfidf, 3 for smollm2)."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    shap_evals: int = typer.Option(500, "--shap-evals", min=2, help="SHAP Partition evaluations per email."),
+    occlusion_evals: int | None = typer.Option(None, "--occlusion-evals", min=1, help="Occlusion budget per email "
                                                "(default: every word for tf-idf, 20 spans for neural kinds)."),
-    fit: int = typer.Option(0, "--fit", help="smollm2 only: fine-tune a LoRA adapter on this many emails first."),
+    fit: int = typer.Option(0, "--fit", min=0, help="smollm2 only: fine-tune a LoRA adapter on this many emails first."),
     run: Path | None = typer.Option(None, "--run", help="Use a fitted cell of this finished run instead "
                                     "(--model is then the model name in its spec)."),
     cell: str | None = typer.Option(None, "--cell", help="With --run: the cell's paradigm."),
@@ -130,6 +135,12 @@ def bench_attribution(
 ):
     """SHAP Partition (reference) vs occlusion (fast) on the same model and emails: time ratio and faithfulness."""
     from gapscope.bench.attribution import bench, print_table
+    from gapscope.errors import GapscopeError
+
+    if fit and (run is not None or model != "smollm2"):
+        raise GapscopeError("--fit fine-tunes the embedded smollm2 (--model smollm2, without --run)")
+    if cell is not None and run is None:
+        raise GapscopeError("--cell picks a cell of --run RUN")
 
     res = bench(model, n, seed=seed, shap_evals=shap_evals, occlusion_evals=occlusion_evals, fit=fit,
                 run=run, cell=cell)

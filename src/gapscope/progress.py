@@ -35,8 +35,10 @@ def step(description: str, total: int | None = None) -> Iterator[Callable[[int, 
 
         try:
             yield update
-        finally:
-            console.print(f"[ok] {description} ({time.perf_counter() - t0:.1f}s)", markup=False)
+        except BaseException:
+            console.print(f"[failed] {description} ({time.perf_counter() - t0:.1f}s)", markup=False)
+            raise
+        console.print(f"[ok] {description} ({time.perf_counter() - t0:.1f}s)", markup=False)
         return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

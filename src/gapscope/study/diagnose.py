@@ -52,6 +52,10 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
     if unknown:
         raise GapscopeError(f"unknown detector(s) {', '.join(unknown)} (known: {', '.join(registry)})")
     active = [n for n in registry if enabled is None or n in enabled]
+    off = sorted(set(only or []) - set(active))
+    if off:
+        raise GapscopeError(f"detector(s) {', '.join(off)} not enabled by the spec's [detectors] enabled "
+                            f"({', '.join(enabled or [])})")
     names = [n for n in active if only is None or n in only]
     spec_fp = _cells_fingerprint(study)
     if cells_per_model is not None:

@@ -89,6 +89,11 @@ def generalist(spec: StudySpec, pools: Pools, labels: Labels = None) -> Iterator
     if size == "match":
         mixed = mixed[: _specialist_size(spec, pools, domains, labels)]
     elif isinstance(size, int):
+        if size > len(mixed):  # said, not silently capped
+            from gapscope import progress
+
+            progress.info(f"generalist_size = {size} is more than the {len(mixed)} training rows of the mix; "
+                          f"the generalist cell trains on all {len(mixed)}", style="yellow")
         mixed = mixed[:size]
     yield TrainSet("generalist", list(domains), _cap(spec, mixed))
 

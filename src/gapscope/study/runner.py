@@ -39,6 +39,10 @@ class RunResult:
 def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local", address: str | None = None,
               detectors: bool = True, retries: int = 1) -> RunResult:
     t0 = time.perf_counter()
+    if executor not in ("local", "ray"):
+        raise GapscopeError(f"unknown executor {executor!r} (local | ray)")
+    if address is not None and executor != "ray":
+        raise GapscopeError("--address names a Ray cluster: it needs --executor ray")
     spec = load_spec(spec_path)
     from gapscope.study.detector_options import check_detector_options
 

@@ -269,6 +269,8 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
                               f"got {_shown(size)}")
     if par.lodo and len(names) < 2:
         raise SpecError(path, "[paradigms] lodo needs at least two datasets")
+    if not par.specialist and not par.generalist and not par.lodo:
+        raise SpecError(path, "[paradigms] asks for no cell: name specialist or generalist domains, or set lodo = true")
 
     models_raw = raw.get("models") or [{"name": "tfidf", "kind": "tfidf-lr"}]
     models: list[ModelSpec] = []
@@ -343,6 +345,9 @@ def _domain_list(v: Any, names: list[str], path: Path, key: str) -> list[str]:
         raise SpecError(path, f"[paradigms] {key} must be a list of dataset names or true/false")
     missing = [x for x in v if x not in names]
     if missing:
-        raise SpecError(path, f"[paradigms] {key}: unknown dataset(s) {', '.join(missing)} "
+        raise SpecError(path, f"[paradigms] {key}: unknown dataset(s) {', '.join(map(str, missing))} "
                               f"(known: {', '.join(names)})")
+    twice = sorted({x for x in v if v.count(x) > 1})
+    if twice:
+        raise SpecError(path, f"[paradigms] {key} names {', '.join(twice)} twice")
     return list(v)
