@@ -106,6 +106,11 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
         model, described = build_model(model_name, seed, fit)
         _, emails = _emails(seed, n, 0)
     warm, emails = emails[0], emails[1:n + 1]
+    if len(emails) < n:  # said, not silently fewer
+        from gapscope import progress
+
+        progress.info(f"--n {n}: only {len(emails)} emails are available (one more warms the model up)",
+                      style="yellow")
     occ_opts = default_occlusion_options(model)
     if occlusion_evals:
         occ_opts["max_evals"] = occlusion_evals
