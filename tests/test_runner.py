@@ -193,6 +193,13 @@ def test_a_run_directory_resumes_only_its_own_study(tmp_path):
                     + "[detectors]\ncells_per_model = 1\n")
     res = run_study(spec, tmp_path / "run", detectors=False)
     assert res.skipped and not [o for o in res.outcomes if o.ok]
+    # a run resolved before column keys could be left out listed every one: it still resumes
+    resolved = tmp_path / "run" / "study.toml"
+    resolved.write_text(resolved.read_text().replace('label = "label"\n', 'text = "text"\nsubject = "subject"\n'
+                                                     'body = "body"\nlabel = "label"\nid = "id"\n'))
+    assert 'id = "id"' in resolved.read_text()
+    res = run_study(spec, tmp_path / "run", detectors=False)
+    assert res.skipped and not [o for o in res.outcomes if o.ok]
     # another corpus list would mix another study's cells into this run
     other = tmp_path / "other.toml"
     other.write_text(spec.read_text().replace('[[datasets]]\npath = "work.jsonl"\n', "")
