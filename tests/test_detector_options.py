@@ -79,3 +79,14 @@ def test_a_bad_detector_value_is_a_spec_error_before_any_cell_trains(toml, said)
         check_detector_options(_spec(toml))
     assert str(e.value).startswith("/x/s.toml: " + said), str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_zero_where_zero_means_something():
+    from gapscope.backdoor.scan import ScanOptions
+    from gapscope.internals.analyse import InternalsOptions
+    from gapscope.option_rules import OptionError
+
+    assert InternalsOptions.from_dict({"patch_layers": 0, "layers": 0, "base_examples": 0}).patch_layers == 0
+    for bad in ({"n_emails": 1}, {"sd_floor": 0.0}):  # one email tests nothing; a zero floor divides by zero
+        with pytest.raises(OptionError):
+            ScanOptions.from_dict(bad)

@@ -400,6 +400,59 @@ def test_mbox_files_in_a_folder_give_one_row_per_message(tmp_path):
     assert rows[-1].body.endswith("From the desk of the manager\nAttention: all staff")
 
 
+def test_an_mbox_in_a_folder_keeps_every_message_whatever_one_holds(tmp_path):
+    """A stray NUL in an mbox's first message cut the file to its first 8 KB, losing the rest
+    uncounted; a message with a NUL is read as the mbox reader reads it."""
+    d = tmp_path / "naz"
+    d.mkdir()
+    filler = b"x" * 200
+    msgs = [LATIN1.rstrip(b"\n") + b"\nnul \x00 here\n"] + [LATIN1.rstrip(b"\n") + b"\n" + filler + b"\n"] * 60
+    write_mbox(d / "phishing0.mbox", msgs)
+    write_mbox(tmp_path / "same.mbox", msgs)
+    rows, rep = load(d, label_value=1)
+    direct, drep = load(tmp_path / "same.mbox", label_value=1)
+    assert rep.rows_in == drep.rows_in == 61 and rep.rows_kept == drep.rows_kept
+    assert [r.text for r in rows] == [r.text for r in direct]
+
+
+def test_mbox_separators_by_content_are_strict(tmp_path):
+    """A body line "From 10:00 to 11:30 on Friday ... 2002" after a blank line does not split a
+    message; an mbox with no blank lines before its separators is still split."""
+    d = tmp_path / "mail"
+    d.mkdir()
+    (d / "00001.abc").write_bytes(_unix_from() + LATIN1.rstrip(b"\n")
+                                  + b"\n\nFrom 10:00 to 11:30 on Friday 23 August 2002 the lab is closed.\n")
+    (d / "noblank-2016").write_bytes(b"".join(b"From MAILER-DAEMON Sat Nov  3 01:02:03 2007\n" + m.rstrip(b"\n") + b"\n"
+                                              for m in (LATIN1, HTML_ONLY, MULTIPART)))
+    rows, rep = load(d, label_value=1)
+    assert [(r.meta["file"], r.meta.get("message")) for r in rows] == [
+        ("00001.abc", None), ("noblank-2016", 1), ("noblank-2016", 2), ("noblank-2016", 3)]
+    assert rows[0].body.endswith("the lab is closed.") and rep.rows_rejected == 0
+
+
+def test_only_files_that_look_like_mail_are_read_as_mail(tmp_path):
+    """A README beside .eml files is not an email because its first lines look like headers;
+    a folder of JSON shards is not a mail folder."""
+    d = tmp_path / "emls"
+    d.mkdir()
+    (d / "a.eml").write_bytes(MULTIPART)
+    (d / "README.txt").write_text("Source: a mail archive\nLicense: CC-BY\n\nThis folder holds emails.\n")
+    (d / "0001.1999-12-10.farmer.ham.txt").write_text("Subject: meeting\nsee you at ten\n")  # Enron-spam: no blank line
+    rows, rep = load(d, label_value=1)
+    assert [r.meta["file"] for r in rows] == ["0001.1999-12-10.farmer.ham.txt", "a.eml"]
+    assert dict(rep.rejected_by_reason) == {"not an email (no header lines)": 1}
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "part-0000").write_text('{"text": "hi", "label": 1}\n')
+    with pytest.raises(InputError, match="cannot tell the format of this directory"):
+        detect_format(shards)
+
+
+def test_a_json_array_row_is_located_by_element(tmp_path):
+    (tmp_path / "a.json").write_text('[\n{"text": "one", "label": 1},\n{"text": "two", "label": 0}\n]\n')
+    assert [r.location for r in load(tmp_path / "a.json")[0]] == ["a.json row 1", "a.json row 2"]
+
+
 def test_a_spec_names_an_archive_dataset_by_its_stem(tmp_path):
     from gapscope.study.spec import load_spec
     (tmp_path / "study.toml").write_text('[[datasets]]\npath = "spamassassin.tar.bz2"\nlabel = "folder"\n')

@@ -215,3 +215,27 @@ def test_a_run_directory_resumes_only_its_own_study(tmp_path):
     with pytest.raises(OtherRunError, match="is not empty and holds no gapscope run"):
         run_study(spec, tmp_path / "mine", detectors=False)
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_a_tool_restarts_its_own_run_of_the_same_study_only(tmp_path):
+    """The demo and the validators own their run directory: another seed or variant of the same
+    study starts over there; a run of another study is never removed."""
+    from gapscope.study.runner import OtherRunError
+
+    spec = make_study(tmp_path)
+    run_study(spec, tmp_path / "run", detectors=False)
+    reseeded = tmp_path / "reseeded.toml"
+    reseeded.write_text(spec.read_text().replace('name = "t"', 'name = "t"\nseed = 7'))
+    with pytest.raises(OtherRunError):
+        run_study(reseeded, tmp_path / "run", detectors=False)
+    res = run_study(reseeded, tmp_path / "run", detectors=False, restart=True)
+    assert not res.skipped and "seed = 7" in (tmp_path / "run" / "study.toml").read_text()
+    other = tmp_path / "other.toml"
+    other.write_text(reseeded.read_text().replace('name = "t"', 'name = "someone-else"').replace("seed = 7", "seed = 8"))
+    with pytest.raises(OtherRunError):
+        run_study(other, tmp_path / "run", detectors=False, restart=True)
+    assert "seed = 7" in (tmp_path / "run" / "study.toml").read_text()
+    # a job log written before the job starts does not make --out "not empty"
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "slurm.out").write_text("starting")
+    run_study(spec, tmp_path / "fresh", detectors=False)

@@ -208,6 +208,7 @@ path = "other.jsonl"
 @pytest.mark.parametrize("body,reason", [
     ('[[datasets]]\npath = ["a.jsonl", "b.jsonl"]\n', "[[datasets]] #1 has several paths: give it a name"),
     ('[[datasets]]\nname = "x"\npath = ["a.jsonl", "a.jsonl"]\n', "[[datasets]] #1 path lists 'a.jsonl' twice"),
+    ('[[datasets]]\nname = "x"\npath = ["a.jsonl", "./a.jsonl"]\n', "a.jsonl' twice"),
     ('[[datasets]]\nname = "x"\npath = []\n', "[[datasets]] #1 path must be a path or a list of paths, got []"),
     ('[[datasets]]\nname = "x"\npath = ["a.jsonl", 3]\n', "path must be a path or a list of paths"),
 ])
@@ -252,3 +253,32 @@ def test_a_column_the_spec_names_must_exist(tmp_path):
         assert f"no {key} column 'nope', which the spec names" in str(e.value)
         again = load_spec(write(tmp_path / f"{key}-resolved.toml", spec.to_toml()))
         assert again.datasets[0].named == frozenset({key})
+
+
+def test_a_resolved_spec_written_before_column_keys_could_be_left_out_is_still_an_input(tmp_path):
+    from gapscope.data.ingest import load_source
+
+    (tmp_path / "a.csv").write_text("text,label\nhello there,1\nfine thanks,0\n")
+    spec = load_spec(write(tmp_path / "s.toml", '[[datasets]]\nname = "a"\npath = "a.csv"\ntext = "text"\n'
+                                                'subject = "subject"\nbody = "body"\nlabel = "label"\nid = "id"\n'))
+    assert spec.datasets[0].named == frozenset()
+    assert len(load_source(spec.datasets[0])[0]) == 2
+
+
+@pytest.mark.parametrize("kind,option,ok", [
+    ("causal-lm", {"grad_clip": 0.0}, True),      # 0: no clipping
+    ("encoder", {"grad_clip": 0}, True),
+    ("tfidf-lr", {"min_df": 2}, True), ("tfidf-lr", {"min_df": 0.01}, True),
+    ("tfidf-lr", {"min_df": 0}, False), ("tfidf-lr", {"min_df": 2.5}, False),
+    ("causal-lm", {"epochs": 0}, False), ("causal-lm", {"batch_size": 0}, False),
+    ("causal-lm", {"train_layers": "auto"}, True), ("causal-lm", {"train_layers": 0}, False),
+])
+def test_model_option_ranges_follow_how_the_options_are_used(kind, option, ok):
+    from gapscope.models.options import options_class, parse_options
+    from gapscope.option_rules import OptionError
+
+    if ok:
+        parse_options(options_class(kind), option, "m")
+    else:
+        with pytest.raises(OptionError):
+            parse_options(options_class(kind), option, "m")

@@ -112,7 +112,7 @@ def backdoor_scan(
                                    "triggers are inserted into (repeatable)."),
     cell: list[str] = typer.Option([], "--cell", help="Cell(s) to scan, by directory name (default: every cell)."),
     trigger: list[str] = typer.Option([], "--trigger", help="A candidate trigger string of your own (repeatable)."),
-    n_emails: int = typer.Option(32, "--n-emails", min=1, help="Held-out emails per direction (bounds the cost)."),
+    n_emails: int = typer.Option(32, "--n-emails", min=2, help="Held-out emails per direction (bounds the cost)."),
     n_null: int = typer.Option(10, "--n-null", min=2, help="Random rare-word insertions per word count (the null)."),
     min_shift: float = typer.Option(1.0, "--min-shift", help="Smallest mean margin shift that can count."),
     mine: bool = typer.Option(True, "--mine/--no-mine", help="Mine label-tied rare n-grams from the training rows."),

@@ -7,7 +7,6 @@ specialist and generalist paradigms, sized to finish on a 2-core CPU.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from gapscope import progress
@@ -74,7 +73,7 @@ def demo_spec(domains: list[str], quick: bool) -> str:
 
 def run_demo(out: Path, quick: bool = False) -> Path:
     from gapscope.data.synth import SynthConfig, generate
-    from gapscope.study.runner import OtherRunError, run_study
+    from gapscope.study.runner import run_study
 
     out = Path(out)
     corpus_dir = out / "corpus"
@@ -86,14 +85,7 @@ def run_demo(out: Path, quick: bool = False) -> Path:
     spec_path = out / "demo.toml"
     spec_path.write_text(demo_spec(domains, quick), encoding="utf-8")
     progress.info(f"demo corpus: {len(corpus.rows)} emails in {len(domains)} domains ({', '.join(domains)})")
-    try:
-        res = run_study(spec_path, out / "run")
-    except OtherRunError:
-        # the demo's own run directory, left by the other variant (--quick or not): start it over
-        if not (out / "run" / "study.toml").is_file():
-            raise
-        progress.info(f"{out / 'run'} holds the other demo variant's run; starting it over")
-        shutil.rmtree(out / "run")
-        res = run_study(spec_path, out / "run")
+    # restart: the other variant's run (--quick or not) in the demo's own directory starts over
+    res = run_study(spec_path, out / "run", restart=True)
     progress.info(f"demo finished in {res.seconds:.0f}s")
     return res.report

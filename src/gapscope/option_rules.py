@@ -22,7 +22,7 @@ class OptionError(GapscopeError, ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    kind: str  # whole | number | flag | choice | text | names
+    kind: str  # whole | number | count_or_share | flag | choice | text | names
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
@@ -33,6 +33,8 @@ class Rule:
     def describe(self) -> str:
         if self.kind == "flag":
             what = "true or false"
+        elif self.kind == "count_or_share":
+            what = "a whole number >= 1 (a count) or a number in [0, 1] with a decimal point (a share)"
         elif self.kind == "choice":
             what = "one of " + ", ".join(map(str, self.choices))
         elif self.kind == "text":
@@ -52,6 +54,9 @@ class Rule:
             return self.none_ok
         if self.kind == "flag":
             return isinstance(v, bool)
+        if self.kind == "count_or_share":
+            return not isinstance(v, bool) and ((isinstance(v, int) and v >= 1)
+                                                or (isinstance(v, float) and math.isfinite(v) and 0 <= v <= 1))
         if self.kind == "choice":
             return isinstance(v, (str, int, float)) and not isinstance(v, bool) and v in self.choices
         if self.kind == "text":
@@ -86,6 +91,11 @@ def number(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
 def share(lo_open: bool = False) -> Rule:
     """A share in [0, 1] ((0, 1] with lo_open)."""
     return Rule("number", 0.0, 1.0, lo_open=lo_open)
+
+
+def count_or_share() -> Rule:
+    """sklearn's min_df / max_df convention: an int counts, a float is a share."""
+    return Rule("count_or_share")
 
 
 def flag() -> Rule:

@@ -112,7 +112,7 @@ def _study(work: Path, tag: str, cfg, spec_kw: dict[str, Any], only: list[str]):
     spec = write_spec(corpus_dir / "validate.toml", name=f"validate-{tag}", seed=cfg.seed, **spec_kw)
     run_dir = work / tag / "run"
     with progress.step(f"validate: study {tag}"):
-        run_study(spec, run_dir, detectors=False)
+        run_study(spec, run_dir, detectors=False, restart=True)
     findings = diagnose(run_dir, only=only)
     return Study(run_dir), findings, corpus.manifest
 

@@ -61,8 +61,8 @@ class ScanOptions:
     mining: MiningOptions = field(default_factory=MiningOptions)
 
     RULES: ClassVar[dict] = {
-        "n_emails": R.whole(1), "n_null": R.whole(2), "min_shift": R.number(0), "alpha": R.number(0, 1, True, True),
-        "z_crit": R.number(0, lo_open=True, none_ok=True), "sd_floor": R.number(0), "n_bootstrap": R.whole(40),
+        "n_emails": R.whole(2), "n_null": R.whole(2), "min_shift": R.number(0), "alpha": R.number(0, 1, True, True),
+        "z_crit": R.number(0, lo_open=True, none_ok=True), "sd_floor": R.number(0, lo_open=True), "n_bootstrap": R.whole(40),
         "seed": R.whole(0), "mine": R.flag(), "families": R.flag()}
 
     def __post_init__(self):

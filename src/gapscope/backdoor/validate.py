@@ -59,7 +59,7 @@ def _run(out: Path, cfg, domains, seed, model_options, max_test, domain, source)
     corpus = generate(cfg)
     corpus.write(out / "data")
     spec = _spec(out / "data", domains, seed, model_options, max_test, domain, source)
-    run_study(spec, out / "run", detectors=False)
+    run_study(spec, out / "run", detectors=False, restart=True)
     study = Study(out / "run")
     cell = next(c for c in study.cells if c.paradigm == f"specialist:{domain}")
     return study, cell, corpus

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterable, Iterator
 
 from gapscope.data.email_parse import BrokenMessage, parse_email
-from gapscope.data.readers import Record, Table
+from gapscope.data.readers import Record, Table, looks_like_mail
 from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import InputError
 
@@ -39,12 +39,14 @@ LABEL_COLUMN = "label"  # mail files with a label_index
 NOT_INDEXED = "not in the label index"
 INDEXED_MISSING = "listed in the label index, no such file"
 _MBOX_SUFFIXES = (".mbox", ".mbx")
-# An mbox separator as mail software writes it: "From <sender> <asctime date>", the date
-# ending in its year. Looser "From " lines occur in bodies ("From the desk of ...").
+# An mbox separator as mail software writes it: "From <sender> <asctime date>" ("From
+# MAILER-DAEMON Fri Nov  2 13:57:22 2007", a zone may follow the time), then a header line.
+# Looser "From " lines occur in bodies ("From the desk of ...", "From 10:00 to 11:30 on ...").
 # Bounded repeats: hostile text must not make the match quadratic in a line's length.
-_FROM_SEPARATOR = rb"From \S{1,200} {1,10}[^\n]{0,80}\d\d:\d\d[^\n]{0,80} \d{4}[^\n]{0,80}$"
-_FIRST_SEPARATOR = re.compile(rb"^" + _FROM_SEPARATOR, re.MULTILINE)
-_LATER_SEPARATOR = re.compile(rb"\n\r?\n" + _FROM_SEPARATOR, re.MULTILINE)
+_SEPARATOR = re.compile(
+    rb"^From \S{1,200} {1,10}(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    rb"{1,2}\d{1,2} \d{1,2}:\d\d(?::\d\d)?(?: [^\r\n]{1,12})? \d{4}(?: [^\r\n]{1,12})?\r?\n"
+    rb"(?=[\x21-\x39\x3b-\x7e]{1,80}:)", re.MULTILINE)
 
 
 def _record(n: int, raw: bytes | None, meta: dict) -> Record:
@@ -53,8 +55,11 @@ def _record(n: int, raw: bytes | None, meta: dict) -> Record:
     if raw is None:  # a file that could not be read
         reason = meta.pop("unreadable")
         return Record(n, None, reason, meta=meta)
-    if b"\x00" in raw[:8192]:  # an image, an archive, a .DS_Store: not a message at all
+    standalone = "file" in meta and "message" not in meta  # a file that is one message, not part of an mbox
+    if standalone and b"\x00" in raw[:8192]:  # an image, an archive, a .DS_Store: not a message at all
         return Record(n, None, NOT_MAIL_BINARY, meta=meta)
+    if standalone and not meta["file"].lower().endswith(".eml") and not looks_like_mail(raw):
+        return Record(n, None, NOT_MAIL_TEXT, meta=meta)  # a README, a list of commands, a JSON shard
     try:
         msg = parse_email(raw)
     except BrokenMessage as e:
@@ -151,16 +156,16 @@ def _folder_records(root: Path, index: str | None) -> tuple[list[Record], bytes 
     files = sorted((p for p in root.rglob("*") if p.is_file() or p.is_symlink()),
                    key=lambda p: p.relative_to(root).as_posix())
     index_bytes = None
-    messages = []
-    for f in files:
+    records: list[Record] = []
+    for f in files:  # each file parsed as it is read: only the parsed text is held
         name = f.relative_to(root).as_posix()
         if name == index:
             index_bytes = f.read_bytes()
             continue
         raw, meta = _read(f, name)
         meta["folder"] = f.parent.name if f.parent != root else root.resolve().name
-        messages += _split(raw, meta)
-    return [_record(i + 1, raw, meta) for i, (raw, meta) in enumerate(messages)], index_bytes
+        records += [_record(len(records) + 1, r, mt) for r, mt in _split(raw, meta)]
+    return records, index_bytes
 
 
 def _archive_records(path: Path, index: str | None) -> tuple[list[Record], bytes | None]:
@@ -184,7 +189,7 @@ def _archive_records(path: Path, index: str | None) -> tuple[list[Record], bytes
                 if f is None:  # links and devices are not read from an archive
                     raw, meta = None, {**meta, "unreadable": "not a regular file in the archive"}
                 else:
-                    raw = _read_unless_binary(f)
+                    raw = _read_file(f, name)
                 parsed += [(name, _record(0, r, mt)) for r, mt in _split(raw, meta)]
     except (tarfile.TarError, OSError, EOFError) as e:
         where = f" after {len(parsed)} files" if parsed else ""
@@ -235,41 +240,46 @@ def _apply_index(path: Path, records: list[Record], index: str, labels: dict[str
     return out
 
 
-def _read_unless_binary(f: BinaryIO) -> bytes:
-    """The file's bytes; only its head when that shows it is binary (a zip or an image is
-    rejected from 8 KB, not read whole)."""
+def _read_file(f: BinaryIO, name: str) -> bytes:
+    """A mail file's bytes; only its head when that shows a binary file (a zip or an image is
+    rejected from 8 KB, not read whole). An mbox is read whole whatever its head holds: one
+    message's stray NUL must not cut off the messages after it."""
     head = f.read(8192)
-    return head if b"\x00" in head else head + f.read()
+    if b"\x00" in head and not (name.lower().endswith(_MBOX_SUFFIXES) or head.startswith(b"From ")):
+        return head
+    return head + f.read()
 
 
 def _split(raw: bytes | None, meta: dict) -> Iterator[tuple[bytes | None, dict]]:
     """One file's messages: several when it is an mbox, else the file itself."""
-    if raw is None or not _is_mbox(meta["file"], raw):
+    named = meta["file"].lower().endswith(_MBOX_SUFFIXES)
+    if raw is None or not (named or _holds_messages(raw)):
         yield raw, meta
         return
-    starts = [m.start() for m in re.finditer(rb"^From ", raw, re.MULTILINE)]
+    # a file named .mbox is split as Python's mailbox module splits one (and as the mbox
+    # reader does): at every line that starts with "From "; one found by its content only at
+    # the separators that make it an mbox, so a body line "From ..." stays in its message
+    starts = [m.start() for m in (re.finditer(rb"^From ", raw, re.MULTILINE) if named else _SEPARATOR.finditer(raw))]
     if not starts:  # named .mbox but holding one message without its "From " line
         yield raw, meta
         return
     if raw[:starts[0]].strip():
         yield None, {**meta, "unreadable": "text before the first 'From ' line (not part of any message)"}
-    # as Python's mailbox module splits an mbox: at every line that starts with "From "
     for k, (a, b) in enumerate(zip(starts, starts[1:] + [len(raw)]), 1):
         body = raw[a:b].split(b"\n", 1)[1] if b"\n" in raw[a:b] else b""
         yield body, {**meta, "message": k}
 
 
-def _is_mbox(name: str, raw: bytes) -> bool:
-    if name.lower().endswith(_MBOX_SUFFIXES):
-        return True
-    # one message saved with its mbox "From " line (SpamAssassin's files) is not an mbox;
-    # a second separator after a blank line makes it one
-    return _FIRST_SEPARATOR.match(raw) is not None and _LATER_SEPARATOR.search(raw) is not None
+def _holds_messages(raw: bytes) -> bool:
+    """An mbox by its content: it starts with a separator and holds another. One message saved
+    with its "From " line (SpamAssassin's files) has only the first."""
+    first = _SEPARATOR.match(raw)
+    return first is not None and _SEPARATOR.search(raw, first.end()) is not None
 
 
 def _read(f: Path, name: str) -> tuple[bytes | None, dict]:
     try:
         with open(f, "rb") as fh:
-            return _read_unless_binary(fh), {"file": name}
+            return _read_file(fh, name), {"file": name}
     except OSError as e:
         return None, {"file": name, "unreadable": f"unreadable file ({e.strerror or type(e).__name__})"}

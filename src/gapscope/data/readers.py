@@ -35,7 +35,12 @@ _SUFFIX_FORMATS = {
     ".eml": "eml",
 }
 _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
-_HEADER_START = re.compile(rb"(?:From |[\x21-\x39\x3b-\x7e]{1,80}:)")
+_HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]{1,80}):")
+# A file with no extension counts as an email when its header block names one of these (a
+# README's "Source: ..." line or a JSON shard's '{"text":' does not make it one).
+_MAIL_HEADERS = frozenset(h.encode() for h in (
+    "from", "to", "cc", "subject", "date", "received", "return-path", "message-id", "mime-version",
+    "content-type", "delivered-to", "reply-to", "sender", "x-mailer", "in-reply-to", "references"))
 NUL_REASON = "NUL byte in row"
 SWALLOWED_REASON = "quoted field holds whole rows (unclosed quote?)"
 
@@ -96,11 +101,31 @@ def detect_format(path: Path) -> str:
                      f"[[datasets]] table (one of {', '.join(FORMATS)})")
 
 
+def looks_like_mail(raw: bytes) -> bool:
+    """Whether a file starts like an email: an optional mbox "From " line, then header lines
+    (continuation lines allowed) up to a blank line or the end, one of them a mail header."""
+    lines = raw[:16384].lstrip(b"\r\n").split(b"\n")
+    if lines and lines[0].startswith(b"From "):
+        lines = lines[1:]
+    known = False
+    for line in lines[:200]:
+        line = line.rstrip(b"\r")
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t"):
+            continue
+        m = _HEADER_LINE.match(line)
+        if not m:  # the body, with no blank line before it (Enron-spam's "Subject: ..." files)
+            return known
+        known = known or m.group(1).lower() in _MAIL_HEADERS
+    return known
+
+
 def _holds_mail(folder: Path, look_at: int = 200) -> bool:
-    """Whether a folder holds an .eml file, or a file that starts like an email (a header
-    line or an mbox "From " line), among the first `look_at` files in name order."""
+    """Whether a folder holds an .eml or .mbox file, or a file that starts like an email (header
+    lines, one a mail header), among the first `look_at` files in name order."""
     files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
-    if any(p.suffix.lower() == ".eml" for p in files):
+    if any(p.suffix.lower() in (".eml", ".mbox", ".mbx") for p in files):
         return True
     for f in files[:look_at]:
         try:
@@ -108,7 +133,7 @@ def _holds_mail(folder: Path, look_at: int = 200) -> bool:
                 head = fh.read(4096)
         except OSError:
             continue
-        if b"\x00" not in head and _HEADER_START.match(head.lstrip()):
+        if (b"\x00" not in head or head.startswith(b"From ")) and looks_like_mail(head):
             return True
     return False
 
@@ -162,8 +187,9 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Table:
             items = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(path, f"invalid JSON ({e.msg})", row=e.lineno) from None
-        records = [Record(i + 1, x) if isinstance(x, dict) else Record(i + 1, None, "not a JSON object")
-                   for i, x in enumerate(items)]
+        # meta "element": the row number counts array elements, not lines (Row.location)
+        records = [Record(i + 1, x, meta={"element": True}) if isinstance(x, dict)
+                   else Record(i + 1, None, "not a JSON object") for i, x in enumerate(items)]
     else:
         records = []
         first_error: tuple[int, str] | None = None

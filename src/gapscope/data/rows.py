@@ -51,7 +51,8 @@ class Row:
         elif "message" in m or "row" not in m:
             where = src
         else:
-            return f"{src}:{m['row']}" if src.lower().endswith(_LINE_FORMATS) else f"{src} row {m['row']}"
+            line = src.lower().endswith(_LINE_FORMATS) and not m.get("element")
+            return f"{src}:{m['row']}" if line else f"{src} row {m['row']}"
         return f"{where} message {m['message']}" if "message" in m else where
 
     @classmethod

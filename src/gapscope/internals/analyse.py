@@ -65,7 +65,7 @@ class InternalsOptions:
         "max_test_per_domain": R.whole(1), "max_train_domains": R.whole(1), "layers": R.whole(0),
         "probe_C": R.number(0, lo_open=True), "oracle": R.flag(), "attention_examples": R.whole(1),
         "shortcut_examples": R.whole(1), "max_strings": R.whole(0), "patch_pairs": R.whole(0), "error_pairs": R.whole(0),
-        "patch_layers": R.whole(1), "min_gap": R.number(0), "base_compare": R.flag(), "base_examples": R.whole(0),
+        "patch_layers": R.whole(0), "min_gap": R.number(0), "base_compare": R.flag(), "base_examples": R.whole(0),
         "seed": R.whole(0)}
 
     def __post_init__(self):

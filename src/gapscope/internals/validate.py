@@ -206,7 +206,7 @@ def _run_one(root: Path, *, control: bool, seed: int, domains, n_per_domain, cli
                                      "epochs": epochs, "lr": lr},
                       detector_options=detector_options)
     t0 = time.perf_counter()
-    run_study(spec, root / "run", detectors=False)
+    run_study(spec, root / "run", detectors=False, restart=True)
     t_study = time.perf_counter() - t0
     study = Study(root / "run")
     t1 = time.perf_counter()

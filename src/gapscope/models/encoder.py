@@ -52,7 +52,7 @@ class EncoderOptions:
     lr: float | None = ranged(None, R.number(0, lo_open=True))  # encoder lr; None: 3e-3 for lora, 1e-4 for full
     head_lr: float = ranged(1e-3, R.number(0, lo_open=True))
     weight_decay: float = ranged(0.0, R.number(0))
-    grad_clip: float = ranged(1.0, R.number(0, lo_open=True))
+    grad_clip: float = ranged(1.0, R.number(0))  # 0: no clipping
     lora_r: int = ranged(8, R.whole(1))
     lora_alpha: float = ranged(16.0, R.number(0, lo_open=True))
     lora_dropout: float = ranged(0.0, R.number(0, 1, hi_open=True))

@@ -24,7 +24,7 @@ from gapscope.models.options import choice, parse_options, ranged
 
 @dataclass
 class TfidfOptions:
-    min_df: int | float = ranged(1, R.number(0))  # int: documents, float: fraction of documents
+    min_df: int | float = ranged(1, R.count_or_share())  # int: documents, float: fraction of documents
     max_df: float = ranged(1.0, R.share(lo_open=True))
     ngram_max: int = ranged(2, R.whole(1))  # word n-grams 1..ngram_max
     sublinear_tf: bool = True

@@ -9,6 +9,7 @@ fingerprint) and finished detectors are never redone after an interruption.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,10 @@ class RunResult:
 
 
 def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local", address: str | None = None,
-              detectors: bool = True, retries: int = 1) -> RunResult:
+              detectors: bool = True, retries: int = 1, restart: bool = False) -> RunResult:
+    """`restart`: the caller owns `out` (the demo, the validators): a run of the same study name
+    made with another spec there (the other demo variant, another seed) is removed and started
+    over, where `gapscope run` refuses it."""
     t0 = time.perf_counter()
     if executor not in ("local", "ray"):
         raise GapscopeError(f"unknown executor {executor!r} (local | ray)")
@@ -51,7 +55,13 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     if executor == "local":  # a Ray worker may hold models this machine does not
         check_model_sources(spec)
     run_dir = Path(out)
-    check_run_dir(spec, run_dir)
+    try:
+        check_run_dir(spec, run_dir)
+    except OtherRunError as e:
+        if not (restart and e.same_name):
+            raise
+        progress.info(f"{run_dir} holds a run of this study with other settings; starting it over")
+        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(run_dir / "study.toml", spec.to_toml())
 
@@ -134,6 +144,10 @@ def split_one_class(train_sets, rows_by_id, removed: list | None = None) -> tupl
 class OtherRunError(GapscopeError):
     """--out holds something that this spec must not resume: another spec's run, or not a run."""
 
+    def __init__(self, message: str, same_name: bool = False):
+        super().__init__(message)
+        self.same_name = same_name  # a run of a study with this spec's [study] name
+
 
 def _what_makes_the_cells(spec: StudySpec) -> dict[str, Any]:
     """What decides the rows, the splits and the cells; a run resumed under a spec that differs
@@ -157,7 +171,10 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
     something else."""
     prev = run_dir / "study.toml"
     if not prev.is_file():
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        # a job log written before the job starts (slurm.out, run.log) or a dotfile is not a run
+        others = [] if not run_dir.is_dir() else [p for p in run_dir.iterdir() if not p.name.startswith(".")
+                                                  and not (p.is_file() and p.suffix in (".log", ".out", ".err"))]
+        if run_dir.exists() and (not run_dir.is_dir() or others):
             what = "is not a directory" if not run_dir.is_dir() else "is not empty and holds no gapscope run"
             raise OtherRunError(f"{run_dir} {what} (no study.toml); give --out a new or empty directory")
         return
@@ -170,7 +187,8 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
     differ = [k for k in a if a[k] != b[k]]
     if differ:
         raise OtherRunError(f"{run_dir} holds a run of another spec ({', '.join(differ)} differ); give --out a new "
-                            f"directory, or remove {run_dir} to start this study there")
+                            f"directory, or remove {run_dir} to start this study there",
+                            same_name=old.study.name == spec.study.name)
 
 
 def check_model_options(spec: StudySpec) -> None:

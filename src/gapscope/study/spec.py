@@ -235,6 +235,9 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
             raise SpecError(path, f"[[datasets]] #{i} label_value must be a label such as \"phishing\" or 1, "
                                   f"got {_shown(d['label_value'])}")
         resolved = [Path(x) if Path(x).is_absolute() else (base / x).resolve() for x in paths]
+        if len(set(resolved)) != len(resolved):  # "a.csv" and "./a.csv": the same file read twice
+            twice = next(x for x in resolved if resolved.count(x) > 1)
+            raise SpecError(path, f"[[datasets]] #{i} path lists {str(twice)!r} twice")
         p = resolved[0]
         name = d.get("name") or archive_stem(p.name) or (p.stem if p.suffix else p.name)
         kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id")
@@ -242,7 +245,9 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         if "label_map" in d:
             kw["label_map"] = _label_map(d["label_map"], path, f"[[datasets]] #{i}")
         names.append(str(name))
-        named = frozenset(k for k in ("text", "subject", "body", "id") if k in d)
+        # naming the default column ("text" = "text", as resolved specs written before did) is
+        # the same as leaving the key out: it may be absent
+        named = frozenset(k for k in ("text", "subject", "body", "id") if k in d and d[k] != k)
         datasets += [SourceSpec(path=x, domain=str(name), named=named, **kw) for x in resolved]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
