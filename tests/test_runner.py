@@ -1,7 +1,6 @@
 """End-to-end study runs with the TF-IDF baseline: held-out evaluation, one-class domains, resume."""
 
 import json
-import shutil
 
 import pytest
 

@@ -34,7 +34,6 @@ construction; `label_noise.held_out_cells`). `sizes` / --llm-rows enlarge the sl
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from dataclasses import asdict, dataclass, field

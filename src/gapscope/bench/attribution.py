@@ -107,8 +107,6 @@ def bench(model_name: str = "tfidf", n: int | None = None, *, seed: int = 0, sha
         _, emails = _emails(seed, n, 0)
     warm, emails = emails[0], emails[1:n + 1]
     if len(emails) < n:  # said, not silently fewer
-        from gapscope import progress
-
         progress.info(f"--n {n}: only {len(emails)} emails are available (one more warms the model up)",
                       style="yellow")
     occ_opts = default_occlusion_options(model)
