@@ -221,14 +221,24 @@ def _print_summary(run_dir: Path) -> None:
     progress.console.print(table)
 
 
+def _values(argv: list[str]) -> list[tuple[str, str]]:
+    """Each argument as (what it follows, value): ("--out", "x") for "--out=x" and for "x" after
+    "--out"; a positional argument follows whatever came before it."""
+    out = []
+    for i, a in enumerate(argv):
+        if a.startswith("--") and "=" in a:
+            out.append(tuple(a.split("=", 1)))
+        else:
+            out.append((argv[i - 1] if i else "", a))
+    return out
+
+
 def _empty_argument(argv: list[str]) -> str | None:
     """An empty or blank argument is never meant: typed as '' it would become the current
     directory (--out '' wrote a whole run there) or a default (--model '' ran the default
     bench). Names what it followed, for the one-line error."""
-    for i, a in enumerate(argv):
-        value = a.split("=", 1)[1] if a.startswith("--") and "=" in a else a
+    for before, value in _values(argv):
         if not value.strip():
-            before = a.split("=", 1)[0] if a.startswith("--") and "=" in a else (argv[i - 1] if i else "")
             return f"empty value for {before}" if before.startswith("-") else "an empty argument"
     return None
 
@@ -236,9 +246,8 @@ def _empty_argument(argv: list[str]) -> str | None:
 def _out_is_a_file(argv: list[str]) -> str | None:
     """Every command's --out is a directory: one that names an existing file fails now, not
     after the work (data audit read every source first)."""
-    for i, a in enumerate(argv):
-        value = a.split("=", 1)[1] if a.startswith("--out=") else argv[i + 1] if a == "--out" and i + 1 < len(argv) else None
-        if value is not None and Path(value).exists() and not Path(value).is_dir():
+    for before, value in _values(argv):
+        if before == "--out" and Path(value).exists() and not Path(value).is_dir():
             return value
     return None
 

@@ -262,6 +262,11 @@ def _label_tied_grams(toks: list[list[str]], labels: np.ndarray, opts: MiningOpt
     return out
 
 
+def _row_refs(rows: Sequence[Row], idx: np.ndarray, shown: int = 12) -> dict[str, list]:
+    """The first supporting training rows of a candidate: ids, and where each is in its input."""
+    return {"row_ids": [rows[i].id for i in idx[:shown]], "row_locations": [rows[i].location for i in idx[:shown]]}
+
+
 def mine_ngrams(rows: Sequence[Row], content: ContentModel | None, opts: MiningOptions) -> list[Candidate]:
     """Rare word n-grams tied to one label, longest phrase per row set, filtered by contradiction."""
     toks = [words_and_breaks(r.text) for r in rows]
@@ -301,8 +306,7 @@ def mine_ngrams(rows: Sequence[Row], content: ContentModel | None, opts: MiningO
         out.append(Candidate(text, "mined", label, support={
             "df": len(idx), "label": label, "purity": round(k / len(idx), 3), "assoc_z": round(z, 2),
             "contradiction": None if contra is None else round(contra, 3),
-            "row_ids": [rows[i].id for i in idx[:12]],
-            "row_locations": [rows[i].location for i in idx[:12]]}))
+            **_row_refs(rows, idx)}))
     # The poisoning signature first (rows that read as the other class), then label association.
     out.sort(key=lambda c: (-(c.support["contradiction"] or 0.0), -c.support["assoc_z"]))
     return out[: opts.max_mined]
@@ -372,8 +376,7 @@ def mine_families(rows: Sequence[Row], content: ContentModel | None, opts: Minin
             support = {"df": df, "label": label, "purity": round(k / df, 3), "assoc_z": round(z, 2),
                        "contradiction": None if contra is None else round(contra, 3), "shape": key,
                        "seen_values": [v for v, _ in values[key].most_common(5)],
-                       "row_ids": [rows[i].id for i in idx[:12]],
-                       "row_locations": [rows[i].location for i in idx[:12]]}
+                       **_row_refs(rows, idx)}
             out.append(Candidate(example, f"family:{kind}", label, False, support))
             for v in _unseen_values(kind, key if kind != "year" else "9999", set(values[key]), example,
                                     opts.n_inductive, rng):

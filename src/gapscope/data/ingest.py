@@ -80,10 +80,6 @@ def _id_str(v: Any) -> str | None:
 def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict], tuple[str, str | None, str | None]]:
     """Pick the text column, or subject + body, and return a row -> (text, subject, body) function."""
     cols = table.columns
-    missing = [k for k in ("text", "subject", "body", "id") if k in spec.named and getattr(spec, k) not in cols]
-    if missing and not table.mail:
-        k = missing[0]
-        raise InputError(path, f"no {k} column {getattr(spec, k)!r}, which the spec names (columns: {', '.join(cols)})")
     if table.mail:
         subject_col, body_col = "subject", "body"
     elif spec.text in cols:
@@ -106,6 +102,14 @@ def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict],
             raise _RowError("empty text")
         return text, subject, body
     return from_parts
+
+
+def _check_named_columns(path: Path, spec: SourceSpec, table: Table) -> None:
+    """A column the spec names must exist (one left to its default may be absent)."""
+    for k in ("text", "subject", "body", "id"):
+        if k in spec.named and not table.mail and getattr(spec, k) not in table.columns:
+            raise InputError(path, f"no {k} column {getattr(spec, k)!r}, which the spec names "
+                                   f"(columns: {', '.join(table.columns)})")
 
 
 def _check_labels(path: Path, spec: SourceSpec, table: Table, mapper: LabelMapper) -> None:
@@ -173,6 +177,7 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
             raise InputError(path, f"{fmt} source needs a label: label_value, or label = \"{FOLDER_COLUMN}\" "
                                    "to read each file's label from the name of its folder (spam/, ham/)")
         raise InputError(path, f"{fmt} source needs a label (label_value)")
+    _check_named_columns(path, spec, table)
     text_fields = _text_fields(path, spec, table)
     if fixed_label is None:
         _check_labels(path, spec, table, mapper)
@@ -251,8 +256,8 @@ def load_sources(specs: Iterable[SourceSpec], done: Callable[[int], None] | None
 def _domain_of(path: Path) -> str:
     if path.is_dir():
         return path.resolve().name
-    if archive_stem(path.name):
-        return archive_stem(path.name)
+    if stem := archive_stem(path.name):
+        return stem
     name = Path(path.name)
     if name.suffix.lower() == ".gz":
         name = Path(name.stem)

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterable, Iterator
 
 from gapscope.data.email_parse import BrokenMessage, parse_email
-from gapscope.data.readers import Record, Table, looks_like_mail
+from gapscope.data.readers import MBOX_SUFFIXES, Record, Table, binary_head, looks_like_mail
 from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import InputError
 
@@ -38,7 +38,6 @@ NOT_MAIL_TEXT = "not an email (no header lines)"
 LABEL_COLUMN = "label"  # mail files with a label_index
 NOT_INDEXED = "not in the label index"
 INDEXED_MISSING = "listed in the label index, no such file"
-_MBOX_SUFFIXES = (".mbox", ".mbx")
 # An mbox separator as mail software writes it: "From <sender> <asctime date>" ("From
 # MAILER-DAEMON Fri Nov  2 13:57:22 2007", a zone may follow the time), then a header line.
 # Looser "From " lines occur in bodies ("From the desk of ...", "From 10:00 to 11:30 on ...").
@@ -245,14 +244,12 @@ def _read_file(f: BinaryIO, name: str) -> bytes:
     rejected from 8 KB, not read whole). An mbox is read whole whatever its head holds: one
     message's stray NUL must not cut off the messages after it."""
     head = f.read(8192)
-    if b"\x00" in head and not (name.lower().endswith(_MBOX_SUFFIXES) or head.startswith(b"From ")):
-        return head
-    return head + f.read()
+    return head if binary_head(head, name) else head + f.read()
 
 
 def _split(raw: bytes | None, meta: dict) -> Iterator[tuple[bytes | None, dict]]:
     """One file's messages: several when it is an mbox, else the file itself."""
-    named = meta["file"].lower().endswith(_MBOX_SUFFIXES)
+    named = meta["file"].lower().endswith(MBOX_SUFFIXES)
     if raw is None or not (named or _holds_messages(raw)):
         yield raw, meta
         return

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gapscope.data.labels import LabelError, LabelMapper
 from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import InputError
 
@@ -35,6 +36,7 @@ _SUFFIX_FORMATS = {
     ".eml": "eml",
 }
 _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+MBOX_SUFFIXES = (".mbox", ".mbx")
 _HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]{1,80}):")
 # A file with no extension counts as an email when its header block names one of these (a
 # README's "Source: ..." line or a JSON shard's '{"text":' does not make it one).
@@ -121,11 +123,18 @@ def looks_like_mail(raw: bytes) -> bool:
     return known
 
 
+def binary_head(head: bytes, name: str) -> bool:
+    """Whether a file whose first bytes are `head` is binary, not mail. An mbox (named so, or
+    starting with a "From " line) is text whatever one message holds: a stray NUL is that
+    message's, not the file's."""
+    return b"\x00" in head and not (name.lower().endswith(MBOX_SUFFIXES) or head.startswith(b"From "))
+
+
 def _holds_mail(folder: Path, look_at: int = 200) -> bool:
     """Whether a folder holds an .eml or .mbox file, or a file that starts like an email (header
     lines, one a mail header), among the first `look_at` files in name order."""
     files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
-    if any(p.suffix.lower() in (".eml", ".mbox", ".mbx") for p in files):
+    if any(p.suffix.lower() in (".eml", *MBOX_SUFFIXES) for p in files):
         return True
     for f in files[:look_at]:
         try:
@@ -133,7 +142,7 @@ def _holds_mail(folder: Path, look_at: int = 200) -> bool:
                 head = fh.read(4096)
         except OSError:
             continue
-        if (b"\x00" not in head or head.startswith(b"From ")) and looks_like_mail(head):
+        if not binary_head(head, f.name) and looks_like_mail(head):
             return True
     return False
 
@@ -278,15 +287,11 @@ class _RowShape:
     """Whether a line of text is, on its own, a whole row of this CSV file with a known label."""
 
     def __init__(self, header: list[str], delimiter: str, spec: SourceSpec):
-        from gapscope.data.labels import LabelMapper
-
         self.width, self.delimiter = len(header), delimiter
         self.at = header.index(spec.label) if spec.label in header and spec.label_value is None else None
         self.mapper = LabelMapper(spec.label_map)
 
     def is_row(self, fields: list[str]) -> bool:
-        from gapscope.data.labels import LabelError
-
         fields = _trim(fields, self.width)
         if len(fields) != self.width or not fields[self.at].strip():
             return False

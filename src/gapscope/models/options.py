@@ -19,8 +19,8 @@ from gapscope.errors import GapscopeError
 T = TypeVar("T")
 
 # Keys the study runner reads from the same [[models]] table; models ignore them.
-RUNNER_KEYS = frozenset({"max_train", "ray_num_cpus", "ray_num_gpus"})
 RUNNER_RULES = {"max_train": R.whole(0), "ray_num_cpus": R.number(0), "ray_num_gpus": R.number(0)}
+RUNNER_KEYS = frozenset(RUNNER_RULES)
 
 
 def _accepts(tp: Any, value: Any) -> bool:

@@ -178,8 +178,6 @@ def _paths(v: Any, path: Path, where: str) -> list[str]:
     items = v if isinstance(v, list) else [v]
     if not items or not all(isinstance(x, str) and x.strip() for x in items):
         raise SpecError(path, f"{where} path must be a path or a list of paths, got {_shown(v)}")
-    if len(set(items)) != len(items):
-        raise SpecError(path, f"{where} path lists {next(x for x in items if items.count(x) > 1)!r} twice")
     return items
 
 
@@ -235,9 +233,9 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
             raise SpecError(path, f"[[datasets]] #{i} label_value must be a label such as \"phishing\" or 1, "
                                   f"got {_shown(d['label_value'])}")
         resolved = [Path(x) if Path(x).is_absolute() else (base / x).resolve() for x in paths]
-        if len(set(resolved)) != len(resolved):  # "a.csv" and "./a.csv": the same file read twice
-            twice = next(x for x in resolved if resolved.count(x) > 1)
-            raise SpecError(path, f"[[datasets]] #{i} path lists {str(twice)!r} twice")
+        for j, x in enumerate(resolved):  # "a.csv" twice, or "a.csv" and "./a.csv": one file read twice
+            if x in resolved[:j]:
+                raise SpecError(path, f"[[datasets]] #{i} path lists {paths[j]!r} twice")
         p = resolved[0]
         name = d.get("name") or archive_stem(p.name) or (p.stem if p.suffix else p.name)
         kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id")
