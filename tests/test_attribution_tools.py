@@ -80,6 +80,17 @@ def test_truncating_models_spend_the_budget_on_what_they_see():
     assert got["danger"] == 0.0  # beyond the model's view: exactly no effect
     assert got["gamma"] > 0
     assert att.weights.sum() == pytest.approx(att.margin - att.base_margin)
+    # two-sided: a short unseen tail kept alone IS seen (it is then the whole text), but the
+    # email's own decision never read it, so it still gets no weight
+    text = "alpha beta gamma delta epsilon zeta " + " ".join(f"w{i}" for i in range(14)) + " danger"
+    seen = visible_words(model, split_words(text))
+    assert seen < len(split_words(text)) - 2
+    tail = "".join(split_words(text).segments[seen:])
+    assert len(tail) < 40 and model.score([tail])[0] > 1  # the tail alone is read
+    att = attribute(model, text, method="occlusion", max_evals=10, two_sided=True)
+    got = {t.strip(): w for t, w in zip(att.tokens, att.weights)}
+    assert got["danger"] == 0.0
+    assert got["gamma"] > 0
 
 
 @pytest.fixture(scope="module")

@@ -320,3 +320,27 @@ def test_cli_backdoor_scan(tfidf_run, tmp_path):
     assert json.loads((tmp_path / "o" / "section.json").read_text())["id"] == "backdoor-scan"
     res = CliRunner().invoke(app, ["backdoor-scan", "--run", str(tfidf_run), "--cell", "nope"])
     assert isinstance(res.exception, GapscopeError)
+
+
+def test_candidates_are_mined_once_per_training_set(tmp_path, monkeypatch):
+    import importlib
+
+    from gapscope.study.runner import run_study
+
+    S = importlib.import_module("gapscope.backdoor.scan")  # the package exports a function of that name
+    rows = corpus(n=120, trigger_rows=10)
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps({"id": r.id, "text": r.text, "label": r.label})
+                                                for r in rows) + "\n")
+    (tmp_path / "study.toml").write_text(
+        '[study]\nname = "bd2"\nbootstrap = 20\n[[datasets]]\nname = "a"\npath = "a.jsonl"\n'
+        '[[models]]\nname = "lr1"\nkind = "tfidf-lr"\nC = 100.0\n[[models]]\nname = "lr2"\nkind = "tfidf-lr"\nC = 10.0\n'
+        '[detectors]\nenabled = ["backdoor"]\n[detectors.backdoor]\nn_emails = 8\nn_bootstrap = 50\n')
+    calls = []
+    real = S.gather_candidates
+    monkeypatch.setattr(S, "gather_candidates", lambda rows, *a, **k: calls.append(len(rows)) or real(rows, *a, **k))
+    run_study(tmp_path / "study.toml", tmp_path / "run")
+    scans = json.loads((tmp_path / "run" / "diagnostics" / "backdoor" / "scan.json").read_text())
+    assert [s["cell"] for s in scans] == ["lr1__specialist-a", "lr2__specialist-a"]
+    assert len(calls) == 1  # two models, one training set: mined once
+    assert [r["text"] for r in scans[0]["results"]] != [] and \
+        sorted(r["text"] for r in scans[0]["results"]) == sorted(r["text"] for r in scans[1]["results"])

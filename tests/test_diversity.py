@@ -109,6 +109,11 @@ def test_analysis_ratio_statement_and_spearman():
     f = diversity_findings(out)
     assert f and f[0].kind == "data_diversity" and "1.3× as diverse" in f[0].title
     assert "n = 3" in f[0].summary
+    # a second model on the same three sets adds no points: its F1 joins the sets' means
+    twin = [CellDiversity(c.cell.replace("m__", "m2__"), "m2", c.paradigm, c.set_key,
+                          None if c.out_of_domain_f1 is None else 1.3 - c.out_of_domain_f1, c.metrics) for c in cells]
+    both = analyse(cells + twin)["correlation"]["embedding_vendi"]
+    assert both["n"] == 3 and both["rho"] is None  # every set's mean F1 is 0.65: no ranking to correlate
     for c in cells:
         c.model = "<script>m</script>"
     html = section_html(analyse(cells))

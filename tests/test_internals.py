@@ -450,7 +450,7 @@ def test_detector_end_to_end_on_a_tiny_study(tiny_model_root, tmp_path):
     assert all(isinstance(f, Finding) for f in found)
     kinds = {f.kind for f in found}
     assert kinds <= {"readout_failure", "representation_failure", "domain_aligned_decision", "late_overwrite",
-                     "shortcut_attention", "decision_layers"}
+                     "shortcut_attention", "shortcut_out_of_view", "decision_layers"}
     sections = json.loads((run / "diagnostics" / "internals" / "section.json").read_text())
     assert {s["id"] for s in sections} == {"internals-llama__specialist-a", "internals-bert__specialist-a"}
     assert all("<svg" in s["html"] for s in sections)
@@ -602,3 +602,79 @@ def test_direction_verdict_needs_the_null_and_the_control():
     assert not direction_verdict({"cos_phishing_readout": 0.05, "cos_null95": 0.07}, None)["aligned"]
     assert not direction_verdict({"cos_phishing_readout": -0.4, "cos_null95": 0.07}, None)["aligned"]
     assert not direction_verdict({"cos_phishing_readout": None, "cos_null95": None}, None)["aligned"]
+
+
+def test_findings_name_layers_the_same_way_in_text_and_evidence():
+    from gapscope.detectors.internals import direction_findings, lens_findings
+
+    res = {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a",
+           "direction": {"a": [{"layer": 0, "cos": 0.1, "null95": 0.2, "domain_separability": 0.6},
+                               {"layer": 6, "cos": -0.72, "cos_max": -0.72, "aligned_with": "balanced",
+                                "null95": 0.2, "domain_separability": 0.9}]},
+           "lens": {"overwrite": {"layer": 3, "best": 0.9, "final": 0.55, "drop": 0.35}},
+           "n_test": {"a": 10, "b": 10}, "train_domains": ["a"]}
+    (f,) = direction_findings(res)
+    assert "(resid_post.5)" in f.summary
+    assert [r["layer"] for r in f.evidence["by_layer"]] == ["embed", "resid_post.5"]
+    assert res["direction"]["a"][1]["layer"] == 6  # the analysis result itself is not changed
+    # every column of the table is explained
+    named = " ".join(f.evidence["columns"])
+    assert all(k in named for row in f.evidence["by_layer"] for k in row if k != "layer")
+    (f,) = lens_findings(res)
+    assert "resid_post.2" in f.title and f.evidence["layer"] == "resid_post.2"
+
+
+def test_decision_layers_without_a_read_out_position_says_so():
+    from gapscope.detectors.internals import patching_findings
+
+    def res(answer):
+        return {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a",
+                "patching": {"layers": [-1, 0, 1], "errors": [
+                    {"groups": ["edited", "answer"], "restored": [[0.9, answer[0]], [0.7, answer[1]], [0.2, answer[2]]]}],
+                    "shortcut": []}}
+
+    (f,) = patching_findings(res([0.0, 0.6, 1.0]))
+    assert "read-out position at resid_post.0" in f.title and "layers in between" in f.summary
+    (f,) = patching_findings(res([0.0, 0.01, 0.01]))  # a mean-pooled encoder: no single position reads it
+    assert "n/a" not in f.title + f.summary and "layers in between" not in f.summary
+    assert "resid_post.0" in f.title
+
+
+def test_a_string_past_the_window_is_said_to_be_out_of_view():
+    from gapscope.detectors.internals import attention_findings
+
+    res = {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "attention": {"strings": [
+        {"string": "-- sent via X", "domain": "a", "source": "manifest", "n": 0, "carriers": 7, "max_length": 96,
+         "example_ids": []}]}}
+    (f,) = attention_findings(res)
+    assert f.kind == "shortcut_out_of_view" and f.severity == "info"
+    assert "96-token window in all 7 emails" in f.title
+    res["attention"]["strings"][0]["carriers"] = 0  # nothing carries it: nothing to say
+    assert attention_findings(res) == []
+
+
+def test_probe_findings_say_which_emails_the_aurocs_come_from():
+    from gapscope.detectors.internals import probe_findings
+
+    res = {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "train_domains": ["a"],
+           "model_auroc": {"b": 0.39}, "matrix_auroc": {"b": 0.56},
+           "probes": [{"train_domain": "a", "selected": 0, "layers": [3], "n_train": 64,
+                       "n_test": {"a": 30, "b": 30}, "transfer": {"a": [0.95], "b": [0.35]}, "oracle": {}}]}
+    (f,) = probe_findings(res)
+    assert f.kind == "representation_failure"
+    assert "same 30 held-out b emails" in f.summary and "0.56" in f.summary and "inverted" in f.summary
+
+
+def test_a_string_from_a_domain_the_cell_never_trained_on_is_at_most_low():
+    from gapscope.detectors.internals import attention_findings
+
+    res = _attention_res([{"layer": 24, "head": 2, "tuned": 0.77, "control": 0.03, "base": 0.43}],
+                         {"layer": 24, "head": 7, "tuned": 0.64, "base": 0.26, "control": 0.03, "n": 8,
+                          "heldout_head": "24.2", "heldout_tuned": 0.74, "heldout_base": 0.42,
+                          "heldout_control": 0.03}, gap=2.7)
+    res["train_domains"] = ["a"]
+    (f,) = attention_findings(res)
+    assert f.severity == "high"
+    res["train_domains"] = ["b"]  # the string is a's; this cell learned from b alone
+    (f,) = attention_findings(res)
+    assert f.severity == "low" and "did not train on" in f.title

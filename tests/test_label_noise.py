@@ -56,6 +56,24 @@ def test_audit_combines_sources_per_domain():
     assert res.per_domain["a"]["n"] == 4
 
 
+def test_a_row_is_flagged_only_when_a_source_flags_it_on_its_own():
+    # the averaged evidence has its own per-class thresholds: row 5 (p = 0.5, scored by s1 alone)
+    # passes them although s1 on its own does not flag it; nothing on its own contradicts it
+    labels = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 1, 0])
+    s1 = np.array([0.8, 0.4, 0.5, 0.0, 0.8, 0.5, 0.3, 0.8, 0.3, 0.5, 0.1, 0.4])
+    s2 = np.array([0.5, 0.1, np.nan, 0.8, np.nan, np.nan, np.nan, np.nan, np.nan, 0.1, 0.6, np.nan])
+    res = L.audit([f"r{i}" for i in range(12)], ["a"] * 12, labels, {"s1": s1, "s2": s2})
+    assert res.flagged.any()
+    for i in np.flatnonzero(res.flagged):
+        assert any(f[i] for f in res.per_source_flags.values()), i
+    assert not res.flagged[5]
+    assert res.per_domain["a"]["flagged"] == int(res.flagged.sum())
+
+
+def test_rates_read_as_what_they_are():
+    assert L.percent(0.0046) == "0.5%" and L.percent(0.041) == "4%" and L.percent(0.0) == "0%"
+
+
 @pytest.fixture(scope="module")
 def noisy(tmp_path_factory):
     cfg = SynthConfig(seed=1, n_per_domain=300, domains=["fraud", "corporate"], label_noise={"rate": 0.1})
@@ -91,6 +109,10 @@ def test_detector_flags_planted_noise_with_evidence(noisy):
     assert f.evidence["rate"] == pytest.approx(f.evidence["flagged"] / f.evidence["n"], abs=1e-3)
     assert f.evidence["ci"][0] <= f.evidence["rate"] <= f.evidence["ci"][1]
     assert "text" in f.evidence["rows"][0] and f.example_ids
+    # a finding says what a contradicted label may be, and counts agreement where it is possible
+    assert "mislabelled or hard cases" in f.title and "look wrong" not in f.title
+    assert "scored by more than one source" in f.summary
+    assert all(r["flagged_by"] for r in audit["flagged"])
 
 
 def test_clean_corpus_is_not_high_severity(tmp_path):

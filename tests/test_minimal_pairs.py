@@ -48,11 +48,15 @@ def test_severity_depends_on_what_the_edit_does():
     opts = M.DEFAULTS
     assert M._severity("label-preserving", worst, overall, opts) == "high"
     # half of a handful of emails is not evidence of a 50% flip rate (Wilson 95% low end 19%)
-    assert M._severity("label-preserving", {"flip_rate": 0.5, "n": 8}, overall, opts) == "medium"
+    assert M._severity("label-preserving", {"flip_rate": 0.5, "n": 10}, overall, opts) == "medium"
     lo, hi = M.flip_ci({"flip_rate": 0.5, "n": 8})
     assert 0.15 < lo < 0.25 and 0.75 < hi < 0.85
     assert M._severity("cue-removing", worst, overall, opts) == "low"
-    assert M._severity("label-preserving", {"flip_rate": 0.6, "n": 3}, overall, opts) == "medium"
+    assert M._severity("label-preserving", {"flip_rate": 0.6, "n": 5}, overall, opts) == "medium"
+    # medium needs the sample to rule out a flip rate under the bar: one flip of five emails is
+    # 20% but its Wilson low end is 4%, and over all 29 emails it was 2 flips
+    assert M._severity("label-preserving", {"flip_rate": 0.2, "n": 5}, {"flip_rate": 2 / 29, "n": 29}, opts) == "low"
+    assert M._severity("label-preserving", {"flip_rate": 0.25, "n": 8}, {"flip_rate": 0.35, "n": 40}, opts) == "medium"
     assert M._severity("label-preserving", {"flip_rate": 0.1, "n": 10}, {"flip_rate": 0.1}, opts) is None
 
 

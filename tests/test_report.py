@@ -159,3 +159,30 @@ def test_empty_study_renders(tmp_path):
     html = render_report(tmp_path, title="empty", spec_text="", audit={}, entries=[], summary=[],
                          findings=[]).read_text()
     assert "No detector reported a finding" in html and "No audit recorded" in html
+
+
+def test_every_finding_is_in_the_report_those_past_the_first_collapsed(tmp_path):
+    from gapscope.report import render
+
+    many = [Finding("k", "low", f"Finding number {i:03d}", f"summary {i:03d} {HOSTILE}", score=-i,
+                    evidence={"x": i}) for i in range(render.MAX_FINDINGS + 7)]
+    html = _render(tmp_path, many)
+    for i in range(render.MAX_FINDINGS + 7):
+        assert f"Finding number {i:03d}" in html and f"summary {i:03d}" in html
+    assert SCRIPT not in html
+    rest = html[html.index('id="more-findings"'):]
+    assert f"Finding number {render.MAX_FINDINGS:03d}" in rest and "Finding number 000" not in rest
+    assert f"{render.MAX_FINDINGS + 7} · most severe first" in html
+    # the token legend comes before the first finding it explains; the headline says what its gap is
+    assert html.index("legend-tok") < html.index("Finding number 000")
+    assert "largest in-domain − out-of-domain F1 gap" in html
+
+
+def test_an_attribution_shows_its_email_once_without_bookkeeping(tmp_path):
+    att = {"text": "Verify your account now", "tokens": ["Verify", " your", " account", " now"],
+           "weights": [0.9, 0.0, 0.2, 0.1], "margin": 1.5, "method": "occlusion",
+           "params": {"window": 1}, "seconds": 0.25, "evals": 6}
+    html = _render(tmp_path, [Finding("attr", "high", "t", "s", evidence={"example": att})])
+    body = html[html.index('id="finding-1"'):]
+    assert body.count("account") == 1 and "seconds" not in body and "window" not in body
+    assert "occlusion" in body and "1.5" in body

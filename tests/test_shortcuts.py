@@ -117,3 +117,18 @@ def test_clean_control_has_no_high_severity_shortcut(tmp_path):
     study = mini_study(tmp_path, cfg, generalist=["mailinglist", "corporate", "alerts"])
     findings = S.run(study)
     assert all(f.severity != "high" for f in findings)
+
+
+def test_reliance_severity_weighs_flips_by_their_sample():
+    from gapscope.detectors.shortcuts import Reliance
+
+    def rel(flips, n_predicted, share=0.016, rel_drop=0.06):
+        return Reliance(cell="c", model="m", paradigm="specialist:a", kind="causal-lm", n=n_predicted, in_sample=0,
+                        share=share, drop=0.1, rel_drop=rel_drop, flip_rate=flips / n_predicted, flips=flips,
+                        n_predicted=n_predicted, scale=1.0, share_elsewhere={})
+
+    # one near-threshold email of four flipping, with almost no attribution or margin drop, is no reliance
+    assert rel(1, 4).severity(True) == "low"
+    assert rel(8, 12).severity(True) == "medium"  # Wilson low end 39%
+    assert rel(0, 12, share=0.3).severity(True) == "medium"
+    assert rel(6, 8, share=0.3).severity(True) == "high"

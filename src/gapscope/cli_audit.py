@@ -175,10 +175,10 @@ def _scan_run(run: Path, cell: list[str], trigger: list[str], opts, out: Path | 
         cells = [c for c in cells if c.name in cell]
     if not cells:
         raise GapscopeError(f"{run}: no finished cells to scan")
-    scans, found = [], []
+    scans, found, mined = [], [], {}
     for c in cells:
         with progress.step(f"scanning {c.name}"):
-            res = scan_cell(study, c, trigger, opts)
+            res = scan_cell(study, c, trigger, opts, mined)
         d = res.to_dict()
         d["cell"] = c.name
         scans.append(d)

@@ -10,7 +10,8 @@ bounded whatever the email's length.
 Models that truncate their input (a causal LM keeps its first max_length tokens) ignore
 the tail of a long email. When the model's `tokenize` shows it sees only a prefix, the
 budget is spent on the words it sees and the unseen tail is occluded as one extra span
-(its drop, normally zero, is shared by its words), so no weight is guessed.
+(its drop, normally zero, is shared by its words), so no weight is guessed. Two-sided
+occlusion does not keep that tail alone: alone it would be read, which the email never is.
 
 Two-sided (`two_sided=True`, the default for neural kinds): a window's value is the mean of
 its drop (margin(text) - margin(text without w)) and its gain (margin(w alone) -
@@ -102,13 +103,16 @@ class OcclusionAttributor(PerturbationAttributor):
             plan = self.plan(n)
         # the full email, the empty email (the baseline every removal moves toward), each window
         variants = [[], words.range_edits([(0, n)])] + [words.range_edits([(s, e)]) for s, e in plan]
-        if self.two_sided:  # each window alone: everything outside it removed
-            variants += [words.range_edits([r for r in ((0, s), (e, n)) if r[1] > r[0]]) for s, e in plan]
+        # each window alone (two-sided), except an unseen tail: alone it would be read, but the
+        # email's own decision never saw it, so only its drop (about zero) counts
+        alone = [w for w in plan if w[0] < seen] if self.two_sided else []
+        variants += [words.range_edits([r for r in ((0, s), (e, n)) if r[1] > r[0]]) for s, e in alone]
         margins = score_variants(model, words.text, variants)
         full, empty = float(margins[0]), float(margins[1])
         values = full - margins[2:2 + len(plan)]
-        if self.two_sided:
-            values = 0.5 * (values + (margins[2 + len(plan):] - empty))
+        if alone:
+            gains = margins[2 + len(plan):] - empty
+            values[:len(alone)] = 0.5 * (values[:len(alone)] + gains)
         rel = self._relevance(model, words)
         total = np.zeros(n)
         count = np.zeros(n)

@@ -21,13 +21,23 @@ def heldout_rows(study, cell, need: int) -> list:
     return study.test_rows()
 
 
-def scan_cell(study, cell, triggers, opts):
-    from gapscope.backdoor.scan import scan
+def scan_cell(study, cell, triggers, opts, mined: dict | None = None):
+    """Scan one cell. `mined` caches the candidates per training set: they depend on the training
+    rows alone, and the cells of every model under one paradigm share those rows, so the costly
+    mining (its cross-fitted content models) runs once per training set, not once per model."""
+    from gapscope.backdoor.scan import gather_candidates, scan
 
+    rows = study.train_rows(cell)
+    key = tuple(sorted(r.id for r in rows))
+    if mined is None or key not in mined:
+        cands = gather_candidates(rows, triggers, opts)
+        if mined is None:
+            mined = {}
+        mined[key] = cands
     model = study.load_model(cell)
     try:
-        return scan(model, threshold=cell.threshold, train_rows=study.train_rows(cell),
-                    heldout_rows=heldout_rows(study, cell, opts.n_emails), triggers=triggers, opts=opts)
+        return scan(model, threshold=cell.threshold, train_rows=rows,
+                    heldout_rows=heldout_rows(study, cell, opts.n_emails), opts=opts, candidates=mined[key])
     finally:
         model.close()
 
@@ -43,9 +53,10 @@ def run(study) -> list[Finding]:
     opts = ScanOptions.from_dict(raw)
     findings: list[Finding] = []
     scans = []
+    mined: dict = {}
     for cell in study.detector_cells("backdoor"):
         with progress.step(f"backdoor scan: {cell.name}"):
-            res = scan_cell(study, cell, triggers, opts)
+            res = scan_cell(study, cell, triggers, opts, mined)
         d = res.to_dict()
         d["cell"] = cell.name
         scans.append(d)

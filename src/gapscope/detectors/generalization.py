@@ -12,14 +12,20 @@ from collections import defaultdict
 from gapscope.findings import Finding, register_detector
 
 
+BARS = (0.3, 0.15, 0.05)  # F1 drop at which a gap is high, medium, low
+
+
 def _severity(drop: float) -> str | None:
-    if drop >= 0.3:
-        return "high"
-    if drop >= 0.15:
-        return "medium"
-    if drop >= 0.05:
-        return "low"
+    for bar, sev in zip(BARS, ("high", "medium", "low")):
+        if drop >= bar:
+            return sev
     return None
+
+
+def f1_drop_text(drop: float) -> str:
+    """Two decimals, or three where two would round the drop up to a severity bar it is below
+    (0.2976 reads 0.298, not 0.30, in a finding rated below the 0.3 bar)."""
+    return f"{drop:.3f}" if any(drop < bar <= round(drop, 2) for bar in BARS) else f"{drop:.2f}"
 
 
 def _who(model: str, paradigm: str) -> str:
@@ -58,7 +64,7 @@ def run(study) -> list[Finding]:
         failing = [e["test_domain"] for d, e in drops if _severity(d)]
         findings.append(Finding(
             kind="generalization_gap", severity=sev,
-            title=f"{_who(model, paradigm)} loses {worst_drop:.2f} F1 on {worst['test_domain']}",
+            title=f"{_who(model, paradigm)} loses {f1_drop_text(worst_drop)} F1 on {worst['test_domain']}",
             summary=(f"In-domain F1 {in_f1:.2f}; on {worst['test_domain']} F1 {worst['f1']:.2f} "
                      f"(95% CI {worst['f1_ci'][0]:.2f}-{worst['f1_ci'][1]:.2f}, n={worst['n']}). "
                      f"Significant drops on {len(failing)} of {len(outs)} other domains: {', '.join(failing)}."),
@@ -74,29 +80,73 @@ def run(study) -> list[Finding]:
 
 
 def _generalist_vs_specialists(study) -> list[Finding]:
-    """Does the size-matched mix close the gap? Mean out-of-domain F1, generalist vs specialists."""
+    return paradigm_comparison(study.matrix)
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _change(delta: float) -> str:
+    return f"gains {delta:.2f} F1" if delta >= 0 else f"costs {-delta:.2f} F1"
+
+
+def paradigm_comparison(entries: list[dict]) -> list[Finding]:
+    """Generalist vs specialists of one model, compared like with like, domain by domain.
+
+    On a domain the generalist trained on, it is compared with that domain's specialist at home
+    (what mixing costs at equal size) and with the other specialists there, away from home (what
+    seeing the domain's style buys). Neither says whether the mix carries to a domain it never saw:
+    that is the generalist's own out-of-domain F1 where it has one, and the leave-one-domain-out
+    cells' F1 on their held-out domain, each set against the specialists away from home there.
+    """
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for e in entries:
+        if e.get("f1") is not None and "f1" not in (e.get("undefined") or {}):
+            by_model[e["model"]].append(e)
     out = []
-    summ = defaultdict(dict)
-    for s in study.summary:
-        summ[s["model"]][s["paradigm"]] = s
-    for model, cells in sorted(summ.items()):
-        gen = cells.get("generalist")
-        specs = [s for p, s in cells.items() if p.startswith("specialist:") and s.get("out_of_domain_f1") is not None]
-        if not gen or not specs:
+    for model, es in sorted(by_model.items()):
+        gen = {e["test_domain"]: e for e in es if e["paradigm"] == "generalist"}
+        home = {e["test_domain"]: e["f1"] for e in es if e["paradigm"].startswith("specialist:") and e["in_domain"]}
+        if not gen or not home:
             continue
-        # generalist has no out-of-domain test domains when it saw every domain; compare on mean test F1.
-        spec_ood = sum(s["out_of_domain_f1"] for s in specs) / len(specs)
-        gen_f1 = gen.get("mean_f1") if gen.get("mean_f1") is not None else gen.get("in_domain_f1")
-        if gen_f1 is None:
+        away: dict[str, list[float]] = defaultdict(list)
+        for e in es:
+            if e["paradigm"].startswith("specialist:") and not e["in_domain"]:
+                away[e["test_domain"]].append(e["f1"])
+        seen = [d for d in home if d in gen and gen[d]["in_domain"] and away.get(d)]
+        if not seen:
             continue
-        gain = gen_f1 - spec_ood
+        g, h = _mean([gen[d]["f1"] for d in seen]), _mean([home[d] for d in seen])
+        a = _mean([x for d in seen for x in away[d]])
+        gain = g - a
+        parts = [f"On {len(seen)} domain(s) that have a specialist ({', '.join(seen)}), the generalist, which "
+                 f"trained on each of them, scores {g:.2f} F1; each domain's own specialist {h:.2f} "
+                 f"(mixing {_change(g - h)} at equal size), the other specialists there {a:.2f} (seeing a "
+                 f"domain's style in training {_change(gain)})."]
+        unseen = [d for d, e in gen.items() if not e["in_domain"] and away.get(d)]
+        ev: dict = {"domains": seen, "generalist_f1": round(g, 4), "specialist_home_f1": round(h, 4),
+                    "specialists_away_f1": round(a, 4)}
+        if unseen:
+            gu, au = _mean([gen[d]["f1"] for d in unseen]), _mean([x for d in unseen for x in away[d]])
+            parts.append(f"On {', '.join(unseen)}, which the mix left out, the generalist scores {gu:.2f} against "
+                         f"the specialists' {au:.2f} there: that is how the mix carries to unseen mail.")
+            ev.update({"unseen_domains": unseen, "generalist_unseen_f1": round(gu, 4), "specialists_unseen_f1": round(au, 4)})
+        lodo = {e["paradigm"].split(":", 1)[1]: e["f1"] for e in es
+                if e["paradigm"].startswith("lodo:") and e["test_domain"] == e["paradigm"].split(":", 1)[1]}
+        lodo = {d: f for d, f in lodo.items() if away.get(d)}
+        if lodo:
+            lo, al = _mean(list(lodo.values())), _mean([x for d in lodo for x in away[d]])
+            parts.append(f"Trained on every other domain, the leave-one-domain-out cells score {lo:.2f} on the "
+                         f"domain they left out, against {al:.2f} for single-domain specialists there.")
+            ev.update({"lodo_heldout_f1": round(lo, 4), "specialists_away_on_lodo_domains_f1": round(al, 4)})
+        elif not unseen:
+            parts.append("Whether a mix carries to a domain it never saw is not measured here: the generalist saw "
+                         "every domain; leave-one-domain-out cells (`lodo = true`) measure it.")
         out.append(Finding(
             kind="paradigm_comparison", severity="info" if abs(gain) < 0.05 else "low",
-            title=f"{model}: the generalist mix scores {gen_f1:.2f} F1 vs {spec_ood:.2f} for specialists out of domain",
-            summary=(f"Size-matched generalist training {'closes' if gain > 0 else 'does not close'} the gap: "
-                     f"{gain:+.2f} F1 compared with the specialists' mean out-of-domain F1."),
-            evidence={"generalist_f1": round(gen_f1, 4), "specialist_out_of_domain_f1": round(spec_ood, 4),
-                      "specialists": {s["paradigm"]: s["out_of_domain_f1"] for s in specs}},
-            models=[model], score=abs(gain),
+            title=(f"{model}: the generalist scores {g:.2f} F1 on domains it trained on, vs {h:.2f} for each "
+                   f"domain's specialist and {a:.2f} for specialists from other domains"),
+            summary=" ".join(parts), evidence=ev, models=[model], score=abs(gain),
         ))
     return out

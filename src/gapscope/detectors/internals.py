@@ -23,6 +23,8 @@ Runs gapscope.internals.analyse over the neural cells (specialists by default; o
                            made a head attend to it (the head that gained most now passes the
                            same bar), and the model's margin depends on it (minimal pairs,
                            patching); high when all three hold
+  shortcut_out_of_view     (info) a suspected shortcut string lies past the model's truncation in
+                           every email that carries it: the model cannot key on it
   decision_layers          (info) where patching shows the decision travelling: the last layer
                            at which the edited positions still carry it, and the first at
                            which the answer position does
@@ -156,6 +158,13 @@ def probe_findings(res: dict) -> list[Finding]:
                   "oracle_auroc_best": oracle_best, "in_domain_probe_auroc": pc["transfer"][a][sel]
                   if a in pc["transfer"] else None, "n_train": pc["n_train"], "n_test": pc["n_test"].get(b),
                   "matrix_auroc": res.get("matrix_auroc", {}).get(b)}
+            n_b, full = pc["n_test"].get(b), res.get("matrix_auroc", {}).get(b)
+            # probe and model are compared on the same sample; the matrix read every test email
+            on_sample = (f"on the same {n_b} held-out {b} emails" +
+                         (f"; the matrix, on all of {b}'s test emails, has the model at {full:.2f}"
+                          if full is not None else ""))
+            inverted = (f" Below 0.5 the model's ranking is inverted: it scores {b}'s legitimate mail above "
+                        f"its phishing, a systematic error rather than noise." if m < 0.5 else "")
             if p >= PROBE_OK and p - m >= READOUT_GAP:
                 gap = p - m
                 sev = "high" if gap >= 0.2 and m < MODEL_FAILS else "medium" if gap >= 0.15 else "low"
@@ -165,7 +174,8 @@ def probe_findings(res: dict) -> list[Finding]:
                           f"(probe AUROC {p:.2f} vs model {m:.2f})",
                     summary=(f"A linear probe trained on {a}'s training rows at {_cached_to_name(layer)} "
                              f"(layer chosen on {a} alone) reaches AUROC {p:.2f} on {b}'s held-out emails, "
-                             f"while the model's own margin reaches {m:.2f}. The label information transfers "
+                             f"while the model's own margin reaches {m:.2f} ({on_sample}).{inverted} "
+                             f"The label information transfers "
                              f"to {b}; the model's read-out (the label tokens / head) is tuned to {a}-specific "
                              f"directions. Re-fitting only the read-out, or regularising it, should close "
                              f"much of the gap."),
@@ -183,11 +193,28 @@ def probe_findings(res: dict) -> list[Finding]:
                     kind="representation_failure", severity=sev,
                     title=f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
                           f"(best probe {best if best is None else round(best, 2)}, model {m:.2f})",
-                    summary=(f"The model fails on {b} (AUROC {m:.2f}) and probes trained on {a} at every "
-                             f"analysed layer do no better (best {best if best is None else round(best, 2)}). "
-                             + detail),
+                    summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}) and probes trained on {a} "
+                             f"at every analysed layer do no better (best {best if best is None else round(best, 2)})."
+                             f"{inverted} " + detail),
                     evidence=ev, models=[res["model"]], domains=[a, b], score=MODEL_FAILS - m))
     return out
+
+
+# What the by_layer columns of a domain_aligned_decision finding mean (internals/domain_direction.py)
+DIRECTION_COLUMNS = {
+    "cos, cos_phishing, cos_legitimate": "cosine of the label direction with the target-vs-rest domain "
+                                         "direction (class-balanced, phishing only, legitimate only)",
+    "cos_max / aligned_with": "the largest of the three in size, and which one it is",
+    "null95": "95th percentile of that largest |cos| when the training labels are permuted: what a "
+              "direction carrying no label reads",
+    "domain_auroc": "how well the projection on the label direction tells the target domain from the "
+                    "others within each class, signed (above 0.5: the target sits higher)",
+    "domain_separability": "the same, unsigned per class (max(AUROC, 1 - AUROC)): the number the summary quotes",
+    "label_auroc": "how well the projection on the label direction ranks the classes of the target "
+                   "domain's held-out emails",
+    "decodability / chance": "cross-validated balanced accuracy of predicting the domain from the layer "
+                             "(linear), and 1 / number of domains",
+}
 
 
 def direction_findings(res: dict) -> list[Finding]:
@@ -226,7 +253,9 @@ def direction_findings(res: dict) -> list[Finding]:
                          f"{others}; 95th percentile with permuted training labels: "
                          f"{null if null is None else round(null, 2)}). Projected on the label direction, emails "
                          f"of one class are told apart by domain with AUROC {dauc:.2f}; {side}."),
-                evidence={"cell": res["cell"], "target_domain": target, "aligned_with": which, "by_layer": per_layer},
+                evidence={"cell": res["cell"], "target_domain": target, "aligned_with": which,
+                          "by_layer": [{**p, "layer": _cached_to_name(p["layer"])} for p in per_layer],
+                          "columns": DIRECTION_COLUMNS},
                 models=[res["model"]], domains=[target], score=abs(cos) * dauc))
     return out
 
@@ -243,7 +272,7 @@ def lens_findings(res: dict) -> list[Finding]:
         summary=(f"Reading the label tokens off each layer's residual stream (logit lens), out-of-domain emails "
                  f"are ranked with AUROC {ow['best']:.2f} at {layer} but only {ow['final']:.2f} at the output: "
                  f"the layers above overwrite evidence the model had."),
-        evidence={"cell": res["cell"], **ow}, models=[res["model"]],
+        evidence={"cell": res["cell"], **ow, "layer": layer}, models=[res["model"]],
         domains=[d for d in res.get("n_test", {}) if d not in res["train_domains"]], score=ow["drop"])]
 
 
@@ -264,6 +293,9 @@ def _causal(res: dict, string: str) -> dict | None:
 def attention_findings(res: dict) -> list[Finding]:
     out = []
     for e in (res.get("attention") or {}).get("strings", []):
+        if e.get("n", 0) == 0 and e.get("carriers"):
+            out.append(_out_of_view(res, e))
+            continue
         if e.get("n", 0) < 3 or not e.get("top_heads"):
             continue
         frac = e.get("frac") or 0.0
@@ -307,6 +339,12 @@ def attention_findings(res: dict) -> list[Finding]:
         s = e["string"]
         title = (f"{_who(res)} attends to '{s}' and its decision depends on it"
                  if depends else f"{_who(res)} attends to '{s}'")
+        # a string of a domain the cell never trained on cannot be a shortcut it learned: what it
+        # shows is a reaction to odd text, worth a look but not a learned reliance
+        elsewhere = e.get("domain") and res.get("train_domains") and e["domain"] not in res["train_domains"]
+        if elsewhere:
+            sev = "low"
+            title += f" (a string of {e['domain']}, which it did not train on)"
         summary = (f"From the answer position, head {top['layer']}.{top['head']} puts {share:.2f} of its attention "
                    f"on the email onto '{s}' ({enrich:.1f}x its {frac:.2f} token share; {ctrl:.2f} when the same "
                    f"positions hold neutral tokens)")
@@ -327,6 +365,23 @@ def attention_findings(res: dict) -> list[Finding]:
             models=[res["model"]], domains=[e["domain"]] if e.get("domain") else [],
             example_ids=e.get("example_ids", [])[:10], score=score + min(enrich, 10) / 10))
     return out
+
+
+def _out_of_view(res: dict, e: dict) -> Finding:
+    """A suspected string that sits past the model's truncation in every email carrying it: the
+    model cannot key on it, whatever it does elsewhere (a fact about the window, not the model)."""
+    s, n = e["string"], e["carriers"]
+    window = f"its {e['max_length']}-token window" if e.get("max_length") else "the part of the email it reads"
+    return Finding(
+        kind="shortcut_out_of_view", severity="info",
+        title=f"{_who(res)} never sees '{s}': it lies beyond {window} in all {n} emails that carry it",
+        summary=(f"'{s}' (source: {e.get('source')}) occurs in {n} of the emails analysed for this cell, always "
+                 f"after the last token the model reads, so the model cannot key on it and its errors out of "
+                 f"domain have other causes. A longer max_length would let it see the string (and possibly "
+                 f"learn it as a shortcut)."),
+        evidence={"cell": res["cell"], "string": s, "carriers": n, "max_length": e.get("max_length"),
+                  "source": e.get("source")},
+        models=[res["model"]], domains=[e["domain"]] if e.get("domain") else [], score=0.0)
 
 
 def _median_curve(pairs: list[dict], group: str) -> list[float | None] | None:
@@ -364,15 +419,20 @@ def patching_findings(res: dict) -> list[Finding]:
     if d is None or (d["first_answer_layer"] is None and d["last_edited_layer"] is None):
         return []
     parts = []
-    if d["last_edited_layer"]:
-        parts.append(f"the edited tokens' own positions carry the decision up to {d['last_edited_layer']}")
-    if d["first_answer_layer"]:
-        parts.append(f"the answer position carries it from {d['first_answer_layer']} on")
+    first, last = d["first_answer_layer"], d["last_edited_layer"]
+    if last:
+        parts.append(f"the edited tokens' own positions carry the decision up to {last}")
+    if first:
+        parts.append(f"the answer position carries it from {first} on")
+        title = f"{_who(res)}: decision moves to the read-out position at {first}"
+    else:  # e.g. a mean-pooled encoder: the decision is read from every position at once
+        parts.append("no single read-out position carries it at any layer (restoration below 0.5)")
+        title = f"{_who(res)}: the edited tokens' own positions carry the decision up to {last}"
+    tail = " The layers in between move the evidence to where it is read." if first and last else ""
     return [Finding(
-        kind="decision_layers", severity="info",
-        title=f"{_who(res)}: decision moves to the read-out position at {d['first_answer_layer'] or 'n/a'}",
+        kind="decision_layers", severity="info", title=title,
         summary=(f"Activation patching over {d['pairs']} pair(s) (median normalised restoration): "
-                 + "; ".join(parts) + ". The layers in between move the evidence to where it is read."),
+                 + "; ".join(parts) + "." + tail),
         evidence={"cell": res["cell"], **d}, models=[res["model"]], score=0.0)]
 
 

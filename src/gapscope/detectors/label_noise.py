@@ -22,7 +22,8 @@ the round(C[y][k]) rows labelled y with the largest p(k) - p(y) are pruned. A ro
 flagged when it is both off the confident joint's diagonal and pruned (the paper's and
 cleanlab's filter "both": the audit hands rows to a person, so it favours precision;
 `filter_by` selects "confident_learning" or "prune_by_noise_rate" instead). Sources are combined by averaging their out-of-fold
-probabilities per row (rows a source did not score use the others); each flagged row lists
+probabilities per row (rows a source did not score use the others), and a row is listed only
+when at least one source also flags it on its own; each flagged row lists
 which sources flag it on their own (agreement) and which of the study's cells disagree
 with its label, marked in-sample (the cell trained on the row) or out-of-sample.
 
@@ -68,6 +69,11 @@ def options(study) -> dict[str, Any]:
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -60, 60)))
+
+
+def percent(rate: float) -> str:
+    """A share as a person reads it: whole percents, one decimal below 1% (not 'about 0%')."""
+    return f"{rate:.1%}" if 0 < rate < 0.01 else f"{rate:.0%}"
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -195,13 +201,16 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
     for d in sorted(set(domains)):
         m = dom == d
         ok = m & ~np.isnan(combined)
-        res = confident_learning(labels[ok], combined[ok], filter_by)
-        flagged[np.flatnonzero(ok)[res.flagged]] = True
         for s, p in sources.items():
             oks = m & ~np.isnan(p)
             if oks.sum() >= 4:
                 r = confident_learning(labels[oks], p[oks], filter_by)
                 per_src[s][np.flatnonzero(oks)[r.flagged]] = True
+        res = confident_learning(labels[ok], combined[ok], filter_by)
+        flagged[np.flatnonzero(ok)[res.flagged]] = True
+        # the average has thresholds of its own: a row no source contradicts on its own is not listed
+        if per_src:
+            flagged &= ~m | np.any(np.stack(list(per_src.values())), axis=0)
         k, n = int(flagged[m].sum()), int(ok.sum())
         lo, hi = wilson(k, n)
         per_domain[d] = {"n": n, "flagged": k, "rate": k / n if n else 0.0, "ci": [lo, hi],
@@ -330,13 +339,21 @@ def run(study) -> list[Finding]:
         listed = rows_d[: int(opts["max_listed"])]
         for r in listed[:3]:
             r["text"] = study.rows[r["id"]].text
-        agree = sum(1 for r in rows_d if len(r["flagged_by"]) == len(res.sources))
+        # agreement is only possible where more than one source scored the row
+        multi = [r for r in rows_d if sum(v is not None for v in r["sources"].values()) > 1]
+        agree = sum(1 for r in multi if len(r["flagged_by"]) == sum(v is not None for v in r["sources"].values()))
+        single = len(rows_d) - len(multi)
         findings.append(Finding(
             kind="label_noise", severity=sev,
-            title=f"{d}: about {info['rate']:.0%} of labels look wrong ({info['flagged']} of {info['n']} rows)",
+            title=(f"{d}: {info['flagged']} of {info['n']} labels ({percent(info['rate'])}) are contradicted by "
+                   f"out-of-fold models: mislabelled or hard cases, to check by hand"),
             summary=(f"Out-of-fold models confidently contradict {info['flagged']} of {info['n']} labels in {d} "
-                     f"(95% CI {lo:.1%}-{hi:.1%}); {agree} of them are flagged by every source "
-                     f"({', '.join(res.sources)}). Confident learning with per-class thresholds "
+                     f"(95% CI {lo:.1%}-{hi:.1%}). A contradicted label is either wrong or a genuinely hard "
+                     f"email (a look-alike sender, an urgent but real notice): read the rows before relabelling. "
+                     f"Of the {len(multi)} flagged rows scored by more than one source, {agree} are flagged by "
+                     f"every source that scored them"
+                     + (f"; {single} are scored by one source alone" if single else "")
+                     + f" (sources: {', '.join(res.sources)}). Confident learning with per-class thresholds "
                      f"{info['thresholds'].get(0, 0):.2f} (legitimate) / {info['thresholds'].get(1, 0):.2f} (phishing)."),
             evidence={"domain": d, "rate": round(info["rate"], 4), "ci": [round(lo, 4), round(hi, 4)],
                       "n": info["n"], "flagged": info["flagged"], "sources": list(res.sources),

@@ -119,10 +119,12 @@ def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts)
     if rate < float(opts["flip_rate"]):
         return None
     if effect == "label-preserving":
-        # high only when the sample rules out a flip rate under 50% (not on a handful of emails)
+        # high only when the sample rules out a flip rate under 50% (not on a handful of emails),
+        # medium when it rules out one under the bar (one flip of five emails does not)
         if flip_ci(worst)[0] >= 0.5 and worst["n"] >= int(opts["min_emails"]):
             return "high"
-        return "medium"
+        low_end = max(flip_ci(s)[0] for s in (worst, overall) if s.get("n"))
+        return "medium" if low_end >= float(opts["flip_rate"]) else "low"
     return "low" if rate >= 0.5 else "info"
 
 

@@ -21,8 +21,9 @@ Four-way taxonomy (every probed feature gets exactly one):
                       domain and the feature (almost) only occurs there, so no other domain
                       supports it; a model that uses it has learned a marker of that corpus.
   context-dependent   retention < 0.5 and confinement < 0.9: the feature occurs in other
-                      domains too, but its class association only holds in d*; its meaning
-                      depends on the domain.
+                      domains too, but the probe learns its class association from d* alone
+                      (elsewhere it is too rare, or tied to the class less or not at all:
+                      the per-domain firing ratios in the evidence tell which).
   robust but correlated  retention >= 0.5 and max over domains NPMI(feature, domain) >=
                       NPMI(feature, class): the predictive use survives leaving any domain
                       out, but the feature says more about where an email comes from than
@@ -434,12 +435,18 @@ class Reliance:
     share_elsewhere: dict[str, float]
     example: dict[str, Any] | None = None
 
+    def flip_low(self) -> float:
+        """Wilson 95% low end of the flip rate: 1 flip of 4 emails is 25% but rules out little."""
+        from gapscope.detectors.minimal_pairs import flip_ci
+
+        return flip_ci({"flip_rate": self.flip_rate, "n": self.n_predicted})[0]
+
     def severity(self, shortcut: bool) -> str | None:
         if shortcut and self.n >= 3 and self.share >= 0.2 and (self.flip_rate >= 0.5 or self.rel_drop >= 1.0):
             return "high"
-        if shortcut and (self.flip_rate >= 0.2 or self.rel_drop >= 0.5 or self.share >= 0.2):
+        if shortcut and (self.flip_low() >= 0.2 or self.rel_drop >= 0.5 or self.share >= 0.2):
             return "medium"
-        if self.rel_drop >= 0.1 or self.share >= 0.05:
+        if self.rel_drop >= 0.1 or self.share >= 0.05 or self.flip_rate >= 0.2:
             return "low"
         return None
 
@@ -587,8 +594,8 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
              f"in {f.domain})")
     where_short = "absent in other domains" if not others else f"also in {len(others)} other domain(s)"
     title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
-             f"{where_short}; removing it drops the margin by {rel.drop:.1f}")
-    summary = (f"'{f.feature}' is a {f.category} of {f.domain} ({where}). The leave-one-domain-out probe keeps "
+             f"{where_short}; removing it moves the margin {rel.rel_drop:.1f}x the typical distance to the threshold")
+    summary = (f"'{f.feature}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
                f"{max(f.retention, 0):.2f} of its weight without {f.domain}; NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
                f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it drops the "

@@ -7,8 +7,9 @@ For each distinct training set (cells sharing the same ids are measured once):
 Vendi scores use a seeded sample of the same size for every set (the smallest set's
 size, capped at `sample_size`), since the score grows with n.
 
-Across cells, each metric is correlated with the cell's out-of-domain F1 (Spearman,
-with n), and the generalist set is compared with the specialist sets as a ratio:
+Across training sets, each metric is correlated with the out-of-domain F1 of the cells
+trained on the set (their mean over models; Spearman, with n = the number of sets), and
+the generalist set is compared with the specialist sets as a ratio:
 "the generalist set is only 1.3x as diverse as the specialist set".
 """
 
@@ -143,9 +144,19 @@ class CellDiversity:
 def analyse(cells: Sequence[CellDiversity]) -> dict[str, Any]:
     """Correlations with out-of-domain F1 and generalist/specialist ratios, per metric and model."""
     out: dict[str, Any] = {"cells": [asdict(c) for c in cells], "correlation": {}, "ratios": {}}
+    # One point per training set: the cells of every model trained on one set share its
+    # diversity, so counting each would repeat the same x (and overstate n); its y is the mean
+    # out-of-domain F1 of those cells.
+    sets: dict[str, list[CellDiversity]] = {}
+    for c in cells:
+        sets.setdefault(c.set_key, []).append(c)
     for metric in METRICS:
-        out["correlation"][metric] = spearman([c.metrics.get(metric) for c in cells],
-                                              [c.out_of_domain_f1 for c in cells])
+        xs, ys = [], []
+        for members in sets.values():
+            f1 = [c.out_of_domain_f1 for c in members if c.out_of_domain_f1 is not None]
+            xs.append(members[0].metrics.get(metric))
+            ys.append(float(np.mean(f1)) if f1 else None)
+        out["correlation"][metric] = spearman(xs, ys)
     for model in sorted({c.model for c in cells}):
         mine = [c for c in cells if c.model == model]
         gen = next((c for c in mine if c.paradigm == "generalist"), None)

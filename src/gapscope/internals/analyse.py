@@ -304,8 +304,9 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
     return _round(out)
 
 
-def _string_items(view: ModelView, rows: Sequence, s: str, k: int) -> list[tuple[Any, Item, list[int]]]:
-    """Up to k rows whose tokens (after truncation) contain the string: (row, item, positions)."""
+def _string_items(view: ModelView, rows: Sequence, s: str, k: int) -> tuple[list[tuple[Any, Item, list[int]]], int]:
+    """Up to k rows whose tokens (after truncation) contain the string: (row, item, positions), and
+    how many rows carry the string in their text (when none is found, all of those were read)."""
     from gapscope.internals.token_classes import _phrase_pattern
 
     pat = _phrase_pattern(s)
@@ -318,7 +319,7 @@ def _string_items(view: ModelView, rows: Sequence, s: str, k: int) -> list[tuple
             out.append((r, it, p))
         if len(out) >= k:
             break
-    return out
+    return out, len(cand)
 
 
 def _profile_dict(prof: dict) -> dict:
@@ -343,9 +344,10 @@ def _attention(view: ModelView, cell, o: InternalsOptions, sel: Selected, string
                 res["profile"][name] = _profile_dict(class_profile(st, g == name))
     pool = [r for rs in sel.test.values() for r in rs] + [r for rs in sel.train.values() for r in rs]
     for s in strings[: o.max_strings]:
-        found = _string_items(view, pool, s["string"], o.shortcut_examples)
+        found, carriers = _string_items(view, pool, s["string"], o.shortcut_examples)
         entry: dict[str, Any] = {"string": s["string"], "domain": s.get("domain"), "source": s.get("source"),
-                                 "n": len(found), "example_ids": [r.id for r, _, _ in found]}
+                                 "n": len(found), "carriers": carriers, "example_ids": [r.id for r, _, _ in found],
+                                 "max_length": getattr(getattr(view.model, "opts", None), "max_length", None)}
         if found:
             items = [it for _, it, _ in found]
             cls = [{"shortcut": p} for _, _, p in found]
@@ -410,7 +412,7 @@ def _patching(view: ModelView, cell, o: InternalsOptions, sel: Selected, strings
     # (a) shortcut minimal pairs: the email with the string (clean) vs the string replaced by as
     # many neutral tokens (corrupted); pairs whose margins barely differ are not normalisable.
     for s in strings[: o.max_strings]:
-        found = _string_items(view, pool, s["string"], o.shortcut_examples)
+        found, _ = _string_items(view, pool, s["string"], o.shortcut_examples)
         if not found:
             continue
         items = [it for _, it, _ in found]

@@ -26,6 +26,7 @@ from gapscope.visible import visible
 
 # Caps keep the page light however much evidence a detector returns.
 MAX_FINDINGS, MAX_ITEMS, MAX_KEYS, MAX_TEXT, MAX_TOKENS, MAX_DEPTH = 60, 20, 40, 2000, 400, 4
+MAX_LISTED = 2000  # findings past MAX_FINDINGS: listed (title and summary, no evidence) up to this many
 MAX_IDS, MAX_TABLE_ROWS, MAX_COLUMNS, OPEN_FINDINGS = 24, 600, 12, 5
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -111,7 +112,9 @@ def evidence_node(v: Any, depth: int = 0) -> dict[str, Any]:
         return _capped(json.dumps(v, default=str, ensure_ascii=False)[:MAX_TEXT])
     if isinstance(v, dict):
         if isinstance(v.get("tokens"), list) and isinstance(v.get("weights"), list):
-            rest = {k: x for k, x in v.items() if k not in ("tokens", "weights")}
+            # the email is drawn by its tokens; its text again and the run's bookkeeping stay in findings.json
+            rest = {k: x for k, x in v.items() if k not in ("tokens", "weights", "params", "seconds", "evals")
+                    and not (k == "text" and x == "".join(map(str, v["tokens"])))}
             return {"t": "tokens", "spans": token_spans(v["tokens"], v["weights"]),
                     "rest": evidence_node(rest, depth + 1) if rest else None}
         items = list(v.items())
@@ -163,6 +166,12 @@ def _finding_view(d: dict[str, Any], i: int) -> dict[str, Any]:
         "evidence": evidence_node(d.get("evidence") or {}) if d.get("evidence") else None,
         "open": i < OPEN_FINDINGS or d["severity"] == "high", "anchor": f"finding-{i + 1}",
     }
+
+
+def _listed_view(d: dict[str, Any], i: int) -> dict[str, Any]:
+    """A finding past the first MAX_FINDINGS: its title and summary (the evidence is in findings.json)."""
+    return {"severity": d["severity"], "kind": str(d.get("kind", "")), "title": str(d.get("title", "")),
+            "summary": str(d.get("summary", "")), "anchor": f"finding-{i + 1}", "rank": i + 1}
 
 
 def _metric_cell(e: dict[str, Any], m: str) -> dict[str, Any]:
@@ -307,7 +316,8 @@ def render_report(run_dir: Path, *, title: str, spec_text: str, audit: dict, ent
         models=list(dict.fromkeys(e["model"] for e in entries)), domains=domains,
         counts=counts, n_cells=len(summary), largest=largest,
         findings=[_finding_view(f, i) for i, f in enumerate(ranked[:MAX_FINDINGS])],
-        more_findings=max(len(ranked) - MAX_FINDINGS, 0),
+        rest=[_listed_view(f, i) for i, f in enumerate(ranked[MAX_FINDINGS:MAX_FINDINGS + MAX_LISTED], MAX_FINDINGS)],
+        more_findings=max(len(ranked) - MAX_FINDINGS - MAX_LISTED, 0), n_findings=len(ranked),
         matrix=_matrix_view(entries, summary), audit=_audit_view(audit),
         extras=_extra_view(extra_sections), spec_text=spec_text or "", problems=list(problems),
     )

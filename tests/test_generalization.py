@@ -1,0 +1,59 @@
+"""The generalization detector's comparison of paradigms, read off a small matrix."""
+
+import pytest
+
+from gapscope.detectors.generalization import paradigm_comparison
+
+
+def _e(model, paradigm, domain, f1, in_domain):
+    return {"model": model, "paradigm": paradigm, "test_domain": domain, "f1": f1, "in_domain": in_domain}
+
+
+def _matrix(generalist_domains=("a", "b", "c"), lodo=False):
+    es = []
+    for d, home in (("a", 0.98), ("b", 0.96)):  # specialists on a and b, scored on a, b, c
+        for t in "abc":
+            es.append(_e("m", f"specialist:{d}", t, home if t == d else 0.5, t == d))
+    for t in "abc":
+        es.append(_e("m", "generalist", t, 0.9 if t in generalist_domains else 0.7, t in generalist_domains))
+    if lodo:
+        es += [_e("m", "lodo:a", t, 0.8 if t == "a" else 0.95, t != "a") for t in "abc"]
+    return es
+
+
+def test_the_generalist_is_compared_like_with_like():
+    (f,) = paradigm_comparison(_matrix())
+    ev = f.evidence
+    # on a and b (the domains with a specialist), all seen by the generalist
+    assert ev["generalist_f1"] == pytest.approx(0.9) and ev["specialist_home_f1"] == pytest.approx(0.97)
+    assert ev["specialists_away_f1"] == pytest.approx(0.5)
+    assert "never saw" in f.summary and "lodo = true" in f.summary  # not claimed to generalise
+    assert "closes" not in f.summary
+
+
+def test_unseen_domains_and_lodo_cells_are_the_generalisation_evidence():
+    (f,) = paradigm_comparison(_matrix(generalist_domains=("a", "c")))
+    assert f.evidence["domains"] == ["a"] and f.evidence["unseen_domains"] == ["b"]
+    assert f.evidence["generalist_unseen_f1"] == pytest.approx(0.7)
+    assert f.evidence["specialists_unseen_f1"] == pytest.approx(0.5)
+    (f,) = paradigm_comparison(_matrix(lodo=True))
+    assert f.evidence["lodo_heldout_f1"] == pytest.approx(0.8)
+    assert f.evidence["specialists_away_on_lodo_domains_f1"] == pytest.approx(0.5)
+
+
+def test_no_comparison_without_both_paradigms():
+    es = [e for e in _matrix() if e["paradigm"] != "generalist"]
+    assert paradigm_comparison(es) == []
+
+
+def test_costs_and_gains_read_as_words():
+    (f,) = paradigm_comparison(_matrix())
+    assert "mixing costs 0.07 F1" in f.summary and "in training gains 0.40 F1" in f.summary
+
+
+def test_a_drop_just_under_a_bar_does_not_read_as_meeting_it():
+    from gapscope.detectors.generalization import _severity, f1_drop_text
+
+    assert _severity(0.2976) == "medium" and f1_drop_text(0.2976) == "0.298"
+    assert f1_drop_text(0.31) == "0.31" and f1_drop_text(0.2) == "0.20"
+    assert _severity(0.3) == "high" and _severity(0.04) is None
