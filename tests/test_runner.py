@@ -238,3 +238,23 @@ def test_a_tool_restarts_its_own_run_of_the_same_study_only(tmp_path):
     (tmp_path / "fresh").mkdir()
     (tmp_path / "fresh" / "slurm.out").write_text("starting")
     run_study(spec, tmp_path / "fresh", detectors=False)
+
+
+@pytest.mark.parametrize("option,said", [
+    ('device_map = "auto"', "device_map splits a model over CUDA GPUs"),
+    ("load_in_4bit = true", "load_in_4bit needs a CUDA GPU"),
+])
+def test_gpu_only_options_are_refused_before_any_data_is_read(tmp_path, option, said):
+    import torch
+
+    from gapscope.errors import GapscopeError
+    from tests.tiny_models import tiny_causal_lm_dir
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: these options are legal here")
+    src = tiny_causal_lm_dir(tmp_path / "models", "llama")
+    spec = make_study(tmp_path, extra=f'[[models]]\nname = "lm"\nkind = "causal-lm"\nsource = "{src}"\n{option}\n')
+    with pytest.raises(GapscopeError, match=said) as e:
+        run_study(spec, tmp_path / "run", detectors=False)
+    assert "model 'lm'" in str(e.value)
+    assert not (tmp_path / "run").exists()

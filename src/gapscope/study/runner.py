@@ -204,7 +204,8 @@ def check_model_options(spec: StudySpec) -> None:
 
 
 def check_model_sources(spec: StudySpec) -> None:
-    """Find every model's weights before any training, so a missing one fails now and not hours in.
+    """Find every model's weights before any training, so a missing one fails now and not hours in,
+    and refuse options this machine cannot serve (a device, device_map or 4-bit without CUDA).
 
     GGUF sources are converted here, once, as the first cell would do anyway."""
     from gapscope.models.sources import resolve_source
@@ -213,8 +214,23 @@ def check_model_sources(spec: StudySpec) -> None:
         if m.kind != "tfidf-lr":
             try:
                 resolve_source(m.source, m.kind)
+                _check_device_options(m)
             except GapscopeError as exc:
                 raise GapscopeError(f"{spec.path}: model {m.name!r}: {exc}") from exc
+
+
+def _check_device_options(m) -> None:
+    """The refusals a cell would raise when it loads its base, raised by the same code now."""
+    import torch
+
+    from gapscope.models.device import resolve_device
+    from gapscope.models.loading import load_kwargs
+    from gapscope.models.options import options_class, parse_options
+
+    o = parse_options(options_class(m.kind), m.options, m.name)
+    device = resolve_device(o.device)
+    if getattr(o, "device_map", None) is not None or getattr(o, "load_in_4bit", False):
+        load_kwargs(device, torch.float32, bool(getattr(o, "load_in_4bit", False)), getattr(o, "device_map", None))
 
 
 def ingest(spec: StudySpec, run_dir: Path):
