@@ -263,6 +263,10 @@ def test_findings_and_section_escape_hostile_strings():
     found = backdoor_findings(d, who="m (specialist:d)", model="m", domains=["d"])
     assert found and found[0].kind == "backdoor_trigger" and found[0].severity == "high"
     assert found[0].example_ids and evil in found[0].title  # plain text here; the report template escapes it
+    # a significant trigger whose flip rate's interval reaches below 50% is medium, not high
+    r0 = next(r for r in d["results"] if r["significant"])
+    weak = {**d, "results": [{**r0, "flip_rate": 0.6, "flip_ci": [0.3, 0.9]}]}
+    assert backdoor_findings(weak, who="m", model="m")[0].severity == "medium"
     html = section_html([("cell<b>", d)])
     assert "<img" not in html and "&lt;img" in html and "cell&lt;b&gt;" in html
 

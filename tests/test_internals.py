@@ -678,3 +678,23 @@ def test_a_string_from_a_domain_the_cell_never_trained_on_is_at_most_low():
     res["train_domains"] = ["b"]  # the string is a's; this cell learned from b alone
     (f,) = attention_findings(res)
     assert f.severity == "low" and "did not train on" in f.title
+
+
+def test_out_of_view_findings_are_one_per_model_and_string():
+    from gapscope.detectors.internals import attention_findings, merge_out_of_view
+    from gapscope.findings import Finding
+
+    def res(cell, model, n):
+        return {"cell": cell, "model": model, "paradigm": "specialist:a", "attention": {"strings": [
+            {"string": "-- sent via X", "domain": "a", "source": "manifest", "n": 0, "carriers": n,
+             "max_length": 96, "example_ids": []}]}}
+
+    other = Finding("readout_failure", "high", "t", "s")
+    found = (attention_findings(res("m__specialist-a", "m", 7)) + [other]
+             + attention_findings(res("m__specialist-b", "m", 3)) + attention_findings(res("k__specialist-a", "k", 5)))
+    merged = merge_out_of_view(found)
+    assert [f.kind for f in merged] == ["shortcut_out_of_view", "readout_failure", "shortcut_out_of_view"]
+    m, _, k = merged
+    assert m.evidence["cells"] == {"m__specialist-a": 7, "m__specialist-b": 3}
+    assert "any of its 2 analysed cells" in m.title and "96-token window" in m.title
+    assert k.evidence["cell"] == "k__specialist-a"  # alone: kept as it was

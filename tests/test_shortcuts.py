@@ -131,4 +131,6 @@ def test_reliance_severity_weighs_flips_by_their_sample():
     assert rel(1, 4).severity(True) == "low"
     assert rel(8, 12).severity(True) == "medium"  # Wilson low end 39%
     assert rel(0, 12, share=0.3).severity(True) == "medium"
-    assert rel(6, 8, share=0.3).severity(True) == "high"
+    assert rel(8, 8, share=0.3).severity(True) == "high"  # Wilson low end 68%
+    assert rel(3, 4, share=0.3).severity(True) == "medium"  # 75% of four rules out little: low end 30%
+    assert rel(3, 4, share=0.3, rel_drop=1.2).severity(True) == "high"  # the margin moves decisively

@@ -28,7 +28,9 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
             train = (f" In training it occurs in {sup['df']} rows, {sup['purity']:.0%} labelled {LABELS[sup['label']]}"
                      + (f", {sup['contradiction']:.0%} of which read as {LABELS[1 - sup['label']]} to a content model "
                         "fitted without them" if sup.get("contradiction") is not None else "") + ".")
-        severe = (r["flip_rate"] or 0) >= 0.5 or r["inductive"]
+        # high: the flip rate's 95% interval rules out a rate under 50% (not a few lucky emails)
+        flip_low = (r.get("flip_ci") or [r["flip_rate"] or 0])[0]
+        severe = flip_low >= 0.5 or r["inductive"]
         severity = "high" if severe else "medium"
         base = r.get("base") or {}
         if base:  # a user-given base/tuned pair: how much of the effect did fine-tuning add?

@@ -113,7 +113,44 @@ def run(study) -> list[Finding]:
         sections.append(section(res))
     artifacts.write_json(study.artifact_dir("internals") / "timings.json", timings)
     artifacts.write_json(study.artifact_dir("internals") / "section.json", sections)
-    return findings
+    return merge_out_of_view(findings)
+
+
+def merge_out_of_view(findings: list[Finding]) -> list[Finding]:
+    """One shortcut_out_of_view finding per model and string, naming its cells (the window is the
+    model's, so every cell of it says the same thing)."""
+    groups: dict[tuple, list[Finding]] = {}
+    for f in findings:
+        if f.kind == "shortcut_out_of_view":
+            groups.setdefault((tuple(f.models), f.evidence["string"]), []).append(f)
+    out = []
+    for f in findings:
+        if f.kind != "shortcut_out_of_view":
+            out.append(f)
+            continue
+        group = groups.pop((tuple(f.models), f.evidence["string"]), None)
+        if group is None:
+            continue  # merged into the first of its group
+        if len(group) == 1:
+            out.append(f)
+            continue
+        ev = f.evidence
+        cells = {g.evidence["cell"]: g.evidence["carriers"] for g in group}
+        window = f"its {ev['max_length']}-token window" if ev.get("max_length") else "the part of the email it reads"
+        model = ", ".join(f.models)
+        out.append(Finding(
+            kind="shortcut_out_of_view", severity="info",
+            title=f"{model} never sees '{ev['string']}' in any of its {len(cells)} analysed cells: it lies "
+                  f"beyond {window} in every email that carries it",
+            summary=(f"'{ev['string']}' (source: {ev.get('source')}) occurs in the emails analysed for "
+                     f"{len(cells)} cells of {model} ({', '.join(f'{c}: {n}' for c, n in cells.items())}), always "
+                     f"after the last token the model reads, so no cell of it can key on the string and their "
+                     f"errors out of domain have other causes. A longer max_length would let the model see it "
+                     f"(and possibly learn it as a shortcut)."),
+            evidence={"cells": cells, "string": ev["string"], "max_length": ev.get("max_length"),
+                      "source": ev.get("source")},
+            models=list(f.models), domains=list(dict.fromkeys(d for g in group for d in g.domains)), score=0.0))
+    return out
 
 
 # -- findings ---------------------------------------------------------------------------

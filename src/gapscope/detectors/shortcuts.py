@@ -442,7 +442,7 @@ class Reliance:
         return flip_ci({"flip_rate": self.flip_rate, "n": self.n_predicted})[0]
 
     def severity(self, shortcut: bool) -> str | None:
-        if shortcut and self.n >= 3 and self.share >= 0.2 and (self.flip_rate >= 0.5 or self.rel_drop >= 1.0):
+        if shortcut and self.n >= 3 and self.share >= 0.2 and (self.flip_low() >= 0.5 or self.rel_drop >= 1.0):
             return "high"
         if shortcut and (self.flip_low() >= 0.2 or self.rel_drop >= 0.5 or self.share >= 0.2):
             return "medium"
