@@ -114,6 +114,9 @@ def test_analysis_ratio_statement_and_spearman():
                           None if c.out_of_domain_f1 is None else 1.3 - c.out_of_domain_f1, c.metrics) for c in cells]
     both = analyse(cells + twin)["correlation"]["embedding_vendi"]
     assert both["n"] == 3 and both["rho"] is None  # every set's mean F1 is 0.65: no ranking to correlate
+    # the twin's sets are the same sets: one statement names both models
+    f2 = diversity_findings(analyse(cells + twin))[0]
+    assert f2.summary.count("1.3× as diverse") == 1 and "m, m2 (the same training sets)" in f2.summary
     for c in cells:
         c.model = "<script>m</script>"
     html = section_html(analyse(cells))

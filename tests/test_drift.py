@@ -325,3 +325,10 @@ def test_drift_detector_over_a_tiny_causal_lm_study(tiny_llama_dir, tmp_path):  
     drift = [f for f in findings if f["kind"] in ("behaviour_drift", "behaviour_change")]
     assert drift and all(f["models"] == ["tiny"] for f in drift)  # the LoRA changed the tiny LM everywhere
     assert "Behaviour drift against the base model" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_a_share_reads_in_percent_with_its_interval():
+    from gapscope.drift.report import _describe
+
+    said = _describe("greedy_change", {"mean": 0.5, "lo": 0.25, "hi": 0.75, "n": 12}, {})
+    assert said == "50% of greedy answers changed (95% CI 25% to 75%, n=12)"

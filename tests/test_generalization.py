@@ -57,3 +57,28 @@ def test_a_drop_just_under_a_bar_does_not_read_as_meeting_it():
     assert _severity(0.2976) == "medium" and f1_drop_text(0.2976) == "0.298"
     assert f1_drop_text(0.31) == "0.31" and f1_drop_text(0.2) == "0.20"
     assert _severity(0.3) == "high" and _severity(0.04) is None
+
+
+def test_a_low_out_of_domain_f1_says_what_it_is_made_of():
+    from gapscope.detectors.generalization import why_low
+
+    e = {"auroc": 0.96, "n": 50, "n_positive": 25, "f1": 0.0}
+    assert "the threshold does not" in why_low(e, 0.0)
+    e = {"auroc": 0.52, "n": 50, "n_positive": 27, "f1": 0.70}
+    said = why_low(e, 1.0)
+    assert "flagging everything (0.70)" in said and "not skill" in said
+    assert "fails there too" in why_low({"auroc": 0.55, "n": 50, "n_positive": 25}, 0.4)
+
+
+def test_gap_findings_carry_auroc_and_flagged_share(tmp_path):
+    from gapscope.data.synth import SynthConfig
+    from gapscope.detectors.generalization import run
+    from tests.study_helpers import mini_study
+
+    study = mini_study(tmp_path, SynthConfig(seed=0, n_per_domain=120, domains=["fraud", "personal", "alerts"]),
+                       specialist=["fraud"])
+    gaps = [f for f in run(study) if f.kind == "generalization_gap"]
+    assert gaps
+    rows = gaps[0].evidence["per_domain"]
+    assert all("auroc" in r and r["flagged_share"] is not None and 0 <= r["flagged_share"] <= 1 for r in rows)
+    assert "AUROC" in gaps[0].summary

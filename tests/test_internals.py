@@ -633,8 +633,13 @@ def test_decision_layers_without_a_read_out_position_says_so():
                     {"groups": ["edited", "answer"], "restored": [[0.9, answer[0]], [0.7, answer[1]], [0.2, answer[2]]]}],
                     "shortcut": []}}
 
-    (f,) = patching_findings(res([0.0, 0.6, 1.0]))
-    assert "read-out position at resid_post.0" in f.title and "layers in between" in f.summary
+    (f,) = patching_findings(res([0.0, 0.6, 1.0]))  # the edited positions still carry it at resid_post.0
+    assert "read-out position between embed and resid_post.0" in f.title
+    assert "layers in between" not in f.summary and "overlap" in f.summary
+    (f,) = patching_findings(res([0.0, 0.3, 1.0]))
+    assert "between resid_post.0 and resid_post.1" in f.title and "layers in between" in f.summary
+    (f,) = patching_findings(res([0.6, 0.3, 1.0]))  # a dip below 0.5: it had not moved at embed yet
+    assert "between resid_post.0 and resid_post.1" in f.title
     (f,) = patching_findings(res([0.0, 0.01, 0.01]))  # a mean-pooled encoder: no single position reads it
     assert "n/a" not in f.title + f.summary and "layers in between" not in f.summary
     assert "resid_post.0" in f.title
@@ -663,6 +668,8 @@ def test_probe_findings_say_which_emails_the_aurocs_come_from():
     (f,) = probe_findings(res)
     assert f.kind == "representation_failure"
     assert "same 30 held-out b emails" in f.summary and "0.56" in f.summary and "inverted" in f.summary
+    # every layer's probe is below 0.5: a reversed signal, not an absent one
+    assert "reversed on b" in f.title and "0.65" in f.summary
 
 
 def test_a_string_from_a_domain_the_cell_never_trained_on_is_at_most_low():
@@ -698,3 +705,33 @@ def test_out_of_view_findings_are_one_per_model_and_string():
     assert m.evidence["cells"] == {"m__specialist-a": 7, "m__specialist-b": 3}
     assert "any of its 2 analysed cells" in m.title and "96-token window" in m.title
     assert k.evidence["cell"] == "k__specialist-a"  # alone: kept as it was
+
+
+def test_shortcut_attention_wording_follows_its_evidence():
+    from gapscope.detectors.internals import attention_findings
+
+    planted = _attention_res([{"layer": 24, "head": 2, "tuned": 0.77, "control": 0.03, "base": 0.43}],
+                             {"layer": 24, "head": 7, "tuned": 0.64, "base": 0.26, "control": 0.03, "n": 8,
+                              "heldout_head": "24.2", "heldout_tuned": 0.74, "heldout_base": 0.42,
+                              "heldout_control": 0.03}, gap=2.7)
+    (f,) = attention_findings(planted)
+    # the string raises the margin by 2.7: replacing it lowers the margin, and the summary says so
+    assert "moves the margin by -2.70" in f.summary and "From the answer position" in f.summary
+    planted["site"] = "mean"
+    (f,) = attention_findings(planted)
+    assert "answer position" not in f.summary and "mean-pooled" in f.summary
+    # only the dependence passed: the title does not claim attention
+    positional = _attention_res([{"layer": 2, "head": 2, "tuned": 0.79, "control": 0.76, "base": 0.79}],
+                                planted["attention"]["strings"][0]["max_gain_head"], gap=2.7)
+    (f,) = attention_findings(positional)
+    assert "attends to" not in f.title and "its decision depends on" in f.title
+
+
+def test_decision_layers_in_between_only_when_the_edited_positions_let_go_first():
+    from gapscope.detectors.internals import patching_findings
+
+    res = {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a",
+           "patching": {"layers": [-1, 0, 1, 2], "shortcut": [], "errors": [
+               {"groups": ["edited", "answer"], "restored": [[0.9, 0.0], [0.6, 0.1], [0.2, 0.3], [0.1, 1.0]]}]}}
+    (f,) = patching_findings(res)
+    assert "between resid_post.1 and resid_post.2" in f.title and "layers in between" in f.summary

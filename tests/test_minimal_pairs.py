@@ -52,6 +52,8 @@ def test_severity_depends_on_what_the_edit_does():
     lo, hi = M.flip_ci({"flip_rate": 0.5, "n": 8})
     assert 0.15 < lo < 0.25 and 0.75 < hi < 0.85
     assert M._severity("cue-removing", worst, overall, opts) == "low"
+    # a cue-removing edit flipping one of two emails rules out nothing: info, not low
+    assert M._severity("cue-removing", {"flip_rate": 0.5, "n": 2}, {"flip_rate": 0.3, "n": 10}, opts) == "info"
     assert M._severity("label-preserving", {"flip_rate": 0.6, "n": 5}, overall, opts) == "medium"
     # medium needs the sample to rule out a flip rate under the bar: one flip of five emails is
     # 20% but its Wilson low end is 4%, and over all 29 emails it was 2 flips

@@ -15,7 +15,8 @@ def run(study) -> list[Finding]:
     if removed:
         findings.append(Finding(
             kind="train_test_duplicates", severity="medium" if removed > 0.02 * max(dedup.get("train_rows_before", 1), 1) else "low",
-            title=f"{removed} training rows duplicated held-out test rows and were removed",
+            title=(f"{removed} training row{'s' if removed != 1 else ''} duplicated held-out test rows and "
+                   f"{'were' if removed != 1 else 'was'} removed"),
             summary=(f"{dedup.get('removed_exact', 0)} exact and {dedup.get('removed_near', 0)} near duplicates of test "
                      "rows were dropped from the training pools so no cell is scored on text it trained on."),
             evidence={"examples": dedup.get("examples", [])[:10]},

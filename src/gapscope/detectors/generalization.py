@@ -36,11 +36,38 @@ def _who(model: str, paradigm: str) -> str:
     return f"{model} ({paradigm})"
 
 
+def flagged_shares(study) -> dict[tuple[str, str], dict[str, float]]:
+    """Per cell (model, paradigm) and test domain: the share of held-out emails it flags as phishing."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for cell in study.cells:
+        p = study.predictions(cell)
+        p = p[p["split"] == "test"]
+        flags = (p["margin"] > cell.threshold).groupby(p["domain"]).mean()
+        out[(cell.model, cell.paradigm)] = {str(d): float(v) for d, v in flags.items()}
+    return out
+
+
+def why_low(e: dict, flagged: float | None) -> str:
+    """What an out-of-domain F1 is made of: a threshold that does not transfer, or flagging everything."""
+    auroc = e.get("auroc")
+    p = e["n_positive"] / e["n"] if e.get("n") else None
+    if flagged is not None and flagged >= 0.95 and p is not None:
+        return (f"it flags {flagged:.0%} of the emails as phishing, so its F1 is about that of flagging everything "
+                f"({2 * p / (1 + p):.2f}), not skill" + (f" (AUROC {auroc:.2f})" if auroc is not None else ""))
+    if flagged is not None and flagged <= 0.05 and auroc is not None and auroc >= 0.75:
+        return (f"it flags {flagged:.0%} of the emails as phishing, yet ranks them well (AUROC {auroc:.2f}): the "
+                f"ranking transfers, the threshold does not (recalibrate it on that domain)")
+    if auroc is not None and auroc >= 0.75:
+        return f"its ranking still holds there (AUROC {auroc:.2f}): much of the loss is the threshold"
+    return f"its ranking fails there too (AUROC {auroc:.2f})" if auroc is not None else ""
+
+
 @register_detector("generalization")
 def run(study) -> list[Finding]:
     by_cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for e in study.matrix:
         by_cell[(e["model"], e["paradigm"])].append(e)
+    shares = flagged_shares(study)
     findings = []
     for (model, paradigm), entries in sorted(by_cell.items()):
         ins = [e for e in entries if e["in_domain"] and e.get("f1") is not None]
@@ -62,21 +89,31 @@ def run(study) -> list[Finding]:
         if sev is None:
             continue
         failing = [e["test_domain"] for d, e in drops if _severity(d)]
+        flagged = shares.get((model, paradigm), {})
+        why = why_low(worst, flagged.get(worst["test_domain"]))
         findings.append(Finding(
             kind="generalization_gap", severity=sev,
             title=f"{_who(model, paradigm)} loses {f1_drop_text(worst_drop)} F1 on {worst['test_domain']}",
             summary=(f"In-domain F1 {in_f1:.2f}; on {worst['test_domain']} F1 {worst['f1']:.2f} "
-                     f"(95% CI {worst['f1_ci'][0]:.2f}-{worst['f1_ci'][1]:.2f}, n={worst['n']}). "
+                     f"(95% CI {worst['f1_ci'][0]:.2f}-{worst['f1_ci'][1]:.2f}, n={worst['n']})"
+                     + (f": {why}" if why else "") + ". "
                      f"Significant drops on {len(failing)} of {len(outs)} other domains: {', '.join(failing)}."),
             evidence={"in_domain_f1": round(in_f1, 4),
                       "per_domain": [{"domain": e["test_domain"], "f1": e["f1"], "f1_ci": e.get("f1_ci"),
-                                      "recall": e.get("recall"), "precision": e.get("precision"), "n": e["n"],
-                                      "in_domain": e["in_domain"]} for e in sorted(entries, key=lambda e: e["test_domain"])]},
+                                      "auroc": e.get("auroc"), "flagged_share": _round(flagged.get(e["test_domain"])),
+                                      "recall": e.get("recall"),
+                                      "precision": None if "precision" in (e.get("undefined") or {}) else e.get("precision"),
+                                      "n": e["n"], "in_domain": e["in_domain"]}
+                                     for e in sorted(entries, key=lambda e: e["test_domain"])]},
             models=[model], domains=[worst["test_domain"]] + [d for d in failing if d != worst["test_domain"]],
             score=worst_drop,
         ))
     findings += _generalist_vs_specialists(study)
     return findings
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def _generalist_vs_specialists(study) -> list[Finding]:

@@ -226,12 +226,19 @@ def probe_findings(res: dict) -> list[Finding]:
                           f"Even a probe trained within {b} reaches only "
                           f"{'n/a' if oracle_best is None else f'{oracle_best:.2f}'}: the representation "
                           f"barely encodes {b}'s label distinction.")
+                reversed_ = best is not None and best < 0.5
+                if reversed_:  # every layer ranks b's classes the wrong way round: a signal, inverted
+                    detail = (f"Below 0.5 at every analysed layer, {a}'s label direction ranks {b}'s classes the "
+                              f"wrong way round (flipped, the best layer would read {1 - best:.2f}): what marks "
+                              f"phishing in {a} marks legitimate mail in {b}. " + detail)
                 out.append(Finding(
                     kind="representation_failure", severity=sev,
-                    title=f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
-                          f"(best probe {best if best is None else round(best, 2)}, model {m:.2f})",
+                    title=(f"{_who(res)}: the label signal from {a} is reversed on {b} at every layer "
+                           f"(best probe {best:.2f}, model {m:.2f})" if reversed_ else
+                           f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
+                           f"(best probe {'n/a' if best is None else f'{best:.2f}'}, model {m:.2f})"),
                     summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}) and probes trained on {a} "
-                             f"at every analysed layer do no better (best {best if best is None else round(best, 2)})."
+                             f"at every analysed layer do no better (best {'n/a' if best is None else f'{best:.2f}'})."
                              f"{inverted} " + detail),
                     evidence=ev, models=[res["model"]], domains=[a, b], score=MODEL_FAILS - m))
     return out
@@ -374,22 +381,28 @@ def attention_findings(res: dict) -> list[Finding]:
         else:
             continue
         s = e["string"]
-        title = (f"{_who(res)} attends to '{s}' and its decision depends on it"
-                 if depends else f"{_who(res)} attends to '{s}'")
+        # the title claims only the tests that passed
+        if attends:
+            title = f"{_who(res)} attends to '{s}'" + (" and its decision depends on it" if depends else "")
+        else:
+            title = f"{_who(res)}: its decision depends on '{s}' (its attention to it is within the bar)"
         # a string of a domain the cell never trained on cannot be a shortcut it learned: what it
         # shows is a reaction to odd text, worth a look but not a learned reliance
         elsewhere = e.get("domain") and res.get("train_domains") and e["domain"] not in res["train_domains"]
         if elsewhere:
             sev = "low"
             title += f" (a string of {e['domain']}, which it did not train on)"
-        summary = (f"From the answer position, head {top['layer']}.{top['head']} puts {share:.2f} of its attention "
+        where = ("From the answer position" if res.get("site", "answer") == "answer" else
+                 "Averaged over the positions the decision is pooled from (a mean-pooled encoder)")
+        summary = (f"{where}, head {top['layer']}.{top['head']} puts {share:.2f} of its attention "
                    f"on the email onto '{s}' ({enrich:.1f}x its {frac:.2f} token share; {ctrl:.2f} when the same "
                    f"positions hold neutral tokens)")
         if rise is not None:
             summary += (f"; head {head['layer']}.{head['head']} rose from {head['base']:.2f} in the base model to "
                         f"{head['tuned']:.2f} after fine-tuning (rise {rise:+.2f} on emails not used to pick it)")
         if causal:
-            summary += (f". Replacing the string with as many neutral tokens moves the margin by {causal['mean_gap']:+.2f} "
+            # mean_gap is margin(with the string) - margin(neutral tokens); the edit moves it by minus that
+            summary += (f". Replacing the string with as many neutral tokens moves the margin by {-causal['mean_gap']:+.2f} "
                         f"on average and flips {causal['flips']} of {causal['n']} decisions")
             if mid is not None:
                 summary += f"; patching its positions back restores {mid:.2f} of the margin at mid-depth"
@@ -442,13 +455,20 @@ def decision_summary(res: dict) -> dict | None:
     name = lambda l: "embed" if l < 0 else f"resid_post.{l}"  # noqa: E731
     answer = _median_curve(pairs, "answer") or _median_curve(pairs, "cls")
     edited = _median_curve(pairs, "edited")
-    first_answer = next((name(l) for l, v in zip(layers, answer or []) if v is not None and v >= 0.5), None)
-    last_edited = None
-    for l, v in zip(layers, edited or []):
+    # the answer position carries the decision from the first sampled layer where it does and keeps
+    # doing so (a dip back below 0.5 later means it had not moved yet); the layer sampled just
+    # before bounds where the move happened
+    a = list(answer or [])
+    first = next((i for i in range(len(a)) if all(v is not None and v >= 0.5 for v in a[i:])), None)
+    last = None
+    for i, v in enumerate(edited or []):
         if v is not None and v >= 0.5:
-            last_edited = name(l)
+            last = i
     return {"pairs": len(pairs), "answer_curve": answer, "edited_curve": edited, "layers": layers,
-            "first_answer_layer": first_answer, "last_edited_layer": last_edited}
+            "first_answer_layer": None if first is None else name(layers[first]),
+            "answer_layer_before": None if not first else name(layers[first - 1]),
+            "last_edited_layer": None if last is None else name(layers[last]),
+            "edited_before_answer": last is not None and first is not None and last < first}
 
 
 def patching_findings(res: dict) -> list[Finding]:
@@ -456,16 +476,18 @@ def patching_findings(res: dict) -> list[Finding]:
     if d is None or (d["first_answer_layer"] is None and d["last_edited_layer"] is None):
         return []
     parts = []
-    first, last = d["first_answer_layer"], d["last_edited_layer"]
+    first, last, before = d["first_answer_layer"], d["last_edited_layer"], d.get("answer_layer_before")
     if last:
         parts.append(f"the edited tokens' own positions carry the decision up to {last}")
     if first:
         parts.append(f"the answer position carries it from {first} on")
-        title = f"{_who(res)}: decision moves to the read-out position at {first}"
+        where = f"between {before} and {first} (sampled layers)" if before else f"at {first}"
+        title = f"{_who(res)}: decision moves to the read-out position {where}"
     else:  # e.g. a mean-pooled encoder: the decision is read from every position at once
         parts.append("no single read-out position carries it at any layer (restoration below 0.5)")
         title = f"{_who(res)}: the edited tokens' own positions carry the decision up to {last}"
-    tail = " The layers in between move the evidence to where it is read." if first and last else ""
+    tail = (" The layers in between move the evidence to where it is read." if d.get("edited_before_answer") else
+            " The two overlap: both carry it at the same sampled layers." if first and last else "")
     return [Finding(
         kind="decision_layers", severity="info", title=title,
         summary=(f"Activation patching over {d['pairs']} pair(s) (median normalised restoration): "
@@ -495,8 +517,9 @@ def section(res: dict) -> dict:
                            "colour": plots.PALETTE[k % len(plots.PALETTE)]})
         hl = [(v, f"model on {d}: {v:.2f}") for d, v in res.get("model_auroc", {}).items()
               if v is not None and d not in res["train_domains"]]
+        # the axis reaches 0: a probe below 0.5 is an inverted signal, not noise to clip away
         parts.append(str(plots.line_chart(x, series, title=f"Probe AUROC per layer (trained on {pc['train_domain']})",
-                                          y_label="AUROC", y_range=(0.3, 1.0), hlines=hl[:4])))
+                                          y_label="AUROC", y_range=(0.0, 1.0), hlines=hl)))
         if any(v is not None for vals in pc["oracle"].values() for v in vals):
             series = [{"label": f"within {d} (cross-validated)", "values": vals, "dash": True,
                        "colour": plots.PALETTE[k % len(plots.PALETTE)]}

@@ -118,14 +118,15 @@ def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts)
     rate = max(worst["flip_rate"], overall["flip_rate"])
     if rate < float(opts["flip_rate"]):
         return None
+    # the sample must rule out a flip rate under the bar: 3 flips of 6 emails is weak evidence
+    low_end = max([flip_ci(s)[0] for s in (worst, overall) if s.get("n")] or [0.0])
     if effect == "label-preserving":
-        # high only when the sample rules out a flip rate under 50% (not on a handful of emails),
+        # high only when it rules out a flip rate under 50% (not on a handful of emails),
         # medium when it rules out one under the bar (one flip of five emails does not)
         if flip_ci(worst)[0] >= 0.5 and worst["n"] >= int(opts["min_emails"]):
             return "high"
-        low_end = max(flip_ci(s)[0] for s in (worst, overall) if s.get("n"))
         return "medium" if low_end >= float(opts["flip_rate"]) else "low"
-    return "low" if rate >= 0.5 else "info"
+    return "low" if low_end >= 0.5 else "info"
 
 
 def _who(cell) -> str:
@@ -174,7 +175,8 @@ def run(study) -> list[Finding]:
                         "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
             findings.append(Finding(
                 kind="edit_sensitivity", severity=sev,
-                title=(f"{_who(cell)}: '{edit}' flips {worst['flip_rate']:.0%} of decisions in {worst_dom}"),
+                title=(f"{_who(cell)}: '{edit}' flips {round(worst['flip_rate'] * worst['n'])} of {worst['n']} "
+                       f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}"),
                 summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). In {worst_dom} it changes "
                          f"{worst['flip_rate']:.0%} (95% CI {flip_ci(worst)[0]:.0%}-{flip_ci(worst)[1]:.0%}) "
                          f"of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "

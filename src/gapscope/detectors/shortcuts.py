@@ -600,7 +600,7 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
                f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it drops the "
                f"margin by {rel.drop:.2f} ({rel.rel_drop:.1f}x the typical distance to the threshold) and flips "
-               f"{rel.flips} of {rel.n_predicted} decisions.")
+               f"{rel.flips} of the {rel.n_predicted} it had put in the {cls} class.")
     score = (1.0 - min(1.0, max(0.0, f.retention))) * (rel.share + min(rel.rel_drop, 1.0) + rel.flip_rate) / 3.0
     ev = {"feature": f.feature, "category": f.category, "cell": rel.cell, "paradigm": rel.paradigm,
           "probe": _probe_summary(f),

@@ -14,10 +14,16 @@ HEADLINE = ("embedding_vendi", "gradient_vendi", "distinct_2")
 
 def diversity_findings(analysis: dict[str, Any]) -> list[Finding]:
     statements, evidence = [], {"ratios": analysis["ratios"], "correlation": analysis["correlation"]}
+    # the measures belong to the training sets, not the models: models trained on the same sets
+    # share one statement (named together) instead of repeating its numbers under each name
+    said: dict[str, list[str]] = {}
     for model, ratios in analysis["ratios"].items():
         for metric in HEADLINE:
             if metric in ratios:
-                statements.append(f"{model}, {ratios[metric]['statement']}")
+                said.setdefault(ratios[metric]["statement"], []).append(model)
+    for text, models in said.items():
+        who = models[0] if len(models) == 1 else f"{', '.join(models)} (the same training sets)"
+        statements.append(f"{who}, {text}")
     corr = []
     strong = False
     for metric in HEADLINE:

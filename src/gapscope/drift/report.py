@@ -23,8 +23,9 @@ def _describe(measure: str, m: dict[str, Any], fam: dict[str, Any]) -> str:
         return f"answers moved toward the {toward} ones by {abs(m['mean']):.2f} nats ({ci})"
     if measure == "kl":
         return f"next-token KL(base‖tuned) {m['mean']:.2f} nats ({ci})"
-    if measure == "greedy_change":
-        return f"{m['mean']:.0%} of greedy answers changed ({ci})"
+    if measure == "greedy_change":  # a share: its interval in percent too
+        pct = "n/a" if m["lo"] is None else f"{m['lo']:.0%} to {m['hi']:.0%}"
+        return f"{m['mean']:.0%} of greedy answers changed (95% CI {pct}, n={m['n']})"
     return f"judge agreement with the reference answer fell by {m['mean']:.2f} ({ci})"
 
 
