@@ -167,6 +167,30 @@ def test_two_live_cells_do_not_share_adapters(tiny_llama_dir):
     b.close()
 
 
+def test_a_copy_of_a_lent_base_carries_no_adapter(tiny_llama_dir):
+    """A base lent to a cell that has its adapter in place: the next borrower gets a private copy,
+    and that copy must be the bare base (a deep copy of the lent modules would carry the first
+    cell's LoRA layers into the second cell, trainable and scoring)."""
+    texts, y = toy_emails(12)
+    bare = make(tiny_llama_dir, **FP32)
+    s_base = bare.score(texts)
+    bare.close()
+    a = make(tiny_llama_dir, lr=5e-3, **FP32)
+    a.fit(texts, y, seed=0)  # a's LoRA layers now sit in the lent base
+    b = make(tiny_llama_dir, **FP32)
+    assert a.hf is not b.hf
+    assert not any("lora" in n for n, _ in b.hf.named_modules())
+    np.testing.assert_array_equal(b.score(texts), s_base)
+    b.fit(texts, y, seed=0)
+    n_trainable = sum(p.numel() for p in b.hf.parameters() if p.requires_grad)
+    a.close()
+    b.close()
+    c = make(tiny_llama_dir, **FP32)  # the shared base again, alone
+    c.fit(texts, y, seed=0)
+    assert sum(p.numel() for p in c.hf.parameters() if p.requires_grad) == n_trainable
+    c.close()
+
+
 def test_prefix_cache_shared_between_cells(tiny_llama_dir, tmp_path):
     texts, _ = toy_emails(8)
     a = make(tiny_llama_dir, **FP32)

@@ -171,8 +171,7 @@ def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dt
                 base.owner = weakref.ref(owner)
                 return base
             if not base.quantized and device_map is None:  # lent out: a private copy is cheaper than re-reading
-                return Base(copy.deepcopy(base.model), base.tokenizer, key, owner=weakref.ref(owner),
-                            shared=False)
+                return Base(bare_copy(base), base.tokenizer, key, owner=weakref.ref(owner), shared=False)
     model, tokenizer, quantized = _load(kind, src, device, dtype, load_in_4bit, device_map, linear_dtype)
     base = Base(model, tokenizer, key, quantized, owner=weakref.ref(owner))
     with _LOCK:
@@ -183,6 +182,15 @@ def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dt
         else:
             base.shared = False
     return base
+
+
+def bare_copy(base: Base):
+    """A private copy of a lent base without its borrower's adapter: the adapter's LoRA layers sit
+    inside the lent modules, so a plain deep copy would carry them, trained and trainable, into the
+    next cell."""
+    if base.adapter is None:
+        return copy.deepcopy(base.model)
+    return copy.deepcopy(base.adapter).unload()
 
 
 def give_back(base: Base) -> None:
