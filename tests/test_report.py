@@ -186,3 +186,13 @@ def test_an_attribution_shows_its_email_once_without_bookkeeping(tmp_path):
     body = html[html.index('id="finding-1"'):]
     assert body.count("account") == 1 and "seconds" not in body and "window" not in body
     assert "occlusion" in body and "1.5" in body
+
+
+def test_a_cell_that_flags_everything_is_marked_in_the_matrix():
+    from gapscope.report.render import _flags_everything
+
+    e = {"n": 50, "n_positive": 27, "recall": 1.0, "precision": 27 / 50, "f1": 0.701, "undefined": {}}
+    (note,) = _flags_everything(e)
+    assert note[0] == "f1" and "0.701 is the F1 of doing so" in note[1]
+    assert _flags_everything({**e, "precision": 0.9}) == []
+    assert _flags_everything({**e, "recall": 0.8}) == []

@@ -527,21 +527,21 @@ def section(res: dict) -> dict:
             parts.append(str(plots.line_chart(x, series, title="Is the label decodable within each domain?",
                                               y_label="AUROC", y_range=(0.3, 1.0))))
     for target, per_layer in (res.get("direction") or {}).items():
-        series = [{"label": f"cos(label dir, {target}-vs-rest dir, class-balanced)",
-                   "values": [p.get("cos") for p in per_layer]}]
-        series += [{"label": f"cos(label dir, {target}-vs-rest dir, {c} only)",
-                    "values": [p.get(f"cos_{c}") for p in per_layer], "dash": True}
+        # short legend entries (the shared part is the title): long ones were cut where they differ
+        series = [{"label": "cos, class-balanced", "values": [p.get("cos") for p in per_layer]}]
+        series += [{"label": f"cos, {c} only", "values": [p.get(f"cos_{c}") for p in per_layer], "dash": True}
                    for c in ("phishing", "legitimate") if any(p.get(f"cos_{c}") is not None for p in per_layer)]
-        series += [{"label": "permuted-label null (95%, largest |cos|)", "values": [p.get("null95") for p in per_layer],
+        series += [{"label": "null (95%, permuted labels)", "values": [p.get("null95") for p in per_layer],
                     "dash": True, "colour": "#9ca3af"},
-                  {"label": "domain separability along the label direction (AUROC)",
-                   "values": [p.get("domain_separability") for p in per_layer]}]
-        parts.append(str(plots.line_chart(x, series, title=f"Label direction vs domain direction ({target})",
+                  {"label": "domain AUROC on the label dir", "values": [p.get("domain_separability") for p in per_layer]}]
+        parts.append(str(plots.line_chart(x, series, title=f"cos(label direction, {target}-vs-rest domain direction)",
                                           y_range=(-1.0, 1.0))))
     lens = res.get("lens") or {}
     if lens.get("groups"):
-        xs = list(range(-1, res["n_layers"]))
-        series = [{"label": f"{g} (n={v['n']})", "values": v["signed_margin"], "dash": "wrong" in g,
+        # from layer 0: read off the raw embeddings the lens gives margins an order of magnitude
+        # larger (-60 against +-7), which flattens every layer that carries the story
+        xs = list(range(0, res["n_layers"]))
+        series = [{"label": f"{g} (n={v['n']})", "values": v["signed_margin"][1:], "dash": "wrong" in g,
                    "colour": "#0f766e" if g.startswith("in-") else "#ea580c"} for g, v in lens["groups"].items()]
         parts.append(str(plots.line_chart(xs, series, title="Logit lens: margin toward the true label per layer",
                                           y_label="signed margin", hlines=[(0.0, "")])))
@@ -556,7 +556,8 @@ def section(res: dict) -> dict:
                 "colour": "#0f766e" if g == "in-domain" else "#ea580c"})
             series.append({"label": f"{g}: token share", "values": [p[c]["frac"] if c in p else None for c in cats],
                            "colour": "#99e1c8" if g == "in-domain" else "#fcd34d"})
-        parts.append(str(plots.grouped_bars(cats, series, title="Answer-position attention to token classes",
+        where = "Answer-position" if res.get("site", "answer") == "answer" else "Mean-pooled"
+        parts.append(str(plots.grouped_bars(cats, series, title=f"{where} attention to token classes",
                                             y_label="share of attention on the email")))
     for e in att.get("strings", []):
         if not e.get("n") or "tuned_by_layer" not in e:
@@ -573,7 +574,7 @@ def section(res: dict) -> dict:
                                           y_label="share of attention on the email",
                                           hlines=[(e.get("frac") or 0.0, "token share")])))
     pt = res.get("patching") or {}
-    for kind, title in (("shortcut", "minimal pair"), ("errors", "mis-scored out-of-domain email")):
+    for kind, title in (("shortcut", "shortcut"), ("errors", "mis-scored")):
         pairs = [p for e in pt.get("shortcut", []) for p in e["pairs"]] if kind == "shortcut" else pt.get(kind, [])
         if not pairs:
             continue
@@ -588,7 +589,7 @@ def section(res: dict) -> dict:
                 row.append(float(np.median(v)) if v else None)
             vals.append(row)
         parts.append(str(plots.heatmap(rows, groups, vals,
-                                       title=f"Patching ({title}, {len(pairs)} pair(s)): median restored margin")))
+                                       title=f"Restored margin, {title} ({len(pairs)} pairs)")))
     sim = res.get("similarity") or {}
     if sim.get("separation"):
         series = [{"label": f"separation {k.replace('|', ' vs ')}", "values": v}

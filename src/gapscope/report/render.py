@@ -180,6 +180,19 @@ def _metric_cell(e: dict[str, Any], m: str) -> dict[str, Any]:
             "flag": m in (e.get("undefined") or {})}
 
 
+def _flags_everything(e: dict[str, Any]) -> list[tuple[str, str]]:
+    """A note for a cell that calls every email of a domain phishing: recall 1 with precision equal
+    to the phishing share. Its F1, 2p/(1+p), is the base rate's, not the model's skill."""
+    n, k, r, p = e.get("n"), e.get("n_positive"), e.get("recall"), e.get("precision")
+    if not n or not k or k >= n or r is None or p is None or "precision" in (e.get("undefined") or {}):
+        return []
+    share = k / n
+    if r >= 1.0 and abs(p - share) < 1e-9:
+        return [("f1", f"flags every email as phishing: {2 * share / (1 + share):.3f} is the F1 of doing so, "
+                       f"not skill (see AUROC)")]
+    return []
+
+
 def _matrix_view(entries: list[dict[str, Any]], summary: list[dict[str, Any]]) -> dict[str, Any]:
     models = list(dict.fromkeys(e["model"] for e in entries))
     rows, prev = [], None
@@ -189,7 +202,7 @@ def _matrix_view(entries: list[dict[str, Any]], summary: list[dict[str, Any]]) -
                      "domain": e["test_domain"], "in_domain": bool(e.get("in_domain")),
                      "n": e.get("n"), "n_pos": e.get("n_positive"),
                      "metrics": [_metric_cell(e, m) for m in ("f1", "precision", "recall", "auroc", "accuracy", "ece")],
-                     "notes": sorted((e.get("undefined") or {}).items())})
+                     "notes": sorted((e.get("undefined") or {}).items()) + _flags_everything(e)})
         prev = cell
     # One threshold per cell (chosen on its training data), so it belongs in the per-cell table.
     thresholds = {(e["model"], e["paradigm"]): e.get("threshold") for e in entries}
