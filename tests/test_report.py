@@ -193,6 +193,8 @@ def test_a_cell_that_flags_everything_is_marked_in_the_matrix():
 
     e = {"n": 50, "n_positive": 27, "recall": 1.0, "precision": 27 / 50, "f1": 0.701, "undefined": {}}
     (note,) = _flags_everything(e)
-    assert note[0] == "f1" and "0.701 is the F1 of doing so" in note[1]
+    assert note[0] == "f1" and "flags 100% of the emails" in note[1] and "scores 0.701" in note[1]
+    (note,) = _flags_everything({**e, "precision": 27 / 49})  # 49 of 50 flagged, all 27 phishing among them
+    assert "flags 98% of the emails" in note[1]
     assert _flags_everything({**e, "precision": 0.9}) == []
     assert _flags_everything({**e, "recall": 0.8}) == []
