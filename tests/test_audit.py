@@ -30,7 +30,11 @@ def test_clean_set_has_no_duplicates_or_leakage():
     assert a["leakage"]["cross_domain"]["rows_at_risk"] == 0
     tt = a["leakage"]["train_test"]
     assert (tt["exact_test_rows"], tt["near_test_rows"], tt["leaked_test_ids"]) == (0, 0, [])
-    assert (tt["train_rows"], tt["test_rows"]) == (40, 20)
+    assert (tt["train_rows"], tt["test_rows"], tt["unused_rows"]) == (40, 20, 0)
+    # held-out rows past a test cap are in neither set: unused, not training rows
+    b = audit(rows, [], test_ids={r.id for r in rows[::3][:10]}, train_ids={r.id for r in rows if r not in rows[::3]})
+    tt = b["leakage"]["train_test"]
+    assert (tt["train_rows"], tt["test_rows"], tt["unused_rows"]) == (40, 10, 10)
 
 
 def test_planted_exact_duplicate_across_domains_is_found():

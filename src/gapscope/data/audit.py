@@ -223,11 +223,14 @@ def _is_test(row: Row, test_ids: set) -> bool:
     return row.id in test_ids or (row.domain, row.id) in test_ids
 
 
-def audit(rows: Sequence[Row], reports: Iterable[SourceReport | dict], test_ids: set | None = None) -> dict:
+def audit(rows: Sequence[Row], reports: Iterable[SourceReport | dict], test_ids: set | None = None,
+          train_ids: set | None = None) -> dict:
     """The audit.json contract: sources, domains, duplicates, leakage.
 
     `test_ids` holds held-out row ids (plain ids, or (domain, id) tuples when ids repeat
-    across domains); without it, leakage reports only the cross-domain risk.
+    across domains); without it, leakage reports only the cross-domain risk. `train_ids`, when
+    given, is the training pool: rows in neither (held-out rows past `max_test_per_domain`) are
+    counted as unused rather than as training rows.
     """
     rows = list(rows)
     feats = np.array([_row_style(r.text) for r in rows], dtype=np.float64).reshape(len(rows), 7)
@@ -276,7 +279,7 @@ def audit(rows: Sequence[Row], reports: Iterable[SourceReport | dict], test_ids:
     duplicates, cross_nodes = _exact_summary(rows, node_members)
     near = near_duplicate_pairs(norms)
     duplicates["near"] = _near_summary(rows, node_members, near)
-    leakage = _leakage(rows, node_members, near, cross_nodes, test_ids)
+    leakage = _leakage(rows, node_members, near, cross_nodes, test_ids, train_ids)
     return {"n_rows": len(rows), "sources": sources, "domains": domains,
             "duplicates": duplicates, "leakage": leakage}
 
@@ -363,7 +366,7 @@ def _near_summary(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[
 
 
 def _leakage(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[int, int, float]],
-             cross_nodes: list[int], test_ids: set | None) -> dict:
+             cross_nodes: list[int], test_ids: set | None, train_ids: set | None = None) -> dict:
     # cross-domain: a held-out domain's email that also sits in a training domain
     risk: set[int] = set()
     for k in cross_nodes:
@@ -407,9 +410,14 @@ def _leakage(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[int, 
                 if len(examples) < MAX_EXAMPLES:
                     examples.append(_example(rows, train[0], test[0], kind="near", jaccard=jac))
     leaked = sorted({rows[i].id for i in exact_leak | near_leak})
+    # rows outside the test set are the training pool unless the pool is given (held-out rows past
+    # max_test_per_domain are in neither: unused)
+    pool = None if train_ids is None else set(train_ids)
+    n_train = int(len(rows) - sum(is_test)) if pool is None else sum(_is_test(r, pool) for r in rows)
     out["train_test"] = {
-        "train_rows": int(len(rows) - sum(is_test)),
+        "train_rows": n_train,
         "test_rows": int(sum(is_test)),
+        "unused_rows": int(len(rows) - sum(is_test) - n_train),
         "exact_test_rows": len(exact_leak),
         "near_test_rows": len(near_leak),
         "leaked_test_ids": leaked,

@@ -288,7 +288,7 @@ def write_audit(run_dir: Path, rows, train_ids, test_ids) -> dict[str, Any]:
 
     reports = artifacts.read_json(run_dir / "data" / "sources.json")
     with progress.step("auditing the corpus (duplicates, leakage, style)"):
-        result = run_audit(rows, _reports(reports), test_ids=set(test_ids))
+        result = run_audit(rows, _reports(reports), test_ids=set(test_ids), train_ids=set(train_ids))
     artifacts.write_json(run_dir / "audit.json", result)
     return result
 
