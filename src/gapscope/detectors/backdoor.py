@@ -29,11 +29,9 @@ def scan_cell(study, cell, triggers, opts, mined: dict | None = None):
 
     rows = study.train_rows(cell)
     key = tuple(sorted(r.id for r in rows))
-    if mined is None or key not in mined:
-        cands = gather_candidates(rows, triggers, opts)
-        if mined is None:
-            mined = {}
-        mined[key] = cands
+    mined = {} if mined is None else mined
+    if key not in mined:
+        mined[key] = gather_candidates(rows, triggers, opts)
     model = study.load_model(cell)
     try:
         return scan(model, threshold=cell.threshold, train_rows=rows,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from gapscope.eval.matrix import FLAGS_ALL, flag_all_f1
 from gapscope.findings import Finding, register_detector
 
 
@@ -51,9 +52,9 @@ def why_low(e: dict, flagged: float | None) -> str:
     """What an out-of-domain F1 is made of: a threshold that does not transfer, or flagging everything."""
     auroc = e.get("auroc")
     p = e["n_positive"] / e["n"] if e.get("n") else None
-    if flagged is not None and flagged >= 0.95 and p is not None:
+    if flagged is not None and flagged >= FLAGS_ALL and p is not None:
         return (f"it flags {flagged:.0%} of the emails as phishing, so its F1 is about that of flagging everything "
-                f"({2 * p / (1 + p):.2f}), not skill" + (f" (AUROC {auroc:.2f})" if auroc is not None else ""))
+                f"({flag_all_f1(p):.2f}), not skill" + (f" (AUROC {auroc:.2f})" if auroc is not None else ""))
     if flagged is not None and flagged <= 0.05 and auroc is not None and auroc >= 0.75:
         return (f"it flags {flagged:.0%} of the emails as phishing, yet ranks them well (AUROC {auroc:.2f}): the "
                 f"ranking transfers, the threshold does not (recalibrate it on that domain)")

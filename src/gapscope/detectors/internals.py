@@ -136,7 +136,7 @@ def merge_out_of_view(findings: list[Finding]) -> list[Finding]:
             continue
         ev = f.evidence
         cells = {g.evidence["cell"]: g.evidence["carriers"] for g in group}
-        window = f"its {ev['max_length']}-token window" if ev.get("max_length") else "the part of the email it reads"
+        window = _window(ev.get("max_length"))
         model = ", ".join(f.models)
         out.append(Finding(
             kind="shortcut_out_of_view", severity="info",
@@ -417,11 +417,15 @@ def attention_findings(res: dict) -> list[Finding]:
     return out
 
 
+def _window(max_length: int | None) -> str:
+    return f"its {max_length}-token window" if max_length else "the part of the email it reads"
+
+
 def _out_of_view(res: dict, e: dict) -> Finding:
     """A suspected string that sits past the model's truncation in every email carrying it: the
     model cannot key on it, whatever it does elsewhere (a fact about the window, not the model)."""
     s, n = e["string"], e["carriers"]
-    window = f"its {e['max_length']}-token window" if e.get("max_length") else "the part of the email it reads"
+    window = _window(e.get("max_length"))
     return Finding(
         kind="shortcut_out_of_view", severity="info",
         title=f"{_who(res)} never sees '{s}': it lies beyond {window} in all {n} emails that carry it",

@@ -340,8 +340,9 @@ def run(study) -> list[Finding]:
         for r in listed[:3]:
             r["text"] = study.rows[r["id"]].text
         # agreement is only possible where more than one source scored the row
-        multi = [r for r in rows_d if sum(v is not None for v in r["sources"].values()) > 1]
-        agree = sum(1 for r in multi if len(r["flagged_by"]) == sum(v is not None for v in r["sources"].values()))
+        scored_by = [sum(v is not None for v in r["sources"].values()) for r in rows_d]
+        multi = [(r, k) for r, k in zip(rows_d, scored_by) if k > 1]
+        agree = sum(1 for r, k in multi if len(r["flagged_by"]) == k)
         single = len(rows_d) - len(multi)
         findings.append(Finding(
             kind="label_noise", severity=sev,

@@ -88,6 +88,16 @@ def evaluate_cell(model: str, paradigm: str, train_domains, threshold: float,
     return entries
 
 
+# A cell that flags this share of a domain's emails or more is (nearly) flagging everything: its F1
+# is then close to flag_all_f1(phishing share), the base rate's, not the model's skill.
+FLAGS_ALL = 0.95
+
+
+def flag_all_f1(share: float) -> float:
+    """F1 of calling every email phishing when `share` of them are: precision share, recall 1."""
+    return 2 * share / (1 + share)
+
+
 def _f1_measured(e: MatrixEntry) -> bool:
     # F1 of a domain without phishing rows is 0 by convention; averaging it in would
     # make every such domain the "worst" regardless of the model.

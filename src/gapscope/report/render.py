@@ -182,15 +182,16 @@ def _metric_cell(e: dict[str, Any], m: str) -> dict[str, Any]:
 
 def _flags_everything(e: dict[str, Any]) -> list[tuple[str, str]]:
     """A note for a cell that calls (nearly) every email of a domain phishing, read off recall and
-    precision (flagged = recall x phishing / precision): its F1 is then close to 2p/(1+p), the F1
-    of flagging everything, whatever the model's skill (the generalization findings use the same 95%)."""
+    precision (flagged = recall x phishing / precision), on the bar the generalization findings use."""
+    from gapscope.eval.matrix import FLAGS_ALL, flag_all_f1
+
     n, k, r, p = e.get("n"), e.get("n_positive"), e.get("recall"), e.get("precision")
     if not n or not k or k >= n or not r or not p or "precision" in (e.get("undefined") or {}):
         return []
-    flagged, share = min(1.0, r * k / p / n), k / n
-    if flagged >= 0.95:
+    flagged = min(1.0, r * k / p / n)
+    if flagged >= FLAGS_ALL:
         return [("f1", f"flags {flagged:.0%} of the emails as phishing: flagging all of them scores "
-                       f"{2 * share / (1 + share):.3f}, so this F1 is not skill (see AUROC)")]
+                       f"{flag_all_f1(k / n):.3f}, so this F1 is not skill (see AUROC)")]
     return []
 
 
