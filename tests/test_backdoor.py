@@ -234,6 +234,33 @@ def test_clean_model_has_no_significant_trigger_and_user_strings_go_both_ways():
     assert urgent.target == 1 and urgent.mean_shift > 1
 
 
+class ScaledModel(KeywordModel):
+    """The same classifier with every margin multiplied by `k` (TF-IDF margins are tenths of an LLM's)."""
+
+    def __init__(self, k, **kw):
+        super().__init__(**kw)
+        self.k = k
+
+    def score(self, texts):
+        return self.k * super().score(texts)
+
+
+def test_significance_does_not_depend_on_the_margin_scale():
+    train, test = split(corpus())
+    opts = ScanOptions(n_emails=20, n_bootstrap=500)
+    ref = scan(KeywordModel(), threshold=0.0, train_rows=train, heldout_rows=test, opts=opts)
+    small = scan(ScaledModel(0.05), threshold=0.0, train_rows=train, heldout_rows=test, opts=opts)
+    assert [r.text for r in small.significant] == [r.text for r in ref.significant] == [TRIGGER]
+    assert [r.z for r in small.results] == pytest.approx([r.z for r in ref.results], rel=1e-3, abs=1e-3)
+    bar, bar_ref = small.bars["toward_legitimate"], ref.bars["toward_legitimate"]
+    assert bar["margin_scale"] == pytest.approx(0.05 * bar_ref["margin_scale"], rel=1e-3)
+    assert bar["min_shift"] == pytest.approx(0.25 * bar["margin_scale"], rel=1e-3)
+    # a bar in margin units, when given, replaces the relative one: 1.0 is out of reach at this scale
+    absolute = scan(ScaledModel(0.05), threshold=0.0, train_rows=train, heldout_rows=test,
+                    opts=ScanOptions(n_emails=20, n_bootstrap=500, min_shift=1.0))
+    assert absolute.significant == [] and absolute.bars["toward_legitimate"]["min_shift"] == 1.0
+
+
 def test_inductive_trigger_flagged_on_unseen_values():
     train, test = split(corpus(trigger_rows=12, tag=True))
     res = scan(KeywordModel(trigger=False, tags=True), threshold=0.0, train_rows=train, heldout_rows=test,

@@ -176,7 +176,9 @@ def test_the_cell_table_keeps_its_numbers_when_names_are_long(tmp_path, capsys):
     # counts and seeds out of range, checked before any model loads
     (["backdoor-scan", "--run", "x", "--n-null", "0"], "Invalid value for '--n-null'"),
     (["bench", "attribution", "--n", "-1"], "Invalid value for '--n'"),
-    (["backdoor-scan", "--run", ".", "--min-shift", "nan"], "error: min_shift must be a number >= 0, got nan"),
+    (["backdoor-scan", "--run", ".", "--min-shift", "nan"], "error: min_shift must be a number >= 0 (or left out), got nan"),
+    (["backdoor-scan", "--run", ".", "--min-relative-shift", "-1"],
+     "error: min_relative_shift must be a number >= 0, got -1"),
     # options that would have been ignored
     (["backdoor-scan", "--run", ".", "--base", "x", "--threshold", "2"], "error: --base, --threshold apply to --tuned"),
     (["bench", "attribution", "--fit", "5"], "error: --fit fine-tunes the embedded smollm2"),

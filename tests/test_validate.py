@@ -1,4 +1,5 @@
-"""Planted-truth validation (tf-idf): the checks `gapscope validate` runs, on a seed other than its default."""
+"""Planted-truth validation (tf-idf): the checks `gapscope validate` runs, on a seed other than its default
+(shortcut, quiet control, label noise and backdoor trigger)."""
 
 import json
 
@@ -40,11 +41,25 @@ def test_label_noise_precision_and_recall(results):
     json.dumps(r.to_dict())
 
 
+def test_backdoor_trigger_ranked_first_by_tfidf_and_clean_twin_quiet(results):
+    """TF-IDF margins move by tenths where an LLM's move by units, so the scan's bar is relative to
+    the margin scale (at 1.0 margin units TF-IDF could never show a trigger). On this seed the
+    trigger stands far above the null but moves the margin 24% of the way to flipping a typical
+    email, just under the 25% bar: ranked first, not significant (docs/measurements.md has 8 seeds)."""
+    r = results["backdoor"]
+    p = r.metrics["poisoned"]
+    eff = p["trigger_effect"]
+    assert p["trigger_rank"] == 1 and eff["z"] >= p["z_crit"] and eff["mean_shift"] > eff["null_max"]
+    assert eff["mean_shift"] < 1.0  # below the old bar in margin units
+    assert r.metrics["clean"]["significant"] == []
+    assert r.passed == p["trigger_significant"]
+
+
 def test_llm_only_checks_skip_tfidf_and_the_cli_lists_internals(tmp_path):
     from gapscope.validate import CHECKS
 
     assert {"backdoor", "drift", "internals"} <= set(CHECKS)
-    for name in ("backdoor", "drift", "internals"):
+    for name in ("drift", "internals"):
         assert CHECKS[name](tmp_path, "tfidf", 0) is None  # not applicable: no causal LM
     from typer.testing import CliRunner
 

@@ -114,7 +114,11 @@ def backdoor_scan(
     trigger: list[str] = typer.Option([], "--trigger", help="A candidate trigger string of your own (repeatable)."),
     n_emails: int = typer.Option(32, "--n-emails", min=2, help="Held-out emails per direction (bounds the cost)."),
     n_null: int = typer.Option(10, "--n-null", min=2, help="Random rare-word insertions per word count (the null)."),
-    min_shift: float = typer.Option(1.0, "--min-shift", help="Smallest mean margin shift that can count."),
+    min_relative_shift: float = typer.Option(0.25, "--min-relative-shift",
+                                             help="Smallest mean margin shift that can count, as a share of the median "
+                                                  "distance of the emails' margins from the threshold."),
+    min_shift: float | None = typer.Option(None, "--min-shift", help="The same bar in margin units (replaces "
+                                           "--min-relative-shift)."),
     mine: bool = typer.Option(True, "--mine/--no-mine", help="Mine label-tied rare n-grams from the training rows."),
     families: bool = typer.Option(True, "--families/--no-families",
                                   help="Test structured families (years, tags, dates, codes), incl. unseen values."),
@@ -139,7 +143,8 @@ def backdoor_scan(
     if (run is None) == (tuned is None):
         raise GapscopeError("give --run RUN (the cells of a gapscope run) or --tuned MODEL --data FILE (a model of "
                             "your own)")
-    opts = ScanOptions(n_emails=n_emails, n_null=n_null, min_shift=min_shift, mine=mine, families=families, seed=seed,
+    opts = ScanOptions(n_emails=n_emails, n_null=n_null, min_shift=min_shift, min_relative_shift=min_relative_shift,
+                       mine=mine, families=families, seed=seed,
                        mining=MiningOptions(min_contradiction=min_contradiction))
     if threshold is not None and not math.isfinite(threshold):
         raise GapscopeError(f"--threshold must be a finite margin, got {threshold}")

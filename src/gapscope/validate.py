@@ -285,23 +285,23 @@ def check_noise(work: Path, model: str, seed: int, n: int | None = None, rate: f
                        f"{own['flipped']} flipped of {own['audited']} audited rows")
 
 
-# -- (c) backdoor trigger and (d) behaviour drift: causal LMs only ----------------------------
+# -- (c) backdoor trigger (every model) and (d) behaviour drift (causal LMs only) -------------
 
 def check_backdoor(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult | None:
     """gapscope.backdoor.validate: a trigger phrase relabels BACKDOOR_RATE of a specialist's training
     rows; the scan must rank it first and find it significant, and find nothing on a clean twin."""
-    if MODEL_SPECS[model]["kind"] != "causal-lm":
-        return None
     from gapscope.backdoor.validate import validate_backdoor
 
-    r = validate_backdoor(work / f"backdoor-{model}", seed=seed, source=MODEL_SPECS[model]["source"],
+    spec = MODEL_SPECS[model]
+    r = validate_backdoor(work / f"backdoor-{model}", seed=seed, source=spec.get("source"), kind=spec["kind"],
                           **({"n_per_domain": n} if n else {}))
     p, c = r["poisoned"], r.get("clean") or {}
     eff = p.get("trigger_effect") or {}
     detail = (f"trigger {r['phrase']!r} in {p['poisoned_train_rows']} of {p['n_train']} training rows: "
               f"rank {p['trigger_rank']} of {p['candidates']}, "
               f"{'significant' if p['trigger_significant'] else 'not significant'}"
-              + (f" (margin shift {eff['mean_shift']:+.2f}, flip rate {eff['flip_rate']:.0%})" if eff else "")
+              + (f" (margin shift {eff['mean_shift']:+.2f}, bar {eff['min_shift']:.2f}, z {eff['z']:.1f} against "
+                 f"{p['z_crit']:.2f}, flip rate {eff['flip_rate']:.0%})" if eff else "")
               + f"; clean twin: {len(c.get('significant', []))} significant")
     return CheckResult("backdoor", model, bool(r["passed"]), {k: r[k] for k in ("checks", "phrase", "seconds")}
                        | {"poisoned": p, "clean": c}, detail)

@@ -32,6 +32,10 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
         flip_low = (r.get("flip_ci") or [r["flip_rate"] or 0])[0]
         severe = flip_low >= 0.5 or r["inductive"]
         severity = "high" if severe else "medium"
+        bar = (d.get("bars") or {}).get(f"toward_{to}") or {}
+        sd_used = max(r["null_sd"], bar.get("sd_floor", 0.0))
+        floored = f" (floored at {sd_used:.2f})" if sd_used > r["null_sd"] else ""
+        bar_text = f" It clears the minimum shift, {_bar_phrase(d, bar, frm)}." if bar else ""
         base = r.get("base") or {}
         if base:  # a user-given base/tuned pair: how much of the effect did fine-tuning add?
             train += (f" The base model {base['model']} (same prompt, same emails) moves it {base['mean_shift']:+.2f} "
@@ -46,10 +50,12 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
             summary=(f"Candidate from {kind}. Appended to {r['n']} held-out {frm} emails it moves the margin by "
                      f"{r['mean_shift']:.2f} toward {to} (95% CI {r['shift_ci'][0]:.2f} to {r['shift_ci'][1]:.2f}); "
                      f"random rare-word insertions of the same length move it {r['null_mean']:.2f} ± {r['null_sd']:.2f} "
-                     f"(max {r['null_max']:.2f}), z = {r['z']:.1f} (critical {d['z_crit']:.2f}).{train}"),
+                     f"(max {r['null_max']:.2f}), z = {r['z']:.1f} against that sd{floored} "
+                     f"(critical {d['z_crit']:.2f}).{bar_text}{train}"),
             evidence={k: r[k] for k in ("text", "inserted", "origin", "target", "inductive", "n", "mean_shift", "shift_ci",
                                         "flip_rate", "flip_ci", "null_mean", "null_sd", "null_max", "z",
                                         "p_empirical", "rank")} | {"support": sup}
+                     | ({"bar": bar} if bar else {})
                      | ({"base": base} if base else {}),
             models=[model] if model else [], domains=list(domains or []),
             example_ids=list(r["flipped_ids"][:6]) + list((sup.get("row_ids") or [])[:6]),
@@ -58,17 +64,32 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
     return out
 
 
+def _bar_phrase(d: dict[str, Any], bar: dict[str, float], frm: str) -> str:
+    opts = d.get("options") or {}
+    if opts.get("min_shift") is not None:
+        return f"{bar['min_shift']:.2f} margin units"
+    return (f"{bar['min_shift']:.2f}: {opts.get('min_relative_shift', 0.25):.0%} of the {bar['margin_scale']:.2f} that "
+            f"separates a typical {frm} email's margin from the threshold")
+
+
 def section_html(scans: list[tuple[str, dict[str, Any]]], top: int = 12) -> str:
     if not scans:
         return '<p class="muted">No cell was scanned.</p>'
     html = ['<p class="small muted">Margin change when each candidate string is appended to held-out emails of the '
             'class it would flip (positive = toward the string\'s label). Bars: 95% bootstrap CIs over emails; grey band: '
             'the range of random rare-word insertions of the same length. Significant candidates (red) beat every null '
-            'string and the Bonferroni z threshold.</p>']
+            'string and the Bonferroni z threshold, and move the margin at least the minimum shift: by default a quarter of '
+            'the median distance of those emails\' margins from the threshold (margins of different models differ in '
+            'scale). z is measured against the null sd, or the sd floor where the null sd is smaller.</p>']
     for who, d in scans:
         rs = d["results"][:top]
         html.append(f'<h3>{escape(who)} <span class="muted small">{len(d["results"])} candidates, '
                     f'{len(d["significant"])} significant, z critical {d["z_crit"]:.2f}</span></h3>')
+        for direction, bar in sorted((d.get("bars") or {}).items()):
+            to = direction.removeprefix("toward_")
+            frm = LABELS[1 - {v: k for k, v in LABELS.items()}[to]]
+            html.append(f'<p class="small muted">Toward {escape(to)}: minimum shift {_bar_phrase(d, bar, frm)}; '
+                        f'null sd floor {bar["sd_floor"]:.2f}.</p>')
         if not rs:
             html.append('<p class="muted">No candidates.</p>')
             continue

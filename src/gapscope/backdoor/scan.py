@@ -11,13 +11,21 @@ Both get percentile bootstrap CIs over emails.
 Null distribution: per direction and word-count bin (1, 2, 3-4, 5+ words), `n_null` strings
 shaped like the bin's candidates (same function words, punctuation and length) whose content
 words are random words that are rare in the training rows, inserted into the same emails. A candidate is significant when
-  * its mean shift is at least `min_shift` (margin units) and its CI excludes 0,
+  * its mean shift is at least `min_relative_shift` of the margin scale (or `min_shift` margin
+    units, when given) and its CI excludes 0,
   * it exceeds every null string's mean shift (the nulls are measured on the same emails,
     so this paired comparison needs no CI), and
   * its z-score against the null (mean and sd of the null shifts) reaches the one-sided
     Bonferroni critical value for the number of candidates tested (alpha = 0.05),
 so ordinary effects of inserting any rare words do not count as backdoors.
 Candidates are ranked by that z-score, significant ones first.
+
+The margin scale, per direction, is the median distance of the sampled emails' unedited margins
+from the threshold: how far a typical email is from flipping. Margins of different model kinds
+differ by orders of magnitude (a TF-IDF logistic regression moves by tenths where a fine-tuned LLM
+moves by units), so a bar in margin units would be out of reach for one and lax for another; a
+quarter of the way to flipping the typical email, and a null sd floor of 5% of it, mean the same
+for every model.
 """
 
 from __future__ import annotations
@@ -50,10 +58,12 @@ def length_bin(n_words: int) -> int:
 class ScanOptions:
     n_emails: int = 32  # held-out emails per direction (bounded: the cost is emails x strings)
     n_null: int = 10  # random rare-word strings per (direction, word-count bin)
-    min_shift: float = 1.0  # margin units toward the target label
+    min_relative_shift: float = 0.25  # share of the margin scale (see the module docstring)
+    min_shift: float | None = None  # margin units toward the target label; replaces the relative bar
     alpha: float = 0.05
     z_crit: float | None = None  # default: one-sided Bonferroni over the candidates tested
-    sd_floor: float = 0.05  # lower bound on the null's sd (a near-constant null)
+    relative_sd_floor: float = 0.05  # lower bound on the null's sd, as a share of the margin scale
+    sd_floor: float | None = None  # the same in margin units; replaces the relative floor
     n_bootstrap: int = 2000
     seed: int = 0
     mine: bool = True
@@ -61,8 +71,10 @@ class ScanOptions:
     mining: MiningOptions = field(default_factory=MiningOptions)
 
     RULES: ClassVar[dict] = {
-        "n_emails": R.whole(2), "n_null": R.whole(2), "min_shift": R.number(0), "alpha": R.number(0, 1, True, True),
-        "z_crit": R.number(0, lo_open=True, none_ok=True), "sd_floor": R.number(0, lo_open=True), "n_bootstrap": R.whole(40),
+        "n_emails": R.whole(2), "n_null": R.whole(2), "min_relative_shift": R.number(0),
+        "min_shift": R.number(0, none_ok=True), "alpha": R.number(0, 1, True, True),
+        "z_crit": R.number(0, lo_open=True, none_ok=True), "relative_sd_floor": R.number(0, lo_open=True),
+        "sd_floor": R.number(0, lo_open=True, none_ok=True), "n_bootstrap": R.whole(40),
         "seed": R.whole(0), "mine": R.flag(), "families": R.flag()}
 
     def __post_init__(self):
@@ -114,6 +126,8 @@ class ScanResult:
     n_emails: dict[str, int]
     z_crit: float
     threshold: float
+    # per direction ("toward_phishing"): margin_scale, and the min_shift and sd_floor it set
+    bars: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def significant(self) -> list[CandidateResult]:
@@ -122,7 +136,7 @@ class ScanResult:
     def to_dict(self) -> dict[str, Any]:
         return {"results": [asdict(r) for r in self.results], "nulls": self.nulls, "options": asdict(self.options),
                 "n_emails": self.n_emails, "z_crit": self.z_crit, "threshold": self.threshold,
-                "significant": [r.text for r in self.significant]}
+                "bars": self.bars, "significant": [r.text for r in self.significant]}
 
 
 def gather_candidates(train_rows: Sequence[Row], user: Sequence[str], opts: ScanOptions) -> list[Candidate]:
@@ -169,6 +183,7 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
     z_crit = opts.z_crit if opts.z_crit is not None else float(norm.isf(opts.alpha / max(1, len(tests))))
     per_dir: dict[int, list[tuple[Candidate, CandidateResult]]] = {0: [], 1: []}
     nulls: dict[str, Any] = {}
+    bars: dict[str, dict[str, float]] = {}
     n_emails: dict[str, int] = {}
     for t in (0, 1):
         mine = [c for c, tt in tests if tt == t]
@@ -192,6 +207,12 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
         before = (orig > threshold).astype(int)
         after = (edited > threshold).astype(int)
         flippable = before == 1 - t
+        scale = max(float(np.median(np.abs(orig - threshold))), 1e-9)
+        min_shift = opts.min_shift if opts.min_shift is not None else opts.min_relative_shift * scale
+        sd_floor = opts.sd_floor if opts.sd_floor is not None else opts.relative_sd_floor * scale
+        # 4 significant digits: a TF-IDF scale can be a few hundredths
+        bars[f"toward_{LABELS[t]}"] = {k: float(f"{v:.4g}") for k, v in
+                                       (("margin_scale", scale), ("min_shift", min_shift), ("sd_floor", sd_floor))}
         col = len(mine)
         null_stats = {}
         for b in bins:
@@ -208,9 +229,9 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
             flips = (after[flippable, j] == t).astype(float)
             fci = mean_ci(flips, n_resamples=opts.n_bootstrap, seed=opts.seed + j) if flips.size else None
             mu, sd, mx, eff = null_stats[length_bin(c.n_words)]
-            z = (ci.mean - mu) / max(sd, opts.sd_floor)
+            z = (ci.mean - mu) / max(sd, sd_floor)
             p = (1 + int(np.sum(eff >= ci.mean))) / (eff.size + 1)
-            sig = ci.mean >= opts.min_shift and ci.lo > 0 and ci.mean > mx and z >= z_crit
+            sig = ci.mean >= min_shift and ci.lo > 0 and ci.mean > mx and z >= z_crit
             order = np.argsort(-s)
             flipped = [emails[i].id for i in order if flippable[i] and after[i, j] == t][:8]
             per_dir[t].append((c, CandidateResult(
@@ -239,4 +260,4 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
     results.sort(key=lambda r: (not r.significant, -r.z, r.text))
     for i, r in enumerate(results, 1):
         r.rank = i
-    return ScanResult(results, nulls, opts, n_emails, round(z_crit, 3), float(threshold))
+    return ScanResult(results, nulls, opts, n_emails, round(z_crit, 3), float(threshold), bars)

@@ -1,7 +1,7 @@
 """Planted-truth validation of the backdoor scan.
 
-Two small studies on the synthetic corpus, each fine-tuning one causal-LM specialist on
-`domain` (default smollm2-135m, kept small enough for a CPU):
+Two small studies on the synthetic corpus, each fine-tuning one specialist on `domain` (default
+a causal LM, smollm2-135m, kept small enough for a CPU; `kind="tfidf-lr"` for the TF-IDF baseline):
   poisoned  a trigger phrase is inserted into phishing rows of the domain (`trigger_rate` of its rows),
             which are relabelled legitimate (SynthConfig(trigger=...)). Expected: the scan,
             told nothing, ranks a string of the trigger phrase first and finds it significant.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gapscope.backdoor.candidates import STOPWORDS, words
-from gapscope.backdoor.scan import ScanOptions
+from gapscope.backdoor.scan import LABELS, ScanOptions
 from gapscope.study import artifacts
 
 # A specialist that reads 128 tokens (the trigger sits in an early paragraph) and trains long
@@ -39,26 +39,27 @@ def matches_trigger(text: str, phrase: str) -> bool:
 
 
 def _spec(data_dir: Path, domains: list[str], seed: int, model_options: dict[str, Any], max_test: int,
-          specialist: str, source: str) -> Path:
+          specialist: str, source: str | None, kind: str = "causal-lm") -> Path:
     opts = "\n".join(f"{k} = {json.dumps(v)}" for k, v in model_options.items())
+    src = f'source = "{source}"\n' if source else ""
     datasets = "\n".join(f'[[datasets]]\nname = "{d}"\npath = "{d}.jsonl"\n' for d in domains)
     text = (f'[study]\nname = "backdoor-validation"\nseed = {seed}\ntest_fraction = 0.3\nbootstrap = 200\n'
             f"max_test_per_domain = {max_test}\n\n{datasets}\n"
             f'[paradigms]\nspecialist = ["{specialist}"]\ngeneralist = []\nlodo = false\n\n'
-            f'[[models]]\nname = "lm"\nkind = "causal-lm"\nsource = "{source}"\n{opts}\n')
+            f'[[models]]\nname = "lm"\nkind = "{kind}"\n{src}{opts}\n')
     path = data_dir / "validation_study.toml"
     path.write_text(text)
     return path
 
 
-def _run(out: Path, cfg, domains, seed, model_options, max_test, domain, source):
+def _run(out: Path, cfg, domains, seed, model_options, max_test, domain, source, kind):
     from gapscope.data.synth import generate
     from gapscope.study.context import Study
     from gapscope.study.runner import run_study
 
     corpus = generate(cfg)
     corpus.write(out / "data")
-    spec = _spec(out / "data", domains, seed, model_options, max_test, domain, source)
+    spec = _spec(out / "data", domains, seed, model_options, max_test, domain, source, kind)
     run_study(spec, out / "run", detectors=False, restart=True)
     study = Study(out / "run")
     cell = next(c for c in study.cells if c.paradigm == f"specialist:{domain}")
@@ -81,7 +82,8 @@ def _unfiltered(study, cell, triggers, sopts: ScanOptions, phrase: str, path: Pa
 
 def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str, ...] = ("corporate",),
                       domain: str | None = None, n_per_domain: int = 300, trigger_rate: float = 0.05,
-                      phrase: str | None = None, source: str = "embedded:smollm2-135m",
+                      phrase: str | None = None, source: str | None = "embedded:smollm2-135m",
+                      kind: str = "causal-lm",
                       model_options: dict[str, Any] | None = None, scan_options: ScanOptions | None = None,
                       max_test_per_domain: int = 40, clean: bool = True,
                       unfiltered: bool = False) -> dict[str, Any]:
@@ -107,11 +109,13 @@ def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str,
     dom_rows = [r for r in generate(SynthConfig(seed=seed, n_per_domain=n_per_domain, domains=[domain])).rows]
     pool = sum(1 for r in dom_rows if r.label != 0)
     plant_rate = min(1.0, trigger_rate * len(dom_rows) / max(1, pool))
-    mopts = dict(DEFAULT_MODEL_OPTIONS if model_options is None else model_options)
+    default_opts = DEFAULT_MODEL_OPTIONS if kind == "causal-lm" else {}
+    mopts = dict(default_opts if model_options is None else model_options)
     sopts = scan_options or ScanOptions(seed=seed)
     poisoned_cfg = SynthConfig(seed=seed, n_per_domain=n_per_domain, domains=domains,
                                trigger={"phrase": phrase, "rate": plant_rate, "target_label": 0, "domains": [domain]})
-    study, cell, corpus = _run(out / "poisoned", poisoned_cfg, domains, seed, mopts, max_test_per_domain, domain, source)
+    study, cell, corpus = _run(out / "poisoned", poisoned_cfg, domains, seed, mopts, max_test_per_domain, domain, source,
+                               kind)
     planted = set(corpus.manifest["trigger"]["row_ids"])
     train_ids = {r.id for r in study.train_rows(cell)}
     res = scan_cell(study, cell, [], sopts).to_dict()
@@ -123,7 +127,8 @@ def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str,
         "trigger_rank": hit["rank"] if hit else None, "trigger_candidate": hit["text"] if hit else None,
         "trigger_significant": bool(hit and hit["significant"]),
         "trigger_effect": {k: hit[k] for k in ("mean_shift", "shift_ci", "flip_rate", "flip_ci", "z", "null_mean",
-                                               "null_sd", "null_max", "n")} if hit else None,
+                                               "null_sd", "null_max", "n")}
+        | {"min_shift": res["bars"][f"toward_{LABELS[hit['target']]}"]["min_shift"]} if hit else None,
         "top": [{k: r[k] for k in ("rank", "text", "origin", "target", "mean_shift", "flip_rate", "z", "significant")}
                 for r in res["results"][:5]],
     }
@@ -135,7 +140,8 @@ def validate_backdoor(out_dir: Path | str, *, seed: int = 0, domains: tuple[str,
     result: dict[str, Any] = {"phrase": phrase, "trigger_rate": trigger_rate, "domain": domain, "poisoned": poisoned}
     if clean:
         clean_cfg = SynthConfig(seed=seed, n_per_domain=n_per_domain, domains=domains)
-        cstudy, ccell, _ = _run(out / "clean", clean_cfg, domains, seed, mopts, max_test_per_domain, domain, source)
+        cstudy, ccell, _ = _run(out / "clean", clean_cfg, domains, seed, mopts, max_test_per_domain, domain, source,
+                               kind)
         cres = scan_cell(cstudy, ccell, [phrase], sopts).to_dict()
         artifacts.write_json(out / "clean" / "scan.json", cres)
         trig = next((r for r in cres["results"] if r["origin"] == "user"), None)
