@@ -11,7 +11,7 @@ import pytest
 
 from gapscope.data.rows import Row
 from gapscope.diversity import analyse, lexical_diversity, measure_sets, spearman, vendi_from_kernel, vendi_score
-from gapscope.diversity.analysis import CellDiversity, DiversityOptions, ratio_statement
+from gapscope.diversity.analysis import METRICS, CellDiversity, DiversityOptions, ratio_statement
 from gapscope.diversity.gradient import GradientProxy
 from tests.tiny_models import tiny_encoder_dir, tiny_model_root  # noqa: F401
 
@@ -42,7 +42,8 @@ def test_lexical_diversity_on_a_fixed_budget():
     varied = [" ".join(random.Random(i).sample([f"w{j}" for j in range(500)], 6)) for i in range(50)]
     a, b = lexical_diversity(rep, n_tokens=120), lexical_diversity(varied, n_tokens=120)
     assert a["tokens"] == b["tokens"] == 120 and not a["short"]
-    assert a["ttr"] == pytest.approx(5 / 120) and b["ttr"] > 0.8
+    assert a["distinct_1"] == pytest.approx(5 / 120) and b["distinct_1"] > 0.8  # the type-token ratio
+    assert "ttr" not in a and "ttr" not in METRICS  # it is distinct-1: one number, one column
     assert a["distinct_2"] < b["distinct_2"] and a["distinct_3"] < b["distinct_3"]
     short = lexical_diversity(["one two"], n_tokens=100)
     assert short["short"] and short["tokens"] == 2 and short["distinct_3"] is None
@@ -95,12 +96,12 @@ def test_analysis_ratio_statement_and_spearman():
     s = ratio_statement("embedding_vendi", 13.0, [10.0, 10.0])
     assert s["ratio"] == pytest.approx(1.3)
     assert "the generalist set is only 1.3× as diverse as the specialist set" in s["statement"]
-    assert "only" not in ratio_statement("ttr", 30.0, [10.0])["statement"]
+    assert "only" not in ratio_statement("distinct_1", 30.0, [10.0])["statement"]
     assert spearman([1, 2, 3, 4], [0.1, 0.2, 0.3, 0.4]) == {"rho": 1.0, "p": 0.0, "n": 4}
     assert spearman([1, 2], [1, 2])["rho"] is None and spearman([1, 2, None], [1, 2, 3])["n"] == 2
-    cells = [CellDiversity(f"m__specialist-{d}", "m", f"specialist:{d}", d, f1, {"embedding_vendi": v, "ttr": 0.2})
+    cells = [CellDiversity(f"m__specialist-{d}", "m", f"specialist:{d}", d, f1, {"embedding_vendi": v, "distinct_1": 0.2})
              for d, f1, v in [("a", 0.5, 8.0), ("b", 0.6, 10.0), ("c", 0.7, 12.0)]]
-    cells.append(CellDiversity("m__generalist", "m", "generalist", "g", None, {"embedding_vendi": 13.0, "ttr": 0.3}))
+    cells.append(CellDiversity("m__generalist", "m", "generalist", "g", None, {"embedding_vendi": 13.0, "distinct_1": 0.3}))
     out = analyse(cells)
     assert out["correlation"]["embedding_vendi"] == {"rho": 1.0, "p": 0.0, "n": 3}
     assert out["ratios"]["m"]["embedding_vendi"]["ratio"] == pytest.approx(1.3)

@@ -735,3 +735,36 @@ def test_decision_layers_in_between_only_when_the_edited_positions_let_go_first(
                {"groups": ["edited", "answer"], "restored": [[0.9, 0.0], [0.6, 0.1], [0.2, 0.3], [0.1, 1.0]]}]}}
     (f,) = patching_findings(res)
     assert "between resid_post.1 and resid_post.2" in f.title and "layers in between" in f.summary
+
+
+def test_mis_scored_patching_heatmap_says_how_few_email_tokens_a_pair_shares():
+    """Two different emails share a few tokens; the 'email' column patches those alone, and the
+    chart must say so (it read as 'the email carries nothing')."""
+    from gapscope.detectors.internals import section
+
+    pair = {"groups": ["prompt", "email", "answer"], "restored": [[0.0, 0.05, 0.0], [0.0, 0.1, 1.0]],
+            "n_positions": {"prompt": 12, "email": 7, "answer": 1}, "email_tokens": 90, "clean": 2.0,
+            "corrupted": -1.0, "id": "r1", "source_id": "r2", "label": 1}
+    res = {"kind": "causal-lm", "n_layers": 2, "layers": [0, 2], "site": "answer", "n_rows": 10, "timings": {}, "cell": "m__g",
+           "model": "m", "paradigm": "generalist", "train_domains": ["a"],
+           "patching": {"layers": [-1, 1], "shortcut": [], "errors": [pair, {**pair, "n_positions": {"email": 9},
+                                                                            "email_tokens": 80}]}}
+    html = section(res)["html"]
+    assert "email 8/85" in html and "a median of 8 of the email's 85 tokens" in html.replace("&#39;", "'")
+
+
+def test_reference_line_labels_do_not_overlap():
+    import re
+
+    from gapscope.internals import plots
+
+    ys = plots.spread([100.0, 101.0, 50.0, 102.5], gap=11, lo=30, hi=200)
+    top_down = sorted(ys)
+    assert all(b - a >= 11 - 1e-9 for a, b in zip(top_down, top_down[1:]))
+    assert ys[2] == 50.0 and ys[0] == 100.0  # a label with room keeps its place
+    low = plots.spread([198.0, 199.0, 200.0], gap=11, lo=30, hi=200)
+    assert max(low) <= 200 and sorted(low) == low  # pushed up rather than off the chart, order kept
+    svg = str(plots.line_chart([0, 1], [{"label": "p", "values": [0.5, 0.6]}], title="t", y_range=(0.0, 1.0),
+                               hlines=[(0.71, "model on a: 0.71"), (0.70, "model on b: 0.70")]))
+    y = [float(m) for m in re.findall(r'<text x="[\d.]+" y="([\d.]+)" class="tick" text-anchor="end">model on', svg)]
+    assert len(y) == 2 and abs(y[0] - y[1]) >= 11

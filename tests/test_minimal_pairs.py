@@ -90,3 +90,37 @@ def test_detector_tables_every_edit_and_includes_the_suspected_shortcut(planted)
         if pair:
             assert {"tokens", "weights", "text"} <= set(pair["original"]) <= set(pair["edited"]) | {"text"}
             assert pair["original"]["text"] != pair["edited"]["text"]
+
+
+def test_an_edit_past_the_model_window_is_counted_not_scored(monkeypatch):
+    """A model that reads 6 words: removing the last line's footer changes nothing it reads, so those
+    emails are counted as not in view (never a 0% flip rate 'measured' on text the model never saw)."""
+    from types import SimpleNamespace
+
+    from gapscope.attribution import corpus as C
+    from gapscope.data.rows import Row
+
+    class FirstWords:
+        kind = "causal-lm"
+        scored: list[str] = []
+
+        def tokenize(self, text):
+            return text.split()[:6]
+
+        def score(self, texts):
+            self.scored += list(texts)
+            return [2.0 if "urgent" in self.tokenize(t) else -2.0 for t in texts]
+
+    rows = [Row(id=f"r{i}", domain="d", label=i % 2,
+                text=("urgent " if i % 2 else "hello ") + "a b c d e f g h -- sent via relay") for i in range(8)]
+    rows[0].text = "hello relay a b c d e f g h"  # here the footer word sits in view
+    study = SimpleNamespace(domains=["d"], test_rows=lambda d: rows, spec=SimpleNamespace(study=SimpleNamespace(seed=0)))
+    model = FirstWords()
+    monkeypatch.setattr(C.ModelCache, "get", classmethod(lambda cls, s, c: model))
+    cell = SimpleNamespace(kind="causal-lm", name="m__specialist-d")
+    recs = M.pairs_for_cell(study, cell, [E.phrase_edit(["relay"])], {**M.DEFAULTS, "emails_per_domain_llm": 8})
+    s = M.summarize(recs, 0.0)[("remove 'relay'", "*")]
+    assert s["n"] == 1 and s["unseen"] == 7 and s["flip_rate"] == 0.0
+    assert sum("-- sent via" in t for t in model.scored) == 7  # the originals only, not their edits
+    past = M.summarize([r for r in recs if r.get("unseen")], 0.0)[("remove 'relay'", "*")]
+    assert past["n"] == 0 and past["flip_rate"] is None and past["mean_delta"] is None

@@ -68,7 +68,9 @@ def _hostile_finding(**kw):
 
 def test_hostile_strings_are_escaped(tmp_path):
     html = _render(tmp_path, [_hostile_finding()],
-                   extra_sections=[{"id": f"x{ATTR}", "title": HOSTILE, "table": {"columns": [HOSTILE], "rows": [[HOSTILE]]}}])
+                   extra_sections=[{"id": f"x{ATTR}", "title": HOSTILE, "caption": f"What the table shows {HOSTILE}",
+                                     "table": {"columns": [HOSTILE], "rows": [[HOSTILE]]}}])
+    assert "What the table shows &lt;script&gt;" in html  # a section's caption is shown, escaped
     assert "<script" not in html.lower()
     assert "<img" not in html.lower()
     assert ATTR not in html

@@ -109,6 +109,10 @@ def run(study) -> list[Finding]:
                          ", ".join(f["feature"] for f in v["legitimate"][:6])])
     artifacts.write_json(out_dir / "section.json", {
         "id": "corpus-attributions", "title": "Corpus-level attributions: top features per cell and test domain",
+        "caption": ("Each cell's attributions (occlusion) over a label-balanced sample of a domain's held-out emails, "
+                    "aggregated per word or n-gram: features ranked by mean weight × log(1 + emails they occur in), "
+                    "so a feature the cell leans on in many emails outranks a one-off. 'in domain': the cell trained "
+                    "on that domain."),
         "table": {"columns": ["cell", "test domain", "in domain", "emails", "top toward phishing",
                               "top toward legitimate"], "rows": rows}})
     return findings

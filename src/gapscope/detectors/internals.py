@@ -592,8 +592,23 @@ def section(res: dict) -> dict:
                 v = [u for u in v if u is not None]
                 row.append(float(np.median(v)) if v else None)
             vals.append(row)
-        parts.append(str(plots.heatmap(rows, groups, vals,
-                                       title=f"Restored margin, {title} ({len(pairs)} pairs)")))
+        labels = groups
+        note = ""
+        if kind == "errors" and "email" in groups:
+            # two different emails share only some tokens: the "email" column patches those alone
+            shared = [p["n_positions"].get("email", 0) for p in pairs if p.get("n_positions")]
+            total = [p["email_tokens"] for p in pairs if p.get("email_tokens")]
+            if shared and total:
+                k, n = int(np.median(shared)), int(np.median(total))
+                labels = [f"email {k}/{n}" if g == "email" else g for g in groups]
+                note = (f'<p class="small muted" style="max-width:420px">Each pair: a mis-scored out-of-domain email '
+                        f'patched from a correctly scored in-domain email of the same label. Only positions the two '
+                        f'share can be patched: the prompt, the answer cue and the email tokens they have in common '
+                        f'(the column "email {k}/{n}": a median of {k} of the email\'s {n} tokens), so a low email column says those few tokens carry little, not that the '
+                        f'email\'s content does not matter.</p>')
+        cell_w = int(max(64, max(len(s) for s in labels) * plots._CHAR_W + 10))  # column labels unclipped
+        parts.append(note + str(plots.heatmap(rows, labels, vals, cell_w=cell_w,
+                                              title=f"Restored margin, {title} ({len(pairs)} pairs)")))
     sim = res.get("similarity") or {}
     if sim.get("separation"):
         series = [{"label": f"separation {k.replace('|', ' vs ')}", "values": v}

@@ -325,6 +325,9 @@ def run(study) -> list[Finding]:
                           "per_source": per_source, "audited": res.ids})
     artifacts.write_json(study.artifact_dir("label_noise") / "section.json", {
         "id": "label-noise", "title": "Label-noise audit (out-of-fold confident learning)",
+        "caption": ("Rows whose given label out-of-fold models confidently contradict (confident learning: off the "
+                    "confident joint's diagonal and pruned), per domain, with the flagged share's 95% Wilson interval. "
+                    "A flagged row is mislabelled or a hard case: check it by hand (the findings list them)."),
         "table": {"columns": ["domain", "rows audited", "flagged", "rate", "95% CI"],
                   "rows": [[d, i["n"], i["flagged"], round(i["rate"], 4), [round(i["ci"][0], 3), round(i["ci"][1], 3)]]
                            for d, i in sorted(res.per_domain.items())]}})

@@ -58,13 +58,28 @@ def study_edits(study, opts: dict[str, Any]) -> list[E.Edit]:
     return out
 
 
+def _model_tokens(model):
+    """text -> the tokens the model reads (after its truncation), or None where it exposes none."""
+    from gapscope.models.base import UnsupportedByModel
+
+    def tokens(text: str):
+        try:
+            return model.tokenize(text)
+        except UnsupportedByModel:
+            return None
+
+    return tokens
+
+
 def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> list[dict[str, Any]]:
-    """One record per (domain, edit, email): original and edited margins."""
+    """One record per (domain, edit, email): original and edited margins. An edit that leaves the
+    tokens the model reads unchanged (it falls past the model's window) is recorded as unseen and
+    not scored: its margin change is zero by construction, not evidence of robustness."""
     from gapscope.attribution.base import is_cheap
     from gapscope.attribution.corpus import ModelCache, sample_rows
 
     n = int(opts["emails_per_domain"] if is_cheap(cell.kind) else opts["emails_per_domain_llm"])
-    model = None
+    model = tokens = None
     out = []
     for d in study.domains:
         rows = sample_rows(study.test_rows(d), n, study.spec.study.seed, d)
@@ -77,6 +92,14 @@ def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> li
         if not jobs:
             continue
         model = model or ModelCache.get(study, cell)
+        tokens = tokens or _model_tokens(model)
+        seen_orig = {r.id: tokens(r.text) for r in rows}
+        unseen = [seen_orig[r.id] is not None and tokens(t) == seen_orig[r.id] for r, _, t in jobs]
+        for (r, e, t), u in zip(jobs, unseen):
+            if u:
+                out.append({"domain": d, "edit": e.name, "effect": e.effect, "id": r.id, "label": int(r.label),
+                            "unseen": True, "text": t})
+        jobs = [j for j, u in zip(jobs, unseen) if not u]
         texts = [r.text for r in rows] + [t for _, _, t in jobs]
         m = model.score(texts)
         orig = {r.id: float(x) for r, x in zip(rows, m[: len(rows)])}
@@ -87,17 +110,22 @@ def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> li
 
 
 def summarize(records: list[dict[str, Any]], threshold: float) -> dict[tuple[str, str], dict[str, Any]]:
-    """(edit, domain) -> n, mean_delta, flip_rate, to_phishing, to_legitimate; domain "*" = all."""
+    """(edit, domain) -> n (emails the edit changed for the model), unseen (emails where it fell
+    outside what the model reads), mean_delta, flip_rate (None when n = 0), to_phishing,
+    to_legitimate; domain "*" = all."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in records:
         groups[(r["edit"], r["domain"])].append(r)
         groups[(r["edit"], "*")].append(r)
     out = {}
     for key, rs in groups.items():
-        o = np.array([r["original"] for r in rs])
-        e = np.array([r["edited"] for r in rs])
+        seen = [r for r in rs if not r.get("unseen")]
+        o = np.array([r["original"] for r in seen])
+        e = np.array([r["edited"] for r in seen])
         before, after = o > threshold, e > threshold
-        out[key] = {"n": len(rs), "mean_delta": float((e - o).mean()), "flip_rate": float((before != after).mean()),
+        out[key] = {"n": len(seen), "unseen": len(rs) - len(seen),
+                    "mean_delta": float((e - o).mean()) if seen else None,
+                    "flip_rate": float((before != after).mean()) if seen else None,
                     "to_phishing": int((~before & after).sum()), "to_legitimate": int((before & ~after).sum()),
                     "effect": rs[0]["effect"]}
     return out
@@ -153,14 +181,16 @@ def run(study) -> list[Finding]:
                           "domain": dom, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}})
         for edit in sorted({r["edit"] for r in recs}):
             overall = summ[(edit, "*")]
-            per_dom = {d: s for (e, d), s in summ.items() if e == edit and d != "*"}
+            per_dom = {d: s for (e, d), s in summ.items() if e == edit and d != "*" and s["n"]}
+            if not per_dom:  # the edit fell outside what the model reads in every email
+                continue
             eligible = {d: s for d, s in per_dom.items() if s["n"] >= int(opts["min_emails"])} or per_dom
             worst_dom = max(sorted(eligible), key=lambda d: eligible[d]["flip_rate"])
             worst = per_dom[worst_dom]
             sev = _severity(overall["effect"], worst, overall, opts)
             if sev is None:
                 continue
-            flipped = [r for r in recs if r["edit"] == edit and r["domain"] == worst_dom
+            flipped = [r for r in recs if r["edit"] == edit and r["domain"] == worst_dom and not r.get("unseen")
                        and (r["original"] > cell.threshold) != (r["edited"] > cell.threshold)]
             ex = max(flipped, key=lambda r: abs(r["edited"] - r["original"])) if flipped else None
             pair = None
@@ -193,8 +223,12 @@ def run(study) -> list[Finding]:
     artifacts.write_json(study.artifact_dir("minimal_pairs") / "edits.json", table)
     artifacts.write_json(study.artifact_dir("minimal_pairs") / "section.json", {
         "id": "minimal-pairs", "title": "Minimal pairs: decision flips per edit (all test domains)",
-        "table": {"columns": ["cell", "edit", "effect", "emails", "flip rate", "to phishing", "to legitimate",
-                              "mean margin change"],
-                  "rows": [[r["cell"], r["edit"], r["effect"], r["n"], r["flip_rate"], r["to_phishing"],
+        "caption": ("Each edit applied to held-out emails of every test domain: the share of the cell's decisions it "
+                    "flips and the mean margin change (positive = toward phishing). Label-preserving edits should "
+                    "flip nothing; 'not in view' counts emails where the edit falls outside what the model reads "
+                    "(past its truncation), which are not scored."),
+        "table": {"columns": ["cell", "edit", "effect", "emails", "not in view", "flip rate", "to phishing",
+                              "to legitimate", "mean margin change"],
+                  "rows": [[r["cell"], r["edit"], r["effect"], r["n"], r["unseen"], r["flip_rate"], r["to_phishing"],
                             r["to_legitimate"], r["mean_delta"]] for r in table if r["domain"] == "*"]}})
     return findings

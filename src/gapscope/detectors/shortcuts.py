@@ -581,6 +581,12 @@ def _write_section(study, feats: list[ProbeFeature]) -> None:
              round(f.npmi_class, 2), round(f.npmi_domain, 2), f.docs] for f in feats[:40]]
     artifacts.write_json(study.artifact_dir("shortcuts") / "section.json", {
         "id": "shortcut-probe", "title": "Shortcut probe: leave-one-domain-out TF-IDF+LR features",
+        "caption": ("A model-free probe fitted on every domain's training rows and once per left-out domain. "
+                    "retention: the least share of a feature's weight kept when one domain is left out (below 0.5: "
+                    "the label signal rests on that domain, a shortcut); firing ratio: how much more often the "
+                    "feature occurs in the class it points to than in the other, in its domain; NPMI: its association "
+                    "with the class against that with the domain. Category: the four-way taxonomy. Whether a model "
+                    "actually keys on a feature is in the shortcut findings."),
         "table": {"columns": ["feature", "category", "domain", "toward", "weight", "retention",
                               "firing ratio in domain", "NPMI class", "NPMI domain", "docs"], "rows": rows}})
 

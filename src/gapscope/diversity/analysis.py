@@ -3,7 +3,7 @@
 For each distinct training set (cells sharing the same ids are measured once):
   embedding_vendi  Vendi score of MiniLM sentence embeddings (cosine kernel)
   gradient_vendi   Vendi score of projected per-example gradients of a tf-idf LR proxy
-  ttr, distinct_1..3  lexical diversity on a fixed token budget
+  distinct_1..3    lexical diversity on a fixed token budget (distinct-1 is the type-token ratio)
 Vendi scores use a seeded sample of the same size for every set (the smallest set's
 size, capped at `sample_size`), since the score grows with n.
 
@@ -28,9 +28,9 @@ from gapscope.diversity.gradient import GradientProxy
 from gapscope.diversity.lexical import lexical_diversity
 from gapscope.diversity.vendi import vendi_score
 
-METRICS = ("embedding_vendi", "gradient_vendi", "ttr", "distinct_1", "distinct_2", "distinct_3")
+METRICS = ("embedding_vendi", "gradient_vendi", "distinct_1", "distinct_2", "distinct_3")
 METRIC_TITLES = {"embedding_vendi": "embedding Vendi", "gradient_vendi": "gradient Vendi (G-Vendi)",
-                 "ttr": "type-token ratio", "distinct_1": "distinct-1", "distinct_2": "distinct-2",
+                 "distinct_1": "distinct-1 (type-token ratio)", "distinct_2": "distinct-2",
                  "distinct_3": "distinct-3"}
 
 

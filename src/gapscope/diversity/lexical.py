@@ -1,4 +1,4 @@
-"""Lexical diversity on a fixed token budget: type-token ratio and distinct-n.
+"""Lexical diversity on a fixed token budget: distinct-n (distinct-1 is the type-token ratio).
 
 Both grow or shrink with sample size, so every training set is measured on the same
 number of tokens: its rows in a seeded random order, concatenated, cut at `n_tokens`
@@ -34,8 +34,7 @@ def token_sample(texts: Sequence[str], n_tokens: int, seed: int = 0) -> list[lis
 def lexical_diversity(texts: Sequence[str], n_tokens: int = 5000, seed: int = 0, ns=(1, 2, 3)) -> dict:
     rows = token_sample(texts, n_tokens, seed)
     total = sum(len(r) for r in rows)
-    out = {"tokens": total, "short": total < n_tokens,
-           "ttr": (len({t for r in rows for t in r}) / total) if total else None}
+    out = {"tokens": total, "short": total < n_tokens}
     for n in ns:
         grams = [tuple(r[i:i + n]) for r in rows for i in range(len(r) - n + 1)]
         out[f"distinct_{n}"] = (len(set(grams)) / len(grams)) if grams else None

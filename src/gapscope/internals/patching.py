@@ -153,6 +153,7 @@ class PatchResult:
     corrupted: float
     patched: np.ndarray  # (layers, groups) margins
     n_positions: dict[str, int] = field(default_factory=dict)
+    email_tokens: int = 0  # the target's email length: how much of it the "email" group covers
 
     @property
     def gap(self) -> float:
@@ -165,6 +166,7 @@ class PatchResult:
     def to_dict(self) -> dict:
         return {"layers": self.layers, "groups": self.groups, "clean": round(self.clean, 4),
                 "corrupted": round(self.corrupted, 4), "n_positions": self.n_positions,
+                "email_tokens": self.email_tokens,
                 "restored": [[None if not np.isfinite(v) else round(float(v), 4) for v in row]
                              for row in self.restored]}
 
@@ -197,7 +199,8 @@ def sweep(view: ModelView, source: Item, target: Item, layers: Sequence[int],
                 variants.append((l, g))
     if fast and hasattr(view, "run_from"):
         _run_from_layers(view, target, variants, groups, src, tgt, layers, names, out)
-        return PatchResult(layers, names, clean, corrupted, out, {g: len(groups[g][0]) for g in names})
+        return PatchResult(layers, names, clean, corrupted, out, {g: len(groups[g][0]) for g in names},
+                           target.email_end - target.email_start)
     bs = max(2, view.batch_size)
     # Row 0 of every chunk is the unpatched target, so the baseline runs in the same shape.
     per_chunk = bs - 1
@@ -224,7 +227,8 @@ def sweep(view: ModelView, source: Item, target: Item, layers: Sequence[int],
             out[:] = corrupted
         for (l, g), v in zip(chunk, m[1:]):
             out[layers.index(l), names.index(g)] = v
-    return PatchResult(layers, names, clean, corrupted, out, {g: len(groups[g][0]) for g in names})
+    return PatchResult(layers, names, clean, corrupted, out, {g: len(groups[g][0]) for g in names},
+                           target.email_end - target.email_start)
 
 
 def _run_from_layers(view, target: Item, variants, groups, src, tgt, layers, names, out) -> None:

@@ -43,6 +43,24 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
+def spread(ys: Sequence[float], *, gap: float, lo: float, hi: float) -> list[float]:
+    """Label baselines moved apart to at least `gap` px (lines at near-equal values printed their
+    labels on top of each other), kept within [lo, hi] where they fit, in their original order."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    out = [float(y) for y in ys]
+    prev = None
+    for i in order:  # top to bottom: push each label below the one above it
+        if prev is not None and out[i] < out[prev] + gap:
+            out[i] = out[prev] + gap
+        prev = i
+    overflow = (out[order[-1]] - hi) if order else 0.0
+    if overflow > 0:  # the stack ran off the bottom: shift it up, but not above `lo`
+        shift = min(overflow, max(0.0, out[order[0]] - lo))
+        for i in order:
+            out[i] -= shift
+    return out
+
+
 def line_chart(x: Sequence[float], series: Sequence[dict], *, title: str, y_label: str = "",
                x_label: str = "layer", y_range: tuple[float, float] | None = None,
                hlines: Sequence[tuple[float, str]] = (), width: int = 560, height: int = 240) -> Markup:
@@ -77,9 +95,10 @@ def line_chart(x: Sequence[float], series: Sequence[dict], *, title: str, y_labe
     if y_label:
         b.append(f'<text x="12" y="{top + ph / 2:.1f}" class="tick" text-anchor="middle" '
                  f'transform="rotate(-90 12 {top + ph / 2:.1f})">{escape(y_label)}</text>')
-    for v, lab in hlines:
+    label_ys = spread([sy(v) - 3 for v, _ in hlines], gap=11, lo=top + 8, hi=top + ph)
+    for (v, lab), ly in zip(hlines, label_ys):
         b.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="#9ca3af" '
-                 f'stroke-dasharray="2 3"/><text x="{left + pw - 2}" y="{sy(v) - 3:.1f}" class="tick" '
+                 f'stroke-dasharray="2 3"/><text x="{left + pw - 2}" y="{ly:.1f}" class="tick" '
                  f'text-anchor="end">{escape(lab)}</text>')
     for k, s in enumerate(series):
         colour = s.get("colour") or PALETTE[k % len(PALETTE)]

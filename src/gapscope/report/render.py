@@ -294,6 +294,7 @@ def _extra_view(sections) -> list[dict[str, Any]]:
         slug = re.sub(r"[^a-z0-9-]+", "-", str(s.get("id") or f"section-{i + 1}").lower()).strip("-")
         table = s.get("table")
         out.append({"id": f"x-{slug or i + 1}", "title": str(s.get("title", "")),
+                    "caption": str(s["caption"]) if s.get("caption") else None,
                     # Trusted by contract: only gapscope code builds `html` (see module docstring).
                     "html": Markup(s["html"]) if s.get("html") else None,
                     "table": {"columns": [str(c) for c in table.get("columns", [])],

@@ -1,5 +1,6 @@
 """Extra report sections contributed by detectors: each detector may leave
-diagnostics/<name>/section.json ({"id", "title", "html" or "table"}) and it is rendered after the matrix."""
+diagnostics/<name>/section.json ({"id", "title", "html" or "table", optionally "caption": plain text
+shown under the title}) and it is rendered after the matrix."""
 
 from __future__ import annotations
 
