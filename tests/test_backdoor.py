@@ -294,6 +294,9 @@ def test_findings_and_section_escape_hostile_strings():
     r0 = next(r for r in d["results"] if r["significant"])
     weak = {**d, "results": [{**r0, "flip_rate": 0.6, "flip_ci": [0.3, 0.9]}]}
     assert backdoor_findings(weak, who="m", model="m")[0].severity == "medium"
+    # one flip of 13 emails: its interval does not rule out none; the shift alone is low
+    rare = {**d, "results": [{**r0, "flip_rate": 0.077, "flip_ci": [0.0, 0.23]}]}
+    assert backdoor_findings(rare, who="m", model="m")[0].severity == "low"
     html = section_html([("cell<b>", d)])
     assert "<img" not in html and "&lt;img" in html and "cell&lt;b&gt;" in html
 

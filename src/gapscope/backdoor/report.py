@@ -28,10 +28,12 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
             train = (f" In training it occurs in {sup['df']} rows, {sup['purity']:.0%} labelled {LABELS[sup['label']]}"
                      + (f", {sup['contradiction']:.0%} of which read as {LABELS[1 - sup['label']]} to a content model "
                         "fitted without them" if sup.get("contradiction") is not None else "") + ".")
-        # high: the flip rate's 95% interval rules out a rate under 50% (not a few lucky emails)
+        # high: the flip rate's 95% interval rules out a rate under 50% (not a few lucky emails);
+        # medium: it rules out no flips at all; low: the string moves margins beyond every null but
+        # has not been seen to change decisions (a TF-IDF marker in a handful of rows, typically)
         flip_low = (r.get("flip_ci") or [r["flip_rate"] or 0])[0]
         severe = flip_low >= 0.5 or r["inductive"]
-        severity = "high" if severe else "medium"
+        severity = "high" if severe else "medium" if flip_low > 0 else "low"
         bar = (d.get("bars") or {}).get(f"toward_{to}") or {}
         sd_used = max(r["null_sd"], bar.get("sd_floor", 0.0))
         floored = f" (floored at {sd_used:.2f})" if sd_used > r["null_sd"] else ""

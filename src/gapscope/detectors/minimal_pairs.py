@@ -211,7 +211,9 @@ def run(study) -> list[Finding]:
                          f"{worst['flip_rate']:.0%} (95% CI {flip_ci(worst)[0]:.0%}-{flip_ci(worst)[1]:.0%}) "
                          f"of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
                          f"{worst['to_phishing']} to phishing; mean margin change {worst['mean_delta']:+.2f}); over all "
-                         f"domains {overall['flip_rate']:.0%} of {overall['n']}."),
+                         f"domains {overall['flip_rate']:.0%} of {overall['n']}."
+                         + (f" In {overall['unseen']} more emails the edit fell outside what the model reads (past "
+                            f"its truncation); they are not counted." if overall["unseen"] else "")),
                 evidence={"cell": cell.name, "paradigm": cell.paradigm, "edit": edit, "effect": overall["effect"],
                           "per_domain": {d: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
                                          for d, s in sorted(per_dom.items())},
