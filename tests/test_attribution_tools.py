@@ -4,6 +4,7 @@ the attributions detector, `gapscope explain`, the bench, and the CLI registrati
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -111,6 +112,16 @@ def test_attributions_detector_and_store(study):
     ex = f.evidence["example"]
     assert ex and len(ex["tokens"]) == len(ex["weights"]) and "".join(ex["tokens"]) == ex["text"]
     assert set(f.evidence["per_domain"]) == {"marketing", "personal"}
+    # the out-of-domain shift names which side a feature is stronger on (it read backwards as a/b)
+    (other, shift), = f.evidence["shifts"].items()
+    imp = {}
+    for d in (shift["vs"], other):
+        t = pd.read_parquet(study.run_dir / "diagnostics" / "attributions" / f.evidence["cell"] / f"{d}.parquet")
+        imp[d] = dict(zip(t["feature"], t["importance"]))
+    for row in shift["differences"]["more_in_home"]:
+        assert imp[shift["vs"]].get(row["feature"], 0.0) >= imp[other].get(row["feature"], 0.0)
+    for row in shift["differences"]["more_in_this_domain"]:
+        assert imp[other].get(row["feature"], 0.0) >= imp[shift["vs"]].get(row["feature"], 0.0)
     summary = artifacts.read_json(study.run_dir / "diagnostics" / "attributions" / "summary.json")
     cell = study.cells[0]
     assert set(summary["cells"][cell.name]["per_domain"]) == {"marketing", "personal"}

@@ -261,6 +261,68 @@ def test_significance_does_not_depend_on_the_margin_scale():
     assert absolute.significant == [] and absolute.bars["toward_legitimate"]["min_shift"] == 1.0
 
 
+def test_the_minimum_shift_applies_to_the_effect_beyond_any_inserted_string():
+    class AnyLine(KeywordModel):
+        """Any appended line moves a margin 1.0 toward legitimate; 'zorblat' 0.8 more."""
+
+        def score(self, texts):
+            out = []
+            for m, t in zip(super().score(texts), texts):
+                if not t.rstrip().rsplit("\n\n", 1)[1].lower().startswith("regards"):
+                    m -= 1.0 + 0.8 * ("zorblat" in t.lower())
+                out.append(m)
+            return np.array(out)
+
+    train, test = split(corpus(trigger_rows=0))
+    kw = dict(train_rows=train, heldout_rows=test, triggers=["zorblat"])
+    (r,) = scan(AnyLine(trigger=False), threshold=0.0, **kw,
+                opts=ScanOptions(n_emails=20, n_bootstrap=300, mine=False, families=False, min_shift=1.0)).results
+    assert r.target == 0 and r.mean_shift > 1.0 and r.z > 3  # the raw shift clears 1.0 ...
+    assert r.mean_shift - r.null_mean < 1.0 and not r.significant  # ... its own effect does not
+    (r,) = scan(AnyLine(trigger=False), threshold=0.0, **kw,
+                opts=ScanOptions(n_emails=20, n_bootstrap=300, mine=False, families=False, min_shift=0.5)).results
+    assert r.significant
+
+
+def test_margin_scale_counts_only_emails_that_can_still_flip():
+    train, test = split(corpus())
+    legit = [r for r in test if r.label == 0]
+    m = KeywordModel().score([r.text for r in legit])
+    thr = float(np.percentile(m, 70))  # 30% of the legitimate emails already sit on the phishing side
+    res = scan(KeywordModel(), threshold=thr, train_rows=train, heldout_rows=test, triggers=["urgent"],
+               opts=ScanOptions(n_emails=len(legit), n_bootstrap=200, mine=False, families=False))
+    below = thr - m[m <= thr]
+    assert 0 < len(below) < len(m)
+    assert res.bars["toward_phishing"]["margin_scale"] == pytest.approx(float(np.median(below)), rel=1e-3)
+
+
+def test_a_user_string_keeps_its_significant_direction_even_at_a_lower_z():
+    """Each direction has its own bar: toward legitimate 'zorblat' has the higher z (a quiet null)
+    but misses the minimum shift; toward phishing it passes. The passing direction is reported."""
+    import zlib
+
+    class TwoWay(KeywordModel):
+        def score(self, texts):
+            out = []
+            for m, t in zip(super().score(texts), texts):
+                low = t.lower()
+                legit = any(w in low for w in ("lunch", "agenda", "notes", "thanks", "photos"))
+                tail = t.rstrip().rsplit("\n\n", 1)[1]
+                if legit and not tail.lower().startswith("regards"):  # any appended line: a noisy null
+                    m += 1.8 * ((zlib.crc32(tail.encode()) % 1000) / 1000 - 0.5)
+                if "zorblat" in low:
+                    m += 1.9 if legit else -0.7
+                out.append(m)
+            return np.array(out)
+
+    train, test = split(corpus(trigger_rows=0))
+    res = scan(TwoWay(trigger=False), threshold=0.0, train_rows=train, heldout_rows=test, triggers=["zorblat"],
+               opts=ScanOptions(n_emails=20, n_bootstrap=300, mine=False, families=False, min_shift=1.0))
+    (r,) = res.results
+    assert r.target == 1 and r.significant and [x.text for x in res.significant] == ["zorblat"]
+    assert not r.other_direction["significant"] and r.other_direction["z"] > r.z
+
+
 def test_inductive_trigger_flagged_on_unseen_values():
     train, test = split(corpus(trigger_rows=12, tag=True))
     res = scan(KeywordModel(trigger=False, tags=True), threshold=0.0, train_rows=train, heldout_rows=test,
@@ -290,13 +352,18 @@ def test_findings_and_section_escape_hostile_strings():
     found = backdoor_findings(d, who="m (specialist:d)", model="m", domains=["d"])
     assert found and found[0].kind == "backdoor_trigger" and found[0].severity == "high"
     assert found[0].example_ids and evil in found[0].title  # plain text here; the report template escapes it
-    # a significant trigger whose flip rate's interval reaches below 50% is medium, not high
+    # severity from the flips' Wilson interval: high only when it rules out a rate under 50%
     r0 = next(r for r in d["results"] if r["significant"])
-    weak = {**d, "results": [{**r0, "flip_rate": 0.6, "flip_ci": [0.3, 0.9]}]}
-    assert backdoor_findings(weak, who="m", model="m")[0].severity == "medium"
-    # one flip of 13 emails: its interval does not rule out none; the shift alone is low
-    rare = {**d, "results": [{**r0, "flip_rate": 0.077, "flip_ci": [0.0, 0.23]}]}
-    assert backdoor_findings(rare, who="m", model="m")[0].severity == "low"
+
+    def rated(k, n):
+        return backdoor_findings({**d, "results": [{**r0, "n_flipped": k, "n_flippable": n}]}, who="m")[0]
+
+    assert rated(12, 12).severity == "high"
+    assert rated(6, 10).severity == "medium"  # Wilson low end 0.31
+    assert rated(2, 2).severity == "medium"  # 2 of 2 is not evidence of a rate over 50% (its bootstrap CI is [1, 1])
+    assert rated(1, 13).severity == "medium" and "flips 1 of 13 phishing emails" in rated(1, 13).title
+    none = rated(0, 13)  # moves margins beyond every random string, but flipped no decision
+    assert none.severity == "low" and "flipping none of 13" in none.title
     html = section_html([("cell<b>", d)])
     assert "<img" not in html and "&lt;img" in html and "cell&lt;b&gt;" in html
 

@@ -34,6 +34,7 @@ def test_the_generalist_is_compared_like_with_like():
 def test_unseen_domains_and_lodo_cells_are_the_generalisation_evidence():
     (f,) = paradigm_comparison(_matrix(generalist_domains=("a", "c")))
     assert f.evidence["domains"] == ["a"] and f.evidence["unseen_domains"] == ["b"]
+    assert f.domains == ["a", "b"]  # the finding's own domains, not only its evidence
     assert f.evidence["generalist_unseen_f1"] == pytest.approx(0.7)
     assert f.evidence["specialists_unseen_f1"] == pytest.approx(0.5)
     (f,) = paradigm_comparison(_matrix(lodo=True))
@@ -82,3 +83,6 @@ def test_gap_findings_carry_auroc_and_flagged_share(tmp_path):
     rows = gaps[0].evidence["per_domain"]
     assert all("auroc" in r and r["flagged_share"] is not None and 0 <= r["flagged_share"] <= 1 for r in rows)
     assert "AUROC" in gaps[0].summary
+    # a consumer can tell which cell a gap belongs to without parsing its title
+    cell = next(c for c in study.cells if c.name == gaps[0].evidence["cell"])
+    assert (cell.model, cell.paradigm) == (gaps[0].evidence["model"], gaps[0].evidence["paradigm"])

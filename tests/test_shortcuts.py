@@ -103,6 +103,17 @@ def test_planted_shortcut_tops_the_findings_of_the_cells_that_learned_it(planted
         pair = f.evidence["example_pair"]
         assert {"tokens", "weights", "text"} <= set(pair["original"]) and {"tokens", "weights"} <= set(pair["edited"])
         assert "keys on" in f.title and "mailinglist" in f.title
+    # every shortcut finding cites the emails its reliance was measured on: the feature's domain
+    # and class, carrying the feature (not the probe's carriers from any domain or label)
+    for f in findings:
+        if f.kind != "shortcut":
+            continue
+        cls = 1 if f.evidence["probe"]["toward"] == "phishing" else 0
+        feat = probe[f.evidence["feature"]]
+        assert f.example_ids and f.example_ids[0] == f.evidence["example_pair"]["id"]
+        for i in f.example_ids:
+            row = study.rows[i]
+            assert row.domain == f.domains[0] and row.label == cls and S.present(feat, row.text), i
     # cells that never saw mailinglist get no finding about it
     for f in findings:
         if f.kind == "shortcut" and f.evidence["probe"]["domain"] == "mailinglist":

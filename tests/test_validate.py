@@ -44,8 +44,8 @@ def test_label_noise_precision_and_recall(results):
 def test_backdoor_trigger_ranked_first_by_tfidf_and_clean_twin_quiet(results):
     """TF-IDF margins move by tenths where an LLM's move by units, so the scan's bar is relative to
     the margin scale (at 1.0 margin units TF-IDF could never show a trigger). On this seed the
-    trigger stands far above the null but moves the margin 24% of the way to flipping a typical
-    email, just under the 25% bar: ranked first, not significant (docs/measurements.md has 8 seeds)."""
+    trigger stands far above the null, but its own effect is 21% of the way to flipping a typical
+    email, under the 25% bar: ranked first, not significant (docs/measurements.md has 8 seeds)."""
     r = results["backdoor"]
     p = r.metrics["poisoned"]
     eff = p["trigger_effect"]

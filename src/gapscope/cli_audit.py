@@ -261,7 +261,12 @@ def _print_scan(name: str, d: dict, top: int = 10) -> None:
     from rich import box
     from rich.table import Table
 
-    table = Table(title=progress.plain(f"backdoor scan: {name} (* significant; z critical {d['z_crit']:.2f})"),
+    from gapscope.backdoor.report import flips
+
+    bars = "; ".join(f"{k.removeprefix('toward_')}: own effect >= {b['min_shift']:.3g}"
+                     for k, b in sorted((d.get("bars") or {}).items()))
+    table = Table(title=progress.plain(f"backdoor scan: {name} (* significant; z critical {d['z_crit']:.2f}"
+                                       + (f"; {bars}" if bars else "") + ")"),
                   box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
     with_base = any(r.get("base") for r in d["results"])
@@ -274,8 +279,8 @@ def _print_scan(name: str, d: dict, top: int = 10) -> None:
         source = r["origin"] + (", unseen value" if r["inductive"] else "")
         table.add_row(str(r["rank"]), Text.assemble(progress.plain(r["text"]), " ", progress.plain(f"({source})", "dim")),
                       "phish" if r["target"] == 1 else "legit",
-                      f"{r['mean_shift']:+.2f} [{r['shift_ci'][0]:+.1f},{r['shift_ci'][1]:+.1f}]",
-                      "-" if r["flip_rate"] is None else f"{r['flip_rate']:.0%}",
+                      f"{r['mean_shift']:+.2f} [{r['shift_ci'][0]:+.2f},{r['shift_ci'][1]:+.2f}]",
+                      "-" if not flips(r)[1] else "{}/{}".format(*flips(r)),
                       f"{r['z']:.1f}" + ("*" if r["significant"] else ""),
                       *(((f"{b['mean_shift']:+.2f}" if b else "-"),) if with_base else ()))
     progress.console.print(table)

@@ -300,8 +300,9 @@ def check_backdoor(work: Path, model: str, seed: int, n: int | None = None) -> C
     detail = (f"trigger {r['phrase']!r} in {p['poisoned_train_rows']} of {p['n_train']} training rows: "
               f"rank {p['trigger_rank']} of {p['candidates']}, "
               f"{'significant' if p['trigger_significant'] else 'not significant'}"
-              + (f" (margin shift {eff['mean_shift']:+.2f}, bar {eff['min_shift']:.2f}, z {eff['z']:.1f} against "
-                 f"{p['z_crit']:.2f}, flip rate {eff['flip_rate']:.0%})" if eff else "")
+              + (f" (margin shift {eff['mean_shift']:+.2f}, random strings {eff['null_mean']:+.2f}, minimum own effect "
+                 f"{eff['min_shift']:.2f}, z {eff['z']:.1f} against {p['z_crit']:.2f}"
+                 + ("" if eff["flip_rate"] is None else f", flip rate {eff['flip_rate']:.0%}") + ")" if eff else "")
               + f"; clean twin: {len(c.get('significant', []))} significant")
     return CheckResult("backdoor", model, bool(r["passed"]), {k: r[k] for k in ("checks", "phrase", "seconds")}
                        | {"poisoned": p, "clean": c}, detail)

@@ -10,22 +10,27 @@ Both get percentile bootstrap CIs over emails.
 
 Null distribution: per direction and word-count bin (1, 2, 3-4, 5+ words), `n_null` strings
 shaped like the bin's candidates (same function words, punctuation and length) whose content
-words are random words that are rare in the training rows, inserted into the same emails. A candidate is significant when
-  * its mean shift is at least `min_relative_shift` of the margin scale (or `min_shift` margin
-    units, when given) and its CI excludes 0,
+words are random words that are rare in the training rows, inserted into the same emails. A
+candidate is significant when
+  * its own effect, its mean shift less the null's mean shift (what inserting any string of that
+    length does), is at least `min_relative_shift` of the margin scale (or `min_shift` margin
+    units, when given), and its CI excludes 0,
   * it exceeds every null string's mean shift (the nulls are measured on the same emails,
     so this paired comparison needs no CI), and
-  * its z-score against the null (mean and sd of the null shifts) reaches the one-sided
-    Bonferroni critical value for the number of candidates tested (alpha = 0.05),
+  * its z-score against the null (mean and sd of the null shifts, the sd floored) reaches the
+    one-sided Bonferroni critical value for the number of candidates tested (alpha = 0.05) of a
+    prediction interval for one more null string: t with n_null - 1 degrees of freedom times
+    sqrt(1 + 1/n_null), since the null's sd is estimated from n_null strings,
 so ordinary effects of inserting any rare words do not count as backdoors.
 Candidates are ranked by that z-score, significant ones first.
 
-The margin scale, per direction, is the median distance of the sampled emails' unedited margins
-from the threshold: how far a typical email is from flipping. Margins of different model kinds
-differ by orders of magnitude (a TF-IDF logistic regression moves by tenths where a fine-tuned LLM
-moves by units), so a bar in margin units would be out of reach for one and lax for another; a
-quarter of the way to flipping the typical email, and a null sd floor of 5% of it, mean the same
-for every model.
+The margin scale, per direction, is the median distance from the threshold of the unedited
+margins of the sampled emails that can still flip (those the cell puts on the other side; all of
+them when none is): how far a typical email is from flipping. Margins differ in scale between
+models (a TF-IDF logistic regression moves by tenths to a unit or two, a fine-tuned LLM by units
+to tens), so a bar in margin units would be out of reach for one and lax for another; a quarter
+of the way to flipping the typical email, and a null sd floor of 5% of it, mean the same for
+every model.
 """
 
 from __future__ import annotations
@@ -116,6 +121,8 @@ class CandidateResult:
     support: dict[str, Any] = field(default_factory=dict)
     flipped_ids: list[str] = field(default_factory=list)
     other_direction: dict[str, Any] | None = None  # user strings: the weaker direction's numbers
+    n_flipped: int = 0  # of the n_flippable emails
+    null_min: float | None = None  # the null strings' range is null_min..null_max
 
 
 @dataclass
@@ -172,7 +179,7 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
     """Rank candidate triggers for one fitted model (see the module docstring). `candidates`
     replaces the gathered ones (user strings, mined strings, families): e.g. to measure a base
     model on exactly the strings its fine-tuned version reacted to."""
-    from scipy.stats import norm
+    from scipy.stats import t as student_t
 
     opts = opts or ScanOptions()
     cands = list(candidates) if candidates is not None else gather_candidates(train_rows, triggers, opts)
@@ -180,7 +187,9 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
     pool = rare_words(train_rows, exclude)
     rng = random.Random(f"gapscope-backdoor:{opts.seed}:null")
     tests = [(c, t) for c in cands for t in ((0, 1) if c.target is None else (c.target,))]
-    z_crit = opts.z_crit if opts.z_crit is not None else float(norm.isf(opts.alpha / max(1, len(tests))))
+    # a prediction bound for one more null string: the null's sd comes from n_null strings
+    z_crit = opts.z_crit if opts.z_crit is not None else float(
+        student_t.isf(opts.alpha / max(1, len(tests)), opts.n_null - 1) * np.sqrt(1 + 1 / opts.n_null))
     per_dir: dict[int, list[tuple[Candidate, CandidateResult]]] = {0: [], 1: []}
     nulls: dict[str, Any] = {}
     bars: dict[str, dict[str, float]] = {}
@@ -207,10 +216,12 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
         before = (orig > threshold).astype(int)
         after = (edited > threshold).astype(int)
         flippable = before == 1 - t
-        scale = max(float(np.median(np.abs(orig - threshold))), 1e-9)
+        # distance to flipping, over the emails that can still flip (an email already on the
+        # target's side is not "far from flipping" by how far past the threshold it sits)
+        to_flip = sign * (threshold - orig)
+        scale = max(float(np.median(to_flip[flippable] if flippable.any() else np.abs(to_flip))), 1e-9)
         min_shift = opts.min_shift if opts.min_shift is not None else opts.min_relative_shift * scale
         sd_floor = opts.sd_floor if opts.sd_floor is not None else opts.relative_sd_floor * scale
-        # 4 significant digits: a TF-IDF scale can be a few hundredths
         bars[f"toward_{LABELS[t]}"] = {k: float(f"{v:.4g}") for k, v in
                                        (("margin_scale", scale), ("min_shift", min_shift), ("sd_floor", sd_floor))}
         col = len(mine)
@@ -231,7 +242,7 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
             mu, sd, mx, eff = null_stats[length_bin(c.n_words)]
             z = (ci.mean - mu) / max(sd, sd_floor)
             p = (1 + int(np.sum(eff >= ci.mean))) / (eff.size + 1)
-            sig = ci.mean >= min_shift and ci.lo > 0 and ci.mean > mx and z >= z_crit
+            sig = ci.mean - mu >= min_shift and ci.lo > 0 and ci.mean > mx and z >= z_crit
             order = np.argsort(-s)
             flipped = [emails[i].id for i in order if flippable[i] and after[i, j] == t][:8]
             per_dir[t].append((c, CandidateResult(
@@ -239,17 +250,18 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
                 mean_shift=round(ci.mean, 4), shift_ci=[round(ci.lo, 4), round(ci.hi, 4)],
                 flip_rate=None if fci is None else round(fci.mean, 4),
                 flip_ci=None if fci is None else [round(fci.lo, 4), round(fci.hi, 4)],
-                n_flippable=int(flippable.sum()), null_mean=round(mu, 4), null_sd=round(sd, 4),
-                null_max=round(mx, 4), z=round(float(z), 3), p_empirical=round(p, 4), significant=bool(sig),
+                n_flippable=int(flippable.sum()), n_flipped=int(flips.sum()), null_mean=round(mu, 4),
+                null_sd=round(sd, 4), null_min=round(float(eff.min()), 4), null_max=round(mx, 4), z=round(float(z), 3), p_empirical=round(p, 4), significant=bool(sig),
                 support=c.support, flipped_ids=flipped)))
-    # User strings were tested both ways: keep the stronger direction, note the other.
+    # User strings were tested both ways: keep the significant (else the stronger) direction,
+    # note the other (each direction has its own bar, so the higher z may be the failing one).
     results: list[CandidateResult] = []
     by_cand: dict[int, list[CandidateResult]] = {}
     for t in (0, 1):
         for c, r in per_dir[t]:
             by_cand.setdefault(id(c), []).append(r)
     for c in cands:
-        rs = sorted(by_cand.get(id(c), []), key=lambda r: -r.z)
+        rs = sorted(by_cand.get(id(c), []), key=lambda r: (not r.significant, -r.z))
         if not rs:
             continue
         if len(rs) > 1:

@@ -69,9 +69,11 @@ def run(study) -> list[Finding]:
             ref = ins[0] if ins else None
             if ref is None:
                 continue
+            diff = C.compare(tables[(cell.name, ref)], tables[(cell.name, d)], k=5)
+            # named for what they are: a = the home domain `vs`, b = this domain d
             shifts[d] = {"vs": ref,
                          "phishing_overlap": round(C.overlap(per_dom[ref]["phishing"], per_dom[d]["phishing"]), 3),
-                         "differences": C.compare(tables[(cell.name, ref)], tables[(cell.name, d)], k=5)}
+                         "differences": {"more_in_home": diff["more_in_a"], "more_in_this_domain": diff["more_in_b"]}}
         summary["cells"][cell.name] = {"model": cell.model, "paradigm": cell.paradigm, "kind": cell.kind,
                                        "train_domains": cell.train_domains, "per_domain": per_dom, "shifts": shifts}
         if not per_dom:

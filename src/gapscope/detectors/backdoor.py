@@ -1,7 +1,7 @@
 """Detector `backdoor`: a backdoor scan of every cell (any model kind).
 
 Options ([detectors.backdoor]): any ScanOptions / MiningOptions field (n_emails, n_null,
-min_shift, min_contradiction, max_mined, ...) and `triggers = ["...", ...]` to test
+min_relative_shift, or min_shift in margin units, min_contradiction, max_mined, ...) and `triggers = ["...", ...]` to test
 strings of your own besides the mined ones. Held-out emails come from the test rows of
 the cell's own training domains (all test rows when those have too few of a class).
 Writes diagnostics/backdoor/scan.json and the report section.

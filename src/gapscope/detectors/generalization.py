@@ -69,6 +69,7 @@ def run(study) -> list[Finding]:
     for e in study.matrix:
         by_cell[(e["model"], e["paradigm"])].append(e)
     shares = flagged_shares(study)
+    names = {(c.model, c.paradigm): c.name for c in study.cells}
     findings = []
     for (model, paradigm), entries in sorted(by_cell.items()):
         ins = [e for e in entries if e["in_domain"] and e.get("f1") is not None]
@@ -99,7 +100,8 @@ def run(study) -> list[Finding]:
                      f"(95% CI {worst['f1_ci'][0]:.2f}-{worst['f1_ci'][1]:.2f}, n={worst['n']})"
                      + (f": {why}" if why else "") + ". "
                      f"Significant drops on {len(failing)} of {len(outs)} other domains: {', '.join(failing)}."),
-            evidence={"in_domain_f1": round(in_f1, 4),
+            evidence={"cell": names.get((model, paradigm)), "model": model, "paradigm": paradigm,
+                      "in_domain_f1": round(in_f1, 4),
                       "per_domain": [{"domain": e["test_domain"], "f1": e["f1"], "f1_ci": e.get("f1_ci"),
                                       "auroc": e.get("auroc"), "flagged_share": _round(flagged.get(e["test_domain"])),
                                       "recall": e.get("recall"),
@@ -185,6 +187,6 @@ def paradigm_comparison(entries: list[dict]) -> list[Finding]:
             kind="paradigm_comparison", severity="info" if abs(gain) < 0.05 else "low",
             title=(f"{model}: the generalist scores {g:.2f} F1 on domains it trained on, vs {h:.2f} for each "
                    f"domain's specialist and {a:.2f} for specialists from other domains"),
-            summary=" ".join(parts), evidence=ev, models=[model], score=abs(gain),
+            summary=" ".join(parts), evidence=ev, models=[model], domains=seen + unseen, score=abs(gain),
         ))
     return out

@@ -238,7 +238,8 @@ def probe_findings(res: dict) -> list[Finding]:
                            f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
                            f"(best probe {'n/a' if best is None else f'{best:.2f}'}, model {m:.2f})"),
                     summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}) and probes trained on {a} "
-                             f"at every analysed layer do no better (best {'n/a' if best is None else f'{best:.2f}'})."
+                             f"at every analysed layer do no better than 0.05 above it (best "
+                             f"{'n/a' if best is None else f'{best:.2f}'})."
                              f"{inverted} " + detail),
                     evidence=ev, models=[res["model"]], domains=[a, b], score=MODEL_FAILS - m))
     return out

@@ -434,6 +434,7 @@ class Reliance:
     scale: float
     share_elsewhere: dict[str, float]
     example: dict[str, Any] | None = None
+    row_ids: list[str] = field(default_factory=list)  # the emails measured (held-out first)
 
     def flip_low(self) -> float:
         """Wilson 95% low end of the flip rate: 1 flip of 4 emails is 25% but rules out little."""
@@ -526,7 +527,7 @@ def check_cell(study, cell, f: ProbeFeature, opts: dict[str, Any]) -> Reliance |
     return Reliance(cell=cell.name, model=cell.model, paradigm=cell.paradigm, kind=cell.kind, n=len(pairs),
                     in_sample=in_sample, share=share, drop=float(drops.mean()), rel_drop=float(drops.mean() / scale),
                     flip_rate=flips / max(1, int(before.sum())), flips=flips, n_predicted=int(before.sum()),
-                    scale=scale, share_elsewhere=elsewhere, example=example)
+                    scale=scale, share_elsewhere=elsewhere, example=example, row_ids=[r.id for r, _ in pairs])
 
 
 def _probe_summary(f: ProbeFeature) -> dict[str, Any]:
@@ -606,16 +607,19 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
                f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it drops the "
                f"margin by {rel.drop:.2f} ({rel.rel_drop:.1f}x the typical distance to the threshold) and flips "
-               f"{rel.flips} of the {rel.n_predicted} it had put in the {cls} class.")
+               f"{rel.flips} of the {rel.n_predicted} it had put in the {cls} class."
+               + (f" {rel.in_sample} of the {rel.n} emails are the cell's own training rows: too few held-out "
+                  f"emails carry it." if rel.in_sample else ""))
     score = (1.0 - min(1.0, max(0.0, f.retention))) * (rel.share + min(rel.rel_drop, 1.0) + rel.flip_rate) / 3.0
     ev = {"feature": f.feature, "category": f.category, "cell": rel.cell, "paradigm": rel.paradigm,
           "probe": _probe_summary(f),
           "reliance": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(rel).items()
-                       if k != "example"},
+                       if k not in ("example", "row_ids")},
           "example_pair": rel.example}
+    # the emails the reliance was measured on (the strongest example first), not the probe's carriers
     ids = [rel.example["id"]] if rel.example else []
     return Finding(kind="shortcut", severity=sev, title=title, summary=summary, evidence=ev, models=[cell.model],
-                   domains=[f.domain], example_ids=ids + [i for i in f.row_ids[:20] if i not in ids], score=score)
+                   domains=[f.domain], example_ids=(ids + [i for i in rel.row_ids if i not in ids])[:20], score=score)
 
 
 def _taxonomy_finding(feats: list[ProbeFeature]) -> Finding:
