@@ -23,7 +23,7 @@ class Finding:
     models: list[str] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
     example_ids: list[str] = field(default_factory=list)
-    score: float = 0.0  # ranks findings of one severity: larger = more important
+    score: float = 0.0  # ranks findings of one kind within a severity (each kind has its own unit)
     detector: str = ""
 
     def __post_init__(self) -> None:
