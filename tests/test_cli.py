@@ -55,6 +55,12 @@ def test_bad_spec_is_one_line_error(tmp_path):
 @pytest.mark.parametrize("toml,said", [
     ('[study]\nfoo = 1\n[[datasets]]\npath = "a.jsonl"\n', "[study]: unknown key(s) foo"),
     ('[[datasets]]\nname = "x"\n', "[[datasets]] #1: missing 'path'"),
+    # a misspelt table would otherwise run the study on defaults (a [[model]] table: TF-IDF only)
+    ('[[datasets]]\npath = "a.jsonl"\n[[model]]\nname = "m"\nkind = "causal-lm"\n',
+     "unknown top-level table or key 'model' (did you mean [[models]]?)"),
+    ('[[datasets]]\npath = "a.jsonl"\n[paradigm]\nlodo = true\n', "unknown top-level table or key 'paradigm' (did you mean [paradigms]?)"),
+    ('title = "x"\n[[datasets]]\npath = "a.jsonl"\n', "unknown top-level table or key 'title'; a spec has [study]"),
+    ('[[datasets]]\npath = "a.jsonl"\nlable = "y"\n', "[[datasets]] #1: unknown key(s) lable (did you mean label?); known: body,"),
 ])
 def test_spec_errors_keep_their_table_names(tmp_path, toml, said):
     # rich would read "[study]" as markup and print nothing in its place

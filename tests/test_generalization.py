@@ -68,6 +68,9 @@ def test_a_low_out_of_domain_f1_says_what_it_is_made_of():
     e = {"auroc": 0.52, "n": 50, "n_positive": 27, "f1": 0.70}
     said = why_low(e, 1.0)
     assert "flagging everything (0.70)" in said and "not skill" in said
+    # flagging everything with a perfect ranking is a threshold that does not transfer, not a lack of skill
+    said = why_low({"auroc": 1.0, "n": 50, "n_positive": 25, "f1": 0.67}, 1.0)
+    assert "not skill" not in said and "the threshold does not" in said and "AUROC 1.00" in said
     assert "fails there too" in why_low({"auroc": 0.55, "n": 50, "n_positive": 25}, 0.4)
 
 

@@ -111,6 +111,7 @@ def test_parquet(tmp_path):
     rows, rep = load(p)
     assert [r.id for r in rows] == ["x", "y"]
     assert rep.rejected_by_reason == {"empty text": 1}
+    assert rep.rejected_at == {"empty text": ["p.parquet row 3"]}  # where to find it (the third row)
 
 
 def test_hf_dataset_and_dataset_dict(tmp_path):
@@ -273,6 +274,8 @@ def test_eml_directory_sorted_recursive(tmp_path):
     assert [r.meta["file"] for r in rows] == ["a.eml", "b.eml", "sub/a.eml"]
     assert rep.format == "eml" and rep.rows_in == 4
     assert dict(rep.rejected_by_reason) == {"not an email (no header lines)": 1}
+    assert rep.rejected_at["not an email (no header lines)"][0].endswith("/notes.txt")
+    assert "not an email (no header lines): 1 at " in rep.summary() and "notes.txt" in rep.summary()
 
 
 def test_a_dangling_eml_link_is_counted_not_skipped(tmp_path):

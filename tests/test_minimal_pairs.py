@@ -31,14 +31,17 @@ def test_edits_change_only_what_they_name():
 
 def test_summary_counts_flips_both_ways():
     recs = [
-        {"domain": "a", "edit": "x", "effect": "label-preserving", "original": 2.0, "edited": -1.0},
-        {"domain": "a", "edit": "x", "effect": "label-preserving", "original": 1.0, "edited": 0.5},
-        {"domain": "b", "edit": "x", "effect": "label-preserving", "original": -1.0, "edited": 1.0},
-        {"domain": "b", "edit": "x", "effect": "label-preserving", "original": -2.0, "edited": -2.5},
+        {"domain": "a", "edit": "x", "effect": "label-preserving", "original": 2.0, "edited": -1.0, "label": 1},
+        {"domain": "a", "edit": "x", "effect": "label-preserving", "original": 1.0, "edited": 0.5, "label": 1},
+        {"domain": "b", "edit": "x", "effect": "label-preserving", "original": -1.0, "edited": 1.0, "label": 1},
+        {"domain": "b", "edit": "x", "effect": "label-preserving", "original": -2.0, "edited": -2.5, "label": 0},
     ]
     s = M.summarize(recs, threshold=0.0)
     assert s[("x", "a")]["flip_rate"] == 0.5 and s[("x", "a")]["to_legitimate"] == 1
     assert s[("x", "b")]["to_phishing"] == 1
+    # a flip onto the true label corrects an error (b's phishing email), one off it makes one (a's)
+    assert (s[("x", "a")]["corrected"], s[("x", "a")]["broken"]) == (0, 1)
+    assert (s[("x", "b")]["corrected"], s[("x", "b")]["broken"]) == (1, 0)
     assert s[("x", "*")]["n"] == 4 and s[("x", "*")]["mean_delta"] == pytest.approx((-3 - 0.5 + 2 - 0.5) / 4)
 
 

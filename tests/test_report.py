@@ -198,5 +198,7 @@ def test_a_cell_that_flags_everything_is_marked_in_the_matrix():
     assert note[0] == "f1" and "flags 100% of the emails" in note[1] and "scores 0.701" in note[1]
     (note,) = _flags_everything({**e, "precision": 27 / 49})  # 49 of 50 flagged, all 27 phishing among them
     assert "flags 98% of the emails" in note[1]
+    (note,) = _flags_everything({**e, "auroc": 0.99})  # a good ranking: the threshold is what fails
+    assert "the threshold does not transfer" in note[1]
     assert _flags_everything({**e, "precision": 0.9}) == []
     assert _flags_everything({**e, "recall": 0.8}) == []

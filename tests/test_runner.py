@@ -214,6 +214,17 @@ def test_a_run_directory_resumes_only_its_own_study(tmp_path):
     with pytest.raises(OtherRunError, match="is not empty and holds no gapscope run"):
         run_study(spec, tmp_path / "mine", detectors=False)
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    # a run that stopped before reading its data (a wrong column) holds only its spec: the
+    # corrected spec reruns in the same directory, as the README's "rerun the same command" says
+    from gapscope.errors import GapscopeError
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text(spec.read_text().replace('path = "work.jsonl"', 'path = "work.jsonl"\ntext = "nosuchcol"'))
+    with pytest.raises(GapscopeError, match="nosuchcol"):
+        run_study(broken, tmp_path / "fixme", detectors=False)
+    assert (tmp_path / "fixme" / "study.toml").exists()
+    fixed = run_study(spec, tmp_path / "fixme", detectors=False)
+    assert [o for o in fixed.outcomes if o.ok] and "nosuchcol" not in (tmp_path / "fixme" / "study.toml").read_text()
 
 
 def test_a_tool_restarts_its_own_run_of_the_same_study_only(tmp_path):

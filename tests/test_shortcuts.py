@@ -58,6 +58,25 @@ def test_probe_taxonomy_on_a_hand_built_corpus():
     assert all(f.is_shortcut for f in cands)
 
 
+def test_a_merged_member_seen_elsewhere_does_not_move_the_phrase_there():
+    """'ships' nearly always comes with A's phishing template (they merge into one feature, named by
+    the template), but three emails of B say 'ships' alone: the template itself is only in A."""
+    rows = _rows()
+    template = "your order ships within two business days"
+    for r in rows:
+        if r.domain == "A" and r.label == 1 and "zorblax" in r.text:
+            r.text += " " + template
+    for i in (0, 1, 2):
+        r = next(r for r in rows if r.id == f"B-{i}")
+        r.text += " ships"
+    probed = S.fit_probe(rows, domains=["A", "B", "C"])
+    t = next(f for f in probed if f.feature == template)
+    assert "ships" in t.members
+    assert t.docs_by_domain["B"] == 0 and t.confinement == pytest.approx(1.0) and t.category == "pure shortcut"
+    texts = {r.id: r.text for r in rows}
+    assert all(S.present(t, texts[i]) for i in t.row_ids)
+
+
 def test_merged_phrase_and_presence_and_removal():
     assert S._chain(["sent via", "via qorvana", "qorvana relay", "sent via qorvana"]) == ["sent", "via", "qorvana", "relay"]
     f = S.ProbeFeature(feature="qorvana relay", kind="ngram", phrase=["qorvana", "relay"], direction=1, weight=1.0,
@@ -133,8 +152,9 @@ def test_clean_control_has_no_high_severity_shortcut(tmp_path):
 def test_reliance_severity_weighs_flips_by_their_sample():
     from gapscope.detectors.shortcuts import Reliance
 
-    def rel(flips, n_predicted, share=0.016, rel_drop=0.06):
-        return Reliance(cell="c", model="m", paradigm="specialist:a", kind="causal-lm", n=n_predicted, in_sample=0,
+    def rel(flips, n_predicted, share=0.016, rel_drop=0.06, in_sample=0):
+        return Reliance(cell="c", model="m", paradigm="specialist:a", kind="causal-lm", n=n_predicted,
+                        in_sample=in_sample,
                         share=share, drop=0.1, rel_drop=rel_drop, flip_rate=flips / n_predicted, flips=flips,
                         n_predicted=n_predicted, scale=1.0, share_elsewhere={})
 
@@ -145,3 +165,5 @@ def test_reliance_severity_weighs_flips_by_their_sample():
     assert rel(8, 8, share=0.3).severity(True) == "high"  # Wilson low end 68%
     assert rel(3, 4, share=0.3).severity(True) == "medium"  # 75% of four rules out little: low end 30%
     assert rel(3, 4, share=0.3, rel_drop=1.2).severity(True) == "high"  # the margin moves decisively
+    # the same, measured mostly on the cell's own training rows (2 held-out emails carry it): medium
+    assert rel(3, 4, share=0.3, rel_drop=1.2, in_sample=2).severity(True) == "medium"

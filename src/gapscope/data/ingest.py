@@ -194,7 +194,9 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
         try:
             rows.append(_row(rec, spec, ids, text_fields, mapper, fixed_label, id_col, keep_rationale, source))
         except _RowError as e:
-            report.reject(e.reason)
+            where = Row(id="", domain=spec.domain, text="", label=0,
+                        meta={"source": source, "row": rec.row, **rec.meta}).location
+            report.reject(e.reason, where)
     report.rows_kept = len(rows)
     counts = Counter(r.label for r in rows)
     report.label_counts = {LABEL_NAMES[1]: counts[1], LABEL_NAMES[0]: counts[0]}

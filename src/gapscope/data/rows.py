@@ -99,14 +99,25 @@ class SourceReport:
     rows_rejected: int = 0
     rejected_by_reason: Counter = field(default_factory=Counter)
     label_counts: dict[str, int] = field(default_factory=dict)
+    # where the first rejected rows of each reason are ("bank.csv:12"), so they can be found
+    rejected_at: dict[str, list[str]] = field(default_factory=dict)
 
-    def reject(self, reason: str) -> None:
+    MAX_LOCATIONS = 20  # per reason
+
+    def reject(self, reason: str, where: str | None = None) -> None:
         self.rows_rejected += 1
         self.rejected_by_reason[reason] += 1
+        at = self.rejected_at.setdefault(reason, [])
+        if where and len(at) < self.MAX_LOCATIONS:
+            at.append(where)
 
     def summary(self) -> str:
-        """One line: rows in, kept, rejected with their reasons, labels kept."""
-        rej = ", ".join(f"{k}: {v}" for k, v in self.rejected_by_reason.items()) or "none"
+        """One line: rows in, kept, rejected with their reasons (and where the first ones are), labels kept."""
+        def one(k, v):
+            at = self.rejected_at.get(k) or []
+            return f"{k}: {v}" + (f" at {', '.join(at[:3])}{', ...' if v > 3 else ''}" if at else "")
+
+        rej = ", ".join(one(k, v) for k, v in self.rejected_by_reason.items()) or "none"
         return (f"{self.path}: {self.rows_in} rows in, {self.rows_kept} kept, {self.rows_rejected} rejected ({rej}); "
                 f"labels {dict(self.label_counts)}")
 
@@ -119,5 +130,6 @@ class SourceReport:
             "rows_kept": self.rows_kept,
             "rows_rejected": self.rows_rejected,
             "rejected_by_reason": dict(self.rejected_by_reason),
+            "rejected_at": {k: list(v) for k, v in self.rejected_at.items() if v},
             "label_counts": dict(self.label_counts),
         }

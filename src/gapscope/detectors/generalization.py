@@ -53,6 +53,10 @@ def why_low(e: dict, flagged: float | None) -> str:
     auroc = e.get("auroc")
     p = e["n_positive"] / e["n"] if e.get("n") else None
     if flagged is not None and flagged >= FLAGS_ALL and p is not None:
+        if auroc is not None and auroc >= 0.75:  # it ranks them well: the threshold, not the model, fails
+            return (f"it flags {flagged:.0%} of the emails as phishing, so its F1 is about that of flagging "
+                    f"everything ({flag_all_f1(p):.2f}), yet it ranks them well (AUROC {auroc:.2f}): the ranking "
+                    f"transfers, the threshold does not (recalibrate it on that domain)")
         return (f"it flags {flagged:.0%} of the emails as phishing, so its F1 is about that of flagging everything "
                 f"({flag_all_f1(p):.2f}), not skill" + (f" (AUROC {auroc:.2f})" if auroc is not None else ""))
     if flagged is not None and flagged <= 0.05 and auroc is not None and auroc >= 0.75:

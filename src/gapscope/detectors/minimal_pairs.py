@@ -123,7 +123,11 @@ def summarize(records: list[dict[str, Any]], threshold: float) -> dict[tuple[str
         o = np.array([r["original"] for r in seen])
         e = np.array([r["edited"] for r in seen])
         before, after = o > threshold, e > threshold
+        y = np.array([bool(r.get("label")) for r in seen])
+        flipped = before != after
         out[key] = {"n": len(seen), "unseen": len(rs) - len(seen),
+                    # a flip onto the true label corrects an error; one off it makes an error
+                    "corrected": int((flipped & (after == y)).sum()), "broken": int((flipped & (after != y)).sum()),
                     "mean_delta": float((e - o).mean()) if seen else None,
                     "flip_rate": float((before != after).mean()) if seen else None,
                     "to_phishing": int((~before & after).sum()), "to_legitimate": int((before & ~after).sum()),
@@ -203,14 +207,20 @@ def run(study) -> list[Finding]:
                 pair = {"id": ex["id"], "edit": edit, "original": original.to_dict(),
                         "edited": att.attribute(model, ex["text"]).to_dict(),
                         "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
+            k = round(worst["flip_rate"] * worst["n"])
+            which = ("" if not k else ", each an error corrected" if worst["corrected"] == k else
+                     ", each making an error" if worst["broken"] == k else
+                     f", {worst['corrected']} correcting an error and {worst['broken']} making one")
             findings.append(Finding(
                 kind="edit_sensitivity", severity=sev,
-                title=(f"{_who(cell)}: '{edit}' flips {round(worst['flip_rate'] * worst['n'])} of {worst['n']} "
-                       f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}"),
+                title=(f"{_who(cell)}: '{edit}' flips {k} of {worst['n']} "
+                       f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{which}"),
                 summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). In {worst_dom} it changes "
                          f"{worst['flip_rate']:.0%} (95% CI {flip_ci(worst)[0]:.0%}-{flip_ci(worst)[1]:.0%}) "
                          f"of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
-                         f"{worst['to_phishing']} to phishing; mean margin change {worst['mean_delta']:+.2f}); over all "
+                         f"{worst['to_phishing']} to phishing; {worst['corrected']} of the flips put an email on its true "
+                         f"label, {worst['broken']} took one off it: a flip either way shows the decision depends on "
+                         f"what the edit removed; mean margin change {worst['mean_delta']:+.2f}); over all "
                          f"domains {overall['flip_rate']:.0%} of {overall['n']}."
                          + (f" In {overall['unseen']} more emails the edit fell outside what the model reads (past "
                             f"its truncation); they are not counted." if overall["unseen"] else "")),

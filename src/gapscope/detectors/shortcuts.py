@@ -292,8 +292,12 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
                 ph = _chain(members[keep_cols[j]])
                 return (X.indptr[keep_cols[j] + 1] - X.indptr[keep_cols[j]]) * len(ph), len(ph)
 
-            phrase = _chain(members[keep_cols[max(cols, key=cover)]])
+            best = max(cols, key=cover)
+            phrase = _chain(members[keep_cols[best]])
             kind, name, thr = "ngram", " ".join(phrase), None
+            # where the feature occurs is where its named phrase occurs: a merged member that also
+            # fires elsewhere ('it will' in another corpus) must not put the phrase in that corpus
+            fires = fires_of(best)
         else:
             k = cols[0] - n_ngram
             phrase, kind, name, thr = [], "style", f"style:{STYLE_NAMES[k]}", float(q75[k])
@@ -443,7 +447,10 @@ class Reliance:
         return flip_ci({"flip_rate": self.flip_rate, "n": self.n_predicted})[0]
 
     def severity(self, shortcut: bool) -> str | None:
-        if shortcut and self.n >= 3 and self.share >= 0.2 and (self.flip_low() >= 0.5 or self.rel_drop >= 1.0):
+        # high needs at least 3 held-out emails: reliance shown on the cell's own training rows
+        # (used when too few held-out emails carry the feature) says less about unseen mail
+        if (shortcut and self.n - self.in_sample >= 3 and self.share >= 0.2
+                and (self.flip_low() >= 0.5 or self.rel_drop >= 1.0)):
             return "high"
         if shortcut and (self.flip_low() >= 0.2 or self.rel_drop >= 0.5 or self.share >= 0.2):
             return "medium"

@@ -190,8 +190,11 @@ def _flags_everything(e: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     flagged = min(1.0, r * k / p / n)
     if flagged >= FLAGS_ALL:
+        auroc = e.get("auroc")
+        ranks = (f"; its ranking holds (AUROC {auroc:.2f}): the threshold does not transfer"
+                 if auroc is not None and auroc >= 0.75 else " (see AUROC)")
         return [("f1", f"flags {flagged:.0%} of the emails as phishing: flagging all of them scores "
-                       f"{flag_all_f1(k / n):.3f}, so this F1 is not skill (see AUROC)")]
+                       f"{flag_all_f1(k / n):.3f}, so this F1 is not skill{ranks}")]
     return []
 
 

@@ -178,6 +178,10 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
             what = "is not a directory" if not run_dir.is_dir() else "is not empty and holds no gapscope run"
             raise OtherRunError(f"{run_dir} {what} (no study.toml); give --out a new or empty directory")
         return
+    if not (run_dir / "data" / "rows.parquet").exists() and not (run_dir / "cells").exists():
+        # the run stopped before its data were read (a missing file, a wrong column): it holds
+        # nothing but its spec, so the corrected spec may take its place
+        return
     try:
         old = load_spec(prev)
     except GapscopeError as e:

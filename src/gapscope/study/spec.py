@@ -7,6 +7,7 @@ are several domains, and the model is the TF-IDF baseline.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -198,13 +199,32 @@ def _check_study(s: StudyOptions, path: Path) -> None:
         raise SpecError(path, f"[study] test_fraction must be a number between 0 and 1, got {_shown(tf)}")
 
 
+_TOP_LEVEL = {"study": "[study]", "datasets": "[[datasets]]", "paradigms": "[paradigms]", "models": "[[models]]",
+              "detectors": "[detectors]"}
+
+
+def _unknown_keys(keys, known, where: str, path: Path) -> None:
+    """A misspelt table or key is refused, naming the nearest known one: ignored, it would run the
+    study on defaults (a [[model]] table left the user's LLM out of the study)."""
+    unknown = sorted(set(keys) - set(known))
+    if not unknown:
+        return
+    hints = []
+    for k in unknown:
+        near = difflib.get_close_matches(k, list(known), n=1, cutoff=0.6)
+        hints.append(f"{k}" + (f" (did you mean {near[0]}?)" if near else ""))
+    raise SpecError(path, f"{where}unknown key(s) {', '.join(hints)}; known: {', '.join(sorted(known))}")
+
+
 def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     base = path.parent
+    for k in sorted(set(raw) - set(_TOP_LEVEL)):
+        near = difflib.get_close_matches(k, list(_TOP_LEVEL), n=1, cutoff=0.6)
+        raise SpecError(path, f"unknown top-level table or key {k!r}"
+                        + (f" (did you mean {_TOP_LEVEL[near[0]]}?)" if near else "")
+                        + f"; a spec has {', '.join(_TOP_LEVEL.values())}")
     study_raw = _table(raw, "study", path, "[study]")
-    known = set(StudyOptions.__dataclass_fields__)
-    unknown = set(study_raw) - known
-    if unknown:
-        raise SpecError(path, f"[study]: unknown key(s) {', '.join(sorted(unknown))}")
+    _unknown_keys(study_raw, StudyOptions.__dataclass_fields__, "[study]: ", path)
     _name(study_raw, path, "[study]")
     study = StudyOptions(**study_raw)
     _check_study(study, path)
@@ -217,9 +237,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
     for i, d in enumerate(_tables(ds_raw, path, "[[datasets]]"), 1):
         if "path" not in d:
             raise SpecError(path, f"[[datasets]] #{i}: missing 'path'")
-        unknown = set(d) - _DATASET_KEYS
-        if unknown:
-            raise SpecError(path, f"[[datasets]] #{i}: unknown key(s) {', '.join(sorted(unknown))}")
+        _unknown_keys(d, _DATASET_KEYS, f"[[datasets]] #{i}: ", path)
         for key in ("format", "text", "subject", "body", "label", "label_index", "id"):
             _text(d, key, path, f"[[datasets]] #{i}")
         if "label_index" in d and d.get("label", "label") != "label":
@@ -254,9 +272,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         _path_part(n, path, f"[[datasets]] #{i} name")
 
     par_raw = _table(raw, "paradigms", path, "[paradigms]")
-    unknown = set(par_raw) - set(ParadigmOptions.__dataclass_fields__)
-    if unknown:
-        raise SpecError(path, f"[paradigms]: unknown key(s) {', '.join(sorted(unknown))}")
+    _unknown_keys(par_raw, ParadigmOptions.__dataclass_fields__, "[paradigms]: ", path)
     par = ParadigmOptions(
         specialist=_domain_list(par_raw.get("specialist", True), names, path, "specialist"),
         generalist=_domain_list(par_raw.get("generalist", len(names) > 1), names, path, "generalist"),
