@@ -98,7 +98,9 @@ def test_run_says_each_sources_rejected_rows_on_the_console(tmp_path):
     r = run("run", spec, "--out", tmp_path / "run")
     assert r.returncode == 0, r.stderr
     said = " ".join((r.stdout + r.stderr).split())  # rich may wrap the line
-    assert "a.jsonl: 42 rows in, 40 kept, 2 rejected (empty text: 1, invalid JSON: 1)" in said
+    # with the line each rejected row is on, so it can be found and fixed
+    assert ("a.jsonl: 42 rows in, 40 kept, 2 rejected (empty text: 1 at a.jsonl:41, invalid JSON: 1 at "
+            "a.jsonl:42)") in said
     assert "b.jsonl: 40 rows in" not in said  # a clean source stays quiet
 
 
