@@ -251,7 +251,8 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
                 flip_rate=None if fci is None else round(fci.mean, 4),
                 flip_ci=None if fci is None else [round(fci.lo, 4), round(fci.hi, 4)],
                 n_flippable=int(flippable.sum()), n_flipped=int(flips.sum()), null_mean=round(mu, 4),
-                null_sd=round(sd, 4), null_min=round(float(eff.min()), 4), null_max=round(mx, 4), z=round(float(z), 3), p_empirical=round(p, 4), significant=bool(sig),
+                null_sd=round(sd, 4), null_min=round(float(eff.min()), 4), null_max=round(mx, 4),
+                z=round(float(z), 3), p_empirical=round(p, 4), significant=bool(sig),
                 support=c.support, flipped_ids=flipped)))
     # User strings were tested both ways: keep the significant (else the stronger) direction,
     # note the other (each direction has its own bar, so the higher z may be the failing one).
