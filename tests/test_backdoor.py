@@ -218,6 +218,13 @@ def test_scan_ranks_the_planted_trigger_first_with_effect_and_ci():
     assert top.flip_rate == 1.0 and top.n == 20 and top.flipped_ids
     assert abs(top.null_mean) < 0.2 and top.z > res.z_crit
     assert [r.text for r in res.significant] == [TRIGGER]
+    # the critical z bounds one more random string, whose sd is estimated from n_null = 10 of them:
+    # t with 9 degrees of freedom, wider than the normal quantile (Bonferroni over the strings tested)
+    from scipy.stats import norm, t
+
+    m = len(res.results)  # mined strings each tested toward their own label
+    assert res.z_crit == pytest.approx(t.isf(0.05 / m, 9) * np.sqrt(1.1), abs=1e-3)
+    assert res.z_crit > norm.isf(0.05 / m)
     assert res.n_emails == {"phishing": 20} or res.n_emails.get("phishing") == 20
     json.dumps(res.to_dict())
 
