@@ -102,6 +102,29 @@ def test_csv_with_utf8_bom(tmp_path):
     assert rows[0].text == "café"
 
 
+def test_excel_exports_semicolons_and_latin1(tmp_path):
+    """A ';'-separated, latin-1 CSV (a common Excel export) was refused whole: it reads with
+    delimiter and encoding, and without them the error says which to set."""
+    from gapscope.data.readers import InputError
+
+    p = tmp_path / "excel.csv"
+    p.write_bytes("text;label\ncaf\xe9 au lait;ham\nv\xe9rifiez votre compte;spam\n".encode("latin-1"))
+    rows, _ = load(p, delimiter=";", encoding="latin-1")
+    assert [r.text for r in rows] == ["café au lait", "vérifiez votre compte"] and [r.label for r in rows] == [0, 1]
+    with pytest.raises(InputError, match='set encoding = "latin-1"'):
+        load(p)
+    q = tmp_path / "semi.csv"
+    q.write_text("text;label\nhello;ham\n")
+    with pytest.raises(InputError, match="set delimiter = ';'"):
+        load(q)
+    j = tmp_path / "l1.jsonl"
+    j.write_bytes('{"text": "d\xe9j\xe0 vu", "label": 0}\n'.encode("latin-1"))
+    assert load(j, encoding="latin-1")[0][0].text == "déjà vu"
+    # an option the reader would ignore is refused, not dropped
+    with pytest.raises(InputError, match="delimiter applies to CSV"):
+        load(j, delimiter=";")
+
+
 def test_parquet(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -569,7 +592,8 @@ def test_binary_file(tmp_path):
 def test_wrong_encoding(tmp_path):
     p = tmp_path / "latin.csv"
     p.write_bytes("text,label\ncaf\u00e9,ham\n".encode("latin-1"))
-    assert error_of(p) == f"{p}:2: not valid UTF-8 (byte 0xe9 at offset 14)"
+    assert error_of(p) == (f"{p}:2: not valid UTF-8 (byte 0xe9 at offset 14); if it was saved in another encoding, "
+                           'set encoding = "latin-1" (or "cp1252") in its [[datasets]] table')
 
 
 def test_missing_label_column(tmp_path):

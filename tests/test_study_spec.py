@@ -68,6 +68,8 @@ max_train = 64
     ('study = "x"\n[[datasets]]\npath = "a.jsonl"\n', "[study] must be a table"),
     ("datasets = [1, 2]\n", "[[datasets]] must be an array of tables"),
     ("[[datasets]]\npath = 5\n", "[[datasets]] #1 path must be a path or a list of paths, got 5 (int)"),
+    ('[[datasets]]\npath = "a.csv"\ndelimiter = ";;"\n', "[[datasets]] #1 delimiter must be one character"),
+    ('[[datasets]]\npath = "a.csv"\nencoding = "latin-9x"\n', "[[datasets]] #1 encoding 'latin-9x' is not a known"),
     ('[[datasets]]\npath = "a.jsonl"\nlabel_map = { spam = 0.6, ham = 1.9 }\n', "label_map value for 'spam' must be 0 or 1"),
     ('[[datasets]]\npath = "a.jsonl"\nlabel_map = "spam"\n', "[[datasets]] #1 label_map must be a table"),
     ('[[datasets]]\npath = "a.jsonl"\nlabel_map = { x = 2 }\n', "[[datasets]] #1 label_map value for 'x' must be 0 or 1"),
@@ -195,8 +197,10 @@ path = ["20030228_spam.tar.bz2", "20030228_easy_ham.tar.bz2"]
 label = "folder"
 [[datasets]]
 path = "other.jsonl"
+encoding = "latin-1"
 """))
     assert spec.domains == ["spamassassin", "other"]
+    assert spec.datasets[-1].encoding == "latin-1" and 'encoding = "latin-1"' in spec.to_toml()
     assert [(d.domain, d.path.name, d.label) for d in spec.datasets] == [
         ("spamassassin", "20030228_spam.tar.bz2", "folder"), ("spamassassin", "20030228_easy_ham.tar.bz2", "folder"),
         ("other", "other.jsonl", "label")]

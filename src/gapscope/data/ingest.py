@@ -166,6 +166,11 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
     fmt = spec.format or detect_format(path)
     if fmt not in READERS:
         raise InputError(path, f"unknown format '{fmt}' (one of {', '.join(FORMATS)})")
+    if spec.delimiter and fmt != "csv":  # would be ignored without a word
+        raise InputError(path, f"delimiter applies to CSV files; this source is read as {fmt}")
+    if spec.encoding and fmt not in ("csv", "jsonl"):
+        raise InputError(path, f"encoding applies to CSV and JSONL files; this source is read as {fmt} "
+                               "(mail carries its own charsets)")
     try:
         mapper = LabelMapper(spec.label_map)
     except ValueError as e:

@@ -147,8 +147,13 @@ def _holds_mail(folder: Path, look_at: int = 200) -> bool:
     return False
 
 
-def read_text(path: Path, kind: str) -> str:
-    """The file as UTF-8 text (gzip undone, BOM dropped), or InputError for empty/binary/non-UTF-8."""
+ENCODING_HINT = ("; if it was saved in another encoding, set encoding = \"latin-1\" (or \"cp1252\") in its "
+                 "[[datasets]] table")
+
+
+def read_text(path: Path, kind: str, encoding: str | None = None) -> str:
+    """The file as text (gzip undone, BOM dropped), UTF-8 unless `encoding` says otherwise, or
+    InputError for empty/binary/undecodable files."""
     data = path.read_bytes()
     if path.suffix.lower() == ".gz":
         try:
@@ -160,15 +165,17 @@ def read_text(path: Path, kind: str) -> str:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputError(path, f"not valid UTF-8 (byte 0x{data[0]:02x} at offset 0); "
                          "the file looks UTF-16, save it as UTF-8")
-    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    utf8 = encoding is None or codecs.lookup(encoding).name == "utf-8"
+    skip = len(codecs.BOM_UTF8) if utf8 and data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data[skip:].decode("utf-8")
+        text = data[skip:].decode("utf-8" if utf8 else encoding)
     except UnicodeDecodeError as e:
         if b"\x00" in data:
             raise InputError(path, f"binary file, not {kind}") from None
         off = e.start + skip
         line = data.count(b"\n", 0, off) + 1
-        raise InputError(path, f"not valid UTF-8 (byte 0x{data[off]:02x} at offset {off})", row=line) from None
+        raise InputError(path, f"not valid {'UTF-8' if utf8 else encoding} (byte 0x{data[off]:02x} at offset {off})"
+                         + (ENCODING_HINT if utf8 else ""), row=line) from None
     # A stray NUL is one damaged row (the reader rejects and counts it); NULs on every line
     # mean the file is not text at all (UTF-16 without a BOM, a binary blob that decodes).
     if "\x00" in text and all("\x00" in line for line in text.split("\n") if line.strip()):
@@ -190,7 +197,7 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Table:
     Some invalid lines: each is rejected as "invalid JSON" and counted. Every line invalid: the
     file is not JSONL, an InputError naming the first bad line.
     """
-    text = read_text(path, "JSONL/CSV")
+    text = read_text(path, "JSONL/CSV", spec.encoding)
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
@@ -235,8 +242,8 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
     A row with more or fewer fields than the header is rejected ("wrong number of fields");
     trailing empty fields are tolerated.
     """
-    text = read_text(path, "JSONL/CSV")
-    delimiter = spec.extra.get("delimiter") or ("\t" if _suffixes(path)[-1:] == [".tsv"] else ",")
+    text = read_text(path, "JSONL/CSV", spec.encoding)
+    delimiter = spec.delimiter or spec.extra.get("delimiter") or ("\t" if _suffixes(path)[-1:] == [".tsv"] else ",")
     csv.field_size_limit(2**31 - 1)  # email bodies exceed the 128 KiB default
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     records: list[Record] = []
@@ -249,6 +256,10 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
                 continue
             if header is None:
                 header = [h.strip() for h in fields]
+                other = next((c for c in ";\t|," if c != delimiter and len(header) == 1 and c in header[0]), None)
+                if other:  # a ';'-separated Excel export read as CSV: one column named "text;label"
+                    raise InputError(path, f"the header is one column {header[0]!r}: if the fields are separated by "
+                                           f"{other!r}, set delimiter = {other!r} in its [[datasets]] table", row=start)
                 read = {spec.text, spec.subject, spec.body, spec.label, spec.id} - {None}
                 twice = sorted({h for h in header if h in read and header.count(h) > 1})
                 if twice:  # zip() would keep the last one and drop the other without a word

@@ -31,6 +31,8 @@ class SourceSpec:
     - `label_map`: raw label value -> 0/1; None = the built-in map (spam/ham, phishing/legitimate,
       "Phishing Email"/"Safe Email", 0/1, true/false, ...).
     - `id`: id column kept as the row id when present.
+    - `delimiter`: a CSV's field separator (default "," or tab for .tsv; ";" for many Excel exports).
+    - `encoding`: a CSV or JSONL file's text encoding (default UTF-8; "latin-1", "cp1252", ...).
     """
 
     path: Path
@@ -44,6 +46,8 @@ class SourceSpec:
     label_map: dict[str, int] | None = None
     label_index: str | None = None
     id: str = "id"
+    delimiter: str | None = None
+    encoding: str | None = None
     # the column keys the user named (text, subject, body, id): a named column must exist, where
     # a default one may be absent (text falls back to subject + body, id to gapscope's own)
     named: frozenset[str] = frozenset()

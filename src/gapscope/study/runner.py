@@ -160,7 +160,7 @@ def _what_makes_the_cells(spec: StudySpec) -> dict[str, Any]:
         # which column keys were written out (`named`) is not compared: a run resolved before
         # they could be left out lists every one, and reads the same columns
         "[[datasets]]": [(d.domain, str(d.path), d.format, d.text, d.subject, d.body, d.label, d.label_value,
-                          d.label_map, d.label_index, d.id) for d in spec.datasets],
+                          d.label_map, d.label_index, d.id, d.delimiter, d.encoding) for d in spec.datasets],
         "[paradigms]": spec.paradigms,
         "[[models]]": [(m.name, m.kind, m.source, sorted(m.options.items())) for m in spec.models],
     }

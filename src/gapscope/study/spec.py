@@ -19,7 +19,7 @@ from gapscope.errors import SpecError
 from gapscope.models.base import ModelSpec
 
 _DATASET_KEYS = {"name", "path", "format", "text", "subject", "body", "label", "label_value", "label_map",
-                 "label_index", "id"}
+                 "label_index", "id", "delimiter", "encoding"}
 _MODEL_KEYS = {"name", "kind", "source"}
 _KINDS_NEEDING_SOURCE = {"causal-lm", "encoder"}
 
@@ -69,7 +69,8 @@ class StudySpec:
             paths = [str(x.path) for x in sources]
             lines += ["", "[[datasets]]", f"name = {toml_value(domain)}",
                       f"path = {toml_value(paths if len(paths) > 1 else paths[0])}"]
-            for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id"):
+            for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id", "delimiter",
+                      "encoding"):
                 v = getattr(d, k)
                 # a column key the user did not name stays out: written, it would have to exist
                 if v is not None and (k not in ("text", "subject", "body", "id") or k in d.named):
@@ -238,8 +239,18 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         if "path" not in d:
             raise SpecError(path, f"[[datasets]] #{i}: missing 'path'")
         _unknown_keys(d, _DATASET_KEYS, f"[[datasets]] #{i}: ", path)
-        for key in ("format", "text", "subject", "body", "label", "label_index", "id"):
+        for key in ("format", "text", "subject", "body", "label", "label_index", "id", "delimiter", "encoding"):
             _text(d, key, path, f"[[datasets]] #{i}")
+        if "delimiter" in d and len(d["delimiter"]) != 1:
+            raise SpecError(path, f"[[datasets]] #{i} delimiter must be one character, got {d['delimiter']!r}")
+        if "encoding" in d:
+            import codecs
+
+            try:
+                codecs.lookup(d["encoding"])
+            except LookupError:
+                raise SpecError(path, f"[[datasets]] #{i} encoding {d['encoding']!r} is not a known text "
+                                      "encoding (utf-8, latin-1, cp1252, ...)") from None
         if "label_index" in d and d.get("label", "label") != "label":
             raise SpecError(path, f"[[datasets]] #{i} takes its labels from label_index; "
                                   f"label = {d['label']!r} would name another source of labels")
@@ -256,8 +267,8 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
                 raise SpecError(path, f"[[datasets]] #{i} path lists {paths[j]!r} twice")
         p = resolved[0]
         name = d.get("name") or archive_stem(p.name) or (p.stem if p.suffix else p.name)
-        kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id")
-              if k in d}
+        kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id",
+                                "delimiter", "encoding") if k in d}
         if "label_map" in d:
             kw["label_map"] = _label_map(d["label_map"], path, f"[[datasets]] #{i}")
         names.append(str(name))
