@@ -428,6 +428,10 @@ def test_cli_backdoor_scan(tfidf_run, tmp_path):
     assert json.loads((tmp_path / "o" / "section.json").read_text())["id"] == "backdoor-scan"
     res = CliRunner().invoke(app, ["backdoor-scan", "--run", str(tfidf_run), "--cell", "nope"])
     assert isinstance(res.exception, GapscopeError)
+    # nothing to test: the empty table says why
+    res = CliRunner().invoke(app, ["backdoor-scan", "--run", str(tfidf_run), "--no-mine", "--no-families",
+                                   "--n-emails", "12", "--out", str(tmp_path / "e")])
+    assert res.exit_code == 0 and "no candidate string tested" in " ".join(res.output.split())
 
 
 def test_candidates_are_mined_once_per_training_set(tmp_path, monkeypatch):

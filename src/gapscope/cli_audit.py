@@ -284,6 +284,13 @@ def _print_scan(name: str, d: dict, top: int = 10) -> None:
                       f"{r['z']:.1f}" + ("*" if r["significant"] else ""),
                       *(((f"{b['mean_shift']:+.2f}" if b else "-"),) if with_base else ()))
     progress.console.print(table)
+    if not d["results"]:  # an empty table says nothing about why
+        m = (d.get("options") or {}).get("mining") or {}
+        progress.console.print(progress.plain(
+            f"  no candidate string tested for {name}: none of its training rows' strings is tied to one label "
+            f"(in >= {m.get('min_df', 3)} rows, >= {m.get('min_purity', 0.9):.0%} of them one label) in rows a content "
+            f"model reads as the other label at least {m.get('min_contradiction', 0.5):.0%} of the time, no structured "
+            f"family was found, and no --trigger was tested (--min-contradiction 0 tests every label-tied string)"))
 
 
 def register(app: typer.Typer) -> None:
