@@ -178,6 +178,13 @@ def test_explain_cli_and_render(study):
     res = runner.invoke(app, ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--cell", "marketing",
                               "--text", "  "])
     assert res.exit_code != 0 and "empty" in str(res.exception)
+    # a row the cell trained on is explained, with a note that it is not unseen mail
+    cell = next(c for c in study.cells if c.name == "tfidf__specialist-marketing")
+    for rid, trained in ((study.train_rows(cell)[0].id, True), (study.test_rows("marketing")[0].id, False)):
+        res = runner.invoke(app, ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--cell", "marketing",
+                                  "--id", rid])
+        assert res.exit_code == 0, res.output
+        assert ("training rows" in " ".join(res.output.split())) == trained
     assert "bench" in [c.name for c in app.registered_groups]
 
 

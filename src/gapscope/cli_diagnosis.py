@@ -52,6 +52,9 @@ def explain(
         if row not in rows:
             raise GapscopeError(f"no row {row!r} in {run}")
         body = rows[row].text
+        if any(r.id == row for r in study.train_rows(info)):
+            progress.info(f"{row} is one of {info.name}'s training rows: its attribution shows what the cell "
+                          "learned from it, not how it reads mail it has not seen")
     else:
         body = text
     if not body.strip():
@@ -75,8 +78,8 @@ def validate(
                                "a small slice; several minutes on a CPU)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the synthetic corpora (the planted string changes with it)."),
     checks: str = typer.Option("shortcut,quiet,noise,backdoor,drift,internals", "--checks", help="Comma-"
-                               "separated subset of shortcut, quiet, noise, backdoor, drift, internals (the "
-                               "last three need a causal LM: smollm2)."),
+                               "separated subset of shortcut, quiet, noise, backdoor, drift, internals (drift "
+                               "and internals need a causal LM: smollm2)."),
     out: Path | None = typer.Option(None, "--out", help="Keep the corpora and runs here (default: a temp dir)."),
     llm_rows: int | None = typer.Option(None, "--llm-rows", min=10, help="Emails per domain of the smollm2 slice "
                                         "(default 160 for the shortcut checks, 1200 for noise; more is slower "
