@@ -374,6 +374,9 @@ def test_a_fixed_label_must_agree_with_the_folders(tmp_path):
     d = spamassassin_like(tmp_path / "sa")
     with pytest.raises(InputError, match="its 'folder' column says 'easy_ham'"):
         load_source(spec(d, label="folder", label_value="phishing"))
+    # PATH@phishing over a folder with spam/ and ham/ inside labelled every file phishing, silently
+    with pytest.raises(InputError, match=r"a file sits in a folder named 'easy_ham' \(legitimate\).*PATH@folder"):
+        load_source(spec(d, label_value="phishing"))
     rows, _ = load(d / "spam", label_value="spam")  # one folder, one label
     assert len(rows) == 2 and {r.label for r in rows} == {1}
 

@@ -132,18 +132,24 @@ def _check_labels(path: Path, spec: SourceSpec, table: Table, mapper: LabelMappe
     raise InputError(path, f"label column '{spec.label}' is empty on every row")
 
 
-def _check_fixed_label(path: Path, spec: SourceSpec, table: Table, mapper: LabelMapper, fixed: int) -> None:
+def _check_fixed_label(path: Path, spec: SourceSpec, table: Table, mapper: LabelMapper, fixed: int,
+                       column: str | None = None) -> None:
     """A fixed label (label_value, PATH@label) over a file that has its own label column: allowed
     while they agree; the first row whose known label differs is an error, not a silent
-    relabelling. A value gapscope cannot read as a label contradicts nothing."""
+    relabelling. A value gapscope cannot read as a label contradicts nothing. `column` = the
+    folder column of a folder of mail files: folders named spam/ and ham/ are labels too."""
     for rec in table.records:
-        raw = (rec.values or {}).get(spec.label)
+        raw = (rec.values or {}).get(column or spec.label)
         if _missing(raw):
             continue
         try:
             ok = mapper(raw) == fixed
         except LabelError:
             continue
+        if not ok and column:
+            raise InputError(path, f"a file sits in a folder named {raw!r} ({LABEL_NAMES[1 - fixed]}), but the source "
+                                   f"is given the fixed label {LABEL_NAMES[fixed]!r}; to label each file by its folder, "
+                                   f"write PATH@folder (label = \"{column}\")")
         if not ok:
             raise InputError(path, f"its {spec.label!r} column says {raw!r}, but the source is given the fixed label "
                                    f"{LABEL_NAMES[fixed]!r} (label_value or PATH@label); give one or the other",
@@ -188,6 +194,8 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
         _check_labels(path, spec, table, mapper)
     elif spec.label in table.columns:
         _check_fixed_label(path, spec, table, mapper, fixed_label)
+    if fixed_label is not None and FOLDER_COLUMN in table.columns:
+        _check_fixed_label(path, spec, table, mapper, fixed_label, column=FOLDER_COLUMN)
     id_col = spec.id if spec.id in table.columns and not table.mail else None
     keep_rationale = "rationale" in table.columns and not table.mail
 
