@@ -72,6 +72,8 @@ def test_a_low_out_of_domain_f1_says_what_it_is_made_of():
     said = why_low({"auroc": 1.0, "n": 50, "n_positive": 25, "f1": 0.67}, 1.0)
     assert "not skill" not in said and "the threshold does not" in said and "AUROC 1.00" in said
     assert "fails there too" in why_low({"auroc": 0.55, "n": 50, "n_positive": 25}, 0.4)
+    # an F1 of 0 from flagging nothing says so, whatever the ranking
+    assert why_low({"auroc": 0.50, "n": 50, "n_positive": 25}, 0.0).startswith("it flags 0% of the emails")
 
 
 def test_gap_findings_carry_auroc_and_flagged_share(tmp_path):

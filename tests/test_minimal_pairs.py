@@ -87,8 +87,11 @@ def test_detector_tables_every_edit_and_includes_the_suspected_shortcut(planted)
     rows = [r for r in table if r["cell"] == spec.name and r["domain"] == "mailinglist"
             and r["edit"] in shortcut_edits and r["edit"][len("remove '"):-1] in string]
     assert rows and rows[0]["mean_delta"] < 0  # removing the planted phishing marker lowers the margin
+    assert findings
     for f in findings:
         assert f.kind == "edit_sensitivity"
+        o = f.evidence["overall"]  # the overall split is said, not only the headline domain's
+        assert f"({o['corrected']} correcting an error, {o['broken']} making one)" in f.summary
         pair = f.evidence["example_pair"]
         if pair:
             assert {"tokens", "weights", "text"} <= set(pair["original"]) <= set(pair["edited"]) | {"text"}

@@ -162,8 +162,9 @@ def section_html(scans: list[tuple[str, dict[str, Any]]], top: int = 12) -> str:
             'the range of random rare-word strings of the same length inserted into the same emails; orange tick: where '
             'the candidate\'s own effect (its shift less the random strings\' mean) reaches the minimum, by default a '
             'quarter of the median distance from the threshold of the margins that could flip (margins differ in scale '
-            'between models). Significant candidates (red) beat every random string, reach the minimum, and pass the '
-            'Bonferroni critical z (against the random strings\' sd, or the sd floor where that is smaller).</p>']
+            'between models). Significant candidates (red) have a CI above 0, beat every random string, reach the '
+            'minimum, and pass the Bonferroni critical z, which divides the own effect by the larger of the random '
+            'strings\' sd and the sd floor (the floor is shown where it was used).</p>']
     for who, d in scans:
         rs = d["results"][:top]
         html.append(f'<h3>{escape(who)} <span class="muted small">{len(d["results"])} candidates, '
@@ -194,8 +195,10 @@ def section_html(scans: list[tuple[str, dict[str, Any]]], top: int = 12) -> str:
                         f'<td>{LABELS[r["target"]]}</td><td>{_shift_svg(r, b, lo_axis, hi_axis)}<br>'
                         f'<span class="small">{r["mean_shift"]:.3g} [{r["shift_ci"][0]:.3g}, {r["shift_ci"][1]:.3g}]'
                         f'</span></td><td class="num">{flip}</td>'
-                        f'<td class="num">{r["null_mean"]:.3g} ± {r["null_sd"]:.3g}</td><td class="num">{r["z"]:.1f}</td>'
-                        f'</tr>')
+                        f'<td class="num">{r["null_mean"]:.3g} ± {r["null_sd"]:.3g}'
+                        + (f' <span class="small muted">(floor {b["sd_floor"]:.3g})</span>'
+                           if (b.get("sd_floor") or 0) > r["null_sd"] else "")
+                        + f'</td><td class="num">{r["z"]:.1f}</td></tr>')
         html.append('</tbody></table></div>')
     return "".join(html)
 

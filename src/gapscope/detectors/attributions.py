@@ -111,7 +111,9 @@ def run(study) -> list[Finding]:
                          ", ".join(f["feature"] for f in v["legitimate"][:6])])
     artifacts.write_json(out_dir / "section.json", {
         "id": "corpus-attributions", "title": "Corpus-level attributions: top features per cell and test domain",
-        "caption": ("Each cell's attributions (occlusion) over a label-balanced sample of a domain's held-out emails, "
+        "caption": ("Each cell's attributions (occlusion) over a domain's held-out emails (a label-balanced sample where "
+                    f"the domain has more than {opts['emails_per_domain_llm']} for neural cells, "
+                    f"{opts['emails_per_domain']} for TF-IDF), "
                     "aggregated per word or n-gram: features ranked by mean weight × log(1 + emails they occur in), "
                     "so a feature the cell leans on in many emails outranks a one-off. 'in domain': the cell trained "
                     "on that domain."),

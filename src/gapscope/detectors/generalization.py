@@ -62,6 +62,9 @@ def why_low(e: dict, flagged: float | None) -> str:
     if flagged is not None and flagged <= 0.05 and auroc is not None and auroc >= 0.75:
         return (f"it flags {flagged:.0%} of the emails as phishing, yet ranks them well (AUROC {auroc:.2f}): the "
                 f"ranking transfers, the threshold does not (recalibrate it on that domain)")
+    if flagged is not None and flagged <= 0.05:  # an F1 near 0 is then first of all "flags nothing"
+        return (f"it flags {flagged:.0%} of the emails as phishing, and its ranking fails there too"
+                + (f" (AUROC {auroc:.2f})" if auroc is not None else ""))
     if auroc is not None and auroc >= 0.75:
         return f"its ranking still holds there (AUROC {auroc:.2f}): much of the loss is the threshold"
     return f"its ranking fails there too (AUROC {auroc:.2f})" if auroc is not None else ""

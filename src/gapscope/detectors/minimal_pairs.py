@@ -185,7 +185,8 @@ def run(study) -> list[Finding]:
                           "domain": dom, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}})
         for edit in sorted({r["edit"] for r in recs}):
             overall = summ[(edit, "*")]
-            per_dom = {d: s for (e, d), s in summ.items() if e == edit and d != "*" and s["n"]}
+            all_dom = {d: s for (e, d), s in summ.items() if e == edit and d != "*"}
+            per_dom = {d: s for d, s in all_dom.items() if s["n"]}
             if not per_dom:  # the edit fell outside what the model reads in every email
                 continue
             eligible = {d: s for d, s in per_dom.items() if s["n"] >= int(opts["min_emails"])} or per_dom
@@ -208,6 +209,10 @@ def run(study) -> list[Finding]:
                         "edited": att.attribute(model, ex["text"]).to_dict(),
                         "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
             k = round(worst["flip_rate"] * worst["n"])
+            # domains too small to headline that flipped more, and where the edit was out of view
+            small = [f"{d}: {round(s['flip_rate'] * s['n'])} of {s['n']}" for d, s in sorted(per_dom.items())
+                     if d not in eligible and s["flip_rate"] > worst["flip_rate"]]
+            unseen = [f"{s['unseen']} in {d}" for d, s in sorted(all_dom.items()) if s["unseen"]]
             which = ("" if not k else ", each an error corrected" if worst["corrected"] == k else
                      ", each making an error" if worst["broken"] == k else
                      f", {worst['corrected']} correcting an error and {worst['broken']} making one")
@@ -220,13 +225,16 @@ def run(study) -> list[Finding]:
                          f"of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
                          f"{worst['to_phishing']} to phishing; {worst['corrected']} of the flips put an email on its true "
                          f"label, {worst['broken']} took one off it: a flip either way shows the decision depends on "
-                         f"what the edit removed; mean margin change {worst['mean_delta']:+.2f}); over all "
-                         f"domains {overall['flip_rate']:.0%} of {overall['n']}."
-                         + (f" In {overall['unseen']} more emails the edit fell outside what the model reads (past "
-                            f"its truncation); they are not counted." if overall["unseen"] else "")),
+                         f"what the edit removed; mean margin change {worst['mean_delta']:+.2f}). Over all domains it "
+                         f"flips {overall['flip_rate']:.0%} of {overall['n']} ({overall['corrected']} correcting an "
+                         f"error, {overall['broken']} making one)."
+                         + (f" Domains with fewer than {int(opts['min_emails'])} emails flipped more ("
+                            f"{'; '.join(small)})." if small else "")
+                         + (f" Emails where the edit fell outside what the model reads (past its truncation), not "
+                            f"counted: {', '.join(unseen)}." if unseen else "")),
                 evidence={"cell": cell.name, "paradigm": cell.paradigm, "edit": edit, "effect": overall["effect"],
                           "per_domain": {d: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
-                                         for d, s in sorted(per_dom.items())},
+                                         for d, s in sorted(all_dom.items())},
                           "overall": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in overall.items()},
                           "example_pair": pair},
                 models=[cell.model], domains=[worst_dom], example_ids=[r["id"] for r in flipped][:20],

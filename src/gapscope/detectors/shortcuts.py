@@ -586,17 +586,20 @@ def _write_section(study, feats: list[ProbeFeature]) -> None:
 
     rows = [[f.feature, f.category, f.domain, "phishing" if f.direction > 0 else "legitimate", round(f.weight, 3),
              round(max(f.retention, -9.99), 2), round(f.firing_ratio_by_domain.get(f.domain, 0.0), 1),
-             round(f.npmi_class, 2), round(f.npmi_domain, 2), f.docs] for f in feats[:40]]
+             round(f.npmi_class, 2), round(f.npmi_domain, 2), round(f.npmi_domain_max, 2), f.docs] for f in feats[:40]]
     artifacts.write_json(study.artifact_dir("shortcuts") / "section.json", {
         "id": "shortcut-probe", "title": "Shortcut probe: leave-one-domain-out TF-IDF+LR features",
         "caption": ("A model-free probe fitted on every domain's training rows and once per left-out domain. "
                     "retention: the least share of a feature's weight kept when one domain is left out (below 0.5: "
-                    "the label signal rests on that domain, a shortcut); firing ratio: how much more often the "
-                    "feature occurs in the class it points to than in the other, in its domain; NPMI: its association "
-                    "with the class against that with the domain. Category: the four-way taxonomy. Whether a model "
-                    "actually keys on a feature is in the shortcut findings."),
+                    "the label signal rests on that domain, a shortcut; below 0: without it the weight reverses "
+                    "sign); firing ratio: how much more often the feature occurs in the class it points to than in "
+                    "the other, in its domain; NPMI: its association with the class, with its domain, and the "
+                    "largest with any domain (the taxonomy compares the class with that largest one); docs: "
+                    "training rows it occurs in. Whether a model actually keys on a feature is in the shortcut "
+                    "findings."),
         "table": {"columns": ["feature", "category", "domain", "toward", "weight", "retention",
-                              "firing ratio in domain", "NPMI class", "NPMI domain", "docs"], "rows": rows}})
+                              "firing ratio in domain", "NPMI class", "NPMI domain", "NPMI any domain (max)", "docs"],
+                  "rows": rows}})
 
 
 def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
