@@ -123,6 +123,12 @@ def test_excel_exports_semicolons_and_latin1(tmp_path):
     # an option the reader would ignore is refused, not dropped
     with pytest.raises(InputError, match="delimiter applies to CSV"):
         load(j, delimiter=";")
+    # Excel's "Unicode text" is UTF-16 with a BOM: refused as UTF-8, read when named
+    u = tmp_path / "u16.csv"
+    u.write_bytes("text,label\ncaf\u00e9,ham\n".encode("utf-16"))
+    with pytest.raises(InputError, match='set encoding = "utf-16"'):
+        load(u)
+    assert load(u, encoding="utf-16")[0][0].text == "café"
 
 
 def test_parquet(tmp_path):

@@ -162,10 +162,10 @@ def read_text(path: Path, kind: str, encoding: str | None = None) -> str:
             raise InputError(path, f"not a valid gzip file ({e})") from None
     if not data.strip():
         raise InputError(path, "empty file")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise InputError(path, f"not valid UTF-8 (byte 0x{data[0]:02x} at offset 0); "
-                         "the file looks UTF-16, save it as UTF-8")
     utf8 = encoding is None or codecs.lookup(encoding).name == "utf-8"
+    if utf8 and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(path, f"not valid UTF-8 (byte 0x{data[0]:02x} at offset 0); "
+                         "the file looks UTF-16: save it as UTF-8, or set encoding = \"utf-16\" in its [[datasets]] table")
     skip = len(codecs.BOM_UTF8) if utf8 and data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[skip:].decode("utf-8" if utf8 else encoding)

@@ -7,6 +7,7 @@ are several domains, and the model is the TF-IDF baseline.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import re
 import tomllib
@@ -244,8 +245,6 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         if "delimiter" in d and len(d["delimiter"]) != 1:
             raise SpecError(path, f"[[datasets]] #{i} delimiter must be one character, got {d['delimiter']!r}")
         if "encoding" in d:
-            import codecs
-
             try:
                 codecs.lookup(d["encoding"])
             except LookupError:
