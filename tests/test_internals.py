@@ -635,6 +635,7 @@ def test_decision_layers_without_a_read_out_position_says_so():
 
     (f,) = patching_findings(res([0.0, 0.6, 1.0]))  # the edited positions still carry it at resid_post.0
     assert "read-out position between embed and resid_post.0" in f.title
+    assert f.evidence["layers"] == ["embed", "resid_post.0", "resid_post.1"]  # named as the curves are
     assert "layers in between" not in f.summary and "overlap" in f.summary
     (f,) = patching_findings(res([0.0, 0.3, 1.0]))
     assert "between resid_post.0 and resid_post.1" in f.title and "layers in between" in f.summary

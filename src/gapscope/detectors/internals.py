@@ -46,6 +46,7 @@ from gapscope.findings import Finding, register_detector
 from gapscope.internals import plots
 from gapscope.internals.analyse import InternalsOptions, analyse_cell
 from gapscope.internals.domain_direction import DIRECTIONS
+from gapscope.internals.patching import site_name
 from gapscope.study import artifacts
 
 NEURAL = ("causal-lm", "encoder")
@@ -330,8 +331,9 @@ def _causal(res: dict, string: str) -> dict | None:
                     j = p["groups"].index("edited")
                     col = [row[j] for row in p["restored"]]
                     rest.append(col)
+            # layer names as everywhere else in the evidence (embed, resid_post.N)
             return {"mean_gap": e["mean_gap"], "flips": e["flips"], "n": e["n"], "restored_edited": rest,
-                    "layers": res["patching"]["layers"]}
+                    "layers": [site_name(l) for l in res["patching"]["layers"]]}
     return None
 
 
@@ -457,7 +459,6 @@ def decision_summary(res: dict) -> dict | None:
     pairs = [p for e in pt.get("shortcut", []) for p in e["pairs"]] + list(pt.get("errors", []))
     if not pairs:
         return None
-    name = lambda l: "embed" if l < 0 else f"resid_post.{l}"  # noqa: E731
     answer = _median_curve(pairs, "answer") or _median_curve(pairs, "cls")
     edited = _median_curve(pairs, "edited")
     # the answer position carries the decision from the first sampled layer where it does and keeps
@@ -469,10 +470,10 @@ def decision_summary(res: dict) -> dict | None:
     for i, v in enumerate(edited or []):
         if v is not None and v >= 0.5:
             last = i
-    return {"pairs": len(pairs), "answer_curve": answer, "edited_curve": edited, "layers": layers,
-            "first_answer_layer": None if first is None else name(layers[first]),
-            "answer_layer_before": None if not first else name(layers[first - 1]),
-            "last_edited_layer": None if last is None else name(layers[last]),
+    return {"pairs": len(pairs), "answer_curve": answer, "edited_curve": edited, "layers": [site_name(l) for l in layers],
+            "first_answer_layer": None if first is None else site_name(layers[first]),
+            "answer_layer_before": None if not first else site_name(layers[first - 1]),
+            "last_edited_layer": None if last is None else site_name(layers[last]),
             "edited_before_answer": last is not None and first is not None and last < first}
 
 
