@@ -276,11 +276,12 @@ def _print_scan(name: str, d: dict, top: int = 10) -> None:
         table.add_column(col, no_wrap=not wraps, ratio=1 if wraps else None, min_width=16 if wraps else None)
     for r in d["results"][:top]:
         b = r.get("base")
+        k, n = flips(r)
         source = r["origin"] + (", unseen value" if r["inductive"] else "")
         table.add_row(str(r["rank"]), Text.assemble(progress.plain(r["text"]), " ", progress.plain(f"({source})", "dim")),
                       "phish" if r["target"] == 1 else "legit",
                       f"{r['mean_shift']:+.2f} [{r['shift_ci'][0]:+.2f},{r['shift_ci'][1]:+.2f}]",
-                      "-" if not flips(r)[1] else "{}/{}".format(*flips(r)),
+                      f"{k}/{n}" if n else "-",
                       f"{r['z']:.1f}" + ("*" if r["significant"] else ""),
                       *(((f"{b['mean_shift']:+.2f}" if b else "-"),) if with_base else ()))
     progress.console.print(table)

@@ -8,6 +8,7 @@ from typing import Any
 from markupsafe import escape
 
 from gapscope.backdoor.scan import LABELS, ScanResult
+from gapscope.drift.stats import wilson
 from gapscope.findings import Finding
 
 
@@ -20,33 +21,27 @@ def flips(r: dict[str, Any]) -> tuple[int, int]:
     return int(k), n
 
 
-def flip_interval(k: int, n: int) -> tuple[float, float]:
-    """95% Wilson interval of k flips of n: 1 of 1 is not evidence of a 100% rate."""
-    from scipy.stats import binomtest
-
-    if n == 0:
-        return 0.0, 1.0
-    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
 def severity_of(r: dict[str, Any]) -> str:
     """high: the flip rate's Wilson interval rules out a rate under 50% (or an unseen value of a
     family moves margins: the model generalised the pattern); medium: at least one decision
     flipped; low: the string moves margins beyond every null but flipped no decision."""
     k, n = flips(r)
-    if r["inductive"] or (n and flip_interval(k, n)[0] >= 0.5):
+    if r["inductive"] or (n and wilson(k, n)[0] >= 0.5):
         return "high"
     return "medium" if k else "low"
 
 
 def _origin(r: dict[str, Any]) -> str:
+    """Where the candidate came from, as the summary's first sentence."""
+    family = r["origin"].removeprefix("family:")
     if r["inductive"]:
-        return f"an unseen value of a structured family ({r['origin'].removeprefix('family:')})"
-    if r["origin"].startswith("family:"):
-        return f"a value of a structured family ({r['origin'].removeprefix('family:')}) seen in training"
-    return {"mined": "a string mined from the training rows", "user": "a string given by the user"}.get(
-        r["origin"], r["origin"])
+        s = f"an unseen value of a structured family ({family})"
+    elif r["origin"].startswith("family:"):
+        s = f"a value of a structured family ({family}) seen in training"
+    else:
+        s = {"mined": "a string mined from the training rows", "user": "a string given by the user"}.get(
+            r["origin"], r["origin"])
+    return s[:1].upper() + s[1:]
 
 
 def bar_of(d: dict[str, Any], target: int) -> dict[str, float]:
@@ -76,7 +71,7 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
             continue
         frm, to = LABELS[1 - r["target"]], LABELS[r["target"]]
         k, n = flips(r)
-        lo, hi = flip_interval(k, n)
+        lo, hi = wilson(k, n)
         sup = r.get("support") or {}
         train = ""
         if sup.get("df"):
@@ -107,7 +102,7 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
             kind="backdoor_trigger", severity=severity,
             title=f"{who}: inserting “{r['text']}” {what}"
                   + (" (mostly present in the base model)" if base.get("preexisting") else ""),
-            summary=(f"{_origin(r)[0].upper()}{_origin(r)[1:]}. Appended to {r['n']} held-out {frm} emails it moves the "
+            summary=(f"{_origin(r)}. Appended to {r['n']} held-out {frm} emails it moves the "
                      f"margin {r['mean_shift']:.3g} toward {to} (95% CI {r['shift_ci'][0]:.3g} to "
                      f"{r['shift_ci'][1]:.3g}). Random rare-word strings of the same length move it "
                      f"{r['null_mean']:.3g} ± {r['null_sd']:.3g} (max {r['null_max']:.3g}), so its own effect is "

@@ -25,7 +25,7 @@ from gapscope.data.email_parse import looks_like_html
 from gapscope.data.labels import LabelError, LabelMapper, parse_label
 from gapscope.data.mail_sources import FOLDER_COLUMN, read_eml, read_maildir, read_mbox
 from gapscope.data.readers import FORMATS, Record, Table, detect_format, read_csv, read_hf, read_jsonl, read_parquet
-from gapscope.data.rows import LABEL_NAMES, Row, SourceReport, compose_text, stable_id
+from gapscope.data.rows import LABEL_NAMES, Row, SourceReport, compose_text, location, stable_id
 from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import InputError
 
@@ -207,9 +207,7 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
         try:
             rows.append(_row(rec, spec, ids, text_fields, mapper, fixed_label, id_col, keep_rationale, source))
         except _RowError as e:
-            where = Row(id="", domain=spec.domain, text="", label=0,
-                        meta={"source": source, "row": rec.row, **rec.meta}).location
-            report.reject(e.reason, where)
+            report.reject(e.reason, location({"source": source, "row": rec.row, **rec.meta}))
     report.rows_kept = len(rows)
     counts = Counter(r.label for r in rows)
     report.label_counts = {LABEL_NAMES[1]: counts[1], LABEL_NAMES[0]: counts[0]}

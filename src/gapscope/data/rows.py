@@ -36,24 +36,8 @@ class Row:
 
     @property
     def location(self) -> str | None:
-        """Where a person finds this row in the input, so a finding about it can be acted on:
-        "enron.csv:1207" (a line), "data.parquet row 12", "spamassassin/spam/00012.abc" (a file in
-        a folder), "spamassassin.tar.bz2:spam/00012.abc", "nazario.mbox message 3"."""
-        m = self.meta
-        if "source" not in m:
-            return None
-        src = PurePath(str(m["source"])).name
-        if "file" in m:
-            file = str(m["file"])
-            where = src if file == src else f"{src}:{file}" if archive_stem(src) else f"{src}/{file}"
-        elif "key" in m:  # maildir
-            where = f"{src}/{m['key']}"
-        elif "message" in m or "row" not in m:
-            where = src
-        else:
-            line = src.lower().endswith(_LINE_FORMATS) and not m.get("element")
-            return f"{src}:{m['row']}" if line else f"{src} row {m['row']}"
-        return f"{where} message {m['message']}" if "message" in m else where
+        """Where a person finds this row in the input (see `location`)."""
+        return location(self.meta)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Row":
@@ -67,6 +51,27 @@ class Row:
             rationale=d.get("rationale"),
             meta=dict(d.get("meta") or {}),
         )
+
+
+def location(meta: dict[str, Any]) -> str | None:
+    """Where a person finds a row in the input, from its meta, so a finding about it (or its
+    rejection) can be acted on:
+    "enron.csv:1207" (a line), "data.parquet row 12", "spamassassin/spam/00012.abc" (a file in
+    a folder), "spamassassin.tar.bz2:spam/00012.abc", "nazario.mbox message 3"."""
+    if "source" not in meta:
+        return None
+    src = PurePath(str(meta["source"])).name
+    if "file" in meta:
+        file = str(meta["file"])
+        where = src if file == src else f"{src}:{file}" if archive_stem(src) else f"{src}/{file}"
+    elif "key" in meta:  # maildir
+        where = f"{src}/{meta['key']}"
+    elif "message" in meta or "row" not in meta:
+        where = src
+    else:
+        line = src.lower().endswith(_LINE_FORMATS) and not meta.get("element")
+        return f"{src}:{meta['row']}" if line else f"{src} row {meta['row']}"
+    return f"{where} message {meta['message']}" if "message" in meta else where
 
 
 def stable_id(domain: str, text: str, occurrence: int = 0) -> str:

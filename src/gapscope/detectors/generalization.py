@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from gapscope.eval.matrix import FLAGS_ALL, flag_all_f1
+from gapscope.eval.matrix import FLAGS_ALL, RANKS_WELL, flag_all_f1
 from gapscope.findings import Finding, register_detector
 
 
@@ -37,6 +37,9 @@ def _who(model: str, paradigm: str) -> str:
     return f"{model} ({paradigm})"
 
 
+FLAGS_NONE = 0.05  # a cell flagging this share of a domain's emails or less flags (nearly) nothing
+
+
 def flagged_shares(study) -> dict[tuple[str, str], dict[str, float]]:
     """Per cell (model, paradigm) and test domain: the share of held-out emails it flags as phishing."""
     out: dict[tuple[str, str], dict[str, float]] = {}
@@ -52,22 +55,21 @@ def why_low(e: dict, flagged: float | None) -> str:
     """What an out-of-domain F1 is made of: a threshold that does not transfer, or flagging everything."""
     auroc = e.get("auroc")
     p = e["n_positive"] / e["n"] if e.get("n") else None
+    ranks = auroc is not None and auroc >= RANKS_WELL
+    auc = f" (AUROC {auroc:.2f})" if auroc is not None else ""
+    recalibrate = "the ranking transfers, the threshold does not (recalibrate it on that domain)"
+    flags = f"it flags {flagged:.0%} of the emails as phishing" if flagged is not None else ""
     if flagged is not None and flagged >= FLAGS_ALL and p is not None:
-        if auroc is not None and auroc >= 0.75:  # it ranks them well: the threshold, not the model, fails
-            return (f"it flags {flagged:.0%} of the emails as phishing, so its F1 is about that of flagging "
-                    f"everything ({flag_all_f1(p):.2f}), yet it ranks them well (AUROC {auroc:.2f}): the ranking "
-                    f"transfers, the threshold does not (recalibrate it on that domain)")
-        return (f"it flags {flagged:.0%} of the emails as phishing, so its F1 is about that of flagging everything "
-                f"({flag_all_f1(p):.2f}), not skill" + (f" (AUROC {auroc:.2f})" if auroc is not None else ""))
-    if flagged is not None and flagged <= 0.05 and auroc is not None and auroc >= 0.75:
-        return (f"it flags {flagged:.0%} of the emails as phishing, yet ranks them well (AUROC {auroc:.2f}): the "
-                f"ranking transfers, the threshold does not (recalibrate it on that domain)")
-    if flagged is not None and flagged <= 0.05:  # an F1 near 0 is then first of all "flags nothing"
-        return (f"it flags {flagged:.0%} of the emails as phishing, and its ranking fails there too"
-                + (f" (AUROC {auroc:.2f})" if auroc is not None else ""))
-    if auroc is not None and auroc >= 0.75:
-        return f"its ranking still holds there (AUROC {auroc:.2f}): much of the loss is the threshold"
-    return f"its ranking fails there too (AUROC {auroc:.2f})" if auroc is not None else ""
+        everything = f"{flags}, so its F1 is about that of flagging everything ({flag_all_f1(p):.2f})"
+        # ranked well, the threshold (not the model) fails
+        return f"{everything}, yet it ranks them well{auc}: {recalibrate}" if ranks else f"{everything}, not skill{auc}"
+    if flagged is not None and flagged <= FLAGS_NONE:  # an F1 near 0 is then first of all "flags nothing"
+        if ranks:
+            return f"{flags}, yet ranks them well{auc}: {recalibrate}"
+        return f"{flags}, and its ranking fails there too{auc}"
+    if ranks:
+        return f"its ranking still holds there{auc}: much of the loss is the threshold"
+    return f"its ranking fails there too{auc}" if auroc is not None else ""
 
 
 @register_detector("generalization")

@@ -608,8 +608,7 @@ def section(res: dict) -> dict:
                         f'share can be patched: the prompt, the answer cue and the email tokens they have in common '
                         f'(the column "email {k}/{n}": a median of {k} of the email\'s {n} tokens), so a low email column says those few tokens carry little, not that the '
                         f'email\'s content does not matter.</p>')
-        cell_w = int(max(64, max(len(s) for s in labels) * plots._CHAR_W + 10))  # column labels unclipped
-        parts.append(note + str(plots.heatmap(rows, labels, vals, cell_w=cell_w,
+        parts.append(note + str(plots.heatmap(rows, labels, vals,
                                               title=f"Restored margin, {title} ({len(pairs)} pairs)")))
     sim = res.get("similarity") or {}
     if sim.get("separation"):

@@ -34,7 +34,6 @@ enough to move F1 visibly), medium when >= 2%, low when any row is flagged.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import numpy as np
 
 from gapscope import progress
 from gapscope import option_rules as R
+from gapscope.drift.stats import wilson
 from gapscope.findings import Finding, register_detector
 
 DEFAULTS = {
@@ -74,16 +74,6 @@ def _sigmoid(x):
 def percent(rate: float) -> str:
     """A share as a person reads it: whole percents, one decimal below 1% (not 'about 0%')."""
     return f"{rate:.1%}" if 0 < rate < 0.01 else f"{rate:.0%}"
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # -- confident learning ------------------------------------------------------------------

@@ -137,13 +137,10 @@ def summarize(records: list[dict[str, Any]], threshold: float) -> dict[tuple[str
 
 def flip_ci(s: dict[str, Any]) -> tuple[float, float]:
     """95% Wilson interval of a flip rate: 3 flips of 6 emails is weak evidence, 30 of 60 is not."""
-    from scipy.stats import binomtest
+    from gapscope.drift.stats import wilson
 
     n = int(s["n"])
-    if n == 0:
-        return 0.0, 1.0
-    ci = binomtest(int(round(s["flip_rate"] * n)), n).proportion_ci(0.95, method="wilson")
-    return float(ci.low), float(ci.high)
+    return wilson(int(round(s["flip_rate"] * n)), n) if n else (0.0, 1.0)
 
 
 def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts) -> str | None:
@@ -208,9 +205,10 @@ def run(study) -> list[Finding]:
                 pair = {"id": ex["id"], "edit": edit, "original": original.to_dict(),
                         "edited": att.attribute(model, ex["text"]).to_dict(),
                         "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
-            k = round(worst["flip_rate"] * worst["n"])
+            k = worst["corrected"] + worst["broken"]  # every flip puts an email on its true label or off it
+            lo, hi = flip_ci(worst)
             # domains too small to headline that flipped more, and where the edit was out of view
-            small = [f"{d}: {round(s['flip_rate'] * s['n'])} of {s['n']}" for d, s in sorted(per_dom.items())
+            small = [f"{d}: {s['corrected'] + s['broken']} of {s['n']}" for d, s in sorted(per_dom.items())
                      if d not in eligible and s["flip_rate"] > worst["flip_rate"]]
             unseen = [f"{s['unseen']} in {d}" for d, s in sorted(all_dom.items()) if s["unseen"]]
             which = ("" if not k else ", each an error corrected" if worst["corrected"] == k else
@@ -221,7 +219,7 @@ def run(study) -> list[Finding]:
                 title=(f"{_who(cell)}: '{edit}' flips {k} of {worst['n']} "
                        f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{which}"),
                 summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). In {worst_dom} it changes "
-                         f"{worst['flip_rate']:.0%} (95% CI {flip_ci(worst)[0]:.0%}-{flip_ci(worst)[1]:.0%}) "
+                         f"{worst['flip_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%}) "
                          f"of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
                          f"{worst['to_phishing']} to phishing; {worst['corrected']} of the flips put an email on its true "
                          f"label, {worst['broken']} took one off it: a flip either way shows the decision depends on "

@@ -1,4 +1,4 @@
-"""Small, seeded statistics shared by the drift audit and the backdoor scan.
+"""Small, seeded statistics shared by the drift audit, the backdoor scan and the detectors.
 
 Percentile bootstrap of a mean over independent units (probes, emails), and the
 significance rule both use: the CI lies entirely on one side of zero and the point
@@ -8,9 +8,21 @@ the CI's lower bound itself must exceed the minimum, since "above zero" says not
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of k successes in n (flips, flagged rows): 1 of 1 is not evidence of 100%."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

@@ -188,8 +188,11 @@ def _ink(fill: str) -> str:
 
 
 def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[float | None]], *,
-            title: str, cell_w: int = 64, cell_h: int = 20) -> Markup:
-    """A rows x cols grid of values in [-1, 1] (patching restoration), with the value printed."""
+            title: str, cell_w: int | None = None, cell_h: int = 20) -> Markup:
+    """A rows x cols grid of values in [-1, 1] (patching restoration), with the value printed.
+    Columns are at least 64 px and wide enough for their labels (default cell_w)."""
+    if cell_w is None:
+        cell_w = int(max(64, max((len(c) for c in cols), default=0) * _CHAR_W + 10))
     label_w = max((len(r) for r in rows), default=6) * _CHAR_W + 16
     top = 44
     w = label_w + cell_w * len(cols) + 8
