@@ -15,6 +15,7 @@ from gapscope.data.ingest import load_source, load_sources, parse_cli_source
 from gapscope.data.labels import LabelError, parse_label
 from gapscope.data.readers import detect_format
 from gapscope.data.rows import stable_id
+from gapscope.study.artifacts import rows_to_frame
 from gapscope.data.source_spec import SourceSpec
 from gapscope.errors import InputError
 
@@ -236,6 +237,12 @@ def write_mbox(path: Path, messages: list[bytes]) -> Path:
     return path
 
 
+@pytest.mark.parametrize("charset", ["rot13", "zlib", "uu", "hex", "base64"])
+def test_a_codec_declared_as_charset_is_read_as_text_not_refused(charset):
+    msg = parse_email(b'Subject: hi\nContent-Type: text/plain; charset="%s"\n\nPay now\n' % charset.encode())
+    assert msg.body == "Pay now"
+
+
 def test_parse_email_multipart_base64_qp_latin1_html():
     m = parse_email(MULTIPART)
     assert m.subject == "Action required" and m.sender == "Bank <security@bank.example>"
@@ -416,6 +423,52 @@ def test_an_archive_link_is_counted_and_a_damaged_archive_is_one_line(tmp_path):
     cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     msg = error_of(cut, label="folder")
     assert msg.startswith(f"{cut}: not a readable tar archive") and "\n" not in msg
+
+
+def test_a_garbage_archive_is_one_line(tmp_path):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 4)
+    msg = error_of(junk, label="folder")
+    assert msg.startswith(f"{junk}: not a readable tar archive") and "\n" not in msg
+
+
+def test_a_link_out_of_the_folder_is_counted_not_read(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(LATIN1)  # it looks like mail: only where it lives keeps it out
+    d = spamassassin_like(tmp_path / "sa")
+    (d / "spam" / "inside").symlink_to(d / "spam" / "00000.7c53336b37003a9286aba55d29458440")
+    (d / "spam" / "outside").symlink_to(secret)
+    rows, rep = load(d, label="folder")
+    assert rep.rejected_by_reason["a link to a file outside the folder"] == 1
+    files = [r.meta["file"] for r in rows]
+    assert "spam/inside" in files and "spam/outside" not in files
+
+
+def test_a_file_larger_than_any_email_is_counted_not_read(tmp_path, monkeypatch):
+    import tarfile
+    from gapscope.data import mail_sources
+    monkeypatch.setattr(mail_sources, "MAX_MESSAGE_BYTES", 2000)
+    d = tmp_path / "mail"
+    (d / "spam").mkdir(parents=True)
+    (d / "spam" / "small.eml").write_bytes(LATIN1)
+    (d / "spam" / "big.eml").write_bytes(LATIN1 + b"x" * 3000)
+    write_mbox(d / "spam" / "many.mbox", [LATIN1, MULTIPART, LATIN1 + b"y" * 1000])  # an mbox has no limit
+    archive = tmp_path / "mail.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(d, arcname="mail")
+    for source in (d, archive):
+        rows, rep = load(source, label="folder")
+        assert len(rows) == 4 and rep.rows_in == 5
+        assert list(rep.rejected_by_reason) == [mail_sources.TOO_LARGE]
+
+
+def test_a_dangling_maildir_message_is_counted_not_fatal(tmp_path):
+    md = mailbox.Maildir(str(tmp_path / "inbox"), create=True)
+    md.add(LATIN1)
+    (tmp_path / "inbox" / "cur" / "1700000000.gone:2,S").symlink_to(tmp_path / "nowhere")
+    rows, rep = load(tmp_path / "inbox", label_value=0)
+    assert len(rows) == 1 and rep.rows_in == 2
+    assert dict(rep.rejected_by_reason) == {"unreadable file (No such file or directory)": 1}
 
 
 def test_mbox_files_in_a_folder_give_one_row_per_message(tmp_path):
@@ -637,6 +690,29 @@ def test_invalid_json_line_is_rejected_and_counted(tmp_path):
     assert (rep.rows_in, rep.rows_kept, rep.rows_rejected) == (4, 2, 2)
     assert rep.rejected_by_reason == {"invalid JSON": 1, "not a JSON object": 1}
     assert [r.meta["row"] for r in rows] == [1, 5]
+
+
+def test_a_hostile_json_line_is_one_rejected_row(tmp_path):
+    p = tmp_path / "j.jsonl"
+    p.write_text('{"text": "a", "label": 1}\n' + "[" * 100_000 + "\n"
+                 + '{"text": "b", "label": ' + "9" * 5000 + "}\n" + '{"text": "c", "label": 0}\n')
+    rows, rep = load(p)
+    assert (rep.rows_in, rep.rows_kept) == (4, 2)
+    assert rep.rejected_by_reason == {"invalid JSON": 2}
+    array = tmp_path / "a.json"
+    array.write_text("[" * 100_000)
+    assert error_of(array) == f"{array}: invalid JSON (nested too deeply)"
+
+
+def test_lone_surrogates_in_ids_and_rationales_are_repaired_not_fatal(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"id": "\\udfff", "text": "a \\ud800", "label": 1, "rationale": "bad \\ud800 why"}\n'
+                 '{"id": "b", "text": "b", "label": 0}\n')
+    rows, _ = load(p)
+    for value in (rows[0].id, rows[0].text, rows[0].rationale):
+        value.encode("utf-8")  # writable to Parquet
+    assert "\ufffd" in rows[0].id and rows[0].rationale.startswith("bad ")
+    rows_to_frame(rows).to_parquet(tmp_path / "rows.parquet")
 
 
 def test_every_json_line_invalid_is_a_file_error(tmp_path):

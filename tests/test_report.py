@@ -106,6 +106,7 @@ def test_no_external_resources(tmp_path):
     assert all(v.startswith("#") for k, v in _attrs(html) if k == "href")
     assert "<link" not in html.lower()
     assert "default-src 'none'" in html  # CSP: even a missed escape could fetch or run nothing
+    assert "form-action 'none'" in html  # nor post a form (a password field) anywhere
 
 
 def _attrs(html):

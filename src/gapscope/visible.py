@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 _HIDDEN = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # C0 but tab/newline/CR, DEL, C1 (U+009B is a CSI)
@@ -38,3 +39,19 @@ def json_escaped(text: str) -> str:
 
 def has_hidden(text: str) -> bool:
     return _HIDDEN.search(text) is not None
+
+
+# Default-ignorable code points that are not format characters: drawn as nothing, so a name
+# holding one looks like the name without it (combining grapheme joiner, Hangul fillers,
+# Khmer inherent vowels, Mongolian and other variation selectors, shorthand format controls).
+_IGNORABLE = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0"
+                        "\U0001bca0-\U0001bca3\U000e0100-\U000e01ef]")
+
+
+def invisible_in_name(name: str) -> str | None:
+    """The first character of a name that shows as nothing or moves text (None: there is none).
+    Stricter than for email text: a name needs no joiner, and two names must not look alike."""
+    for c in name:
+        if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp") or _IGNORABLE.match(c):
+            return f"U+{ord(c):04X}"
+    return None

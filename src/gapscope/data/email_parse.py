@@ -137,7 +137,9 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
     if charset:
         with contextlib.suppress(LookupError):  # unknown charset name: fall back to UTF-8
             first = codecs.lookup(charset).name
-    with contextlib.suppress(UnicodeDecodeError, ValueError):
+    # LookupError: a declared "charset" such as rot13, hex or zlib is a codec but not a text
+    # encoding; a sender must not get their message refused by naming one
+    with contextlib.suppress(UnicodeDecodeError, ValueError, LookupError):
         return data.decode(first), True
     for name in ("utf-8", "cp1252"):
         try:

@@ -62,9 +62,14 @@ def _as_text(v: Any) -> str | None:
         return None
     if not isinstance(v, str):
         raise _RowError("text is not a string")
+    return _valid_utf8(v)
+
+
+def _valid_utf8(v: str) -> str:
+    """Lone surrogates (a JSON "\\ud800" escape) become U+FFFD: they cannot be written to Parquet."""
     try:
         v.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates, e.g. from a JSON "\ud800" escape
+    except UnicodeEncodeError:
         v = v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return v
 
@@ -74,7 +79,7 @@ def _id_str(v: Any) -> str | None:
         return None
     if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and float(v).is_integer():
         return str(int(v))
-    return str(v).strip()
+    return _valid_utf8(str(v).strip())
 
 
 def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict], tuple[str, str | None, str | None]]:
@@ -241,8 +246,9 @@ def _row(rec: Record, spec: SourceSpec, ids: _DomainIds, text_fields, mapper: La
     meta = {"source": source, "row": rec.row, **rec.meta}
     meta.setdefault("had_html", looks_like_html(text))
     rationale = values.get("rationale") if keep_rationale else None
+    rationale = _valid_utf8(rationale) if isinstance(rationale, str) and rationale.strip() else None
     return Row(id=row_id, domain=spec.domain, text=text, label=label, subject=subject, body=body,
-               rationale=rationale if isinstance(rationale, str) and rationale.strip() else None, meta=meta)
+               rationale=rationale, meta=meta)
 
 
 def load_source(spec: SourceSpec) -> tuple[list[Row], SourceReport]:

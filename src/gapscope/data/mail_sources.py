@@ -38,6 +38,12 @@ NOT_MAIL_TEXT = "not an email (no header lines)"
 LABEL_COLUMN = "label"  # mail files with a label_index
 NOT_INDEXED = "not in the label index"
 INDEXED_MISSING = "listed in the label index, no such file"
+# Larger than any mail server accepts (most refuse 25-50 MB): a file past it is not one email
+# (an .mbox, many emails, has no limit), and a few KB of compressed archive could otherwise
+# expand to gigabytes held in memory.
+MAX_MESSAGE_BYTES = 64 * 2**20
+TOO_LARGE = f"larger than {MAX_MESSAGE_BYTES // 2**20} MB (no email is)"
+LINK_OUTSIDE = "a link to a file outside the folder"
 # An mbox separator as mail software writes it: "From <sender> <asctime date>" ("From
 # MAILER-DAEMON Fri Nov  2 13:57:22 2007", a zone may follow the time), then a header line.
 # Looser "From " lines occur in bodies ("From the desk of ...", "From 10:00 to 11:30 on ...").
@@ -124,8 +130,17 @@ def _preamble(path: Path) -> bool:
 def read_maildir(path: Path, spec: SourceSpec) -> Table:
     """A maildir (cur/, new/, tmp/); messages in cur/ and new/, in sorted key order."""
     box = mailbox.Maildir(str(path), factory=None, create=False)
-    messages = [(box.get_bytes(key), {"key": key}) for key in sorted(box.keys())]
-    return _table(path, "maildir", messages, "no messages in cur/ or new/")
+    return _table(path, "maildir", [_maildir_message(box, key) for key in sorted(box.keys())],
+                  "no messages in cur/ or new/")
+
+
+def _maildir_message(box: mailbox.Maildir, key: str) -> tuple[bytes | None, dict]:
+    """One message, or why it could not be read (a dangling link, no permission): counted as a
+    rejected row like the folder reader's, not an error for the whole maildir."""
+    try:
+        return box.get_bytes(key), {"key": key}
+    except (OSError, KeyError) as e:
+        return None, {"key": key, "unreadable": f"unreadable file ({getattr(e, 'strerror', None) or type(e).__name__})"}
 
 
 def read_eml(path: Path, spec: SourceSpec) -> Table:
@@ -156,12 +171,15 @@ def _folder_records(root: Path, index: str | None) -> tuple[list[Record], bytes 
                    key=lambda p: p.relative_to(root).as_posix())
     index_bytes = None
     records: list[Record] = []
+    inside = root.resolve()
     for f in files:  # each file parsed as it is read: only the parsed text is held
         name = f.relative_to(root).as_posix()
         if name == index:
             index_bytes = f.read_bytes()
             continue
-        raw, meta = _read(f, name)
+        # a corpus someone else packed must not pull in ~/.ssh/id_rsa through a link
+        outside = f.is_symlink() and f.exists() and not f.resolve().is_relative_to(inside)
+        raw, meta = (None, {"file": name, "unreadable": LINK_OUTSIDE}) if outside else _read(f, name)
         meta["folder"] = f.parent.name if f.parent != root else root.resolve().name
         records += [_record(len(records) + 1, r, mt) for r, mt in _split(raw, meta)]
     return records, index_bytes
@@ -187,12 +205,15 @@ def _archive_records(path: Path, index: str | None) -> tuple[list[Record], bytes
                 meta = {"file": name, "folder": PurePosixPath(name).parent.name or stem}
                 if f is None:  # links and devices are not read from an archive
                     raw, meta = None, {**meta, "unreadable": "not a regular file in the archive"}
+                elif m.size > MAX_MESSAGE_BYTES and not name.lower().endswith(MBOX_SUFFIXES):
+                    raw, meta = None, {**meta, "unreadable": TOO_LARGE}
                 else:
                     raw = _read_file(f, name)
                 parsed += [(name, _record(0, r, mt)) for r, mt in _split(raw, meta)]
     except (tarfile.TarError, OSError, EOFError) as e:
         where = f" after {len(parsed)} files" if parsed else ""
-        raise InputError(path, f"not a readable tar archive{where} ({e})") from None
+        why = " ".join(str(e).split())  # tarfile's messages can run over several lines
+        raise InputError(path, f"not a readable tar archive{where} ({why})") from None
     parsed.sort(key=lambda x: x[0])  # stable: an mbox member keeps its messages in order
     return [dataclasses.replace(rec, row=i) for i, (_, rec) in enumerate(parsed, 1)], index_bytes
 
@@ -276,6 +297,8 @@ def _holds_messages(raw: bytes) -> bool:
 
 def _read(f: Path, name: str) -> tuple[bytes | None, dict]:
     try:
+        if f.stat().st_size > MAX_MESSAGE_BYTES and not name.lower().endswith(MBOX_SUFFIXES):
+            return None, {"file": name, "unreadable": TOO_LARGE}
         with open(f, "rb") as fh:
             return _read_file(fh, name), {"file": name}
     except OSError as e:

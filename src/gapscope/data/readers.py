@@ -191,6 +191,15 @@ def _columns(records: list[Record]) -> list[str]:
     return list(seen)
 
 
+def _json_limit(e: Exception) -> str:
+    """Why json.loads refused: its own message, or the limit a hostile line ran into."""
+    if isinstance(e, json.JSONDecodeError):
+        return e.msg
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    return "a number too long to read" if "digits" in str(e) else str(e).splitlines()[0]
+
+
 def read_jsonl(path: Path, spec: SourceSpec) -> Table:
     """One JSON object per line; blank lines skipped. A `.json` file holding one array also works.
 
@@ -203,6 +212,8 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Table:
             items = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(path, f"invalid JSON ({e.msg})", row=e.lineno) from None
+        except (ValueError, RecursionError) as e:
+            raise InputError(path, f"invalid JSON ({_json_limit(e)})") from None
         # meta "element": the row number counts array elements, not lines (Row.location)
         records = [Record(i + 1, x, meta={"element": True}) if isinstance(x, dict)
                    else Record(i + 1, None, "not a JSON object") for i, x in enumerate(items)]
@@ -218,9 +229,9 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Table:
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as e:
+            except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
                 records.append(Record(n, None, "invalid JSON"))
-                first_error = first_error or (n, f"invalid JSON ({e.msg})")
+                first_error = first_error or (n, f"invalid JSON ({_json_limit(e)})")
                 continue
             if isinstance(obj, dict):
                 records.append(Record(n, obj))

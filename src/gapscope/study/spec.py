@@ -11,6 +11,7 @@ import codecs
 import difflib
 import re
 import tomllib
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,15 +165,37 @@ def _name(d: dict[str, Any], path: Path, where: str) -> None:
         raise SpecError(path, f"{where} name is empty (leave the key out for the default name)")
 
 
+NAME_BYTES = 100  # <model>__specialist-<domain> must stay under a file system's 255-byte names
+
+
 def _path_part(name: str, path: Path, where: str) -> None:
     """Dataset and model names become parts of cell directory names (RUN/cells/<model>__<paradigm>),
-    so one that is not a single plain path component could write outside the run; hidden
-    characters would make two names look alike in every table."""
-    from gapscope.visible import has_hidden
+    so one that is not a single plain path component could write outside the run, and one too long
+    cannot be created; invisible characters would make two names look alike in every table."""
+    from gapscope.visible import invisible_in_name
 
-    if name in ("", ".", "..") or "/" in name or "\\" in name or has_hidden(name) or any(c in name for c in "\t\n\r"):
-        raise SpecError(path, f"{where} {name!r} cannot name a directory: no '/', '\\', control, bidi or "
-                              "zero-width characters, and not '.' or '..'")
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise SpecError(path, f"{where} {name!r} cannot name a directory: no '/' or '\\', and not '.' or '..'")
+    hidden = invisible_in_name(name)
+    if hidden:
+        raise SpecError(path, f"{where} {name!r} holds {hidden}, a control, bidi or invisible character: "
+                              "it would look like another name")
+    if len(name.encode("utf-8")) > NAME_BYTES:
+        raise SpecError(path, f"{where} {name[:40]!r}... is {len(name.encode('utf-8'))} bytes long in UTF-8; "
+                              f"at most {NAME_BYTES} (it names directories and files)")
+
+
+def _distinct_on_disk(names: list[str], path: Path, what: str) -> None:
+    """Two names that become one directory (':' is written '-'; case-insensitive or normalising
+    file systems fold the rest) would overwrite each other's cells."""
+    first: dict[str, str] = {}
+    for n in names:
+        key = unicodedata.normalize("NFKC", n.replace(":", "-")).casefold()
+        if key in first:
+            raise SpecError(path, f"{what} names {first[key]!r} and {n!r} would share one directory in "
+                                  "RUN/cells (':' is written '-', and case and Unicode forms fold on some "
+                                  "file systems): rename one")
+        first[key] = n
 
 
 def _paths(v: Any, path: Path, where: str) -> list[str]:
@@ -246,7 +269,8 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
             raise SpecError(path, f"[[datasets]] #{i} delimiter must be one character, got {d['delimiter']!r}")
         if "encoding" in d:
             try:
-                codecs.lookup(d["encoding"])
+                if not getattr(codecs.lookup(d["encoding"]), "_is_text_encoding", True):
+                    raise LookupError  # rot13, base64, zlib: codecs, but not bytes -> text
             except LookupError:
                 raise SpecError(path, f"[[datasets]] #{i} encoding {d['encoding']!r} is not a known text "
                                       "encoding (utf-8, latin-1, cp1252, ...)") from None
@@ -280,6 +304,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         raise SpecError(path, f"dataset name(s) used twice: {', '.join(dupes)}")
     for i, n in enumerate(names, 1):
         _path_part(n, path, f"[[datasets]] #{i} name")
+    _distinct_on_disk(names, path, "dataset")
 
     par_raw = _table(raw, "paradigms", path, "[paradigms]")
     _unknown_keys(par_raw, ParadigmOptions.__dataclass_fields__, "[paradigms]: ", path)
@@ -336,6 +361,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         if "__" in n:
             raise SpecError(path, f"[[models]] #{i} name {n!r} may not contain '__' (it separates model and paradigm)")
         _path_part(n, path, f"[[models]] #{i} name")
+    _distinct_on_disk(mnames, path, "model")
 
     detectors = _table(raw, "detectors", path, "[detectors]")
     tables = {"[detectors]": detectors, **{f"[detectors.{k}]": v for k, v in detectors.items() if isinstance(v, dict)}}
