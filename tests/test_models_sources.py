@@ -113,5 +113,5 @@ def test_lora_target_table_and_generic_fallback(tiny_llama_dir):
     assert default_targets(llama, "some-new-arch", mlp=False) == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert default_targets(_Attn(), "other", mlp=False) == ["query", "value"]
     assert default_targets(_Attn(), "other", mlp=True) == ["query", "value", "fc1"]
-    with pytest.raises(ValueError):
+    with pytest.raises(GapscopeError, match="no LoRA target modules found for model_type 'other'"):
         default_targets(nn.Sequential(nn.Linear(2, 2)), "other", mlp=False)

@@ -27,6 +27,7 @@ import torch
 from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
 from gapscope.models import lm_forward as lmf
+from gapscope.models.architecture import decoder_layers
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.attention import inference_context as attention_inference
 from gapscope.models.device import (DTYPES, autocast, frozen_linear_dtype, resolve_compute_dtype, resolve_device,
@@ -96,6 +97,7 @@ class CausalLM(ClassifierModel):
             self.device = self.base.model.get_input_embeddings().weight.device
         self.codec = PromptCodec(self.base.tokenizer, self.opts.max_length)
         self.pad_id = pad_id_of(self.base.tokenizer)
+        decoder_layers(self.hf, self.source.source, self.opts.prefix_cache)  # refuses a structure it cannot drive
         self._configure_split()
 
     # -- structure -------------------------------------------------------------

@@ -27,6 +27,7 @@ from torch import nn
 
 from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
+from gapscope.models.architecture import check_max_length
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.device import autocast, resolve_compute_dtype, resolve_device, weights_dtype
 from gapscope.models.linearized import RELEVANCE_BATCH, TokenRelevance, input_relevance
@@ -78,6 +79,7 @@ class Encoder(ClassifierModel):
         self.compute_dtype = resolve_compute_dtype(self.opts.dtype, self.device)
         self.weights_dtype = weights_dtype(self.device, self.compute_dtype)
         self.base = borrow("encoder", self.source, self.device, self.weights_dtype, self)
+        check_max_length(self.base.model, self.opts.max_length, self.source.source)
         self.tokenizer = self.base.tokenizer
         self.pad_id = pad_id_of(self.tokenizer)
         self.hidden_size = self.base.model.config.hidden_size
@@ -230,7 +232,7 @@ class Encoder(ClassifierModel):
     def token_relevance(self, texts: Sequence[str]) -> list:
         """Conservative relevance (models/linearized.py) of each text token for the margin, read at
         the input of the first encoder layer (word + position embeddings after their LayerNorm);
-        [CLS]/[SEP] go to `rest`."""
+        [CLS]/[SEP] and the head's bias go to `rest`."""
         from gapscope.internals.hooks import find_layers
 
         cut = self.opts.max_length * CHARS_PER_TOKEN_BOUND
@@ -248,12 +250,15 @@ class Encoder(ClassifierModel):
 
             margins, rel = input_relevance(self.encoder, first, forward)
             rel = rel.double().cpu().numpy()
+            # the head's bias moves every margin by the same constant, carried by no token: `rest`
+            head_bias = float((self.head.bias[1] - self.head.bias[0]).detach()) if self.head.bias is not None else 0.0
             for r, i in enumerate(bucket):
                 n = len(seqs[i])
                 text_pos = [j for j in range(n) if not enc["special_tokens_mask"][i][j]]
                 own = rel[r, text_pos]
                 out[i] = TokenRelevance(spans=[tuple(enc["offset_mapping"][i][j]) for j in text_pos], relevance=own,
-                                        margin=float(margins[r]), rest=float(rel[r, :n].sum() - own.sum()))
+                                        margin=float(margins[r]),
+                                        rest=float(rel[r, :n].sum() - own.sum()) + head_bias)
         return out
 
     def tokenize(self, text: str) -> list[str]:

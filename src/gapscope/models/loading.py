@@ -137,10 +137,18 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
     quantized = load_in_4bit
     auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModel
     try:
-        model = auto.from_pretrained(str(src.local_dir), **kwargs)
-        tokenizer = load_tokenizer(src.local_dir)
+        model, info = auto.from_pretrained(str(src.local_dir), output_loading_info=True, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
-        raise GapscopeError(f"cannot load {src.source!r} as a {kind} model: {str(exc).splitlines()[0]}") from exc
+        raise GapscopeError(f"cannot load {src.source!r} as a {kind} model: {_first_line(exc)}") from exc
+    _refuse_missing_weights(model, info, kind, src)
+    try:
+        tokenizer = load_tokenizer(src.local_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GapscopeError(f"cannot load the tokenizer of {src.source!r} ({src.local_dir}): {_first_line(exc)}") from exc
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:  # an id past the table is an IndexError deep inside the first forward
+        raise GapscopeError(f"{src.source!r}: its tokenizer has {len(tokenizer)} tokens but the model's embedding "
+                            f"table {rows} rows: the tokenizer belongs to another model")
     if quantized:
         from peft import prepare_model_for_kbit_training
 
@@ -154,6 +162,34 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tokenizer, quantized
+
+
+def _first_line(exc: Exception) -> str:
+    """The message's first non-empty line: transformers puts the reason after a colon and a newline."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else type(exc).__name__
+
+
+# Weights a checkpoint may lack without changing what gapscope computes: an encoder's pooler
+# (gapscope mean-pools the last hidden states and never calls it).
+_UNUSED = {"encoder": ("pooler.",)}
+
+
+def _refuse_missing_weights(model: Any, info: dict, kind: str, src: ResolvedSource) -> None:
+    """transformers fills weights a checkpoint lacks with fresh random values, drawn anew in every
+    process: a cell would train and score a model no later command could reproduce. A sequence-
+    classification checkpoint (a `score` head, no `lm_head`) given as a causal LM is the usual case."""
+    missing = [k for k in info.get("missing_keys", []) if not k.startswith(_UNUSED.get(kind, ()))]
+    if not missing:
+        return
+    unexpected = info.get("unexpected_keys", [])
+    hint = (f"; it holds weights a {type(model).__name__} does not use ({', '.join(sorted(unexpected)[:2])}): "
+            "is it another kind of checkpoint, such as a classifier?") if unexpected else ""
+    raise GapscopeError(f"{src.source!r}: the checkpoint lacks {len(missing)} weight(s) of the "
+                        f"{type(model).__name__} ({', '.join(sorted(missing)[:3])}), which would be random "
+                        f"and differ in every run{hint}")
 
 
 def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dtype,

@@ -26,9 +26,10 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         "llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text")},
     "phi3": (["qkv_proj", "o_proj"], ["gate_up_proj", "down_proj"]),
     "bert": (["query", "value"], ["intermediate.dense", "output.dense"]),
+    "deberta-v2": (["query_proj", "value_proj"], ["intermediate.dense", "output.dense"]),
 }
 # Fallback search, most specific first.
-_ATTN_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "query", "value",
+_ATTN_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "query", "value", "query_proj", "value_proj",
                "query_key_value", "Wqkv", "c_attn"]
 _MLP_NAMES = ["gate_proj", "up_proj", "down_proj", "gate_up_proj", "fc1", "fc2", "c_fc",
               "dense_h_to_4h", "dense_4h_to_h", "w1", "w2", "w3"]
@@ -48,7 +49,8 @@ def default_targets(model: nn.Module, model_type: str, mlp: bool) -> list[str]:
     if mlp:
         found += [n for n in _MLP_NAMES if n in leaves]
     if not found:
-        raise ValueError(f"no LoRA target modules found for model_type {model_type!r}; set lora_targets")
+        raise GapscopeError(f"no LoRA target modules found for model_type {model_type!r} (none of "
+                            f"{', '.join(_ATTN_NAMES)}); set lora_targets")
     return found
 
 

@@ -31,6 +31,8 @@ from gapscope.errors import GapscopeError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# What AutoTokenizer reads: a fast tokenizer's JSON, SentencePiece, WordPiece or BPE vocabularies.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt", "vocab.json", "spiece.model")
 DEFAULT_SOURCES = {"causal-lm": "embedded:smollm2-135m", "encoder": "embedded:minilm-l6"}
 
 
@@ -198,9 +200,13 @@ def resolve_source(source: str | None, kind: str) -> ResolvedSource:
         local = convert_gguf_once(name, lambda scratch: path)
         return _describe(source, name, local, "gguf")
     if path.is_dir():
+        _refuse_gguf_only(source, path)
         if not (path / "config.json").exists():
             raise GapscopeError(f"{source}: not a Hugging Face model directory (no config.json)")
         return _describe(source, _safe(path.resolve().name), path.resolve(), "directory")
+    if path.is_file():
+        raise GapscopeError(f"{source}: a file, not a model; give the directory that holds config.json, "
+                            "the weights and the tokenizer, or a .gguf file")
     if path.exists() or source.startswith((".", "/", "~")) or not _HUB_ID.match(source):
         raise GapscopeError(f"model source not found: {source}")
     return _describe(source, _safe(source.replace("/", "--")), _hub_snapshot(source), "hub")
@@ -214,14 +220,33 @@ def _hub_snapshot(repo_id: str) -> Path:
     except Exception as exc:  # LocalEntryNotFoundError, gated/invalid ids, ...
         raise GapscopeError(
             f"model {repo_id!r} is not in the local Hugging Face cache and gapscope runs offline; "
-            f"download it first (e.g. `huggingface-cli download {repo_id}`) or point source at a local dir"
+            f"download it first (e.g. `hf download {repo_id}`) or point source at a local dir"
         ) from exc
 
 
+def _refuse_gguf_only(source: str, local: Path) -> None:
+    """Many hub repos ship only GGUF files: the file is the source, not its folder."""
+    ggufs = sorted(local.glob("*.gguf"))
+    if ggufs and not (local / "config.json").exists():
+        raise GapscopeError(f"{source}: holds GGUF files and no config.json; point source at one of them "
+                            f"({ggufs[0]})")
+
+
 def _describe(source: str, name: str, local: Path, origin: str) -> ResolvedSource:
+    _refuse_gguf_only(source, local)
     try:
         config = json.loads((local / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise GapscopeError(f"{local}: unreadable config.json ({exc})") from exc
+    if not any(local.glob("*.safetensors")):
+        pickles = sorted(p.name for p in local.glob("*.bin")) + sorted(p.name for p in local.glob("*.pt"))
+        if pickles:  # torch.load is a pickle: a model file from elsewhere could run code
+            raise GapscopeError(f"{source}: weights only as PyTorch pickles ({pickles[0]}); gapscope loads "
+                                "safetensors only: save the model once with save_pretrained (safetensors "
+                                "is its default) and point source at that directory")
+        raise GapscopeError(f"{source}: no weights (*.safetensors) in {local}")
+    if not any((local / f).exists() for f in TOKENIZER_FILES):
+        raise GapscopeError(f"{source}: no tokenizer in {local} (none of {', '.join(TOKENIZER_FILES)}); "
+                            "save the model's tokenizer there too")
     arch = (config.get("architectures") or [config.get("model_type", "unknown")])[0]
     return ResolvedSource(source, name, local, arch, config.get("model_type", "unknown"), origin)

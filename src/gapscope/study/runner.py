@@ -209,15 +209,19 @@ def check_model_options(spec: StudySpec) -> None:
 
 def check_model_sources(spec: StudySpec) -> None:
     """Find every model's weights before any training, so a missing one fails now and not hours in,
-    and refuse options this machine cannot serve (a device, device_map or 4-bit without CUDA).
+    check that its structure serves its kind (models.architecture, on a weightless skeleton), and
+    refuse options this machine cannot serve (a device, device_map or 4-bit without CUDA).
 
     GGUF sources are converted here, once, as the first cell would do anyway."""
+    from gapscope.models.architecture import check_structure
+    from gapscope.models.options import options_class, parse_options
     from gapscope.models.sources import resolve_source
 
     for m in spec.models:
         if m.kind != "tfidf-lr":
             try:
-                resolve_source(m.source, m.kind)
+                src = resolve_source(m.source, m.kind)
+                check_structure(m.kind, src, parse_options(options_class(m.kind), m.options, m.name), m.name)
                 _check_device_options(m)
             except GapscopeError as exc:
                 raise GapscopeError(f"{spec.path}: model {m.name!r}: {exc}") from exc

@@ -348,10 +348,16 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         name = m.get("name") or kind
         opts = {k: v for k, v in m.items() if k not in _MODEL_KEYS}
         source = m.get("source")
-        if source and not source.startswith("embedded:") and not Path(source).is_absolute():
+        if source and source.startswith("~"):
+            source = str(Path(source).expanduser().resolve())  # stored absolute, like every path
+        elif source and not source.startswith("embedded:") and not Path(source).is_absolute():
             local = base / source
             if local.exists():
                 source = str(local.resolve())
+            elif Path(source).exists():  # a later command run elsewhere would not find it, or find another
+                raise SpecError(path, f"[[models]] #{i} source {source!r} is a path relative to the current "
+                                      f"directory, not to the spec's ({base}); write it relative to the spec "
+                                      "or absolute")
         models.append(ModelSpec(name=str(name), kind=kind, source=source, options=opts))
     mnames = [m.name for m in models]
     dupes = sorted({n for n in mnames if mnames.count(n) > 1})
