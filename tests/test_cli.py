@@ -131,6 +131,58 @@ def test_a_failed_detector_exits_1_and_heads_the_report(tmp_path):
     assert "Not everything ran" in html and "predictions.parquet" in html
 
 
+def test_a_damaged_or_incomplete_run_is_said_in_one_line_and_a_resume_redoes_it(tmp_path):
+    import shutil
+
+    spec = _two_domains(tmp_path, broken_rows=False)
+    run_dir = tmp_path / "run"
+    r = run("run", spec, "--out", run_dir, "--no-detectors")
+    assert r.returncode == 0, r.stderr
+    # detectors never ran: the report said "No detector reported a finding" as if they had
+    html = (run_dir / "report.html").read_text()
+    assert "Not everything ran" in html and "no detector has run on this run" in html
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run_dir, damaged)
+    text = (damaged / "matrix.json").read_text()
+    (damaged / "matrix.json").write_text(text[: len(text) // 2])
+    r = run("report", damaged)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{damaged / 'matrix.json'}: damaged or unreadable" in " ".join(r.stderr.split())
+    (damaged / "matrix.json").write_text("[{\"a\": 1}]")
+    assert "not a list of entries" in run("report", damaged).stderr
+    # a finished cell that went missing: detectors would have worked on the others, silently
+    (damaged / "matrix.json").write_text(text)
+    shutil.rmtree(damaged / "cells" / "tfidf__specialist-b")
+    r = run("diagnose", damaged)
+    assert r.returncode == 2 and "tfidf__specialist-b finished but are no longer in cells/" in " ".join(r.stderr.split())
+    # a garbled prediction file and a deleted model: the resume redoes those cells, not trusts them
+    (run_dir / "cells" / "tfidf__specialist-a" / "predictions.parquet").write_bytes(b"PAR1 garbage")
+    shutil.rmtree(run_dir / "cells" / "tfidf__generalist" / "model")
+    r = run("run", spec, "--out", run_dir, "--no-detectors")
+    assert r.returncode == 0 and "resuming: 1 of 3 cells already finished" in r.stderr
+    (run_dir / "cells" / "tfidf__specialist-b" / "model" / "tfidf_lr.safetensors").write_bytes(b"\x08junk")
+    r = run("explain", "--run", run_dir, "--model", "tfidf", "--cell", "specialist:b", "--text", "verify now")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "tfidf_lr.safetensors: damaged" in r.stderr
+    # drift said "--base is needed" for a cell it can never compare, or for the whole run
+    r = run("drift", "--tuned", run_dir / "cells" / "tfidf__generalist")
+    assert r.returncode == 2 and "cell of kind 'tfidf-lr'; the drift audit needs a causal-lm cell" in r.stderr
+    r = run("drift", "--tuned", run_dir)
+    assert r.returncode == 2 and "a run directory; --tuned takes one of its causal-lm cells" in r.stderr
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, capsys):
+    import gapscope.cli as cli
+
+    def interrupted():  # what typer does with a KeyboardInterrupt: Exit(130), then sys.exit(130)
+        raise SystemExit(130)
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    monkeypatch.setattr(sys, "argv", ["gapscope", "run", "s.toml"])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 130 and "interrupted: rerun the same command to resume" in capsys.readouterr().err
+
+
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):
     r = run("report", tmp_path)
     assert r.returncode == 2 and "not a gapscope run directory" in r.stderr and "Traceback" not in r.stderr

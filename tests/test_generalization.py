@@ -91,3 +91,25 @@ def test_gap_findings_carry_auroc_and_flagged_share(tmp_path):
     # a consumer can tell which cell a gap belongs to without parsing its title
     cell = next(c for c in study.cells if c.name == gaps[0].evidence["cell"])
     assert (cell.model, cell.paradigm) == (gaps[0].evidence["model"], gaps[0].evidence["paradigm"])
+
+
+def test_a_gap_measured_on_a_handful_of_in_domain_rows_stays_low():
+    # a 3-row domain: trained on 2 rows, scored on 1 held-out row, F1 1.00 [1.00, 1.00], and the
+    # drop elsewhere read as a high, significant gap
+    from types import SimpleNamespace
+
+    from gapscope.detectors.generalization import MIN_IN_DOMAIN, run
+
+    def entry(domain, f1, n, in_domain):
+        return {"model": "m", "paradigm": "specialist:three", "test_domain": domain, "f1": f1, "n": n,
+                "n_positive": n // 2, "in_domain": in_domain, "f1_ci": [f1, f1] if n == 1 else [f1 - 0.1, f1 + 0.1],
+                "auroc": 0.6}
+
+    def study(n_in):
+        return SimpleNamespace(matrix=[entry("three", 1.0, n_in, True), entry("big", 0.6, 80, False)], cells=[])
+
+    (few,) = run(study(1))
+    assert few.severity == "low" and few.evidence["in_domain_n"] == 1
+    assert "rests on 1 held-out row(s), too few to measure it" in few.summary and "Significant" not in few.summary
+    (enough,) = run(study(MIN_IN_DOMAIN))
+    assert enough.severity == "high" and "Significant drops on 1 of 1" in enough.summary

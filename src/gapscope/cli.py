@@ -149,6 +149,18 @@ def _finished_run(run_dir: Path) -> None:
         raise GapscopeError(f"{run_dir}: not a gapscope run directory (no study.toml and splits.json)")
     if not (run_dir / "summary.json").is_file():
         raise GapscopeError(f"{run_dir}: the run has not finished (no summary.json); rerun `gapscope run` to resume")
+    if not (run_dir / "matrix.json").is_file():
+        raise GapscopeError(f"{run_dir}: no matrix.json; rerun `gapscope run` with the same --out to rebuild it")
+    info = run_dir / "run.json"
+    if info.is_file():  # cells the run finished must still be there: detectors would skip them silently
+        from gapscope.study import artifacts
+
+        listed = artifacts.read_json(info)
+        gone = [c for c in listed.get("ran", []) + listed.get("skipped", [])
+                if not (run_dir / "cells" / c / "cell.json").is_file()]
+        if gone:
+            raise GapscopeError(f"{run_dir}: cell(s) {', '.join(gone)} finished but are no longer in cells/; "
+                                "rerun `gapscope run` with the same --out to redo them")
 
 
 @app.command("diagnose")
@@ -279,6 +291,10 @@ def main() -> None:
     except KeyboardInterrupt:
         progress.console.print("[yellow]interrupted: rerun the same command to resume[/yellow]")
         sys.exit(130)
+    except SystemExit as e:
+        if e.code == 130:  # typer turns Ctrl-C into exit 130 itself, so the handler above never sees it
+            progress.console.print("[yellow]interrupted: rerun the same command to resume[/yellow]")
+        raise
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def drift(
     answers, greedy-answer change rate, with bootstrap CIs over probes."""
     from gapscope.drift.audit import DriftOptions, drift_audit
     from gapscope.drift.judge import Judge
-    from gapscope.drift.lm import infer_base, load_hf, load_lm
+    from gapscope.drift.lm import check_tuned, infer_base, load_hf, load_lm
     from gapscope.drift.probes import load_probe_sets
     from gapscope.drift.report import drift_findings, section
     from gapscope.study import artifacts
@@ -46,6 +46,7 @@ def drift(
     if not Path(tuned).expanduser().exists():
         raise GapscopeError(f"{tuned}: not found (--tuned takes RUN/cells/CELL, an adapter directory or a model "
                             "directory)")
+    check_tuned(tuned)
     base = base or infer_base(tuned)
     if not base:
         raise GapscopeError(f"--base is needed: {tuned} records no base model")

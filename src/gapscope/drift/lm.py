@@ -26,6 +26,7 @@ import torch
 
 from gapscope.errors import GapscopeError
 from gapscope.models.sources import resolve_source
+from gapscope.study.artifacts import read_json
 
 
 @dataclass
@@ -53,9 +54,19 @@ def _cell_model_dir(path: Path) -> Path | None:
     if (path / "model" / "causal_lm.json").exists():
         return path / "model"
     if (path / "cell.json").exists() and (path / "model").is_dir():
-        kind = json.loads((path / "cell.json").read_text()).get("kind")
+        kind = read_json(path / "cell.json").get("kind")
         raise GapscopeError(f"{path}: cell of kind {kind!r}; the drift audit needs a causal-lm cell")
     return None
+
+
+def check_tuned(spec: str | Path) -> None:
+    """Refuse, before any model is loaded, a --tuned the drift audit cannot compare: a whole run,
+    or a cell of another kind (the reason `infer_base` would otherwise hide behind "--base is needed")."""
+    path = Path(str(spec)).expanduser()
+    if path.is_dir() and (path / "study.toml").is_file() and (path / "cells").is_dir():
+        raise GapscopeError(f"{spec}: a run directory; --tuned takes one of its causal-lm cells ({path / 'cells'}/NAME)")
+    if path.is_dir():
+        _cell_model_dir(path)
 
 
 def is_adapter_dir(path: Path) -> bool:
@@ -66,14 +77,16 @@ def load_hf(source: str, *, what: str = "model") -> LoadedLM:
     """A private float32 copy of a causal LM named by a source string (see module docstring)."""
     from transformers import AutoModelForCausalLM
 
-    from gapscope.models.loading import load_tokenizer
+    from gapscope.models.loading import load_tokenizer, refuse_missing_weights
 
     src = resolve_source(source, "causal-lm")
     if not any(src.local_dir.glob("*.safetensors")):
         raise GapscopeError(f"{source}: no safetensors weights in {src.local_dir} (gapscope never unpickles weights)")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(src.local_dir), dtype=torch.float32, local_files_only=True,
-                                                     use_safetensors=True)
+        model, info = AutoModelForCausalLM.from_pretrained(str(src.local_dir), dtype=torch.float32,
+                                                           local_files_only=True, use_safetensors=True,
+                                                           output_loading_info=True)
+        refuse_missing_weights(model, info, "causal-lm", src)
         tok = load_tokenizer(src.local_dir)
     except (OSError, ValueError, KeyError) as exc:
         raise GapscopeError(f"cannot load {what} {source!r} as a causal LM: {str(exc).splitlines()[0]}") from exc
@@ -106,9 +119,9 @@ def _load_adapter(path: Path, base: str | None) -> LoadedLM:
 def _load_cell(model_dir: Path, name: str) -> LoadedLM:
     from gapscope.models.base import ModelSpec, create_model
 
-    meta = json.loads((model_dir / "causal_lm.json").read_text())
+    meta = read_json(model_dir / "causal_lm.json")
     cell = model_dir.parent / "cell.json"
-    model_name = json.loads(cell.read_text()).get("model", "causal-lm") if cell.exists() else "causal-lm"
+    model_name = read_json(cell).get("model", "causal-lm") if cell.exists() else "causal-lm"
     from gapscope.models.causal_lm import CausalLMOptions
 
     known = set(CausalLMOptions.__dataclass_fields__)
@@ -150,7 +163,7 @@ def infer_base(spec: str | Path) -> str | None:
     except GapscopeError:
         return None
     if model_dir is not None:
-        return json.loads((model_dir / "causal_lm.json").read_text()).get("source")
+        return read_json(model_dir / "causal_lm.json").get("source")
     if is_adapter_dir(path):
         return json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
     return None

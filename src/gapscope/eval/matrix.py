@@ -215,8 +215,14 @@ def write_matrix(run_dir, entries: list[MatrixEntry]) -> None:
 
 def read_matrix(run_dir) -> list[MatrixEntry]:
     """Entries from run_dir/matrix.json (tolerates older files without the extension fields)."""
-    data = json.loads((Path(run_dir) / "matrix.json").read_text(encoding="utf-8"))
-    return [MatrixEntry.from_dict(d) for d in data]
+    from gapscope.study.artifacts import DamagedArtifact, read_json
+
+    path = Path(run_dir) / "matrix.json"
+    data = read_json(path)
+    try:
+        return [MatrixEntry.from_dict(d) for d in data]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DamagedArtifact(path, f"an entry lacks {e}" if isinstance(e, KeyError) else "not a list of entries") from None
 
 
 def read_matrix_csv(run_dir) -> list[MatrixEntry]:

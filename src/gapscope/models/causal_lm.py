@@ -265,10 +265,10 @@ class CausalLM(ClassifierModel):
         (directory / "causal_lm.json").write_text(json.dumps(meta, indent=1))
 
     def load(self, directory: Path) -> None:
-        from safetensors.torch import load_file
+        from gapscope.study.artifacts import read_json, read_tensors
 
         directory = Path(directory)
-        meta = json.loads((directory / "causal_lm.json").read_text())
+        meta = read_json(directory / "causal_lm.json")
         saved = meta["options"]
         self.opts = replace(self.opts, **{k: saved[k] for k in STRUCTURAL_OPTIONS if k in saved})
         self.codec = PromptCodec(self.base.tokenizer, self.opts.max_length)
@@ -278,7 +278,7 @@ class CausalLM(ClassifierModel):
         drop_adapter(self.base)
         if meta["adapter"]:
             self._attach_adapter()
-            load_lora_state_dict(self.base.adapter, load_file(str(directory / "adapter.safetensors")))
+            load_lora_state_dict(self.base.adapter, read_tensors(directory / "adapter.safetensors"))
             self.hf.eval()
 
     def token_relevance(self, texts: Sequence[str]) -> list:

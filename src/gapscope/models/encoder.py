@@ -213,10 +213,12 @@ class Encoder(ClassifierModel):
         (directory / "encoder.json").write_text(json.dumps(meta, indent=1))
 
     def load(self, directory: Path) -> None:
-        from safetensors.torch import load_file, load_model
+        from safetensors.torch import load_model
+
+        from gapscope.study.artifacts import read_json, read_tensors
 
         directory = Path(directory)
-        meta = json.loads((directory / "encoder.json").read_text())
+        meta = read_json(directory / "encoder.json")
         # saves from before train_layers existed put LoRA on every layer
         saved = {"train_layers": "all", **meta["options"]}
         self.opts = replace(self.opts, **{k: saved[k] for k in STRUCTURAL_OPTIONS if k in saved})
@@ -225,8 +227,8 @@ class Encoder(ClassifierModel):
             load_model(self._private, str(directory / "encoder.safetensors"), device=str(self.device))
         elif meta["adapter"]:
             self._attach_adapter()
-            load_lora_state_dict(self.base.adapter, load_file(str(directory / "adapter.safetensors")))
-        self.head.load_state_dict(load_file(str(directory / "head.safetensors"), device=str(self.device)))
+            load_lora_state_dict(self.base.adapter, read_tensors(directory / "adapter.safetensors"))
+        self.head.load_state_dict(read_tensors(directory / "head.safetensors", device=str(self.device)))
         self.encoder.eval()
 
     def token_relevance(self, texts: Sequence[str]) -> list:

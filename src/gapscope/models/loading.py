@@ -140,7 +140,7 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
         model, info = auto.from_pretrained(str(src.local_dir), output_loading_info=True, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise GapscopeError(f"cannot load {src.source!r} as a {kind} model: {_first_line(exc)}") from exc
-    _refuse_missing_weights(model, info, kind, src)
+    refuse_missing_weights(model, info, kind, src)
     try:
         tokenizer = load_tokenizer(src.local_dir)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -177,7 +177,7 @@ def _first_line(exc: Exception) -> str:
 _UNUSED = {"encoder": ("pooler.",)}
 
 
-def _refuse_missing_weights(model: Any, info: dict, kind: str, src: ResolvedSource) -> None:
+def refuse_missing_weights(model: Any, info: dict, kind: str, src: ResolvedSource) -> None:
     """transformers fills weights a checkpoint lacks with fresh random values, drawn anew in every
     process: a cell would train and score a model no later command could reproduce. A sequence-
     classification checkpoint (a `score` head, no `lm_head`) given as a causal LM is the usual case."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
@@ -113,9 +113,11 @@ class TfidfLR(ClassifierModel):
         (directory / "tfidf_lr.json").write_text(json.dumps(meta, ensure_ascii=False))
 
     def load(self, directory: Path) -> None:
+        from gapscope.study.artifacts import read_json, read_tensors
+
         directory = Path(directory)
-        meta = json.loads((directory / "tfidf_lr.json").read_text())
-        arrays = load_file(str(directory / "tfidf_lr.safetensors"))
+        meta = read_json(directory / "tfidf_lr.json")
+        arrays = read_tensors(directory / "tfidf_lr.safetensors", numpy=True)
         self.opts = TfidfOptions(**meta["options"])
         self.vectorizer = self._new_vectorizer({t: i for i, t in enumerate(meta["terms"])})
         self.vectorizer.idf_ = arrays["idf"]  # public setter: rebuilds the idf transform

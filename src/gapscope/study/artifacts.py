@@ -15,6 +15,20 @@ from typing import Any
 import pandas as pd
 
 from gapscope.data.rows import Row
+from gapscope.errors import GapscopeError
+
+
+class DamagedArtifact(GapscopeError):
+    """A run-directory file that exists but cannot be read (truncated, garbled, edited by hand)."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path}: damaged or unreadable ({why}); rerun `gapscope run` with the same --out "
+                         "to rebuild what it belongs to")
+
+
+def _why(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0][:160] if lines else "") or type(exc).__name__
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -41,7 +55,46 @@ def _default(o: Any) -> Any:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DamagedArtifact(path, _why(e)) from None
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+        raise DamagedArtifact(path, _why(e)) from None
+
+
+def read_tensors(path: Path, device: str = "cpu", numpy: bool = False) -> dict:
+    """A safetensors file as a dict of torch tensors (numpy arrays with `numpy`)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    try:
+        if numpy:
+            from safetensors.numpy import load_file as load_numpy
+
+            return load_numpy(str(path))
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device=device)
+    except Exception as e:  # noqa: BLE001  (safetensors raises its own SafetensorError for a garbled header)
+        raise DamagedArtifact(path, _why(e)) from None
+
+
+def parquet_readable(path: Path) -> bool:
+    """Whether a Parquet file is there whole (its footer parses): a resume redoes a cell whose is not."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def write_text(path: Path, text: str) -> None:

@@ -47,13 +47,19 @@ def cell_dir(run_dir: Path, job: CellJob) -> Path:
 
 
 def is_done(run_dir: Path, job: CellJob) -> bool:
-    meta = cell_dir(run_dir, job) / "cell.json"
-    if not meta.exists():
+    """Finished, for these inputs, and whole: a cell whose predictions or model went missing or
+    were damaged after it finished is redone by the resume, not trusted."""
+    d = cell_dir(run_dir, job)
+    if not (d / "cell.json").exists():
         return False
     try:
-        return artifacts.read_json(meta).get("fingerprint") == job.fingerprint()
-    except ValueError:
+        meta = artifacts.read_json(d / "cell.json")
+    except artifacts.DamagedArtifact:
         return False
+    model = d / "model"
+    return (isinstance(meta, dict) and meta.get("fingerprint") == job.fingerprint()
+            and artifacts.parquet_readable(d / "predictions.parquet")
+            and model.is_dir() and any(model.iterdir()))
 
 
 _ROWS_CACHE: dict[str, pd.DataFrame] = {}
@@ -63,7 +69,7 @@ def load_rows(run_dir: Path) -> pd.DataFrame:
     key = str(run_dir.resolve())
     if key not in _ROWS_CACHE:
         _ROWS_CACHE.clear()
-        _ROWS_CACHE[key] = pd.read_parquet(run_dir / "data" / "rows.parquet").set_index("id", drop=False)
+        _ROWS_CACHE[key] = artifacts.read_parquet(run_dir / "data" / "rows.parquet").set_index("id", drop=False)
     return _ROWS_CACHE[key]
 
 

@@ -54,7 +54,7 @@ class Study:
 
     @cached_property
     def rows_frame(self) -> pd.DataFrame:
-        return pd.read_parquet(self.run_dir / "data" / "rows.parquet").set_index("id", drop=False)
+        return artifacts.read_parquet(self.run_dir / "data" / "rows.parquet").set_index("id", drop=False)
 
     @cached_property
     def rows(self) -> dict[str, Row]:
@@ -153,7 +153,7 @@ class Study:
 
     def predictions(self, cell: CellInfo | str) -> pd.DataFrame:
         name = cell.name if isinstance(cell, CellInfo) else cell
-        return pd.read_parquet(self.run_dir / "cells" / name / "predictions.parquet")
+        return artifacts.read_parquet(self.run_dir / "cells" / name / "predictions.parquet")
 
     def load_model(self, cell: CellInfo) -> ClassifierModel:
         model = create_model(self.model_spec(cell.model))

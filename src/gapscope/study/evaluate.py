@@ -21,7 +21,7 @@ def build_matrix(run_dir: Path, jobs: list[CellJob], rows_by_id, *, bootstrap: i
         for i, job in enumerate(jobs, 1):
             d = cell_dir(run_dir, job)
             meta = artifacts.read_json(d / "cell.json")
-            preds = pd.read_parquet(d / "predictions.parquet")
+            preds = artifacts.read_parquet(d / "predictions.parquet")
             test = preds[preds["split"] == "test"]
             per_domain = {}
             for domain, g in test.groupby("domain", sort=True):

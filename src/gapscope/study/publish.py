@@ -23,10 +23,50 @@ def build_report(run_dir: Path) -> Path:
         if line.startswith("name = "):
             title = line.split("=", 1)[1].strip().strip('"')
             break
+    findings = load("findings.json", [])
+    if not isinstance(findings, list) or not all(isinstance(f, dict) and "kind" in f for f in findings):
+        raise artifacts.DamagedArtifact(run_dir / "findings.json", "not a list of findings")
+    from gapscope.eval.matrix import read_matrix
+
+    entries = read_matrix(run_dir) if (run_dir / "matrix.json").exists() else []
     return render_report(run_dir, title=title, spec_text=spec_text, audit=load("audit.json", {}),
-                         entries=load("matrix.json", []), summary=load("summary.json", []),
-                         findings=load("findings.json", []), extra_sections=extra_sections(run_dir),
-                         problems=problems(run_dir))
+                         entries=entries, summary=load("summary.json", []),
+                         findings=findings, extra_sections=extra_sections(run_dir),
+                         problems=problems(run_dir) + not_run(run_dir))
+
+
+def not_run(run_dir: Path) -> list[str]:
+    """Enabled detectors whose findings the report lacks: the run stopped before them, ran with
+    --no-detectors, or their saved findings are about other cells. Without this line a report
+    with no detector output read as "no findings"."""
+    import tomllib
+
+    from gapscope.findings import detectors
+
+    run_dir = Path(run_dir)
+    try:
+        spec = tomllib.loads((run_dir / "study.toml").read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise artifacts.DamagedArtifact(run_dir / "study.toml", str(e)) from None
+    enabled = (spec.get("detectors") or {}).get("enabled")
+    active = [n for n in detectors() if enabled is None or n in enabled]
+    status_file = run_dir / "diagnostics" / "status.json"
+    status = artifacts.read_json(status_file) if status_file.exists() else {}
+    if not status:
+        return [f"no detector has run on this run (it stopped before them, or ran with --no-detectors): "
+                f"`gapscope diagnose {run_dir}` runs them"]
+    if not (run_dir / "findings.json").exists():
+        return [f"findings.json is missing: `gapscope diagnose {run_dir}` rebuilds it from the detectors' saved findings"]
+    missing = [n for n in active if n not in status]
+    stale = [n for n in active if status.get(n, {}).get("status") == "stale"]
+    out = []
+    if missing:
+        out.append(f"detector(s) {', '.join(missing)} did not run: `gapscope diagnose {run_dir} --only "
+                   f"{','.join(missing)}` runs them")
+    if stale:
+        out.append(f"detector(s) {', '.join(stale)}: their saved findings are about other cells and are left out: "
+                   f"`gapscope diagnose {run_dir} --only {','.join(stale)}` reruns them")
+    return out
 
 
 def problems(run_dir: Path) -> list[str]:

@@ -87,6 +87,9 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
         progress.info(f"no {note['paradigm']} cell: {note['reason']}", style="yellow")
     jobs = [CellJob(model=m, paradigm=ts.paradigm, train_domains=ts.train_domains, train_ids=ts.ids,
                     seed=spec.study.seed) for m in spec.models for ts in train_sets]
+    if not jobs:  # every cell lacks a label: the detectors would run on nothing and report nothing
+        raise GapscopeError(f"{spec.path}: no cell can be trained ("
+                            + "; ".join(f"{n['paradigm']}: {n['reason']}" for n in one_class) + ")")
     todo = [j for j in jobs if not is_done(run_dir, j)]
     skipped = [j.name for j in jobs if j not in todo]
     if skipped:
@@ -345,4 +348,4 @@ def run_cells(run_dir: Path, jobs: list[CellJob], test_ids: list[str], executor:
 
 
 def predictions(run_dir: Path, cell: str) -> pd.DataFrame:
-    return pd.read_parquet(run_dir / "cells" / cell / "predictions.parquet")
+    return artifacts.read_parquet(run_dir / "cells" / cell / "predictions.parquet")
