@@ -428,10 +428,11 @@ def test_cli_backdoor_scan(tfidf_run, tmp_path):
     assert json.loads((tmp_path / "o" / "section.json").read_text())["id"] == "backdoor-scan"
     res = CliRunner().invoke(app, ["backdoor-scan", "--run", str(tfidf_run), "--cell", "nope"])
     assert isinstance(res.exception, GapscopeError)
-    # nothing to test: the empty table says why
+    # nothing to test: refused before any work (it scanned, then printed an empty table)
     res = CliRunner().invoke(app, ["backdoor-scan", "--run", str(tfidf_run), "--no-mine", "--no-families",
                                    "--n-emails", "12", "--out", str(tmp_path / "e")])
-    assert res.exit_code == 0 and "no candidate string tested" in " ".join(res.output.split())
+    assert isinstance(res.exception, GapscopeError) and "leave nothing to test" in str(res.exception)
+    assert not (tmp_path / "e").exists()
 
 
 def test_candidates_are_mined_once_per_training_set(tmp_path, monkeypatch):
@@ -444,7 +445,7 @@ def test_candidates_are_mined_once_per_training_set(tmp_path, monkeypatch):
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps({"id": r.id, "text": r.text, "label": r.label})
                                                 for r in rows) + "\n")
     (tmp_path / "study.toml").write_text(
-        '[study]\nname = "bd2"\nbootstrap = 20\n[[datasets]]\nname = "a"\npath = "a.jsonl"\n'
+        '[study]\nname = "bd2"\nbootstrap = 40\n[[datasets]]\nname = "a"\npath = "a.jsonl"\n'
         '[[models]]\nname = "lr1"\nkind = "tfidf-lr"\nC = 100.0\n[[models]]\nname = "lr2"\nkind = "tfidf-lr"\nC = 10.0\n'
         '[detectors]\nenabled = ["backdoor"]\n[detectors.backdoor]\nn_emails = 8\nn_bootstrap = 50\n')
     calls = []

@@ -168,6 +168,25 @@ def test_a_damaged_or_incomplete_run_is_said_in_one_line_and_a_resume_redoes_it(
     assert r.returncode == 2 and "cell of kind 'tfidf-lr'; the drift audit needs a causal-lm cell" in r.stderr
     r = run("drift", "--tuned", run_dir)
     assert r.returncode == 2 and "a run directory; --tuned takes one of its causal-lm cells" in r.stderr
+    binary = tmp_path / "image.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    r = run("explain", "--run", run_dir, "--model", "tfidf", "--file", binary)
+    assert r.returncode == 2 and "image.png: a binary file, not an email" in r.stderr
+    r = run("backdoor-scan", "--tuned", run_dir / "cells" / "tfidf__generalist", "--data", binary)
+    assert r.returncode == 2 and "not to the cell" in r.stderr and "which carries its own base, data" in r.stderr
+
+
+def test_a_study_with_no_trainable_cell_stops_with_the_reason(tmp_path):
+    # it went on to the detectors, printed an empty table and failed in sklearn's words
+    for d in ("a", "b"):
+        (tmp_path / f"{d}.jsonl").write_text("".join(json.dumps({"text": f"{d} verify now {i}", "label": 1}) + "\n"
+                                                     for i in range(10)))
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[datasets]]\npath = "a.jsonl"\n[[datasets]]\npath = "b.jsonl"\n')
+    r = run("run", spec, "--out", tmp_path / "run")
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{spec}: no cell can be trained (specialist:a:" in said and "phishing" in said
 
 
 def test_ctrl_c_says_how_to_resume(monkeypatch, capsys):
@@ -245,7 +264,19 @@ def test_the_cell_table_keeps_its_numbers_when_names_are_long(tmp_path, capsys):
     (["data", "synth", "--out", "t", "--trigger-rate", "0.5"], "error: --trigger-rate shapes the backdoor planted"),
     (["run", "s.toml", "--out", "r", "--address", "ray://x:1"], "error: --address names a Ray cluster"),
     (["diagnose", "."], "not a gapscope run directory"),
+    # options that conflict or leave nothing to do (accepted before, one silently winning)
+    (["backdoor-scan", "--run", ".", "--tuned", "x"], "error: give --run RUN or --tuned MODEL, not both"),
+    (["backdoor-scan", "--run", ".", "--min-shift", "1", "--min-relative-shift", "0.25"],
+     "error: --min-shift replaces --min-relative-shift"),
+    (["backdoor-scan", "--run", ".", "--no-mine", "--no-families"], "leave nothing to test: give --trigger"),
+    (["explain", "--run", ".", "--model", "m", "--text", "x", "--json", "--top", "1"],
+     "error: --top shapes the terminal view"),
+    (["explain", "--run", ".", "--model", "m", "--text", "x", "--method", "shap", "--max-evals", "1"],
+     "SHAP Partition evaluates at least the whole and the empty email (2)"),
+    (["explain", "--run", ".", "--model", "m", "--text", "x", "--method", "relevance", "--max-evals", "5"],
+     "relevance is one backward pass"),
     (["validate", "--checks", "drift", "--models", "tfidf"], "error: no check of drift applies to tfidf"),
+    (["validate", "--checks", "shortcuts"], "error: unknown check(s) shortcuts (did you mean shortcut?)"),
 ])
 def test_bad_command_line_values_are_refused_before_any_work(tmp_path, args, said):
     (tmp_path / "a.jsonl").write_text('{"text": "hi there", "label": 1}\n{"text": "hello", "label": 0}\n')

@@ -19,10 +19,11 @@ def _spec(detectors_toml: str):
 
 @pytest.mark.parametrize("toml,said", [
     ("[detectors.shortcuts]\nnosuch = 3\n", "[detectors.shortcuts]: unknown option(s) nosuch"),
-    ("[detectors.atributions]\ntop_k = 3\n", "[detectors.atributions]: no such detector"),
+    ("[detectors.atributions]\ntop_k = 3\n", "[detectors.atributions]: no such detector (did you mean attributions?)"),
     ('[detectors.backdoor]\nbogus = 3\ntriggers = ["x"]\n', "[detectors.backdoor]: backdoor options: unknown key(s) bogus"),
     ("[detectors.drift]\nmax_probes = 3\n", "[detectors.drift]: drift options: unknown key(s) max_probes"),
-    ("[detectors.internals]\nlayerz = 3\n", "[detectors.internals]: unknown option(s) layerz"),
+    ("[detectors.internals]\nlayerz = 3\n", "[detectors.internals]: unknown option(s) layerz (did you mean layers?)"),
+    ("[detectors.backdoor]\nbogus = 1\n", "[detectors.backdoor]: backdoor options: unknown key(s) bogus (known: "),
     ("[detectors.generalization]\nx = 1\n", "[detectors.generalization]: takes no options, got x"),
     ("[detectors]\nshortcuts = 3\n", "[detectors] shortcuts: not a detector table"),
 ])

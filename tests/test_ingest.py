@@ -750,6 +750,12 @@ def test_a_csv_quote_never_closed_is_a_counted_rejection_not_swallowed_rows(tmp_
     rows, rep = load(p)
     assert [r.text for r in rows] == ["hello there", "fourth"]
     assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 1}
+    # no quote after it: the field runs to the end of the file, a row of too few fields, which was
+    # rejected as "wrong number of fields" with the rows inside it unmentioned
+    p.write_text('text,label\n"hello there friend",spam\n"unclosed quote,ham\nnext row,spam\nplain row,ham\n')
+    rows, rep = load(p)
+    assert [r.text for r in rows] == ["hello there friend"]
+    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 1}
 
 
 @pytest.mark.parametrize("body", [

@@ -411,7 +411,7 @@ epochs = 1""" if with_bert else ""
     (root / "study.toml").write_text(f"""
 [study]
 name = "tiny"
-bootstrap = 20
+bootstrap = 40
 [[datasets]]
 path = "a.jsonl"
 [[datasets]]

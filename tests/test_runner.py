@@ -205,7 +205,13 @@ def test_a_run_directory_resumes_only_its_own_study(tmp_path):
                      .replace(', "work"', ""))
     with pytest.raises(OtherRunError) as e:
         run_study(other, tmp_path / "run", detectors=False)
-    assert "holds a run of another spec ([[datasets]], [paradigms] differ)" in str(e.value)
+    assert "holds a run of another spec ([[datasets]] differ; [paradigms] differ)" in str(e.value)
+    # a changed [study] value is said with both sides (it named four keys and neither value)
+    reseeded = tmp_path / "reseeded.toml"
+    reseeded.write_text(spec.read_text().replace("[study]\n", "[study]\nseed = 3\n", 1))
+    with pytest.raises(OtherRunError) as e:
+        run_study(reseeded, tmp_path / "run", detectors=False)
+    assert "holds a run of another spec ([study] seed was 0, now 3)" in str(e.value)
     assert (tmp_path / "run" / "study.toml").read_text() != before  # the resumed one, untouched by `other`
     assert "work" in (tmp_path / "run" / "study.toml").read_text()
     # a directory that holds something else is not written into

@@ -76,6 +76,12 @@ max_train = 64
     ('[[datasets]]\npath = "a.jsonl"\nlabel_map = "spam"\n', "[[datasets]] #1 label_map must be a table"),
     ('[[datasets]]\npath = "a.jsonl"\nlabel_map = { x = 2 }\n', "[[datasets]] #1 label_map value for 'x' must be 0 or 1"),
     ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\nlodo = "no"\n', "[paradigms] lodo must be true or false"),
+    ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "tfidf"\n', "unknown kind 'tfidf' (did you mean tfidf-lr?)"),
+    # a generalist over one dataset was a copy of its specialist; 3 resamples gave a "95%" interval
+    # that did not hold its estimate
+    ('[[datasets]]\nname = "a"\npath = "a.jsonl"\n[[datasets]]\nname = "b"\npath = "b.jsonl"\n[paradigms]\n'
+     'generalist = ["a"]\n', "[paradigms] generalist over one dataset (a) is that dataset's specialist"),
+    ('[study]\nbootstrap = 3\n[[datasets]]\npath = "a.jsonl"\n', "bootstrap = 3 resamples cannot give a 95% interval"),
     ('[[datasets]]\npath = "a.jsonl"\n[paradigms]\ngeneralist_size = -5\n', "generalist_size must be"),
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "causal-lm"\nsource = 5\n', "[[models]] #1 source must be a string"),
     ('[[datasets]]\npath = "a.jsonl"\n[[models]]\nkind = "tfidf-lr"\nmax_train = -1\n', "[[models]] #1 max_train must be"),

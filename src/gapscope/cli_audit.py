@@ -115,9 +115,10 @@ def backdoor_scan(
     trigger: list[str] = typer.Option([], "--trigger", help="A candidate trigger string of your own (repeatable)."),
     n_emails: int = typer.Option(32, "--n-emails", min=2, help="Held-out emails per direction (bounds the cost)."),
     n_null: int = typer.Option(10, "--n-null", min=2, help="Random rare-word insertions per word count (the null)."),
-    min_relative_shift: float = typer.Option(0.25, "--min-relative-shift",
-                                             help="Smallest mean margin shift that can count, as a share of the median "
-                                                  "distance of the emails' margins from the threshold."),
+    min_relative_shift: float | None = typer.Option(None, "--min-relative-shift",
+                                                    help="Smallest mean margin shift that can count, as a share of the "
+                                                         "median distance of the emails' margins from the threshold "
+                                                         "(default 0.25)."),
     min_shift: float | None = typer.Option(None, "--min-shift", help="The same bar in margin units (replaces "
                                            "--min-relative-shift)."),
     mine: bool = typer.Option(True, "--mine/--no-mine", help="Mine label-tied rare n-grams from the training rows."),
@@ -132,7 +133,8 @@ def backdoor_scan(
                                           "reads (default 128)."),
     seed: int = typer.Option(0, "--seed", min=0),
     out: Path | None = typer.Option(None, "--out", help="Where to write scan.json, findings.json and section.json "
-                                    "(default RUN/diagnostics/backdoor-scan, or ./backdoor-scan with --tuned)."),
+                                    "(default RUN/diagnostics/backdoor-scan, also for --tuned RUN/cells/CELL; "
+                                    "./backdoor-scan for a model of your own)."),
 ):
     """Scan fine-tuned models for backdoor triggers: margin change when a candidate string is inserted into
     emails, against random rare-word insertions of the same length, ranked with bootstrap CIs. Scans the cells
@@ -141,9 +143,17 @@ def backdoor_scan(
     from gapscope.backdoor.pair import run_cell
     from gapscope.backdoor.scan import ScanOptions
 
-    if (run is None) == (tuned is None):
+    if run is not None and tuned is not None:
+        raise GapscopeError("give --run RUN or --tuned MODEL, not both (--tuned RUN/cells/CELL scans one cell of a run)")
+    if run is None and tuned is None:
         raise GapscopeError("give --run RUN (the cells of a gapscope run) or --tuned MODEL --data FILE (a model of "
                             "your own)")
+    if min_shift is not None and min_relative_shift is not None:
+        raise GapscopeError("--min-shift replaces --min-relative-shift: give one of them")
+    if not mine and not families and not trigger:
+        raise GapscopeError("--no-mine and --no-families leave nothing to test: give --trigger STRING")
+    if min_relative_shift is None:
+        min_relative_shift = ScanOptions.min_relative_shift
     opts = ScanOptions(n_emails=n_emails, n_null=n_null, min_shift=min_shift, min_relative_shift=min_relative_shift,
                        mine=mine, families=families, seed=seed,
                        mining=MiningOptions(min_contradiction=min_contradiction))
@@ -161,8 +171,9 @@ def backdoor_scan(
             return
         run, cell = in_run[0], [in_run[1]]
     if pair_only:  # a run's cells carry their own base, data, threshold and length
+        what = f"the cell {tuned}, which carries its own" if tuned is not None else "the cells of a run, which carry their own"
         raise GapscopeError(f"{', '.join(pair_only)} appl{'y' if len(pair_only) > 1 else 'ies'} to --tuned MODEL "
-                            "(a model of your own), not to the cells of a run")
+                            f"(a model of your own), not to {what} base, data, threshold and length")
     _scan_run(run, cell, trigger, opts, out)
 
 

@@ -31,7 +31,8 @@ def explain(
     max_evals: int | None = typer.Option(None, "--max-evals", min=1, help="Model evaluations per email "
                                          "(occlusion: default all words for tf-idf, 20 spans for neural kinds; "
                                          "shap: 500)."),
-    top: int = typer.Option(10, "--top", min=1, help="Top tokens listed each way."),
+    top: int | None = typer.Option(None, "--top", min=1, help="Top tokens listed each way (default 10; the "
+                                   "terminal view only: --json prints every token)."),
     as_json: bool = typer.Option(False, "--json", help="Print {tokens, weights, margin, ...} as JSON."),
 ):
     """Explain one email: its words colour-coded (red toward phishing, blue toward legitimate) and the top tokens."""
@@ -41,12 +42,20 @@ def explain(
 
     if method not in ("occlusion", "relevance", "shap"):
         raise GapscopeError(f"--method must be occlusion, relevance or shap, got {method!r}")
+    if as_json and top is not None:
+        raise GapscopeError("--top shapes the terminal view; --json prints every token")
+    if max_evals is not None and method == "relevance":
+        raise GapscopeError("--max-evals sets occlusion's or SHAP's evaluations; relevance is one backward pass")
+    if max_evals is not None and method == "shap" and max_evals < 2:
+        raise GapscopeError("--max-evals: SHAP Partition evaluates at least the whole and the empty email (2)")
     study, info = pick(run, model, cell)
     given = [x is not None for x in (text, file, row)]
     if sum(given) != 1:
         raise GapscopeError("give exactly one of --text, --file, --id")
     if file is not None:
         body = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8", errors="replace")
+        if "\x00" in body[:8192]:  # an image, an archive, an executable: not an email
+            raise GapscopeError(f"{file}: a binary file, not an email")
     elif row is not None:
         rows = study.rows
         if row not in rows:
@@ -69,7 +78,7 @@ def explain(
         return
     from rich.console import Console
 
-    render(att, title=f"{info.model} · {info.paradigm}", threshold=float(info.threshold), top=top,
+    render(att, title=f"{info.model} · {info.paradigm}", threshold=float(info.threshold), top=top or 10,
            console=Console())
 
 
@@ -95,7 +104,9 @@ def validate(
     names = [c.strip() for c in checks.split(",") if c.strip()]
     bad = [c for c in names if c not in CHECKS]
     if bad:
-        raise GapscopeError(f"unknown check(s) {', '.join(bad)} (known: {', '.join(CHECKS)})")
+        from gapscope.suggest import with_hints
+
+        raise GapscopeError(f"unknown check(s) {with_hints(bad, CHECKS)} (known: {', '.join(CHECKS)})")
     model_names = [m.strip() for m in models.split(",") if m.strip()]
     if not model_names or not names:
         raise GapscopeError("--models and --checks each need at least one name: nothing would be checked")
@@ -105,7 +116,7 @@ def validate(
                            sizes={"smollm2": llm_rows} if llm_rows else None)
     if not results:
         raise GapscopeError(f"no check of {', '.join(names)} applies to {', '.join(model_names)} "
-                            "(backdoor, drift and internals need a causal LM: --models smollm2)")
+                            "(drift and internals need a causal LM: --models smollm2)")
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
     else:

@@ -87,7 +87,10 @@ def resolve_cell(study, model: str, cell: str | None):
     cells = [c for c in study.cells if c.model == model]
     if not cells:
         known = sorted({c.model for c in study.cells})
-        raise GapscopeError(f"no cells for model {model!r} in {study.run_dir} (models: {', '.join(known) or 'none'})")
+        from gapscope.suggest import did_you_mean
+
+        raise GapscopeError(f"no cells for model {model!r}{did_you_mean(model, known)} in {study.run_dir} "
+                            f"(models: {', '.join(known) or 'none'})")
     if cell:
         want = cell.replace("-", ":", 1) if ":" not in cell else cell
         hits = [c for c in cells if c.paradigm in (cell, want) or c.name == cell

@@ -13,7 +13,7 @@ through the normal diagnosis stage, and scores its findings against the manifest
              label-noise, minimal-pairs or attribution detectors reaches high severity.
   noise      10% of labels flipped in every domain: the label-noise audit's precision and recall
              on the flipped rows must both be >= 0.7, for each model's own out-of-fold evidence.
-  backdoor   (causal LMs) a trigger phrase relabels 5% of a specialist domain's rows as legitimate:
+  backdoor   (every model) a trigger phrase relabels 5% of a specialist domain's rows as legitimate:
              the backdoor scan, told nothing, must rank the trigger first and find it significant;
              on a clean twin nothing may be significant (gapscope.backdoor.validate).
   drift      (causal LMs) a language-modelling fine-tune on era-styled email must drift on the

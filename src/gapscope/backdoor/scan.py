@@ -93,7 +93,11 @@ class ScanOptions:
         mining = {k: d.pop(k) for k in list(d) if k in mining_keys}
         unknown = set(d) - set(cls.__dataclass_fields__) - {"mining"}
         if unknown:
-            raise GapscopeError(f"backdoor options: unknown key(s) {', '.join(sorted(unknown))}")
+            from gapscope.suggest import with_hints
+
+            known = sorted(set(cls.__dataclass_fields__) - {"mining"} | mining_keys)
+            raise GapscopeError(f"backdoor options: unknown key(s) {with_hints(sorted(unknown), known)} "
+                                f"(known: {', '.join(known)})")
         mining.update(d.pop("mining", {}) or {})
         return cls(**d, mining=MiningOptions(**mining))
 

@@ -281,10 +281,10 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
             fields = _trim(fields, len(header))
             if any("\x00" in f for f in fields):
                 records.append(Record(start, None, NUL_REASON))
+            elif shape.swallows_rows(fields):  # first: a quote left open to the end of the file leaves
+                records.append(Record(start, None, SWALLOWED_REASON))  # a row of too few fields
             elif len(fields) != len(header):
                 records.append(Record(start, None, "wrong number of fields"))
-            elif shape.swallows_rows(fields):
-                records.append(Record(start, None, SWALLOWED_REASON))
             else:
                 records.append(Record(start, dict(zip(header, fields))))
     except csv.Error as e:

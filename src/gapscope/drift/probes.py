@@ -139,6 +139,8 @@ def load_probe_sets(extra: list[Path | str] | None = None, *, builtin: bool = Tr
     if families:
         missing = [n for n in families if n not in merged]
         if missing:
-            raise GapscopeError(f"unknown probe family {', '.join(missing)} (known: {', '.join(merged)})")
+            from gapscope.suggest import with_hints
+
+            raise GapscopeError(f"unknown probe family {with_hints(missing, merged)} (known: {', '.join(merged)})")
         return [merged[n] for n in families]
     return list(merged.values())

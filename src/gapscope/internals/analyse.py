@@ -79,7 +79,9 @@ class InternalsOptions:
         if unknown:
             from gapscope.errors import GapscopeError
 
-            raise GapscopeError(f"[detectors.internals]: unknown option(s) {', '.join(unknown)} "
+            from gapscope.suggest import with_hints
+
+            raise GapscopeError(f"[detectors.internals]: unknown option(s) {with_hints(unknown, known)} "
                                 f"(known: {', '.join(sorted(known))})")
         cpm = d.get("cells_per_model")
         if cpm is not None and (not isinstance(cpm, int) or isinstance(cpm, bool) or cpm < 0):

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from gapscope.errors import GapscopeError, SpecError
 from gapscope import option_rules as R
 from gapscope.option_rules import check_values
+from gapscope.suggest import did_you_mean, with_hints
 
 # keys a detector takes out of its table before reading the rest as options
 _LISTS = {"backdoor": ("triggers",), "drift": ("probes", "families")}
@@ -28,7 +29,7 @@ def check_keys(name: str, table: dict[str, Any], defaults: dict[str, Any], rules
     known = set(defaults) | ({"cells_per_model"} if name in PER_CELL else set())
     unknown = sorted(set(table) - known)
     if unknown:
-        raise GapscopeError(f"[detectors.{name}]: unknown option(s) {', '.join(unknown)} "
+        raise GapscopeError(f"[detectors.{name}]: unknown option(s) {with_hints(unknown, known)} "
                             f"(known: {', '.join(sorted(known))})")
     check_values(f"[detectors.{name}]", table, rules or {})
 
@@ -101,7 +102,8 @@ def check_detector_options(spec) -> None:
             raise SpecError(spec.path, f"[detectors] {name}: not a detector table or a known key "
                                        f"(detectors: {', '.join(sorted(known))}; keys: cells_per_model, enabled)")
         if name not in known:
-            raise SpecError(spec.path, f"[detectors.{name}]: no such detector (known: {', '.join(sorted(known))})")
+            raise SpecError(spec.path, f"[detectors.{name}]: no such detector{did_you_mean(name, known)} "
+                                       f"(known: {', '.join(sorted(known))})")
         # the lists a detector takes out first; a per-cell detector's cells_per_model is read by
         # Study.detector_cells (internals reads its own); anywhere else it is an unknown option
         given = {k: v for k, v in table.items() if k not in _LISTS.get(name, ())

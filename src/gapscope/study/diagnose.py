@@ -17,6 +17,7 @@ from gapscope.errors import GapscopeError
 from gapscope.findings import Finding, detectors, rank
 from gapscope.study import artifacts
 from gapscope.study.context import Study
+from gapscope.suggest import with_hints
 
 
 def _cells_fingerprint(study: Study) -> str:
@@ -50,7 +51,7 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
     enabled = study.options.get("enabled")
     unknown = sorted(set(only or []) - set(registry))
     if unknown:
-        raise GapscopeError(f"unknown detector(s) {', '.join(unknown)} (known: {', '.join(registry)})")
+        raise GapscopeError(f"unknown detector(s) {with_hints(unknown, registry)} (known: {', '.join(registry)})")
     active = [n for n in registry if enabled is None or n in enabled]
     off = sorted(set(only or []) - set(active))
     if off:

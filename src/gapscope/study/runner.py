@@ -158,8 +158,7 @@ def _what_makes_the_cells(spec: StudySpec) -> dict[str, Any]:
     may change between runs: they are recomputed)."""
     s = spec.study
     return {
-        "[study] seed, test_fraction, max_train, max_test_per_domain":
-            (s.seed, s.test_fraction, s.max_train, s.max_test_per_domain),
+        **{f"[study] {k}": getattr(s, k) for k in ("seed", "test_fraction", "max_train", "max_test_per_domain")},
         # which column keys were written out (`named`) is not compared: a run resolved before
         # they could be left out lists every one, and reads the same columns
         "[[datasets]]": [(d.domain, str(d.path), d.format, d.text, d.subject, d.body, d.label, d.label_value,
@@ -191,9 +190,11 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
         raise OtherRunError(f"{run_dir} holds a run whose study.toml cannot be read ({e}); "
                             "give --out a new directory") from None
     a, b = _what_makes_the_cells(old), _what_makes_the_cells(spec)
-    differ = [k for k in a if a[k] != b[k]]
+    # a [study] value is said with both sides: "seed differs" left the user to guess which run had what
+    differ = [f"{k} was {a[k]!r}, now {b[k]!r}" if k.startswith("[study]") else f"{k} differ"
+              for k in a if a[k] != b[k]]
     if differ:
-        raise OtherRunError(f"{run_dir} holds a run of another spec ({', '.join(differ)} differ); give --out a new "
+        raise OtherRunError(f"{run_dir} holds a run of another spec ({'; '.join(differ)}); give --out a new "
                             f"directory, or remove {run_dir} to start this study there",
                             same_name=old.study.name == spec.study.name)
 

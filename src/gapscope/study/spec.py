@@ -19,10 +19,12 @@ from typing import Any
 from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import SpecError
 from gapscope.models.base import ModelSpec
+from gapscope.suggest import did_you_mean, with_hints
 
 _DATASET_KEYS = {"name", "path", "format", "text", "subject", "body", "label", "label_value", "label_map",
                  "label_index", "id", "delimiter", "encoding"}
 _MODEL_KEYS = {"name", "kind", "source"}
+_KINDS = ("causal-lm", "encoder", "tfidf-lr")
 _KINDS_NEEDING_SOURCE = {"causal-lm", "encoder"}
 
 
@@ -165,6 +167,7 @@ def _name(d: dict[str, Any], path: Path, where: str) -> None:
         raise SpecError(path, f"{where} name is empty (leave the key out for the default name)")
 
 
+MIN_BOOTSTRAP = 40  # resamples: one in each 2.5% tail of a 95% percentile interval
 NAME_BYTES = 100  # <model>__specialist-<domain> must stay under a file system's 255-byte names
 
 
@@ -216,6 +219,9 @@ def _check_study(s: StudyOptions, path: Path) -> None:
     s.name = str(s.name)  # checked by _name: text, or a number such as 2021
     _whole(s.seed, path, "[study] seed", 0)
     _whole(s.bootstrap, path, "[study] bootstrap", 0)  # 0: no confidence intervals
+    if 0 < s.bootstrap < MIN_BOOTSTRAP:
+        raise SpecError(path, f"[study] bootstrap = {s.bootstrap} resamples cannot give a 95% interval (its 2.5% "
+                              f"tails need at least {MIN_BOOTSTRAP}); use 0 for no intervals, or {MIN_BOOTSTRAP} or more")
     for key in ("max_train", "max_test_per_domain"):
         if getattr(s, key) is not None:
             _whole(getattr(s, key), path, f"[study] {key}", 1)
@@ -234,11 +240,7 @@ def _unknown_keys(keys, known, where: str, path: Path) -> None:
     unknown = sorted(set(keys) - set(known))
     if not unknown:
         return
-    hints = []
-    for k in unknown:
-        near = difflib.get_close_matches(k, list(known), n=1, cutoff=0.6)
-        hints.append(f"{k}" + (f" (did you mean {near[0]}?)" if near else ""))
-    raise SpecError(path, f"{where}unknown key(s) {', '.join(hints)}; known: {', '.join(sorted(known))}")
+    raise SpecError(path, f"{where}unknown key(s) {with_hints(unknown, known)}; known: {', '.join(sorted(known))}")
 
 
 def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
@@ -321,6 +323,9 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
             or not isinstance(size, (str, int)) or (isinstance(size, int) and size < 1):
         raise SpecError(path, f"[paradigms] generalist_size must be \"match\", \"all\" or a row count >= 1, "
                               f"got {_shown(size)}")
+    if len(par.generalist) == 1:
+        raise SpecError(path, f"[paradigms] generalist over one dataset ({par.generalist[0]}) is that dataset's "
+                              "specialist: name two or more, or set generalist = false")
     if par.lodo and len(names) < 2:
         raise SpecError(path, "[paradigms] lodo needs at least two datasets")
     if not par.specialist and not par.generalist and not par.lodo:
@@ -337,8 +342,9 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
         if "kind" not in m:
             raise SpecError(path, f"[[models]] #{i}: missing 'kind' (causal-lm | encoder | tfidf-lr)")
         kind = m["kind"]
-        if kind not in ("causal-lm", "encoder", "tfidf-lr"):
-            raise SpecError(path, f"[[models]] #{i}: unknown kind {kind!r} (causal-lm | encoder | tfidf-lr)")
+        if kind not in _KINDS:
+            raise SpecError(path, f"[[models]] #{i}: unknown kind {kind!r}{did_you_mean(kind, _KINDS)} "
+                                  "(causal-lm | encoder | tfidf-lr)")
         if kind not in _KINDS_NEEDING_SOURCE and "source" in m:
             raise SpecError(path, f"[[models]] #{i}: kind {kind!r} trains from scratch and takes no 'source' "
                                   f"(got {m['source']!r})")
