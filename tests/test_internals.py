@@ -769,3 +769,58 @@ def test_reference_line_labels_do_not_overlap():
                                hlines=[(0.71, "model on a: 0.71"), (0.70, "model on b: 0.70")]))
     y = [float(m) for m in re.findall(r'<text x="[\d.]+" y="([\d.]+)" class="tick" text-anchor="end">model on', svg)]
     assert len(y) == 2 and abs(y[0] - y[1]) >= 11
+
+
+def test_a_model_without_attention_probabilities_still_gets_the_rest_of_internals(tiny_model_root, tmp_path):
+    # DeBERTa's attention has no eager path: the whole internals detector failed on it
+    import transformers as tf
+
+    from gapscope.study.diagnose import diagnose
+    from gapscope.study.runner import run_study
+
+    from .tiny_models import tiny_tokenizer
+
+    deberta = tmp_path / "deberta"
+    torch.manual_seed(0)
+    tf.DebertaV2Model(tf.DebertaV2Config(vocab_size=len(tiny_tokenizer()), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128)
+                      ).save_pretrained(deberta)
+    tiny_tokenizer(encoder=True).save_pretrained(deberta)
+    root = tmp_path / "study"
+    root.mkdir()
+    for dom, seed in (("a", 0), ("b", 1)):
+        toy, labels = toy_emails(40, seed)
+        (root / f"{dom}.jsonl").write_text("".join(json.dumps({"text": t, "label": int(y)}) + "\n"
+                                                   for t, y in zip(toy, labels)))
+    (root / "study.toml").write_text(f"""
+[study]
+bootstrap = 40
+[[datasets]]
+path = "a.jsonl"
+[[datasets]]
+path = "b.jsonl"
+[paradigms]
+specialist = ["a"]
+generalist = []
+[[models]]
+name = "deberta"
+kind = "encoder"
+source = "{deberta}"
+epochs = 1
+[detectors]
+enabled = ["internals"]
+[detectors.internals]
+max_train = 16
+max_test_per_domain = 16
+attention_examples = 4
+patch_pairs = 2
+""")
+    run_study(root / "study.toml", root / "run", detectors=False)
+    diagnose(root / "run", only=["internals"])
+    status = json.loads((root / "run" / "diagnostics" / "status.json").read_text())
+    assert status["internals"]["status"] == "ran"
+    res = json.loads((root / "run" / "diagnostics" / "internals" / "deberta__specialist-a.json").read_text())
+    assert "eager attention unavailable for DebertaV2Model" in res["attention"]["unavailable"]
+    assert res["probes"] and res["patching"]
+    sections = json.loads((root / "run" / "diagnostics" / "internals" / "section.json").read_text())
+    assert "Attention not measured" in sections[0]["html"]

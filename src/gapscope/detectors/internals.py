@@ -552,6 +552,8 @@ def section(res: dict) -> dict:
         parts.append(str(plots.line_chart(xs, series, title="Logit lens: margin toward the true label per layer",
                                           y_label="signed margin", hlines=[(0.0, "")])))
     att = res.get("attention") or {}
+    if att.get("unavailable"):
+        parts.append(f'<p class="muted small">Attention not measured: {esc(att["unavailable"])}.</p>')
     prof = att.get("profile") or {}
     cats = [c for c in att.get("classes", []) if any(c in p for p in prof.values())]
     if cats:

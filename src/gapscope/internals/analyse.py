@@ -29,7 +29,7 @@ import numpy as np
 from gapscope import option_rules as R
 from gapscope.internals import patching as P
 from gapscope.internals.activation_cache import ActivationCache, Activations, frozen_split, row_key
-from gapscope.internals.attention import attention_stats, class_profile, top_heads
+from gapscope.internals.attention import AttentionUnavailable, attention_stats, class_profile, top_heads
 from gapscope.internals.domain_direction import analyse_layer
 from gapscope.internals.logit_lens import lens_margins, lens_summary, overwrite
 from gapscope.internals.probes import auroc, probe_curves
@@ -292,7 +292,10 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
 
     # -- attention -----------------------------------------------------------------------
     with timer("attention"):
-        out["attention"] = _attention(view, cell, o, sel, strings)
+        try:
+            out["attention"] = _attention(view, cell, o, sel, strings)
+        except AttentionUnavailable as e:  # probes, lens and patching do not need it
+            out["attention"] = {"classes": list(CLASSES), "profile": {}, "strings": [], "unavailable": str(e)}
     # -- patching ------------------------------------------------------------------------
     with timer("patching"):
         out["patching"] = _patching(view, cell, o, sel, strings, acts, pos, threshold)

@@ -54,6 +54,11 @@ class AttentionStats:
         return float(f.mean()) if len(f) else float("nan")
 
 
+class AttentionUnavailable(RuntimeError):
+    """The model's attention modules do not hand back their probabilities (DeBERTa's disentangled
+    attention has no eager path): the attention analyses are skipped, the rest of internals runs."""
+
+
 def attention_stats(view: ModelView, items: Sequence[Item], classes: Sequence[dict[str, list[int]]],
                     class_names: Sequence[str]) -> AttentionStats:
     """Per-example, per-layer, per-head attention shares to each class (positions in `classes[i]`)."""
@@ -82,8 +87,8 @@ def attention_stats(view: ModelView, items: Sequence[Item], classes: Sequence[di
             rec = Recorder(view.stack, names, reduce=reduce)
             view.forward(batch, recorder=rec)
             if len(got) != L:
-                raise RuntimeError("attention probabilities were not returned; eager attention unavailable "
-                                   f"for {type(view.module).__name__}")
+                raise AttentionUnavailable("attention probabilities were not returned; eager attention "
+                                           f"unavailable for {type(view.module).__name__}")
             H = got[names[0]].shape[1]
             if email is None:
                 email = np.zeros((n, L, H))
