@@ -72,3 +72,6 @@ def test_bad_inputs_are_one_line_errors():
     with pytest.raises(GapscopeError, match="unknown option"):
         make(ngrams=3)
     make(max_train=100)  # keys the study runner reads are accepted
+    # sklearn's own words ("max_df corresponds to < documents than min_df") said nothing of the data
+    with pytest.raises(GapscopeError, match=r"tf-idf on 2 training rows \(min_df = 1000, max_df = 1.0\) kept no term"):
+        make(min_df=1000).fit(["a b", "c d"], np.array([1, 0]))
