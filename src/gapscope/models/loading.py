@@ -75,7 +75,8 @@ def load_kwargs(device: torch.device, dtype: torch.dtype, load_in_4bit: bool,
     (transformers' big-model dispatch): each layer runs on its GPU and accelerate's hooks
     move activations between them, so training, scoring and the prefix cache run unchanged.
     """
-    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+    # use_safetensors: never fall back to a pickled pytorch_model.bin lying beside the weights
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, "use_safetensors": True}
     if device_map is not None:
         if device_map not in DEVICE_MAPS:
             raise GapscopeError(f"device_map must be one of {', '.join(DEVICE_MAPS)} (got {device_map!r})")

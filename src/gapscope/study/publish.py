@@ -50,6 +50,8 @@ def not_run(run_dir: Path) -> list[str]:
         raise artifacts.DamagedArtifact(run_dir / "study.toml", str(e)) from None
     enabled = (spec.get("detectors") or {}).get("enabled")
     active = [n for n in detectors() if enabled is None or n in enabled]
+    if not active:  # the spec enabled none: nothing is missing
+        return []
     status_file = run_dir / "diagnostics" / "status.json"
     status = artifacts.read_json(status_file) if status_file.exists() else {}
     if not status:
