@@ -24,6 +24,7 @@ def _spec(detectors_toml: str):
     ("[detectors.drift]\nmax_probes = 3\n", "[detectors.drift]: drift options: unknown key(s) max_probes"),
     ("[detectors.internals]\nlayerz = 3\n", "[detectors.internals]: unknown option(s) layerz (did you mean layers?)"),
     ("[detectors.backdoor]\nbogus = 1\n", "[detectors.backdoor]: backdoor options: unknown key(s) bogus (known: "),
+    ("[detectors.backdoor]\nRULES = 1\n", "[detectors.backdoor]: backdoor options: unknown key(s) RULES"),
     ("[detectors.generalization]\nx = 1\n", "[detectors.generalization]: takes no options, got x"),
     ("[detectors]\nshortcuts = 3\n", "[detectors] shortcuts: not a detector table"),
 ])

@@ -286,7 +286,9 @@ def test_mbox_every_message_broken_is_a_file_error(tmp_path):
 
 def test_mail_source_needs_label(tmp_path):
     p = write_mbox(tmp_path / "x.mbox", [LATIN1])
-    assert error_of(p) == f"{p}: mbox source needs a label (label_value)"
+    # the command line's spelling too: "label_value" alone named a spec key a CLI user never wrote
+    assert error_of(p) == (f'{p}: mbox source needs a label: label_value = "phishing" or "legitimate" in the spec, '
+                           "PATH@phishing or PATH@legitimate on the command line")
 
 
 def test_maildir(tmp_path):
@@ -373,8 +375,9 @@ def test_a_folder_of_mail_files_with_any_names_labelled_by_folder(tmp_path):
 
 def test_a_mail_folder_needs_a_label_and_says_how(tmp_path):
     d = spamassassin_like(tmp_path / "sa")
-    assert error_of(d) == f'{d}: eml source needs a label: label_value, or label = "folder" to read ' \
-                          "each file's label from the name of its folder (spam/, ham/)"
+    assert error_of(d) == (f"{d}: eml source needs a label: label_value (on the command line PATH@phishing or "
+                           'PATH@legitimate), or label = "folder" (PATH@folder) to read each file\'s label from the '
+                           "name of its folder (spam/, ham/)")
     s = parse_cli_source(f"{d}@folder")
     assert (s.path, s.domain, s.label, s.label_value) == (d, "sa", "folder", None)
     (tmp_path / "plain").mkdir()

@@ -231,6 +231,20 @@ def test_a_run_directory_resumes_only_its_own_study(tmp_path):
     assert (tmp_path / "fixme" / "study.toml").exists()
     fixed = run_study(spec, tmp_path / "fixme", detectors=False)
     assert [o for o in fixed.outcomes if o.ok] and "nosuchcol" not in (tmp_path / "fixme" / "study.toml").read_text()
+    # a project folder holding the user's own spec is not "a run that stopped early": the
+    # resolved spec was written over it, comments and all
+    project = tmp_path / "project"
+    project.mkdir()
+    mine = '# my study, with notes\n' + spec.read_text()
+    (project / "study.toml").write_text(mine)
+    with pytest.raises(OtherRunError, match="holds a study.toml that no gapscope run wrote"):
+        run_study(spec, project, detectors=False)
+    assert (project / "study.toml").read_text() == mine
+    # nor may a run write over the very spec it runs
+    own = project / "study.toml"
+    with pytest.raises(OtherRunError, match="would write the run's resolved spec over"):
+        run_study(own, project, detectors=False)
+    assert own.read_text() == mine
 
 
 def test_a_tool_restarts_its_own_run_of_the_same_study_only(tmp_path):

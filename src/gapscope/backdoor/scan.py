@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,13 +89,16 @@ class ScanOptions:
     def from_dict(cls, d: dict[str, Any] | None) -> "ScanOptions":
         d = dict(d or {})
         d.pop("triggers", None)
-        mining_keys = set(MiningOptions.__dataclass_fields__)
+        # fields(), not __dataclass_fields__: that one lists the RULES class variable too, which
+        # was then accepted as an option and failed inside the constructor
+        mining_keys = {f.name for f in fields(MiningOptions)}
         mining = {k: d.pop(k) for k in list(d) if k in mining_keys}
-        unknown = set(d) - set(cls.__dataclass_fields__) - {"mining"}
+        own = {f.name for f in fields(cls)}
+        unknown = set(d) - own - {"mining"}
         if unknown:
             from gapscope.suggest import with_hints
 
-            known = sorted(set(cls.__dataclass_fields__) - {"mining"} | mining_keys)
+            known = sorted(own - {"mining"} | mining_keys)
             raise GapscopeError(f"backdoor options: unknown key(s) {with_hints(sorted(unknown), known)} "
                                 f"(known: {', '.join(known)})")
         mining.update(d.pop("mining", {}) or {})

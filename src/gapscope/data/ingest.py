@@ -189,10 +189,13 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
     fixed_label = _label_value(path, spec, mapper)
     table = READERS[fmt](path, spec)
     if table.mail and fixed_label is None and spec.label not in table.columns:
+        # both spellings: a spec's key and the command line's PATH@label
         if FOLDER_COLUMN in table.columns:
-            raise InputError(path, f"{fmt} source needs a label: label_value, or label = \"{FOLDER_COLUMN}\" "
-                                   "to read each file's label from the name of its folder (spam/, ham/)")
-        raise InputError(path, f"{fmt} source needs a label (label_value)")
+            raise InputError(path, f"{fmt} source needs a label: label_value (on the command line PATH@phishing or "
+                                   f"PATH@legitimate), or label = \"{FOLDER_COLUMN}\" (PATH@folder) to read each "
+                                   "file's label from the name of its folder (spam/, ham/)")
+        raise InputError(path, f"{fmt} source needs a label: label_value = \"phishing\" or \"legitimate\" in the "
+                               "spec, PATH@phishing or PATH@legitimate on the command line")
     _check_named_columns(path, spec, table)
     text_fields = _text_fields(path, spec, table)
     if fixed_label is None:

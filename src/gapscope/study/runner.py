@@ -24,7 +24,7 @@ from gapscope.study import artifacts
 from gapscope.study.cells import CellJob, is_done
 from gapscope.study.executors import CellOutcome, make_executor
 from gapscope.study.paradigms import build_train_sets
-from gapscope.study.spec import StudySpec, load_spec
+from gapscope.study.spec import RESOLVED_HEADER, StudySpec, load_spec
 from gapscope.study.split import drop_train_duplicates_of_test, split_held_out
 
 
@@ -172,6 +172,9 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
     """Resume only a run of this same study; refuse to write a run into a directory that holds
     something else."""
     prev = run_dir / "study.toml"
+    if prev.is_file() and spec.path.resolve() == prev.resolve():
+        raise OtherRunError(f"--out {run_dir} would write the run's resolved spec over {spec.path} itself; "
+                            "give --out another directory")
     if not prev.is_file():
         # a job log written before the job starts (slurm.out, run.log) or a dotfile is not a run
         others = [] if not run_dir.is_dir() else [p for p in run_dir.iterdir() if not p.name.startswith(".")
@@ -182,8 +185,14 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
         return
     if not (run_dir / "data" / "rows.parquet").exists() and not (run_dir / "cells").exists():
         # the run stopped before its data were read (a missing file, a wrong column): it holds
-        # nothing but its spec, so the corrected spec may take its place
-        return
+        # nothing but its spec, so the corrected spec may take its place; a study.toml gapscope
+        # did not write is someone's spec (a project folder given as --out) and stays untouched
+        with open(prev, encoding="utf-8", errors="replace") as f:
+            written_by_a_run = f.readline().rstrip("\n") == RESOLVED_HEADER
+        if written_by_a_run:
+            return
+        raise OtherRunError(f"{run_dir} holds a study.toml that no gapscope run wrote (a spec of your own?) and "
+                            "no run; give --out a new or empty directory")
     try:
         old = load_spec(prev)
     except GapscopeError as e:

@@ -63,7 +63,7 @@ class StudySpec:
     def to_toml(self) -> str:
         """The resolved spec, with every default filled in (but the column names not given, which
         would then have to exist), as written into RUN/study.toml."""
-        lines = ["[study]"]
+        lines = [RESOLVED_HEADER, "[study]"]
         for k, v in asdict(self.study).items():
             if v is not None:
                 lines.append(f"{k} = {toml_value(v)}")
@@ -167,6 +167,9 @@ def _name(d: dict[str, Any], path: Path, where: str) -> None:
         raise SpecError(path, f"{where} name is empty (leave the key out for the default name)")
 
 
+# The first line of RUN/study.toml: tells a run's resolved spec from a spec of the user's own
+# that happens to sit in the folder given as --out (which a resume must never overwrite).
+RESOLVED_HEADER = "# written by gapscope: the resolved spec of this run, every default filled in"
 MIN_BOOTSTRAP = 40  # resamples: one in each 2.5% tail of a 95% percentile interval
 NAME_BYTES = 100  # <model>__specialist-<domain> must stay under a file system's 255-byte names
 
