@@ -81,7 +81,7 @@ def test_gap_findings_carry_auroc_and_flagged_share(tmp_path):
     from gapscope.detectors.generalization import run
     from tests.study_helpers import mini_study
 
-    study = mini_study(tmp_path, SynthConfig(seed=0, n_per_domain=120, domains=["fraud", "personal", "alerts"]),
+    study = mini_study(tmp_path, SynthConfig(seed=0, n_per_domain=400, domains=["fraud", "personal", "alerts"]),
                        specialist=["fraud"])
     gaps = [f for f in run(study) if f.kind == "generalization_gap"]
     assert gaps
@@ -113,3 +113,20 @@ def test_a_gap_measured_on_a_handful_of_in_domain_rows_stays_low():
     assert "rests on 1 held-out row(s), too few to measure it" in few.summary and "Significant" not in few.summary
     (enough,) = run(study(MIN_IN_DOMAIN))
     assert enough.severity == "high" and "Significant drops on 1 of 1" in enough.summary
+
+
+def test_a_drop_within_the_in_domain_interval_is_not_significant():
+    # read against the in-domain point estimate, two equal domains measured on a few dozen rows
+    # each gave a "significant" drop in a quarter of the cells
+    from types import SimpleNamespace
+
+    from gapscope.detectors.generalization import run
+
+    def entry(domain, f1, ci, in_domain):
+        return {"model": "m", "paradigm": "specialist:a", "test_domain": domain, "f1": f1, "n": 36,
+                "n_positive": 18, "in_domain": in_domain, "f1_ci": ci, "auroc": 0.8}
+
+    home = entry("a", 0.84, [0.70, 0.95], True)
+    assert run(SimpleNamespace(matrix=[home, entry("b", 0.66, [0.50, 0.80], False)], cells=[])) == []
+    (gap,) = run(SimpleNamespace(matrix=[home, entry("b", 0.50, [0.35, 0.65], False)], cells=[]))
+    assert gap.severity == "high" and "Significant drops on 1 of 1" in gap.summary

@@ -63,6 +63,9 @@ def test_severity_depends_on_what_the_edit_does():
     assert M._severity("label-preserving", {"flip_rate": 0.2, "n": 5}, {"flip_rate": 2 / 29, "n": 29}, opts) == "low"
     assert M._severity("label-preserving", {"flip_rate": 0.25, "n": 8}, {"flip_rate": 0.35, "n": 40}, opts) == "medium"
     assert M._severity("label-preserving", {"flip_rate": 0.1, "n": 10}, {"flip_rate": 0.1}, opts) is None
+    # one flip of one email: its Wilson low end (0.21) cleared the 0.2 bar on its own; medium
+    assert M._severity("label-preserving", {"flip_rate": 1.0, "n": 1}, {"flip_rate": 1.0, "n": 1}, opts) == "low"
+    assert M._severity("label-preserving", {"flip_rate": 1.0, "n": 4}, {"flip_rate": 1.0, "n": 4}, opts) == "low"
 
 
 @pytest.fixture(scope="module")

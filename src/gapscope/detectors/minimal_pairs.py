@@ -14,9 +14,10 @@ A finding per (cell, edit) whose flip rate over all domains, or in one domain, r
 Severity depends on what the edit does (see edits.py):
   label-preserving edits (greeting, a suspected shortcut): a flip is an error of the model;
     high when the 95% Wilson interval of a domain's flip rate (at least 5 emails) lies above
-    50%, medium when the flip rate is >= 20%
+    50%, medium when the interval of a sample of at least 5 emails (a domain, or all of them)
+    lies above 20%
   cue-removing edits (URLs, sender domain, urgency): a flip shows what the model depends on,
-    which is worth knowing but not a fault: low, or info below 50%
+    which is worth knowing but not a fault: low (on at least 5 emails), or info below 50%
 Each finding carries an example pair with both emails' token attributions side by side.
 """
 
@@ -147,8 +148,10 @@ def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts)
     rate = max(worst["flip_rate"], overall["flip_rate"])
     if rate < float(opts["flip_rate"]):
         return None
-    # the sample must rule out a flip rate under the bar: 3 flips of 6 emails is weak evidence
-    low_end = max([flip_ci(s)[0] for s in (worst, overall) if s.get("n")] or [0.0])
+    # the sample must rule out a flip rate under the bar, and be a sample: 3 flips of 6 emails is
+    # weak evidence, and 1 flip of 1 email has a Wilson low end (0.21) over a 0.2 bar by itself
+    enough = int(opts["min_emails"])
+    low_end = max([flip_ci(s)[0] for s in (worst, overall) if s.get("n", 0) >= enough] or [0.0])
     if effect == "label-preserving":
         # high only when it rules out a flip rate under 50% (not on a handful of emails),
         # medium when it rules out one under the bar (one flip of five emails does not)
