@@ -388,7 +388,8 @@ def test_plots_escape_untrusted_text():
 
 # -- the detector on a tiny study ------------------------------------------------------------
 
-def _tiny_study(root: Path, tiny_root: Path, planted: bool, with_bert: bool = True) -> Path:
+def _tiny_study(root: Path, tiny_root: Path, planted: bool, with_bert: bool = True, models: str | None = None) -> Path:
+    """A two-domain study of toy emails; `models`: [[models]] tables replacing the tiny llama (and bert)."""
     from gapscope.study.runner import run_study
 
     root.mkdir(parents=True, exist_ok=True)
@@ -402,6 +403,13 @@ def _tiny_study(root: Path, tiny_root: Path, planted: bool, with_bert: bool = Tr
     if planted:
         (root / "manifest.json").write_text(json.dumps({"shortcut": {"domain": "a", "string": "gift winner"}}))
     src, enc = tiny_causal_lm_dir(tiny_root, "llama"), tiny_encoder_dir(tiny_root)
+    llama = f"""
+[[models]]
+name = "llama"
+kind = "causal-lm"
+source = "{src}"
+epochs = 2
+lr = 0.005"""
     bert = f"""
 [[models]]
 name = "bert"
@@ -419,13 +427,7 @@ path = "b.jsonl"
 [paradigms]
 specialist = ["a"]
 generalist = []
-[[models]]
-name = "llama"
-kind = "causal-lm"
-source = "{src}"
-epochs = 2
-lr = 0.005
-{bert}
+{models or llama + bert}
 [detectors]
 enabled = ["internals"]
 [detectors.internals]
@@ -776,7 +778,6 @@ def test_a_model_without_attention_probabilities_still_gets_the_rest_of_internal
     import transformers as tf
 
     from gapscope.study.diagnose import diagnose
-    from gapscope.study.runner import run_study
 
     from .tiny_models import tiny_tokenizer
 
@@ -786,36 +787,13 @@ def test_a_model_without_attention_probabilities_still_gets_the_rest_of_internal
                                          num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128)
                       ).save_pretrained(deberta)
     tiny_tokenizer(encoder=True).save_pretrained(deberta)
-    root = tmp_path / "study"
-    root.mkdir()
-    for dom, seed in (("a", 0), ("b", 1)):
-        toy, labels = toy_emails(40, seed)
-        (root / f"{dom}.jsonl").write_text("".join(json.dumps({"text": t, "label": int(y)}) + "\n"
-                                                   for t, y in zip(toy, labels)))
-    (root / "study.toml").write_text(f"""
-[study]
-bootstrap = 40
-[[datasets]]
-path = "a.jsonl"
-[[datasets]]
-path = "b.jsonl"
-[paradigms]
-specialist = ["a"]
-generalist = []
+    run = _tiny_study(tmp_path / "study", tiny_model_root, planted=False, models=f"""
 [[models]]
 name = "deberta"
 kind = "encoder"
 source = "{deberta}"
-epochs = 1
-[detectors]
-enabled = ["internals"]
-[detectors.internals]
-max_train = 16
-max_test_per_domain = 16
-attention_examples = 4
-patch_pairs = 2
-""")
-    run_study(root / "study.toml", root / "run", detectors=False)
+epochs = 1""")
+    root = run.parent
     diagnose(root / "run", only=["internals"])
     status = json.loads((root / "run" / "diagnostics" / "status.json").read_text())
     assert status["internals"]["status"] == "ran"
