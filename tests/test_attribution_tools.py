@@ -241,3 +241,31 @@ def test_bench_on_a_fitted_cell_of_a_run(study):
     res = bench("tfidf", 2, run=study.run_dir, cell="personal", shap_evals=100)
     assert "tfidf__specialist-personal" in res["described"] and res["n"] == 2
     assert res["methods"]["shap"]["evals_per_email"] <= 100
+
+
+def test_the_store_hands_back_what_a_later_process_reads(tmp_path):
+    # computed values were kept at full precision in the process that computed them and read back
+    # rounded by every later one: a resumed run ranked near-ties ('bridge' 0.1045 over
+    # 'luxnathi' 0.1044) differently from an uninterrupted one
+    from gapscope.attribution import corpus as C
+    from gapscope.attribution.base import Attribution
+
+    class Fine:
+        name = "fine"
+
+        def params(self):
+            return {}
+
+        def prepare(self, model, texts):
+            pass
+
+        def attribute(self, model, text):
+            return Attribution(tokens=[text[:2], text[2:]], weights=[0.104449999, -0.1044512345], margin=1.23456789,
+                               method="fine")
+
+    store = C.AttributionStore(tmp_path / "s.jsonl")
+    first = store.get_or_compute(None, Fine(), [("a", "hello"), ("b", "world")])
+    C._PARSED.clear()  # a later process parses the file afresh
+    later = C.AttributionStore(tmp_path / "s.jsonl").load()
+    for i in ("a", "b"):
+        assert first[i].weights.tolist() == later[i].weights.tolist() and first[i].margin == later[i].margin

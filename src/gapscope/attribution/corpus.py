@@ -232,9 +232,11 @@ class AttributionStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:
                 for k, (i, t) in enumerate(todo, 1):
-                    att = attributor.attribute(model, t)
-                    data[i] = att
-                    fh.write(json.dumps({"id": i, "attribution": att.to_dict()}, ensure_ascii=False) + "\n")
+                    # kept as written (5 digits): a resumed or later process reads the file, and
+                    # full-precision values here made its rankings differ on near-ties
+                    saved = attributor.attribute(model, t).to_dict()
+                    data[i] = Attribution.from_dict(saved)
+                    fh.write(json.dumps({"id": i, "attribution": saved}, ensure_ascii=False) + "\n")
                     fh.flush()
                     if progress:
                         progress(k, len(todo))
