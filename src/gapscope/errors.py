@@ -34,3 +34,14 @@ class SpecError(GapscopeError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's message in one line, for a one-line error: its first non-empty line, with the
+    next one when the first ends in a colon (transformers and tarfile put the reason there), or the
+    exception's type when the message is empty."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = f"{lines[0]} {lines[1]}" if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+    return line[:limit] if limit else line

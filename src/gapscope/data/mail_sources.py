@@ -44,6 +44,14 @@ INDEXED_MISSING = "listed in the label index, no such file"
 MAX_MESSAGE_BYTES = 64 * 2**20
 TOO_LARGE = f"larger than {MAX_MESSAGE_BYTES // 2**20} MB (no email is)"
 LINK_OUTSIDE = "a link to a file outside the folder"
+
+
+def _too_large(size: int, name: str) -> bool:
+    return size > MAX_MESSAGE_BYTES and not name.lower().endswith(MBOX_SUFFIXES)
+
+
+def _unreadable(e: OSError | KeyError) -> str:
+    return f"unreadable file ({getattr(e, 'strerror', None) or type(e).__name__})"
 # An mbox separator as mail software writes it: "From <sender> <asctime date>" ("From
 # MAILER-DAEMON Fri Nov  2 13:57:22 2007", a zone may follow the time), then a header line.
 # Looser "From " lines occur in bodies ("From the desk of ...", "From 10:00 to 11:30 on ...").
@@ -140,7 +148,7 @@ def _maildir_message(box: mailbox.Maildir, key: str) -> tuple[bytes | None, dict
     try:
         return box.get_bytes(key), {"key": key}
     except (OSError, KeyError) as e:
-        return None, {"key": key, "unreadable": f"unreadable file ({getattr(e, 'strerror', None) or type(e).__name__})"}
+        return None, {"key": key, "unreadable": _unreadable(e)}
 
 
 def read_eml(path: Path, spec: SourceSpec) -> Table:
@@ -205,7 +213,7 @@ def _archive_records(path: Path, index: str | None) -> tuple[list[Record], bytes
                 meta = {"file": name, "folder": PurePosixPath(name).parent.name or stem}
                 if f is None:  # links and devices are not read from an archive
                     raw, meta = None, {**meta, "unreadable": "not a regular file in the archive"}
-                elif m.size > MAX_MESSAGE_BYTES and not name.lower().endswith(MBOX_SUFFIXES):
+                elif _too_large(m.size, name):
                     raw, meta = None, {**meta, "unreadable": TOO_LARGE}
                 else:
                     raw = _read_file(f, name)
@@ -297,9 +305,9 @@ def _holds_messages(raw: bytes) -> bool:
 
 def _read(f: Path, name: str) -> tuple[bytes | None, dict]:
     try:
-        if f.stat().st_size > MAX_MESSAGE_BYTES and not name.lower().endswith(MBOX_SUFFIXES):
+        if _too_large(f.stat().st_size, name):
             return None, {"file": name, "unreadable": TOO_LARGE}
         with open(f, "rb") as fh:
             return _read_file(fh, name), {"file": name}
     except OSError as e:
-        return None, {"file": name, "unreadable": f"unreadable file ({e.strerror or type(e).__name__})"}
+        return None, {"file": name, "unreadable": _unreadable(e)}

@@ -25,7 +25,7 @@ from typing import Any
 
 from gapscope.data.labels import LabelError, LabelMapper
 from gapscope.data.source_spec import SourceSpec, archive_stem
-from gapscope.errors import InputError
+from gapscope.errors import InputError, first_line
 
 FORMATS = ("jsonl", "csv", "parquet", "hf", "mbox", "maildir", "eml")
 _SUFFIX_FORMATS = {
@@ -197,7 +197,7 @@ def _json_limit(e: Exception) -> str:
         return e.msg
     if isinstance(e, RecursionError):
         return "nested too deeply"
-    return "a number too long to read" if "digits" in str(e) else str(e).splitlines()[0]
+    return "a number too long to read" if "digits" in str(e) else first_line(e)
 
 
 def read_jsonl(path: Path, spec: SourceSpec) -> Table:
@@ -356,7 +356,7 @@ def read_parquet(path: Path, spec: SourceSpec) -> Table:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as e:
-        raise InputError(path, f"not a readable Parquet file ({str(e).splitlines()[0]})") from None
+        raise InputError(path, f"not a readable Parquet file ({first_line(e)})") from None
     if table.num_rows == 0:
         raise InputError(path, "no rows")
     records = [Record(i + 1, row) for i, row in enumerate(table.to_pylist())]
@@ -377,7 +377,7 @@ def read_hf(path: Path, spec: SourceSpec) -> Table:
     try:
         loaded = datasets.load_from_disk(str(path))
     except Exception as e:  # datasets raises many types for a bad directory
-        raise InputError(path, f"not a readable Hugging Face dataset ({str(e).splitlines()[0]})") from None
+        raise InputError(path, f"not a readable Hugging Face dataset ({first_line(e)})") from None
     parts = list(loaded.items()) if isinstance(loaded, datasets.DatasetDict) else [(None, loaded)]
     mapper = LabelMapper(spec.label_map)
     records: list[Record] = []

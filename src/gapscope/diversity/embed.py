@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from gapscope.errors import GapscopeError
+from gapscope.errors import GapscopeError, first_line
 from gapscope.models.sources import resolve_source
 
 
@@ -41,7 +41,7 @@ class Embedder:
                                                    use_safetensors=True).eval()
             self.tokenizer = load_tokenizer(src.local_dir)
         except (OSError, ValueError, KeyError) as exc:
-            raise GapscopeError(f"cannot load embedder {source!r}: {str(exc).splitlines()[0]}") from exc
+            raise GapscopeError(f"cannot load embedder {source!r}: {first_line(exc)}") from exc
         self.source, self.max_length, self.batch_size = source, max_length, batch_size
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from gapscope.errors import GapscopeError
+from gapscope.errors import GapscopeError, first_line
 from gapscope.models.sources import resolve_source
 from gapscope.study.artifacts import read_json
 
@@ -89,7 +89,7 @@ def load_hf(source: str, *, what: str = "model") -> LoadedLM:
         refuse_missing_weights(model, info, "causal-lm", src)
         tok = load_tokenizer(src.local_dir)
     except (OSError, ValueError, KeyError) as exc:
-        raise GapscopeError(f"cannot load {what} {source!r} as a causal LM: {str(exc).splitlines()[0]}") from exc
+        raise GapscopeError(f"cannot load {what} {source!r} as a causal LM: {first_line(exc)}") from exc
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -111,7 +111,7 @@ def _load_adapter(path: Path, base: str | None) -> LoadedLM:
             warnings.simplefilter("ignore", FutureWarning)
             model = PeftModel.from_pretrained(lm.model, str(path), is_trainable=False)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise GapscopeError(f"{path}: adapter does not fit base {base!r}: {str(exc).splitlines()[0]}") from exc
+        raise GapscopeError(f"{path}: adapter does not fit base {base!r}: {first_line(exc)}") from exc
     model.eval()
     return LoadedLM(model, lm.tokenizer, name=str(path), base_source=base, origin="adapter")
 

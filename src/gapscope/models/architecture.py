@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gapscope.errors import GapscopeError
+from gapscope.errors import GapscopeError, first_line
 from gapscope.models.sources import ResolvedSource
 
 SERVED_DECODERS = "Llama, Mistral, Gemma, Qwen, Phi-3, GPT-NeoX"
@@ -29,7 +29,7 @@ def skeleton(kind: str, src: ResolvedSource) -> nn.Module:
     try:
         config = AutoConfig.from_pretrained(str(src.local_dir), local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        raise GapscopeError(f"{src.source}: unreadable config.json ({str(exc).splitlines()[0]})") from None
+        raise GapscopeError(f"{src.source}: unreadable config.json ({first_line(exc)})") from None
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -37,7 +37,7 @@ def skeleton(kind: str, src: ResolvedSource) -> nn.Module:
     except (ValueError, KeyError, ImportError) as exc:
         what = "a decoder language model" if kind == "causal-lm" else "a text encoder"
         raise GapscopeError(f"{src.source}: a {src.arch} (model_type {src.model_type!r}) is not {what} that "
-                            f"kind {kind!r} can load ({str(exc).splitlines()[0][:160]})") from None
+                            f"kind {kind!r} can load ({first_line(exc, 160)})") from None
 
 
 def decoder_layers(model: nn.Module, source: str, prefix_cache: bool = False) -> nn.ModuleList:

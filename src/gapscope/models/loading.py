@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from gapscope.errors import GapscopeError
+from gapscope.errors import GapscopeError, first_line
 from gapscope.models.sources import ResolvedSource
 
 MAX_CACHED_BASES = 2  # a study usually alternates between at most a couple of bases
@@ -140,12 +140,12 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
     try:
         model, info = auto.from_pretrained(str(src.local_dir), output_loading_info=True, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
-        raise GapscopeError(f"cannot load {src.source!r} as a {kind} model: {_first_line(exc)}") from exc
+        raise GapscopeError(f"cannot load {src.source!r} as a {kind} model: {first_line(exc)}") from exc
     refuse_missing_weights(model, info, kind, src)
     try:
         tokenizer = load_tokenizer(src.local_dir)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise GapscopeError(f"cannot load the tokenizer of {src.source!r} ({src.local_dir}): {_first_line(exc)}") from exc
+        raise GapscopeError(f"cannot load the tokenizer of {src.source!r} ({src.local_dir}): {first_line(exc)}") from exc
     rows = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:  # an id past the table is an IndexError deep inside the first forward
         raise GapscopeError(f"{src.source!r}: its tokenizer has {len(tokenizer)} tokens but the model's embedding "
@@ -163,14 +163,6 @@ def _load(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dty
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tokenizer, quantized
-
-
-def _first_line(exc: Exception) -> str:
-    """The message's first non-empty line: transformers puts the reason after a colon and a newline."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].endswith(":"):
-        return f"{lines[0]} {lines[1]}"
-    return lines[0] if lines else type(exc).__name__
 
 
 # Weights a checkpoint may lack without changing what gapscope computes: an encoder's pooler

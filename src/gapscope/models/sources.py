@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gapscope.errors import GapscopeError
+from gapscope.errors import GapscopeError, first_line
 
 # Nothing may reach the network at run time; set before huggingface_hub reads it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -121,7 +121,7 @@ def convert_gguf_once(name: str, get_gguf) -> Path:
             )
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
         except (OSError, ValueError, KeyError, NotImplementedError) as exc:
-            raise GapscopeError(f"cannot convert GGUF {gguf}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+            raise GapscopeError(f"cannot convert GGUF {gguf}: {first_line(exc)}") from exc
         _forget_gguf_quantizer(model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -66,13 +66,12 @@ class TfidfLR(ClassifierModel):
             raise GapscopeError(f"model {self.spec.name!r}: training data has a single class")
         t0 = time.perf_counter()
         self.vectorizer = self._new_vectorizer()
+        o = self.opts
         try:
             X = self.vectorizer.fit_transform(list(texts))
         except ValueError as exc:  # e.g. empty vocabulary after min_df pruning
-            o = self.opts
             raise GapscopeError(f"model {self.spec.name!r}: tf-idf on {len(texts)} training rows (min_df = {o.min_df}, "
                                 f"max_df = {o.max_df}) kept no term: {exc}") from exc
-        o = self.opts
         clf = LogisticRegression(C=o.C, solver=o.solver, class_weight=o.class_weight,
                                  max_iter=o.max_iter, random_state=seed)
         clf.fit(X, labels)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from gapscope.data.rows import Row
-from gapscope.errors import GapscopeError
+from gapscope.errors import GapscopeError, first_line
 
 
 class DamagedArtifact(GapscopeError):
@@ -24,11 +24,6 @@ class DamagedArtifact(GapscopeError):
     def __init__(self, path: Path, why: str):
         super().__init__(f"{path}: damaged or unreadable ({why}); rerun `gapscope run` with the same --out "
                          "to rebuild what it belongs to")
-
-
-def _why(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0][:160] if lines else "") or type(exc).__name__
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -58,7 +53,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise DamagedArtifact(path, _why(e)) from None
+        raise DamagedArtifact(path, first_line(e, 160)) from None
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
@@ -67,7 +62,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise
     except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
-        raise DamagedArtifact(path, _why(e)) from None
+        raise DamagedArtifact(path, first_line(e, 160)) from None
 
 
 def read_tensors(path: Path, device: str = "cpu", numpy: bool = False) -> dict:
@@ -83,7 +78,7 @@ def read_tensors(path: Path, device: str = "cpu", numpy: bool = False) -> dict:
 
         return load_file(str(path), device=device)
     except Exception as e:  # noqa: BLE001  (safetensors raises its own SafetensorError for a garbled header)
-        raise DamagedArtifact(path, _why(e)) from None
+        raise DamagedArtifact(path, first_line(e, 160)) from None
 
 
 def parquet_readable(path: Path) -> bool:

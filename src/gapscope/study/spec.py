@@ -24,6 +24,9 @@ from gapscope.suggest import did_you_mean, with_hints
 _DATASET_KEYS = {"name", "path", "format", "text", "subject", "body", "label", "label_value", "label_map",
                  "label_index", "id", "delimiter", "encoding"}
 _MODEL_KEYS = {"name", "kind", "source"}
+# the [[datasets]] keys a SourceSpec takes as they are (and the resolved spec writes back)
+_SOURCE_FIELDS = ("format", "text", "subject", "body", "label", "label_value", "label_index", "id", "delimiter",
+                  "encoding")
 _KINDS = ("causal-lm", "encoder", "tfidf-lr")
 _KINDS_NEEDING_SOURCE = {"causal-lm", "encoder"}
 
@@ -73,8 +76,7 @@ class StudySpec:
             paths = [str(x.path) for x in sources]
             lines += ["", "[[datasets]]", f"name = {toml_value(domain)}",
                       f"path = {toml_value(paths if len(paths) > 1 else paths[0])}"]
-            for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id", "delimiter",
-                      "encoding"):
+            for k in _SOURCE_FIELDS:
                 v = getattr(d, k)
                 # a column key the user did not name stays out: written, it would have to exist
                 if v is not None and (k not in ("text", "subject", "body", "id") or k in d.named):
@@ -295,8 +297,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> StudySpec:
                 raise SpecError(path, f"[[datasets]] #{i} path lists {paths[j]!r} twice")
         p = resolved[0]
         name = d.get("name") or archive_stem(p.name) or (p.stem if p.suffix else p.name)
-        kw = {k: d[k] for k in ("format", "text", "subject", "body", "label", "label_value", "label_index", "id",
-                                "delimiter", "encoding") if k in d}
+        kw = {k: d[k] for k in _SOURCE_FIELDS if k in d}
         if "label_map" in d:
             kw["label_map"] = _label_map(d["label_map"], path, f"[[datasets]] #{i}")
         names.append(str(name))
