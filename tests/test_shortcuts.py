@@ -52,6 +52,8 @@ def test_probe_taxonomy_on_a_hand_built_corpus():
     assert v.npmi_class > 0
     w = unit("digest")
     assert w.category == "context-dependent" and w.retention < 0.5 and w.confinement < 0.9
+    # named after A, where it marks phishing; not after C, whose fold merely dilutes a weak weight
+    assert w.domain == "A" and w.domain_retention < 0.5 and w.separation_q < 0.05
     assert w.firing_ratio_by_domain["A"] > 2 > w.firing_ratio_by_domain["B"]
     cands = S.candidates(list(feats.values()), per_domain=3)
     assert any("zorblax" in f.members for f in cands)
@@ -140,6 +142,77 @@ def test_planted_shortcut_tops_the_findings_of_the_cells_that_learned_it(planted
             assert "mailinglist" in cell.train_domains
     tax = [f for f in findings if f.kind == "shortcut_probe"]
     assert len(tax) == 1 and tax[0].severity == "info"
+
+
+def test_three_copies_of_one_corpus_keep_every_weight():
+    """Three identical domains: a fold is two copies of the corpus, the full fit three, so with the
+    regularisation per row kept equal the weights are the same and retention is exactly 1 (with one C
+    for all, the folds shrank every weight: retention 0.71-0.92)."""
+    base = [r for r in _rows() if r.domain == "A"]
+    rows = [Row(id=f"{d}-{r.id}", domain=d, text=r.text, label=r.label) for d in "XYZ" for r in base]
+    probed = S.fit_probe(rows, domains=list("XYZ"))
+    assert probed and all(f.retention == pytest.approx(1.0, abs=1e-6) for f in probed)
+    assert not any(f.is_shortcut for f in probed)
+
+
+def _twins(seed: int, base: str, n: int = 400) -> list[Row]:
+    """One synthetic domain split at random in two: no feature can be specific to either half."""
+    from gapscope.data.synth import generate
+
+    rows = [r for r in generate(SynthConfig(seed=seed, n_per_domain=n, domains=[base])).rows]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    half = {int(i) for i in order[: len(rows) // 2]}
+    return [Row(id=r.id, domain="twina" if i in half else "twinb", text=r.text, label=r.label)
+            for i, r in enumerate(rows)]
+
+
+@pytest.mark.parametrize("seed,base", [(0, "personal"), (1, "alerts"), (2, "fraud")])
+def test_random_halves_of_one_corpus_have_no_shortcut(seed, base):
+    """The twin control: features that lose their weight with one half do so by the luck of where
+    their few emails fell (retention < 0.5 for about a third of the probed features here); the
+    separation test must not call any of them a shortcut."""
+    probed = S.fit_probe(_twins(seed, base), domains=["twina", "twinb"])
+    assert sum(f.retention < 0.5 for f in probed) >= 20  # the chance drops the test has to see through
+    assert [f.feature for f in probed if f.is_shortcut] == []
+
+
+def test_separation_compares_class_rates_where_a_domain_has_one_class():
+    """Phishing-only and legitimate-only corpora beside a mixed one: a footer in every email of the
+    phishing-only corpus is a shortcut of it; a word as common in the mixed corpus's phishing is not."""
+    y = np.array([1] * 50 + [0] * 50 + [1] * 50 + [0] * 50)
+    dom = np.array(["phish"] * 50 + ["ham"] * 50 + ["mixed"] * 100)
+    footer = np.zeros(200, dtype=bool)
+    footer[:50] = True
+    assert S.separation_p(footer, y, dom, 1, "phish", ["phish", "ham", "mixed"]) < 1e-6
+    common = footer.copy()
+    common[100:150] = True
+    assert S.separation_p(common, y, dom, 1, "phish", ["phish", "ham", "mixed"]) > 0.3
+    # no other domain holds phishing: nothing to compare with
+    assert S.separation_p(footer, y, dom, 1, "phish", ["phish", "ham"]) == 1.0
+
+
+def test_twin_halves_give_no_medium_shortcut_finding(tmp_path):
+    """End to end on the twin control: before the separation test, 12 of 18 such runs (3 seeds x 6
+    domains) had medium shortcut findings, up to 5 each."""
+    import json
+
+    from gapscope.study.context import Study
+    from gapscope.study.runner import run_study
+    from gapscope.validate import write_spec
+
+    (tmp_path / "corpus").mkdir()
+    rows = _twins(0, "personal")
+    for d in ("twina", "twinb"):
+        with open(tmp_path / "corpus" / f"{d}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                if r.domain == d:
+                    f.write(json.dumps({"id": r.id, "text": r.text, "label": r.label}) + "\n")
+    spec = write_spec(tmp_path / "corpus" / "spec.toml", name="twins", seed=0, domains=["twina", "twinb"],
+                      models=[{"name": "tfidf", "kind": "tfidf-lr"}], specialist=["twina", "twinb"],
+                      generalist=["twina", "twinb"])
+    run_study(spec, tmp_path / "run", detectors=False)
+    findings = S.run(Study(tmp_path / "run"))
+    assert [f.title for f in findings if f.kind == "shortcut" and f.severity in ("high", "medium")] == []
 
 
 def test_clean_control_has_no_high_severity_shortcut(tmp_path):

@@ -1,5 +1,5 @@
 """Planted-truth validation (tf-idf): the checks `gapscope validate` runs, on a seed other than its default
-(shortcut, quiet control, label noise and backdoor trigger)."""
+(shortcut, quiet control, twin control, label noise and backdoor trigger)."""
 
 import json
 
@@ -34,6 +34,13 @@ def test_clean_control_stays_quiet(results):
     assert r.metrics["findings_by_severity"]["high"] == 0
 
 
+def test_random_halves_of_one_domain_give_no_shortcut(results):
+    r = results["twin"]
+    assert r.passed, r.detail
+    # the control has teeth: many features lose half their weight with one half by chance
+    assert r.metrics["medium_or_high"] == [] and r.metrics["features_below_half_retention"] >= 20
+
+
 def test_label_noise_precision_and_recall(results):
     r = results["noise"]
     assert r.passed, r.detail
@@ -61,6 +68,7 @@ def test_llm_only_checks_skip_tfidf_and_the_cli_lists_internals(tmp_path):
     assert {"backdoor", "drift", "internals"} <= set(CHECKS)
     for name in ("drift", "internals"):
         assert CHECKS[name](tmp_path, "tfidf", 0) is None  # not applicable: no causal LM
+    assert CHECKS["twin"](tmp_path, "smollm2", 0) is None  # the probe is model-free: tf-idf cells check it
     from typer.testing import CliRunner
 
     from gapscope.cli import app

@@ -11,6 +11,10 @@ through the normal diagnosis stage, and scores its findings against the manifest
              matches when its feature's occurrence rows are mostly planted rows (precision >= 0.5).
   quiet      on a clean control corpus (same seed, nothing planted) no finding of the shortcut,
              label-noise, minimal-pairs or attribution detectors reaches high severity.
+  twin       (tf-idf) one domain (chosen by the seed) split at random in two halves, studied as two
+             domains: neither half can have a shortcut, so no shortcut finding may reach medium
+             or high severity. The shortcut candidates come from the model-free probe, so the
+             tf-idf cells check what every model kind would be checked on.
   noise      10% of labels flipped in every domain: the label-noise audit's precision and recall
              on the flipped rows must both be >= 0.7, for each model's own out-of-fold evidence.
   backdoor   (every model) a trigger phrase relabels 5% of a specialist domain's rows as legitimate:
@@ -242,6 +246,46 @@ def check_quiet(work: Path, model: str, seed: int, n: int | None = None) -> Chec
                        f"{len(high)} high-severity finding(s) on the clean control: " + "; ".join(f.title for f in high))
 
 
+def check_twin(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult | None:
+    import json
+
+    from gapscope.data.synth import SynthConfig, generate
+    from gapscope.study.context import Study
+    from gapscope.study.diagnose import diagnose
+    from gapscope.study.runner import run_study
+
+    if model != "tfidf":
+        return None
+    base = planted_domain(seed)
+    n = n or SIZES["shortcut"][model]
+    rows = generate(SynthConfig(seed=seed, n_per_domain=2 * n, domains=[base])).rows
+    half = set(random.Random(f"gapscope-validate-twin:{seed}").sample(range(len(rows)), len(rows) // 2))
+    corpus_dir = work / f"twin-{model}" / "corpus"
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    names = [f"{base}-a", f"{base}-b"]
+    for k, name in enumerate(names):
+        with open(corpus_dir / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for i, r in enumerate(rows):
+                if (i in half) == (k == 0):
+                    f.write(json.dumps({"id": r.id, "text": r.text, "label": r.label}) + "\n")
+    spec = write_spec(corpus_dir / "validate.toml", name=f"validate-twin-{model}", seed=seed, domains=names,
+                      models=[MODEL_SPECS[model]], specialist=names, generalist=names)
+    with progress.step(f"validate: study twin-{model}"):
+        run_study(spec, work / f"twin-{model}" / "run", detectors=False, restart=True)
+    findings = diagnose(work / f"twin-{model}" / "run", only=["shortcuts"])
+    loud = [f for f in findings if f.kind == "shortcut" and f.severity in ("high", "medium")]
+    probe = Study(work / f"twin-{model}" / "run").artifact_dir("shortcuts") / "probe.json"
+    feats = json.loads(probe.read_text(encoding="utf-8"))["features"]
+    dropped = sum(f["retention"] < 0.5 for f in feats)
+    return CheckResult("twin", model, not loud,
+                       {"domain": base, "medium_or_high": [f.title for f in loud],
+                        "features_below_half_retention": dropped, "features": len(feats)},
+                       f"{base} split at random in two: {dropped} of {len(feats)} probed features lose half their "
+                       f"weight with one half by chance; " + (
+                           "no medium or high shortcut finding" if not loud else
+                           f"{len(loud)} medium/high shortcut finding(s): " + "; ".join(f.title for f in loud)))
+
+
 # -- (b) label noise ---------------------------------------------------------------------------
 
 def noise_scores(audit: dict[str, Any], flipped: set[str], source: str | None) -> dict[str, Any]:
@@ -358,7 +402,7 @@ def check_internals(work: Path, model: str, seed: int, n: int | None = None) -> 
                        | {"planted": {k: v for k, v in p.items() if k != "findings"}}, detail)
 
 
-CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "noise": check_noise,
+CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "twin": check_twin, "noise": check_noise,
           "backdoor": check_backdoor, "drift": check_drift, "internals": check_internals}
 
 

@@ -7,15 +7,32 @@ share, exclamation marks, digit ratio, currency signs) is fitted on the training
 all domains, and once per leave-one-domain-out fold (same features, that domain's rows
 left out). For a feature with full weight w pointing to class c:
 
-  retention        min over folds of (fold weight / w). The fold where it is smallest
-                   names the feature's domain d*: without d* the probe no longer uses
-                   the feature. retention < 0.5 marks a shortcut.
+  retention        min over folds of (fold weight / w); < 0.5 marks a shortcut. Each fold
+                   keeps the full fit's regularisation per training row (C scaled by rows in
+                   all / rows in the fold): with the same C, a fold that has lost a domain's
+                   rows shrinks every weight, and retention fell below 1 for features that
+                   are equally useful everywhere.
+  separation p     whether the drop is more than chance: one-sided p that the feature
+                   separates its class from the other in a domain (firing rate in class c
+                   minus in the other class, Agresti-Caffo intervals) by more than in every
+                   other domain that has class-c rows (the largest of those p's), or, where
+                   a domain has one class only, fires more often in its class-c rows. Tested
+                   for each fold whose ratio is below 0.5 (Bonferroni over them); the most
+                   significant names the feature's domain d* (the fold with the smallest
+                   ratio is often a domain that merely dilutes a weak weight). Benjamini-
+                   Hochberg across the probed features gives q. A feature in a handful of
+                   emails can lose its weight with one domain by the luck of where its
+                   emails fell (on two random halves of one corpus, a quarter of the top
+                   features did); q < 0.05 says the domain really is different.
   firing ratio     P(feature | c) / P(feature | other class), overall and per domain.
   NPMI             NPMI(feature, class c) against NPMI(feature, domain): how much more
                    the feature tells about the domain than about the label.
   confinement      share of the feature's occurrences that fall in d*.
 
 Four-way taxonomy (every probed feature gets exactly one):
+
+  (retention below 0.5 "marks a shortcut" only with q < alpha, 0.05; otherwise the feature is
+  read as retained and falls into one of the last two categories)
 
   pure shortcut       retention < 0.5 and confinement >= 0.9: the label signal rests on one
                       domain and the feature (almost) only occurs there, so no other domain
@@ -72,11 +89,12 @@ DEFAULTS = {
     "emails_llm": 4,               # ... neural cells
     "retention_threshold": 0.5,
     "confinement_threshold": 0.9,
+    "alpha": 0.05,                 # false discovery rate of the shortcut categories
 }
 RULES = {"ngram_max": R.whole(1), "min_docs": R.whole(1), "C": R.number(0, lo_open=True),
          "max_rows_per_domain": R.whole(1), "top_features": R.whole(1), "candidates_per_domain": R.whole(0),
          "emails": R.whole(1), "emails_llm": R.whole(1), "retention_threshold": R.share(),
-         "confinement_threshold": R.share()}
+         "confinement_threshold": R.share(), "alpha": R.share(lo_open=True)}
 
 CATEGORIES = ("pure shortcut", "context-dependent", "robust but correlated", "generalizable")
 SHORTCUT_CATEGORIES = ("pure shortcut", "context-dependent")
@@ -148,10 +166,17 @@ class ProbeFeature:
     row_ids: list[str] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
     style_threshold: float | None = None
+    separation_p: float = 1.0     # see the module docstring
+    separation_q: float = 1.0
 
     @property
     def is_shortcut(self) -> bool:
         return self.category in SHORTCUT_CATEGORIES
+
+    @property
+    def domain_retention(self) -> float:
+        """The weight kept without the feature's own domain (retention is the least over every fold)."""
+        return self.fold_weights[self.domain] / self.weight if self.domain in self.fold_weights else self.retention
 
     @property
     def strength(self) -> float:
@@ -197,6 +222,44 @@ def _ratio(k_c: float, n_c: float, k_o: float, n_o: float) -> float:
     return float(((k_c + 0.5) / (n_c + 1.0)) / ((k_o + 0.5) / (n_o + 1.0)))
 
 
+def _rate(k: int, n: int) -> tuple[float, float]:
+    """Agresti-Caffo adjusted proportion and its variance: defined at 0 of n and n of n."""
+    p = (k + 1.0) / (n + 2.0)
+    return p, p * (1.0 - p) / (n + 2.0)
+
+
+def separation_p(fires: np.ndarray, y: np.ndarray, dom: np.ndarray, c: int, d_star: str, domains: list[str]) -> float:
+    """One-sided p that the feature marks class c in d_star more than in every other domain (the
+    largest p over the others: d_star must beat each one). Where both domains hold both classes the
+    compared quantity is the separation, firing rate in class c minus in the other class; where
+    either holds one class only, the firing rate in class c (a one-class corpus tells nothing about
+    the other class). Domains without class-c rows are not compared: they cannot carry the
+    feature's class-c signal, with d_star or without it. 1.0 if no domain can be compared."""
+    from scipy.stats import norm
+
+    def stats(d: str) -> dict[int, tuple[float, float] | None]:
+        m = dom == d
+        return {k: (_rate(int((fires & m & (y == k)).sum()), int((m & (y == k)).sum()))
+                    if (m & (y == k)).any() else None) for k in (c, 1 - c)}
+
+    mine = stats(d_star)
+    if mine[c] is None:
+        return 1.0
+    worst = None
+    for d in domains:
+        if d == d_star or not (dom == d).any():
+            continue
+        other = stats(d)
+        if other[c] is None:
+            continue
+        both = mine[1 - c] is not None and other[1 - c] is not None
+        diff = mine[c][0] - other[c][0] - ((mine[1 - c][0] - other[1 - c][0]) if both else 0.0)
+        var = mine[c][1] + other[c][1] + ((mine[1 - c][1] + other[1 - c][1]) if both else 0.0)
+        p = float(norm.sf(diff / math.sqrt(var)))
+        worst = p if worst is None else max(worst, p)
+    return 1.0 if worst is None else worst
+
+
 def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, seed: int = 0) -> list[ProbeFeature]:
     """The probe over `rows` (training rows of all domains). Returns the probed features, strongest first."""
     import scipy.sparse as sp
@@ -232,7 +295,10 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
     def fit(mask: np.ndarray) -> np.ndarray:
         if len(set(y[mask].tolist())) < 2:
             return np.full(full.shape[1], np.nan)
-        clf = LogisticRegression(C=float(o["C"]), solver="liblinear", max_iter=1000, random_state=seed)
+        # liblinear's C multiplies a sum over rows: scaled so each row weighs as much against the
+        # penalty in a fold as in the full fit
+        C = float(o["C"]) * len(mask) / int(mask.sum())
+        clf = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=seed)
         clf.fit(full[mask], y[mask])
         return clf.coef_[0]
 
@@ -303,8 +369,15 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
             phrase, kind, name, thr = [], "style", f"style:{STYLE_NAMES[k]}", float(q75[k])
         fold_w = {d: float(v[cols].sum()) for d, v in folds.items() if not np.isnan(v[cols]).any()}
         ratios = {d: fw / w for d, fw in fold_w.items()}
-        d_star = min(ratios, key=lambda d: (ratios[d], d)) if ratios else ""
-        retention = float(ratios[d_star]) if ratios else 1.0
+        retention = min(ratios.values()) if ratios else 1.0
+        # the feature's domain: of the folds that lose the weight, the one where the feature marks
+        # its class most clearly beyond the other domains (the smallest fold ratio is often a
+        # domain that merely dilutes a weak weight); Bonferroni over the folds tested
+        below = [d for d in ratios if ratios[d] < float(o["retention_threshold"])] or (
+            [min(ratios, key=lambda d: (ratios[d], d))] if ratios else [])
+        tests = {d: separation_p(fires, y, dom, c, d, domains) for d in below}
+        d_star = min(tests, key=lambda d: (tests[d], ratios[d], d)) if tests else ""
+        sep_p = min(1.0, tests[d_star] * len(tests)) if tests else 1.0
         k_f = int(fires.sum())
         by_dom = {d: int((fires & (dom == d)).sum()) for d in domains}
         k_c, k_o = int((fires & (y == c)).sum()), int((fires & (y != c)).sum())
@@ -316,18 +389,24 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
         npmi_dom = {d: _npmi(by_dom[d], k_f, n_d[d], N) for d in domains}
         npmi_c = _npmi(k_c, k_f, n_y[c], N)
         confinement = by_dom.get(d_star, 0) / k_f if k_f else 0.0
-        if retention < float(o["retention_threshold"]):
-            cat = "pure shortcut" if confinement >= float(o["confinement_threshold"]) else "context-dependent"
-        else:
-            cat = "robust but correlated" if max(npmi_dom.values()) >= npmi_c else "generalizable"
         out.append(ProbeFeature(
             feature=name, kind=kind, phrase=phrase, direction=s, weight=w, fold_weights=fold_w,
             retention=retention, domain=d_star, docs=k_f, docs_by_domain=by_dom,
             firing_ratio=_ratio(k_c, n_y[c], k_o, n_y[1 - c]), firing_ratio_by_domain=fr_dom,
             npmi_class=npmi_c, npmi_domain=npmi_dom.get(d_star, -1.0), npmi_domain_max=max(npmi_dom.values()),
-            confinement=confinement, category=cat, row_ids=[ids[i] for i in np.flatnonzero(fires)],
+            confinement=confinement, category="", row_ids=[ids[i] for i in np.flatnonzero(fires)],
             members=u["members"], style_threshold=thr,
+            separation_p=sep_p,
         ))
+    from scipy.stats import false_discovery_control
+
+    qs = false_discovery_control([f.separation_p for f in out]) if out else []
+    for f, q in zip(out, qs):
+        f.separation_q = float(q)
+        if f.retention < float(o["retention_threshold"]) and f.separation_q < float(o["alpha"]):
+            f.category = "pure shortcut" if f.confinement >= float(o["confinement_threshold"]) else "context-dependent"
+        else:
+            f.category = "robust but correlated" if f.npmi_domain_max >= f.npmi_class else "generalizable"
     out.sort(key=lambda f: (-f.strength, -abs(f.weight), f.feature))
     return out
 
@@ -352,7 +431,7 @@ def load_or_run_probe(study) -> list[ProbeFeature]:
 
     opts = options(study)
     rows = probe_rows(study, opts)
-    fp = artifacts.fingerprint({"rows": [r.id for r in rows], "opts": opts, "version": 1})
+    fp = artifacts.fingerprint({"rows": [r.id for r in rows], "opts": opts, "version": 2})
     path = study.artifact_dir("shortcuts") / "probe.json"
     if path.exists():
         saved = artifacts.read_json(path)
@@ -545,7 +624,13 @@ def _probe_summary(f: ProbeFeature) -> dict[str, Any]:
             "firing_ratio_by_domain": {d: round(v, 3) for d, v in f.firing_ratio_by_domain.items()},
             "npmi_class": round(f.npmi_class, 4), "npmi_domain": round(f.npmi_domain, 4),
             "npmi_domain_max": round(f.npmi_domain_max, 4), "confinement": round(f.confinement, 4),
+            "separation_p": _sig(f.separation_p), "separation_q": _sig(f.separation_q),
             "docs": f.docs, "docs_by_domain": f.docs_by_domain}
+
+
+def _sig(p: float) -> float:
+    """A p-value rounded to 3 significant digits (4 decimals would write 1e-9 as 0)."""
+    return float(f"{p:.3g}")
 
 
 @register_detector("shortcuts")
@@ -586,19 +671,23 @@ def _write_section(study, feats: list[ProbeFeature]) -> None:
 
     rows = [[f.feature, f.category, f.domain, "phishing" if f.direction > 0 else "legitimate", round(f.weight, 3),
              round(max(f.retention, -9.99), 2), round(f.firing_ratio_by_domain.get(f.domain, 0.0), 1),
-             round(f.npmi_class, 2), round(f.npmi_domain, 2), round(f.npmi_domain_max, 2), f.docs] for f in feats[:40]]
+             round(f.npmi_class, 2), round(f.npmi_domain, 2), round(f.npmi_domain_max, 2), f"{f.separation_q:.2g}",
+             f.docs] for f in feats[:40]]
     artifacts.write_json(study.artifact_dir("shortcuts") / "section.json", {
         "id": "shortcut-probe", "title": "Shortcut probe: leave-one-domain-out TF-IDF+LR features",
         "caption": ("A model-free probe fitted on every domain's training rows and once per left-out domain. "
-                    "retention: the least share of a feature's weight kept when one domain is left out (below 0.5: "
-                    "the label signal rests on that domain, a shortcut; below 0: without it the weight reverses "
-                    "sign); firing ratio: how much more often the feature occurs in the class it points to than in "
-                    "the other, in its domain; NPMI: its association with the class, with its domain, and the "
-                    "largest with any domain (the taxonomy compares the class with that largest one); docs: "
-                    "training rows it occurs in. Whether a model actually keys on a feature is in the shortcut "
-                    "findings."),
+                    "retention: the least share of a feature's weight kept when one domain is left out (below 0: "
+                    "without it the weight reverses sign); domain: the left-out domain whose loss of the weight the "
+                    "data support best; q: how surely that domain marks the class more than every other domain "
+                    "does, rather than the feature's few emails falling there by chance (Benjamini-Hochberg over "
+                    "the probed features). A shortcut needs retention below 0.5 and q below 0.05. Firing ratio: how "
+                    "much more often the feature occurs in the class it points to than in the other, in its "
+                    "domain; NPMI: its association with the class, with its domain, and the largest with any "
+                    "domain (the taxonomy compares the class with that largest one); docs: training rows it occurs "
+                    "in. Whether a model actually keys on a feature is in the shortcut findings."),
         "table": {"columns": ["feature", "category", "domain", "toward", "weight", "retention",
-                              "firing ratio in domain", "NPMI class", "NPMI domain", "NPMI any domain (max)", "docs"],
+                              "firing ratio in domain", "NPMI class", "NPMI domain", "NPMI any domain (max)", "q",
+                              "docs"],
                   "rows": rows}})
 
 
@@ -613,7 +702,8 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
     title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
              f"{where_short}; removing it moves the margin {rel.rel_drop:.1f}x the typical distance to the threshold")
     summary = (f"'{f.feature}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
-               f"{max(f.retention, 0):.2f} of its weight without {f.domain}; NPMI with the {cls} class "
+               f"{max(f.domain_retention, 0):.2f} of its weight without {f.domain} (the feature separates the "
+               f"classes there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
                f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it drops the "
                f"margin by {rel.drop:.2f} ({rel.rel_drop:.1f}x the typical distance to the threshold) and flips "
@@ -640,10 +730,14 @@ def _taxonomy_finding(feats: list[ProbeFeature]) -> Finding:
         kind="shortcut_probe", severity="info",
         title=f"Shortcut probe: {counts['pure shortcut']} pure shortcuts and {counts['context-dependent']} "
               f"context-dependent features among the {len(feats)} strongest",
-        summary=("TF-IDF+LR probe refitted leaving each domain out; retention below 0.5 marks a shortcut. "
+        summary=("TF-IDF+LR probe refitted leaving each domain out; a feature that keeps less than half its weight "
+                 "without one domain, where that domain marks the class beyond chance (FDR q < 0.05), is a shortcut. "
                  + ("Strongest: " + "; ".join(f"'{f.feature}' ({f.category}, {f.domain}, retention "
-                                               f"{max(f.retention, 0):.2f})" for f in top) if top else
-                    "No feature loses its weight when a single domain is left out.")),
+                                               f"{max(f.domain_retention, 0):.2f})" for f in top) + ". " if top else
+                    "No feature loses its weight with a single domain beyond chance. ")
+                 + (f"{chance} more lose half their weight with one domain by no more than chance (their few "
+                    "emails fell there)." if (chance := sum(1 for f in feats if not f.is_shortcut and f.retention < 0.5))
+                    else "")),
         evidence={"categories": {c: counts.get(c, 0) for c in CATEGORIES}, "features": table},
         domains=sorted({f.domain for f in top}), score=0.0,
     )
