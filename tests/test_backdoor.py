@@ -159,6 +159,22 @@ def test_hashed_ngram_counting_equals_the_plain_count():
         assert got == _label_tied_grams_oracle(toks, labels, opts, 40) and len(got) > 20
 
 
+def test_ngram_hashes_are_the_same_in_every_process():
+    """Python salts string hashes per process: keyed by them, the rare n-grams that share a hash (and
+    are counted as one) would change from run to run. Keyed by word numbers they are fixed."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from gapscope.backdoor.candidates import gram_entries, words_and_breaks; "
+            "h, r, w = gram_entries([words_and_breaks(t) for t in ('Verify your account now.', "
+            "'Your account is on hold', 'Meeting notes attached')], 3); "
+            "print(hashlib.sha256(h.tobytes() + r.tobytes() + w.tobytes()).hexdigest())")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(outs) == 1
+
+
 def test_content_model_fits_on_a_sample_of_a_large_corpus_and_stops_early():
     train, _ = split(corpus())
     texts, y = [r.text for r in train], np.array([r.label for r in train])

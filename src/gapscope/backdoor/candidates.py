@@ -218,6 +218,28 @@ def _extend(gram: tuple[str, ...], docs: list[list[str]], limit: int = 8) -> tup
     return gram
 
 
+def gram_entries(toks: list[list[str]], max_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """One entry per (row, distinct n-gram): the n-gram's hash, the row, and where it first occurs
+    (n * 1e9 + position). None if no row has a word."""
+    hashes, rows, where = [], [], []
+    number: dict[str, int] = {BOUNDARY: -1}
+    for i, t in enumerate(toks):
+        ids = [number.setdefault(w, len(number)) for w in t]
+        seen: dict[int, int] = {}
+        for k in range(1, max_n + 1):
+            for j in range(len(t) - k + 1):
+                g = tuple(ids[j:j + k])
+                if -1 not in g:
+                    seen.setdefault(hash(g), k * 1_000_000_000 + j)
+        if seen:
+            hashes.append(np.fromiter(seen.keys(), dtype=np.int64, count=len(seen)))
+            where.append(np.fromiter(seen.values(), dtype=np.int64, count=len(seen)))
+            rows.append(np.full(len(seen), i, dtype=np.int32))
+    if not hashes:
+        return None
+    return np.concatenate(hashes), np.concatenate(rows), np.concatenate(where)
+
+
 def _label_tied_grams(toks: list[list[str]], labels: np.ndarray, opts: MiningOptions,
                       max_df: int) -> list[tuple[tuple[str, ...], np.ndarray]]:
     """Word n-grams (1..max_n words, never across a BOUNDARY) found in min_df..max_df rows of which
@@ -227,23 +249,14 @@ def _label_tied_grams(toks: list[list[str]], labels: np.ndarray, opts: MiningOpt
     hash: 20 bytes an entry, so a 70k-row corpus of 30-200-word emails (32M entries) peaks at a
     few GB while sorting, where a Python set per n-gram passed 11 GB; the n-gram itself is rebuilt
     only for those that pass. Two n-grams sharing a hash would be counted as one: at 50M distinct
-    n-grams the odds are about 1e-4.
+    n-grams the odds are about 1e-4. The hash is of a tuple of word numbers (numbered in order of
+    first occurrence), not of the words: Python salts string hashes per process, integer hashes
+    not, so a rare collision is the same in every run.
     """
-    hashes, rows, where = [], [], []
-    for i, t in enumerate(toks):
-        seen: dict[int, int] = {}
-        for k in range(1, opts.max_n + 1):
-            for j in range(len(t) - k + 1):
-                g = tuple(t[j:j + k])
-                if BOUNDARY not in g:
-                    seen.setdefault(hash(g), k * 1_000_000_000 + j)
-        if seen:
-            hashes.append(np.fromiter(seen.keys(), dtype=np.int64, count=len(seen)))
-            where.append(np.fromiter(seen.values(), dtype=np.int64, count=len(seen)))
-            rows.append(np.full(len(seen), i, dtype=np.int32))
-    if not hashes:
+    entries = gram_entries(toks, opts.max_n)
+    if entries is None:
         return []
-    h, r, w = np.concatenate(hashes), np.concatenate(rows), np.concatenate(where)
+    h, r, w = entries
     # entries run in the old dict's insertion order: row by row, then n, then position
     uniq, first, inv, df = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
     ones = np.bincount(inv, weights=labels[r], minlength=len(uniq))
