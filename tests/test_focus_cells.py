@@ -76,6 +76,9 @@ def test_diagnose_only_keeps_the_other_detectors_findings_and_overrides_cells_pe
     seen.clear()
     D.diagnose(study.run_dir, only=["beta"], cells_per_model=0)
     assert seen == {}  # cached under the same override
+    monkeypatch.setattr(D, "__version__", "99.0")
+    D.diagnose(study.run_dir, only=["beta"], cells_per_model=0)
+    assert seen == {"beta": 0}  # found by another gapscope version: redone
     with pytest.raises(Exception, match="unknown detector"):
         D.diagnose(study.run_dir, only=["gamma"])
     with pytest.raises(Exception, match="cells_per_model must be 0"):

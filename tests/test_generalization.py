@@ -1,5 +1,6 @@
 """The generalization detector's comparison of paradigms, read off a small matrix."""
 
+import numpy as np
 import pytest
 
 from gapscope.detectors.generalization import paradigm_comparison
@@ -130,3 +131,58 @@ def test_a_drop_within_the_in_domain_interval_is_not_significant():
     assert run(SimpleNamespace(matrix=[home, entry("b", 0.66, [0.50, 0.80], False)], cells=[])) == []
     (gap,) = run(SimpleNamespace(matrix=[home, entry("b", 0.50, [0.35, 0.65], False)], cells=[]))
     assert gap.severity == "high" and "Significant drops on 1 of 1" in gap.summary
+
+
+def _scored(rng, n, flip):
+    """Labels, and margins that get `flip` of the n labels wrong (threshold 0)."""
+    y = np.array([0, 1] * (n // 2))
+    m = np.where(y == 1, 1.0, -1.0)
+    wrong = rng.choice(n, size=flip, replace=False)
+    m[wrong] *= -1
+    return y, m
+
+
+def _paired_study(n, wrong):
+    """Specialists on a and b and a generalist, scored on a and b's n test emails each; `wrong` maps
+    (paradigm, domain) to how many of them the cell gets wrong."""
+    from gapscope.eval.metrics import compute_metrics
+
+    rng = np.random.default_rng(0)
+    entries, scores = [], {}
+    for (p, d), k in wrong.items():
+        y, m = _scored(rng, n, k)
+        ids = np.array([f"{d}-{i:03d}" for i in range(n)])
+        scores.setdefault(("m", p), {})[d] = (ids, y, m, 0.0)
+        in_domain = p == "generalist" or p == f"specialist:{d}"
+        entries.append(_e("m", p, d, compute_metrics(y, m, 0.0).values["f1"], in_domain))
+    return entries, scores
+
+
+def test_paradigm_gain_gets_a_paired_interval_and_is_low_only_when_it_excludes_zero():
+    """The generalist against the specialists away from home: a gain of 0.05 F1 or more was "low" on
+    its point estimate alone; on 20 emails a domain that is a coin flip away from it is no evidence."""
+    wrong = {("specialist:a", "a"): 1, ("specialist:b", "b"): 1, ("specialist:a", "b"): 4,
+             ("specialist:b", "a"): 4, ("generalist", "a"): 2, ("generalist", "b"): 2}
+    entries, scores = _paired_study(20, wrong)
+    (f,) = paradigm_comparison(entries, scores, seed=0, n_resamples=400)
+    ev = f.evidence
+    assert ev["style_gain"] >= 0.05 and ev["style_gain_ci"][0] < 0 < ev["style_gain_ci"][1]
+    assert f.severity == "info" and "paired bootstrap" in f.summary
+    assert ev["mixing_change_ci"][0] <= ev["mixing_change"] <= ev["mixing_change_ci"][1]
+    # the same cells on 400 emails: the gain is measured, and rated
+    entries, scores = _paired_study(400, {k: v * 20 for k, v in wrong.items()})
+    (f,) = paradigm_comparison(entries, scores, seed=0, n_resamples=400)
+    assert f.evidence["style_gain_ci"][0] > 0 and f.severity == "low"
+    # without the scores (a matrix alone) there is no interval, and no rating
+    (f,) = paradigm_comparison(entries)
+    assert f.evidence["style_gain_ci"] is None and f.severity == "info"
+
+
+def test_a_paired_interval_of_a_cell_against_itself_is_zero():
+    from gapscope.detectors.generalization import paired_interval
+
+    y, m = _scored(np.random.default_rng(1), 30, 5)
+    s = (np.array([str(i) for i in range(30)]), y, m, 0.0)
+    assert paired_interval([("a", [s], [s])], seed=0, n_resamples=200) == [0.0, 0.0]
+    other = (np.array([str(i) for i in range(1, 31)]), y, m, 0.0)  # other emails: not paired
+    assert paired_interval([("a", [s], [other])], seed=0, n_resamples=200) is None

@@ -1,13 +1,16 @@
 """Generalization gaps read off the cross-domain matrix.
 
 A cell whose F1 on some domain falls clearly below its in-domain F1 (the CI of
-that domain's F1 lies entirely below the in-domain point estimate) is a finding;
-the generalist cell is compared with the specialists of the same model.
+that domain's F1 lies entirely below the in-domain CI) is a finding; the generalist
+cell is compared with the specialists of the same model, with paired bootstrap
+intervals over the test rows the cells share.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+
+import numpy as np
 
 from gapscope.eval.matrix import FLAGS_ALL, RANKS_WELL, flag_all_f1
 from gapscope.findings import Finding, register_detector
@@ -143,23 +146,81 @@ def _ci_low(e: dict) -> float:
     return e["f1"] if ci[0] is None else ci[0]
 
 
+def _round_ci(ci: list[float] | None) -> list[float] | None:
+    return None if ci is None else [round(v, 4) for v in ci]
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
 def _generalist_vs_specialists(study) -> list[Finding]:
-    return paradigm_comparison(study.matrix)
+    if not study.cells:  # a matrix alone: point estimates only
+        return paradigm_comparison(study.matrix)
+    return paradigm_comparison(study.matrix, _test_scores(study), seed=study.spec.study.seed,
+                               n_resamples=int(study.spec.study.bootstrap))
+
+
+def _test_scores(study) -> dict[tuple[str, str], dict[str, tuple]]:
+    """(model, paradigm) -> test domain -> (ids, labels, margins, threshold), rows in id order so that
+    every cell's arrays of one domain line up for a paired bootstrap."""
+    out: dict[tuple[str, str], dict[str, tuple]] = {}
+    for cell in study.cells:
+        if not (cell.paradigm == "generalist" or cell.paradigm.startswith(("specialist:", "lodo:"))):
+            continue
+        p = study.predictions(cell)
+        p = p[p["split"] == "test"].sort_values("id", kind="stable")
+        out[(cell.model, cell.paradigm)] = {
+            str(d): (g["id"].to_numpy(), g["label"].to_numpy(), g["margin"].to_numpy(), float(cell.threshold))
+            for d, g in p.groupby("domain", sort=True)}
+    return out
+
+
+def paired_interval(parts: list[tuple[str, list[tuple], list[tuple]]], seed: int, n_resamples: int,
+                    level: float = 0.95) -> list[float] | None:
+    """Percentile interval of mean F1 of the `a` cells minus mean F1 of the `b` cells, resampling each
+    domain's test rows once for all cells (paired: the cells are scored on the same emails).
+    parts: (domain, a scores, b scores), each score (ids, labels, margins, threshold); the means run
+    over every (domain, cell) pair, as the point estimates do. None if the rows do not line up."""
+    from gapscope.eval.bootstrap import resample_counts
+    from gapscope.eval.matrix import _domain_seed
+    from gapscope.eval.metrics import metric_batch
+
+    if not parts or n_resamples <= 0:
+        return None
+    sums = {"a": np.zeros(n_resamples), "b": np.zeros(n_resamples)}
+    counts = {"a": 0, "b": 0}
+    for domain, a, b in parts:
+        ids = a[0][0] if a else b[0][0]
+        if any(len(x[0]) != len(ids) or (x[0] != ids).any() for x in a + b):
+            return None
+        w = resample_counts(len(ids), n_resamples, np.random.default_rng(_domain_seed(seed, domain)))
+        for side, scores in (("a", a), ("b", b)):
+            for _, y, m, thr in scores:
+                sums[side] += metric_batch(y, m, thr, w)["f1"]
+                counts[side] += 1
+    diff = sums["a"] / counts["a"] - sums["b"] / counts["b"]
+    diff = diff[~np.isnan(diff)]  # a draw without phishing rows has no F1
+    if diff.size < n_resamples / 2:
+        return None
+    alpha = (1.0 - level) / 2 * 100
+    return [float(v) for v in np.percentile(diff, [alpha, 100 - alpha])]
 
 
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _change(delta: float) -> str:
-    return f"gains {delta:.2f} F1" if delta >= 0 else f"costs {-delta:.2f} F1"
+def _change(delta: float, ci: list[float] | None = None) -> str:
+    """'gains 0.10 F1 [0.06, 0.13]' / 'costs 0.05 F1 [0.03, 0.08]': the interval in the words' sign."""
+    if delta < 0 and ci:
+        ci = [-ci[1], -ci[0]]
+    text = f"gains {delta:.2f} F1" if delta >= 0 else f"costs {-delta:.2f} F1"
+    return text + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
-def paradigm_comparison(entries: list[dict]) -> list[Finding]:
+def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[str, tuple]] | None = None,
+                        seed: int = 0, n_resamples: int = 1000) -> list[Finding]:
     """Generalist vs specialists of one model, compared like with like, domain by domain.
 
     On a domain the generalist trained on, it is compared with that domain's specialist at home
@@ -167,6 +228,10 @@ def paradigm_comparison(entries: list[dict]) -> list[Finding]:
     seeing the domain's style buys). Neither says whether the mix carries to a domain it never saw:
     that is the generalist's own out-of-domain F1 where it has one, and the leave-one-domain-out
     cells' F1 on their held-out domain, each set against the specialists away from home there.
+
+    With `scores` (the cells' test margins, see _test_scores) the differences get paired bootstrap
+    intervals; the comparison is "low" rather than "info" when what seeing a domain's style buys
+    is at least 0.05 F1 and its interval excludes 0.
     """
     by_model: dict[str, list[dict]] = defaultdict(list)
     for e in entries:
@@ -188,13 +253,34 @@ def paradigm_comparison(entries: list[dict]) -> list[Finding]:
         g, h = _mean([gen[d]["f1"] for d in seen]), _mean([home[d] for d in seen])
         a = _mean([x for d in seen for x in away[d]])
         gain = g - a
+        mine = {p: v for (m, p), v in (scores or {}).items() if m == model}
+        home_p = {e["test_domain"]: e["paradigm"] for e in es if e["paradigm"].startswith("specialist:") and e["in_domain"]}
+        away_p: dict[str, list[str]] = defaultdict(list)
+        for e in es:
+            if e["paradigm"].startswith("specialist:") and not e["in_domain"]:
+                away_p[e["test_domain"]].append(e["paradigm"])
+
+        def sc(paradigm: str, d: str):
+            return mine.get(paradigm, {}).get(d)
+
+        def interval(a_side, b_side) -> list[float] | None:
+            parts_ = [(d, [sc(p, d) for p in a_side(d)], [sc(p, d) for p in b_side(d)]) for d in seen]
+            if not mine or any(x is None for _, a_, b_ in parts_ for x in a_ + b_):
+                return None
+            return paired_interval(parts_, seed, n_resamples)
+
+        gain_ci = interval(lambda d: ["generalist"], lambda d: away_p[d])
+        mix_ci = interval(lambda d: ["generalist"], lambda d: [home_p[d]])
         parts = [f"On {len(seen)} domain(s) that have a specialist ({', '.join(seen)}), the generalist, which "
                  f"trained on each of them, scores {g:.2f} F1; each domain's own specialist {h:.2f} "
-                 f"(mixing {_change(g - h)} at equal size), the other specialists there {a:.2f} (seeing a "
-                 f"domain's style in training {_change(gain)})."]
+                 f"(mixing {_change(g - h, mix_ci)} at equal size), the other specialists there "
+                 f"{a:.2f} (seeing a domain's style in training {_change(gain, gain_ci)})."
+                 + (" Intervals: 95% paired bootstrap over the test emails the cells share." if gain_ci else "")]
         unseen = [d for d, e in gen.items() if not e["in_domain"] and away.get(d)]
         ev: dict = {"domains": seen, "generalist_f1": round(g, 4), "specialist_home_f1": round(h, 4),
-                    "specialists_away_f1": round(a, 4)}
+                    "specialists_away_f1": round(a, 4), "style_gain": round(gain, 4),
+                    "style_gain_ci": _round_ci(gain_ci), "mixing_change": round(g - h, 4),
+                    "mixing_change_ci": _round_ci(mix_ci)}
         if unseen:
             gu, au = _mean([gen[d]["f1"] for d in unseen]), _mean([x for d in unseen for x in away[d]])
             parts.append(f"On {', '.join(unseen)}, which the mix left out, the generalist scores {gu:.2f} against "
@@ -212,7 +298,8 @@ def paradigm_comparison(entries: list[dict]) -> list[Finding]:
             parts.append("Whether a mix carries to a domain it never saw is not measured here: the generalist saw "
                          "every domain; leave-one-domain-out cells (`lodo = true`) measure it.")
         out.append(Finding(
-            kind="paradigm_comparison", severity="info" if abs(gain) < 0.05 else "low",
+            kind="paradigm_comparison",
+            severity="low" if abs(gain) >= 0.05 and gain_ci and (gain_ci[0] > 0 or gain_ci[1] < 0) else "info",
             title=(f"{model}: the generalist scores {g:.2f} F1 on domains it trained on, vs {h:.2f} for each "
                    f"domain's specialist and {a:.2f} for specialists from other domains"),
             summary=" ".join(parts), evidence=ev, models=[model], domains=seen + unseen, score=abs(gain),

@@ -1,8 +1,8 @@
 """Runs every registered detector over a finished run and writes the ranked findings.json.
 
 Each detector's findings are stored under diagnostics/<name>/findings.json with a
-fingerprint of the run's cells and options, so a rerun skips detectors that already
-finished; findings.json always ranks every detector's latest findings, also after
+fingerprint of the run's cells, options and the gapscope version, so a rerun skips
+detectors that already finished; findings.json always ranks every detector's latest findings, also after
 `--only` (the detectors not asked for contribute what they saved).
 """
 
@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from gapscope import progress
+from gapscope import __version__, progress
 from gapscope.errors import GapscopeError
 from gapscope.findings import Finding, detectors, rank
 from gapscope.study import artifacts
@@ -21,7 +21,8 @@ from gapscope.suggest import with_hints
 
 
 def _cells_fingerprint(study: Study) -> str:
-    return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells] + [study.options])
+    # the version too: findings cached by an older gapscope are redone after an upgrade
+    return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells] + [study.options, __version__])
 
 
 def _cells_only(study: Study) -> str:
