@@ -216,7 +216,7 @@ def _change(delta: float, ci: list[float] | None = None) -> str:
     if delta < 0 and ci:
         ci = [-ci[1], -ci[0]]
     text = f"gains {delta:.2f} F1" if delta >= 0 else f"costs {-delta:.2f} F1"
-    return text + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    return text + (f" [{round(ci[0], 2) + 0.0:.2f}, {round(ci[1], 2) + 0.0:.2f}]" if ci else "")  # no "-0.00"
 
 
 def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[str, tuple]] | None = None,
