@@ -176,6 +176,62 @@ def test_random_halves_of_one_corpus_have_no_shortcut(seed, base):
     assert [f.feature for f in probed if f.is_shortcut] == []
 
 
+def test_random_halves_beside_real_domains_have_no_shortcut_while_the_real_ones_do():
+    """Beside domains that really differ, Benjamini-Hochberg passes more: a chance drop of a twin
+    feature must still not be called a shortcut (Bonferroni over every fold, not only the folds that
+    chance pushed below 0.5), while the other domains' markers are."""
+    from gapscope.data.synth import generate
+
+    c = generate(SynthConfig(seed=1, n_per_domain=400, domains=["personal", "marketing", "fraud"]))
+    twins = _twins(1, "personal")
+    rows = twins + [r for d in ("marketing", "fraud") for r in [r for r in c.rows if r.domain == d][:200]]
+    probed = S.fit_probe(rows, domains=["twina", "twinb", "marketing", "fraud"], seed=1)
+    assert [f.feature for f in probed if f.is_shortcut and f.domain.startswith("twin")] == []
+    assert sum(f.is_shortcut and f.domain in ("marketing", "fraud") for f in probed) >= 20
+
+
+def _one_class_rows(rng, n=60):
+    """P: phishing only, with a relay footer; L: legitimate only; M: both classes, with a list footer
+    in every email (a domain marker that says nothing about the label)."""
+    filler = "the a to and of for on with this that from your our please team note update".split()
+    rows = []
+    for d, labels in (("P", [1] * n), ("L", [0] * n), ("M", [i % 2 for i in range(2 * n)])):
+        for i, y in enumerate(labels):
+            words = list(rng.choice(filler, 12)) + (["verify", "account"] if y and rng.random() < 0.6 else [])
+            words += (["meeting", "agenda"] if not y and rng.random() < 0.6 else [])
+            words += {"P": ["zorblax", "relay"], "M": ["quillnet", "digest"], "L": []}[d]
+            rng.shuffle(words)
+            rows.append(Row(id=f"{d}-{i}", domain=d, text=" ".join(words), label=y))
+    return rows
+
+
+def test_one_class_corpora():
+    """A footer on every email of a phishing-only corpus is its shortcut and a candidate (its firing
+    ratio is taken against the legitimate mail of the other corpora; within its own corpus there is
+    none, and the ratio could never reach 2). A marker on every email of a mixed corpus separates
+    nothing there, however much it tells the domain: not a shortcut."""
+    probed = S.fit_probe(_one_class_rows(np.random.default_rng(0)), domains=["P", "L", "M"])
+    relay = next(f for f in probed if "zorblax" in f.members)
+    assert relay.domain == "P" and relay.is_shortcut and relay.firing_ratio_by_domain["P"] > 2
+    assert relay in S.candidates(probed, per_domain=3)
+    digest = [f for f in probed if "quillnet" in f.members]
+    assert digest and not any(f.is_shortcut for f in digest)
+
+
+def test_a_style_shift_in_one_domain_is_tested_on_its_values():
+    """Shouting in one domain's phishing, half-shouting in its legitimate mail: the uppercase ratio's
+    pooled 75th percentile is passed by every email of that domain, so occurrence says nothing; the
+    standardised values do."""
+    rows = _rows()
+    for r in rows:
+        if r.domain == "A":
+            words = r.text.split()
+            r.text = " ".join(w.upper() if r.label or i % 2 == 0 else w for i, w in enumerate(words))
+    probed = S.fit_probe(rows, domains=["A", "B", "C"])
+    caps = next(f for f in probed if f.feature == "style:uppercase_ratio")
+    assert caps.domain == "A" and caps.domain_retention < 0.5 and caps.is_shortcut and caps.separation_q < 0.05
+
+
 def test_separation_compares_class_rates_where_a_domain_has_one_class():
     """Phishing-only and legitimate-only corpora beside a mixed one: a footer in every email of the
     phishing-only corpus is a shortcut of it; a word as common in the mixed corpus's phishing is not."""

@@ -231,7 +231,7 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
 
     With `scores` (the cells' test margins, see _test_scores) the differences get paired bootstrap
     intervals; the comparison is "low" rather than "info" when what seeing a domain's style buys
-    is at least 0.05 F1 and its interval excludes 0.
+    is at least 0.05 F1 and its interval, where there is one, excludes 0.
     """
     by_model: dict[str, list[dict]] = defaultdict(list)
     for e in entries:
@@ -275,7 +275,9 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
                  f"trained on each of them, scores {g:.2f} F1; each domain's own specialist {h:.2f} "
                  f"(mixing {_change(g - h, mix_ci)} at equal size), the other specialists there "
                  f"{a:.2f} (seeing a domain's style in training {_change(gain, gain_ci)})."
-                 + (" Intervals: 95% paired bootstrap over the test emails the cells share." if gain_ci else "")]
+                 + (" Intervals: 95% paired bootstrap over the test emails the cells share (the spread of scoring "
+                    "other emails, not of training the cells again)." if gain_ci else
+                    " No interval: the cells' test scores were not available to resample." if mine else "")]
         unseen = [d for d, e in gen.items() if not e["in_domain"] and away.get(d)]
         ev: dict = {"domains": seen, "generalist_f1": round(g, 4), "specialist_home_f1": round(h, 4),
                     "specialists_away_f1": round(a, 4), "style_gain": round(gain, 4),
@@ -299,7 +301,8 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
                          "every domain; leave-one-domain-out cells (`lodo = true`) measure it.")
         out.append(Finding(
             kind="paradigm_comparison",
-            severity="low" if abs(gain) >= 0.05 and gain_ci and (gain_ci[0] > 0 or gain_ci[1] < 0) else "info",
+            # without an interval (a matrix alone) the point estimate rates it, as it always did
+            severity="low" if abs(gain) >= 0.05 and (gain_ci is None or gain_ci[0] > 0 or gain_ci[1] < 0) else "info",
             title=(f"{model}: the generalist scores {g:.2f} F1 on domains it trained on, vs {h:.2f} for each "
                    f"domain's specialist and {a:.2f} for specialists from other domains"),
             summary=" ".join(parts), evidence=ev, models=[model], domains=seen + unseen, score=abs(gain),

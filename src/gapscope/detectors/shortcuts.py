@@ -13,18 +13,22 @@ left out). For a feature with full weight w pointing to class c:
                    rows shrinks every weight, and retention fell below 1 for features that
                    are equally useful everywhere.
   separation p     whether the drop is more than chance: one-sided p that the feature
-                   separates its class from the other in a domain (firing rate in class c
-                   minus in the other class, Agresti-Caffo intervals) by more than in every
-                   other domain that has class-c rows (the largest of those p's), or, where
-                   a domain has one class only, fires more often in its class-c rows. Tested
-                   for each fold whose ratio is below 0.5 (Bonferroni over them); the most
+                   marks its class in a domain more than in every other domain that has
+                   class-c rows (the largest of those p's). Marking is the separation, the
+                   feature's rate in class c minus in the other class (Agresti-Caffo
+                   adjusted; for a style property, the difference of its standardised
+                   means), which must also be above 0 in the domain itself; where either
+                   domain holds one class only, the rate (mean) in class c. Tested for each
+                   fold whose ratio is below 0.5, Bonferroni over every fold; the most
                    significant names the feature's domain d* (the fold with the smallest
                    ratio is often a domain that merely dilutes a weak weight). Benjamini-
                    Hochberg across the probed features gives q. A feature in a handful of
                    emails can lose its weight with one domain by the luck of where its
                    emails fell (on two random halves of one corpus, 65 to 144 of the 300
-                   strongest features did: `gapscope validate --checks twin`); q < 0.05 says
-                   the domain really is different.
+                   strongest features did: `gapscope validate --checks twin`). With q <
+                   0.05, about 5% of the features called shortcuts are expected to be such
+                   chance drops: where other domains differ for real, a chance drop among
+                   them can pass (docs/measurements.md has the rates).
   firing ratio     P(feature | c) / P(feature | other class), overall and per domain.
   NPMI             NPMI(feature, class c) against NPMI(feature, domain): how much more
                    the feature tells about the domain than about the label.
@@ -32,8 +36,10 @@ left out). For a feature with full weight w pointing to class c:
 
 Four-way taxonomy (every probed feature gets exactly one):
 
-  (retention below 0.5 "marks a shortcut" only with q < alpha, 0.05; otherwise the feature is
-  read as retained and falls into one of the last two categories)
+  Below, "retention" is the weight kept without d*, and a drop below 0.5 counts only with q <
+  alpha (0.05). A drop the test does not tie to d* ("unconfirmed": flagged as such in the
+  table and the evidence) is read as retained, and the feature falls into one of the last two
+  categories.
 
   pure shortcut       retention < 0.5 and confinement >= 0.9: the label signal rests on one
                       domain and the feature (almost) only occurs there, so no other domain
@@ -42,12 +48,14 @@ Four-way taxonomy (every probed feature gets exactly one):
                       domains too, but the probe learns its class association from d* alone
                       (elsewhere it is too rare, or tied to the class less or not at all:
                       the per-domain firing ratios in the evidence tell which).
-  robust but correlated  retention >= 0.5 and max over domains NPMI(feature, domain) >=
-                      NPMI(feature, class): the predictive use survives leaving any domain
-                      out, but the feature says more about where an email comes from than
-                      about its label; shifts in domain mix move the score.
-  generalizable       retention >= 0.5 and NPMI(feature, class) > NPMI(feature, domain) for
-                      every domain: a consistent label signal across domains.
+  robust but correlated  retention >= 0.5 (or an unconfirmed drop) and max over domains
+                      NPMI(feature, domain) >= NPMI(feature, class): no domain is shown to
+                      carry its predictive use alone, but the feature says more about where
+                      an email comes from than about its label; shifts in domain mix move
+                      the score.
+  generalizable       retention >= 0.5 (or an unconfirmed drop) and NPMI(feature, class) >
+                      NPMI(feature, domain) for every domain: a label signal no single domain
+                      is shown to carry.
 
 Step 2, the cells. For the strongest shortcut candidates of each domain, every cell that
 trained on d* (any model kind) is checked on emails of d* that carry the feature and belong
@@ -169,6 +177,7 @@ class ProbeFeature:
     style_threshold: float | None = None
     separation_p: float = 1.0     # see the module docstring
     separation_q: float = 1.0
+    unconfirmed_drop: bool = False  # below half its weight without d*, but not tied to d* (q >= alpha)
 
     @property
     def is_shortcut(self) -> bool:
@@ -181,7 +190,7 @@ class ProbeFeature:
 
     @property
     def strength(self) -> float:
-        return abs(self.weight) * (1.0 - min(1.0, max(0.0, self.retention)))
+        return abs(self.weight) * (1.0 - min(1.0, max(0.0, self.domain_retention)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -223,42 +232,57 @@ def _ratio(k_c: float, n_c: float, k_o: float, n_o: float) -> float:
     return float(((k_c + 0.5) / (n_c + 1.0)) / ((k_o + 0.5) / (n_o + 1.0)))
 
 
-def _rate(k: int, n: int) -> tuple[float, float]:
-    """Agresti-Caffo adjusted proportion and its variance: defined at 0 of n and n of n."""
-    p = (k + 1.0) / (n + 2.0)
-    return p, p * (1.0 - p) / (n + 2.0)
+def _group(values: np.ndarray, m: np.ndarray) -> tuple[float, float] | None:
+    """Mean of `values` over the rows `m` and the variance of that mean; None where it is not
+    estimable. A feature's occurrence (bool) gets the Agresti-Caffo adjusted proportion, defined at
+    0 of n and n of n; a style property (its standardised value) the plain mean."""
+    n = int(m.sum())
+    if values.dtype == bool:
+        if n == 0:
+            return None
+        p = (int(values[m].sum()) + 1.0) / (n + 2.0)
+        return p, p * (1.0 - p) / (n + 2.0)
+    if n < 2:
+        return None
+    v = values[m]
+    return float(v.mean()), float(max(v.var(ddof=1), 1e-12)) / n
 
 
-def separation_p(fires: np.ndarray, y: np.ndarray, dom: np.ndarray, c: int, d_star: str, domains: list[str]) -> float:
+def separation_p(values: np.ndarray, y: np.ndarray, dom: np.ndarray, c: int, d_star: str,
+                 domains: list[str]) -> float:
     """One-sided p that the feature marks class c in d_star more than in every other domain (the
-    largest p over the others: d_star must beat each one). Where both domains hold both classes the
-    compared quantity is the separation, firing rate in class c minus in the other class; where
-    either holds one class only, the firing rate in class c (a one-class corpus tells nothing about
-    the other class). Domains without class-c rows are not compared: they cannot carry the
-    feature's class-c signal, with d_star or without it. 1.0 if no domain can be compared."""
+    largest p over the others: d_star must beat each one). `values`: where the feature occurs (bool),
+    or a style property's standardised value. Where both domains hold both classes the compared
+    quantity is the separation, the feature's rate (or mean) in class c minus in the other class,
+    and d_star's own separation must also be above 0; where either holds one class only, the rate
+    (mean) in class c (a one-class corpus tells nothing about the other class). Domains without
+    class-c rows are not compared: they cannot carry the feature's class-c signal, with d_star or
+    without it. 1.0 if no domain can be compared."""
     from scipy.stats import norm
 
     def stats(d: str) -> dict[int, tuple[float, float] | None]:
         m = dom == d
-        return {k: (_rate(int((fires & m & (y == k)).sum()), int((m & (y == k)).sum()))
-                    if (m & (y == k)).any() else None) for k in (c, 1 - c)}
+        return {k: _group(values, m & (y == k)) for k in (c, 1 - c)}
 
     mine = stats(d_star)
     if mine[c] is None:
         return 1.0
-    worst = None
+    ps = []
+    if mine[1 - c] is not None:  # it must separate the classes where it is said to
+        ps.append(float(norm.sf((mine[c][0] - mine[1 - c][0]) / math.sqrt(mine[c][1] + mine[1 - c][1]))))
+    compared = False
     for d in domains:
         if d == d_star or not (dom == d).any():
             continue
         other = stats(d)
         if other[c] is None:
             continue
+        compared = True
         both = mine[1 - c] is not None and other[1 - c] is not None
         diff = mine[c][0] - other[c][0] - ((mine[1 - c][0] - other[1 - c][0]) if both else 0.0)
         var = mine[c][1] + other[c][1] + ((mine[1 - c][1] + other[1 - c][1]) if both else 0.0)
-        p = float(norm.sf(diff / math.sqrt(var)))
-        worst = p if worst is None else max(worst, p)
-    return 1.0 if worst is None else worst
+        ps.append(float(norm.sf(diff / math.sqrt(var))))
+    return max(ps) if compared else 1.0
 
 
 def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, seed: int = 0) -> list[ProbeFeature]:
@@ -373,20 +397,25 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
         retention = min(ratios.values()) if ratios else 1.0
         # the feature's domain: of the folds that lose the weight, the one where the feature marks
         # its class most clearly beyond the other domains (the smallest fold ratio is often a
-        # domain that merely dilutes a weak weight); Bonferroni over the folds tested
+        # domain that merely dilutes a weak weight)
         below = [d for d in ratios if ratios[d] < float(o["retention_threshold"])] or (
             [min(ratios, key=lambda d: (ratios[d], d))] if ratios else [])
-        tests = {d: separation_p(fires, y, dom, c, d, domains) for d in below}
+        values = fires if u["kind"] == "ngram" else Z[:, cols[0] - n_ngram]
+        tests = {d: separation_p(values, y, dom, c, d, domains) for d in below}
         d_star = min(tests, key=lambda d: (tests[d], ratios[d], d)) if tests else ""
-        sep_p = min(1.0, tests[d_star] * len(tests)) if tests else 1.0
+        # Bonferroni over every fold, not only those below 0.5: a fold is below 0.5 because chance
+        # piled the feature's emails into that domain, the very thing the test measures
+        sep_p = min(1.0, tests[d_star] * len(ratios)) if tests else 1.0
         k_f = int(fires.sum())
         by_dom = {d: int((fires & (dom == d)).sum()) for d in domains}
         k_c, k_o = int((fires & (y == c)).sum()), int((fires & (y != c)).sum())
         fr_dom = {}
         for d in domains:
             md = dom == d
+            # a one-class domain (a phishing-only corpus): against the other class of every domain
+            mo = md & (y != c) if (md & (y != c)).any() else (y != c)
             fr_dom[d] = _ratio((fires & md & (y == c)).sum(), (md & (y == c)).sum(),
-                               (fires & md & (y != c)).sum(), (md & (y != c)).sum())
+                               (fires & mo).sum(), mo.sum())
         npmi_dom = {d: _npmi(by_dom[d], k_f, n_d[d], N) for d in domains}
         npmi_c = _npmi(k_c, k_f, n_y[c], N)
         confinement = by_dom.get(d_star, 0) / k_f if k_f else 0.0
@@ -404,7 +433,9 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
     qs = false_discovery_control([f.separation_p for f in out]) if out else []
     for f, q in zip(out, qs):
         f.separation_q = float(q)
-        if f.retention < float(o["retention_threshold"]) and f.separation_q < float(o["alpha"]):
+        dropped = f.domain_retention < float(o["retention_threshold"])
+        f.unconfirmed_drop = dropped and f.separation_q >= float(o["alpha"])
+        if dropped and not f.unconfirmed_drop:
             f.category = "pure shortcut" if f.confinement >= float(o["confinement_threshold"]) else "context-dependent"
         else:
             f.category = "robust but correlated" if f.npmi_domain_max >= f.npmi_class else "generalizable"
@@ -432,7 +463,7 @@ def load_or_run_probe(study) -> list[ProbeFeature]:
 
     opts = options(study)
     rows = probe_rows(study, opts)
-    fp = artifacts.fingerprint({"rows": [r.id for r in rows], "opts": opts, "version": 2})
+    fp = artifacts.fingerprint({"rows": [r.id for r in rows], "opts": opts, "version": 3})
     path = study.artifact_dir("shortcuts") / "probe.json"
     if path.exists():
         saved = artifacts.read_json(path)
@@ -625,13 +656,14 @@ def _sig(p: float) -> float:
 def _probe_summary(f: ProbeFeature) -> dict[str, Any]:
     return {"feature": f.feature, "category": f.category, "domain": f.domain,
             "toward": "phishing" if f.direction > 0 else "legitimate", "weight": round(f.weight, 4),
-            "retention": round(f.retention, 4), "fold_weights": {d: round(w, 4) for d, w in f.fold_weights.items()},
+            "retention": round(f.retention, 4), "domain_retention": round(f.domain_retention, 4),
+            "fold_weights": {d: round(w, 4) for d, w in f.fold_weights.items()},
             "firing_ratio": round(f.firing_ratio, 3),
             "firing_ratio_by_domain": {d: round(v, 3) for d, v in f.firing_ratio_by_domain.items()},
             "npmi_class": round(f.npmi_class, 4), "npmi_domain": round(f.npmi_domain, 4),
             "npmi_domain_max": round(f.npmi_domain_max, 4), "confinement": round(f.confinement, 4),
             "separation_p": _sig(f.separation_p), "separation_q": _sig(f.separation_q),
-            "docs": f.docs, "docs_by_domain": f.docs_by_domain}
+            "unconfirmed_drop": f.unconfirmed_drop, "docs": f.docs, "docs_by_domain": f.docs_by_domain}
 
 
 @register_detector("shortcuts")
@@ -670,18 +702,21 @@ def run(study) -> list[Finding]:
 def _write_section(study, feats: list[ProbeFeature]) -> None:
     from gapscope.study import artifacts
 
-    rows = [[f.feature, f.category, f.domain, "phishing" if f.direction > 0 else "legitimate", round(f.weight, 3),
-             round(max(f.retention, -9.99), 2), round(f.firing_ratio_by_domain.get(f.domain, 0.0), 1),
+    rows = [[f.feature, f.category + (" (unconfirmed drop)" if f.unconfirmed_drop else ""), f.domain,
+             "phishing" if f.direction > 0 else "legitimate", round(f.weight, 3),
+             round(max(f.domain_retention, -9.99), 2), round(f.firing_ratio_by_domain.get(f.domain, 0.0), 1),
              round(f.npmi_class, 2), round(f.npmi_domain, 2), round(f.npmi_domain_max, 2), f"{f.separation_q:.2g}",
              f.docs] for f in feats[:40]]
     artifacts.write_json(study.artifact_dir("shortcuts") / "section.json", {
         "id": "shortcut-probe", "title": "Shortcut probe: leave-one-domain-out TF-IDF+LR features",
         "caption": ("A model-free probe fitted on every domain's training rows and once per left-out domain. "
-                    "retention: the least share of a feature's weight kept when one domain is left out (below 0: "
-                    "without it the weight reverses sign); domain: the left-out domain whose loss of the weight the "
-                    "data support best; q: how surely that domain marks the class more than every other domain "
-                    "does, rather than the feature's few emails falling there by chance (Benjamini-Hochberg over "
-                    "the probed features). A shortcut needs retention below 0.5 and q below 0.05. Firing ratio: how "
+                    "domain: of the left-out domains without which the feature keeps less than half its weight, the "
+                    "one that marks its class most clearly beyond the others; retention: the share of the weight "
+                    "kept without that domain (below 0: the weight reverses sign); q: the false discovery rate at "
+                    "which that domain marks the class more than every other domain does, rather than the "
+                    "feature's few emails falling there by chance (Benjamini-Hochberg over the probed features). A "
+                    "shortcut needs retention below 0.5 and q below 0.05; a drop with a larger q is marked "
+                    "unconfirmed and the feature read as retained. Firing ratio: how "
                     "much more often the feature occurs in the class it points to than in the other, in its "
                     "domain; NPMI: its association with the class, with its domain, and the largest with any "
                     "domain (the taxonomy compares the class with that largest one); docs: training rows it occurs "
@@ -703,8 +738,8 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
     title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
              f"{where_short}; removing it moves the margin {rel.rel_drop:.1f}x the typical distance to the threshold")
     summary = (f"'{f.feature}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
-               f"{max(f.domain_retention, 0):.2f} of its weight without {f.domain} (the feature separates the "
-               f"classes there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
+               f"{max(f.domain_retention, 0):.2f} of its weight without {f.domain} (it marks the {cls} class "
+               f"there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
                f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it drops the "
                f"margin by {rel.drop:.2f} ({rel.rel_drop:.1f}x the typical distance to the threshold) and flips "
@@ -732,12 +767,14 @@ def _taxonomy_finding(feats: list[ProbeFeature]) -> Finding:
         title=f"Shortcut probe: {counts['pure shortcut']} pure shortcuts and {counts['context-dependent']} "
               f"context-dependent features among the {len(feats)} strongest",
         summary=("TF-IDF+LR probe refitted leaving each domain out; a feature that keeps less than half its weight "
-                 "without one domain, where that domain marks the class beyond chance (FDR q < 0.05), is a shortcut. "
+                 "without one domain, where that domain marks the class more than the others do (FDR q < 0.05), is "
+                 "a shortcut. "
                  + ("Strongest: " + "; ".join(f"'{f.feature}' ({f.category}, {f.domain}, retention "
                                                f"{max(f.domain_retention, 0):.2f})" for f in top) + ". " if top else
                     "No feature loses its weight with a single domain beyond chance. ")
-                 + (f"{chance} more lose half their weight with one domain by no more than chance (their few "
-                    "emails fell there)." if (chance := sum(1 for f in feats if not f.is_shortcut and f.retention < 0.5))
+                 + (f"{n_unconfirmed} more keep less than half their weight without one domain, but the data do "
+                    "not tie the drop to that domain (q >= 0.05: their emails may have fallen there by chance); "
+                    "they are read as retained." if (n_unconfirmed := sum(f.unconfirmed_drop for f in feats))
                     else "")),
         evidence={"categories": {c: counts.get(c, 0) for c in CATEGORIES}, "features": table},
         domains=sorted({f.domain for f in top}), score=0.0,
