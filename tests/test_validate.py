@@ -75,3 +75,18 @@ def test_llm_only_checks_skip_tfidf_and_the_cli_lists_internals(tmp_path):
 
     out = CliRunner().invoke(app, ["validate", "--checks", "internals,nonsense"])
     assert out.exit_code != 0 and "unknown check(s) nonsense" in out.output + str(out.exception)
+
+
+def test_a_kept_out_folder_is_measured_again_not_read_from_its_cache(tmp_path):
+    """`--out DIR` keeps the runs; validating into it again must score what the detectors find now,
+    not the findings the earlier run cached (same spec, same cells: the cache would match)."""
+    from gapscope.validate import CHECKS
+
+    assert CHECKS["twin"](tmp_path, "tfidf", 0).passed
+    cached = next(tmp_path.glob("twin-tfidf/run/diagnostics/shortcuts/findings.json"))
+    saved = json.loads(cached.read_text())
+    saved["findings"].append({"kind": "shortcut", "severity": "medium", "title": "stale", "summary": "",
+                              "evidence": {}, "detector": "shortcuts"})
+    cached.write_text(json.dumps(saved))
+    again = CHECKS["twin"](tmp_path, "tfidf", 0)
+    assert again.passed and again.metrics["medium_or_high"] == []

@@ -116,7 +116,7 @@ def _study(work: Path, tag: str, cfg, spec_kw: dict[str, Any], only: list[str]):
     run_dir = work / tag / "run"
     with progress.step(f"validate: study {tag}"):
         run_study(spec, run_dir, detectors=False, restart=True)
-    findings = diagnose(run_dir, only=only)
+    findings = diagnose(run_dir, only=only, force=True)  # a kept --out must not serve an older run's findings
     return Study(run_dir), findings, corpus.manifest
 
 
@@ -272,7 +272,7 @@ def check_twin(work: Path, model: str, seed: int, n: int | None = None) -> Check
                       models=[MODEL_SPECS[model]], specialist=names, generalist=names)
     with progress.step(f"validate: study twin-{model}"):
         run_study(spec, work / f"twin-{model}" / "run", detectors=False, restart=True)
-    findings = diagnose(work / f"twin-{model}" / "run", only=["shortcuts"])
+    findings = diagnose(work / f"twin-{model}" / "run", only=["shortcuts"], force=True)
     loud = [f for f in findings if f.kind == "shortcut" and f.severity in ("high", "medium")]
     probe = Study(work / f"twin-{model}" / "run").artifact_dir("shortcuts") / "probe.json"
     feats = json.loads(probe.read_text(encoding="utf-8"))["features"]
