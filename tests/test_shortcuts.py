@@ -296,3 +296,12 @@ def test_reliance_severity_weighs_flips_by_their_sample():
     assert rel(3, 4, share=0.3, rel_drop=1.2).severity(True) == "high"  # the margin moves decisively
     # the same, measured mostly on the cell's own training rows (2 held-out emails carry it): medium
     assert rel(3, 4, share=0.3, rel_drop=1.2, in_sample=2).severity(True) == "medium"
+
+
+def test_a_weight_that_falls_to_zero_reads_as_zero_retention():
+    f = S.ProbeFeature(feature="million", kind="ngram", phrase=["million"], direction=1, weight=1.0,
+                       fold_weights={"fraud": -0.0}, retention=-0.0, domain="fraud", docs=9, docs_by_domain={},
+                       firing_ratio=9.0, firing_ratio_by_domain={"fraud": 9.0}, npmi_class=0.1, npmi_domain=0.5,
+                       npmi_domain_max=0.5, confinement=1.0, category="pure shortcut", separation_q=1e-9)
+    summary = S._taxonomy_finding([f]).summary
+    assert "retention 0.00" in summary and "-0.00" not in summary

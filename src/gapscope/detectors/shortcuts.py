@@ -738,7 +738,7 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
     title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
              f"{where_short}; removing it moves the margin {rel.rel_drop:.1f}x the typical distance to the threshold")
     summary = (f"'{f.feature}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
-               f"{max(f.domain_retention, 0):.2f} of its weight without {f.domain} (it marks the {cls} class "
+               f"{max(f.domain_retention, 0.0) + 0.0:.2f} of its weight without {f.domain} (it marks the {cls} class "
                f"there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
                f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it drops the "
@@ -770,7 +770,7 @@ def _taxonomy_finding(feats: list[ProbeFeature]) -> Finding:
                  "without one domain, where that domain marks the class more than the others do (FDR q < 0.05), is "
                  "a shortcut. "
                  + ("Strongest: " + "; ".join(f"'{f.feature}' ({f.category}, {f.domain}, retention "
-                                               f"{max(f.domain_retention, 0):.2f})" for f in top) + ". " if top else
+                                               f"{max(f.domain_retention, 0.0) + 0.0:.2f})" for f in top) + ". " if top else
                     "No feature loses its weight with a single domain beyond chance. ")
                  + (f"{n_unconfirmed} more keep less than half their weight without one domain, but the data do "
                     "not tie the drop to that domain (q >= 0.05: their emails may have fallen there by chance); "
