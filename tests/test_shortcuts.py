@@ -230,6 +230,8 @@ def test_a_style_shift_in_one_domain_is_tested_on_its_values():
     probed = S.fit_probe(rows, domains=["A", "B", "C"])
     caps = next(f for f in probed if f.feature == "style:uppercase_ratio")
     assert caps.domain == "A" and caps.domain_retention < 0.5 and caps.is_shortcut and caps.separation_q < 0.05
+    # and a candidate for the cells: within A, the shouting emails are its phishing
+    assert caps.firing_ratio_by_domain["A"] > 2 and caps in S.candidates(probed, per_domain=3)
 
 
 def test_separation_compares_class_rates_where_a_domain_has_one_class():

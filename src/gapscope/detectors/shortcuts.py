@@ -29,7 +29,10 @@ left out). For a feature with full weight w pointing to class c:
                    0.05, about 5% of the features called shortcuts are expected to be such
                    chance drops: where other domains differ for real, a chance drop among
                    them can pass (docs/measurements.md has the rates).
-  firing ratio     P(feature | c) / P(feature | other class), overall and per domain.
+  firing ratio     P(feature | c) / P(feature | other class), overall and per domain (a
+                   style property "occurs" above the pooled 75th percentile, and within a
+                   domain in that domain's top quarter; in a one-class domain the other class is
+                   that of every other domain).
   NPMI             NPMI(feature, class c) against NPMI(feature, domain): how much more
                    the feature tells about the domain than about the label.
   confinement      share of the feature's occurrences that fall in d*.
@@ -412,10 +415,15 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
         fr_dom = {}
         for d in domains:
             md = dom == d
+            fd = fires
+            if u["kind"] == "style" and md.any():
+                # within a domain a style property occurs in that domain's top quarter (ties included: a
+                # value shared by the top quarter is in it): a shouting corpus passes the pooled 75th
+                # percentile in every email, which hides its class split
+                fd = style[:, k] >= np.quantile(style[md, k], 0.75)
             # a one-class domain (a phishing-only corpus): against the other class of every domain
             mo = md & (y != c) if (md & (y != c)).any() else (y != c)
-            fr_dom[d] = _ratio((fires & md & (y == c)).sum(), (md & (y == c)).sum(),
-                               (fires & mo).sum(), mo.sum())
+            fr_dom[d] = _ratio((fd & md & (y == c)).sum(), (md & (y == c)).sum(), (fd & mo).sum(), mo.sum())
         npmi_dom = {d: _npmi(by_dom[d], k_f, n_d[d], N) for d in domains}
         npmi_c = _npmi(k_c, k_f, n_y[c], N)
         confinement = by_dom.get(d_star, 0) / k_f if k_f else 0.0
