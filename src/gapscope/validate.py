@@ -102,15 +102,16 @@ def planted_domain(seed: int) -> str:
     return random.Random(f"gapscope-validate:{seed}").choice(list(DOMAIN_NAMES))
 
 
-def _study(work: Path, tag: str, cfg, spec_kw: dict[str, Any], only: list[str]):
-    """Generate the corpus, run the study without detectors, then the named detectors."""
+def _study(work: Path, tag: str, cfg, spec_kw: dict[str, Any], only: list[str], corpus=None):
+    """Generate the corpus (or take `corpus`, one made from cfg's), run the study without detectors,
+    then the named detectors."""
     from gapscope.data.synth import generate
     from gapscope.study.context import Study
     from gapscope.study.diagnose import diagnose
     from gapscope.study.runner import run_study
 
     corpus_dir = work / tag / "corpus"
-    corpus = generate(cfg)
+    corpus = corpus or generate(cfg)
     corpus.write(corpus_dir)
     spec = write_spec(corpus_dir / "validate.toml", name=f"validate-{tag}", seed=cfg.seed, **spec_kw)
     run_dir = work / tag / "run"
@@ -247,35 +248,26 @@ def check_quiet(work: Path, model: str, seed: int, n: int | None = None) -> Chec
 
 
 def check_twin(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult | None:
-    import json
+    from dataclasses import replace
 
-    from gapscope.data.synth import SynthConfig, generate
-    from gapscope.study.context import Study
-    from gapscope.study.diagnose import diagnose
-    from gapscope.study.runner import run_study
+    from gapscope.data.synth import SynthConfig, SynthCorpus, generate
+    from gapscope.study import artifacts
 
     if model != "tfidf":
         return None
     base = planted_domain(seed)
     n = n or SIZES["shortcut"][model]
-    rows = generate(SynthConfig(seed=seed, n_per_domain=2 * n, domains=[base])).rows
-    half = set(random.Random(f"gapscope-validate-twin:{seed}").sample(range(len(rows)), len(rows) // 2))
-    corpus_dir = work / f"twin-{model}" / "corpus"
-    corpus_dir.mkdir(parents=True, exist_ok=True)
+    cfg = SynthConfig(seed=seed, n_per_domain=2 * n, domains=[base])
+    whole = generate(cfg)
+    half = set(random.Random(f"gapscope-validate-twin:{seed}").sample(range(len(whole.rows)), len(whole.rows) // 2))
     names = [f"{base}-a", f"{base}-b"]
-    for k, name in enumerate(names):
-        with open(corpus_dir / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for i, r in enumerate(rows):
-                if (i in half) == (k == 0):
-                    f.write(json.dumps({"id": r.id, "text": r.text, "label": r.label}) + "\n")
-    spec = write_spec(corpus_dir / "validate.toml", name=f"validate-twin-{model}", seed=seed, domains=names,
-                      models=[MODEL_SPECS[model]], specialist=names, generalist=names)
-    with progress.step(f"validate: study twin-{model}"):
-        run_study(spec, work / f"twin-{model}" / "run", detectors=False, restart=True)
-    findings = diagnose(work / f"twin-{model}" / "run", only=["shortcuts"], force=True)
+    twins = SynthCorpus([replace(r, domain=names[0] if i in half else names[1]) for i, r in enumerate(whole.rows)],
+                        {**whole.manifest, "domains": names})
+    study, findings, _ = _study(work, f"twin-{model}", cfg, {"domains": names, "models": [MODEL_SPECS[model]],
+                                                             "specialist": names, "generalist": names},
+                                ["shortcuts"], corpus=twins)
     loud = [f for f in findings if f.kind == "shortcut" and f.severity in ("high", "medium")]
-    probe = Study(work / f"twin-{model}" / "run").artifact_dir("shortcuts") / "probe.json"
-    feats = json.loads(probe.read_text(encoding="utf-8"))["features"]
+    feats = artifacts.read_json(study.run_dir / "diagnostics" / "shortcuts" / "probe.json")["features"]
     dropped = sum(f["retention"] < 0.5 for f in feats)
     return CheckResult("twin", model, not loud,
                        {"domain": base, "medium_or_high": [f.title for f in loud],

@@ -46,15 +46,10 @@ def _who(model: str, paradigm: str) -> str:
 FLAGS_NONE = 0.05  # a cell flagging this share of a domain's emails or less flags (nearly) nothing
 
 
-def flagged_shares(study) -> dict[tuple[str, str], dict[str, float]]:
-    """Per cell (model, paradigm) and test domain: the share of held-out emails it flags as phishing."""
-    out: dict[tuple[str, str], dict[str, float]] = {}
-    for cell in study.cells:
-        p = study.predictions(cell)
-        p = p[p["split"] == "test"]
-        flags = (p["margin"] > cell.threshold).groupby(p["domain"]).mean()
-        out[(cell.model, cell.paradigm)] = {str(d): float(v) for d, v in flags.items()}
-    return out
+def flagged_shares(scores: dict[tuple[str, str], dict[str, tuple]]) -> dict[tuple[str, str], dict[str, float]]:
+    """Per cell (model, paradigm) and test domain: the share of held-out emails it flags as phishing
+    (from held_out_scores)."""
+    return {cell: {d: float(np.mean(m > thr)) for d, (_, _, m, thr) in per.items()} for cell, per in scores.items()}
 
 
 def why_low(e: dict, flagged: float | None) -> str:
@@ -83,7 +78,8 @@ def run(study) -> list[Finding]:
     by_cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for e in study.matrix:
         by_cell[(e["model"], e["paradigm"])].append(e)
-    shares = flagged_shares(study)
+    scores = held_out_scores(study)
+    shares = flagged_shares(scores)
     names = {(c.model, c.paradigm): c.name for c in study.cells}
     findings = []
     for (model, paradigm), entries in sorted(by_cell.items()):
@@ -137,7 +133,11 @@ def run(study) -> list[Finding]:
             models=[model], domains=[worst["test_domain"]] + [d for d in failing if d != worst["test_domain"]],
             score=worst_drop,
         ))
-    findings += _generalist_vs_specialists(study)
+    if study.cells:
+        findings += paradigm_comparison(study.matrix, scores, seed=study.spec.study.seed,
+                                        n_resamples=int(study.spec.study.bootstrap))
+    else:  # a matrix alone: point estimates only
+        findings += paradigm_comparison(study.matrix)
     return findings
 
 
@@ -154,20 +154,12 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def _generalist_vs_specialists(study) -> list[Finding]:
-    if not study.cells:  # a matrix alone: point estimates only
-        return paradigm_comparison(study.matrix)
-    return paradigm_comparison(study.matrix, _test_scores(study), seed=study.spec.study.seed,
-                               n_resamples=int(study.spec.study.bootstrap))
-
-
-def _test_scores(study) -> dict[tuple[str, str], dict[str, tuple]]:
+def held_out_scores(study) -> dict[tuple[str, str], dict[str, tuple]]:
     """(model, paradigm) -> test domain -> (ids, labels, margins, threshold), rows in id order so that
-    every cell's arrays of one domain line up for a paired bootstrap."""
+    every cell's arrays of one domain line up for a paired bootstrap. Each cell's predictions are
+    read once, here."""
     out: dict[tuple[str, str], dict[str, tuple]] = {}
     for cell in study.cells:
-        if not (cell.paradigm == "generalist" or cell.paradigm.startswith(("specialist:", "lodo:"))):
-            continue
         p = study.predictions(cell)
         p = p[p["split"] == "test"].sort_values("id", kind="stable")
         out[(cell.model, cell.paradigm)] = {
@@ -229,7 +221,7 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
     that is the generalist's own out-of-domain F1 where it has one, and the leave-one-domain-out
     cells' F1 on their held-out domain, each set against the specialists away from home there.
 
-    With `scores` (the cells' test margins, see _test_scores) the differences get paired bootstrap
+    With `scores` (the cells' test margins, see held_out_scores) the differences get paired bootstrap
     intervals; the comparison is "low" rather than "info" when what seeing a domain's style buys
     is at least 0.05 F1 and its interval, where there is one, excludes 0.
     """
@@ -240,37 +232,31 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
     out = []
     for model, es in sorted(by_model.items()):
         gen = {e["test_domain"]: e for e in es if e["paradigm"] == "generalist"}
-        home = {e["test_domain"]: e["f1"] for e in es if e["paradigm"].startswith("specialist:") and e["in_domain"]}
+        home = {e["test_domain"]: e for e in es if e["paradigm"].startswith("specialist:") and e["in_domain"]}
         if not gen or not home:
             continue
-        away: dict[str, list[float]] = defaultdict(list)
+        away: dict[str, list[dict]] = defaultdict(list)
         for e in es:
             if e["paradigm"].startswith("specialist:") and not e["in_domain"]:
-                away[e["test_domain"]].append(e["f1"])
+                away[e["test_domain"]].append(e)
         seen = [d for d in home if d in gen and gen[d]["in_domain"] and away.get(d)]
         if not seen:
             continue
-        g, h = _mean([gen[d]["f1"] for d in seen]), _mean([home[d] for d in seen])
-        a = _mean([x for d in seen for x in away[d]])
+        g, h = _mean([gen[d]["f1"] for d in seen]), _mean([home[d]["f1"] for d in seen])
+        a = _mean([x["f1"] for d in seen for x in away[d]])
         gain = g - a
         mine = {p: v for (m, p), v in (scores or {}).items() if m == model}
-        home_p = {e["test_domain"]: e["paradigm"] for e in es if e["paradigm"].startswith("specialist:") and e["in_domain"]}
-        away_p: dict[str, list[str]] = defaultdict(list)
-        for e in es:
-            if e["paradigm"].startswith("specialist:") and not e["in_domain"]:
-                away_p[e["test_domain"]].append(e["paradigm"])
 
-        def sc(paradigm: str, d: str):
-            return mine.get(paradigm, {}).get(d)
-
-        def interval(a_side, b_side) -> list[float] | None:
-            parts_ = [(d, [sc(p, d) for p in a_side(d)], [sc(p, d) for p in b_side(d)]) for d in seen]
+        def interval(others: dict[str, list[dict]]) -> list[float] | None:
+            """The generalist against `others` (entries per domain) on the seen domains, paired."""
+            parts_ = [(d, [mine.get("generalist", {}).get(d)], [mine.get(e["paradigm"], {}).get(d) for e in others[d]])
+                      for d in seen]
             if not mine or any(x is None for _, a_, b_ in parts_ for x in a_ + b_):
                 return None
             return paired_interval(parts_, seed, n_resamples)
 
-        gain_ci = interval(lambda d: ["generalist"], lambda d: away_p[d])
-        mix_ci = interval(lambda d: ["generalist"], lambda d: [home_p[d]])
+        gain_ci = interval(away)
+        mix_ci = interval({d: [home[d]] for d in seen})
         parts = [f"On {len(seen)} domain(s) that have a specialist ({', '.join(seen)}), the generalist, which "
                  f"trained on each of them, scores {g:.2f} F1; each domain's own specialist {h:.2f} "
                  f"(mixing {_change(g - h, mix_ci)} at equal size), the other specialists there "
@@ -284,7 +270,7 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
                     "style_gain_ci": _round_ci(gain_ci), "mixing_change": round(g - h, 4),
                     "mixing_change_ci": _round_ci(mix_ci)}
         if unseen:
-            gu, au = _mean([gen[d]["f1"] for d in unseen]), _mean([x for d in unseen for x in away[d]])
+            gu, au = _mean([gen[d]["f1"] for d in unseen]), _mean([x["f1"] for d in unseen for x in away[d]])
             parts.append(f"On {', '.join(unseen)}, which the mix left out, the generalist scores {gu:.2f} against "
                          f"the specialists' {au:.2f} there: that is how the mix carries to unseen mail.")
             ev.update({"unseen_domains": unseen, "generalist_unseen_f1": round(gu, 4), "specialists_unseen_f1": round(au, 4)})
@@ -292,7 +278,7 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
                 if e["paradigm"].startswith("lodo:") and e["test_domain"] == e["paradigm"].split(":", 1)[1]}
         lodo = {d: f for d, f in lodo.items() if away.get(d)}
         if lodo:
-            lo, al = _mean(list(lodo.values())), _mean([x for d in lodo for x in away[d]])
+            lo, al = _mean(list(lodo.values())), _mean([x["f1"] for d in lodo for x in away[d]])
             parts.append(f"Trained on every other domain, the leave-one-domain-out cells score {lo:.2f} on the "
                          f"domain they left out, against {al:.2f} for single-domain specialists there.")
             ev.update({"lodo_heldout_f1": round(lo, 4), "specialists_away_on_lodo_domains_f1": round(al, 4)})

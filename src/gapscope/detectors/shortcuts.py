@@ -403,7 +403,7 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
         # domain that merely dilutes a weak weight)
         below = [d for d in ratios if ratios[d] < float(o["retention_threshold"])] or (
             [min(ratios, key=lambda d: (ratios[d], d))] if ratios else [])
-        values = fires if u["kind"] == "ngram" else Z[:, cols[0] - n_ngram]
+        values = fires if kind == "ngram" else Z[:, k]  # a style property: its standardised value
         tests = {d: separation_p(values, y, dom, c, d, domains) for d in below}
         d_star = min(tests, key=lambda d: (tests[d], ratios[d], d)) if tests else ""
         # Bonferroni over every fold, not only those below 0.5: a fold is below 0.5 because chance
@@ -416,7 +416,7 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
         for d in domains:
             md = dom == d
             fd = fires
-            if u["kind"] == "style" and md.any():
+            if kind == "style" and md.any():
                 # within a domain a style property occurs in that domain's top quarter (ties included: a
                 # value shared by the top quarter is in it): a shouting corpus passes the pooled 75th
                 # percentile in every email, which hides its class split
