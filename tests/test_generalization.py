@@ -186,3 +186,92 @@ def test_a_paired_interval_of_a_cell_against_itself_is_zero():
     assert paired_interval([("a", [s], [s])], seed=0, n_resamples=200) == [0.0, 0.0]
     other = (np.array([str(i) for i in range(1, 31)]), y, m, 0.0)  # other emails: not paired
     assert paired_interval([("a", [s], [other])], seed=0, n_resamples=200) is None
+
+
+def _rated_rows(domain, n, share, recall, fpr):
+    """n test rows of which `share` are phishing, flagged (margin +1 vs -1) at exactly this recall and
+    false-positive rate."""
+    n_pos = round(n * share)
+    y = np.array([1] * n_pos + [0] * (n - n_pos))
+    flag = np.zeros(n, dtype=bool)
+    flag[:round(recall * n_pos)] = True
+    flag[n_pos:n_pos + round(fpr * (n - n_pos))] = True
+    return [{"id": f"{domain}-{i:05d}", "domain": domain, "split": "test", "label": int(y[i]),
+             "margin": 1.0 if flag[i] else -1.0} for i in range(n)]
+
+
+def _share_study(domains):
+    """One specialist trained on `a`, scored on each of `domains`: name -> (n, share, recall, fpr)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from gapscope.eval.matrix import evaluate_cell
+
+    rows = pd.DataFrame([r for d, spec in domains.items() for r in _rated_rows(d, *spec)])
+    cell = SimpleNamespace(model="m", paradigm="specialist:a", name="m-specialist-a", threshold=0.0)
+    per = {d: (g["id"].to_numpy(), g["label"].to_numpy(), g["margin"].to_numpy()) for d, g in rows.groupby("domain")}
+    matrix = [e.to_dict() for e in evaluate_cell("m", "specialist:a", ["a"], 0.0, per, n_resamples=400)]
+    return SimpleNamespace(matrix=matrix, cells=[cell], predictions=lambda c: rows,
+                           spec=SimpleNamespace(study=SimpleNamespace(seed=0, bootstrap=400)))
+
+
+def test_a_lower_phishing_share_alone_is_not_a_generalization_gap():
+    # the same recall (0.9) and false-positive rate (0.1) on mail that is 5% phishing: F1 0.47
+    # against 0.90 at home, all of it the share. Read against the in-domain F1 as measured, this was a
+    # high, significant gap.
+    from gapscope.detectors.generalization import run
+
+    study = _share_study({"a": (1000, 0.5, 0.9, 0.1), "b": (2000, 0.05, 0.9, 0.1)})
+    (b,) = [e for e in study.matrix if e["test_domain"] == "b"]
+    assert b["f1"] < 0.5 and b["f1_ci"][1] < 0.85  # as measured, a drop far beyond the in-domain interval
+    (f,) = [f for f in run(study) if f.kind == "generalization_gap"]
+    assert f.severity == "info" and "phishing share, not a failure to transfer" in f.title
+    assert f.evidence["expected_f1"] == pytest.approx(b["f1"], abs=0.01)
+    assert f.evidence["in_domain_recall"] == pytest.approx(0.9) and f.evidence["in_domain_fpr"] == pytest.approx(0.1)
+
+
+def test_a_real_loss_at_a_lower_share_is_measured_against_that_share():
+    # recall falls from 0.9 to 0.5 on the 5%-phishing domain: the gap is the F1 that loss costs at 5%
+    # (0.47 expected, 0.29 measured), not the 0.6 between home and away as measured
+    from gapscope.detectors.generalization import run
+    from gapscope.eval.metrics import f1_at_share
+
+    study = _share_study({"a": (1000, 0.5, 0.9, 0.1), "b": (2000, 0.05, 0.5, 0.1)})
+    (f,) = [f for f in run(study) if f.kind == "generalization_gap"]
+    (b,) = [e for e in study.matrix if e["test_domain"] == "b"]
+    expected = float(f1_at_share(0.9, 0.1, 0.05))
+    assert f.severity == "medium" and f.score == pytest.approx(expected - b["f1"])
+    assert f"loses {expected - b['f1']:.2f} F1 on b" in f.title
+    assert "at b's phishing share (5%) those rates give F1 0.47" in f.summary
+    row = next(r for r in f.evidence["per_domain"] if r["domain"] == "b")
+    assert row["phishing_share"] == 0.05 and row["expected_f1"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_loss_hidden_by_a_higher_share_is_found():
+    # at 90% phishing a recall of 0.75 still reads F1 0.85, within 0.05 of home's 0.90 as measured;
+    # at that share the home rates give 0.94
+    from gapscope.detectors.generalization import run
+
+    study = _share_study({"a": (1000, 0.5, 0.9, 0.1), "b": (2000, 0.9, 0.75, 0.1)})
+    (b,) = [e for e in study.matrix if e["test_domain"] == "b"]
+    assert 0.9 - b["f1"] < 0.05
+    (f,) = [f for f in run(study) if f.kind == "generalization_gap"]
+    assert f.severity == "low" and f.score > 0.05
+
+
+def test_equal_rates_at_equal_share_give_no_gap():
+    from gapscope.detectors.generalization import run
+
+    study = _share_study({"a": (1000, 0.5, 0.9, 0.1), "b": (2000, 0.5, 0.9, 0.1), "c": (500, 1.0, 0.9, 0.0)})
+    assert [f for f in run(study) if f.kind == "generalization_gap"] == []
+
+
+def test_f1_at_share_matches_counting():
+    from gapscope.eval.metrics import compute_metrics, f1_at_share
+
+    rows = _rated_rows("x", 4000, 0.2, 0.8, 0.05)
+    y = np.array([r["label"] for r in rows])
+    m = np.array([r["margin"] for r in rows])
+    assert float(f1_at_share(0.8, 0.05, 0.2)) == pytest.approx(compute_metrics(y, m, 0.0).values["f1"])
+    assert float(f1_at_share(0.9, 0.1, 0.5)) == pytest.approx(0.9)

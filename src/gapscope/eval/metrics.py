@@ -57,6 +57,14 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
+def f1_at_share(recall, fpr, share):
+    """F1 that a classifier with this recall and false-positive rate reaches, in expectation, on mail of
+    which `share` is phishing: 2·s·R / (s·R + s + (1 − s)·FPR). F1 depends on the phishing share as
+    well as on the error rates; this moves a cell's rates from one domain to another's share."""
+    recall, fpr, share = (np.asarray(v, dtype=np.float64) for v in (recall, fpr, share))
+    return _ratio(2 * share * recall, share * recall + share + (1 - share) * fpr)
+
+
 def _weighted_auroc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Mann-Whitney AUROC per weight row; tied scores count one half (as sklearn's trapezoid)."""
     order = np.argsort(s, kind="stable")
