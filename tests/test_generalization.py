@@ -275,3 +275,24 @@ def test_f1_at_share_matches_counting():
     m = np.array([r["margin"] for r in rows])
     assert float(f1_at_share(0.8, 0.05, 0.2)) == pytest.approx(compute_metrics(y, m, 0.0).values["f1"])
     assert float(f1_at_share(0.9, 0.1, 0.5)) == pytest.approx(0.9)
+
+
+def test_false_alarms_on_a_legitimate_only_domain_are_a_gap():
+    # public corpora are often one class (a ham archive): F1 is not defined there, so a cell that
+    # flagged a third of that mail as phishing went without a finding
+    from gapscope.detectors.generalization import run
+
+    study = _share_study({"a": (1000, 0.5, 0.9, 0.05), "ham": (1000, 0.0, 0.0, 0.35)})
+    (f,) = [f for f in run(study) if f.kind == "generalization_gap"]
+    assert f.severity == "high" and f.score == pytest.approx(0.30)
+    assert f.title == "m trained on a flags 35% of ham's legitimate mail as phishing (5% in-domain)"
+    assert f.domains == ["ham"] and f.evidence["in_domain_fpr"] == pytest.approx(0.05)
+    row = next(r for r in f.evidence["per_domain"] if r["domain"] == "ham")
+    assert row["false_positive_rate"] == pytest.approx(0.35)
+
+
+def test_a_legitimate_only_domain_at_the_home_false_positive_rate_is_quiet():
+    from gapscope.detectors.generalization import run
+
+    study = _share_study({"a": (1000, 0.5, 0.9, 0.05), "ham": (1000, 0.0, 0.0, 0.06)})
+    assert [f for f in run(study) if f.kind == "generalization_gap"] == []

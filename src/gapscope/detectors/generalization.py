@@ -3,6 +3,7 @@
 A cell whose F1 on some domain falls clearly below what it scores at home is a finding: "at home"
 is the F1 its in-domain recall and false-positive rate give at that domain's phishing share (F1
 moves with the share alone), and "clearly" means the domain's F1 interval lies below that one's.
+A domain without phishing has no F1: there a rise of the false-positive rate is the finding.
 The generalist cell is compared with the specialists of the same model, with paired bootstrap
 intervals over the test rows the cells share.
 """
@@ -87,6 +88,7 @@ class HomeRates:
     fpr: float
     share: float  # phishing share of those emails
     n: int
+    n_negative: int
     recall_draws: np.ndarray
     fpr_draws: np.ndarray
 
@@ -97,6 +99,11 @@ class HomeRates:
         draws = draws[~np.isnan(draws)]
         lo = float(np.percentile(draws, (1.0 - level) / 2 * 100)) if draws.size else None
         return point, lo
+
+    def fpr_high(self, level: float = 0.95) -> float | None:
+        """Upper end of the false-positive rate's bootstrap interval."""
+        draws = self.fpr_draws[~np.isnan(self.fpr_draws)]
+        return float(np.percentile(draws, 100 - (1.0 - level) / 2 * 100)) if draws.size else None
 
 
 def home_rates(per_domain: dict[str, tuple], domains: list[str], seed: int, n_resamples: int) -> HomeRates | None:
@@ -112,7 +119,8 @@ def home_rates(per_domain: dict[str, tuple], domains: list[str], seed: int, n_re
         return None  # a recall or a false-positive rate that cannot be measured
     rd, fd = error_rate_draws(y, pred, n_resamples=n_resamples,
                               seed=_domain_seed(seed, "in-domain:" + "|".join(sorted(domains))))
-    return HomeRates(float(pred[y].mean()), float(pred[~y].mean()), float(y.mean()), int(y.size), rd, fd)
+    return HomeRates(float(pred[y].mean()), float(pred[~y].mean()), float(y.mean()), int(y.size),
+                     int((~y).sum()), rd, fd)
 
 
 @register_detector("generalization")
@@ -128,78 +136,131 @@ def run(study) -> list[Finding]:
     findings = []
     for (model, paradigm), entries in sorted(by_cell.items()):
         ins = [e for e in entries if e["in_domain"] and e.get("f1") is not None]
-        outs = [e for e in entries if not e["in_domain"] and e.get("f1") is not None and e.get("n_positive", 1) > 0]
-        if not ins or not outs:
+        if not ins:
             continue
-        in_f1 = sum(e["f1"] for e in ins) / len(ins)
-        # the in-domain F1 is measured too (on a few dozen rows): a drop counts when the other
-        # domain's interval lies below the in-domain interval, not below its point estimate; read
-        # against the point, equal domains gave a "significant" drop in a quarter of the cells
-        # (five other domains, 24 rows each: a statistical review's simulation)
-        in_lo = sum(_ci_low(e) for e in ins) / len(ins)
         # F1 moves with the phishing share alone: at 5% phishing the error rates that give 0.90 at 50%
         # give 0.47. So each domain is set against the F1 the cell's in-domain recall and
         # false-positive rate give at that domain's share (needs the cells' scores; a matrix alone
         # is read against the in-domain F1 as measured).
         rates = home_rates(scores.get((model, paradigm), {}), sorted({e["test_domain"] for e in ins}),
                            seed, n_resamples) if n_resamples else None
-        drops, raw_drops, expected = [], [], {}
-        for e in outs:
-            hi = (e.get("f1_ci") or [None, None])[1]
-            ref, ref_lo = in_f1, in_lo
-            if rates is not None and e.get("n"):
-                point, lo = rates.expected_f1(e["n_positive"] / e["n"])
-                if lo is not None:
-                    ref, ref_lo = point, lo
-                    expected[e["test_domain"]] = (point, lo)
-            if hi is not None and hi < in_lo:
-                raw_drops.append((in_f1 - e["f1"], e))
-            if hi is not None and hi >= ref_lo:
-                continue  # not distinguishable from what the cell scores at home
-            drops.append((ref - e["f1"], e))
-        drops = [(d, e) for d, e in sorted(drops, key=lambda x: -x[0]) if _severity(d)]
-        if not drops:
-            base = _share_not_skill(model, paradigm, in_f1, rates, raw_drops, expected, names)
-            findings += [base] if base else []
-            continue
-        worst_drop, worst = drops[0]
-        sev = _severity(worst_drop)
-        n_in = sum(e["n"] for e in ins)
-        few = n_in < MIN_IN_DOMAIN
-        if few:
-            sev = "low"
-        failing = [e["test_domain"] for _, e in drops]
-        flagged = shares.get((model, paradigm), {})
-        why = why_low(worst, flagged.get(worst["test_domain"]))
-        wd = worst["test_domain"]
-        shifted = wd in expected and abs(expected[wd][0] - in_f1) >= SHARE_SHIFT
-        at_share = (f" (recall {rates.recall:.2f}, false-positive rate {rates.fpr:.2f}, {rates.share:.0%} phishing); "
-                    f"at {_poss(wd)} phishing share ({_share(worst)}) those rates give F1 {expected[wd][0]:.2f}"
-                    if shifted else "")
-        findings.append(Finding(
-            kind="generalization_gap", severity=sev,
-            title=f"{_who(model, paradigm)} loses {f1_drop_text(worst_drop)} F1 on {wd}" + (
-                # where the share moves the reference, the title says against what the loss is read
-                f" (F1 {worst['f1']:.2f} against {expected[wd][0]:.2f} expected at {_share(worst)} phishing)"
-                if shifted else ""),
-            summary=(f"In-domain F1 {in_f1:.2f}" + at_share + f"; on {wd} F1 {worst['f1']:.2f} "
-                     f"(95% CI {worst['f1_ci'][0]:.2f}-{worst['f1_ci'][1]:.2f}, n={worst['n']})"
-                     + (f": {why}" if why else "") + ". "
-                     + (f"In-domain F1 rests on {n_in} held-out row(s), too few to measure it: a drop, not a "
-                        "significant one." if few else
-                        f"Significant drops on {len(failing)} of {len(outs)} other domains: {', '.join(failing)}.")),
-            evidence={"cell": names.get((model, paradigm)), "model": model, "paradigm": paradigm,
-                      "in_domain_f1": round(in_f1, 4), "in_domain_n": n_in, **_rates_evidence(rates),
-                      "per_domain": _per_domain(entries, flagged, expected)},
-            models=[model], domains=[wd] + [d for d in failing if d != wd],
-            score=worst_drop,
-        ))
+        cell = (model, paradigm, names.get((model, paradigm)))
+        findings += _f1_gap(cell, entries, ins, rates, shares.get((model, paradigm), {}))
+        findings += _false_alarms(cell, entries, rates)
     if study.cells:
         findings += paradigm_comparison(study.matrix, scores, seed=study.spec.study.seed,
                                         n_resamples=int(study.spec.study.bootstrap))
     else:  # a matrix alone: point estimates only
         findings += paradigm_comparison(study.matrix)
     return findings
+
+
+def _f1_gap(cell: tuple, entries: list[dict], ins: list[dict], rates: HomeRates | None,
+            flagged: dict[str, float]) -> list[Finding]:
+    """The cell's worst significant F1 loss on a domain holding phishing (or an info finding where the
+    domain's phishing share accounts for a drop as measured)."""
+    model, paradigm, name = cell
+    outs = [e for e in entries if not e["in_domain"] and e.get("f1") is not None and e.get("n_positive", 1) > 0]
+    if not outs:
+        return []
+    in_f1 = sum(e["f1"] for e in ins) / len(ins)
+    # the in-domain F1 is measured too (on a few dozen rows): a drop counts when the other
+    # domain's interval lies below the in-domain interval, not below its point estimate; read
+    # against the point, equal domains gave a "significant" drop in a quarter of the cells
+    # (five other domains, 24 rows each: a statistical review's simulation)
+    in_lo = sum(_ci_low(e) for e in ins) / len(ins)
+    drops, raw_drops, expected = [], [], {}
+    for e in outs:
+        hi = (e.get("f1_ci") or [None, None])[1]
+        ref, ref_lo = in_f1, in_lo
+        if rates is not None and e.get("n"):
+            point, lo = rates.expected_f1(e["n_positive"] / e["n"])
+            if lo is not None:
+                ref, ref_lo = point, lo
+                expected[e["test_domain"]] = (point, lo)
+        if hi is not None and hi < in_lo:
+            raw_drops.append((in_f1 - e["f1"], e))
+        if hi is not None and hi >= ref_lo:
+            continue  # not distinguishable from what the cell scores at home
+        drops.append((ref - e["f1"], e))
+    drops = [(d, e) for d, e in sorted(drops, key=lambda x: -x[0]) if _severity(d)]
+    if not drops:
+        base = _share_not_skill(cell, in_f1, rates, raw_drops, expected)
+        return [base] if base else []
+    worst_drop, worst = drops[0]
+    sev = _severity(worst_drop)
+    n_in = sum(e["n"] for e in ins)
+    few = n_in < MIN_IN_DOMAIN
+    if few:
+        sev = "low"
+    failing = [e["test_domain"] for _, e in drops]
+    why = why_low(worst, flagged.get(worst["test_domain"]))
+    wd = worst["test_domain"]
+    shifted = wd in expected and abs(expected[wd][0] - in_f1) >= SHARE_SHIFT
+    at_share = (f" (recall {rates.recall:.2f}, false-positive rate {rates.fpr:.2f}, {rates.share:.0%} phishing); "
+                f"at {_poss(wd)} phishing share ({_share(worst)}) those rates give F1 {expected[wd][0]:.2f}"
+                if shifted else "")
+    return [Finding(
+        kind="generalization_gap", severity=sev,
+        title=f"{_who(model, paradigm)} loses {f1_drop_text(worst_drop)} F1 on {wd}" + (
+            # where the share moves the reference, the title says against what the loss is read
+            f" (F1 {worst['f1']:.2f} against {expected[wd][0]:.2f} expected at {_share(worst)} phishing)"
+            if shifted else ""),
+        summary=(f"In-domain F1 {in_f1:.2f}" + at_share + f"; on {wd} F1 {worst['f1']:.2f} "
+                 f"(95% CI {worst['f1_ci'][0]:.2f}-{worst['f1_ci'][1]:.2f}, n={worst['n']})"
+                 + (f": {why}" if why else "") + ". "
+                 + (f"In-domain F1 rests on {n_in} held-out row(s), too few to measure it: a drop, not a "
+                    "significant one." if few else
+                    f"Significant drops on {len(failing)} of {len(outs)} other domains: {', '.join(failing)}.")),
+        evidence={"cell": name, "model": model, "paradigm": paradigm,
+                  "in_domain_f1": round(in_f1, 4), "in_domain_n": n_in, **_rates_evidence(rates),
+                  "per_domain": _per_domain(entries, flagged, expected)},
+        models=[model], domains=[wd] + [d for d in failing if d != wd],
+        score=worst_drop,
+    )]
+
+
+def _false_alarms(cell: tuple, entries: list[dict], rates: HomeRates | None) -> list[Finding]:
+    """Mail of a domain that holds no phishing (a ham archive) has no F1; what fails there is the
+    false-positive rate. The worst significant rise over the in-domain rate is a finding."""
+    model, paradigm, name = cell
+    hams = [e for e in entries if not e["in_domain"] and e.get("n") and e.get("n_positive") == 0
+            and e.get("accuracy") is not None]
+    if not hams or rates is None:
+        return []
+    home_hi = rates.fpr_high()
+    rises = []
+    for e in hams:
+        fpr = 1.0 - e["accuracy"]
+        lo = 1.0 - (e.get("accuracy_ci") or [None, e["accuracy"]])[1]
+        if home_hi is not None and lo > home_hi and _severity(fpr - rates.fpr):
+            rises.append((fpr - rates.fpr, fpr, e))
+    if not rises:
+        return []
+    rises.sort(key=lambda x: -x[0])
+    rise, fpr, worst = rises[0]
+    wd = worst["test_domain"]
+    ci = worst.get("accuracy_ci")
+    few = rates.n_negative < MIN_IN_DOMAIN
+    rows = [{"domain": e["test_domain"], "n": e["n"], "false_positive_rate": _round(1.0 - e["accuracy"]),
+             "false_positive_rate_ci": None if not e.get("accuracy_ci") else
+             [_round(1.0 - e["accuracy_ci"][1]), _round(1.0 - e["accuracy_ci"][0])]} for e in hams]
+    return [Finding(
+        kind="generalization_gap", severity="low" if few else _severity(rise),
+        title=f"{_who(model, paradigm)} flags {fpr:.0%} of {_poss(wd)} legitimate mail as phishing "
+              f"({rates.fpr:.0%} in-domain)",
+        summary=(f"{wd} holds no phishing (n={worst['n']}), so it has no F1; there the cell flags {fpr:.0%} of the "
+                 f"emails" + (f" (95% CI {1 - ci[1]:.0%}-{1 - ci[0]:.0%})" if ci else "")
+                 + f" against a false-positive rate of {rates.fpr:.2f} on the legitimate mail where it trained "
+                 f"(upper bound {home_hi:.2f}, {rates.n_negative} emails). "
+                 + (f"The in-domain rate rests on {rates.n_negative} legitimate row(s), too few to measure it."
+                    if few else f"Significant rises on {len(rises)} of {len(hams)} domains without phishing: "
+                    f"{', '.join(e['test_domain'] for _, _, e in rises)}.")),
+        evidence={"cell": name, "model": model, "paradigm": paradigm, **_rates_evidence(rates),
+                  "in_domain_fpr_high": _round(home_hi), "false_positive_rate_rise": round(rise, 4),
+                  "per_domain": rows},
+        models=[model], domains=[e["test_domain"] for _, _, e in rises], score=rise,
+    )]
 
 
 def _poss(name: str) -> str:
@@ -233,12 +294,14 @@ def _per_domain(entries: list[dict], flagged: dict[str, float], expected: dict[s
     return rows
 
 
-def _share_not_skill(model, paradigm, in_f1, rates, raw_drops, expected, names) -> Finding | None:
+def _share_not_skill(cell: tuple, in_f1: float, rates: HomeRates | None, raw_drops: list,
+                     expected: dict[str, tuple]) -> Finding | None:
     """A drop as measured that the domain's phishing share accounts for: an "info" finding, so that a
     red matrix cell is explained rather than passed over in silence."""
     raw = [(d, e) for d, e in sorted(raw_drops, key=lambda x: -x[0]) if _severity(d) and e["test_domain"] in expected]
     if not raw or rates is None:
         return None
+    model, paradigm, name = cell
     drop, e = raw[0]
     d = e["test_domain"]
     point, lo = expected[d]
@@ -253,7 +316,7 @@ def _share_not_skill(model, paradigm, in_f1, rates, raw_drops, expected, names) 
                  "lower F1 on mail with less phishing, because each false alarm weighs more against fewer "
                  "catches." + (f" Its precision there is {e['precision']:.2f}." if e.get("precision") is not None
                                else "")),
-        evidence={"cell": names.get((model, paradigm)), "model": model, "paradigm": paradigm,
+        evidence={"cell": name, "model": model, "paradigm": paradigm,
                   "in_domain_f1": round(in_f1, 4), "measured_drop": round(drop, 4), **_rates_evidence(rates),
                   "domain": d, "expected_f1": _round(point), "expected_f1_low": _round(lo)},
         models=[model], domains=[d], score=drop,
