@@ -1,5 +1,5 @@
 """Planted-truth validation (tf-idf): the checks `gapscope validate` runs, on a seed other than its default
-(shortcut, quiet control, twin control, label noise and backdoor trigger)."""
+(shortcut, quiet control, twin control, share control, label noise and backdoor trigger)."""
 
 import json
 
@@ -90,3 +90,11 @@ def test_a_kept_out_folder_is_measured_again_not_read_from_its_cache(tmp_path):
     cached.write_text(json.dumps(saved))
     again = CHECKS["twin"](tmp_path, "tfidf", 0)
     assert again.passed and again.metrics["medium_or_high"] == []
+
+
+def test_a_half_thinned_to_a_tenth_phishing_is_no_generalization_gap(results):
+    r = results["share"]
+    assert r.passed, r.detail
+    # the control has teeth: as measured, F1 falls with the share (a high "gap" before gaps were read
+    # at each domain's share)
+    assert max(r.metrics["drop_as_measured"].values()) >= 0.15

@@ -86,9 +86,9 @@ def validate(
     models: str = typer.Option("tfidf", "--models", help="Comma-separated: tfidf (seconds), smollm2 (LoRA on "
                                "a small slice; several minutes on a CPU)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the synthetic corpora (the planted string changes with it)."),
-    checks: str = typer.Option("shortcut,quiet,twin,noise,backdoor,drift,internals", "--checks", help="Comma-"
-                               "separated subset of shortcut, quiet, twin, noise, backdoor, drift, internals "
-                               "(twin runs on tfidf; drift and internals need a causal LM: smollm2)."),
+    checks: str = typer.Option("shortcut,quiet,twin,share,noise,backdoor,drift,internals", "--checks", help="Comma-"
+                               "separated subset of shortcut, quiet, twin, share, noise, backdoor, drift, internals "
+                               "(twin and share run on tfidf; drift and internals need a causal LM: smollm2)."),
     out: Path | None = typer.Option(None, "--out", help="Keep the corpora and runs here (default: a temp dir)."),
     llm_rows: int | None = typer.Option(None, "--llm-rows", min=10, help="Emails per domain of the smollm2 slice "
                                         "(default 160 for the shortcut checks, 1200 for noise; more is slower "
@@ -96,7 +96,8 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ):
     """Validate the detectors against planted truth (synthetic corpora): shortcut rank, quiet clean control,
-    no shortcut between two random halves of one corpus, label-noise precision and recall, backdoor trigger rank, behaviour drift, internals (attention,
+    no shortcut between two random halves of one corpus, no generalization gap where only the phishing share
+    differs, label-noise precision and recall, backdoor trigger rank, behaviour drift, internals (attention,
     patching and the label-vs-domain direction on a planted footer). Exit 1 when a check fails."""
     from gapscope.errors import GapscopeError
     from gapscope.validate import CHECKS, validate as run_validate

@@ -15,6 +15,8 @@ through the normal diagnosis stage, and scores its findings against the manifest
              domains: neither half can have a shortcut, so no shortcut finding may reach medium
              or high severity. The shortcut candidates come from the model-free probe, so the
              tf-idf cells check what every model kind would be checked on.
+  share      (tf-idf) twin halves of one domain, one thinned to 10% phishing: the same mail, so no
+             generalization gap may be reported, though F1 as measured drops with the share.
   noise      10% of labels flipped in every domain: the label-noise audit's precision and recall
              on the flipped rows must both be >= 0.7, for each model's own out-of-fold evidence.
   backdoor   (every model) a trigger phrase relabels 5% of a specialist domain's rows as legitimate:
@@ -61,6 +63,8 @@ SIZES = {  # emails per domain
     # the LLM's audit is only as good as its held-out margins: 600 training rows (measured: P/R
     # 0.50/0.50 with 150, 0.68/0.94 with 300, 0.79/0.70 with 600 training rows; seed 0)
     "noise": {"tfidf": 600, "smollm2": 1200},
+    # 1000 emails a half; the thinned half keeps its ~500 legitimate and ~56 phishing (~17 held out)
+    "share": {"tfidf": 1000},
 }
 TOP_K = 5
 TARGET_PR = 0.7
@@ -278,6 +282,49 @@ def check_twin(work: Path, model: str, seed: int, n: int | None = None) -> Check
                            f"{len(loud)} medium/high shortcut finding(s): " + "; ".join(f.title for f in loud)))
 
 
+SHARE_LOW = 0.1  # the phishing share of the thinned half
+
+
+def check_share(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult | None:
+    """Twin halves of one domain, one of them thinned to 10% phishing: the halves are the same mail,
+    so a cell's error rates carry over and no generalization gap may be reported (an info finding
+    naming the share may). The F1 as measured drops all the same: the check reports that drop too."""
+    from dataclasses import replace
+
+    from gapscope.data.synth import SynthConfig, SynthCorpus, generate
+
+    if model != "tfidf":
+        return None
+    base = planted_domain(seed)
+    n = n or SIZES["share"][model]
+    cfg = SynthConfig(seed=seed, n_per_domain=2 * n, domains=[base])
+    whole = generate(cfg)
+    rng = random.Random(f"gapscope-validate-share:{seed}")
+    half = set(rng.sample(range(len(whole.rows)), len(whole.rows) // 2))
+    names = [f"{base}-half", f"{base}-thin"]
+    thin = [r for i, r in enumerate(whole.rows) if i not in half]
+    n_legit = sum(r.label == 0 for r in thin)
+    keep = set(rng.sample([r.id for r in thin if r.label == 1], round(n_legit * SHARE_LOW / (1 - SHARE_LOW))))
+    rows = [replace(r, domain=names[0]) for i, r in enumerate(whole.rows) if i in half]
+    rows += [replace(r, domain=names[1]) for r in thin if r.label == 0 or r.id in keep]
+    study, findings, _ = _study(work, f"share-{model}", cfg, {"domains": names, "models": [MODEL_SPECS[model]],
+                                                              "specialist": names},
+                                ["generalization"], corpus=SynthCorpus(rows, {**whole.manifest, "domains": names}))
+    gaps = [f for f in findings if f.kind == "generalization_gap" and f.severity != "info"]
+    home = {e["paradigm"].split(":", 1)[1]: e["f1"] for e in study.matrix if e["in_domain"]}
+    as_measured = {e["paradigm"]: round(home[e["paradigm"].split(":", 1)[1]] - e["f1"], 4)
+                   for e in study.matrix if not e["in_domain"] and e["test_domain"] == names[1]}
+    explained = [f.title for f in findings if f.kind == "generalization_gap" and f.severity == "info"]
+    drop = next(iter(as_measured.values()), None)
+    return CheckResult("share", model, not gaps,
+                       {"domain": base, "thin_share": SHARE_LOW, "drop_as_measured": as_measured,
+                        "gaps": [f.title for f in gaps], "explained_by_share": explained},
+                       f"{base} split in two, one half thinned to {SHARE_LOW:.0%} phishing: F1 there "
+                       + (f"{drop:.2f} below the other half's specialist at home as measured; " if drop is not None
+                          else "") + ("no generalization gap" if not gaps else
+                                      f"{len(gaps)} gap(s): " + "; ".join(f.title for f in gaps)))
+
+
 # -- (b) label noise ---------------------------------------------------------------------------
 
 def noise_scores(audit: dict[str, Any], flipped: set[str], source: str | None) -> dict[str, Any]:
@@ -394,8 +441,8 @@ def check_internals(work: Path, model: str, seed: int, n: int | None = None) -> 
                        | {"planted": {k: v for k, v in p.items() if k != "findings"}}, detail)
 
 
-CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "twin": check_twin, "noise": check_noise,
-          "backdoor": check_backdoor, "drift": check_drift, "internals": check_internals}
+CHECKS = {"shortcut": check_shortcut, "quiet": check_quiet, "twin": check_twin, "share": check_share,
+          "noise": check_noise, "backdoor": check_backdoor, "drift": check_drift, "internals": check_internals}
 
 
 def validate(models: list[str], *, seed: int = 0, out: Path | None = None,

@@ -60,23 +60,3 @@ def bootstrap_cis(y, s, threshold: float, *, n_resamples: int = 1000, seed: int 
             lo, hi = np.percentile(ok, [alpha, 100 - alpha])
             out[m] = BootstrapCI(float(lo), float(hi), int(ok.size), n_resamples - int(ok.size))
     return out
-
-
-def error_rate_draws(y, pred, *, n_resamples: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and false-positive rate on each of `n_resamples` bootstrap resamples of the rows
-    (labels `y`, 0/1 predictions `pred`); NaN on a draw without phishing or without legitimate rows."""
-    y = np.asarray(y, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    n = y.size
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(max(n_resamples, 1), _CHUNK_ELEMS // max(n, 1)))
-    recall, fpr = [], []
-    for start in range(0, n_resamples, chunk):
-        w = resample_counts(n, min(chunk, n_resamples - start), rng)
-        pos, neg = w @ y, w @ (1 - y)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recall.append(np.where(pos > 0, (w @ (y * pred)) / pos, np.nan))
-            fpr.append(np.where(neg > 0, (w @ ((1 - y) * pred)) / neg, np.nan))
-    if not recall:
-        return np.empty(0), np.empty(0)
-    return np.concatenate(recall), np.concatenate(fpr)
