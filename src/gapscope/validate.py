@@ -251,19 +251,27 @@ def check_quiet(work: Path, model: str, seed: int, n: int | None = None) -> Chec
                        f"{len(high)} high-severity finding(s) on the clean control: " + "; ".join(f.title for f in high))
 
 
+def _halves(seed: int, n: int, salt: str):
+    """One synthetic domain (the seed's planted domain) of 2n emails, a random half of its row indices,
+    and the random generator that drew it (seeded by `salt` and the seed)."""
+    from gapscope.data.synth import SynthConfig, generate
+
+    base = planted_domain(seed)
+    cfg = SynthConfig(seed=seed, n_per_domain=2 * n, domains=[base])
+    whole = generate(cfg)
+    rng = random.Random(f"gapscope-validate-{salt}:{seed}")
+    return base, cfg, whole, set(rng.sample(range(len(whole.rows)), len(whole.rows) // 2)), rng
+
+
 def check_twin(work: Path, model: str, seed: int, n: int | None = None) -> CheckResult | None:
     from dataclasses import replace
 
-    from gapscope.data.synth import SynthConfig, SynthCorpus, generate
+    from gapscope.data.synth import SynthCorpus
     from gapscope.study import artifacts
 
     if model != "tfidf":
         return None
-    base = planted_domain(seed)
-    n = n or SIZES["shortcut"][model]
-    cfg = SynthConfig(seed=seed, n_per_domain=2 * n, domains=[base])
-    whole = generate(cfg)
-    half = set(random.Random(f"gapscope-validate-twin:{seed}").sample(range(len(whole.rows)), len(whole.rows) // 2))
+    base, cfg, whole, half, _ = _halves(seed, n or SIZES["shortcut"][model], "twin")
     names = [f"{base}-a", f"{base}-b"]
     twins = SynthCorpus([replace(r, domain=names[0] if i in half else names[1]) for i, r in enumerate(whole.rows)],
                         {**whole.manifest, "domains": names})
@@ -291,16 +299,11 @@ def check_share(work: Path, model: str, seed: int, n: int | None = None) -> Chec
     naming the share may). The F1 as measured drops all the same: the check reports that drop too."""
     from dataclasses import replace
 
-    from gapscope.data.synth import SynthConfig, SynthCorpus, generate
+    from gapscope.data.synth import SynthCorpus
 
     if model != "tfidf":
         return None
-    base = planted_domain(seed)
-    n = n or SIZES["share"][model]
-    cfg = SynthConfig(seed=seed, n_per_domain=2 * n, domains=[base])
-    whole = generate(cfg)
-    rng = random.Random(f"gapscope-validate-share:{seed}")
-    half = set(rng.sample(range(len(whole.rows)), len(whole.rows) // 2))
+    base, cfg, whole, half, rng = _halves(seed, n or SIZES["share"][model], "share")
     names = [f"{base}-half", f"{base}-thin"]
     thin = [r for i, r in enumerate(whole.rows) if i not in half]
     n_legit = sum(r.label == 0 for r in thin)

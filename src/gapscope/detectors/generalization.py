@@ -164,6 +164,11 @@ def run(study) -> list[Finding]:
     return findings
 
 
+def _significant(compared: list[Compared]) -> list[Compared]:
+    """Losses whose lower bound is above zero and that reach a severity bar, largest first."""
+    return sorted([c for c in compared if c.lower > 0 and _severity(c.drop)], key=lambda c: -c.drop)
+
+
 def _ci_text(ci: list[float] | None, n: int, pct: bool = False) -> str:
     if not ci:
         return f"n={n}"
@@ -179,11 +184,10 @@ def _f1_gap(cell: tuple, entries: list[dict], home: Rates, f1s: list[Compared], 
             k: int) -> list[Finding]:
     """The cell's worst significant F1 loss on a domain that holds phishing, read at that domain's share."""
     model, paradigm, name = cell
-    sig = sorted([c for c in f1s if c.lower > 0 and _severity(c.drop)], key=lambda c: -c.drop)
+    sig = _significant(f1s)
     if not sig:
         return []
-    worst = sig[0]
-    e, wd = worst.entry, worst.domain
+    worst, e, wd = sig[0], sig[0].entry, sig[0].domain
     in_f1 = home.f1_at(home.share)
     # where the share moves the reference, the summary says against what the loss is read, and the
     # title too once it moves by a bar's worth (at near-equal shares the in-domain F1 stands for it)
@@ -252,11 +256,10 @@ def _false_alarms(cell: tuple, home: Rates, hams: list[Compared], k: int) -> lis
     """Mail of a domain that holds no phishing (a ham archive) has no F1; what fails there is the
     false-positive rate. The worst significant rise over the in-domain rate is a finding."""
     model, paradigm, name = cell
-    sig = sorted([c for c in hams if c.lower > 0 and _severity(c.drop)], key=lambda c: -c.drop)
+    sig = _significant(hams)
     if not sig:
         return []
-    worst = sig[0]
-    e, wd = worst.entry, worst.domain
+    worst, e, wd = sig[0], sig[0].entry, sig[0].domain
     acc_ci = e.get("accuracy_ci")
     fpr_ci = [1.0 - acc_ci[1], 1.0 - acc_ci[0]] if acc_ci else None
     rows = [{"domain": c.domain, "n": c.entry["n"], "false_positive_rate": _round(c.rates.fpr),
