@@ -243,6 +243,24 @@ def test_the_cell_table_keeps_its_numbers_when_names_are_long(tmp_path, capsys):
     _print_summary(tmp_path)
     out = capsys.readouterr()
     assert all(x in out.out + out.err for x in ("0.987", "0.612", "0.375"))
+    assert "phishing" not in out.err  # no matrix: nothing to say about the shares
+
+
+def test_the_cell_table_says_when_domains_differ_in_phishing_share(tmp_path, capsys):
+    from gapscope.cli import _print_summary
+
+    (tmp_path / "summary.json").write_text(json.dumps([{"model": "m", "paradigm": "specialist:a", "in_domain_f1": 0.9,
+                                                        "out_of_domain_f1": 0.47, "gap": 0.43}]))
+    entry = {"model": "m", "paradigm": "specialist:a"}
+    (tmp_path / "matrix.json").write_text(json.dumps([{**entry, "test_domain": "a", "n": 100, "n_positive": 50},
+                                                      {**entry, "test_domain": "b", "n": 100, "n_positive": 5}]))
+    _print_summary(tmp_path)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "the domains are 5% to 50% phishing and F1 moves with the share" in said
+    (tmp_path / "matrix.json").write_text(json.dumps([{**entry, "test_domain": d, "n": 100, "n_positive": 50}
+                                                      for d in "ab"]))
+    _print_summary(tmp_path)
+    assert "phishing" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,said", [
@@ -286,3 +304,12 @@ def test_bad_command_line_values_are_refused_before_any_work(tmp_path, args, sai
     assert "Traceback" not in r.stderr + r.stdout
     assert said in " ".join(r.stderr.split()), r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "s.toml"]  # nothing written
+
+
+def test_a_damaged_matrix_leaves_the_cell_table_without_its_caption(tmp_path, capsys):
+    from gapscope.cli import _print_summary
+
+    (tmp_path / "summary.json").write_text(json.dumps([{"model": "m", "paradigm": "p", "in_domain_f1": 0.9}]))
+    (tmp_path / "matrix.json").write_text("[{\"test_domain\": ")
+    _print_summary(tmp_path)
+    assert "0.900" in capsys.readouterr().err
