@@ -125,6 +125,8 @@ def test_one_heatmap_per_model_and_sections_in_order(tmp_path):
     assert "<p>ours</p>" in html  # our own markup is trusted, not escaped
     assert "one class in test set" in html  # undefined reasons reach the table
     assert "gap +" in html or "gap -" in html
+    # F1 moves with a domain's phishing share: each heatmap column says it (phish_only: every email)
+    assert "100% phishing" in html
 
 
 def test_renders_unknown_finding_kind_with_nested_evidence(tmp_path):

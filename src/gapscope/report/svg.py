@@ -63,13 +63,18 @@ def heatmap(entries: list[dict[str, Any]], model: str) -> Markup:
     by = {(e["paradigm"], e["test_domain"]): e for e in es}
     label_w = min(max((len(r) for r in rows), default=8), 30) * _CHAR_W + 20
     col_w = min(max(max((len(c) for c in cols), default=6) * _CHAR_W + 14, 78), 140)
-    row_h, top = 42, 34
+    row_h, top = 42, 46
     w, h = label_w + col_w * len(cols) + 8, top + row_h * len(rows) + 6
+    # F1 moves with a domain's phishing share, so each column says its share under its name
+    shares = {e["test_domain"]: e["n_positive"] / e["n"] for e in es if e.get("n") and e.get("n_positive") is not None}
     b: list[str] = []
     for j, c in enumerate(cols):
         x = label_w + col_w * (j + 0.5)
-        b.append(f'<text x="{x:.1f}" y="{top - 12}" class="ax" text-anchor="middle">'
+        b.append(f'<text x="{x:.1f}" y="{top - 22}" class="ax" text-anchor="middle">'
                  f'<title>{escape(c)}</title>{escape(_clip(c, int((col_w - 8) / _CHAR_W)))}</text>')
+        if c in shares:
+            b.append(f'<text x="{x:.1f}" y="{top - 8}" class="ci" fill="#6b7280" text-anchor="middle">'
+                     f'{shares[c]:.0%} phishing</text>')
     for i, r in enumerate(rows):
         y = top + row_h * i
         b.append(f'<text x="{label_w - 10:.1f}" y="{y + row_h / 2 + 4:.1f}" class="ax" text-anchor="end">'
