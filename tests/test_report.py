@@ -127,6 +127,7 @@ def test_one_heatmap_per_model_and_sections_in_order(tmp_path):
     assert "gap +" in html or "gap -" in html
     # F1 moves with a domain's phishing share: each heatmap column says it (phish_only: every email)
     assert "100% phishing" in html
+    assert "F1 moves with the share" in html  # and the gap chart, whose means mix the shares, says so
 
 
 def test_renders_unknown_finding_kind_with_nested_evidence(tmp_path):

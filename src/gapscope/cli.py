@@ -235,19 +235,14 @@ def _print_summary(run_dir: Path) -> None:
 
 
 def _share_caption(matrix_path: Path) -> str | None:
-    """Where the domains' phishing shares differ, say that the table's F1 moves with them (the
-    generalization findings read each gap at the domain's share)."""
+    """Where the domains' phishing shares differ, say that the table's F1 moves with them."""
+    from gapscope.eval.matrix import share_note
     from gapscope.study import artifacts
 
     try:
-        entries = artifacts.read_json(matrix_path) if matrix_path.exists() else []
-        shares = {e["test_domain"]: e["n_positive"] / e["n"] for e in entries if e.get("n")}
-    except (GapscopeError, KeyError, TypeError, ZeroDivisionError, OSError):
+        return share_note(artifacts.read_json(matrix_path)) if matrix_path.exists() else None
+    except (GapscopeError, KeyError, TypeError, AttributeError, OSError):
         return None  # the table stands without it; a damaged matrix is reported where it is read
-    if not shares or max(shares.values()) - min(shares.values()) < 0.1:
-        return None
-    return (f"F1 as measured; the domains are {min(shares.values()):.0%} to {max(shares.values()):.0%} phishing "
-            "and F1 moves with the share: the generalization findings read each gap at the domain's share")
 
 
 def _values(argv: list[str]) -> list[tuple[str, str]]:

@@ -199,6 +199,8 @@ def _flags_everything(e: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _matrix_view(entries: list[dict[str, Any]], summary: list[dict[str, Any]]) -> dict[str, Any]:
+    from gapscope.eval.matrix import share_note
+
     models = list(dict.fromkeys(e["model"] for e in entries))
     rows, prev = [], None
     for e in entries[:MAX_TABLE_ROWS]:
@@ -220,7 +222,8 @@ def _matrix_view(entries: list[dict[str, Any]], summary: list[dict[str, Any]]) -
     return {"heatmaps": [{"model": m, "svg": svg.heatmap(entries, m)} for m in models],
             "legend": svg.colour_legend() if models else None,
             "gap_svg": svg.gap_bars(summary) if summary else None,
-            "cells": cells, "any_excluded": any(c["excluded"] for c in cells), "rows": rows, "more_rows": max(len(entries) - MAX_TABLE_ROWS, 0)}
+            "cells": cells, "any_excluded": any(c["excluded"] for c in cells), "rows": rows,
+            "share_note": share_note(entries), "more_rows": max(len(entries) - MAX_TABLE_ROWS, 0)}
 
 
 _STYLE_KEYS = ("style_profile", "style_profiles", "styles", "style")
