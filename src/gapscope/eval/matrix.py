@@ -100,11 +100,16 @@ def flag_all_f1(share: float) -> float:
     return 2 * share / (1 + share)
 
 
+def phishing_shares(entries: list[dict[str, Any]]) -> dict[str, float]:
+    """Test domain -> its share of phishing emails (entries that carry their counts)."""
+    return {e["test_domain"]: e["n_positive"] / e["n"] for e in entries
+            if e.get("n") and e.get("n_positive") is not None}
+
+
 def share_note(entries: list[dict[str, Any]]) -> str | None:
     """Where the test domains' phishing shares differ by 10 points or more, a note that F1 moves with
     them (the generalization findings read each gap at the domain's share); None otherwise."""
-    shares = {e["test_domain"]: e["n_positive"] / e["n"] for e in entries
-              if e.get("n") and e.get("n_positive") is not None}
+    shares = phishing_shares(entries)
     if not shares or max(shares.values()) - min(shares.values()) < 0.1:
         return None
     return (f"F1 as measured; the domains are {min(shares.values()):.0%} to {max(shares.values()):.0%} phishing "

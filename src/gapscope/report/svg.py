@@ -10,6 +10,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from gapscope.eval.matrix import phishing_shares
+
 # F1 colour scale: saturated warm for failure, calm teal for success, so bad cells draw the eye.
 _STOPS = [(0.0, (127, 29, 29)), (0.5, (220, 38, 38)), (0.7, (249, 146, 60)),
           (0.8, (252, 211, 77)), (0.9, (153, 225, 200)), (1.0, (15, 118, 110))]
@@ -66,7 +68,7 @@ def heatmap(entries: list[dict[str, Any]], model: str) -> Markup:
     row_h, top = 42, 46
     w, h = label_w + col_w * len(cols) + 8, top + row_h * len(rows) + 6
     # F1 moves with a domain's phishing share, so each column says its share under its name
-    shares = {e["test_domain"]: e["n_positive"] / e["n"] for e in es if e.get("n") and e.get("n_positive") is not None}
+    shares = phishing_shares(es)
     b: list[str] = []
     for j, c in enumerate(cols):
         x = label_w + col_w * (j + 0.5)
