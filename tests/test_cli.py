@@ -191,15 +191,33 @@ def test_a_study_with_no_trainable_cell_stops_with_the_reason(tmp_path):
 
 def test_ctrl_c_says_how_to_resume(monkeypatch, capsys):
     import gapscope.cli as cli
+    import gapscope.study.runner as runner
 
-    def interrupted():  # what typer does with a KeyboardInterrupt: Exit(130), then sys.exit(130)
-        raise SystemExit(130)
+    def interrupted(*args, **kwargs):  # Ctrl-C in the middle of a study, through typer's own handling
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "app", interrupted)
-    monkeypatch.setattr(sys, "argv", ["gapscope", "run", "s.toml"])
+    monkeypatch.setattr(runner, "run_study", interrupted)
+    monkeypatch.setattr(sys, "argv", ["gapscope", "run", "s.toml", "--out", "r"])
     with pytest.raises(SystemExit) as e:
         cli.main()
     assert e.value.code == 130 and "interrupted: rerun the same command to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,said", [
+    (["run", "s.toml", "--out", "r", "--bogus"], "error: gapscope run: No such option: --bogus"),
+    (["explain", "--model", "m"], "error: gapscope explain: Missing option '--run'; see 'gapscope explain --help'"),
+    (["nosuch"], "error: gapscope: No such command 'nosuch'"),
+    (["bench", "attribution", "--n", "abc"], "error: gapscope bench attribution: Invalid value for '--n'"),
+])
+def test_usage_errors_are_one_line_like_every_other_error(args, said):
+    r = run(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and r.stderr.strip().startswith(said), r.stderr
+
+
+def test_a_bare_group_prints_its_help_and_exits_2():
+    r = run("data")
+    assert r.returncode == 2 and "synth" in r.stdout + r.stderr and "error:" not in r.stderr
 
 
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):

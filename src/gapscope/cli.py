@@ -288,7 +288,17 @@ def main() -> None:
                                                                                     "directory")), soft_wrap=True)
         sys.exit(2)
     try:
-        app()
+        # standalone_mode=False hands click's usage errors to us, to print in one line like every
+        # other error (typer would draw them in a box under the usage text)
+        code = app(standalone_mode=False, prog_name="gapscope")
+    except typer.TyperException as e:
+        if type(e).__name__ != "NoArgsIsHelpError":  # a bare group call: typer has printed its help
+            progress.console.print(Text.assemble(("error:", "red"), " ", progress.plain(_usage_error(e))),
+                                   soft_wrap=True)
+        sys.exit(getattr(e, "exit_code", 2))
+    except typer.Abort:
+        progress.console.print("[yellow]aborted[/yellow]")
+        sys.exit(1)
     except GapscopeError as e:
         progress.console.print(Text.assemble(("error:", "red"), " ", progress.plain(e)), soft_wrap=True)
         sys.exit(e.exit_code)
@@ -303,10 +313,19 @@ def main() -> None:
     except KeyboardInterrupt:
         progress.console.print("[yellow]interrupted: rerun the same command to resume[/yellow]")
         sys.exit(130)
-    except SystemExit as e:
-        if e.code == 130:  # typer turns Ctrl-C into exit 130 itself, so the handler above never sees it
+    # typer.Exit (--help, Ctrl-C, a command's own exit code) comes back as the return value here
+    if isinstance(code, int) and code:
+        if code == 130:  # typer turns Ctrl-C into exit 130 itself, so the handler above never sees it
             progress.console.print("[yellow]interrupted: rerun the same command to resume[/yellow]")
-        raise
+        sys.exit(code)
+
+
+def _usage_error(e: Exception) -> str:
+    """click's usage error as one line: the command, the reason, where to read more."""
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else "gapscope"
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    return f"{where}: {message.rstrip('.')}; see '{where} --help'"
 
 
 if __name__ == "__main__":
