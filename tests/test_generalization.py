@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gapscope.detectors.generalization import paradigm_comparison
+from gapscope.detectors.paradigms import paradigm_comparison
 
 
 def _e(model, paradigm, domain, f1, in_domain):
@@ -179,7 +179,7 @@ def test_paradigm_gain_gets_a_paired_interval_and_is_low_only_when_it_excludes_z
 
 
 def test_a_paired_interval_of_a_cell_against_itself_is_zero():
-    from gapscope.detectors.generalization import paired_interval
+    from gapscope.eval.held_out import paired_interval
 
     y, m = _scored(np.random.default_rng(1), 30, 5)
     s = (np.array([str(i) for i in range(30)]), y, m, 0.0)

@@ -1,4 +1,5 @@
-"""Built-in detectors. Each module registers itself with gapscope.findings.register_detector."""
+"""Built-in detectors. Each module registers itself with gapscope.findings.register_detector, except
+paradigms.py, a part of the generalization detector."""
 
 import importlib
 import pkgutil
