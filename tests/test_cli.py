@@ -33,6 +33,21 @@ def test_bad_file_is_one_line_error_without_traceback(tmp_path, name, content, r
     assert "[failed] reading 1 source(s)" in r.stderr and "[ok] reading" not in r.stderr
 
 
+@pytest.mark.parametrize("header,said", [
+    ("Email Text,Email Type", 'no text column \'text\' and no \'subject\'/\'body\' columns (columns: Email Text, '
+                              'Email Type); name it in the study spec\'s [[datasets]] entry: text = "Email Text"'),
+    ("text,Category", 'no label column \'label\' (columns: text, Category); name it in the study spec\'s '
+                      '[[datasets]] entry: label = "Category"'),
+    ("text,kind", 'no label column \'label\' (columns: text, kind); name it in the study spec\'s [[datasets]] '
+                  'entry: label = "<column>"'),
+])
+def test_a_corpus_with_other_column_names_is_told_where_to_name_them(tmp_path, header, said):
+    p = tmp_path / "corpus.csv"
+    p.write_text(f"{header}\nverify your account now,1\n")
+    r = run("data", "audit", p, "--out", tmp_path / "out")
+    assert r.returncode == 2 and f"error: {p}: {said}" in " ".join(r.stderr.split()), r.stderr
+
+
 def test_audit_counts_rejected_rows(tmp_path):
     p = tmp_path / "mixed.jsonl"
     p.write_text('{"text": "hello there", "label": "spam"}\n{"text": "", "label": "ham"}\n'

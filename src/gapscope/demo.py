@@ -13,9 +13,9 @@ from gapscope import progress
 from gapscope.study.spec import toml_value
 
 # Sized by measurement on a 2-core CPU (see README, Performance). The planted footer is each
-# email's last line, 125-190 tokens in: the two LLMs read 96 tokens (their cost grows with the
-# window) and never see it, which the internals detector says; MiniLM, cheap enough to read
-# whole emails, sees it and can learn it.
+# email's last line, 115-210 tokens in (depending on the tokenizer): the two LLMs read 96 tokens
+# (their cost grows with the window) and never see it, which the internals detector says; MiniLM,
+# cheap enough to read whole emails, sees it and can learn it.
 DEMO_MODELS = {
     "smollm2": {"kind": "causal-lm", "source": "embedded:smollm2-135m",
                 "max_train": 96, "max_length": 96, "epochs": 2},

@@ -14,6 +14,7 @@ label", "unknown label value '...'") -> id ("duplicate id").
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections import Counter
@@ -98,7 +99,7 @@ def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict],
         subject_col, body_col = spec.subject, spec.body
     else:
         raise InputError(path, f"no text column '{spec.text}' and no '{spec.subject}'/'{spec.body}' columns "
-                         f"(columns: {', '.join(cols)})")
+                         f"(columns: {', '.join(cols)}){_naming_hint('text', cols, TEXT_WORDS)}")
 
     def from_parts(values: dict) -> tuple[str, str | None, str | None]:
         subject, body = _as_text(values.get(subject_col)), _as_text(values.get(body_col))
@@ -107,6 +108,20 @@ def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict],
             raise _RowError("empty text")
         return text, subject, body
     return from_parts
+
+
+# Words that name a text or label column in public phishing corpora (Kaggle's "Email Text" and
+# "Email Type", "Message"/"Category", "body"/"is_phishing", ...): a hint, never a silent choice.
+TEXT_WORDS = ("text", "body", "message", "content", "email", "mail")
+LABEL_WORDS = ("label", "type", "class", "category", "phish", "spam", "target")
+
+
+def _naming_hint(key: str, columns: list[str], words: tuple[str, ...]) -> str:
+    """'; name it in the study spec's [[datasets]] entry: text = "Email Text"' when a column looks
+    like one, else how to name it."""
+    guess = next((c for w in words for c in columns if w in str(c).lower()), None)
+    example = f"{key} = {json.dumps(str(guess))}" if guess is not None else f'{key} = "<column>"'  # a TOML string
+    return f"; name it in the study spec's [[datasets]] entry: {example}"
 
 
 def _check_named_columns(path: Path, spec: SourceSpec, table: Table) -> None:
@@ -120,7 +135,8 @@ def _check_named_columns(path: Path, spec: SourceSpec, table: Table) -> None:
 def _check_labels(path: Path, spec: SourceSpec, table: Table, mapper: LabelMapper) -> None:
     """File-level label errors: no label column, or not one row with a known label."""
     if spec.label not in table.columns:
-        raise InputError(path, f"no label column '{spec.label}' (columns: {', '.join(table.columns)})")
+        raise InputError(path, f"no label column '{spec.label}' (columns: {', '.join(table.columns)})"
+                               f"{_naming_hint('label', table.columns, LABEL_WORDS)}")
     unknown: list[str] = []
     for rec in table.records:
         if rec.values is None:
