@@ -196,10 +196,12 @@ def test_render_colours_by_direction():
     att = attribute(BagModel({"urgent": 2.0, "thanks": -1.0}), "urgent please, thanks")
     console = Console(record=True, force_terminal=True, color_system="truecolor", width=80)
     render(att, console=console)
-    styles = console.export_text(styles=True)
+    styles = console.export_text(styles=True, clear=False)
     assert "urgent" in styles and "thanks" in styles
     assert "48;2;255;0;0murgent" in styles  # the strongest phishing word on full red
     assert "48;2;0;90;255" in styles  # legend: legitimate in blue
+    # the margin the words are weighed against (here the bag model's empty email)
+    assert att.base_margin is not None and f"empty email {att.base_margin:+.3f}" in console.export_text()
 
 
 def test_render_shows_hostile_text_without_obeying_it():

@@ -70,7 +70,11 @@ def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: in
     console = console or Console()
     decision = "phishing" if att.margin > threshold else "legitimate"
     colour = "red" if decision == "phishing" else "blue"
-    head = Text.assemble(("margin ", "dim"), (f"{att.margin:+.3f}", "bold"), ("  threshold ", "dim"),
+    # what the words are weighed against: a phishing margin may come from the empty email itself,
+    # with every word pulling toward legitimate
+    base = (() if att.base_margin is None else
+            ((f"  {'prompt share' if att.method == 'relevance' else 'empty email'} ", "dim"), f"{att.base_margin:+.3f}"))
+    head = Text.assemble(("margin ", "dim"), (f"{att.margin:+.3f}", "bold"), *base, ("  threshold ", "dim"),
                          (f"{threshold:+.3f}", ""), ("  -> ", "dim"), (decision, f"bold {colour}"),
                          ("   method ", "dim"), (att.method, ""), (f"  ({att.evals} evaluations, {att.seconds:.2f}s)",
                                                                "dim"))
