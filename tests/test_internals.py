@@ -802,3 +802,149 @@ epochs = 1""")
     assert res["probes"] and res["patching"]
     sections = json.loads((root / "run" / "diagnostics" / "internals" / "section.json").read_text())
     assert "Attention not measured" in sections[0]["html"]
+
+
+def test_a_constant_layer_has_no_probe_so_a_reversed_signal_is_not_hidden_under_0_5():
+    """A causal LM's embedding of the answer token is the same in every email: a probe there would
+    read 0.5 by construction and set a floor under the best layer. At c51d90c it did: a domain whose
+    classes every real layer ranks the wrong way round got no representation_failure."""
+    from gapscope.detectors.internals import probe_findings
+    from gapscope.internals.probes import probe_curves
+
+    rng = np.random.default_rng(0)
+
+    def make(n, sign):
+        y = np.arange(n) % 2
+        X = np.zeros((n, 3, 8), dtype=np.float32)  # layer 0: the same vector for every email
+        X[:, 1:] = rng.normal(size=(n, 2, 8))
+        X[:, 1:, 0] += sign * 2.0 * (2 * y - 1)[:, None]
+        return X, y
+
+    Xa, ya = make(60, +1)
+    b = make(40, -1)  # b's label runs the other way
+    model = -(2 * b[1] - 1) + rng.normal(0, 2.0, 40)  # the model ranks b the wrong way round too
+    pc = probe_curves(Xa, ya, {"a": make(40, +1), "b": b}, [0, 1, 2], "a", model_scores={"b": model})
+    assert pc.transfer["b"][0] is None and pc.oracle["b"][0] is None
+    assert max(v for v in pc.transfer["b"] if v is not None) < 0.2
+    res = {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "train_domains": ["a"],
+           "model_auroc": {"b": 0.3}, "matrix_auroc": {"b": 0.35}, "probes": [pc.to_dict()]}
+    (f,) = probe_findings(res)
+    assert f.kind == "representation_failure" and "reversed on b" in f.title
+
+
+def test_the_paired_auroc_bound_holds_its_level_and_finds_a_real_difference():
+    from gapscope.internals.probes import auroc, paired_auroc_gap_lower
+
+    rng = np.random.default_rng(3)
+    y = np.arange(30) % 2
+    s = y + rng.normal(0, 1, 30)
+    assert paired_auroc_gap_lower(y, s, s, 0.025) == 0.0
+    assert paired_auroc_gap_lower(np.ones(10, int), s[:10], s[:10], 0.025) is None  # one class
+    # two scores of the same quality: the bound is above zero in about alpha of the samples
+    null = [paired_auroc_gap_lower(y, y + rng.normal(0, 1, 30), y + rng.normal(0, 1, 30), 0.025, n_boot=500, seed=i)
+            for i in range(200)]
+    assert np.mean(np.asarray(null) > 0) <= 0.06
+    # a probe at AUROC ~0.95 against a model at ~0.6 on 60 emails: found
+    y = np.arange(60) % 2
+    p, m = 3 * y + rng.normal(0, 1, 60), 0.4 * y + rng.normal(0, 1, 60)
+    assert auroc(y, p) - auroc(y, m) > 0.2 and paired_auroc_gap_lower(y, p, m, 0.005) > 0
+
+
+def _readout_res(lower, last=0.9, counts=(15, 15)):
+    return {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "train_domains": ["a"],
+            "model_auroc": {"b": 0.6}, "matrix_auroc": {"b": 0.62},
+            "probes": [{"train_domain": "a", "selected": 1, "layers": [2, 4, 6], "n_train": 64,
+                        "n_test": {"a": 30, "b": sum(counts)}, "n_test_by_class": {"b": list(counts)},
+                        "transfer": {"a": [0.8, 0.97, 0.96], "b": [0.7, 0.88, last]}, "oracle": {},
+                        "gap_lower": {"b": lower}, "alpha": 0.005}]}
+
+
+def test_readout_failure_needs_the_difference_beyond_the_noise_of_its_emails():
+    from gapscope.detectors.internals import probe_findings
+
+    (f,) = probe_findings(_readout_res(0.08))
+    assert f.kind == "readout_failure" and f.severity == "high"
+    assert "lower 99.5% bound is +0.08" in f.summary and "Re-fitting only the read-out" in f.summary
+    assert f.evidence["probe_minus_model_lower"] == 0.08
+    # the same point estimates, the bound at or below zero: no readout finding (and no representation
+    # failure either: the probe does better than the model, only not beyond the noise)
+    assert probe_findings(_readout_res(-0.02)) == []
+    assert probe_findings(_readout_res(None)) == []
+    assert probe_findings(_readout_res(0.08, counts=(26, 4))) == []  # four phishing emails
+    # the evidence is there mid-network but gone by the last layer: not the read-out alone
+    (f,) = probe_findings(_readout_res(0.08, last=0.62))
+    assert "re-fitting the read-out alone would not recover it" in f.summary
+    assert "Re-fitting only the read-out" not in f.summary and f.evidence["probe_auroc_last_layer"] == 0.62
+
+
+def test_representation_failure_needs_the_whole_domain_to_confirm_the_model_fails():
+    from gapscope.detectors.internals import probe_findings
+
+    res = {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "train_domains": ["a"],
+           "model_auroc": {"b": 0.62}, "matrix_auroc": {"b": 0.66},
+           "probes": [{"train_domain": "a", "selected": 0, "layers": [3], "n_train": 64,
+                       "n_test": {"a": 30, "b": 30}, "transfer": {"a": [0.95], "b": [0.6]}, "oracle": {}}]}
+    (f,) = probe_findings(res)
+    assert f.kind == "representation_failure"
+    res["matrix_auroc"]["b"] = 0.81  # the sample's 0.62 was the sample: every test email says it ranks well
+    assert probe_findings(res) == []
+
+
+def test_shortcut_attention_is_not_high_when_fine_tunings_part_is_untested():
+    from gapscope.detectors.internals import attention_findings
+
+    top = [{"layer": 24, "head": 2, "tuned": 0.77, "control": 0.03, "base": 0.43}]
+    no_base = _attention_res([{"layer": 24, "head": 2, "tuned": 0.77, "control": 0.03}],
+                             {"layer": 24, "head": 2, "tuned": 0.77, "control": 0.03, "n": 8}, gap=2.7)
+    (f,) = attention_findings(no_base)
+    assert f.severity == "medium" and "no base model was compared" in f.summary
+    assert f.evidence["rise_tested"] is False
+    # three carriers: the rise would be the largest of many differences on the emails that picked it
+    few = _attention_res(top, {"layer": 24, "head": 7, "tuned": 0.64, "base": 0.26, "control": 0.03, "n": 3},
+                         gap=2.7)
+    few["attention"]["strings"][0]["n"] = 3
+    (f,) = attention_findings(few)
+    assert f.severity == "medium" and "3 emails carry the string, too few" in f.summary
+
+
+def test_decision_layers_of_an_encoder_name_its_cls_position():
+    from gapscope.detectors.internals import patching_findings
+
+    res = {"cell": "e__specialist-a", "model": "e", "paradigm": "specialist:a",
+           "patching": {"layers": [-1, 0, 1], "errors": [
+               {"groups": ["edited", "cls"], "restored": [[0.9, 0.0], [0.7, 0.1], [0.2, 0.8]]}], "shortcut": []}}
+    (f,) = patching_findings(res)
+    assert "[CLS] position between resid_post.0 and resid_post.1" in f.title
+    assert "read-out" not in f.title and "one of the positions the encoder's head averages" in f.summary
+
+
+def test_late_overwrite_is_read_on_emails_that_did_not_pick_the_layer():
+    """Thirty layers of the same true AUROC and 60 out-of-domain emails: the best layer read on the
+    emails that picked it beats the output by chance; cross-fitted, it does not. A real overwrite
+    (evidence at the middle layers, gone by the output) is still found."""
+    from gapscope.internals.logit_lens import overwrite_crossfit
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 2
+    fired_in_sample = fired = 0
+    for _ in range(100):
+        shared = rng.normal(size=60)
+        lens = 1.2 * y[:, None] + 0.6 * shared[:, None] + rng.normal(size=(60, 31)) * 0.8
+        ow = overwrite_crossfit(lens, y)
+        fired_in_sample += ow["in_sample"]["drop"] >= 0.15
+        fired += ow["drop"] >= 0.15
+    assert fired_in_sample >= 8 and fired <= 4  # seed 0: 13 and 2 of 100
+    lens = rng.normal(size=(60, 31))
+    lens[:, 8:20] += 2.5 * y[:, None]  # evidence mid-network, lost above
+    ow = overwrite_crossfit(lens, y)
+    assert ow["crossfit"] and 8 <= ow["layer"] < 20 and ow["drop"] > 0.3
+
+
+def test_internals_runs_after_the_shortcuts_detector_whose_findings_it_reads():
+    """Its suspected strings include the shortcuts detector's findings: run before it (the
+    registration order), a fresh run read none of them and a later `diagnose` read them all."""
+    from gapscope.findings import detectors
+
+    order = list(detectors())
+    assert order.index("shortcuts") < order.index("internals")
+    assert set(order) >= {"generalization", "label_noise", "minimal_pairs", "attributions"}

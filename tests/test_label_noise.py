@@ -43,26 +43,33 @@ def test_single_class_domain_flags_nothing():
     assert not res.flagged.any()
 
 
+def _backdrop(n: int = 30, p_phish: float = 0.85):
+    """Rows a source ranks well: a source must tell a domain's classes apart before it may flag."""
+    labels = np.arange(n) % 2
+    return labels, np.where(labels == 1, p_phish, 1 - p_phish)
+
+
 def test_audit_combines_sources_per_domain():
-    ids = [f"r{i}" for i in range(8)]
-    doms = ["a"] * 4 + ["b"] * 4
-    labels = np.array([1, 1, 0, 0, 1, 1, 0, 0])
-    s1 = np.array([0.9, 0.1, 0.1, 0.2, 0.9, 0.8, 0.2, 0.1])
-    s2 = np.array([0.8, 0.2, 0.2, np.nan, 0.95, 0.9, 0.1, 0.9])
-    res = L.audit(ids, doms, labels, {"s1": s1, "s2": s2})
+    bl, bp = _backdrop()
+    labels = np.r_[[1, 1, 0, 0], bl, [1, 1, 0, 0], bl]
+    s1 = np.r_[[0.9, 0.1, 0.1, 0.2], bp, [0.9, 0.8, 0.2, 0.1], bp]
+    s2 = np.r_[[0.8, 0.2, 0.2, np.nan], bp, [0.95, 0.9, 0.1, 0.9], bp]
+    n = len(labels)
+    res = L.audit([f"r{i}" for i in range(n)], ["a"] * (n // 2) + ["b"] * (n // 2), labels, {"s1": s1, "s2": s2})
     assert res.combined[3] == pytest.approx(0.2)  # missing source ignored
     assert res.flagged[1]  # labelled phishing, both sources say legitimate
     assert set(res.per_domain) == {"a", "b"}
-    assert res.per_domain["a"]["n"] == 4
+    assert res.per_domain["a"]["n"] == 34
 
 
 def test_a_row_is_flagged_only_when_a_source_flags_it_on_its_own():
     # the averaged evidence has its own per-class thresholds: row 5 (p = 0.5, scored by s1 alone)
     # passes them although s1 on its own does not flag it; nothing on its own contradicts it
-    labels = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 1, 0])
-    s1 = np.array([0.8, 0.4, 0.5, 0.0, 0.8, 0.5, 0.3, 0.8, 0.3, 0.5, 0.1, 0.4])
-    s2 = np.array([0.5, 0.1, np.nan, 0.8, np.nan, np.nan, np.nan, np.nan, np.nan, 0.1, 0.6, np.nan])
-    res = L.audit([f"r{i}" for i in range(12)], ["a"] * 12, labels, {"s1": s1, "s2": s2})
+    bl, bp = _backdrop(40, 0.7)
+    labels = np.r_[[0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 1, 0], bl]
+    s1 = np.r_[[0.8, 0.4, 0.5, 0.0, 0.8, 0.5, 0.3, 0.8, 0.3, 0.5, 0.1, 0.4], bp]
+    s2 = np.r_[[0.5, 0.1, np.nan, 0.8, np.nan, np.nan, np.nan, np.nan, np.nan, 0.1, 0.6, np.nan], bp]
+    res = L.audit([f"r{i}" for i in range(len(labels))], ["a"] * len(labels), labels, {"s1": s1, "s2": s2})
     assert res.flagged.any()
     for i in np.flatnonzero(res.flagged):
         assert any(f[i] for f in res.per_source_flags.values()), i
@@ -70,6 +77,68 @@ def test_a_row_is_flagged_only_when_a_source_flags_it_on_its_own():
     assert res.per_domain["a"]["flagged"] == int(res.flagged.sum())
 
 
+def test_a_row_the_model_agrees_with_is_never_contradicted():
+    """With a rare class its threshold is low: a legitimate-labelled row at p(legitimate) = 0.6 can sit
+    off the confident joint's diagonal. At c51d90c it was flagged as 'confidently contradicted'."""
+    rng = np.random.default_rng(0)
+    labels = (np.arange(200) < 20).astype(int)  # 10% phishing
+    p1 = np.where(labels == 1, rng.uniform(0.2, 0.5, 200), rng.uniform(0.0, 0.15, 200))
+    p1[30:40] = 0.4  # legitimate rows the model calls legitimate, at 0.6, above phishing's low threshold
+    res = L.confident_learning(labels, p1, "confident_learning")
+    assert not res.flagged[30:40].any()
+    p_given = np.where(labels == 1, p1, 1 - p1)
+    assert (p_given[res.flagged] < 0.5).all()
+
+
+def test_a_model_that_cannot_tell_the_classes_apart_flags_nothing():
+    rng = np.random.default_rng(1)
+    labels = np.arange(100) % 2
+    p1 = 0.5 + rng.uniform(-0.01, 0.01, 100)  # no skill
+    res = L.audit([f"r{i}" for i in range(100)], ["a"] * 100, labels, {"s": p1})
+    assert not res.flagged.any() and res.per_domain["a"]["informative"] is False
+    assert res.per_domain["a"]["chance_sources"] == ["s"]
+    f = L._unaudited("a", res.per_domain["a"])
+    assert f.severity == "info" and "no better than chance" in f.title
+
+
+def test_the_noise_estimate_holds_where_phishing_is_rare():
+    """10% phishing, 10% of labels flipped: a flipped legitimate row (now 'phishing') sits among
+    phishing rows whose mean confidence is low, so the flagged share runs well below the planted
+    rate; confident learning's calibrated estimate, and its interval, do not."""
+    rng = np.random.default_rng(2)
+    n = 1000
+    truth = (rng.uniform(size=n) < 0.1).astype(int)
+    given = truth.copy()
+    flip = rng.choice(n, 100, replace=False)
+    given[flip] = 1 - given[flip]
+    p1 = 1 / (1 + np.exp(-(3.0 * (2 * truth - 1) - 1.0 + rng.normal(0, 1.2, n))))
+    res = L.audit([f"r{i}" for i in range(n)], ["a"] * n, given, {"s": p1}, seed=0)
+    info = res.per_domain["a"]
+    lo, hi = info["noise_estimate_ci"]
+    assert lo <= 0.1 <= hi
+    assert info["ci"][1] < 0.1  # the flagged share's interval misses it
+    assert L.noise_rate(truth, p1) < 0.03  # the true labels: little noise read
+
+
+def test_copies_of_one_email_stay_in_one_fold():
+    """A mislabelled email sent three times: with a copy in the training folds, its twin vouches for
+    the wrong label out of fold."""
+    from gapscope.models.base import ModelSpec, create_model
+
+    rng = np.random.default_rng(3)
+    words = ["invoice", "meeting", "lunch", "report", "agenda", "team", "notes", "friday"]
+    scam = ["verify", "account", "password", "suspended", "urgent", "login", "bank", "click"]
+    texts, labels = [], []
+    for i in range(120):
+        y = i % 2
+        texts.append(" ".join(rng.choice(scam if y else words, 6)) + f" r{i}")
+        labels.append(y)
+    wrong = "verify your password now or the account is suspended, click the bank login"
+    texts += [wrong] * 3
+    labels += [0, 0, 0]  # a phishing campaign labelled legitimate three times
+    make = lambda: create_model(ModelSpec(name="t", kind="tfidf-lr"))  # noqa: E731
+    p = L._sigmoid(L.oof_margins(make, texts, np.array(labels), 5, 0))
+    assert (p[-3:] > 0.5).all()  # each copy is scored by a model that saw none of them
 def test_rates_read_as_what_they_are():
     assert L.percent(0.0046) == "0.5%" and L.percent(0.041) == "4%" and L.percent(0.0) == "0%"
 

@@ -46,17 +46,30 @@ def rank(findings: list[Finding]) -> list[Finding]:
 
 Detector = Callable[[Any], list[Finding]]
 _DETECTORS: dict[str, Detector] = {}
+_AFTER: dict[str, tuple[str, ...]] = {}
 
 
-def register_detector(name: str) -> Callable[[Detector], Detector]:
+def register_detector(name: str, after: tuple[str, ...] = ()) -> Callable[[Detector], Detector]:
+    """`after`: detectors whose saved output this one reads; they run first, so a fresh run and a
+    later `diagnose` read the same inputs."""
     def deco(fn: Detector) -> Detector:
         _DETECTORS[name] = fn
+        _AFTER[name] = tuple(after)
         return fn
 
     return deco
 
 
 def detectors() -> dict[str, Detector]:
+    """The registered detectors in the order they run: registration order, each moved after the
+    detectors it reads."""
     import gapscope.detectors  # noqa: F401  (importing registers the built-in detectors)
 
-    return dict(_DETECTORS)
+    order: list[str] = []
+    pending = list(_DETECTORS)
+    while pending:
+        ready = next((n for n in pending if all(a in order or a not in _DETECTORS for a in _AFTER.get(n, ()))),
+                     pending[0])  # a cycle runs in registration order rather than not at all
+        order.append(ready)
+        pending.remove(ready)
+    return {n: _DETECTORS[n] for n in order}

@@ -5,10 +5,14 @@ Runs gapscope.internals.analyse over the neural cells (specialists by default; o
 
   readout_failure          a probe trained on the cell's domain still separates another
                            domain's classes (AUROC >= 0.75) while the model does not (>= 0.10
-                           lower): the representation transfers, the read-out does not
-  representation_failure   the model fails on a domain (AUROC < 0.75) and no layer's probe
-                           does better: the representation does not carry a transferable
-                           label signal (`oracle` tells whether it carries one at all)
+                           lower, and the paired bootstrap bound of the difference above 0,
+                           Bonferroni over the cell's comparisons): the representation
+                           transfers, the read-out does not (or, where the last layer's probe
+                           falls short, the layers above the probe's lose it)
+  representation_failure   the model fails on a domain (AUROC < 0.75 on the sample and on all
+                           of the domain's test emails) and no layer's probe does better: the
+                           representation does not carry a transferable label signal (`oracle`
+                           tells whether it carries one at all)
   domain_aligned_decision  at the read-out layer the label direction points along the
                            domain direction, class-balanced or within one class (|cos| >= 0.3
                            in the noise-whitened, cross-validated metric of domain_direction.py,
@@ -22,7 +26,8 @@ Runs gapscope.internals.analyse over the neural cells (specialists by default; o
                            holding neutral tokens (heads are ranked by that excess), fine-tuning
                            made a head attend to it (the head that gained most now passes the
                            same bar), and the model's margin depends on it (minimal pairs,
-                           patching); high when all three hold
+                           patching); high when all three hold, the rise measured on emails
+                           not used to pick the head (untested: at most medium)
   shortcut_out_of_view     (info) a suspected shortcut string lies past the model's truncation in
                            every email that carries it: the model cannot key on it
   decision_layers          (info) where patching shows the decision travelling: the last layer
@@ -94,7 +99,7 @@ def _cells(study, o: InternalsOptions):
     return cells
 
 
-@register_detector("internals")
+@register_detector("internals", after=("shortcuts",))  # reads its findings: suspected strings
 def run(study) -> list[Finding]:
     o = InternalsOptions.from_dict((study.options or {}).get("internals"))
     cells = _cells(study, o)
@@ -203,22 +208,36 @@ def probe_findings(res: dict) -> list[Finding]:
                           if full is not None else ""))
             inverted = (f" Below 0.5 the model's ranking is inverted: it scores {b}'s legitimate mail above "
                         f"its phishing, a systematic error rather than noise." if m < 0.5 else "")
-            if p >= PROBE_OK and p - m >= READOUT_GAP:
+            lower = (pc.get("gap_lower") or {}).get(b)
+            ev.update({"probe_minus_model_lower": lower, "alpha": pc.get("alpha"),
+                       "n_test_by_class": (pc.get("n_test_by_class") or {}).get(b)})
+            if p >= PROBE_OK and p - m >= READOUT_GAP and _readout_significant(pc, b):
                 gap = p - m
                 sev = "high" if gap >= 0.2 and m < MODEL_FAILS else "medium" if gap >= 0.15 else "low"
+                last = curve[-1]
+                ev["probe_auroc_last_layer"] = last
+                bound = ("" if lower is None else
+                         f" The difference's lower {100 * (1 - pc['alpha']):.1f}% bound is {lower:+.2f} (paired "
+                         f"bootstrap over those emails, Bonferroni over the cell's {_n_compared(res)} comparisons).")
+                if sel == len(curve) - 1 or (last is not None and last >= PROBE_OK and last - m >= READOUT_GAP):
+                    why = (f"The label information transfers to {b}; the model's read-out (the label tokens / head) "
+                           f"is tuned to {a}-specific directions. Re-fitting only the read-out, or regularising it, "
+                           f"should close much of the gap.")
+                else:  # present mid-network, gone by the last layer: not the read-out's fault alone
+                    why = (f"At the last analysed layer the same probe reaches only "
+                           f"{'n/a' if last is None else f'{last:.2f}'}: the label information that transfers to {b} "
+                           f"at {_cached_to_name(layer)} is lost by the layers above it, so re-fitting the read-out "
+                           f"alone would not recover it.")
                 out.append(Finding(
                     kind="readout_failure", severity=sev,
                     title=f"{_who(res)}: the representation separates {b} but the read-out does not "
                           f"(probe AUROC {p:.2f} vs model {m:.2f})",
                     summary=(f"A linear probe trained on {a}'s training rows at {_cached_to_name(layer)} "
                              f"(layer chosen on {a} alone) reaches AUROC {p:.2f} on {b}'s held-out emails, "
-                             f"while the model's own margin reaches {m:.2f} ({on_sample}).{inverted} "
-                             f"The label information transfers "
-                             f"to {b}; the model's read-out (the label tokens / head) is tuned to {a}-specific "
-                             f"directions. Re-fitting only the read-out, or regularising it, should close "
-                             f"much of the gap."),
+                             f"while the model's own margin reaches {m:.2f} ({on_sample}).{inverted}{bound} " + why),
                     evidence=ev, models=[res["model"]], domains=[a, b], score=gap))
-            elif m < MODEL_FAILS and (best is None or best <= m + 0.05):
+            elif (m < MODEL_FAILS and (best is None or best <= m + 0.05)
+                  and (full is None or full < MODEL_FAILS)):  # all of b's test emails confirm the failure
                 present = oracle_best is not None and oracle_best >= PROBE_OK
                 sev = "high" if m < 0.65 else "medium"
                 detail = (f"Within {b} itself a probe does reach {oracle_best:.2f} (cross-validated), so "
@@ -244,6 +263,23 @@ def probe_findings(res: dict) -> list[Finding]:
                              f"{inverted} " + detail),
                     evidence=ev, models=[res["model"]], domains=[a, b], score=MODEL_FAILS - m))
     return out
+
+
+MIN_PER_CLASS = 5  # each class of a domain's sample, for a probe-versus-model comparison
+
+
+def _n_compared(res: dict) -> int:
+    return sum(1 for pc in res.get("probes", []) for b in pc["transfer"] if b not in res["train_domains"])
+
+
+def _readout_significant(pc: dict, b: str) -> bool:
+    """The probe beats the model beyond the noise of the sample: the paired bound above zero and
+    enough emails of each class. Results from before the bound was measured keep the point rule."""
+    if "gap_lower" not in pc:
+        return True
+    counts = (pc.get("n_test_by_class") or {}).get(b)
+    lower = pc["gap_lower"].get(b)
+    return lower is not None and lower > 0 and (counts is None or min(counts) >= MIN_PER_CLASS)
 
 
 # What the by_layer columns of a domain_aligned_decision finding mean (internals/domain_direction.py)
@@ -317,7 +353,9 @@ def lens_findings(res: dict) -> list[Finding]:
               f"by the output ({ow['final']:.2f})",
         summary=(f"Reading the label tokens off each layer's residual stream (logit lens), out-of-domain emails "
                  f"are ranked with AUROC {ow['best']:.2f} at {layer} but only {ow['final']:.2f} at the output: "
-                 f"the layers above overwrite evidence the model had."),
+                 f"the layers above overwrite evidence the model had."
+                 + (" (Cross-fitted: the layer picked on half of the emails and read on the other half, both ways "
+                    "round, so the peak is not the largest of many noisy layers.)" if ow.get("crossfit") else "")),
         evidence={"cell": res["cell"], **ow, "layer": layer}, models=[res["model"]],
         domains=[d for d in res.get("n_test", {}) if d not in res["train_domains"]], score=ow["drop"])]
 
@@ -369,7 +407,10 @@ def attention_findings(res: dict) -> list[Finding]:
         # must now attend by the same bar, not just move up a little below it.
         gained_attends = (frac > 0 and gained_share / frac >= ATTN_ENRICH
                           and gained_share - gained_ctrl >= ATTN_OVER_CONTROL)
-        rose = rise is None or (rise >= ATTN_RISE and gained_attends)
+        # the rise counts only when measured on emails not used to pick the head (no base model, or
+        # under 4 carriers, leaves it untested: then the finding is at most medium)
+        rise_tested = rise is not None and "heldout_tuned" in head
+        rose = rise_tested and rise >= ATTN_RISE and gained_attends
         scale = res.get("margin_scale") or 1.0  # median |margin - threshold| of the held-out emails
         # the margin must move by a quarter of a typical distance to the threshold; flips alone
         # are not enough (a weak model flips near-threshold emails on any edit)
@@ -400,9 +441,14 @@ def attention_findings(res: dict) -> list[Finding]:
         summary = (f"{where}, head {top['layer']}.{top['head']} puts {share:.2f} of its attention "
                    f"on the email onto '{s}' ({enrich:.1f}x its {frac:.2f} token share; {ctrl:.2f} when the same "
                    f"positions hold neutral tokens)")
-        if rise is not None:
+        if rise_tested:
             summary += (f"; head {head['layer']}.{head['head']} rose from {head['base']:.2f} in the base model to "
                         f"{head['tuned']:.2f} after fine-tuning (rise {rise:+.2f} on emails not used to pick it)")
+        elif rise is not None:
+            summary += (f"; what fine-tuning changed is not measured: {head.get('n', 0)} emails carry the string, "
+                        f"too few to pick a head on some and measure its rise on others")
+        else:
+            summary += "; what fine-tuning changed is not measured: no base model was compared"
         if causal:
             # mean_gap is margin(with the string) - margin(neutral tokens); the edit moves it by minus that
             summary += (f". Replacing the string with as many neutral tokens moves the margin by {-causal['mean_gap']:+.2f} "
@@ -413,7 +459,7 @@ def attention_findings(res: dict) -> list[Finding]:
         out.append(Finding(
             kind="shortcut_attention", severity=sev, title=title, summary=summary,
             evidence={"cell": res["cell"], "string": s, "token_share": frac, "top_head": top, "max_gain_head": head,
-                      "enrichment": enrich, "rise": rise, "causal": causal, "mid_restoration": mid,
+                      "enrichment": enrich, "rise": rise, "rise_tested": rise_tested, "causal": causal, "mid_restoration": mid,
                       "source": e.get("source")},
             models=[res["model"]], domains=[e["domain"]] if e.get("domain") else [],
             example_ids=e.get("example_ids", [])[:10], score=score + min(enrich, 10) / 10))
@@ -459,7 +505,10 @@ def decision_summary(res: dict) -> dict | None:
     pairs = [p for e in pt.get("shortcut", []) for p in e["pairs"]] + list(pt.get("errors", []))
     if not pairs:
         return None
-    answer = _median_curve(pairs, "answer") or _median_curve(pairs, "cls")
+    answer = _median_curve(pairs, "answer")
+    group = "answer"
+    if answer is None:
+        answer, group = _median_curve(pairs, "cls"), "cls"
     edited = _median_curve(pairs, "edited")
     # the answer position carries the decision from the first sampled layer where it does and keeps
     # doing so (a dip back below 0.5 later means it had not moved yet); the layer sampled just
@@ -474,7 +523,8 @@ def decision_summary(res: dict) -> dict | None:
             "first_answer_layer": None if first is None else site_name(layers[first]),
             "answer_layer_before": None if not first else site_name(layers[first - 1]),
             "last_edited_layer": None if last is None else site_name(layers[last]),
-            "edited_before_answer": last is not None and first is not None and last < first}
+            "edited_before_answer": last is not None and first is not None and last < first,
+            "answer_group": group}
 
 
 def patching_findings(res: dict) -> list[Finding]:
@@ -485,10 +535,14 @@ def patching_findings(res: dict) -> list[Finding]:
     first, last, before = d["first_answer_layer"], d["last_edited_layer"], d.get("answer_layer_before")
     if last:
         parts.append(f"the edited tokens' own positions carry the decision up to {last}")
+    # a causal LM reads its decision at the answer position; a mean-pooled encoder reads every
+    # position, and [CLS] is only one of them
+    cls = d.get("answer_group") == "cls"
     if first:
-        parts.append(f"the answer position carries it from {first} on")
+        parts.append(f"the {'[CLS]' if cls else 'answer'} position carries it from {first} on"
+                     + (" (one of the positions the encoder's head averages)" if cls else ""))
         where = f"between {before} and {first} (sampled layers)" if before else f"at {first}"
-        title = f"{_who(res)}: decision moves to the read-out position {where}"
+        title = f"{_who(res)}: decision moves to the {'[CLS]' if cls else 'read-out'} position {where}"
     else:  # e.g. a mean-pooled encoder: the decision is read from every position at once
         parts.append("no single read-out position carries it at any layer (restoration below 0.5)")
         title = f"{_who(res)}: the edited tokens' own positions carry the decision up to {last}"

@@ -27,9 +27,15 @@ when at least one source also flags it on its own; each flagged row lists
 which sources flag it on their own (agreement) and which of the study's cells disagree
 with its label, marked in-sample (the cell trained on the row) or out-of-sample.
 
-The noise rate per domain is the flagged share with a 95% Wilson interval. Severity:
-high when the interval's lower bound is >= 5% (at least one label in twenty looks wrong,
-enough to move F1 visibly), medium when >= 2%, low when any row is flagged.
+A source that ranks a domain's labels no better than chance (AUROC's 95% lower bound at or below
+0.5) flags nothing there, and a row the model still finds at least as likely under its given
+label is never flagged. Folds keep copies of one email together.
+
+The noise rate per domain is confident learning's estimate (the calibrated joint's off-diagonal
+share) with a 95% bootstrap interval; the flagged share, with its Wilson interval, counts the rows
+listed, which run below the estimate where one class is rare (its low threshold lets few of its
+flipped rows through). Severity: high when the estimate's lower bound is >= 5% (at least one label
+in twenty looks wrong, enough to move F1 visibly), medium when >= 2%, low when any row is flagged.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import numpy as np
 from gapscope import progress
 from gapscope import option_rules as R
 from gapscope.drift.stats import wilson
+from gapscope.errors import GapscopeError
 from gapscope.findings import Finding, register_detector
 
 DEFAULTS = {
@@ -86,6 +93,31 @@ class CLResult:
     estimated: dict[str, float] = field(default_factory=dict)
 
 
+def _joint(labels: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
+    """The confident joint C[given][k] and, per row, whether it lies off the diagonal: per-class
+    thresholds t_c = mean P(c) over the rows labelled c; a row counts under the likelier of the
+    classes whose probability reaches its threshold (ties to class 0)."""
+    t = {c: float(P[labels == c, c].mean()) for c in (0, 1)}
+    passing = np.stack([P[:, 0] >= t[0], P[:, 1] >= t[1]], axis=1)
+    k = np.where(passing.all(1), (P[:, 1] > P[:, 0]).astype(int), np.where(passing[:, 1], 1, 0))
+    counted = passing.any(1)
+    C = np.zeros((2, 2), dtype=np.int64)
+    np.add.at(C, (labels[counted], k[counted]), 1)
+    return C, counted & (k != labels), t
+
+
+def _calibrated(C: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The confident joint scaled so that each given label's row sums to its count."""
+    counts = np.array([(labels == 0).sum(), (labels == 1).sum()], dtype=np.float64)
+    rows = C.sum(1, keepdims=True).astype(np.float64)
+    return np.where(rows > 0, C / np.maximum(rows, 1) * counts[:, None], 0.0)
+
+
+def _probs(p1) -> np.ndarray:
+    p1 = np.asarray(p1, dtype=np.float64)
+    return np.stack([1.0 - p1, p1], axis=1)
+
+
 def confident_learning(labels: np.ndarray, p1: np.ndarray, filter_by: str = "both") -> CLResult:
     """Flag rows whose given label (0/1) is confidently contradicted by p1 = P(phishing) (out of fold).
 
@@ -95,26 +127,20 @@ def confident_learning(labels: np.ndarray, p1: np.ndarray, filter_by: str = "bot
                             with the largest p(k) - p(y)
       both                  rows in both sets (the default: the audit lists rows for a person to check,
                             so a row must be in the confident joint AND among the estimated count)
+
+    Whatever the filter, a row whose given label the model still finds at least as likely as the
+    other is not flagged (cleanlab drops those too): with a rare class its threshold is low, and a
+    row at p(given) = 0.6 can sit off the diagonal without being contradicted.
     """
     labels = np.asarray(labels, dtype=int)
-    P = np.stack([1.0 - np.asarray(p1, dtype=np.float64), np.asarray(p1, dtype=np.float64)], axis=1)
+    P = _probs(p1)
     n = len(labels)
     classes = [c for c in (0, 1) if (labels == c).any()]
     if len(classes) < 2:
         return CLResult(np.zeros(n, dtype=bool), {c: float(P[labels == c, c].mean()) for c in classes},
                         [[0, 0], [0, 0]])
-    t = {c: float(P[labels == c, c].mean()) for c in (0, 1)}
-    C = np.zeros((2, 2), dtype=np.int64)
-    off = np.zeros(n, dtype=bool)
-    for i in range(n):
-        passing = [k for k in (0, 1) if P[i, k] >= t[k]]
-        if passing:
-            k = max(passing, key=lambda k: P[i, k])
-            C[labels[i], k] += 1
-            off[i] = k != labels[i]
-    counts = np.array([(labels == 0).sum(), (labels == 1).sum()], dtype=np.float64)
-    rows = C.sum(1, keepdims=True).astype(np.float64)
-    cal = np.where(rows > 0, C / np.maximum(rows, 1) * counts[:, None], 0.0)
+    C, off, t = _joint(labels, P)
+    cal = _calibrated(C, labels)
     pruned = np.zeros(n, dtype=bool)
     est = {}
     for y in (0, 1):
@@ -127,21 +153,97 @@ def confident_learning(labels: np.ndarray, p1: np.ndarray, filter_by: str = "bot
         order = idx[np.argsort(-(P[idx, k] - P[idx, y]), kind="stable")]
         pruned[order[:num]] = True
     flagged = {"both": off & pruned, "confident_learning": off, "prune_by_noise_rate": pruned}[filter_by]
-    return CLResult(flagged, t, C.tolist(), est)
+    contradicted = P[np.arange(n), 1 - labels] > P[np.arange(n), labels]
+    return CLResult(flagged & contradicted, t, C.tolist(), est)
+
+
+def noise_rate(labels: np.ndarray, p1: np.ndarray) -> float | None:
+    """Confident learning's estimate of the share of wrong labels: the calibrated joint's
+    off-diagonal mass. Unlike the flagged share it does not shrink when one class is rare (the
+    rare class's low threshold lets few of its flipped rows be flagged, but they are counted)."""
+    labels = np.asarray(labels, dtype=int)
+    if len(labels) == 0 or len(np.unique(labels)) < 2:
+        return None
+    cal = _calibrated(_joint(labels, _probs(p1))[0], labels)
+    return float((cal[0, 1] + cal[1, 0]) / len(labels))
+
+
+def noise_rate_interval(labels: np.ndarray, p1: np.ndarray, seed: int, n_boot: int = 1000,
+                        level: float = 0.95) -> list[float] | None:
+    """Percentile bootstrap of noise_rate over the domain's rows (thresholds refitted per draw)."""
+    labels = np.asarray(labels, dtype=int)
+    p1 = np.asarray(p1, dtype=np.float64)
+    if len(labels) < 4 or len(np.unique(labels)) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(labels), len(labels))
+        r = noise_rate(labels[i], p1[i])
+        if r is not None:
+            draws.append(r)
+    if len(draws) < n_boot / 2:
+        return None
+    a = (1 - level) / 2
+    return [float(v) for v in np.quantile(draws, [a, 1 - a])]
+
+
+def informative(labels: np.ndarray, p1: np.ndarray) -> bool:
+    """Does the source rank the domain's labels better than chance? AUROC's 95% lower bound above
+    0.5 (Hanley-McNeil standard error). A source that cannot tell the classes apart contradicts
+    labels at random, and confident learning would still flag rows from it."""
+    labels = np.asarray(labels, dtype=int)
+    n1, n0 = int((labels == 1).sum()), int((labels == 0).sum())
+    if n1 < 2 or n0 < 2:
+        return False
+    from scipy.stats import rankdata
+
+    r = rankdata(np.asarray(p1, dtype=np.float64))
+    a = (r[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = np.sqrt(max(a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a), 0.0) / (n1 * n0))
+    return bool(a - 1.96 * se > 0.5)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
+
+
+def _unaudited(d: str, info: dict[str, Any]) -> Finding | None:
+    """An info finding for a domain the audit could not read: nothing is dropped unsaid."""
+    why = None
+    if info.get("tfidf_not_scored") and not info.get("n"):
+        why = info["tfidf_not_scored"]
+    elif info.get("n") and info.get("informative") is False:
+        why = "its out-of-fold models rank its labels no better than chance (AUROC's 95% lower bound at or below 0.5)"
+    if why is None:
+        return None
+    return Finding(kind="label_noise", severity="info", title=f"{d}: labels not audited: {why}",
+                   summary=(f"No row of {d} is flagged: {why}. Contradictions from a model that cannot tell the "
+                            f"classes apart would be noise, not evidence. More rows, or a source that ranks "
+                            f"{d} well (`cross_fit`), would audit it."),
+                   evidence={"domain": d, "reason": why, "n": info.get("n", 0),
+                             "chance_sources": info.get("chance_sources", [])},
+                   domains=[d], score=0.0)
 
 
 # -- out-of-fold probabilities -----------------------------------------------------------
 
 def oof_margins(make_model, texts: list[str], labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Stratified k-fold: each text scored by a model fitted on the other folds."""
-    from sklearn.model_selection import StratifiedKFold
+    """Stratified k-fold, copies of one email kept in one fold: each text scored by a model fitted
+    on the other folds. (A copy in the training folds would vouch for its twin's label: a
+    mislabelled campaign sent three times would hide behind itself.)"""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from gapscope.study.split import text_key
 
     labels = np.asarray(labels, dtype=int)
     out = np.full(len(texts), np.nan)
     k = min(folds, int(np.bincount(labels, minlength=2).min()))
     if k < 2:
         return out
-    for tr, te in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, labels):
+    groups = [text_key(t) for t in texts]
+    for tr, te in StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, labels, groups):
         model = make_model()
         try:
             model.fit([texts[i] for i in tr], labels[tr], seed=seed)
@@ -177,8 +279,9 @@ class Audit:
 
 
 def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[str, np.ndarray],
-          filter_by: str = "both") -> Audit:
-    """Confident learning per domain on each source alone and on their average."""
+          filter_by: str = "both", seed: int = 0) -> Audit:
+    """Confident learning per domain on each source alone and on their average. A source (or the
+    average) that ranks a domain's labels no better than chance flags nothing there."""
     labels = np.asarray(labels, dtype=int)
     dom = np.asarray(domains)
     stack = np.stack([sources[s] for s in sources]) if sources else np.full((1, len(ids)), np.nan)
@@ -191,21 +294,31 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
     for d in sorted(set(domains)):
         m = dom == d
         ok = m & ~np.isnan(combined)
+        chance = []
         for s, p in sources.items():
             oks = m & ~np.isnan(p)
             if oks.sum() >= 4:
+                if not informative(labels[oks], p[oks]):
+                    chance.append(s)
+                    continue
                 r = confident_learning(labels[oks], p[oks], filter_by)
                 per_src[s][np.flatnonzero(oks)[r.flagged]] = True
         res = confident_learning(labels[ok], combined[ok], filter_by)
-        flagged[np.flatnonzero(ok)[res.flagged]] = True
+        useful = informative(labels[ok], combined[ok])
+        if useful:
+            flagged[np.flatnonzero(ok)[res.flagged]] = True
         # the average has thresholds of its own: a row no source contradicts on its own is not listed
         if per_src:
             flagged &= ~m | np.any(np.stack(list(per_src.values())), axis=0)
         k, n = int(flagged[m].sum()), int(ok.sum())
         lo, hi = wilson(k, n)
+        est = noise_rate(labels[ok], combined[ok]) if useful else None
         per_domain[d] = {"n": n, "flagged": k, "rate": k / n if n else 0.0, "ci": [lo, hi],
                          "thresholds": res.thresholds, "confident_joint": res.joint,
-                         "cl_estimate": (sum(res.estimated.values()) / n) if n else 0.0}
+                         "cl_estimate": (sum(res.estimated.values()) / n) if n else 0.0,
+                         "noise_estimate": est,
+                         "noise_estimate_ci": noise_rate_interval(labels[ok], combined[ok], seed) if useful else None,
+                         "chance_sources": chance, "informative": useful}
     return Audit(ids, list(domains), labels, sources, combined, flagged, per_src, per_domain)
 
 
@@ -229,10 +342,14 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
     sources: dict[str, np.ndarray] = {}
     tf = np.full(len(rows), np.nan)
     make = tfidf_factory(study)
+    skipped: dict[str, str] = {}  # domain -> why tf-idf could not score it (said in a finding)
     with progress.step(f"label noise: {opts['folds']}-fold tf-idf+LR in {len(by_dom)} domains", total=len(by_dom)) as up:
         for k, (d, rs) in enumerate(sorted(by_dom.items()), 1):
             idx = [pos[r.id] for r in rs]
-            tf[idx] = _sigmoid(oof_margins(make, [r.text for r in rs], labels[idx], int(opts["folds"]), seed))
+            try:
+                tf[idx] = _sigmoid(oof_margins(make, [r.text for r in rs], labels[idx], int(opts["folds"]), seed))
+            except GapscopeError as e:  # e.g. no word tf-idf can use: this domain only, not the audit
+                skipped[d] = f"tf-idf could not score it ({e})"
             up(k, len(by_dom))
     sources["tfidf-lr (out of fold)"] = tf
     if opts.get("held_out_cells", True):
@@ -249,7 +366,10 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
                 p[idx] = _sigmoid(oof_margins(lambda: create_model(spec), [r.text for r in rs], labels[idx],
                                               int(opts["cross_fit_folds"]), seed))
         sources[f"{name} (out of fold)"] = p
-    return audit([r.id for r in rows], [r.domain for r in rows], labels, sources, str(opts["filter_by"]))
+    audited = audit([r.id for r in rows], [r.domain for r in rows], labels, sources, str(opts["filter_by"]), seed)
+    for d, why in skipped.items():
+        audited.per_domain.setdefault(d, {"n": 0, "flagged": 0, "rate": 0.0, "ci": [0.0, 1.0]})["tfidf_not_scored"] = why
+    return audited
 
 
 def held_out_cell_sources(study, pos: dict[str, int], n: int) -> dict[str, np.ndarray]:
@@ -316,17 +436,29 @@ def run(study) -> list[Finding]:
     artifacts.write_json(study.artifact_dir("label_noise") / "section.json", {
         "id": "label-noise", "title": "Label-noise audit (out-of-fold confident learning)",
         "caption": ("Rows whose given label out-of-fold models confidently contradict (confident learning: off the "
-                    "confident joint's diagonal and pruned), per domain, with the flagged share's 95% Wilson interval. "
+                    "confident joint's diagonal and pruned), per domain, and confident learning's estimate of the "
+                    "share of wrong labels with its 95% bootstrap interval (rows resampled, thresholds refitted). "
+                    "The flagged rows are the ones it is surest of, so with a rare class they run below the estimate. "
                     "A flagged row is mislabelled or a hard case: check it by hand (the findings list them)."),
-        "table": {"columns": ["domain", "rows audited", "flagged", "rate", "95% CI"],
-                  "rows": [[d, i["n"], i["flagged"], round(i["rate"], 4), [round(i["ci"][0], 3), round(i["ci"][1], 3)]]
+        "table": {"columns": ["domain", "rows audited", "flagged", "flagged share", "estimated noise", "95% CI"],
+                  "rows": [[d, i["n"], i["flagged"], round(i["rate"], 4), _r(i.get("noise_estimate")),
+                            None if not i.get("noise_estimate_ci") else [_r(v) for v in i["noise_estimate_ci"]]]
                            for d, i in sorted(res.per_domain.items())]}})
     findings = []
     for d, info in sorted(res.per_domain.items()):
+        unread = _unaudited(d, info)
+        if unread:
+            findings.append(unread)
         if info["flagged"] == 0:
             continue
         lo, hi = info["ci"]
-        sev = "high" if lo >= 0.05 else "medium" if lo >= 0.02 else "low"
+        est, est_ci = info.get("noise_estimate"), info.get("noise_estimate_ci")
+        # severity on the estimated noise rate's lower bound: the flagged share runs low where a class is rare
+        base = est_ci[0] if est_ci else lo
+        sev = "high" if base >= 0.05 else "medium" if base >= 0.02 else "low"
+        noise = ("" if est is None else
+                 f" (estimated noise {percent(est)}" + (f", 95% CI {percent(est_ci[0])}-{percent(est_ci[1])}" if est_ci
+                                                        else "") + ")")
         rows_d = [r for r in flagged_rows if r["domain"] == d]
         rows_d.sort(key=lambda r: r["p_given"])
         listed = rows_d[: int(opts["max_listed"])]
@@ -340,9 +472,15 @@ def run(study) -> list[Finding]:
         findings.append(Finding(
             kind="label_noise", severity=sev,
             title=(f"{d}: {info['flagged']} of {info['n']} labels ({percent(info['rate'])}) are contradicted by "
-                   f"out-of-fold models: mislabelled or hard cases, to check by hand"),
+                   f"out-of-fold models{noise}: mislabelled or hard cases, to check by hand"),
             summary=(f"Out-of-fold models confidently contradict {info['flagged']} of {info['n']} labels in {d} "
-                     f"(95% CI {lo:.1%}-{hi:.1%}). A contradicted label is either wrong or a genuinely hard "
+                     f"(95% CI {lo:.1%}-{hi:.1%})."
+                     + ("" if est is None else
+                        f" Confident learning estimates {est:.1%} of them wrong"
+                        + (f" (95% bootstrap interval {est_ci[0]:.1%}-{est_ci[1]:.1%})" if est_ci else "")
+                        + "; the rows listed are those it is surest of, so where one class is rare they run "
+                          "below the estimate.")
+                     + " A contradicted label is either wrong or a genuinely hard "
                      f"email (a look-alike sender, an urgent but real notice): read the rows before relabelling. "
                      f"Of the {len(multi)} flagged rows scored by more than one source, {agree} are flagged by "
                      f"every source that scored them"
@@ -350,6 +488,7 @@ def run(study) -> list[Finding]:
                      + f" (sources: {', '.join(res.sources)}). Confident learning with per-class thresholds "
                      f"{info['thresholds'].get(0, 0):.2f} (legitimate) / {info['thresholds'].get(1, 0):.2f} (phishing)."),
             evidence={"domain": d, "rate": round(info["rate"], 4), "ci": [round(lo, 4), round(hi, 4)],
+                      "noise_estimate": _r(est), "noise_estimate_ci": [_r(v) for v in est_ci] if est_ci else None,
                       "n": info["n"], "flagged": info["flagged"], "sources": list(res.sources),
                       "thresholds": info["thresholds"], "confident_joint": info["confident_joint"],
                       "rows": listed},

@@ -31,7 +31,7 @@ from gapscope.internals import patching as P
 from gapscope.internals.activation_cache import ActivationCache, Activations, frozen_split, row_key
 from gapscope.internals.attention import AttentionUnavailable, attention_stats, class_profile, top_heads
 from gapscope.internals.domain_direction import analyse_layer
-from gapscope.internals.logit_lens import lens_margins, lens_summary, overwrite
+from gapscope.internals.logit_lens import lens_margins, lens_summary, overwrite_crossfit
 from gapscope.internals.probes import auroc, probe_curves
 from gapscope.internals.similarity import linear_cka, separation
 from gapscope.internals.token_classes import CLASSES, token_classes
@@ -227,11 +227,15 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
     # -- probes ----------------------------------------------------------------------
     with timer("probes"):
         tests = {d: (a.site(site), y) for d, (a, y) in test_parts.items()}
+        margins = {d: a.margin for d, (a, _) in test_parts.items()}
+        # probe-versus-model comparisons this cell makes: Bonferroni over them, one-sided 2.5%
+        k = len(sel.train) * sum(1 for d in test_parts if d not in cell.train_domains)
         out["probes"] = []
         for d, rs in sel.train.items():
             a, y = part(rs)
             out["probes"].append(probe_curves(a.site(site), y, tests, layers, d, C=o.probe_C, oracle=o.oracle,
-                                              seed=o.seed).to_dict())
+                                              seed=o.seed, model_scores=margins,
+                                              alpha=0.025 / max(k, 1)).to_dict())
 
     # -- domain direction --------------------------------------------------------------
     with timer("direction"):
@@ -258,7 +262,7 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
         in_dom = np.isin(te_dom, list(cell.train_domains))
         correct = (te_a.margin > threshold).astype(int) == te_y
         summ = lens_summary(lens, te_y, in_dom, correct)
-        summ["overwrite"] = overwrite(summ["auroc"].get("out-of-domain", []))
+        summ["overwrite"] = overwrite_crossfit(lens[~in_dom], te_y[~in_dom], seed=o.seed) if (~in_dom).any() else None
         summ["final_vs_margin"] = float(np.abs(lens[:, -1] - te_a.margin).max()) if len(te_y) else None
         out["lens"] = summ
 

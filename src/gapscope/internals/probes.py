@@ -12,6 +12,14 @@ Read against the model's own AUROC on B: a representation whose A-probe transfer
 while the model does not points at the read-out; a probe that does not transfer either
 points at the representation (and `oracle` says whether B's label is there at all,
 encoded along another direction).
+
+A layer whose features do not vary over the training rows (a causal LM's embedding of the answer
+token, the same token in every email) has no probe: its AUROC would read 0.5 by construction, a
+floor under "the best layer" that hides a signal reversed at every real layer.
+
+With the model's own scores on B, `gap_lower[B]` is the lower confidence bound of the selected
+layer's probe AUROC minus the model's on B's rows: a paired bootstrap (both score the same emails),
+resampled within each class, one-sided at `alpha`.
 """
 
 from __future__ import annotations
@@ -59,6 +67,30 @@ def cv_auroc(X: np.ndarray, y: np.ndarray, C: float, folds: int = 5, seed: int =
     return auroc(y, oof)
 
 
+def paired_auroc_gap_lower(y: np.ndarray, s1: np.ndarray, s2: np.ndarray, alpha: float, n_boot: int = 2000,
+                           seed: int = 0) -> float | None:
+    """Lower `alpha` bound of AUROC(s1) - AUROC(s2) on the same rows: the rows resampled within each
+    class (so every draw has both), the same draw for both scores. None with under 2 of a class."""
+    y = np.asarray(y)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if len(pos) < 2 or len(neg) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    ip = rng.choice(pos, size=(n_boot, len(pos)))
+    ineg = rng.choice(neg, size=(n_boot, len(neg)))
+
+    def aurocs(s: np.ndarray) -> np.ndarray:
+        # Mann-Whitney per draw from mid-ranks (ties count half), O(n log n) per draw
+        from scipy.stats import rankdata
+
+        r = rankdata(np.concatenate([s[ip], s[ineg]], axis=1), axis=1)
+        n1, n0 = len(pos), len(neg)
+        return (r[:, :n1].sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+    d = aurocs(np.asarray(s1, dtype=np.float64)) - aurocs(np.asarray(s2, dtype=np.float64))
+    return float(np.quantile(d, alpha))
+
+
 @dataclass
 class ProbeCurves:
     train_domain: str
@@ -67,6 +99,9 @@ class ProbeCurves:
     oracle: dict[str, list[float | None]] = field(default_factory=dict)
     n_train: int = 0
     n_test: dict[str, int] = field(default_factory=dict)
+    n_test_by_class: dict[str, list[int]] = field(default_factory=dict)  # [legitimate, phishing]
+    gap_lower: dict[str, float | None] = field(default_factory=dict)
+    alpha: float | None = None
 
     def selected_layer(self) -> int:
         """Position (into `layers`) chosen on the in-domain curve only: the best in-domain
@@ -81,25 +116,43 @@ class ProbeCurves:
     def to_dict(self) -> dict:
         r = lambda xs: [None if x is None else round(x, 4) for x in xs]  # noqa: E731
         return {"train_domain": self.train_domain, "layers": self.layers, "n_train": self.n_train,
-                "n_test": self.n_test, "selected": self.selected_layer(),
+                "n_test": self.n_test, "n_test_by_class": self.n_test_by_class, "selected": self.selected_layer(),
                 "transfer": {d: r(v) for d, v in self.transfer.items()},
-                "oracle": {d: r(v) for d, v in self.oracle.items()}}
+                "oracle": {d: r(v) for d, v in self.oracle.items()},
+                "gap_lower": {d: None if v is None else round(v, 4) for d, v in self.gap_lower.items()},
+                "alpha": self.alpha}
 
 
 def probe_curves(train_X: np.ndarray, train_y: np.ndarray, tests: dict[str, tuple[np.ndarray, np.ndarray]],
                  layers: Sequence[int], train_domain: str, C: float = 0.5, folds: int = 5,
-                 oracle: bool = True, seed: int = 0) -> ProbeCurves:
-    """train_X: (n, L+1, d); tests: {domain: ((m, L+1, d), labels)}."""
+                 oracle: bool = True, seed: int = 0, model_scores: dict[str, np.ndarray] | None = None,
+                 alpha: float = 0.025) -> ProbeCurves:
+    """train_X: (n, L+1, d); tests: {domain: ((m, L+1, d), labels)}; model_scores: {domain: the
+    model's margins on those rows}, for `gap_lower`."""
     out = ProbeCurves(train_domain, list(layers), n_train=len(train_y),
-                      n_test={d: len(y) for d, (_, y) in tests.items()})
+                      n_test={d: len(y) for d, (_, y) in tests.items()},
+                      n_test_by_class={d: np.bincount(np.asarray(y, dtype=int), minlength=2).tolist()
+                                       for d, (_, y) in tests.items()})
     for d in tests:
         out.transfer[d] = []
         out.oracle[d] = []
     ok = len(np.unique(train_y)) == 2
+    scores: dict[str, list[np.ndarray | None]] = {d: [] for d in tests}
     for l in layers:
-        f = _fit(train_X[:, l].astype(np.float32), train_y, C, seed)[0] if ok else None
+        Xt = train_X[:, l].astype(np.float32)
+        varies = bool(len(Xt)) and bool(np.ptp(Xt, axis=0).max() > 0)
+        f = _fit(Xt, train_y, C, seed)[0] if ok and varies else None
         for d, (X, y) in tests.items():
             Xl = X[:, l].astype(np.float32)
-            out.transfer[d].append(auroc(y, f(Xl)) if f is not None and len(y) else None)
-            out.oracle[d].append(cv_auroc(Xl, y, C, folds, seed) if oracle and len(y) else None)
+            s = f(Xl) if f is not None and len(y) else None
+            scores[d].append(s)
+            out.transfer[d].append(auroc(y, s) if s is not None else None)
+            out.oracle[d].append(cv_auroc(Xl, y, C, folds, seed) if oracle and varies and len(y) else None)
+    if model_scores is not None:
+        out.alpha = alpha
+        sel = out.selected_layer()
+        for d, (_, y) in tests.items():
+            s = scores[d][sel] if scores[d] else None
+            out.gap_lower[d] = (paired_auroc_gap_lower(y, s, model_scores[d], alpha, seed=seed)
+                                if s is not None and d in model_scores else None)
     return out
