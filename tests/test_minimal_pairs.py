@@ -133,3 +133,77 @@ def test_an_edit_past_the_model_window_is_counted_not_scored(monkeypatch):
     assert sum("-- sent via" in t for t in model.scored) == 7  # the originals only, not their edits
     past = M.summarize([r for r in recs if r.get("unseen")], 0.0)[("remove 'relay'", "*")]
     assert past["n"] == 0 and past["flip_rate"] is None and past["mean_delta"] is None
+
+
+def test_the_worst_of_several_domains_is_read_with_a_wider_interval():
+    """A flip rate of 0.35 everywhere: the worst of six domains of 16 emails can read 0.69, whose plain
+    95% Wilson interval (0.44-0.86) stops short of 0.5 only just; picked from six it is not high."""
+    worst, overall = {"flip_rate": 12 / 16, "n": 16}, {"flip_rate": 0.35, "n": 96}
+    assert M._severity("label-preserving", worst, overall, M.DEFAULTS) == "high"  # as if named in advance
+    assert M._severity("label-preserving", worst, overall, M.DEFAULTS, picked_from=6) == "medium"
+    lo1, hi1 = M.flip_ci(worst)
+    lo6, hi6 = M.flip_ci(worst, 6)
+    assert lo6 < lo1 and hi6 > hi1
+
+
+def test_greetings_go_and_the_rest_of_their_line_stays():
+    cases = {
+        "Hi Bob, wire the $4,800 to the new vendor today.\nThanks": "wire the $4,800 to the new vendor today.\nThanks",
+        "Subject: Invoice\n\nHello, your mailbox is full.\n": "Subject: Invoice\n\nyour mailbox is full.\n",
+        "Subject: x\n\nDear valued customer of First Bank,\nYour card": "Subject: x\n\nYour card",
+        "Good day,\nI am Mr X": "I am Mr X", "Dearest friend,\nhello": "hello", "Hiya\nok": "ok",
+    }
+    for text, want in cases.items():
+        assert E.drop_greeting(text) == want, text
+    # not greetings, or not where a greeting is: nothing to drop
+    for text in ("Attention: your mailbox will be closed\nThanks", "Morning meeting moved to 10\nbye",
+                 "Subject: lunch\n\nsee you at noon\nthe room is booked\nHi there, later"):
+        assert E.drop_greeting(text) is None, text
+
+
+def test_links_as_phishing_writes_them_are_links():
+    text = ("Visit https://a.example/x or bit.ly/3xYz or HTTP://B.EXAMPLE/y, hxxp://evil.com/a, evil[.]com/x "
+            "and paypal-secure.com/login today. Mail support@secure-bank.xyz, U.S. office, e.g. this/that.")
+    out = E.remove_urls(text)
+    for gone in ("https://", "bit.ly", "B.EXAMPLE", "hxxp", "evil[.]com", "paypal-secure"):
+        assert gone not in out, gone
+    for kept in ("support@secure-bank.xyz", "U.S. office", "e.g. this/that", "today"):
+        assert kept in out, kept
+    # urgency words and addresses inside a link belong to the link; spacing elsewhere stays
+    calm = E.neutralize_urgency("This is urgent: https://x.example.com/urgent-action?now. Thanks,  Bob\n    table")
+    assert "x.example.com/urgent-action?now" in calm and "urgent:" not in calm and "Thanks,  Bob\n    table" in calm
+    swapped = E.swap_sender_domain("write to admin@evil.com or https://admin@portal-secure.com/verify")
+    assert "admin@mail.example.org" in swapped and "https://admin@portal-secure.com/verify" in swapped
+
+
+def test_an_edit_in_view_does_not_pull_unseen_text_into_a_truncating_model():
+    """A model that reads the first six words: dropping the greeting would bring 'urgent', past its
+    view, into it. At c51d90c every such pair flipped (flip rate 1.0, high)."""
+    from types import SimpleNamespace
+
+    from gapscope.attribution import corpus as C
+    from gapscope.data.rows import Row
+
+    class FirstWords:
+        kind = "causal-lm"
+
+        def tokenize(self, text):
+            return text.split()[:6]
+
+        def score(self, texts):
+            return [2.0 if "urgent" in self.tokenize(t) else -2.0 for t in texts]
+
+    rows = [Row(id=f"r{i}", domain="d", label=0, text="Hi Bob,\nplease see the note below urgent reply needed")
+            for i in range(6)]
+    study = SimpleNamespace(domains=["d"], test_rows=lambda d: rows, spec=SimpleNamespace(study=SimpleNamespace(seed=0)))
+    get = C.ModelCache.get
+    C.ModelCache.get = classmethod(lambda cls, s, c: FirstWords())
+    try:
+        recs = M.pairs_for_cell(study, SimpleNamespace(kind="causal-lm", name="x"),
+                                [e for e in E.EDITS if e.name == "drop_greeting"], {**M.DEFAULTS, "emails_per_domain_llm": 6})
+    finally:
+        C.ModelCache.get = get
+    s = M.summarize(recs, 0.0)[("drop_greeting", "*")]
+    assert s["n"] == 6 and s["flip_rate"] == 0.0
+    assert all(r["text"] == "please see the note" for r in recs)  # what the original showed, less the greeting
+    assert M.visible_end(FirstWords().tokenize, "a b c") is None  # read whole: nothing to cut

@@ -25,9 +25,14 @@ _URL = re.compile(URL_RE)
 _EMAIL = re.compile(r"([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)")
 _TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);")
 _SHOUT = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
+# A salutation: the greeting word, up to five words of name ("Dear valued customer of First Bank"),
+# and its comma, colon or exclamation mark, or the end of its line. Only what it says is removed:
+# "Hi Bob, wire the money today" keeps "wire the money today".
 _GREETING = re.compile(
-    r"^[ \t]*(?:dear|hi|hello|hey|greetings|good (?:morning|afternoon|evening)|attention|to whom it may concern)"
-    r"\b[^\n]{0,80}\n", re.IGNORECASE | re.MULTILINE)
+    r"^[ \t]*(?:dear(?:est)?|hi(?:ya)?|hello|hey|greetings|good (?:morning|afternoon|evening|day)"
+    r"|to whom it may concern)\b(?:[ \t]+[\w.'’&-]+){0,5}?[ \t]*(?:[,:!]|(?=\n)|$)[ \t]*",
+    re.IGNORECASE)
+GREETING_LINES = 2  # a greeting opens the body: looked for in its first two non-blank lines only
 NEUTRAL_DOMAIN = "mail.example.org"
 
 URGENCY = [
@@ -38,7 +43,8 @@ URGENCY = [
     (r"\btime[- ]sensitive\b", ""), (r"\baction required\b", "information"), (r"\bdeadline\b", "date"),
     (r"\bwithout delay\b", ""), (r"\bnow\b(?=[!.])", ""),
 ]
-_URGENCY = [(re.compile(p, re.IGNORECASE), r) for p, r in URGENCY]
+# a removal takes one space before it, so no double space is left; the rest of the spacing stays
+_URGENCY = [(re.compile((r"[ \t]?" if not r else "") + p, re.IGNORECASE), r) for p, r in URGENCY]
 
 
 def _changed(old: str, new: str) -> str | None:
@@ -49,21 +55,59 @@ def remove_urls(text: str) -> str | None:
     return _changed(text, _URL.sub("", text))
 
 
+def _outside_urls(text: str, fn: Callable[[str], str]) -> str:
+    """`fn` applied to the text between URLs only: a word or an address inside a link is part of
+    the link, which another edit (remove_urls) is about."""
+    out, last = [], 0
+    for m in _URL.finditer(text):
+        out += [fn(text[last:m.start()]), m.group()]
+        last = m.end()
+    return "".join(out + [fn(text[last:])])
+
+
 def swap_sender_domain(text: str) -> str | None:
-    """Every e-mail address keeps its local part but gets a neutral domain."""
-    return _changed(text, _EMAIL.sub(lambda m: f"{m.group(1)}@{NEUTRAL_DOMAIN}", text))
+    """Every e-mail address in the text keeps its local part but gets a neutral domain (the sender's
+    header is not part of what the models read; the addresses in the email are: reply-to, contact)."""
+    return _changed(text, _outside_urls(text, lambda t: _EMAIL.sub(lambda m: f"{m.group(1)}@{NEUTRAL_DOMAIN}", t)))
+
+
+def _urgency(chunk: str) -> str:
+    for pat, rep in _URGENCY:
+        chunk = pat.sub(rep, chunk)
+    return chunk
 
 
 def neutralize_urgency(text: str) -> str | None:
-    out = text
-    for pat, rep in _URGENCY:
-        out = pat.sub(rep, out)
-    out = re.sub(r"[ \t]{2,}", " ", out) if out != text else out
-    return _changed(text, out)
+    return _changed(text, _outside_urls(text, _urgency))
+
+
+def _body_start(text: str) -> int:
+    """Where the body begins: after a "Subject: ..." header and its blank line, else at 0."""
+    if text.startswith("Subject:"):
+        cut = text.find("\n\n")
+        return cut + 2 if cut >= 0 else len(text)
+    return 0
 
 
 def drop_greeting(text: str) -> str | None:
-    return _changed(text, _GREETING.sub("", text, count=1))
+    """The salutation at the start of one of the body's first lines; its line goes too when nothing
+    else is on it."""
+    pos, seen = _body_start(text), 0
+    while pos < len(text) and seen < GREETING_LINES:
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end]
+        if line.strip():
+            m = _GREETING.match(line)
+            if m:
+                rest = line[m.end():]
+                cut_end = end + 1 if not rest.strip() and end < len(text) else pos + m.end()
+                if not rest.strip():  # the greeting was the whole line: the line goes
+                    return _changed(text, text[:pos] + text[cut_end:])
+                return _changed(text, text[:pos] + line[:len(line) - len(line.lstrip())] + rest + text[end:])
+            seen += 1
+        pos = end + 1
+    return None
 
 
 def calm_exclamations(text: str) -> str | None:
@@ -133,9 +177,10 @@ class Edit:
 EDITS = [
     Edit("remove_urls", "cue-removing", remove_urls, "remove every URL"),
     Edit("swap_sender_domain", "cue-removing", swap_sender_domain,
-         f"replace the domain of every e-mail address with {NEUTRAL_DOMAIN}"),
+         f"replace the domain of every e-mail address in the text with {NEUTRAL_DOMAIN} (addresses inside "
+         f"links stay; the sender's header is not part of the text)"),
     Edit("neutralize_urgency", "cue-removing", neutralize_urgency, "drop urgency words and deadlines"),
-    Edit("drop_greeting", "label-preserving", drop_greeting, "drop the greeting line"),
+    Edit("drop_greeting", "label-preserving", drop_greeting, "drop the greeting (the salutation that opens the body)"),
 ]
 
 

@@ -20,7 +20,13 @@ from functools import cached_property
 
 import numpy as np
 
-URL_RE = r"(?:https?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
+# A link as phishing mail writes it: any case of the scheme ("HTTP://"), defanged ("hxxp://",
+# "evil[.]com"), or a bare host on a common or shortener TLD ("bit.ly/3xYz", "paypal-secure.com/login").
+_TLDS = ("com|net|org|info|biz|io|co|ly|me|xyz|ru|cn|uk|de|top|site|online|link|app|us|tk|ml|ga|cf|gq|click|shop"
+         "|live|gl|gd|cc|to|ws")
+URL_RE = (r"(?i:(?:h(?:tt|xx)ps?://|ftp://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
+          r"|(?<![\w@.\[-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.|\[\.\]))+(?:" + _TLDS + r")\b"
+          r"(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)\]}])?(?![\w@]))")
 EMAIL_RE = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 TAG_RE = r"</?[A-Za-z][^<>\n]{0,200}>"
 WORD_RE = r"\w+(?:['’]\w+)*"

@@ -4,7 +4,9 @@ For every cell and every test domain, a bounded, label-balanced sample of held-o
 (the same emails as the corpus attributions) is edited by each automatic edit of
 gapscope.attribution.edits (remove URLs, swap the sender domain, neutralize urgency, drop
 the greeting) and by the removal of the strongest suspected shortcuts of the shortcut probe.
-Originals and every applicable edit are scored in one batch per (cell, domain).
+Originals and every applicable edit are scored in one batch per (cell, domain). For a model that
+reads only the start of an email, the edited email is cut where the original's view ends, so an
+edit in view does not pull unseen text into it.
 
 Per (cell, edit, domain): emails the edit applies to, mean margin change (edited - original),
 and the flip rate: the share of those emails whose decision (at the cell's threshold) changes,
@@ -13,9 +15,9 @@ with flips toward phishing and toward legitimate counted apart.
 A finding per (cell, edit) whose flip rate over all domains, or in one domain, reaches 20%.
 Severity depends on what the edit does (see edits.py):
   label-preserving edits (greeting, a suspected shortcut): a flip is an error of the model;
-    high when the 95% Wilson interval of a domain's flip rate (at least 5 emails) lies above
-    50%, medium when the interval of a sample of at least 5 emails (a domain, or all of them)
-    lies above 20%
+    high when the 95% Wilson interval of the worst domain's flip rate (at least 5 emails;
+    Bonferroni over the domains it is the worst of) lies above 50%, medium when the interval of
+    a sample of at least 5 emails (that domain, or all of them) lies above 20%
   cue-removing edits (URLs, sender domain, urgency): a flip shows what the model depends on,
     which is worth knowing but not a fault: low (on at least 5 emails), or info below 50%
 Each finding carries an example pair with both emails' token attributions side by side.
@@ -72,6 +74,33 @@ def _model_tokens(model):
     return tokens
 
 
+def visible_end(tokens, text: str) -> int | None:
+    """How many characters of `text` a model that truncates reads (the shortest prefix with the
+    same tokens), or None when it reads the whole text (or exposes no tokens)."""
+    full = tokens(text)
+    body = text.rstrip()
+    if full is None or not body or tokens(body[:-1]) != full:
+        return None  # the last character is in view
+    lo, hi = 0, len(body) - 1
+    while lo < hi:  # the prefix's tokens grow with it up to the window, then stay
+        mid = (lo + hi) // 2
+        if tokens(text[:mid]) == full:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def map_offset(original: str, edited: str, pos: int) -> int:
+    """Where character `pos` of `original` lands in `edited` (an edit removes or replaces spans)."""
+    import difflib
+
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, original, edited, autojunk=False).get_opcodes():
+        if i1 <= pos < i2:
+            return j1 + (pos - i1 if tag == "equal" else min(pos - i1, j2 - j1))
+    return len(edited)
+
+
 def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per (domain, edit, email): original and edited margins. An edit that leaves the
     tokens the model reads unchanged (it falls past the model's window) is recorded as unseen and
@@ -95,6 +124,10 @@ def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> li
         model = model or ModelCache.get(study, cell)
         tokens = tokens or _model_tokens(model)
         seen_orig = {r.id: tokens(r.text) for r in rows}
+        # a model that reads only the start of an email: an edit in view would pull text past the
+        # original's view into it, and the pair would differ by more than the edit; cut there
+        ends = {r.id: visible_end(tokens, r.text) for r in rows}
+        jobs = [(r, e, t if ends[r.id] is None else t[:map_offset(r.text, t, ends[r.id])]) for r, e, t in jobs]
         unseen = [seen_orig[r.id] is not None and tokens(t) == seen_orig[r.id] for r, _, t in jobs]
         for (r, e, t), u in zip(jobs, unseen):
             if u:
@@ -136,26 +169,34 @@ def summarize(records: list[dict[str, Any]], threshold: float) -> dict[tuple[str
     return out
 
 
-def flip_ci(s: dict[str, Any]) -> tuple[float, float]:
-    """95% Wilson interval of a flip rate: 3 flips of 6 emails is weak evidence, 30 of 60 is not."""
+def flip_ci(s: dict[str, Any], picked_from: int = 1) -> tuple[float, float]:
+    """95% Wilson interval of a flip rate: 3 flips of 6 emails is weak evidence, 30 of 60 is not.
+    `picked_from`: the rate is the largest of that many domains' (Bonferroni: a 1 - 0.05/k
+    interval), so the worst domain is not read as if it had been named in advance."""
+    from scipy.stats import norm
+
     from gapscope.drift.stats import wilson
 
     n = int(s["n"])
-    return wilson(int(round(s["flip_rate"] * n)), n) if n else (0.0, 1.0)
+    z = float(norm.ppf(1 - 0.025 / max(picked_from, 1)))
+    return wilson(int(round(s["flip_rate"] * n)), n, z) if n else (0.0, 1.0)
 
 
-def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts) -> str | None:
+def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts, picked_from: int = 1) -> str | None:
     rate = max(worst["flip_rate"], overall["flip_rate"])
     if rate < float(opts["flip_rate"]):
         return None
     # the sample must rule out a flip rate under the bar, and be a sample: 3 flips of 6 emails is
     # weak evidence, and 1 flip of 1 email has a Wilson low end (0.21) over a 0.2 bar by itself
     enough = int(opts["min_emails"])
-    low_end = max([flip_ci(s)[0] for s in (worst, overall) if s.get("n", 0) >= enough] or [0.0])
+    worst_lo = flip_ci(worst, picked_from)[0]
+    lows = [worst_lo] if worst.get("n", 0) >= enough else []
+    lows += [flip_ci(overall)[0]] if overall.get("n", 0) >= enough else []
+    low_end = max(lows or [0.0])
     if effect == "label-preserving":
         # high only when it rules out a flip rate under 50% (not on a handful of emails),
         # medium when it rules out one under the bar (one flip of five emails does not)
-        if flip_ci(worst)[0] >= 0.5 and worst["n"] >= int(opts["min_emails"]):
+        if worst_lo >= 0.5 and worst["n"] >= int(opts["min_emails"]):
             return "high"
         return "medium" if low_end >= float(opts["flip_rate"]) else "low"
     return "low" if low_end >= 0.5 else "info"
@@ -192,7 +233,7 @@ def run(study) -> list[Finding]:
             eligible = {d: s for d, s in per_dom.items() if s["n"] >= int(opts["min_emails"])} or per_dom
             worst_dom = max(sorted(eligible), key=lambda d: eligible[d]["flip_rate"])
             worst = per_dom[worst_dom]
-            sev = _severity(overall["effect"], worst, overall, opts)
+            sev = _severity(overall["effect"], worst, overall, opts, picked_from=len(eligible))
             if sev is None:
                 continue
             flipped = [r for r in recs if r["edit"] == edit and r["domain"] == worst_dom and not r.get("unseen")
@@ -209,7 +250,7 @@ def run(study) -> list[Finding]:
                         "edited": att.attribute(model, ex["text"]).to_dict(),
                         "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
             k = worst["corrected"] + worst["broken"]  # every flip puts an email on its true label or off it
-            lo, hi = flip_ci(worst)
+            lo, hi = flip_ci(worst, len(eligible))
             # domains too small to headline that flipped more, and where the edit was out of view
             small = [f"{d}: {s['corrected'] + s['broken']} of {s['n']}" for d, s in sorted(per_dom.items())
                      if d not in eligible and s["flip_rate"] > worst["flip_rate"]]
@@ -222,7 +263,9 @@ def run(study) -> list[Finding]:
                 title=(f"{_who(cell)}: '{edit}' flips {k} of {worst['n']} "
                        f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{which}"),
                 summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). In {worst_dom} it changes "
-                         f"{worst['flip_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%}) "
+                         f"{worst['flip_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%}"
+                         + (f", widened for picking the worst of {len(eligible)} domains" if len(eligible) > 1 else "")
+                         + f") "
                          f"of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
                          f"{worst['to_phishing']} to phishing; {worst['corrected']} of the flips put an email on its true "
                          f"label, {worst['broken']} took one off it: a flip either way shows the decision depends on "
