@@ -122,7 +122,7 @@ def test_patching_everything_from_clean_restores_the_clean_margin(tiny_model_roo
         for l in range(v.n_layers):
             out = P.run_patched(v, [corrupt], {f"resid_post.{l}": P.replace_at([every], [acts[f"resid_post.{l}"]])})
             assert out[0] == pytest.approx(c_margin, abs=1e-4)
-        res = P.sweep(v, clean, corrupt, [-1] + list(range(v.n_layers)), marked=edit)
+        res = P.sweep(v, clean, corrupt, [-1] + list(range(v.n_layers)), marked=edit, substitution=True)
         assert res.groups[0] == "edited" and res.n_positions["edited"] == 2
         r = res.restored
         assert r[0, 0] == pytest.approx(1.0, abs=1e-4)  # the edited tokens' embeddings carry everything
@@ -948,3 +948,22 @@ def test_internals_runs_after_the_shortcuts_detector_whose_findings_it_reads():
     order = list(detectors())
     assert order.index("shortcuts") < order.index("internals")
     assert set(order) >= {"generalization", "label_noise", "minimal_pairs", "attributions"}
+
+
+def test_two_different_emails_of_equal_length_share_only_their_common_tokens():
+    """Mis-scored pairs patch one email from another; where both are cut at the window their
+    lengths are equal, and at c51d90c they were aligned one to one as if one were an edit of the
+    other (the whole email an "edited" group). Only a minimal pair is aligned that way."""
+    from gapscope.internals import patching as P
+    from gapscope.internals.view import Item
+
+    def item(email):
+        ids = (1, 2, *email, 7, 8)  # prompt, email, answer cue
+        return Item(ids=ids, email_start=2, email_end=2 + len(email), query=(len(ids) - 1,), offsets=None, text="")
+
+    source, target = item((10, 11, 12, 13)), item((20, 11, 21, 22))
+    amap = P.align(source, target)
+    assert {t: s for t, s in amap.items() if 2 <= t < 6} == {3: 3}  # the one shared token
+    assert all(source.ids[s] == target.ids[t] for t, s in amap.items())
+    sub = P.align(source, target, substitution=True)
+    assert all(sub[t] == t for t in range(2, 6))  # a minimal pair: one to one

@@ -434,7 +434,7 @@ def _patching(view: ModelView, cell, o: InternalsOptions, sel: Selected, strings
                                  "pairs": []}
         order = [i for i in np.argsort(-np.abs(gaps)) if abs(gaps[i]) >= o.min_gap][: o.patch_pairs]
         for i in order:
-            r = P.sweep(view, items[i], neutral[i], layers, marked=found[i][2])
+            r = P.sweep(view, items[i], neutral[i], layers, marked=found[i][2], substitution=True)
             d = r.to_dict()
             d["id"] = found[i][0].id
             entry["pairs"].append(d)

@@ -100,8 +100,11 @@ def roles(view: ModelView, item: Item) -> dict[str, list[int]]:
             "sep": list(range(item.email_end, n))}
 
 
-def align(source: Item, target: Item) -> dict[int, int]:
-    """target position -> source position for the positions the two examples share."""
+def align(source: Item, target: Item, substitution: bool = False) -> dict[int, int]:
+    """target position -> source position for the positions the two examples share.
+    `substitution`: the target is the source with some tokens replaced by as many others (a
+    minimal pair), so equal-length emails align one to one. Two different emails of equal length
+    (common where both are cut at the window) share only the tokens they have in common."""
     out: dict[int, int] = {}
     for i in range(min(source.email_start, target.email_start)):  # prompt, from the start
         out[i] = i
@@ -113,7 +116,7 @@ def align(source: Item, target: Item) -> dict[int, int]:
     if a == b:
         for j in range(len(b)):
             out[target.email_start + j] = source.email_start + j
-    elif len(a) == len(b):  # equal length: a substitution pair, aligned one to one
+    elif substitution and len(a) == len(b):  # a substitution pair, aligned one to one
         for j in range(len(b)):
             out[target.email_start + j] = source.email_start + j
     else:
@@ -124,12 +127,12 @@ def align(source: Item, target: Item) -> dict[int, int]:
     return out
 
 
-def pair_groups(view: ModelView, source: Item, target: Item,
-                marked: Sequence[int] = ()) -> dict[str, tuple[list[int], list[int]]]:
+def pair_groups(view: ModelView, source: Item, target: Item, marked: Sequence[int] = (),
+                substitution: bool = False) -> dict[str, tuple[list[int], list[int]]]:
     """{group: (target positions, source positions)}. Positions whose token differs between the
     aligned runs, or listed in `marked` (target positions, e.g. a feature's span), form the
     group "edited"; the rest keep their role names."""
-    amap = align(source, target)
+    amap = align(source, target, substitution)
     marked = set(marked)
     edited = sorted(t for t, s in amap.items() if source.ids[s] != target.ids[t] or t in marked)
     groups: dict[str, tuple[list[int], list[int]]] = {}
@@ -177,13 +180,13 @@ def site_name(layer: int) -> str:
 
 def sweep(view: ModelView, source: Item, target: Item, layers: Sequence[int],
           groups: dict[str, tuple[list[int], list[int]]] | None = None, marked: Sequence[int] = (),
-          fast: bool = True) -> PatchResult:
+          fast: bool = True, substitution: bool = False) -> PatchResult:
     """Patch the source's residual stream into the target at every (layer, group).
 
     Variants whose source activations equal the target's at the patched positions (in a
     causal LM, every position before the first edit) cannot change anything and are not
     run: their margin is the corrupted one."""
-    groups = groups if groups is not None else pair_groups(view, source, target, marked)
+    groups = groups if groups is not None else pair_groups(view, source, target, marked, substitution)
     names = list(groups)
     layers = list(layers)
     sites = [site_name(l) for l in layers]
