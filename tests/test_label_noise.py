@@ -188,3 +188,13 @@ def test_clean_corpus_is_not_high_severity(tmp_path):
     cfg = SynthConfig(seed=1, n_per_domain=300, domains=["fraud", "corporate"])
     study = mini_study(tmp_path, cfg)
     assert all(f.severity != "high" for f in L.run(study))
+
+
+def test_a_domain_too_small_to_cross_fit_is_said_not_skipped():
+    texts = ["verify your account now", "lunch at noon", "team notes attached", "agenda for friday"]
+    labels = np.array([1, 0, 0, 0])  # one phishing row: no two folds can hold both classes
+    p = L._sigmoid(L.oof_margins(L.tfidf_factory(), texts, labels, 5, 0))
+    assert np.isnan(p).all()
+    res = L.audit([f"r{i}" for i in range(4)], ["tiny"] * 4, labels, {"tfidf": p})
+    f = L._unaudited("tiny", res.per_domain["tiny"])
+    assert f is not None and "no source scored its rows" in f.title

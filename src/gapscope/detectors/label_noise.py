@@ -216,6 +216,8 @@ def _unaudited(d: str, info: dict[str, Any]) -> Finding | None:
         why = info["tfidf_not_scored"]
     elif info.get("n") and info.get("informative") is False:
         why = "its out-of-fold models rank its labels no better than chance (AUROC's 95% lower bound at or below 0.5)"
+    elif not info.get("n"):
+        why = "no source scored its rows (cross-fitting needs at least two rows of each class)"
     if why is None:
         return None
     return Finding(kind="label_noise", severity="info", title=f"{d}: labels not audited: {why}",
