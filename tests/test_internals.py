@@ -967,3 +967,28 @@ def test_two_different_emails_of_equal_length_share_only_their_common_tokens():
     assert all(source.ids[s] == target.ids[t] for t, s in amap.items())
     sub = P.align(source, target, substitution=True)
     assert all(sub[t] == t for t in range(2, 6))  # a minimal pair: one to one
+
+
+def test_the_paired_bound_at_a_bonferroni_level_does_not_move_with_the_seed():
+    from gapscope.internals.probes import paired_auroc_gap_lower
+
+    rng = np.random.default_rng(5)
+    y = np.arange(42) % 2
+    p, m = 1.5 * y + rng.normal(0, 1, 42), 0.6 * y + rng.normal(0, 1, 42)
+    few = [paired_auroc_gap_lower(y, p, m, 0.005, n_boot=2000, seed=s) for s in range(10)]
+    scaled = [paired_auroc_gap_lower(y, p, m, 0.005, seed=s) for s in range(10)]  # 10,000 draws
+    assert np.ptp(scaled) < 0.6 * np.ptp(few)
+
+
+def test_a_late_overwrite_names_the_layers_its_auroc_was_read_at():
+    from gapscope.detectors.internals import lens_findings
+
+    res = {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "train_domains": ["a"],
+           "n_test": {"a": 30, "b": 30},
+           "lens": {"overwrite": {"layer": 20, "best": 0.88, "final": 0.6, "drop": 0.28, "crossfit": True,
+                                  "layers_picked": [20, 22]}}}
+    (f,) = lens_findings(res)
+    assert "at resid_post.19 / resid_post.21" in f.title and f.severity == "medium"
+    res["lens"]["overwrite"].update(crossfit=False, layers_picked=None)
+    (f,) = lens_findings(res)
+    assert f.severity == "low" and "too few of a class to cross-fit" in f.summary

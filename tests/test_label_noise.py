@@ -198,3 +198,15 @@ def test_a_domain_too_small_to_cross_fit_is_said_not_skipped():
     res = L.audit([f"r{i}" for i in range(4)], ["tiny"] * 4, labels, {"tfidf": p})
     f = L._unaudited("tiny", res.per_domain["tiny"])
     assert f is not None and "no source scored its rows" in f.title
+
+
+def test_folds_are_counted_in_distinct_emails():
+    """One phishing email sent six times is one email: no fold split can score it out of fold, and
+    the domain is left unscored rather than the audit failing (sklearn: more splits than groups)."""
+    make = L.tfidf_factory()
+    legit = [f"meeting notes {w} friday" for w in "alpha bravo charlie delta echo foxtrot golf hotel india".split()]
+    texts = legit + ["verify your account now at the bank"] * 6
+    labels = np.array([0] * len(legit) + [1] * 6)
+    assert np.isnan(L.oof_margins(make, texts, labels, 5, 0)).all()
+    texts = ["lunch at noon"] * 3 + ["team notes"] * 3 + ["verify now"] * 6
+    assert np.isnan(L.oof_margins(make, texts, np.array([0] * 6 + [1] * 6), 5, 0)).all()

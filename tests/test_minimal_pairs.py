@@ -150,14 +150,20 @@ def test_greetings_go_and_the_rest_of_their_line_stays():
     cases = {
         "Hi Bob, wire the $4,800 to the new vendor today.\nThanks": "wire the $4,800 to the new vendor today.\nThanks",
         "Subject: Invoice\n\nHello, your mailbox is full.\n": "Subject: Invoice\n\nyour mailbox is full.\n",
-        "Subject: x\n\nDear valued customer of First Bank,\nYour card": "Subject: x\n\nYour card",
+        "Subject: x\n\nDear valued customer of Bank,\nYour card": "Subject: x\n\nYour card",
         "Good day,\nI am Mr X": "I am Mr X", "Dearest friend,\nhello": "hello", "Hiya\nok": "ok",
+        "Dear Sir/Madam,\nhi": "hi", "Hello!\nWe": "We", "Hi team: the notes": "the notes",
+        # a header without a blank line (Enron), and Windows line ends
+        "Subject: meeting\nDear John,\nYour card": "Subject: meeting\nYour card",
+        "Subject: meeting\r\n\r\nDear John,\r\nYour card": "Subject: meeting\r\n\r\nYour card",
     }
     for text, want in cases.items():
         assert E.drop_greeting(text) == want, text
     # not greetings, or not where a greeting is: nothing to drop
     for text in ("Attention: your mailbox will be closed\nThanks", "Morning meeting moved to 10\nbye",
-                 "Subject: lunch\n\nsee you at noon\nthe room is booked\nHi there, later"):
+                 "Subject: lunch\n\nsee you at noon\nthe room is booked\nHi there, later",
+                 # the message itself, not a salutation: a label-preserving edit must not remove it
+                 "Hello your account has been locked!\nClick below.", "Hey you must verify your password: http://x.co"):
         assert E.drop_greeting(text) is None, text
 
 
@@ -169,6 +175,10 @@ def test_links_as_phishing_writes_them_are_links():
         assert gone not in out, gone
     for kept in ("support@secure-bank.xyz", "U.S. office", "e.g. this/that", "today"):
         assert kept in out, kept
+    # text that lost its spaces is prose, not a link ("to", "me", "live" are TLDs too)
+    for prose in ("verify your account.Click the link", "sent to you.To confirm", "built on ASP.NET", "we are done.live"):
+        assert E.remove_urls(prose) is None, prose
+
     # urgency words and addresses inside a link belong to the link; spacing elsewhere stays
     calm = E.neutralize_urgency("This is urgent: https://x.example.com/urgent-action?now. Thanks,  Bob\n    table")
     assert "x.example.com/urgent-action?now" in calm and "urgent:" not in calm and "Thanks,  Bob\n    table" in calm

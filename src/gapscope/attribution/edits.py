@@ -22,16 +22,19 @@ import numpy as np
 from gapscope.attribution.words import URL_RE, feature_key, is_wordlike, split_words
 
 _URL = re.compile(URL_RE)
-_EMAIL = re.compile(r"([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)")
+_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)")
 _TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);")
 _SHOUT = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
-# A salutation: the greeting word, up to five words of name ("Dear valued customer of First Bank"),
-# and its comma, colon or exclamation mark, or the end of its line. Only what it says is removed:
-# "Hi Bob, wire the money today" keeps "wire the money today".
+# A salutation: the greeting word, up to four words of name ("Dear valued customer", "Dear
+# Sir/Madam") and a comma or the end of its line; "!" or ":" only right after the greeting or one
+# word ("Hello!", "Hi team:"), since in phishing a longer run before them is the message itself
+# ("Hello your account has been locked!"). Only what it says is removed: "Hi Bob, wire the money
+# today" keeps "wire the money today".
+_GREET = (r"[ \t]*(?:dear(?:est)?|hi(?:ya)?|hello|hey|greetings|good (?:morning|afternoon|evening|day)"
+          r"|to whom it may concern)\b")
+_NAME = r"[ \t]+[\w.'’&/-]+"
 _GREETING = re.compile(
-    r"^[ \t]*(?:dear(?:est)?|hi(?:ya)?|hello|hey|greetings|good (?:morning|afternoon|evening|day)"
-    r"|to whom it may concern)\b(?:[ \t]+[\w.'’&-]+){0,5}?[ \t]*(?:[,:!]|(?=\n)|$)[ \t]*",
-    re.IGNORECASE)
+    _GREET + r"(?:(?:" + _NAME + r"){0,4}?[ \t]*(?:,|(?=\r?\n)|$)|(?:" + _NAME + r")?[ \t]*[!:])[ \t]*", re.IGNORECASE)
 GREETING_LINES = 2  # a greeting opens the body: looked for in its first two non-blank lines only
 NEUTRAL_DOMAIN = "mail.example.org"
 
@@ -81,11 +84,18 @@ def neutralize_urgency(text: str) -> str | None:
     return _changed(text, _outside_urls(text, _urgency))
 
 
+_BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
+
+
 def _body_start(text: str) -> int:
-    """Where the body begins: after a "Subject: ..." header and its blank line, else at 0."""
+    """Where the body begins: after a "Subject: ..." header and its blank line (or, with no blank
+    line, its own line), else at 0."""
     if text.startswith("Subject:"):
-        cut = text.find("\n\n")
-        return cut + 2 if cut >= 0 else len(text)
+        m = _BLANK_LINE.search(text)
+        if m:
+            return m.end()
+        nl = text.find("\n")
+        return nl + 1 if nl >= 0 else len(text)
     return 0
 
 
@@ -96,7 +106,7 @@ def drop_greeting(text: str) -> str | None:
     while pos < len(text) and seen < GREETING_LINES:
         end = text.find("\n", pos)
         end = len(text) if end < 0 else end
-        line = text[pos:end]
+        line = text[pos:end].removesuffix("\r")
         if line.strip():
             m = _GREETING.match(line)
             if m:
@@ -104,7 +114,8 @@ def drop_greeting(text: str) -> str | None:
                 cut_end = end + 1 if not rest.strip() and end < len(text) else pos + m.end()
                 if not rest.strip():  # the greeting was the whole line: the line goes
                     return _changed(text, text[:pos] + text[cut_end:])
-                return _changed(text, text[:pos] + line[:len(line) - len(line.lstrip())] + rest + text[end:])
+                return _changed(text, text[:pos] + line[:len(line) - len(line.lstrip())] + rest
+                                + text[pos + len(line):])
             seen += 1
         pos = end + 1
     return None

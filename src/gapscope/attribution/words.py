@@ -21,13 +21,19 @@ from functools import cached_property
 import numpy as np
 
 # A link as phishing mail writes it: any case of the scheme ("HTTP://"), defanged ("hxxp://",
-# "evil[.]com"), or a bare host on a common or shortener TLD ("bit.ly/3xYz", "paypal-secure.com/login").
-_TLDS = ("com|net|org|info|biz|io|co|ly|me|xyz|ru|cn|uk|de|top|site|online|link|app|us|tk|ml|ga|cf|gq|click|shop"
-         "|live|gl|gd|cc|to|ws")
-URL_RE = (r"(?i:(?:h(?:tt|xx)ps?://|ftp://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
-          r"|(?<![\w@.\[-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.|\[\.\]))+(?:" + _TLDS + r")\b"
-          r"(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)\]}])?(?![\w@]))")
-EMAIL_RE = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+# "evil[.]com"), or a bare lower-case host ("bit.ly/3xYz", "paypal-secure.com"). A bare host on a
+# TLD that is also an English word ("to", "me", "us", "live", "click", ...) needs a path, and upper
+# case is prose ("account.Click", "ASP.NET"): text whose spaces were lost is not a link.
+_TLDS = "com|org|net|info|biz|io|ly|xyz|ru|cn|uk|tk|ml|ga|cf|gq|gl|gd|cc|ws"
+_WORD_TLDS = "co|me|us|de|to|top|site|online|link|app|click|shop|live"
+_HOST = r"(?<![\w@.\[\]-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.|\[\.\]))+"
+_PATH = r"/[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
+URL_RE = (r"(?:(?i:(?:h(?:tt|xx)ps?://|ftp://|www\.))[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]"
+          r"|" + _HOST + r"(?:(?:" + _TLDS + r")\b(?:" + _PATH + r")?|(?:" + _WORD_TLDS + r")\b" + _PATH + r")"
+          r"(?![\w@]))")
+# an address starts where its run of address characters starts: tried inside "a.a.a..." at every
+# position, the scan for an "@" was quadratic
+EMAIL_RE = r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 TAG_RE = r"</?[A-Za-z][^<>\n]{0,200}>"
 WORD_RE = r"\w+(?:['’]\w+)*"
 PUNCT_RE = r"[^\w\s]+"

@@ -9,8 +9,9 @@ Runs gapscope.internals.analyse over the neural cells (specialists by default; o
                            Bonferroni over the cell's comparisons): the representation
                            transfers, the read-out does not (or, where the last layer's probe
                            falls short, the layers above the probe's lose it)
-  representation_failure   the model fails on a domain (AUROC < 0.75 on the sample and on all
-                           of the domain's test emails) and no layer's probe does better: the
+  representation_failure   the model fails on a domain (AUROC < 0.75 on the sample and, where
+                           the matrix has it, on all of the domain's test emails) and no layer's
+                           probe does better: the
                            representation does not carry a transferable label signal (`oracle`
                            tells whether it carries one at all)
   domain_aligned_decision  at the read-out layer the label direction points along the
@@ -346,17 +347,23 @@ def lens_findings(res: dict) -> list[Finding]:
     ow = (res.get("lens") or {}).get("overwrite")
     if not ow or ow["drop"] < OVERWRITE_DROP or ow["best"] < PROBE_OK:
         return []
-    layer = _cached_to_name(ow["layer"])
+    picked = ow.get("layers_picked") or [ow["layer"]]
+    # the cross-fitted AUROC is read where each half of the emails picked the layer
+    layer = " / ".join(dict.fromkeys(_cached_to_name(l) for l in picked))
+    how = (" (Cross-fitted: the layer picked on half of the emails and read on the other half, both ways round, so "
+           "the peak is not the largest of many noisy layers.)" if ow.get("crossfit") else
+           " (Read on the emails that picked the layer: too few of a class to cross-fit, so the peak may be "
+           "the largest of many noisy layers.)")
     return [Finding(
-        kind="late_overwrite", severity="medium" if ow["drop"] >= 0.2 else "low",
+        kind="late_overwrite",
+        severity=("medium" if ow["drop"] >= 0.2 else "low") if ow.get("crossfit", True) else "low",
         title=f"{_who(res)}: out-of-domain label evidence at {layer} (lens AUROC {ow['best']:.2f}) is lost "
               f"by the output ({ow['final']:.2f})",
         summary=(f"Reading the label tokens off each layer's residual stream (logit lens), out-of-domain emails "
                  f"are ranked with AUROC {ow['best']:.2f} at {layer} but only {ow['final']:.2f} at the output: "
-                 f"the layers above overwrite evidence the model had."
-                 + (" (Cross-fitted: the layer picked on half of the emails and read on the other half, both ways "
-                    "round, so the peak is not the largest of many noisy layers.)" if ow.get("crossfit") else "")),
-        evidence={"cell": res["cell"], **ow, "layer": layer}, models=[res["model"]],
+                 f"the layers above overwrite evidence the model had." + how),
+        evidence={"cell": res["cell"], **ow, "layer": _cached_to_name(ow["layer"]),
+                  "layers_picked": [_cached_to_name(l) for l in picked]}, models=[res["model"]],
         domains=[d for d in res.get("n_test", {}) if d not in res["train_domains"]], score=ow["drop"])]
 
 

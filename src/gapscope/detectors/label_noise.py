@@ -241,11 +241,15 @@ def oof_margins(make_model, texts: list[str], labels: np.ndarray, folds: int, se
 
     labels = np.asarray(labels, dtype=int)
     out = np.full(len(texts), np.nan)
-    k = min(folds, int(np.bincount(labels, minlength=2).min()))
+    groups = [text_key(t) for t in texts]
+    # folds are made of distinct emails: as many as the rarer class has distinct texts, at most
+    distinct = [len({g for g, y in zip(groups, labels) if y == c}) for c in (0, 1)]
+    k = min(folds, *distinct)
     if k < 2:
         return out
-    groups = [text_key(t) for t in texts]
     for tr, te in StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, labels, groups):
+        if len(set(labels[tr].tolist())) < 2:
+            continue  # a fold whose training part holds one class cannot score its rows: left unscored
         model = make_model()
         try:
             model.fit([texts[i] for i in tr], labels[tr], seed=seed)
@@ -365,8 +369,11 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
             idx = [pos[r.id] for r in rs]
             with progress.step(f"label noise: cross-fitting {name} on {len(rs)} {d} rows "
                                f"({opts['cross_fit_folds']} folds)"):
-                p[idx] = _sigmoid(oof_margins(lambda: create_model(spec), [r.text for r in rs], labels[idx],
-                                              int(opts["cross_fit_folds"]), seed))
+                try:
+                    p[idx] = _sigmoid(oof_margins(lambda: create_model(spec), [r.text for r in rs], labels[idx],
+                                                  int(opts["cross_fit_folds"]), seed))
+                except GapscopeError as e:  # this domain's rows stay unscored by this source, the audit goes on
+                    progress.info(f"label noise: {name} could not be cross-fitted on {d}: {e}")
         sources[f"{name} (out of fold)"] = p
     audited = audit([r.id for r in rows], [r.domain for r in rows], labels, sources, str(opts["filter_by"]), seed)
     for d, why in skipped.items():

@@ -91,16 +91,6 @@ def visible_end(tokens, text: str) -> int | None:
     return lo
 
 
-def map_offset(original: str, edited: str, pos: int) -> int:
-    """Where character `pos` of `original` lands in `edited` (an edit removes or replaces spans)."""
-    import difflib
-
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, original, edited, autojunk=False).get_opcodes():
-        if i1 <= pos < i2:
-            return j1 + (pos - i1 if tag == "equal" else min(pos - i1, j2 - j1))
-    return len(edited)
-
-
 def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per (domain, edit, email): original and edited margins. An edit that leaves the
     tokens the model reads unchanged (it falls past the model's window) is recorded as unseen and
@@ -126,13 +116,14 @@ def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> li
         seen_orig = {r.id: tokens(r.text) for r in rows}
         # a model that reads only the start of an email: an edit in view would pull text past the
         # original's view into it, and the pair would differ by more than the edit; cut there
-        ends = {r.id: visible_end(tokens, r.text) for r in rows}
-        jobs = [(r, e, t if ends[r.id] is None else t[:map_offset(r.text, t, ends[r.id])]) for r, e, t in jobs]
-        unseen = [seen_orig[r.id] is not None and tokens(t) == seen_orig[r.id] for r, _, t in jobs]
+        # (the edit applied to the part in view: linear, where mapping offsets was quadratic)
+        ends = {r.id: None if is_cheap(cell.kind) else visible_end(tokens, r.text) for r in rows}
+        jobs = [(r, e, t if ends[r.id] is None else e.apply(r.text[:ends[r.id]])) for r, e, t in jobs]
+        unseen = [t is None or (seen_orig[r.id] is not None and tokens(t) == seen_orig[r.id]) for r, _, t in jobs]
         for (r, e, t), u in zip(jobs, unseen):
-            if u:
+            if u:  # t is None: the edit applies only past the model's view
                 out.append({"domain": d, "edit": e.name, "effect": e.effect, "id": r.id, "label": int(r.label),
-                            "unseen": True, "text": t})
+                            "unseen": True, "text": t if t is not None else e.apply(r.text)})
         jobs = [j for j, u in zip(jobs, unseen) if not u]
         texts = [r.text for r in rows] + [t for _, _, t in jobs]
         m = model.score(texts)

@@ -64,7 +64,8 @@ def overwrite_crossfit(lens: np.ndarray, y: np.ndarray, seed: int = 0, skip_firs
     """`overwrite` with the layer picked on one half of the rows and read on the other, both ways
     round (halves stratified by class), so "best" is not the largest of ~30 noisy AUROCs on the
     rows that picked it. `layer` is the pick on all rows, for naming; `best`, `final` and `drop`
-    are the cross-fitted means; `in_sample` keeps the plain reading."""
+    are the cross-fitted means, read at the layers each half picked (`layers_picked`); `in_sample`
+    keeps the plain reading."""
     y = np.asarray(y)
     plain = overwrite([auroc(y, lens[:, l]) for l in range(lens.shape[1])], skip_first)
     if plain is None:
@@ -74,7 +75,7 @@ def overwrite_crossfit(lens: np.ndarray, y: np.ndarray, seed: int = 0, skip_firs
     for c in (0, 1):
         idx = rng.permutation(np.flatnonzero(y == c))
         half[idx[: len(idx) // 2]] = True
-    best, final = [], []
+    best, final, picked = [], [], []
     for pick, read in ((half, ~half), (~half, half)):
         ow = overwrite([auroc(y[pick], lens[pick, l]) for l in range(lens.shape[1])], skip_first)
         b, f = auroc(y[read], lens[read, ow["layer"]]) if ow else None, auroc(y[read], lens[read, -1])
@@ -82,6 +83,7 @@ def overwrite_crossfit(lens: np.ndarray, y: np.ndarray, seed: int = 0, skip_firs
             return {**plain, "crossfit": False, "in_sample": dict(plain)}  # too few of a class to split
         best.append(b)
         final.append(f)
+        picked.append(ow["layer"])
     b, f = float(np.mean(best)), float(np.mean(final))
     return {"layer": plain["layer"], "best": b, "final": f, "drop": b - f, "crossfit": True,
-            "in_sample": dict(plain)}
+            "layers_picked": picked, "in_sample": dict(plain)}
