@@ -663,12 +663,14 @@ def test_wrong_encoding(tmp_path):
 
 def test_missing_label_column(tmp_path):
     p = write_jsonl(tmp_path / "nolabel.jsonl", [{"text": "a", "class": 1}])
-    assert error_of(p) == f"{p}: no label column 'label' (columns: text, class)"
+    assert error_of(p) == (f"{p}: no label column 'label' (columns: text, class); name it in the study spec's "
+                           f"[[datasets]] entry: label = \"class\"")
 
 
 def test_missing_text_column(tmp_path):
     p = write_jsonl(tmp_path / "notext.jsonl", [{"content": "a", "label": 1}])
-    assert error_of(p) == f"{p}: no text column 'text' and no 'subject'/'body' columns (columns: content, label)"
+    assert error_of(p) == (f"{p}: no text column 'text' and no 'subject'/'body' columns (columns: content, label); "
+                           f"name it in the study spec's [[datasets]] entry: text = \"content\"")
 
 
 def test_unknown_label_in_one_row_is_rejected_and_counted(tmp_path):
