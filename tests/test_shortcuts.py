@@ -307,3 +307,66 @@ def test_a_weight_that_falls_to_zero_reads_as_zero_retention():
                        npmi_domain_max=0.5, confinement=1.0, category="pure shortcut", separation_q=1e-9)
     summary = S._taxonomy_finding([f]).summary
     assert "retention 0.00" in summary and "-0.00" not in summary
+
+
+def _rows_of(spec: dict[str, tuple[int, ...]], extra=None, n: int = 100, seed: int = 0):
+    """Rows per domain: {domain: labels cycled}; `extra(domain, label, i)` adds words."""
+    import numpy as np
+
+    from gapscope.data.rows import Row
+
+    rng = np.random.default_rng(seed)
+    filler = "the a to and of for on with this that from your our please team note update".split()
+    rows = []
+    for d, labels in spec.items():
+        for i in range(n):
+            y = labels[i % len(labels)]
+            words = list(rng.choice(filler, 12)) + (extra(d, y, i) if extra else [])
+            rows.append(Row(id=f"{d}{i}", domain=d, text=" ".join(words), label=y))
+    return rows
+
+
+def test_a_phishing_only_corpus_beside_a_legitimate_only_one_is_said_to_be_untestable():
+    """Every marker of either corpus predicts the label, and no leave-one-domain-out fold can be
+    fitted: at 2be1a0d the probe read every feature as retained and said no feature loses its weight."""
+    from gapscope.detectors.shortcuts import _confound_finding, _taxonomy_finding, fit_probe, untestable_domains
+
+    rows = _rows_of({"P": (1,), "L": (0,)},
+                    extra=lambda d, y, i: ["zorblax", "relay"] if d == "P" else ["enron", "corp"])
+    untested, one_class = untestable_domains(rows)
+    assert untested == ["L", "P"] and one_class == {"P": 1, "L": 0}
+    f = _confound_finding(untested, one_class)
+    assert f.kind == "domain_label_confound" and f.severity == "medium"
+    assert "P holds only phishing mail" in f.title and "read as retained for want of a test" in f.summary
+    t = _taxonomy_finding(fit_probe(rows, domains=["L", "P"]), untested)
+    assert "No feature loses its weight with a single domain" not in t.summary and "cannot be tested" in t.summary
+    # a mixed domain beside them: every fold has both classes, nothing untested
+    mixed = rows + _rows_of({"M": (0, 1)})
+    assert untestable_domains(mixed) == ([], {"P": 1, "L": 0})
+    # a phishing-only corpus beside one mixed corpus: leaving the mixed one out leaves one class
+    assert untestable_domains(_rows_of({"P": (1,), "M": (0, 1)}))[0] == ["M"]
+
+
+def test_a_tiny_corpus_without_shared_ngrams_is_probed_on_style_alone():
+    from gapscope.data.rows import Row
+    from gapscope.detectors.shortcuts import fit_probe
+
+    rows = [Row(id=f"r{i}", domain="PL"[i % 2], text=f"word{i} OTHER{i}!" * (1 + i % 3), label=i % 2) for i in range(8)]
+    feats = fit_probe(rows, domains=["P", "L"])  # no n-gram in 5 emails: was "After pruning, no terms remain"
+    assert feats and all(f.kind == "style" for f in feats)
+
+
+def test_a_sparse_style_count_fires_in_its_domains_top_emails_not_in_every_email():
+    """Currency signs in a fifth of domain A's phishing and nowhere else: A's 75th percentile is 0, and
+    '>= 0' made every email fire (firing ratio 1.0), which kept a confirmed shortcut from the cells."""
+    from gapscope.detectors.shortcuts import candidates, fit_probe
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = _rows_of({"A": (0, 1), "B": (0, 1), "C": (0, 1)}, n=150, seed=1,
+                    extra=lambda d, y, i: ["$5000", "$", "$$"] if d == "A" and y and rng.random() < 0.2 else [])
+    feats = fit_probe(rows, domains=["A", "B", "C"])
+    f = next(f for f in feats if f.feature == "style:currency_count")
+    assert f.firing_ratio_by_domain["A"] > 2 and f.firing_ratio_by_domain["B"] == pytest.approx(1.0)
+    assert f.category == "pure shortcut" and f in candidates(feats, 3)

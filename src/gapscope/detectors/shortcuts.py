@@ -303,8 +303,11 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
     keys = [text_keys(r.text) for r in rows]
     cv = CountVectorizer(analyzer=lambda k: list(_ngrams(k, int(o["ngram_max"]))), binary=True,
                          min_df=int(o["min_docs"]), dtype=np.float64)
-    X = cv.fit_transform(keys).tocsc()
-    names = cv.get_feature_names_out()
+    try:
+        X = cv.fit_transform(keys).tocsc()
+        names = cv.get_feature_names_out()
+    except ValueError:  # no n-gram in min_docs emails (a tiny corpus): the style properties are still probed
+        X, names = sp.csc_matrix((len(rows), 0)), np.array([], dtype=object)
     # merge columns with identical occurrence patterns (all n-grams of one planted phrase)
     groups: dict[bytes, list[int]] = defaultdict(list)
     for j in range(X.shape[1]):
@@ -312,7 +315,7 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
     keep_cols = [g[0] for g in groups.values()]
     members = {g[0]: [str(names[j]) for j in g] for g in groups.values()}
     Xb = X[:, keep_cols].tocsr()
-    Xt = TfidfTransformer(sublinear_tf=True).fit_transform(Xb)
+    Xt = TfidfTransformer(sublinear_tf=True).fit_transform(Xb) if Xb.shape[1] else sp.csr_matrix((len(rows), 0))
     style = np.array([[s[k] for k in STYLE_NAMES] for s in (_style(r.text) for r in rows)])
     mu, sd = style.mean(0), style.std(0)
     sd[sd == 0] = 1.0
@@ -420,7 +423,10 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
                 # within a domain a style property occurs in that domain's top quarter (ties included: a
                 # value shared by the top quarter is in it): a shouting corpus passes the pooled 75th
                 # percentile in every email, which hides its class split
-                fd = style[:, k] >= np.quantile(style[md, k], 0.75)
+                top = np.quantile(style[md, k], 0.75)
+                # a count that is 0 in most of the domain's emails (currency signs, URLs): its top
+                # quarter is the emails above 0, not every email at 0
+                fd = style[:, k] > top if top <= style[md, k].min() else style[:, k] >= top
             # a one-class domain (a phishing-only corpus): against the other class of every domain
             mo = md & (y != c) if (md & (y != c)).any() else (y != c)
             fr_dom[d] = _ratio((fd & md & (y == c)).sum(), (md & (y == c)).sum(), (fd & mo).sum(), mo.sum())
@@ -702,7 +708,10 @@ def run(study) -> list[Finding]:
         if sev is None:
             continue
         findings.append(_finding(study, f, cell, rel, sev))
-    findings.append(_taxonomy_finding(feats))
+    untested, one_class = untestable_domains(probe_rows(study, opts))
+    if untested:
+        findings.append(_confound_finding(untested, one_class))
+    findings.append(_taxonomy_finding(feats, untested))
     _write_section(study, feats)
     return findings
 
@@ -754,7 +763,7 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
                f"{rel.flips} of the {rel.n_predicted} it had put in the {cls} class."
                + (f" {rel.in_sample} of the {rel.n} emails are the cell's own training rows: too few held-out "
                   f"emails carry it." if rel.in_sample else ""))
-    score = (1.0 - min(1.0, max(0.0, f.retention))) * (rel.share + min(rel.rel_drop, 1.0) + rel.flip_rate) / 3.0
+    score = (1.0 - min(1.0, max(0.0, f.domain_retention))) * (rel.share + min(rel.rel_drop, 1.0) + rel.flip_rate) / 3.0
     ev = {"feature": f.feature, "category": f.category, "cell": rel.cell, "paradigm": rel.paradigm,
           "probe": _probe_summary(f),
           "reliance": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(rel).items()
@@ -766,7 +775,39 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
                    domains=[f.domain], example_ids=(ids + [i for i in rel.row_ids if i not in ids])[:20], score=score)
 
 
-def _taxonomy_finding(feats: list[ProbeFeature]) -> Finding:
+def untestable_domains(rows) -> tuple[list[str], dict[str, int]]:
+    """Domains whose leave-one-out fold cannot be fitted (the other domains hold one class between
+    them), and the domains that hold one class (domain -> that class)."""
+    labels: dict[str, set[int]] = defaultdict(set)
+    for r in rows:
+        labels[r.domain].add(int(r.label))
+    one_class = {d: next(iter(ls)) for d, ls in labels.items() if len(ls) == 1}
+    untested = sorted(d for d in labels
+                      if len(set().union(*(ls for e, ls in labels.items() if e != d))) < 2)
+    return untested, one_class
+
+
+def _confound_finding(untested: list[str], one_class: dict[str, int]) -> Finding:
+    """The probe cannot test a domain whose removal leaves one class: say so, never 'no shortcut'."""
+    which = "; ".join(f"{d} holds only {'phishing' if c else 'legitimate'} mail" for d, c in sorted(one_class.items()))
+    return Finding(
+        kind="domain_label_confound", severity="medium",
+        title=(f"Shortcut probe: {', '.join(untested)} cannot be tested for shortcuts: leaving "
+               f"{'it' if len(untested) == 1 else 'one'} out leaves a single class"
+               + (f" ({which})" if which else "")),
+        summary=("The leave-one-domain-out probe refits without each domain and needs both classes among the rest. "
+                 f"Without {', '.join(untested)} only one class is left, so no fold measures whether a feature of "
+                 f"{'that domain' if len(untested) == 1 else 'those domains'} keeps its weight elsewhere: such "
+                 "features are read as retained for want of a test, not because they generalise."
+                 + (f" Where a corpus holds one class ({which}), anything that marks the corpus (a footer, a "
+                    "header, a style) predicts the label perfectly in training: the textbook cross-corpus "
+                    "confound. A domain with both classes, or phishing and legitimate mail from the same source, "
+                    "makes it testable." if which else "")),
+        evidence={"untested_domains": untested, "one_class_domains": {d: int(c) for d, c in one_class.items()}},
+        domains=list(untested), score=float(len(untested)))
+
+
+def _taxonomy_finding(feats: list[ProbeFeature], untested: list[str] | tuple = ()) -> Finding:
     table = [_probe_summary(f) for f in feats[:60]]
     counts = Counter(f.category for f in feats)
     top = [f for f in feats if f.is_shortcut][:5]
@@ -779,7 +820,9 @@ def _taxonomy_finding(feats: list[ProbeFeature]) -> Finding:
                  "a shortcut. "
                  + ("Strongest: " + "; ".join(f"'{f.feature}' ({f.category}, {f.domain}, retention "
                                                f"{max(f.domain_retention, 0.0) + 0.0:.2f})" for f in top) + ". " if top else
-                    "No feature loses its weight with a single domain beyond chance. ")
+                    "No feature loses its weight with a single domain beyond chance. " if not untested else
+                    f"No feature loses its weight with a testable domain beyond chance ({', '.join(untested)} "
+                    f"cannot be tested: leaving it out leaves one class). ")
                  + (f"{n_unconfirmed} more keep less than half their weight without one domain, but the data do "
                     "not tie the drop to that domain (q >= 0.05: their emails may have fallen there by chance); "
                     "they are read as retained." if (n_unconfirmed := sum(f.unconfirmed_drop for f in feats))
