@@ -111,9 +111,8 @@ def drop_greeting(text: str) -> str | None:
             m = _GREETING.match(line)
             if m:
                 rest = line[m.end():]
-                cut_end = end + 1 if not rest.strip() and end < len(text) else pos + m.end()
                 if not rest.strip():  # the greeting was the whole line: the line goes
-                    return _changed(text, text[:pos] + text[cut_end:])
+                    return _changed(text, text[:pos] + text[end + 1:])
                 return _changed(text, text[:pos] + line[:len(line) - len(line.lstrip())] + rest
                                 + text[pos + len(line):])
             seen += 1

@@ -196,10 +196,9 @@ def informative(labels: np.ndarray, p1: np.ndarray) -> bool:
     n1, n0 = int((labels == 1).sum()), int((labels == 0).sum())
     if n1 < 2 or n0 < 2:
         return False
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
-    r = rankdata(np.asarray(p1, dtype=np.float64))
-    a = (r[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+    a = float(roc_auc_score(labels, np.asarray(p1, dtype=np.float64)))
     q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
     se = np.sqrt(max(a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a), 0.0) / (n1 * n0))
     return bool(a - 1.96 * se > 0.5)
@@ -318,11 +317,11 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
             flagged &= ~m | np.any(np.stack(list(per_src.values())), axis=0)
         k, n = int(flagged[m].sum()), int(ok.sum())
         lo, hi = wilson(k, n)
-        est = noise_rate(labels[ok], combined[ok]) if useful else None
+        cl_estimate = (sum(res.estimated.values()) / n) if n else 0.0  # what noise_rate computes
         per_domain[d] = {"n": n, "flagged": k, "rate": k / n if n else 0.0, "ci": [lo, hi],
                          "thresholds": res.thresholds, "confident_joint": res.joint,
-                         "cl_estimate": (sum(res.estimated.values()) / n) if n else 0.0,
-                         "noise_estimate": est,
+                         "cl_estimate": cl_estimate,
+                         "noise_estimate": cl_estimate if useful else None,
                          "noise_estimate_ci": noise_rate_interval(labels[ok], combined[ok], seed) if useful else None,
                          "chance_sources": chance, "informative": useful}
     return Audit(ids, list(domains), labels, sources, combined, flagged, per_src, per_domain)
