@@ -6,7 +6,7 @@ from scipy.stats import spearmanr
 
 from gapscope.attribution import faithfulness
 from gapscope.attribution.base import Attribution, attribute, get_method, score_variants
-from gapscope.attribution.corpus import aggregate, compare, sample_rows, top_features
+from gapscope.attribution.corpus import aggregate, compare, feature_table, overlap, sample_rows, top_features
 from gapscope.attribution.words import apply_edits, feature_key, split_words
 from gapscope.data.rows import Row
 from tests.attribution_helpers import BagModel, make_tfidf, toy_corpus
@@ -194,22 +194,88 @@ def test_faithfulness_curves_by_hand():
     assert f.sufficiency == pytest.approx(sig(3) - sig(2))
 
 
-def test_corpus_aggregation_ranks_frequent_features_and_compares():
+def test_corpus_aggregation_ranks_frequent_features():
     model = BagModel({"verify": 2.0, "rare": 5.0, "agenda": -1.0})
     texts = [f"please verify item {i} agenda" for i in range(6)] + ["rare token here"] * 1
-    atts = [attribute(model, t) for t in texts]
-    table = aggregate(atts, ngram_max=2, min_docs=2)
+    table = aggregate([attribute(model, t) for t in texts], ngram_max=2, min_docs=2)
     assert "rare" not in set(table["feature"])  # below min_docs
-    top = top_features(table, k=3, direction=1)
-    assert top[0]["feature"] in ("verify", "please verify", "verify item")
     row = table.set_index("feature").loc["verify"]
     assert row["mean"] == pytest.approx(2.0) and row["docs"] == 6
     assert row["importance"] == pytest.approx(2.0 * np.log1p(6))
-    assert top_features(table, k=1, direction=-1)[0]["feature"] in ("agenda", "<num> agenda")
-    other = aggregate([attribute(BagModel({"agenda": 3.0}), t) for t in texts], min_docs=2)
-    diff = compare(table, other, k=2)
-    assert diff["more_in_a"][0]["feature"].startswith(("verify", "please"))
-    assert diff["more_in_b"][0]["feature"].endswith("agenda")
+    assert top_features(table, k=1, direction=-1)[0]["feature"] == "agenda"
+
+
+def test_top_lists_count_each_occurrence_once():
+    # "please verify" is "verify" renamed (please weighs nothing); the footer's bigrams are one
+    # piece of evidence: listing them all filled the top lists with restatements
+    model = BagModel({"verify": 2.0, "via": 1.0, "veloruith": 1.0, "relay": 1.0, "agenda": -1.0})
+    texts = [f"please verify item {i} sent via veloruith relay agenda" for i in range(6)]
+    table = aggregate([attribute(model, t) for t in texts], ngram_max=2, min_docs=2)
+    top = top_features(table, k=10, direction=1)
+    names = [f["feature"] for f in top]
+    assert "verify" in names and "please verify" not in names and "verify item" not in names
+    footer = [f for f in top if f["feature"] in ("via veloruith", "veloruith relay", "via", "veloruith", "relay")]
+    assert len(footer) == 1, names
+    assert {"via veloruith", "veloruith relay"} - {footer[0]["feature"]} <= set(footer[0]["also"])
+    assert names == ["veloruith relay", "verify"]  # nothing else pushes toward phishing
+    # only the words a model reads count: cut after the item number, the footer is not evidence
+    atts = [attribute(model, t) for t in texts]
+    cut = [t.index(" sent") for t in texts]
+    seen = aggregate(atts, ngram_max=2, min_docs=2, ends=cut)
+    assert "veloruith" not in set(seen["feature"]) and "agenda" not in set(seen["feature"])
+    assert seen.set_index("feature").loc["verify", "docs"] == 6
+
+
+def test_compare_keeps_directions_apart_and_absent_features_aside():
+    texts_a = [f"please verify item {i} agenda" for i in range(6)]
+    texts_b = [f"please verify now {i} kind regards agenda" for i in range(6)]
+    a = aggregate([attribute(BagModel({"verify": 2.0, "agenda": -1.0}), t) for t in texts_a], min_docs=2)
+    b = aggregate([attribute(BagModel({"verify": 1.0, "agenda": -3.0, "regards": -4.0}), t) for t in texts_b],
+                  min_docs=2)
+    diff = compare(a, b, k=5)
+    phish_a = [r["feature"] for r in diff["phishing_more_in_a"]]
+    assert phish_a == ["verify"]  # a legitimate cue only b holds is not phishing evidence of a
+    assert [r["feature"] for r in diff["legitimate_more_in_b"]] == ["agenda"]
+    assert diff["phishing_more_in_b"] == [] and diff["legitimate_more_in_a"] == []
+    assert [r["feature"] for r in diff["only_in_b"]] == ["regards agenda"]  # "regards" folded into it
+    assert all("regards" not in r["feature"] for k in ("phishing_more_in_a", "legitimate_more_in_b")
+               for r in diff[k])
+    # two models on the same emails, one with every weight ten times the other's: scaled by
+    # their typical margin they do not differ
+    atts1 = [attribute(BagModel({"verify": 2.0, "agenda": -1.0}), t) for t in texts_a]
+    atts10 = [attribute(BagModel({"verify": 20.0, "agenda": -10.0}), t) for t in texts_a]
+    f1, f10 = (feature_table(x, min_docs=2, boots=0) for x in (atts1, atts10))
+    raw = compare(f1.table, f10.table)
+    assert raw["phishing_more_in_b"] and raw["legitimate_more_in_b"]
+    scaled = compare(f1.table, f10.table, scale_a=f1.scale, scale_b=f10.scale)
+    assert all(abs(r["diff"]) < 1e-9 for k in scaled if "more" in k for r in scaled[k])
+
+
+def _domain_texts(rng, vocab, n, words=8):
+    return [" ".join(rng.choice(vocab, size=words, replace=False)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_overlap_beyond_chance_only_where_the_evidence_differs(seed):
+    # A planted difference (each domain's phishing evidence in its own words) is beyond the
+    # overlap of two resamples of one domain; two samples of one generator are not.
+    rng = np.random.default_rng(seed)
+    a_words, b_words = [f"a{i}" for i in range(12)], [f"b{i}" for i in range(12)]
+    weights = {w: float(x) for w, x in zip(a_words + b_words, rng.uniform(0.5, 2.0, 24))}
+    model = BagModel(weights)
+
+    def table(texts):
+        return feature_table([attribute(model, t) for t in texts], ngram_max=1, min_docs=2, k=5, seed=seed)
+
+    home = table(_domain_texts(rng, a_words, 16))
+    null = home.self_overlap(1)
+    p05 = np.quantile(null, 0.05)
+    other = table(_domain_texts(rng, b_words, 16))
+    assert overlap(home.top(1), other.top(1)) < p05
+    same = table(_domain_texts(rng, a_words, 16))
+    assert overlap(home.top(1), same.top(1)) >= p05
+    st = home.table.set_index("feature")["stability"]
+    assert ((st >= 0) & (st <= 1)).all() and st.max() > 0.5
 
 
 def test_sample_rows_is_balanced_and_deterministic():

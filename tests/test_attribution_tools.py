@@ -122,6 +122,17 @@ def test_attributions_detector_and_store(study):
         assert imp[shift["vs"]].get(row["feature"], 0.0) >= imp[other].get(row["feature"], 0.0)
     for row in shift["differences"]["more_in_this_domain"]:
         assert imp[other].get(row["feature"], 0.0) >= imp[shift["vs"]].get(row["feature"], 0.0)
+    # the shift is read against two resamples of the home emails, and the worst out-of-domain
+    # miss is shown beside the home example
+    assert {"median", "p05"} <= set(shift["overlap_by_chance"])
+    assert shift["beyond_chance"] == (shift["phishing_overlap"] < shift["overlap_by_chance"]["p05"])
+    miss = f.evidence["example_out_of_domain"]
+    assert miss["domain"] == other and study.rows[miss["id"]].label == 1 and miss["id"] in f.example_ids
+    sections = artifacts.read_json(study.run_dir / "diagnostics" / "attributions" / "section.json")
+    assert [s["id"] for s in sections] == ["corpus-attributions", "corpus-attribution-shifts",
+                                          "corpus-attribution-examples"]
+    assert f.evidence["cell"] in sections[2]["evidence"]  # its two emails, side by side in the report
+    assert all("(" in row[5] or row[5] == "none" for row in sections[0]["table"]["rows"])  # importance (emails, ..)
     summary = artifacts.read_json(study.run_dir / "diagnostics" / "attributions" / "summary.json")
     cell = study.cells[0]
     assert set(summary["cells"][cell.name]["per_domain"]) == {"marketing", "personal"}

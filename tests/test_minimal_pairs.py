@@ -90,6 +90,13 @@ def test_detector_tables_every_edit_and_includes_the_suspected_shortcut(planted)
     rows = [r for r in table if r["cell"] == spec.name and r["domain"] == "mailinglist"
             and r["edit"] in shortcut_edits and r["edit"][len("remove '"):-1] in string]
     assert rows and rows[0]["mean_delta"] < 0  # removing the planted phishing marker lowers the margin
+    # the report shows every domain's flips, not only the all-domain row
+    sections = artifacts.read_json(study.run_dir / "diagnostics" / "minimal_pairs" / "section.json")
+    per_dom = next(s for s in sections if s["id"] == "minimal-pairs-domains")["table"]
+    assert per_dom["columns"][2:] == sorted(study.domains)
+    r = rows[0]
+    shown = next(x for x in per_dom["rows"] if x[:2] == [spec.name, r["edit"]])
+    assert shown[2 + sorted(study.domains).index("mailinglist")] == f"{r['to_phishing'] + r['to_legitimate']}/{r['n']}"
     assert findings
     for f in findings:
         assert f.kind == "edit_sensitivity"

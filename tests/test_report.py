@@ -206,3 +206,26 @@ def test_a_cell_that_flags_everything_is_marked_in_the_matrix():
     assert "the threshold does not transfer" in note[1]
     assert _flags_everything({**e, "precision": 0.9}) == []
     assert _flags_everything({**e, "recall": 0.8}) == []
+
+
+def test_a_pair_of_emails_is_drawn_side_by_side_on_one_colour_scale(tmp_path):
+    # each email scaled to its own largest weight made 0.5 full red in one and faint in the other
+    pair = {"edit": "remove_urls",
+            "original": {"tokens": ["Verify", " now"], "weights": [1.0, 0.5], "margin": 2.0},
+            "edited": {"tokens": ["Check", " now"], "weights": [0.25, 0.5], "margin": 0.5}}
+    html = _render(tmp_path, [Finding("minimal_pair", "high", "t", "s", evidence={"example_pair": pair})])
+    body = html[html.index('id="finding-1"'):]
+    alpha = {m.group(2): float(m.group(1)) for m in re.finditer(r'rgba\(220,38,38,([0-9.]+)\)"[^>]*>([^<]+)<', body)}
+    assert alpha["Verify"] == pytest.approx(0.65) and alpha[" now"] == pytest.approx(0.375, abs=0.006)
+    assert alpha["Check"] == pytest.approx(0.2375, abs=0.006)  # its own scale drew it at 0.375
+    assert re.search(r'class="side".*>original<.*>edited<', body, re.S)
+    assert body.count(" now</span>") == 2 and "remove_urls" in body
+
+
+def test_a_section_can_carry_evidence_drawn_and_escaped_like_a_findings(tmp_path):
+    pair = {"home": {"tokens": ["Verify", f" {SCRIPT}"], "weights": [1.0, 0.5]},
+            f"away {HOSTILE}": {"tokens": ["Hi", " there"], "weights": [0.25, -0.5]}}
+    section = {"id": "examples", "title": "Examples", "evidence": {f"cell{ATTR}": pair}}
+    html = _render(tmp_path, [], extra_sections=[section])
+    body = html[html.index('id="x-examples"'):]
+    assert SCRIPT not in html and "class=\"side\"" in body and "rgba(37,99,235,0.38)" in body

@@ -6,12 +6,19 @@ explained with the fast method (occlusion), and the per-word weights are aggrega
 
   feature      a lower-cased word (URLs, addresses, numbers and HTML tags collapsed to
                <url>, <email>, <num>, <html-tag>) or an n-gram of consecutive words; an
-               n-gram occurrence weighs the sum of its words' weights
+               n-gram occurrence weighs the sum of its words' weights. Only words inside
+               the model's window count (a causal LM cut at 96 tokens never saw the rest)
   n            occurrences in the sample;  docs: emails it occurs in
   mean         mean weight per occurrence (> 0 toward phishing)
   importance   mean * log(1 + docs): frequency-aware, so a word seen once with a large
                weight does not outrank one the model leans on in every email; features
                seen in fewer than `min_docs` emails are dropped
+  phrase       an n-gram each of whose words carries its share of the weight (else it is
+               its strongest word renamed, and is not listed)
+  covered_by   the stronger listed feature that already holds most of its occurrences
+               (the bigrams of one footer line fold into one entry): each occurrence
+               counts toward one listed feature
+  stability    share of bootstrap resamples of the emails in which it stays in the top k
 
 Cost: a neural cell scores one batch of ~max_evals+2 texts per email, so the sample is
 small for them (default 16 per domain) and larger for tf-idf (default 200).
@@ -25,12 +32,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gapscope import option_rules as R
@@ -57,81 +65,250 @@ def options(study) -> dict[str, Any]:
 
 # -- aggregation ----------------------------------------------------------------------
 
-def occurrences(att: Attribution, ngram_max: int = 2) -> Iterable[tuple[str, float, list[int]]]:
-    """(feature, weight, token indices) for every word and n-gram occurrence in one attribution."""
+# An n-gram is listed as a phrase only when each of its words carries at least half of an equal
+# share of its weight, in its direction: "please verify" whose weight is all "verify" is the word
+# "verify" renamed, and listing both would count one piece of evidence twice.
+PHRASE_MIN_SHARE = 0.5
+# A feature whose token occurrences are at least this share of a stronger listed feature's (the
+# bigrams of one footer line, a word that only ever occurs inside a listed phrase) is folded into
+# that feature (`covered_by`), so each occurrence counts toward one listed feature.
+COVER_SHARE = 0.5
+BOOTSTRAP = 200  # resamples of the emails for stability and the overlap null
+COLUMNS = ["feature", "ngram", "n", "docs", "mean", "total", "importance", "share_positive", "phrase",
+           "covered_by", "stability"]
+
+
+def occurrences(att: Attribution, ngram_max: int = 2, end: int | None = None
+                ) -> Iterable[tuple[str, float, list[int], list[float]]]:
+    """(feature, weight, token indices, per-word weights) for every word and n-gram occurrence in
+    one attribution. `end`: the characters the model reads (a causal LM cut at its window); words
+    past it are not occurrences: the model never saw them, their zero weight is not evidence."""
     words = split_words(att.text)
     if len(words) != len(att.tokens):
         raise ValueError("attribution tokens do not match the word cutter")
     cores = words.cores
-    idx = [i for i, c in enumerate(cores) if is_wordlike(c)]
+    idx = [i for i, c in enumerate(cores) if is_wordlike(c) and (end is None or words.starts[i] < end)]
     keys = [feature_key(cores[i]) for i in idx]
+    w = att.weights
     for a in range(len(idx)):
         for n in range(1, ngram_max + 1):
             if a + n > len(idx):
                 break
             span = idx[a:a + n]
-            yield " ".join(keys[a:a + n]), float(att.weights[span].sum()), span
+            parts = [float(w[i]) for i in span]
+            yield " ".join(keys[a:a + n]), float(sum(parts)), span, parts
 
 
-def aggregate(attributions: Sequence[Attribution], *, ngram_max: int = 2, min_docs: int = 3) -> pd.DataFrame:
-    """One row per feature: feature, ngram, n, docs, mean, total, importance, share_positive."""
-    total: dict[str, float] = defaultdict(float)
-    count: dict[str, int] = defaultdict(int)
-    pos: dict[str, int] = defaultdict(int)
-    docs: dict[str, int] = defaultdict(int)
-    for att in attributions:
-        seen = set()
-        for feat, w, _ in occurrences(att, ngram_max):
-            total[feat] += w
-            count[feat] += 1
-            pos[feat] += w > 0
-            if feat not in seen:
-                docs[feat] += 1
-                seen.add(feat)
-    rows = []
-    for feat, n in count.items():
-        if docs[feat] < min_docs:
-            continue
-        mean = total[feat] / n
-        rows.append({"feature": feat, "ngram": feat.count(" ") + 1, "n": n, "docs": docs[feat], "mean": mean,
-                     "total": total[feat], "importance": mean * math.log1p(docs[feat]),
-                     "share_positive": pos[feat] / n})
-    cols = ["feature", "ngram", "n", "docs", "mean", "total", "importance", "share_positive"]
-    df = pd.DataFrame(rows, columns=cols)
-    return df.sort_values(["importance", "feature"], ascending=[False, True], ignore_index=True)
+@dataclass
+class FeatureTable:
+    """One cell x domain's aggregated attributions: the table, and what the bootstrap needs."""
+
+    table: pd.DataFrame  # COLUMNS, sorted by importance
+    k: int
+    boot_top: dict[int, list[frozenset]] = field(default_factory=dict)  # direction -> each resample's top k
+    n_emails: int = 0
+    scale: float = 1.0  # median |sum of an email's weights|: the cell's typical attributed margin
+
+    def top(self, direction: int = 1, k: int | None = None) -> list[dict[str, Any]]:
+        return top_features(self.table, k or self.k, direction)
+
+    def self_overlap(self, direction: int = 1) -> np.ndarray:
+        """Jaccard overlaps of the top-k lists of independent pairs of resamples of these emails:
+        how much two lists of this one domain agree by chance (the null for a cross-domain overlap)."""
+        tops = self.boot_top.get(direction) or []
+        h = len(tops) // 2
+        return np.asarray([_jaccard(tops[i], tops[h + i]) for i in range(h)])
+
+
+def _jaccard(a: set | frozenset, b: set | frozenset) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def _is_phrase(parts: np.ndarray, total: float) -> bool:
+    n = len(parts)
+    if n == 1:
+        return True
+    if total == 0:
+        return False
+    return bool(np.all(parts * np.sign(total) >= PHRASE_MIN_SHARE * abs(total) / n))
+
+
+def feature_table(attributions: Sequence[Attribution], *, ngram_max: int = 2, min_docs: int = 3, k: int = 10,
+                  ends: Sequence[int | None] | None = None, boots: int = BOOTSTRAP, seed: int = 0) -> FeatureTable:
+    """Aggregate per feature (see the module docstring), mark phrases and folded features, and
+    resample the emails `boots` times: `stability` is the share of resamples in which a listed
+    feature is among the top k of its direction (emails drawn twice count once toward `docs`)."""
+    from scipy import sparse
+
+    ends = list(ends) if ends is not None else [None] * len(attributions)
+    fid: dict[str, int] = {}
+    rows_e, cols_f, vals, cnts = [], [], [], []
+    parts_sum: dict[int, np.ndarray] = {}
+    tokens_of: dict[int, set] = defaultdict(set)
+    pos = defaultdict(int)
+    for e, (att, end) in enumerate(zip(attributions, ends)):
+        per: dict[int, list] = {}
+        for feat, w, span, parts in occurrences(att, ngram_max, end):
+            j = fid.setdefault(feat, len(fid))
+            acc = per.setdefault(j, [0.0, 0])
+            acc[0] += w
+            acc[1] += 1
+            pos[j] += w > 0
+            ps = parts_sum.get(j)
+            parts_sum[j] = np.asarray(parts) if ps is None else ps + parts
+            tokens_of[j].update((e, i) for i in span)
+        for j, (w, c) in per.items():
+            rows_e.append(e)
+            cols_f.append(j)
+            vals.append(w)
+            cnts.append(c)
+    E, F = len(attributions), len(fid)
+    S = sparse.csr_matrix((vals, (rows_e, cols_f)), shape=(E, F))
+    N = sparse.csr_matrix((np.asarray(cnts, float), (rows_e, cols_f)), shape=(E, F))
+    P = (N > 0).astype(float)
+    total = np.asarray(S.sum(0)).ravel()
+    n = np.asarray(N.sum(0)).ravel()
+    docs = np.asarray(P.sum(0)).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / np.maximum(n, 1), 0.0)
+    imp = mean * np.log1p(docs)
+    names = [None] * F
+    for f, j in fid.items():
+        names[j] = f
+    keep = np.flatnonzero(docs >= min_docs)
+    phrase = np.zeros(F, bool)
+    for j in keep:
+        phrase[j] = _is_phrase(parts_sum[j] / n[j], mean[j])
+    # fold: strongest first, each token occurrence claimed by the first listed feature holding it
+    covered = [""] * F
+    claimed: dict[tuple[int, int], int] = {}
+    for j in sorted((j for j in keep if phrase[j]), key=lambda j: (-abs(imp[j]), names[j])):
+        toks = tokens_of[j]
+        owners = [claimed[t] for t in toks if t in claimed]
+        owner = j
+        if toks and len(owners) >= COVER_SHARE * len(toks):
+            owner = max(set(owners), key=lambda o: (owners.count(o), -o))
+            covered[j] = names[owner]
+        for t in toks:  # a folded feature's other words join its owner ("via" of "via veloruith")
+            claimed.setdefault(t, owner)
+    listable = np.zeros(F, bool)
+    listable[keep] = phrase[keep] & np.asarray([covered[j] == "" for j in keep], bool)
+    stability = np.full(F, np.nan)
+    boot_top: dict[int, list[frozenset]] = {1: [], -1: []}
+    if boots > 0 and E > 0 and listable.any():
+        from gapscope.study.split import rng_for
+
+        rng = rng_for(seed, "attribution-bootstrap", str(E))
+        C = rng.multinomial(E, np.full(E, 1.0 / E), size=boots).astype(float)  # boots x E draws
+        cols = np.flatnonzero(listable)
+        bt = np.asarray((S[:, cols].T @ C.T).T)
+        bn = np.asarray((N[:, cols].T @ C.T).T)
+        bd = np.asarray((P[:, cols].T @ (C > 0).T.astype(float)).T)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bimp = np.where((bn > 0) & (bd >= min_docs), bt / np.maximum(bn, 1) * np.log1p(bd), 0.0)
+        hits = np.zeros(len(cols))
+        for d in (1, -1):
+            s = bimp * d
+            for b in range(boots):
+                cand = np.flatnonzero(s[b] > 0)
+                top = cand[np.argsort(-s[b, cand], kind="stable")[:k]]
+                boot_top[d].append(frozenset(names[cols[i]] for i in top))
+                own = top[(imp[cols[top]] * d) > 0]  # a feature's stability counts its own direction
+                hits[own] += 1
+        stability[cols] = hits / boots
+    table = pd.DataFrame({
+        "feature": [names[j] for j in keep], "ngram": [names[j].count(" ") + 1 for j in keep],
+        "n": n[keep].astype(int), "docs": docs[keep].astype(int), "mean": mean[keep], "total": total[keep],
+        "importance": imp[keep], "share_positive": [pos[j] / n[j] for j in keep], "phrase": phrase[keep],
+        "covered_by": [covered[j] for j in keep], "stability": stability[keep]}, columns=COLUMNS)
+    table = table.sort_values(["importance", "feature"], ascending=[False, True], ignore_index=True)
+    sums = [abs(float(a.weights.sum())) for a in attributions]
+    scale = float(np.median(sums)) if sums and np.median(sums) > 0 else 1.0
+    return FeatureTable(table, k, boot_top, E, scale)
+
+
+def aggregate(attributions: Sequence[Attribution], *, ngram_max: int = 2, min_docs: int = 3,
+              ends: Sequence[int | None] | None = None) -> pd.DataFrame:
+    """One row per feature seen in at least `min_docs` emails (COLUMNS; no resampling)."""
+    return feature_table(attributions, ngram_max=ngram_max, min_docs=min_docs, ends=ends, boots=0).table
+
+
+def _listable(table: pd.DataFrame) -> pd.DataFrame:
+    if "phrase" not in table:
+        return table
+    return table[table["phrase"].astype(bool) & (table["covered_by"] == "")]
 
 
 def top_features(table: pd.DataFrame, k: int = 10, direction: int = 1) -> list[dict[str, Any]]:
-    """The k features with the largest importance toward phishing (+1) or legitimate (-1)."""
+    """The k features with the largest importance toward phishing (+1) or legitimate (-1): phrases
+    and words not folded into a stronger feature; `also` names what was folded into each."""
     if table.empty:
         return []
-    t = table[table["importance"] * direction > 0]
+    t = _listable(table)
+    t = t[t["importance"] * direction > 0]
     t = t.reindex((t["importance"] * direction).sort_values(ascending=False, kind="stable").index).head(k)
-    return [{"feature": r.feature, "importance": round(float(r.importance), 4), "mean": round(float(r.mean), 4),
-             "docs": int(r.docs), "n": int(r.n)} for r in t.itertuples()]
+    folded: dict[str, list[str]] = defaultdict(list)
+    if "covered_by" in table:
+        for f, c in zip(table["feature"], table["covered_by"]):
+            if c:
+                folded[c].append(f)
+    out = []
+    for r in t.itertuples():
+        d = {"feature": r.feature, "importance": round(float(r.importance), 4), "mean": round(float(r.mean), 4),
+             "docs": int(r.docs), "n": int(r.n)}
+        st = getattr(r, "stability", float("nan"))
+        if st == st:
+            d["stability"] = round(float(st), 3)
+        if folded.get(r.feature):
+            d["also"] = folded[r.feature][:4]
+        out.append(d)
+    return out
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame, *, k: int = 10) -> dict[str, list[dict[str, Any]]]:
-    """Features whose importance differs most between two tables (two domains of one cell, or
-    two cells on one domain). A feature missing from one side counts as importance 0 there."""
-    m = pd.merge(a[["feature", "importance", "docs"]], b[["feature", "importance", "docs"]], on="feature",
-                 how="outer", suffixes=("_a", "_b")).fillna({"importance_a": 0.0, "importance_b": 0.0,
-                                                              "docs_a": 0, "docs_b": 0})
-    m["diff"] = m["importance_a"] - m["importance_b"]
+def compare(a: pd.DataFrame, b: pd.DataFrame, *, k: int = 10, scale_a: float = 1.0,
+            scale_b: float = 1.0) -> dict[str, list[dict[str, Any]]]:
+    """How two tables differ (two domains of one cell, or two cells on one domain), direction by
+    direction and only over features both samples hold in enough emails (a feature absent from
+    one side says which vocabulary the domain has, not how the model's use of it changed: those
+    are listed apart, `only_in_a` / `only_in_b`). Importances are divided by `scale_a` / `scale_b`
+    (each cell's typical attributed margin) where two models with different margin scales meet.
+
+      phishing_more_in_a     toward phishing in a, and more so than in b
+      legitimate_more_in_a   toward legitimate in a, and more so than in b (and the same for b)
+    """
+    la, lb = _listable(a), _listable(b)
+    both = pd.merge(a[["feature", "importance", "docs"]], b[["feature", "importance", "docs"]], on="feature",
+                    how="inner", suffixes=("_a", "_b"))
+    both = both[both["feature"].isin(set(la["feature"]) | set(lb["feature"]))].copy()
+    both["importance_a"] = both["importance_a"] / scale_a
+    both["importance_b"] = both["importance_b"] / scale_b
+    both["diff"] = both["importance_a"] - both["importance_b"]
 
     def rows(df):
         return [{"feature": r.feature, "importance_a": round(float(r.importance_a), 4),
                  "importance_b": round(float(r.importance_b), 4), "diff": round(float(r.diff), 4),
                  "docs_a": int(r.docs_a), "docs_b": int(r.docs_b)} for r in df.itertuples()]
 
-    return {"more_in_a": rows(m.sort_values("diff", ascending=False, kind="stable").head(k)),
-            "more_in_b": rows(m.sort_values("diff", ascending=True, kind="stable").head(k))}
+    def pick(side: str, direction: int):
+        sign = 1 if side == "a" else -1  # a larger than b, or b larger than a, in this direction
+        m = both[(both[f"importance_{side}"] * direction > 0) & (both["diff"] * sign * direction > 0)]
+        return rows(m.reindex((m["diff"] * sign * direction).sort_values(ascending=False, kind="stable").index)
+                    .head(k))
+
+    def only(t, other, scale):
+        t = t[~t["feature"].isin(set(other["feature"])) & (t["importance"] != 0)]
+        t = t.reindex(t["importance"].abs().sort_values(ascending=False, kind="stable").index).head(k)
+        return [{"feature": r.feature, "importance": round(float(r.importance) / scale, 4), "docs": int(r.docs)}
+                for r in t.itertuples()]
+
+    return {"phishing_more_in_a": pick("a", 1), "phishing_more_in_b": pick("b", 1),
+            "legitimate_more_in_a": pick("a", -1), "legitimate_more_in_b": pick("b", -1),
+            "only_in_a": only(la, b, scale_a), "only_in_b": only(lb, a, scale_b)}
 
 
 def overlap(a: Sequence[dict], b: Sequence[dict]) -> float:
     """Jaccard overlap of two top-feature lists."""
-    fa, fb = {x["feature"] for x in a}, {x["feature"] for x in b}
-    return len(fa & fb) / len(fa | fb) if fa | fb else 1.0
+    return _jaccard({x["feature"] for x in a}, {x["feature"] for x in b})
 
 
 # -- sampling, caching, and the study glue ---------------------------------------------

@@ -1,25 +1,38 @@
 """Corpus-level attributions: what each cell keys on, per test domain, and how that differs.
 
 For every cell x test domain, gapscope.attribution.corpus explains a bounded sample of
-held-out emails with occlusion (the same emails for every cell) and aggregates word and
-n-gram importance (frequency-aware). Written to diagnostics/attributions/:
+held-out emails with occlusion (neural cells explain the first part of the tf-idf cells'
+sample, so cells compare on shared emails) and aggregates word and phrase importance
+(frequency-aware, only words inside the model's window, with a bootstrap stability per
+feature). Written to diagnostics/attributions/:
 
-  <cell>/<domain>.parquet   the full feature table (feature, n, docs, mean, importance, ...)
-  summary.json              top features per cell x domain, in-domain vs out-of-domain
-                            differences per cell, and cell vs cell differences per domain
+  <cell>/<domain>.parquet   the full feature table (feature, n, docs, mean, importance, phrase,
+                            covered_by, stability)
+  summary.json              top features per cell x domain; per cell, how its phishing
+                            evidence shifts from its training domain to each other domain (the
+                            overlap against two resamples of the home emails, direction by
+                            direction differences over shared features, features only one side
+                            holds); cell vs cell on each domain (shared emails, margin-scaled
+                            where the models differ)
+  section.json              the two report tables
 
 Findings (kind "top_features", severity info: they describe, they do not accuse):
-one per cell with its top phishing / legitimate features per domain, the overlap of its
-out-of-domain top features with its in-domain ones, a highlighted example email, and the
-features whose importance differs most between its training domain(s) and the others.
+one per cell with its top phishing / legitimate features per domain, whether its out-of-domain
+top features differ from its in-domain ones beyond chance, the home domain's most confident
+phishing email beside the out-of-domain phishing email it scores lowest, and the shifts.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gapscope import progress
 from gapscope.attribution import corpus as C
+from gapscope.attribution.base import is_cheap
+from gapscope.attribution.window import model_tokens, visible_end
+from gapscope.attribution.words import is_wordlike, split_words
 from gapscope.findings import Finding, register_detector
 
 
@@ -29,10 +42,52 @@ def _example(atts: dict, rows: dict) -> dict[str, Any] | None:
     for rid, a in sorted(atts.items()):
         if rows[rid].label == 1 and (best is None or a.margin > best[1].margin):
             best = (rid, a)
-    if best is None:
+    return _shown(*best) if best else None
+
+
+def _worst_miss(atts_by_domain: dict[str, dict], rows: dict, threshold: float) -> dict[str, Any] | None:
+    """The out-of-domain phishing email the cell scores least phishing (a miss when below its
+    threshold): where the evidence it keys on at home is absent, side by side with the home example."""
+    worst = None
+    for d, atts in sorted(atts_by_domain.items()):
+        for rid, a in sorted(atts.items()):
+            if rows[rid].label == 1 and (worst is None or a.margin < worst[1].margin):
+                worst = (rid, a, d)
+    if worst is None:
         return None
-    d = best[1].to_dict()
-    return {"id": best[0], "text": d["text"], "tokens": d["tokens"], "weights": d["weights"], "margin": d["margin"]}
+    out = _shown(worst[0], worst[1])
+    out.update({"domain": worst[2], "missed": bool(worst[1].margin <= threshold)})
+    return out
+
+
+def _shown(rid: str, a) -> dict[str, Any]:
+    d = a.to_dict()
+    return {"id": rid, "text": d["text"], "tokens": d["tokens"], "weights": d["weights"], "margin": d["margin"]}
+
+
+def _in_view_share(atts: dict, ends: dict) -> float:
+    """Share of the sample's words inside the model's window (1.0 for a model that reads all)."""
+    seen = total = 0
+    for rid, a in atts.items():
+        w = split_words(a.text)
+        starts = [s for s, c in zip(w.starts, w.cores) if is_wordlike(c)]
+        total += len(starts)
+        end = ends.get(rid)
+        seen += len(starts) if end is None else sum(s < end for s in starts)
+    return seen / total if total else 1.0
+
+
+def _fmt_features(fs: list[dict], n: int = 5) -> str:
+    """'via veloruith' 0.41 (12, 95%): importance, emails, stability."""
+    out = []
+    for f in fs[:n]:
+        st = f" {f['stability']:.0%}" if "stability" in f else ""
+        out.append(f"{f['feature']} {f['importance']:+.2f} ({f['docs']}{st})")
+    return "; ".join(out) or "none"
+
+
+def _names(rows: list[dict], n: int = 4) -> str:
+    return ", ".join(r["feature"] for r in rows[:n]) or "none"
 
 
 @register_detector("attributions")
@@ -42,84 +97,174 @@ def run(study) -> list[Finding]:
     opts = C.options(study)
     out_dir = study.artifact_dir("attributions")
     k = int(opts["top_k"])
-    tables: dict[tuple[str, str], Any] = {}
+    agg = {"ngram_max": int(opts["ngram_max"]), "min_docs": int(opts["min_docs"]), "k": k}
+    seed = study.spec.study.seed
+    tables: dict[tuple[str, str], C.FeatureTable] = {}
+    samples: dict[tuple[str, str], tuple[dict, dict]] = {}  # (cell, domain) -> (attributions, in-view ends)
     summary: dict[str, Any] = {"cells": {}, "between_cells": {}, "options": opts}
     findings = []
+    pairs: dict[str, dict] = {}  # cell -> its two example emails, for the report
     for cell in study.detector_cells("attributions"):
         per_dom = {}
         examples = {}
         n_dom = len(study.domains)
+        tokens = None if is_cheap(cell.kind) else model_tokens(C.ModelCache.get(study, cell))
         with progress.step(f"attributions: {cell.name} on {n_dom} domains", total=n_dom) as up:
             for j, d in enumerate(study.domains, 1):
                 atts = C.cell_domain_attributions(study, cell, d, opts)
                 up(j, n_dom)
                 if not atts:
                     continue
-                table = C.aggregate(list(atts.values()), ngram_max=int(opts["ngram_max"]),
-                                    min_docs=int(opts["min_docs"]))
-                artifacts.write_parquet(out_dir / cell.name / f"{d}.parquet", table)
-                tables[(cell.name, d)] = table
-                per_dom[d] = {"n_emails": len(atts), "phishing": C.top_features(table, k, +1),
-                              "legitimate": C.top_features(table, k, -1)}
+                ends = {rid: None if tokens is None else visible_end(tokens, a.text) for rid, a in atts.items()}
+                ft = C.feature_table(list(atts.values()), ends=[ends[r] for r in atts], seed=seed, **agg)
+                artifacts.write_parquet(out_dir / cell.name / f"{d}.parquet", ft.table)
+                tables[(cell.name, d)] = ft
+                samples[(cell.name, d)] = (atts, ends)
+                per_dom[d] = {"n_emails": len(atts), "words_in_view": round(_in_view_share(atts, ends), 3),
+                              "phishing": ft.top(+1), "legitimate": ft.top(-1)}
                 examples[d] = _example(atts, study.rows)
         ins = [d for d in per_dom if d in cell.train_domains]
         outs = [d for d in per_dom if d not in cell.train_domains]
+        home = ins[0] if ins else (next(iter(per_dom)) if per_dom else None)
         shifts = {}
-        for d in outs:
-            ref = ins[0] if ins else None
-            if ref is None:
-                continue
-            diff = C.compare(tables[(cell.name, ref)], tables[(cell.name, d)], k=5)
-            # named for what they are: a = the home domain `vs`, b = this domain d
-            shifts[d] = {"vs": ref,
-                         "phishing_overlap": round(C.overlap(per_dom[ref]["phishing"], per_dom[d]["phishing"]), 3),
-                         "differences": {"more_in_home": diff["more_in_a"], "more_in_this_domain": diff["more_in_b"]}}
+        if ins:
+            null = tables[(cell.name, home)].self_overlap(+1)
+            for d in outs:
+                diff = C.compare(tables[(cell.name, home)].table, tables[(cell.name, d)].table, k=5)
+                ov = C.overlap(per_dom[home]["phishing"], per_dom[d]["phishing"])
+                shifts[d] = {
+                    "vs": home, "phishing_overlap": round(ov, 3),
+                    # two resamples of the home emails: how far lists of one domain disagree by chance
+                    "overlap_by_chance": ({"median": round(float(np.median(null)), 3),
+                                           "p05": round(float(np.quantile(null, 0.05)), 3)} if len(null) else None),
+                    "beyond_chance": bool(len(null) and ov < np.quantile(null, 0.05)),
+                    "differences": {"more_in_home": diff["phishing_more_in_a"],
+                                    "more_in_this_domain": diff["phishing_more_in_b"],
+                                    "legitimate_more_in_home": diff["legitimate_more_in_a"],
+                                    "legitimate_more_in_this_domain": diff["legitimate_more_in_b"],
+                                    "only_in_home": diff["only_in_a"], "only_in_this_domain": diff["only_in_b"]}}
         summary["cells"][cell.name] = {"model": cell.model, "paradigm": cell.paradigm, "kind": cell.kind,
                                        "train_domains": cell.train_domains, "per_domain": per_dom, "shifts": shifts}
         if not per_dom:
             continue
-        home = ins[0] if ins else next(iter(per_dom))
         top_home = ", ".join(f"'{f['feature']}'" for f in per_dom[home]["phishing"][:5]) or "none"
-        ov = [s["phishing_overlap"] for s in shifts.values()]
-        ov_txt = (f" Out of domain its top phishing features overlap {sum(ov) / len(ov):.0%} (mean Jaccard) with "
-                  f"those in {home}." if ov else "")
+        ov_txt = ""
+        if shifts:
+            ov = [s["phishing_overlap"] for s in shifts.values()]
+            beyond = [d for d, s in shifts.items() if s["beyond_chance"]]
+            ch = next(iter(shifts.values()))["overlap_by_chance"]
+            ov_txt = (f" Out of domain its top phishing features overlap {sum(ov) / len(ov):.0%} (mean Jaccard) with "
+                      f"those in {home}")
+            if ch:
+                ov_txt += (f"; two resamples of {home}'s own emails overlap {ch['median']:.0%} (median), so the "
+                           + (f"shift is beyond chance in {len(beyond)} of {len(shifts)} domains ({', '.join(beyond)})."
+                              if beyond else "lists are too noisy at this sample size to call a shift."))
+            else:
+                ov_txt += "."
+        view = per_dom[home].get("words_in_view", 1.0)
+        view_txt = (f" {1 - view:.0%} of the words in {home}'s sample lie past the model's window and are not counted."
+                    if view < 0.995 else "")
+        miss = _worst_miss({d: samples[(cell.name, d)][0] for d in outs}, study.rows, float(cell.threshold))
+        if miss and examples.get(home):
+            pairs[cell.name] = {f"most confident phishing at home ({home}, margin {examples[home]['margin']:+.2f})":
+                                examples[home],
+                                f"lowest-scored phishing out of domain ({miss['domain']}, margin {miss['margin']:+.2f}"
+                                f"{', missed' if miss['missed'] else ''})": miss}
         findings.append(Finding(
             kind="top_features", severity="info",
             title=f"{_who(cell)}: top phishing evidence in {home} is {top_home}",
             summary=(f"Occlusion attributions over {sum(v['n_emails'] for v in per_dom.values())} held-out emails "
-                     f"in {len(per_dom)} domains (frequency-aware word and n-gram importance).{ov_txt}"),
+                     f"in {len(per_dom)} domains (frequency-aware word and phrase importance).{ov_txt}{view_txt}"),
             evidence={"cell": cell.name, "paradigm": cell.paradigm, "per_domain": per_dom, "shifts": shifts,
-                      "example": examples.get(home)},
-            models=[cell.model], domains=[home], example_ids=[examples[home]["id"]] if examples.get(home) else [],
+                      "example": examples.get(home), "example_out_of_domain": miss},
+            models=[cell.model], domains=[home],
+            example_ids=[x["id"] for x in (examples.get(home), miss) if x],
             score=0.0,
         ))
-    # the same domain seen by different cells
+    summary["between_cells"] = _between_cells(study, tables, samples, agg, seed)
+    artifacts.write_json(out_dir / "summary.json", summary)
+    artifacts.write_json(out_dir / "section.json", _sections(summary, opts, pairs))
+    return findings
+
+
+def _between_cells(study, tables, samples, agg, seed) -> dict[str, Any]:
+    """The same domain seen by two cells (one model's paradigms, or one paradigm's models), on the
+    emails both explained; where the models differ, importances are in units of each cell's
+    typical attributed margin (a tf-idf margin and an LLM's are on different scales)."""
+    out: dict[str, Any] = {}
     for d in study.domains:
         cells = [c for c in study.cells if (c.name, d) in tables]
         comps = {}
         for i, a in enumerate(cells):
             for b in cells[i + 1:]:
-                if a.model == b.model and a.paradigm != b.paradigm or a.paradigm == b.paradigm:
-                    comps[f"{a.name} vs {b.name}"] = C.compare(tables[(a.name, d)], tables[(b.name, d)], k=5)
-        summary["between_cells"][d] = comps
-    artifacts.write_json(out_dir / "summary.json", summary)
-    rows = []
+                if not (a.model == b.model or a.paradigm == b.paradigm):
+                    continue
+                ta, tb = (_restricted(tables, samples, c, d, b if c is a else a, agg, seed) for c in (a, b))
+                if ta is None or tb is None:
+                    continue
+                scaled = a.model != b.model
+                comps[f"{a.name} vs {b.name}"] = {
+                    "emails": ta.n_emails, "scaled": scaled,
+                    **C.compare(ta.table, tb.table, k=5, scale_a=ta.scale if scaled else 1.0,
+                                scale_b=tb.scale if scaled else 1.0)}
+        out[d] = comps
+    return out
+
+
+def _restricted(tables, samples, cell, d, other, agg, seed) -> C.FeatureTable | None:
+    """`cell`'s table on `d` over only the emails `other` explained too (the smaller sample of a
+    neural cell is part of a tf-idf cell's, both drawn by the same seeded order)."""
+    atts, ends = samples[(cell.name, d)]
+    common = sorted(set(atts) & set(samples[(other.name, d)][0]))
+    if len(common) < agg["min_docs"]:
+        return None
+    if len(common) == len(atts):
+        return tables[(cell.name, d)]
+    return C.feature_table([atts[r] for r in common], ends=[ends[r] for r in common], boots=0, seed=seed, **agg)
+
+
+def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
+    tops, shifts = [], []
     for name, c in summary["cells"].items():
         for d, v in c["per_domain"].items():
-            rows.append([name, d, "yes" if d in c["train_domains"] else "no", v["n_emails"],
-                         ", ".join(f["feature"] for f in v["phishing"][:6]),
-                         ", ".join(f["feature"] for f in v["legitimate"][:6])])
-    artifacts.write_json(out_dir / "section.json", {
-        "id": "corpus-attributions", "title": "Corpus-level attributions: top features per cell and test domain",
-        "caption": ("Each cell's attributions (occlusion) over a domain's held-out emails (a label-balanced sample where "
-                    f"the domain has more than {opts['emails_per_domain_llm']} for neural cells, "
-                    f"{opts['emails_per_domain']} for TF-IDF), "
-                    "aggregated per word or n-gram: features ranked by mean weight × log(1 + emails they occur in), "
-                    "so a feature the cell leans on in many emails outranks a one-off. 'in domain': the cell trained "
-                    "on that domain."),
-        "table": {"columns": ["cell", "test domain", "in domain", "emails", "top toward phishing",
-                              "top toward legitimate"], "rows": rows}})
-    return findings
+            view = v.get("words_in_view", 1.0)
+            tops.append([name, d, "yes" if d in c["train_domains"] else "no", v["n_emails"],
+                         f"{view:.0%}", _fmt_features(v["phishing"]), _fmt_features(v["legitimate"])])
+        for d, s in c["shifts"].items():
+            ch = s["overlap_by_chance"] or {}
+            diff = s["differences"]
+            shifts.append([name, s["vs"], d, f"{s['phishing_overlap']:.0%}",
+                           f"{ch['median']:.0%} (5th pct {ch['p05']:.0%})" if ch else "n/a",
+                           "yes" if s["beyond_chance"] else "no", _names(diff["more_in_home"]),
+                           _names(diff["more_in_this_domain"]), _names(diff["only_in_home"])])
+    return [
+        {"id": "corpus-attributions", "title": "Corpus-level attributions: top features per cell and test domain",
+         "caption": ("Each cell's attributions (occlusion) over a domain's held-out emails (a label-balanced sample "
+                     f"where the domain has more than {opts['emails_per_domain_llm']} for neural cells, "
+                     f"{opts['emails_per_domain']} for TF-IDF), aggregated per word or phrase: importance = mean weight × "
+                     "log(1 + emails it occurs in), so a feature the cell leans on in many emails outranks a one-off. "
+                     "Each feature reads 'importance (emails, stability)': stability is the share of 200 resamples "
+                     "of the emails in which it stays in the top list. A two-word phrase is listed only when both "
+                     "words carry its weight, and a feature whose occurrences a stronger one already holds is "
+                     "folded into it. 'words in view': the share of the sample's words inside the model's window "
+                     "(the rest are not counted). 'in domain': the cell trained on that domain."),
+         "table": {"columns": ["cell", "test domain", "in domain", "emails", "words in view",
+                               "top toward phishing", "top toward legitimate"], "rows": tops}},
+        {"id": "corpus-attribution-shifts", "title": "How each cell's phishing evidence shifts out of its training domain",
+         "caption": ("Overlap: Jaccard of the top phishing features at home and in the other domain. By chance: the "
+                     "overlap of two resamples of the home emails with each other; a shift is beyond chance when the "
+                     "overlap lies below its 5th percentile. The feature columns compare only features both samples "
+                     "hold in enough emails; 'only at home' lists strong home features the other domain's sample "
+                     "lacks (a vocabulary difference, not a change in how the model uses them)."),
+         "table": {"columns": ["cell", "home", "test domain", "overlap", "by chance (median)", "beyond chance",
+                               "stronger toward phishing at home", "stronger toward phishing here", "only at home"],
+                   "rows": shifts}},
+        {"id": "corpus-attribution-examples", "title": "Attributions, email by email: home and out of domain",
+         "caption": ("For each cell, the phishing email of its training domain it scores most confidently, beside the "
+                     "out-of-domain phishing email it scores lowest, both with their word attributions on one colour "
+                     "scale: what the cell keys on at home, and whether the other email has it."),
+         "evidence": pairs},
+    ]
 
 
 def _who(cell) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from gapscope.attribution import edits as E
+from gapscope.attribution.window import model_tokens, visible_end
 from gapscope import option_rules as R
 from gapscope.findings import Finding, register_detector
 
@@ -61,36 +62,6 @@ def study_edits(study, opts: dict[str, Any]) -> list[E.Edit]:
     return out
 
 
-def _model_tokens(model):
-    """text -> the tokens the model reads (after its truncation), or None where it exposes none."""
-    from gapscope.models.base import UnsupportedByModel
-
-    def tokens(text: str):
-        try:
-            return model.tokenize(text)
-        except UnsupportedByModel:
-            return None
-
-    return tokens
-
-
-def visible_end(tokens, text: str) -> int | None:
-    """How many characters of `text` a model that truncates reads (the shortest prefix with the
-    same tokens), or None when it reads the whole text (or exposes no tokens)."""
-    full = tokens(text)
-    body = text.rstrip()
-    if full is None or not body or tokens(body[:-1]) != full:
-        return None  # the last character is in view
-    lo, hi = 0, len(body) - 1
-    while lo < hi:  # the prefix's tokens grow with it up to the window, then stay
-        mid = (lo + hi) // 2
-        if tokens(text[:mid]) == full:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
 def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per (domain, edit, email): original and edited margins. An edit that leaves the
     tokens the model reads unchanged (it falls past the model's window) is recorded as unseen and
@@ -112,7 +83,7 @@ def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> li
         if not jobs:
             continue
         model = model or ModelCache.get(study, cell)
-        tokens = tokens or _model_tokens(model)
+        tokens = tokens or model_tokens(model)
         seen_orig = {r.id: tokens(r.text) for r in rows}
         # a model that reads only the start of an email: an edit in view would pull text past the
         # original's view into it, and the pair would differ by more than the edit; cut there
@@ -276,7 +247,21 @@ def run(study) -> list[Finding]:
                 score=worst["flip_rate"],
             ))
     artifacts.write_json(study.artifact_dir("minimal_pairs") / "edits.json", table)
-    artifacts.write_json(study.artifact_dir("minimal_pairs") / "section.json", {
+    domains = sorted({r["domain"] for r in table if r["domain"] != "*"})
+    by = {(r["cell"], r["edit"], r["domain"]): r for r in table}
+
+    def flips(r):  # "3/12": decisions flipped of the emails scored
+        if r is None:
+            return ""
+        return "not in view" if not r["n"] and r["unseen"] else f"{r['to_phishing'] + r['to_legitimate']}/{r['n']}"
+
+    per_domain = {"id": "minimal-pairs-domains", "title": "Minimal pairs: decision flips per edit and test domain",
+                  "caption": "Flipped decisions of the emails scored (in view) in each test domain; blank: no email "
+                             "of that domain carries what the edit changes.",
+                  "table": {"columns": ["cell", "edit", *domains],
+                            "rows": [[r["cell"], r["edit"], *[flips(by.get((r["cell"], r["edit"], d))) for d in domains]]
+                                     for r in table if r["domain"] == "*"]}}
+    artifacts.write_json(study.artifact_dir("minimal_pairs") / "section.json", [{
         "id": "minimal-pairs", "title": "Minimal pairs: decision flips per edit (all test domains)",
         "caption": ("Each edit applied to held-out emails of every test domain: the share of the cell's decisions it "
                     "flips and the mean margin change (positive = toward phishing). Label-preserving edits should "
@@ -285,5 +270,5 @@ def run(study) -> list[Finding]:
         "table": {"columns": ["cell", "edit", "effect", "emails", "not in view", "flip rate", "to phishing",
                               "to legitimate", "mean margin change"],
                   "rows": [[r["cell"], r["edit"], r["effect"], r["n"], r["unseen"], r["flip_rate"], r["to_phishing"],
-                            r["to_legitimate"], r["mean_delta"]] for r in table if r["domain"] == "*"]}})
+                            r["to_legitimate"], r["mean_delta"]] for r in table if r["domain"] == "*"]}}, per_domain])
     return findings

@@ -76,11 +76,21 @@ def _token_text(tok: Any) -> str:
     return " " + t[1:] if t[:1] in ("Ġ", "▁") else t
 
 
-def token_spans(tokens: list, weights: list) -> list[dict[str, str]]:
-    """Tokens with a background whose strength is |weight|: red toward phishing, blue toward legitimate."""
+def _weights(weights: list) -> list[float]:
+    return [float(w) if isinstance(w, int | float) else 0.0 for w in weights[:MAX_TOKENS]]
+
+
+def _is_tokens(v: Any) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("tokens"), list) and isinstance(v.get("weights"), list)
+
+
+def token_spans(tokens: list, weights: list, top: float | None = None) -> list[dict[str, str]]:
+    """Tokens with a background whose strength is |weight|: red toward phishing, blue toward legitimate.
+    `top`: the |weight| of full strength (default the email's own largest), shared by emails drawn
+    side by side so that one colour means one weight in both."""
     pairs = list(zip(tokens, weights))[:MAX_TOKENS]
-    ws = [float(w) if isinstance(w, int | float) else 0.0 for _, w in pairs]
-    top = max((abs(w) for w in ws), default=0.0) or 1.0
+    ws = _weights([w for _, w in pairs])
+    top = top or max((abs(w) for w in ws), default=0.0) or 1.0
     spans = []
     for (tok, _), w in zip(pairs, ws):
         a = abs(w) / top
@@ -104,22 +114,30 @@ def _email(item: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def evidence_node(v: Any, depth: int = 0) -> dict[str, Any]:
-    """Turn any JSON-like value into a small tree the template knows how to draw."""
+def evidence_node(v: Any, depth: int = 0, top: float | None = None) -> dict[str, Any]:
+    """Turn any JSON-like value into a small tree the template knows how to draw. `top`: the
+    colour scale of an email drawn beside others (see token_spans)."""
     if _is_scalar(v):
         return _capped(v) if _long(v) else {"t": "scalar", "text": fmt(v)}
     if depth >= MAX_DEPTH:
         return _capped(json.dumps(v, default=str, ensure_ascii=False)[:MAX_TEXT])
     if isinstance(v, dict):
-        if isinstance(v.get("tokens"), list) and isinstance(v.get("weights"), list):
+        if _is_tokens(v):
             # the email is drawn by its tokens; its text again and the run's bookkeeping stay in findings.json
             rest = {k: x for k, x in v.items() if k not in ("tokens", "weights", "params", "seconds", "evals")
                     and not (k == "text" and x == "".join(map(str, v["tokens"])))}
-            return {"t": "tokens", "spans": token_spans(v["tokens"], v["weights"]),
+            return {"t": "tokens", "spans": token_spans(v["tokens"], v["weights"], top),
                     "rest": evidence_node(rest, depth + 1) if rest else None}
-        items = list(v.items())
-        return {"t": "dict", "kids": [(str(k), evidence_node(x, depth + 1)) for k, x in items[:MAX_KEYS]],
-                "more": max(len(items) - MAX_KEYS, 0)}
+        items = list(v.items())[:MAX_KEYS]
+        # emails side by side (a minimal pair, an in-domain and an out-of-domain example), on one scale
+        shown = [(k, x) for k, x in items if _is_tokens(x)]
+        side, shared = [], None
+        if len(shown) > 1:
+            shared = max((abs(w) for _, x in shown for w in _weights(x["weights"])), default=0.0) or None
+            side = [(str(k), evidence_node(x, depth + 1, shared)) for k, x in shown]
+            items = [(k, x) for k, x in items if not _is_tokens(x)]
+        return {"t": "dict", "kids": [(str(k), evidence_node(x, depth + 1)) for k, x in items], "side": side,
+                "more": max(len(v) - MAX_KEYS, 0)}
     if isinstance(v, list | tuple | set):
         v = list(v)
         more = max(len(v) - MAX_ITEMS, 0)
@@ -303,6 +321,8 @@ def _extra_view(sections) -> list[dict[str, Any]]:
                     "caption": str(s["caption"]) if s.get("caption") else None,
                     # Trusted by contract: only gapscope code builds `html` (see module docstring).
                     "html": Markup(s["html"]) if s.get("html") else None,
+                    # any JSON value, drawn (and escaped) like a finding's evidence
+                    "evidence": evidence_node(s["evidence"]) if s.get("evidence") else None,
                     "table": {"columns": [str(c) for c in table.get("columns", [])],
                               "rows": [[fmt(c) for c in r] for r in table.get("rows", [])[:MAX_TABLE_ROWS]]}
                     if table else None})

@@ -1,6 +1,7 @@
 """Extra report sections contributed by detectors: each detector may leave
-diagnostics/<name>/section.json ({"id", "title", "html" or "table", optionally "caption": plain text
-shown under the title}) and it is rendered after the matrix."""
+diagnostics/<name>/section.json ({"id", "title", "html", "table" or "evidence" (any JSON value, drawn
+and escaped like a finding's evidence), optionally "caption": plain text shown under the title}),
+or a list of them, and it is rendered after the matrix."""
 
 from __future__ import annotations
 
