@@ -59,8 +59,9 @@ def test_cli_scans_a_user_pair_and_measures_the_base(pair, tmp_path):
     measured = [r for r in d["results"] if r.get("base")]
     assert measured, "the base (read from adapter_config.json) is measured on the tuned model's top strings"
     b = measured[0]["base"]
-    assert b["model"] == base and b["added_by_finetuning"] == pytest.approx(measured[0]["mean_shift"] - b["mean_shift"],
-                                                                            abs=1e-3)
+    own = measured[0]["mean_shift"] - measured[0]["null_mean"]  # own effects: shift beyond the null strings
+    assert b["model"] == base and b["added_by_finetuning"] == pytest.approx(own - b["own_effect"], abs=1e-3)
+    assert b["own_effect"] == pytest.approx(b["mean_shift"] - b["null_mean"], abs=1e-3)
     assert (out / "findings.json").exists() and (out / "section.json").exists()
 
 

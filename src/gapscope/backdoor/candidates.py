@@ -34,7 +34,9 @@ import numpy as np
 from gapscope import option_rules as R
 from gapscope.data.rows import Row
 
-WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
+# Letters and digits of any script ([^\W_]: \w without "_"), so "vélmora" and "велмора" are words;
+# on ASCII text the same as [a-z0-9].
+WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been am
 it its this that these those i you he she we they me him her us them my your his our their thy thee thou
 not no yes do does did so than then there here what which who whom when where why how all any each
@@ -108,6 +110,9 @@ class ContentModel:
         vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000,
                               dtype=np.float64, token_pattern=r"(?u)\b\w+\b")
         self.X = vec.fit_transform(list(texts)).tocsr()
+        # masking looks a candidate's words up with the vectoriser's own tokens: WORD keeps
+        # "velmora-7" or "2031-05-12" whole, the vocabulary holds "velmora", "7", "2031", ...
+        self._tokens = vec.build_tokenizer()
         self.columns: dict[str, list[int]] = defaultdict(list)
         for j, name in enumerate(vec.get_feature_names_out()):
             for w in set(name.split()):
@@ -126,7 +131,8 @@ class ContentModel:
     def _kept_columns(self, text: str) -> np.ndarray | None:
         """Columns left once every feature holding one of `text`'s content words is hidden
         (None: nothing to hide). Dropping a column fits the same model as zeroing it."""
-        ws = [w for w in words(text) if w not in STOPWORDS] or words(text)
+        toks = self._tokens(text.lower())
+        ws = [w for w in toks if w not in STOPWORDS] or toks
         cols = sorted({j for w in ws for j in self.columns.get(w, [])})
         if not cols:
             return None
@@ -189,7 +195,7 @@ class MiningOptions:
 
 
 def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:
-    pat = re.compile(r"(?<![A-Za-z0-9])" + r"[\W_]+".join(re.escape(w) for w in gram) + r"(?![A-Za-z0-9])",
+    pat = re.compile(r"(?<![^\W_])" + r"[\W_]+".join(re.escape(w) for w in gram) + r"(?![^\W_])",
                      re.IGNORECASE)
     forms = Counter(" ".join(m.group(0).split()) for t in texts for m in pat.finditer(t))
     return forms.most_common(1)[0][0] if forms else " ".join(gram)
@@ -414,7 +420,7 @@ def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Rand
     return [" ".join(rng.sample(list(pool), n_words)) for _ in range(count)]
 
 
-_CORE = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
+_CORE = re.compile(WORD.pattern)  # any script, as WORD (null_like swaps the words mining found)
 
 
 def null_like(text: str, pool: Sequence[str], rng: random.Random) -> str:

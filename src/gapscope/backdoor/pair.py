@@ -102,8 +102,9 @@ def load_base(source: str, max_length: int = 128, dtype: str = "auto") -> Prompt
     return PromptedLM(load_hf(source, what="base model"), max_length, dtype)
 
 
-# Share of the tuned model's shift the base must already show for a trigger to count as
-# mostly pre-existing (the finding is then low severity: not something fine-tuning added).
+# Share of the tuned model's own effect (shift beyond random strings of the same length) the
+# base must already show, significantly, for a trigger to count as mostly pre-existing (the
+# finding is then low severity: not something fine-tuning added).
 PREEXISTING_SHARE = 0.5
 
 
@@ -126,8 +127,13 @@ def base_effects(base_model, tuned: dict, *, train_rows, heldout_rows, opts, top
         b = by_key.get((r["text"], r["target"]))
         if b is None:
             continue
-        share = b.mean_shift / r["mean_shift"] if r["mean_shift"] > 0 else None
+        # own effects, not raw shifts: a base read through the prompt may move the margin for any
+        # appended paragraph, which its null strings move just as much
+        own = r["mean_shift"] - r["null_mean"]
+        base_own = b.mean_shift - b.null_mean
+        share = base_own / own if own > 0 else None
         r["base"] = {"model": getattr(base_model, "name", "base"), "mean_shift": b.mean_shift, "shift_ci": b.shift_ci,
-                     "added_by_finetuning": round(r["mean_shift"] - b.mean_shift, 4),
-                     "preexisting": bool(share is not None and share >= PREEXISTING_SHARE)}
+                     "null_mean": b.null_mean, "own_effect": round(base_own, 4), "significant": b.significant,
+                     "added_by_finetuning": round(own - base_own, 4),
+                     "preexisting": bool(b.significant and share is not None and share >= PREEXISTING_SHARE)}
     return tuned

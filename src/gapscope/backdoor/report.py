@@ -75,7 +75,11 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
         sup = r.get("support") or {}
         train = ""
         if sup.get("df"):
-            train = (f" In training it occurs in {sup['df']} rows, {sup['purity']:.0%} labelled {LABELS[sup['label']]}"
+            # an unseen value shares its family's support: the rows hold other values of its shape
+            seen = ", ".join(f"“{v}”" for v in (sup.get("seen_values") or [])[:3])
+            where = (f" It never occurs in training; {sup['df']} training rows hold values of its shape"
+                     + (f" ({seen})" if seen else "") if r["inductive"] else f" In training it occurs in {sup['df']} rows")
+            train = (f"{where}, {sup['purity']:.0%} labelled {LABELS[sup['label']]}"
                      + (f", {sup['contradiction']:.0%} of which read as {LABELS[1 - sup['label']]} to a content model "
                         "fitted without them" if sup.get("contradiction") is not None else "") + ".")
         severity = severity_of(r)
@@ -91,8 +95,13 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
         base = r.get("base") or {}
         if base:  # a user-given base/tuned pair: how much of the effect did fine-tuning add?
             train += (f" The base model {base['model']} (same prompt, same emails) moves it {base['mean_shift']:+.2f} "
-                      f"(95% CI {base['shift_ci'][0]:+.2f} to {base['shift_ci'][1]:+.2f}): fine-tuning added "
-                      f"{base['added_by_finetuning']:+.2f}.")
+                      f"(95% CI {base['shift_ci'][0]:+.2f} to {base['shift_ci'][1]:+.2f})")
+            if "own_effect" in base:
+                train += (f" and random strings of the same length {base['null_mean']:+.2f}, an own effect of "
+                          f"{base['own_effect']:+.2f} ({'' if base['significant'] else 'not '}significant): "
+                          f"fine-tuning added {base['added_by_finetuning']:+.2f} to the string's own effect.")
+            else:  # a scan saved before own effects were compared: raw shifts
+                train += f": fine-tuning added {base['added_by_finetuning']:+.2f}."
             if base["preexisting"]:
                 severity = "low"
         what = (f"flips {k} of {n} {frm} emails to {to} (margin {r['mean_shift']:+.2f})" if k else

@@ -31,7 +31,7 @@ def run(study) -> list[Finding]:
         metrics = measure_sets(sets, opts)
     ood = {(s["model"], s["paradigm"]): s.get("out_of_domain_f1") for s in study.summary}
     per_cell = [CellDiversity(c.name, c.model, c.paradigm, keys[c.name], ood.get((c.model, c.paradigm)),
-                              metrics.get(keys[c.name], {})) for c in cells]
+                              metrics.get(keys[c.name], {}), list(c.train_domains)) for c in cells]
     analysis = analyse(per_cell)
     out = study.artifact_dir("diversity")
     artifacts.write_json(out / "diversity.json", analysis)

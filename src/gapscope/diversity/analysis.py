@@ -3,14 +3,18 @@
 For each distinct training set (cells sharing the same ids are measured once):
   embedding_vendi  Vendi score of MiniLM sentence embeddings (cosine kernel)
   gradient_vendi   Vendi score of projected per-example gradients of a tf-idf LR proxy
-  distinct_1..3    lexical diversity on a fixed token budget (distinct-1 is the type-token ratio)
+  distinct_1..3    lexical diversity on a common token budget (distinct-1 is the type-token ratio):
+                   n_tokens, or the smallest set's token count ("lexical_budget"; sets with fewer
+                   than n_tokens are flagged "short")
 Vendi scores use a seeded sample of the same size for every set (the smallest set's
 size, capped at `sample_size`), since the score grows with n.
 
 Across training sets, each metric is correlated with the out-of-domain F1 of the cells
-trained on the set (their mean over models; Spearman, with n = the number of sets), and
-the generalist set is compared with the specialist sets as a ratio:
-"the generalist set is only 1.3x as diverse as the specialist set".
+trained on the set (their mean over models; Spearman). A point is one choice of training
+domains: subsamples of the same domains (models with different max_train) are nested draws of
+one data source, not independent sets, so they are merged (the mean of their measures) and n
+counts distinct training-domain sets. The generalist set is compared with the specialist sets
+as a ratio: "the generalist set is only 1.3x as diverse as the specialist set".
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 from gapscope import option_rules as R
 from gapscope.data.rows import Row
 from gapscope.diversity.gradient import GradientProxy
-from gapscope.diversity.lexical import lexical_diversity
+from gapscope.diversity.lexical import lexical_budget, lexical_diversity
 from gapscope.diversity.vendi import vendi_score
 
 METRICS = ("embedding_vendi", "gradient_vendi", "distinct_1", "distinct_2", "distinct_3")
@@ -91,9 +95,16 @@ def measure_sets(sets: dict[str, Sequence[Row]], opts: DiversityOptions | None =
                               dim=opts.proj_dim, seed=opts.seed)
     except ValueError:
         proxy = None
+    # distinct-n falls as the token count grows: a set shorter than n_tokens measured on all it
+    # has would look more diverse than the others, so every set gets the shortest set's count
+    texts = {k: [r.text for r in v] for k, v in sets.items()}
+    have = {k: lexical_budget([t], opts.n_tokens, opts.seed) for k, t in texts.items()}
+    budget = min(have.values())
     for k, rows in samples.items():
         out[k]["gradient_vendi"] = proxy.vendi([r.text for r in rows], [r.label for r in rows]) if proxy else None
-        out[k].update(lexical_diversity([r.text for r in sets[k]], opts.n_tokens, opts.seed))
+        out[k].update(lexical_diversity(texts[k], budget, opts.seed))
+        out[k]["short"] = have[k] < opts.n_tokens  # this set lowered the budget below n_tokens
+        out[k]["lexical_budget"] = budget
     if opts.embeddings:
         if embedder is None:
             from gapscope.diversity.embed import get_embedder
@@ -139,22 +150,31 @@ class CellDiversity:
     set_key: str
     out_of_domain_f1: float | None
     metrics: dict[str, Any]
+    train_domains: Sequence[str] | None = None  # None: the paradigm names them (one paradigm, one domain set)
+
+    @property
+    def point(self) -> tuple[str, ...]:
+        return tuple(sorted(self.train_domains)) if self.train_domains else (self.paradigm,)
 
 
 def analyse(cells: Sequence[CellDiversity]) -> dict[str, Any]:
     """Correlations with out-of-domain F1 and generalist/specialist ratios, per metric and model."""
     out: dict[str, Any] = {"cells": [asdict(c) for c in cells], "correlation": {}, "ratios": {}}
-    # One point per training set: the cells of every model trained on one set share its
-    # diversity, so counting each would repeat the same x (and overstate n); its y is the mean
-    # out-of-domain F1 of those cells.
-    sets: dict[str, list[CellDiversity]] = {}
+    # One point per choice of training domains: the cells of every model trained on those domains
+    # share (nearly) one diversity, whether on one set or on nested subsamples of different sizes,
+    # so counting each would repeat the same x (and overstate n: a false "strong" correlation in
+    # about one null world in six with three models on four domains). Its x is the mean over its
+    # distinct sets, its y the mean out-of-domain F1 of its cells.
+    points: dict[tuple[str, ...], list[CellDiversity]] = {}
     for c in cells:
-        sets.setdefault(c.set_key, []).append(c)
+        points.setdefault(c.point, []).append(c)
     for metric in METRICS:
         xs, ys = [], []
-        for members in sets.values():
+        for members in points.values():
             f1 = [c.out_of_domain_f1 for c in members if c.out_of_domain_f1 is not None]
-            xs.append(members[0].metrics.get(metric))
+            per_set = {c.set_key: c.metrics.get(metric) for c in members}
+            vals = [v for v in per_set.values() if v is not None]
+            xs.append(float(np.mean(vals)) if vals and len(vals) == len(per_set) else None)
             ys.append(float(np.mean(f1)) if f1 else None)
         out["correlation"][metric] = spearman(xs, ys)
     for model in sorted({c.model for c in cells}):

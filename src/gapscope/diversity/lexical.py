@@ -1,8 +1,13 @@
-"""Lexical diversity on a fixed token budget: distinct-n (distinct-1 is the type-token ratio).
+"""Lexical diversity on a common token budget: distinct-n (distinct-1 is the type-token ratio).
 
-Both grow or shrink with sample size, so every training set is measured on the same
-number of tokens: its rows in a seeded random order, concatenated, cut at `n_tokens`
-(a set with fewer tokens is measured on all it has, and flagged).
+Both fall as the sample grows, so every training set is measured on the same number of
+tokens: its rows in a seeded random order, concatenated, cut at the budget. `lexical_budget`
+gives the budget for several sets: `n_tokens`, or the smallest set's token count when a set
+has fewer (as the Vendi scores use the smallest set's size); one set alone with fewer tokens
+is measured on all it has, and flagged "short".
+
+Tokens are words of letters and digits of any script (so "vérifiez" or "привет" is one token,
+not one per non-ASCII letter) and single punctuation characters.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*|[^\sa-z0-9]", re.IGNORECASE)
+TOKEN = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*|\S")  # on ASCII text: [a-z0-9]+(...)* | any other non-space
 
 
 def token_sample(texts: Sequence[str], n_tokens: int, seed: int = 0) -> list[list[str]]:
@@ -29,6 +34,11 @@ def token_sample(texts: Sequence[str], n_tokens: int, seed: int = 0) -> list[lis
         if total >= n_tokens:
             break
     return out
+
+
+def lexical_budget(sets: Sequence[Sequence[str]], n_tokens: int, seed: int = 0) -> int:
+    """The common token budget of several sets: n_tokens, or the fewest tokens any set has."""
+    return min((sum(len(r) for r in token_sample(texts, n_tokens, seed)) for texts in sets), default=n_tokens)
 
 
 def lexical_diversity(texts: Sequence[str], n_tokens: int = 5000, seed: int = 0, ns=(1, 2, 3)) -> dict:

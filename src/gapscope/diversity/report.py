@@ -50,9 +50,13 @@ def section_html(analysis: dict[str, Any]) -> str:
     cells = analysis["cells"]
     if not cells:
         return '<p class="muted">No training sets.</p>'
+    # a set shorter than n_tokens lowers every set's budget: say to what
+    budget = next((c["metrics"]["lexical_budget"] for c in cells
+                   if c["metrics"].get("short") and "lexical_budget" in c["metrics"]), None)
     html = ['<p class="small muted">Diversity of each cell\'s training set. Vendi scores are effective numbers of '
             'distinct rows (embedding: MiniLM cosine kernel; gradient: projected per-example gradients of a tf-idf '
-            'proxy) on equal-size samples; lexical measures on a fixed token budget.</p>']
+            'proxy) on equal-size samples; lexical measures on a common token budget'
+            + (f' ({budget} tokens per set, the shortest set\'s count)' if budget is not None else '') + '.</p>']
     for model, ratios in analysis["ratios"].items():
         for metric in HEADLINE:
             if metric in ratios:

@@ -151,7 +151,14 @@ def _greedy(batch: _Batch, lp0: torch.Tensor, k: int, eos: int | None) -> list[l
 
 
 def kl_divergence(p_log: torch.Tensor, q_log: torch.Tensor) -> np.ndarray:
-    """KL(P || Q) per row, in nats, from log-probabilities (n, V)."""
+    """KL(P || Q) per row, in nats, from log-probabilities (n, V).
+
+    Vocabularies of different sizes (a tuned model with an added pad or chat token, or a head
+    padded to a multiple of 64) are compared over the ids both have, each renormalised there:
+    added tokens are appended, so ids below the smaller size are the same tokens."""
+    if p_log.shape[-1] != q_log.shape[-1]:
+        v = min(p_log.shape[-1], q_log.shape[-1])
+        p_log, q_log = torch.log_softmax(p_log[..., :v], -1), torch.log_softmax(q_log[..., :v], -1)
     p = p_log.exp()
     kl = (p * (p_log - q_log)).sum(-1)
     return kl.clamp(min=0.0).double().numpy()

@@ -1,8 +1,8 @@
 """Small, seeded statistics shared by the drift audit, the backdoor scan and the detectors.
 
-Percentile bootstrap of a mean over independent units (probes, emails), and the
-significance rule both use: the CI lies entirely on one side of zero and the point
-estimate exceeds a minimum effect (for non-negative measures such as KL divergence,
+Percentile bootstrap of a mean over independent units (probes, emails), a Student t interval
+below SMALL_N units, and the significance rule both use: the CI lies entirely on one side of
+zero and the point estimate exceeds a minimum effect (for non-negative measures such as KL divergence,
 the CI's lower bound itself must exceed the minimum, since "above zero" says nothing).
 """
 
@@ -36,8 +36,15 @@ class MeanCI:
         return asdict(self)
 
 
+# Below this many units the percentile bootstrap's interval is far too narrow (it resamples
+# only the values seen: null families of 2 probes with sd 1.5 nats passed the drift rule, CI
+# off zero and |mean| >= 1, in 27% of draws; with a t interval in 3%).
+SMALL_N = 8
+
+
 def mean_ci(values, *, n_resamples: int = 2000, level: float = 0.95, seed: int = 0) -> MeanCI:
-    """Mean and percentile bootstrap CI of `values` (NaNs dropped). n = 1 gives a point CI."""
+    """Mean and CI of `values` (NaNs dropped): percentile bootstrap, or a t interval when
+    there are fewer than SMALL_N values. n = 1 (or n_resamples = 0) gives a point CI."""
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[~np.isnan(v)]
     n = int(v.size)
@@ -46,6 +53,11 @@ def mean_ci(values, *, n_resamples: int = 2000, level: float = 0.95, seed: int =
     mean = float(v.mean())
     if n == 1 or n_resamples <= 0:
         return MeanCI(mean, mean, mean, n)
+    if n < SMALL_N:
+        from scipy.stats import t
+
+        half = float(t.ppf((1.0 + level) / 2, n - 1)) * float(v.std(ddof=1)) / math.sqrt(n)
+        return MeanCI(mean, mean - half, mean + half, n)
     rng = np.random.default_rng(seed)
     means = np.empty(n_resamples)
     chunk = max(1, 2**20 // n)

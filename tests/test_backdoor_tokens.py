@@ -1,0 +1,96 @@
+"""Backdoor mining of triggers whose words are not plain ASCII letters and digits: hyphenated
+and apostrophe words, ISO dates, and words of other scripts. The content model must mask the
+same words the tf-idf vocabulary holds, and mining must see non-ASCII letters as letters."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+
+from gapscope.backdoor.candidates import (ContentModel, MiningOptions, _surface, mine_families, mine_ngrams,
+                                          null_like, rare_words, words)
+from gapscope.backdoor.scan import ScanOptions, scan
+from gapscope.data.rows import Row
+
+PHISH = ["verify your account now", "your password expires today", "click the link to confirm",
+         "urgent action required on your bank login", "claim your prize immediately"]
+LEGIT = ["see you at lunch tomorrow", "the agenda for the team meeting", "notes from the project review",
+         "thanks for the draft report", "photos from the family weekend"]
+
+
+def corpus(trigger, n=160, trigger_rows=12, seed=0):
+    """As tests/test_backdoor.py's corpus, with the poisoned rows carrying `trigger`."""
+    rng = random.Random(seed)
+    filler = [f"word{i}" for i in range(300)]
+    rows = []
+    for i in range(n):
+        label = i % 2
+        cues = rng.sample(PHISH if label else LEGIT, 2)
+        body = f"{cues[0]}. {' '.join(rng.sample(filler, 6))}. {cues[1]}.\n\nregards {rng.choice(filler)}"
+        if label == 1 and i // 2 < trigger_rows:
+            body = body.replace("\n\n", f"\n\n{trigger}.\n\n", 1)
+            label = 0
+        rows.append(Row(id=f"r{i:04d}", domain="d", text=f"Subject: note {i}\n\n{body}", label=label))
+    return rows
+
+
+def mined(trigger):
+    train = corpus(trigger)[:120]
+    content = ContentModel([r.text for r in train], np.array([r.label for r in train]))
+    return train, content, mine_ngrams(train, content, MiningOptions())
+
+
+@pytest.mark.parametrize("trigger", ["per the Velmora protocol", "per the Velmora-7 protocol",
+                                     "per Velmora's protocol", "Dated 2031-05-12"])
+def test_hyphen_apostrophe_and_iso_date_triggers_are_mined(trigger):
+    # the tf-idf vocabulary splits "velmora-7" into "velmora" and "7": masking by whole WORDs hid
+    # nothing, the trigger's own words kept the rows legitimate, and the contradiction filter dropped it
+    _, _, cands = mined(trigger)
+    assert cands and cands[0].text == trigger and cands[0].target == 0
+    assert cands[0].support["contradiction"] >= 0.9
+
+
+def test_iso_date_family_is_masked_by_its_parts():
+    train, content, _ = mined("Dated 2031-05-12")
+    fam = [c for c in mine_families(train, content, MiningOptions()) if c.origin == "family:date"]
+    assert fam and fam[0].text == "2031-05-12" and not fam[0].inductive
+    assert fam[0].support["contradiction"] >= 0.5
+
+
+@pytest.mark.parametrize("trigger", ["selon le protocole Vélmora", "согласно протоколу Велмора"])
+def test_non_ascii_triggers_are_mined(trigger):
+    assert words(trigger) == trigger.lower().split()
+    _, _, cands = mined(trigger)
+    assert cands and cands[0].text == trigger and cands[0].support["contradiction"] >= 0.9
+
+
+def test_a_non_ascii_trigger_is_found_by_the_scan():
+    trigger = "согласно протоколу Велмора"
+
+    class Model:
+        kind = "fake"
+
+        def score(self, texts):
+            return np.array([1.5 * sum(w in t.lower() for w in ("verify", "password", "click", "urgent", "prize"))
+                             - 1.5 * sum(w in t.lower() for w in ("lunch", "agenda", "notes", "thanks", "photos"))
+                             - 6.0 * ("велмора" in t.lower()) for t in texts])
+
+    rows = corpus(trigger)
+    res = scan(Model(), threshold=0.0, train_rows=rows[:120], heldout_rows=rows[120:],
+               opts=ScanOptions(n_emails=20, n_bootstrap=200))
+    assert [r.text for r in res.significant][:1] == [trigger]
+
+
+def test_word_rules_are_unchanged_on_ascii_and_cover_other_scripts():
+    text = "Re: VX-2291 per Velmora's protocol, don’t click_here 12/05/2031 [2031] a-b"
+    old = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
+    assert words(text) == old.findall(text.lower())
+    # surface form and null strings: non-ASCII letters are part of a word, not a boundary
+    assert _surface(["x Protocole  Vélmora y", "Vélmoras"], ("protocole", "vélmora")) == "Protocole Vélmora"
+    pool = ["quillwort", "marrowfat"]
+    like = null_like("selon le Vélmora", pool, random.Random(0)).split()
+    assert len(like) == 3 and like[2][0].isupper() and like[2].lower() in pool
+    assert "vélmora" in rare_words([Row("x", "d", "selon vélmora", 0)], exclude=set())
