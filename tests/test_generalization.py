@@ -32,6 +32,16 @@ def test_the_generalist_is_compared_like_with_like():
     assert "closes" not in f.summary
 
 
+def test_the_comparison_says_the_training_sizes():
+    # the mix is sized to the median specialist: "at equal size" was said of 120 vs 60 and 240
+    sizes = {("m", "generalist"): 120, ("m", "specialist:a"): 60, ("m", "specialist:b"): 240}
+    (f,) = paradigm_comparison(_matrix(), train_sizes=sizes)
+    assert "the generalist on 120 training rows, the specialists on 60-240" in f.summary
+    assert "equal size" not in f.summary
+    (f,) = paradigm_comparison(_matrix(), train_sizes={k: 120 for k in sizes})
+    assert "each on 120 training rows" in f.summary
+
+
 def test_unseen_domains_and_lodo_cells_are_the_generalisation_evidence():
     (f,) = paradigm_comparison(_matrix(generalist_domains=("a", "c")))
     assert f.evidence["domains"] == ["a"] and f.evidence["unseen_domains"] == ["b"]
@@ -309,7 +319,7 @@ def test_a_rate_observed_at_one_or_zero_does_not_make_a_gap_of_a_handful_of_rows
     assert [f for f in run(study) if f.kind == "generalization_gap"] == []
 
 
-def test_a_generalist_trained_on_a_ham_archive_reads_its_in_domain_f1_from_pooled_rates():
+def test_a_generalist_trained_on_a_ham_archive_reads_its_in_domain_f1_from_its_two_class_domains():
     # a ham-only training domain has F1 0 by convention; averaged in, "in-domain F1 0.45"
     from types import SimpleNamespace
 
@@ -322,8 +332,27 @@ def test_a_generalist_trained_on_a_ham_archive_reads_its_in_domain_f1_from_poole
     (f,) = [f for f in run(study) if f.kind == "generalization_gap"]
     assert f.evidence["in_domain_recall"] == pytest.approx(0.9) and f.evidence["in_domain_fpr"] == pytest.approx(0.1)
     assert f.evidence["in_domain_f1"] == pytest.approx(float(__import__("gapscope.eval.metrics", fromlist=["x"])
-                                                             .f1_at_share(0.9, 0.1, 0.25)), abs=1e-4)
-    assert "In-domain F1 0.82" in f.summary and "loses" in f.title
+                                                             .f1_at_share(0.9, 0.1, 0.5)), abs=1e-4)
+    # the ham archive alone measures recognising that archive, not the label: the rates are a's
+    assert "In-domain F1 0.90" in f.summary and "loses" in f.title
+    assert f.evidence["in_domain_reference"] == ["a"] and f.evidence["single_class_in_domain"] == ["ham"]
+    assert "ham (holds one class) left out" in f.summary
+
+
+def test_a_phishing_only_corpus_in_the_mix_does_not_make_the_reference():
+    # leave-one-out cell trained on b (12% phishing, recall 0.25) and c (phishing only, all caught):
+    # pooled, recall 50 of 62 made a's F1 0.67 "a loss of 0.21"; b's own rates give 0.39 at a's share
+    from types import SimpleNamespace
+
+    from gapscope.detectors.generalization import run
+
+    study = _share_study({"b": (130, 16 / 130, 0.25, 3 / 114), "c": (46, 1.0, 1.0, 0.0), "a": (60, 0.5, 0.5, 0.0)})
+    for e in study.matrix:
+        e.update(paradigm="lodo:a", train_domains=["b", "c"], in_domain=e["test_domain"] in ("b", "c"))
+    study.cells = [SimpleNamespace(model="m", paradigm="lodo:a", name="m-lodo-a", threshold=0.0)]
+    (a,) = [e for e in study.matrix if e["test_domain"] == "a"]
+    assert a["f1"] == pytest.approx(2 / 3)
+    assert not [f for f in run(study) if f.kind == "generalization_gap" and f.severity != "info"]
 
 
 def test_a_drop_the_share_does_not_account_for_is_not_called_the_share():

@@ -98,3 +98,27 @@ def test_read_matrix_tolerates_contract_only_files(tmp_path):
         "ece": 0.0, "some_future_field": 1}]))
     (e,) = read_matrix(tmp_path)
     assert e.undefined == {} and e.threshold is None
+
+
+def test_count_metric_intervals_do_not_collapse_on_a_handful_of_rows():
+    # a bootstrap of the rows gave 5 of 5 right F1 [1.00, 1.00], and the same for one phishing
+    # email of 30, caught (a third of its resamples dropped for holding no phishing)
+    from gapscope.eval.matrix import evaluate_cell
+
+    def entry(y, s):
+        y, s = np.asarray(y), np.asarray(s, float)
+        return evaluate_cell("m", "specialist:a", ["a"], 0.0, {"b": ([str(i) for i in range(len(y))], y, s)},
+                             seed=0, n_resamples=200)[0]
+
+    five = entry([1, 1, 0, 0, 0], [1, 1, -1, -1, -1])
+    assert five.f1 == 1.0 and five.f1_ci[0] < 0.9 and five.recall_ci[0] < 0.9 and five.accuracy_ci[0] < 0.9
+    one = entry([1] + [0] * 29, [1] + [-1] * 29)
+    assert one.f1 == 1.0 and one.f1_ci[0] < 0.5 and one.precision_ci[0] < 0.9
+    # a larger set: the interval holds the estimate and narrows with n
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    s = np.where(rng.random(400) < 0.85, 2 * y - 1, 1 - 2 * y).astype(float)
+    big = entry(y, s)
+    assert big.f1_ci[0] < big.f1 < big.f1_ci[1] and big.f1_ci[1] - big.f1_ci[0] < 0.12
+    ham = entry([0, 0, 0], [-1, -1, 1])  # no phishing: no F1, recall or precision interval
+    assert ham.f1_ci is None and ham.recall_ci is None and ham.accuracy_ci is not None

@@ -289,3 +289,41 @@ def test_gpu_only_options_are_refused_before_any_data_is_read(tmp_path, option, 
         run_study(spec, tmp_path / "run", detectors=False)
     assert "model 'lm'" in str(e.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resume_after_the_corpus_was_relabelled_redoes_the_cells(tmp_path):
+    # the cell fingerprint named row ids only: relabelling rows (as a label-noise finding invites)
+    # and rerunning reused every cell, each scored on the old labels
+    spec = make_study(tmp_path)
+    run_study(spec, tmp_path / "run", detectors=False)
+    path = tmp_path / "bank.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    for r in rows[:20]:
+        r["label"] = 1 - r["label"]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    res = run_study(spec, tmp_path / "run", detectors=False)
+    assert not res.skipped and all(o.ok for o in res.outcomes)
+    matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
+    bank = {(e["model"], e["paradigm"]): (e["n"], e["n_positive"]) for e in matrix if e["test_domain"] == "bank"}
+    assert len(set(bank.values())) == 1  # every cell scored on the same, current labels
+    # unchanged data: the next run resumes every cell
+    again = run_study(spec, tmp_path / "run", detectors=False)
+    assert again.skipped and not again.outcomes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_test_cap_keeps_each_labels_share(seed):
+    # drawn over the whole domain, a 5%-phishing domain capped at 40 got 0 to 6 phishing rows
+    from types import SimpleNamespace
+
+    from gapscope.data.rows import Row
+    from gapscope.study.runner import cap_test
+
+    rows = {f"r{i:03d}": Row(id=f"r{i:03d}", domain="d", text=str(i), label=int(i < 10)) for i in range(200)}
+    rows |= {f"q{i:03d}": Row(id=f"q{i:03d}", domain="e", text=str(i), label=int(i < 1)) for i in range(100)}
+    spec = SimpleNamespace(study=SimpleNamespace(max_test_per_domain=40, seed=seed))
+    kept = cap_test(rows, sorted(rows), spec)
+    d = [i for i in kept if rows[i].domain == "d"]
+    e = [i for i in kept if rows[i].domain == "e"]
+    assert len(d) == 40 and sum(rows[i].label for i in d) == 2  # 5% of 40
+    assert len(e) == 40 and sum(rows[i].label for i in e) == 1  # 1% of 40 rounds to 0: one kept

@@ -310,3 +310,25 @@ def test_model_option_ranges_follow_how_the_options_are_used(kind, option, ok):
     else:
         with pytest.raises(OptionError):
             parse_options(options_class(kind), option, "m")
+
+
+def test_copies_of_one_email_stay_on_one_side_of_the_split():
+    # split row by row, 60 copies of one phishing email made 16 of the 30 held-out phishing rows
+    rows = [Row(id=f"c{i:03d}", domain="d", text="Verify your  account NOW", label=1) for i in range(60)]
+    rows += [Row(id=f"p{i:03d}", domain="d", text=f"phishing email {i}", label=1) for i in range(40)]
+    rows += [Row(id=f"h{i:03d}", domain="d", text=f"legitimate email {i}", label=0) for i in range(100)]
+    train, test = split_held_out(rows, 0.3, seed=0)
+    copies = {r.id for r in rows if r.id.startswith("c")}
+    assert copies <= set(train) or copies <= set(test)
+    assert copies <= set(train)  # 60 copies do not fit a test share of 30: the unique emails are held out
+    assert sum(i.startswith("p") for i in test) == 30 and sum(i.startswith("h") for i in test) == 30
+    # without copies the split is the row-by-row one: the same rows held out as before
+    from gapscope.study.split import rng_for
+
+    plain = [r for r in rows if not r.id.startswith("c")]
+    expected = []
+    for label, prefix in ((0, "h"), (1, "p")):
+        ids = sorted(r.id for r in plain if r.label == label)
+        order = rng_for(3, "split", "d", str(label)).permutation(len(ids))
+        expected += [ids[i] for i in order[:round(0.25 * len(ids))]]
+    assert split_held_out(plain, 0.25, seed=3)[1] == sorted(expected)

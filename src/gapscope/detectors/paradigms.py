@@ -22,11 +22,13 @@ def _change(delta: float, ci: list[float] | None = None) -> str:
 
 
 def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[str, tuple]] | None = None,
-                        seed: int = 0, n_resamples: int = 1000) -> list[Finding]:
+                        seed: int = 0, n_resamples: int = 1000,
+                        train_sizes: dict[tuple[str, str], int] | None = None) -> list[Finding]:
     """Generalist vs specialists of one model, compared like with like, domain by domain.
 
     On a domain the generalist trained on, it is compared with that domain's specialist at home
-    (what mixing costs at equal size) and with the other specialists there, away from home (what
+    (what mixing costs; `generalist_size = "match"` sizes the mix to the median specialist, and
+    `train_sizes`, (model, paradigm) -> training rows, lets the text say the sizes) and with the other specialists there, away from home (what
     seeing the domain's style buys). Neither says whether the mix carries to a domain it never saw:
     that is the generalist's own out-of-domain F1 where it has one, and the leave-one-domain-out
     cells' F1 on their held-out domain, each set against the specialists away from home there.
@@ -69,7 +71,7 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
         mix_ci = interval({d: [home[d]] for d in seen})
         parts = [f"On {len(seen)} domain(s) that have a specialist ({', '.join(seen)}), the generalist, which "
                  f"trained on each of them, scores {g:.2f} F1; each domain's own specialist {h:.2f} "
-                 f"(mixing {_change(g - h, mix_ci)} at equal size), the other specialists there "
+                 f"(mixing {_change(g - h, mix_ci)}{_sizes(model, seen, train_sizes)}), the other specialists there "
                  f"{a:.2f} (seeing a domain's style in training {_change(gain, gain_ci)})."
                  + (" Intervals: 95% paired bootstrap over the test emails the cells share (the spread of scoring "
                     "other emails, not of training the cells again)." if gain_ci else
@@ -104,6 +106,20 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
             summary=" ".join(parts), evidence=ev, models=[model], domains=seen + unseen, score=abs(gain),
         ))
     return out
+
+
+def _sizes(model: str, seen: list[str], train_sizes: dict[tuple[str, str], int] | None) -> str:
+    """' on 168 training rows against 120-240 for the specialists': the mix is sized to the median
+    specialist, so where the specialists differ in size the comparison is not at equal size."""
+    sizes = train_sizes or {}
+    g = sizes.get((model, "generalist"))
+    sp = [sizes.get((model, f"specialist:{d}")) for d in seen]
+    if g is None or None in sp:
+        return ""
+    lo, hi = min(sp), max(sp)
+    if lo == hi == g:
+        return f", each on {g} training rows"
+    return f": the generalist on {g} training rows, the specialists on {lo if lo == hi else f'{lo}-{hi}'}"
 
 
 def _round_ci(ci: list[float] | None) -> list[float] | None:

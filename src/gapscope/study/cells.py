@@ -26,15 +26,39 @@ class CellJob:
     train_domains: list[str]
     train_ids: list[str]
     seed: int
+    data_key: str = ""  # data_key(): the rows behind the ids (text, label, domain), training and test
 
     @property
     def name(self) -> str:
         return cell_name(self.model.name, self.paradigm)
 
     def fingerprint(self) -> str:
-        return artifacts.fingerprint({
-            "model": asdict(self.model), "paradigm": self.paradigm, "train_ids": self.train_ids, "seed": self.seed,
-        })
+        key = {"model": asdict(self.model), "paradigm": self.paradigm, "train_ids": self.train_ids, "seed": self.seed}
+        if self.data_key:
+            key["data"] = self.data_key
+        return artifacts.fingerprint(key)
+
+
+def row_digests(rows_by_id) -> dict[str, bytes]:
+    """One digest per row of everything a cell reads from it."""
+    import hashlib
+
+    return {i: hashlib.blake2b(f"{r.domain}\x1f{r.label}\x1f{r.text}".encode("utf-8", "surrogatepass"),
+                               digest_size=12).digest() for i, r in rows_by_id.items()}
+
+
+def data_key(digests: dict[str, bytes], train_ids: list[str], test_ids: list[str]) -> str:
+    """The training rows and the test rows a cell is scored on, by content: a resumed run whose
+    corpus was relabelled or edited redoes the cell (ids alone kept a cell scored on old labels, and
+    its column of the matrix on other emails than its neighbours')."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for part in (sorted(train_ids), sorted(test_ids)):
+        for i in part:
+            h.update(i.encode("utf-8", "surrogatepass") + b"\x1e" + digests[i])
+        h.update(b"\x1d")
+    return h.hexdigest()
 
 
 def cell_name(model: str, paradigm: str) -> str:

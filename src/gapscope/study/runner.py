@@ -21,7 +21,7 @@ from rich.text import Text
 from gapscope import progress
 from gapscope.errors import GapscopeError
 from gapscope.study import artifacts
-from gapscope.study.cells import CellJob, is_done
+from gapscope.study.cells import CellJob, data_key, is_done, row_digests
 from gapscope.study.executors import CellOutcome, make_executor
 from gapscope.study.paradigms import build_train_sets
 from gapscope.study.spec import RESOLVED_HEADER, StudySpec, load_spec
@@ -85,8 +85,10 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     train_sets, one_class = split_one_class(build_train_sets(spec, pools, labels), rows_by_id, removed)
     for note in one_class:
         progress.info(f"no {note['paradigm']} cell: {note['reason']}", style="yellow")
+    digests = row_digests(rows_by_id)
+    keys = {ts.paradigm: data_key(digests, ts.ids, test_ids) for ts in train_sets}
     jobs = [CellJob(model=m, paradigm=ts.paradigm, train_domains=ts.train_domains, train_ids=ts.ids,
-                    seed=spec.study.seed) for m in spec.models for ts in train_sets]
+                    seed=spec.study.seed, data_key=keys[ts.paradigm]) for m in spec.models for ts in train_sets]
     if not jobs:  # every cell lacks a label: the detectors would run on nothing and report nothing
         raise GapscopeError(f"{spec.path}: no cell can be trained ("
                             + "; ".join(f"{n['paradigm']}: {n['reason']}" for n in one_class) + ")")
@@ -299,8 +301,26 @@ def cap_test(rows_by_id, test_ids: list[str], spec: StudySpec) -> list[str]:
         by_domain.setdefault(rows_by_id[i].domain, []).append(i)
     kept = []
     for d, ids in sorted(by_domain.items()):
-        order = rng_for(spec.study.seed, "test-cap", d).permutation(len(ids))
-        kept += [ids[j] for j in order[:cap]]
+        if len(ids) <= cap:
+            kept += ids
+            continue
+        # each label keeps its share of the cap (largest remainders): drawn at random over the
+        # domain, a 5%-phishing domain capped at 40 got 0 to 6 phishing rows, and with 0 no F1
+        by_label: dict[int, list[str]] = {}
+        for i in sorted(ids):
+            by_label.setdefault(int(rows_by_id[i].label), []).append(i)
+        exact = {lab: cap * len(v) / len(ids) for lab, v in by_label.items()}
+        take = {lab: int(x) for lab, x in exact.items()}
+        for lab in sorted(exact, key=lambda lab: (-(exact[lab] - take[lab]), lab))[:cap - sum(take.values())]:
+            take[lab] += 1
+        for lab in [lab for lab in take if not take[lab]]:  # a rare label keeps one row, so F1 stays defined
+            big = max(take, key=lambda x: (take[x], x))
+            if take[big] > 1:
+                take[big] -= 1
+                take[lab] = 1
+        for lab, v in sorted(by_label.items()):
+            order = rng_for(spec.study.seed, "test-cap", d, str(lab)).permutation(len(v))
+            kept += [v[j] for j in order[:take[lab]]]
     return sorted(kept)
 
 
