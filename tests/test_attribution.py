@@ -6,7 +6,8 @@ from scipy.stats import spearmanr
 
 from gapscope.attribution import faithfulness
 from gapscope.attribution.base import Attribution, attribute, get_method, score_variants
-from gapscope.attribution.corpus import aggregate, compare, feature_table, overlap, sample_rows, top_features
+from gapscope.attribution.corpus import (aggregate, compare, feature_table, sample_rows, shift_test,
+                                         top_features)
 from gapscope.attribution.words import apply_edits, feature_key, split_words
 from gapscope.data.rows import Row
 from tests.attribution_helpers import BagModel, make_tfidf, toy_corpus
@@ -256,9 +257,11 @@ def _domain_texts(rng, vocab, n, words=8):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_overlap_beyond_chance_only_where_the_evidence_differs(seed):
-    # A planted difference (each domain's phishing evidence in its own words) is beyond the
-    # overlap of two resamples of one domain; two samples of one generator are not.
+def test_a_shift_is_beyond_chance_only_where_the_evidence_differs(seed):
+    # A planted difference (each domain's phishing evidence in its own words) is beyond what two
+    # disjoint halves of one domain differ by; a second sample of the same source is not, also when
+    # it is much smaller than the home sample (against two bootstrap resamples of the home sample,
+    # which share its noise, a same-source domain read as shifted in 12 of 30 draws)
     rng = np.random.default_rng(seed)
     a_words, b_words = [f"a{i}" for i in range(12)], [f"b{i}" for i in range(12)]
     weights = {w: float(x) for w, x in zip(a_words + b_words, rng.uniform(0.5, 2.0, 24))}
@@ -267,15 +270,33 @@ def test_overlap_beyond_chance_only_where_the_evidence_differs(seed):
     def table(texts):
         return feature_table([attribute(model, t) for t in texts], ngram_max=1, min_docs=2, k=5, seed=seed)
 
-    home = table(_domain_texts(rng, a_words, 16))
-    null = home.self_overlap(1)
-    p05 = np.quantile(null, 0.05)
-    other = table(_domain_texts(rng, b_words, 16))
-    assert overlap(home.top(1), other.top(1)) < p05
-    same = table(_domain_texts(rng, a_words, 16))
-    assert overlap(home.top(1), same.top(1)) >= p05
+    home = table(_domain_texts(rng, a_words, 32))
+    shifted = shift_test(home, table(_domain_texts(rng, b_words, 16)), seed=seed)
+    assert shifted["beyond_chance"] and shifted["across_median"] < shifted["within_p05"]
+    for n in (32, 6):
+        same = shift_test(home, table(_domain_texts(rng, a_words, n)), seed=seed)
+        assert not same["beyond_chance"] and same["emails"] == min(16, n)
+    assert shift_test(home, table(_domain_texts(rng, a_words, 1)), seed=seed) is None  # too few to test
     st = home.table.set_index("feature")["stability"]
     assert ((st >= 0) & (st <= 1)).all() and st.max() > 0.5
+
+
+def test_a_same_source_domain_of_noisy_evidence_is_not_called_shifted():
+    # 30 words carry equal phishing weight under noise: the top lists of any two samples differ a
+    # lot, and what decides is whether the other domain differs more than two halves of home do
+    import random
+
+    vocab = [f"w{i}" for i in range(400)]
+    rnd = random.Random(7)
+
+    def att():
+        words = [rnd.choice(vocab) for _ in range(60)]
+        w = [(1.0 if int(x[1:]) < 30 else 0.0) + rnd.gauss(0, 1.0) for x in words]
+        return Attribution([x + " " for x in words], np.asarray(w), 1.0, "occlusion")
+
+    home = feature_table([att() for _ in range(120)], k=10, boots=0)
+    for n in (120, 20):
+        assert not shift_test(home, feature_table([att() for _ in range(n)], k=10, boots=0))["beyond_chance"]
 
 
 def test_sample_rows_is_balanced_and_deterministic():

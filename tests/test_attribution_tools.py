@@ -122,10 +122,12 @@ def test_attributions_detector_and_store(study):
         assert imp[shift["vs"]].get(row["feature"], 0.0) >= imp[other].get(row["feature"], 0.0)
     for row in shift["differences"]["more_in_this_domain"]:
         assert imp[other].get(row["feature"], 0.0) >= imp[shift["vs"]].get(row["feature"], 0.0)
-    # the shift is read against two resamples of the home emails, and the worst out-of-domain
+    # the shift is read against two halves of the home emails, and the worst out-of-domain
     # miss is shown beside the home example
-    assert {"median", "p05"} <= set(shift["overlap_by_chance"])
-    assert shift["beyond_chance"] == (shift["phishing_overlap"] < shift["overlap_by_chance"]["p05"])
+    t = shift["shift_test"]
+    assert t["emails"] == min(f.evidence["per_domain"][shift["vs"]]["n_emails"] // 2,
+                              f.evidence["per_domain"][other]["n_emails"])
+    assert shift["beyond_chance"] == (t["across_median"] < t["within_p05"])
     miss = f.evidence["example_out_of_domain"]
     assert miss["domain"] == other and study.rows[miss["id"]].label == 1 and miss["id"] in f.example_ids
     sections = artifacts.read_json(study.run_dir / "diagnostics" / "attributions" / "section.json")

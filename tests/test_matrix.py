@@ -112,6 +112,9 @@ def test_count_metric_intervals_do_not_collapse_on_a_handful_of_rows():
 
     five = entry([1, 1, 0, 0, 0], [1, 1, -1, -1, -1])
     assert five.f1 == 1.0 and five.f1_ci[0] < 0.9 and five.recall_ci[0] < 0.9 and five.accuracy_ci[0] < 0.9
+    assert five.f1_ci[1] == five.recall_ci[1] == five.accuracy_ci[1] == 1.0  # the interval holds the estimate
+    silent = entry([1, 1, 0, 0, 0], [-1] * 5)  # flags nothing: F1 0, its interval starts there
+    assert silent.f1 == 0.0 and silent.f1_ci[0] == 0.0 < silent.f1_ci[1]
     one = entry([1] + [0] * 29, [1] + [-1] * 29)
     assert one.f1 == 1.0 and one.f1_ci[0] < 0.5 and one.precision_ci[0] < 0.9
     # a larger set: the interval holds the estimate and narrows with n

@@ -291,7 +291,7 @@ def test_gpu_only_options_are_refused_before_any_data_is_read(tmp_path, option, 
     assert not (tmp_path / "run").exists()
 
 
-def test_a_resume_after_the_corpus_was_relabelled_redoes_the_cells(tmp_path):
+def test_a_resume_after_the_corpus_was_relabelled_redoes_the_cells(tmp_path, monkeypatch):
     # the cell fingerprint named row ids only: relabelling rows (as a label-noise finding invites)
     # and rerunning reused every cell, each scored on the old labels
     spec = make_study(tmp_path)
@@ -301,14 +301,39 @@ def test_a_resume_after_the_corpus_was_relabelled_redoes_the_cells(tmp_path):
     for r in rows[:20]:
         r["label"] = 1 - r["label"]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    from gapscope.study import runner
+
+    seen = []
+    real = runner.run_cells
+    monkeypatch.setattr(runner, "run_cells", lambda run_dir, jobs, *a: seen.extend(jobs) or real(run_dir, jobs, *a))
     res = run_study(spec, tmp_path / "run", detectors=False)
     assert not res.skipped and all(o.ok for o in res.outcomes)
     matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
     bank = {(e["model"], e["paradigm"]): (e["n"], e["n_positive"]) for e in matrix if e["test_domain"] == "bank"}
     assert len(set(bank.values())) == 1  # every cell scored on the same, current labels
+    import pandas as pd
+
+    current = pd.read_parquet(tmp_path / "run" / "data" / "rows.parquet").set_index("id")["label"]
+    for p in (tmp_path / "run" / "cells").glob("*/predictions.parquet"):
+        preds = pd.read_parquet(p)  # trained and scored on the current labels (in this process too)
+        assert (preds["label"].to_numpy() == current.loc[preds["id"]].to_numpy()).all(), p.parent.name
     # unchanged data: the next run resumes every cell
     again = run_study(spec, tmp_path / "run", detectors=False)
     assert again.skipped and not again.outcomes
+    # a run written before fingerprints covered the rows is not retrained on upgrade while its
+    # cells' predictions hold the current ids and labels
+    jobs = {j.name: j for j in seen}
+    for meta_path in (tmp_path / "run" / "cells").glob("*/cell.json"):
+        meta = json.loads(meta_path.read_text())
+        meta["fingerprint"] = jobs[meta_path.parent.name].fingerprint(with_data=False)
+        del meta["data_key"]
+        meta_path.write_text(json.dumps(meta))
+    upgraded = run_study(spec, tmp_path / "run", detectors=False)
+    assert len(upgraded.skipped) == len(jobs) and not upgraded.outcomes
+    # ... and is when they do not: relabelled once more, every cell trains again
+    path.write_text("\n".join(json.dumps({**r, "label": 1 - r["label"]} if i < 4 else r)
+                              for i, r in enumerate(rows)) + "\n")
+    assert not run_study(spec, tmp_path / "run", detectors=False).skipped
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -322,6 +322,12 @@ def test_copies_of_one_email_stay_on_one_side_of_the_split():
     assert copies <= set(train) or copies <= set(test)
     assert copies <= set(train)  # 60 copies do not fit a test share of 30: the unique emails are held out
     assert sum(i.startswith("p") for i in test) == 30 and sum(i.startswith("h") for i in test) == 30
+    # a label whose rows are all copies of one email keeps them for training (split row by row,
+    # its training copies were then dropped as duplicates of the test ones and the class was lost)
+    one = [Row(id=f"t{i}", domain="e", text="Same template", label=1) for i in range(4)]
+    one += [Row(id=f"l{i}", domain="e", text=f"legit {i}", label=0) for i in range(10)]
+    tr, te = split_held_out(one, 0.3, seed=0)
+    assert {f"t{i}" for i in range(4)} <= set(tr) and sum(i.startswith("l") for i in te) == 3
     # without copies the split is the row-by-row one: the same rows held out as before
     from gapscope.study.split import rng_for
 

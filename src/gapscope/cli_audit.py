@@ -282,7 +282,9 @@ def _print_scan(name: str, d: dict, top: int = 10) -> None:
                   box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
     with_base = any(r.get("base") for r in d["results"])
-    for col in ("#", "string (source)", "toward", "shift [95% CI]", "flips", "z") + (("base",) if with_base else ()):
+    # the base's own effect (its shift less random strings'), what the findings compare; a scan saved
+    # before own effects were kept shows the base's raw shift
+    for col in ("#", "string (source)", "toward", "shift [95% CI]", "flips", "z") + (("base own",) if with_base else ()):
         # the string wraps and takes the width left; the numbers never wrap (fits 80 columns)
         wraps = col.startswith("string")
         table.add_column(col, no_wrap=not wraps, ratio=1 if wraps else None, min_width=16 if wraps else None)
@@ -295,7 +297,7 @@ def _print_scan(name: str, d: dict, top: int = 10) -> None:
                       f"{r['mean_shift']:+.2f} [{r['shift_ci'][0]:+.2f},{r['shift_ci'][1]:+.2f}]",
                       f"{k}/{n}" if n else "-",
                       f"{r['z']:.1f}" + ("*" if r["significant"] else ""),
-                      *(((f"{b['mean_shift']:+.2f}" if b else "-"),) if with_base else ()))
+                      *(((f"{b.get('own_effect', b['mean_shift']):+.2f}" if b else "-"),) if with_base else ()))
     progress.console.print(table)
     if not d["results"]:  # an empty table says nothing about why
         m = (d.get("options") or {}).get("mining") or {}

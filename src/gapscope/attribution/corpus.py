@@ -16,8 +16,8 @@ explained with the fast method (occlusion), and the per-word weights are aggrega
   phrase       an n-gram each of whose words carries its share of the weight (else it is
                its strongest word renamed, and is not listed)
   covered_by   the stronger listed feature that already holds most of its occurrences
-               (the bigrams of one footer line fold into one entry): each occurrence
-               counts toward one listed feature
+               (the bigrams of one footer line fold into one entry), so one piece of
+               evidence is not listed again under the names of its parts
   stability    share of bootstrap resamples of the emails in which it stays in the top k
 
 Cost: a neural cell scores one batch of ~max_evals+2 texts per email, so the sample is
@@ -71,9 +71,10 @@ def options(study) -> dict[str, Any]:
 PHRASE_MIN_SHARE = 0.5
 # A feature whose token occurrences are at least this share of a stronger listed feature's (the
 # bigrams of one footer line, a word that only ever occurs inside a listed phrase) is folded into
-# that feature (`covered_by`), so each occurrence counts toward one listed feature.
+# that feature (`covered_by`). Decided per feature: a listed word can still share a minority of its
+# occurrences with a listed phrase.
 COVER_SHARE = 0.5
-BOOTSTRAP = 200  # resamples of the emails for stability and the overlap null
+BOOTSTRAP = 200  # resamples of the emails for each feature's stability
 COLUMNS = ["feature", "ngram", "n", "docs", "mean", "total", "importance", "share_positive", "phrase",
            "covered_by", "stability"]
 
@@ -101,23 +102,70 @@ def occurrences(att: Attribution, ngram_max: int = 2, end: int | None = None
 
 @dataclass
 class FeatureTable:
-    """One cell x domain's aggregated attributions: the table, and what the bootstrap needs."""
+    """One cell x domain's aggregated attributions: the table, and the per-email sums that
+    subsamples of the emails are aggregated from (stability, the shift test)."""
 
     table: pd.DataFrame  # COLUMNS, sorted by importance
     k: int
-    boot_top: dict[int, list[frozenset]] = field(default_factory=dict)  # direction -> each resample's top k
     n_emails: int = 0
     scale: float = 1.0  # median |sum of an email's weights|: the cell's typical attributed margin
+    min_docs: int = 3
+    sums: tuple | None = None  # (S, N, P) emails x listable features: weight sums, counts, presence
+    names: list[str] = field(default_factory=list)  # the listable features, the columns of `sums`
+    signs: np.ndarray | None = None  # each listable feature's direction on the whole sample
 
     def top(self, direction: int = 1, k: int | None = None) -> list[dict[str, Any]]:
         return top_features(self.table, k or self.k, direction)
 
-    def self_overlap(self, direction: int = 1) -> np.ndarray:
-        """Jaccard overlaps of the top-k lists of independent pairs of resamples of these emails:
-        how much two lists of this one domain agree by chance (the null for a cross-domain overlap)."""
-        tops = self.boot_top.get(direction) or []
-        h = len(tops) // 2
-        return np.asarray([_jaccard(tops[i], tops[h + i]) for i in range(h)])
+    def tops(self, weights: np.ndarray, direction: int = 1) -> list[frozenset]:
+        """The top-k listable features toward `direction` of each row of `weights` (subsamples
+        as emails x counts), aggregated as the table is (emails drawn twice count once in docs)."""
+        if self.sums is None or not self.names:
+            return [frozenset() for _ in range(len(weights))]
+        S, N, P = self.sums
+        W = np.asarray(weights, dtype=float)
+        t = np.asarray((S.T @ W.T).T)
+        n = np.asarray((N.T @ W.T).T)
+        d = np.asarray((P.T @ (W > 0).T.astype(float)).T)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            imp = np.where((n > 0) & (d >= self.min_docs), t / np.maximum(n, 1) * np.log1p(d), 0.0) * direction
+        out = []
+        for row in imp:
+            cand = np.flatnonzero(row > 0)
+            out.append(frozenset(self.names[i] for i in cand[np.argsort(-row[cand], kind="stable")[:self.k]]))
+        return out
+
+
+def shift_test(home: FeatureTable, other: FeatureTable, *, direction: int = 1, draws: int = 100,
+               seed: int = 0) -> dict[str, Any] | None:
+    """Does the top list differ between two domains beyond what two samples of one domain differ by?
+
+    Each draw splits the home emails into two disjoint halves of m emails and takes m emails of the
+    other domain (m = the smaller of half the home sample and the other sample): the overlap of the
+    two home halves is what chance gives at that size, the overlap of a home half with the other
+    domain's emails is the measurement. The shift is beyond chance when the median overlap across
+    lies below the 5th percentile of the overlaps within. (Two bootstrap resamples of one sample
+    share its noise and agreed too well: a same-source domain read as shifted in 12 of 30 draws.)"""
+    m = min(home.n_emails // 2, other.n_emails)
+    if m < home.min_docs:
+        return None
+    from gapscope.study.split import rng_for
+
+    rng = rng_for(seed, "attribution-shift", str(home.n_emails), str(other.n_emails))
+    h1, h2 = np.zeros((draws, home.n_emails)), np.zeros((draws, home.n_emails))
+    o = np.zeros((draws, other.n_emails))
+    for r in range(draws):
+        perm = rng.permutation(home.n_emails)
+        h1[r, perm[:m]] = 1
+        h2[r, perm[m:2 * m]] = 1
+        o[r, rng.permutation(other.n_emails)[:m]] = 1
+    t1, t2, to = home.tops(h1, direction), home.tops(h2, direction), other.tops(o, direction)
+    within = np.asarray([_jaccard(a, b) for a, b in zip(t1, t2)])
+    across = np.asarray([_jaccard(a, b) for a, b in zip(t1, to)])
+    p05 = float(np.quantile(within, 0.05))
+    return {"emails": int(m), "within_median": round(float(np.median(within)), 3), "within_p05": round(p05, 3),
+            "across_median": round(float(np.median(across)), 3),
+            "beyond_chance": bool(np.median(across) < p05)}
 
 
 def _jaccard(a: set | frozenset, b: set | frozenset) -> float:
@@ -194,28 +242,21 @@ def feature_table(attributions: Sequence[Attribution], *, ngram_max: int = 2, mi
     listable = np.zeros(F, bool)
     listable[keep] = phrase[keep] & np.asarray([covered[j] == "" for j in keep], bool)
     stability = np.full(F, np.nan)
-    boot_top: dict[int, list[frozenset]] = {1: [], -1: []}
-    if boots > 0 and E > 0 and listable.any():
+    cols = np.flatnonzero(listable)
+    ft = FeatureTable(pd.DataFrame(), k, E, 1.0, min_docs, (S[:, cols], N[:, cols], P[:, cols]),
+                      [names[j] for j in cols], np.sign(imp[cols]))
+    if boots > 0 and E > 0 and len(cols):
         from gapscope.study.split import rng_for
 
         rng = rng_for(seed, "attribution-bootstrap", str(E))
         C = rng.multinomial(E, np.full(E, 1.0 / E), size=boots).astype(float)  # boots x E draws
-        cols = np.flatnonzero(listable)
-        bt = np.asarray((S[:, cols].T @ C.T).T)
-        bn = np.asarray((N[:, cols].T @ C.T).T)
-        bd = np.asarray((P[:, cols].T @ (C > 0).T.astype(float)).T)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bimp = np.where((bn > 0) & (bd >= min_docs), bt / np.maximum(bn, 1) * np.log1p(bd), 0.0)
-        hits = np.zeros(len(cols))
+        hits = dict.fromkeys(ft.names, 0)
         for d in (1, -1):
-            s = bimp * d
-            for b in range(boots):
-                cand = np.flatnonzero(s[b] > 0)
-                top = cand[np.argsort(-s[b, cand], kind="stable")[:k]]
-                boot_top[d].append(frozenset(names[cols[i]] for i in top))
-                own = top[(imp[cols[top]] * d) > 0]  # a feature's stability counts its own direction
-                hits[own] += 1
-        stability[cols] = hits / boots
+            own = {f for f, sg in zip(ft.names, ft.signs) if sg == d}  # a feature counts in its own direction
+            for top in ft.tops(C, d):
+                for f in top & own:
+                    hits[f] += 1
+        stability[cols] = [hits[f] / boots for f in ft.names]
     table = pd.DataFrame({
         "feature": [names[j] for j in keep], "ngram": [names[j].count(" ") + 1 for j in keep],
         "n": n[keep].astype(int), "docs": docs[keep].astype(int), "mean": mean[keep], "total": total[keep],
@@ -223,8 +264,9 @@ def feature_table(attributions: Sequence[Attribution], *, ngram_max: int = 2, mi
         "covered_by": [covered[j] for j in keep], "stability": stability[keep]}, columns=COLUMNS)
     table = table.sort_values(["importance", "feature"], ascending=[False, True], ignore_index=True)
     sums = [abs(float(a.weights.sum())) for a in attributions]
-    scale = float(np.median(sums)) if sums and np.median(sums) > 0 else 1.0
-    return FeatureTable(table, k, boot_top, E, scale)
+    ft.table = table
+    ft.scale = float(np.median(sums)) if sums and np.median(sums) > 0 else 1.0
+    return ft
 
 
 def aggregate(attributions: Sequence[Attribution], *, ngram_max: int = 2, min_docs: int = 3,

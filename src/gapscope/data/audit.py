@@ -146,26 +146,13 @@ class _MinHasher:
         return sig.astype(np.uint32)
 
 
-def _estimated_pairs(sig: np.ndarray, members: list[int], min_estimate: float) -> list[tuple[int, int]]:
-    """Pairs of a large bucket whose MinHash estimate reaches min_estimate, row block by row block.
-    A campaign's variants share a bucket; linked only as a chain and a star (the cheap way), most
-    pairs went unchecked and 27 of 128 training variants of one campaign kept a test twin."""
-    m = np.asarray(members)
-    s = sig[m]
-    out = []
-    for a in range(0, len(m), 256):
-        est = (s[a:a + 256, None, :] == s[None, :, :]).mean(axis=2)
-        i, j = np.nonzero(est >= min_estimate)
-        keep = (i + a) < j
-        out += list(zip(m[i[keep] + a].tolist(), m[j[keep]].tolist()))
-    return out
-
-
-def _candidate_pairs(sig: np.ndarray, band_mult: np.ndarray, valid: np.ndarray,
-                     min_estimate: float = 0.0) -> set[tuple[int, int]]:
-    """LSH banding: texts that agree on every value of some band are candidates."""
+def _candidate_pairs(sig: np.ndarray, band_mult: np.ndarray,
+                     valid: np.ndarray) -> tuple[set[tuple[int, int]], list[list[int]]]:
+    """LSH banding: texts that agree on every value of some band are candidates. Returns the pairs
+    of small buckets (all of them) and of the largest ones (a chain and a star), and the large
+    buckets in between, which near_duplicate_pairs links by estimate (each once)."""
     pairs: set[tuple[int, int]] = set()
-    done: set[tuple[int, ...]] = set()  # a large bucket recurs in many bands: estimated once
+    large: dict[tuple[int, ...], None] = {}  # a large bucket recurs in many bands
     idx = np.flatnonzero(valid)
     for b in range(BANDS):
         band = sig[idx, b * BAND_ROWS:(b + 1) * BAND_ROWS].astype(np.uint64)
@@ -179,13 +166,11 @@ def _candidate_pairs(sig: np.ndarray, band_mult: np.ndarray, valid: np.ndarray,
             if len(members) <= BUCKET_ALL_PAIRS:
                 pairs.update((x, y) for i, x in enumerate(members) for y in members[i + 1:])
             elif len(members) <= BUCKET_ESTIMATED:
-                if tuple(members) not in done:
-                    done.add(tuple(members))
-                    pairs.update(_estimated_pairs(sig, members, min_estimate))
+                large[tuple(members)] = None
             else:
                 pairs.update((members[0], y) for y in members[1:])
                 pairs.update(zip(members[:-1], members[1:]))
-    return pairs
+    return pairs, [list(m) for m in large]
 
 
 def near_duplicate_pairs(texts: Sequence[str], threshold: float = NEAR_THRESHOLD) -> list[tuple[int, int, float]]:
@@ -202,27 +187,72 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float = NEAR_THRESHOLD
         if len(sh):
             sig[i] = hasher.signature(sh)
             valid[i] = True
-    cand = sorted(_candidate_pairs(sig, hasher.band_mult, valid, threshold - 0.2))
-    if not cand:
-        return []
-    pi, pj = np.array(cand).T
-    estimate = np.concatenate([(sig[pi[k:k + 65536]] == sig[pj[k:k + 65536]]).mean(axis=1)
-                               for k in range(0, len(pi), 65536)])
-    keep = estimate >= threshold - 0.2  # cheap filter; the exact Jaccard decides
+    small, large = _candidate_pairs(sig, hasher.band_mult, valid)
+    cand = sorted(small)
     cache: dict[int, np.ndarray] = {}
 
-    def shingle_set(i: int) -> np.ndarray:
-        if i not in cache:
-            cache[i] = np.unique(_shingles(texts[i], words))
-        return cache[i]
+    def jaccard(i: int, j: int) -> float:
+        for x in (i, j):
+            if x not in cache:
+                cache[x] = np.unique(_shingles(texts[x], words))
+        a, b = cache[i], cache[j]
+        inter = np.intersect1d(a, b, assume_unique=True).size
+        return inter / (a.size + b.size - inter)
 
     out = []
-    for i, j in zip(pi[keep].tolist(), pj[keep].tolist()):
-        a, b = shingle_set(i), shingle_set(j)
-        inter = np.intersect1d(a, b, assume_unique=True).size
-        jac = inter / (a.size + b.size - inter)
-        if jac >= threshold:
-            out.append((i, j, round(float(jac), 4)))
+    if cand:
+        pi, pj = np.array(cand).T
+        estimate = np.concatenate([(sig[pi[k:k + 65536]] == sig[pj[k:k + 65536]]).mean(axis=1)
+                                   for k in range(0, len(pi), 65536)])
+        keep = estimate >= threshold - 0.2  # cheap filter; the exact Jaccard decides
+        for i, j in zip(pi[keep].tolist(), pj[keep].tolist()):
+            jac = jaccard(i, j)
+            if jac >= threshold:
+                out.append((i, j, round(float(jac), 4)))
+    if large:
+        out += _link_large_buckets(sig, large, out, jaccard, threshold)
+    return sorted(out)
+
+
+def _link_large_buckets(sig: np.ndarray, buckets: list[list[int]], found: list[tuple[int, int, float]],
+                        jaccard, threshold: float) -> list[tuple[int, int, float]]:
+    """Confirmed pairs that connect the members of large LSH buckets (a campaign's variants): every
+    pair's MinHash estimate, then, most similar first, the exact Jaccard of a pair only while it
+    would join two groups not yet linked (a spanning forest: the groups are what the leakage rule
+    reads). A chain and a star left most pairs unchecked (27 of 128 training variants of one
+    campaign kept a test twin); confirming every pair above the estimate took 720,000 checks for
+    1,200 variants. Pairs inside one linked group are not listed (the audit says so)."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j, _ in found:
+        parent[find(i)] = find(j)
+    out = []
+    for members in buckets:
+        m = np.asarray(members)
+        s = sig[m]
+        comp = np.asarray([find(int(x)) for x in m])  # group of each member, kept current below
+        for a in range(0, len(m), 256):
+            est = (s[a:a + 256, None, :] == s[None, :, :]).mean(axis=2)
+            for r in range(len(est)):
+                x = a + r
+                # about two standard errors of the estimate below the threshold; other groups only
+                cand = np.flatnonzero((est[r] >= threshold - 0.1) & (comp != comp[x]))
+                for c in cand[np.argsort(-est[r, cand], kind="stable")]:
+                    if comp[c] == comp[x]:
+                        continue
+                    jac = jaccard(int(m[x]), int(m[c]))
+                    if jac >= threshold:
+                        gx, gc = find(int(m[x])), find(int(m[c]))
+                        parent[gx] = gc
+                        comp[comp == comp[x]] = comp[c]
+                        out.append((min(int(m[x]), int(m[c])), max(int(m[x]), int(m[c])), round(float(jac), 4)))
     return out
 
 
@@ -245,8 +275,40 @@ def _is_test(row: Row, test_ids: set) -> bool:
     return row.id in test_ids or (row.domain, row.id) in test_ids
 
 
+def duplicate_structure(rows: Sequence[Row]) -> tuple[list[list[int]], list[tuple[int, int, float]]]:
+    """Exact copies (one node per distinct normalised text: the row indices holding it) and the
+    confirmed near-duplicate pairs between nodes."""
+    norms: list[str] = []
+    node_members: list[list[int]] = []
+    node_of: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        key = normalise_text(r.text)
+        k = node_of.get(key)
+        if k is None:
+            node_of[key] = k = len(norms)
+            norms.append(key)
+            node_members.append([])
+        node_members[k].append(i)
+    return node_members, near_duplicate_pairs(norms)
+
+
+def duplicate_group_of(n_rows: int, structure: tuple) -> list[int]:
+    """Per row index, its group: the copies of one email and its near-duplicates, linked through
+    each other (a campaign's variants), share a number (the split keeps a group on one side)."""
+    nodes, near = structure
+    group = list(range(len(nodes)))
+    for members in _near_groups(len(nodes), near):
+        for k in members:
+            group[k] = members[0]
+    out = [0] * n_rows
+    for k, members in enumerate(nodes):
+        for i in members:
+            out[i] = group[k]
+    return out
+
+
 def audit(rows: Sequence[Row], reports: Iterable[SourceReport | dict], test_ids: set | None = None,
-          train_ids: set | None = None) -> dict:
+          train_ids: set | None = None, structure: tuple | None = None) -> dict:
     """The audit.json contract: sources, domains, duplicates, leakage.
 
     `test_ids` holds held-out row ids (plain ids, or (domain, id) tuples when ids repeat
@@ -285,21 +347,10 @@ def audit(rows: Sequence[Row], reports: Iterable[SourceReport | dict], test_ids:
             "style": style_of(mask),
         }
 
-    # exact duplicates: one node per distinct normalised text
-    norms: list[str] = []
-    node_members: list[list[int]] = []
-    node_of: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        key = normalise_text(r.text)
-        k = node_of.get(key)
-        if k is None:
-            node_of[key] = k = len(norms)
-            norms.append(key)
-            node_members.append([])
-        node_members[k].append(i)
-    del node_of
+    # exact duplicates (one node per distinct normalised text) and near-duplicates between nodes;
+    # `structure`: duplicate_structure(rows), when the caller computed it already (the split)
+    node_members, near = structure if structure is not None else duplicate_structure(rows)
     duplicates, cross_nodes = _exact_summary(rows, node_members)
-    near = near_duplicate_pairs(norms)
     duplicates["near"] = _near_summary(rows, node_members, near)
     leakage = _leakage(rows, node_members, near, cross_nodes, test_ids, train_ids)
     return {"n_rows": len(rows), "sources": sources, "domains": domains,

@@ -9,12 +9,12 @@ feature). Written to diagnostics/attributions/:
   <cell>/<domain>.parquet   the full feature table (feature, n, docs, mean, importance, phrase,
                             covered_by, stability)
   summary.json              top features per cell x domain; per cell, how its phishing
-                            evidence shifts from its training domain to each other domain (the
-                            overlap against two resamples of the home emails, direction by
-                            direction differences over shared features, features only one side
-                            holds); cell vs cell on each domain (shared emails, margin-scaled
-                            where the models differ)
-  section.json              the two report tables
+                            evidence shifts from its training domain to each other domain
+                            (corpus.shift_test: halves of the home emails against each other and
+                            against the other domain; direction by direction differences over
+                            shared features; features only one side holds); cell vs cell on
+                            each domain (shared emails, margin-scaled where the models differ)
+  section.json              the three report sections (top features, shifts, example emails)
 
 Findings (kind "top_features", severity info: they describe, they do not accuse):
 one per cell with its top phishing / legitimate features per domain, whether its out-of-domain
@@ -128,16 +128,14 @@ def run(study) -> list[Finding]:
         home = ins[0] if ins else (next(iter(per_dom)) if per_dom else None)
         shifts = {}
         if ins:
-            null = tables[(cell.name, home)].self_overlap(+1)
             for d in outs:
                 diff = C.compare(tables[(cell.name, home)].table, tables[(cell.name, d)].table, k=5)
                 ov = C.overlap(per_dom[home]["phishing"], per_dom[d]["phishing"])
+                test = C.shift_test(tables[(cell.name, home)], tables[(cell.name, d)], seed=seed)
                 shifts[d] = {
                     "vs": home, "phishing_overlap": round(ov, 3),
-                    # two resamples of the home emails: how far lists of one domain disagree by chance
-                    "overlap_by_chance": ({"median": round(float(np.median(null)), 3),
-                                           "p05": round(float(np.quantile(null, 0.05)), 3)} if len(null) else None),
-                    "beyond_chance": bool(len(null) and ov < np.quantile(null, 0.05)),
+                    # halves of the home emails against each other (chance) and against the other domain
+                    "shift_test": test, "beyond_chance": bool(test and test["beyond_chance"]),
                     "differences": {"more_in_home": diff["phishing_more_in_a"],
                                     "more_in_this_domain": diff["phishing_more_in_b"],
                                     "legitimate_more_in_home": diff["legitimate_more_in_a"],
@@ -152,19 +150,22 @@ def run(study) -> list[Finding]:
         if shifts:
             ov = [s["phishing_overlap"] for s in shifts.values()]
             beyond = [d for d, s in shifts.items() if s["beyond_chance"]]
-            ch = next(iter(shifts.values()))["overlap_by_chance"]
+            tested = [s["shift_test"] for s in shifts.values() if s["shift_test"]]
             ov_txt = (f" Out of domain its top phishing features overlap {sum(ov) / len(ov):.0%} (mean Jaccard) with "
                       f"those in {home}")
-            if ch:
-                ov_txt += (f"; two resamples of {home}'s own emails overlap {ch['median']:.0%} (median), so the "
+            if tested:
+                t = tested[0]
+                ov_txt += (f"; two disjoint halves of {home}'s emails ({t['emails']} each) overlap "
+                           f"{t['within_median']:.0%} (median), so the "
                            + (f"shift is beyond chance in {len(beyond)} of {len(shifts)} domains ({', '.join(beyond)})."
                               if beyond else "lists are too noisy at this sample size to call a shift."))
             else:
-                ov_txt += "."
+                ov_txt += f"; too few emails to tell a shift from chance (fewer than {2 * agg['min_docs']} in {home})."
         view = per_dom[home].get("words_in_view", 1.0)
         view_txt = (f" {1 - view:.0%} of the words in {home}'s sample lie past the model's window and are not counted."
                     if view < 0.995 else "")
-        miss = _worst_miss({d: samples[(cell.name, d)][0] for d in outs}, study.rows, float(cell.threshold))
+        miss = _worst_miss({d: samples[(cell.name, d)][0] for d in outs if d != home}, study.rows,
+                           float(cell.threshold))
         if miss and examples.get(home):
             pairs[cell.name] = {f"most confident phishing at home ({home}, margin {examples[home]['margin']:+.2f})":
                                 examples[home],
@@ -231,10 +232,11 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
             tops.append([name, d, "yes" if d in c["train_domains"] else "no", v["n_emails"],
                          f"{view:.0%}", _fmt_features(v["phishing"]), _fmt_features(v["legitimate"])])
         for d, s in c["shifts"].items():
-            ch = s["overlap_by_chance"] or {}
+            ch = s["shift_test"] or {}
             diff = s["differences"]
             shifts.append([name, s["vs"], d, f"{s['phishing_overlap']:.0%}",
-                           f"{ch['median']:.0%} (5th pct {ch['p05']:.0%})" if ch else "n/a",
+                           f"{ch['across_median']:.0%} vs {ch['within_median']:.0%} (5th pct {ch['within_p05']:.0%}), "
+                           f"{ch['emails']} emails" if ch else "too few emails",
                            "yes" if s["beyond_chance"] else "no", _names(diff["more_in_home"]),
                            _names(diff["more_in_this_domain"]), _names(diff["only_in_home"])])
     return [
@@ -251,12 +253,13 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
          "table": {"columns": ["cell", "test domain", "in domain", "emails", "words in view",
                                "top toward phishing", "top toward legitimate"], "rows": tops}},
         {"id": "corpus-attribution-shifts", "title": "How each cell's phishing evidence shifts out of its training domain",
-         "caption": ("Overlap: Jaccard of the top phishing features at home and in the other domain. By chance: the "
-                     "overlap of two resamples of the home emails with each other; a shift is beyond chance when the "
-                     "overlap lies below its 5th percentile. The feature columns compare only features both samples "
+         "caption": ("Overlap: Jaccard of the top phishing features at home and in the other domain. Halves: over 100 "
+                     "draws, the median overlap of half the home emails with as many of the other domain's, against "
+                     "the overlap of two disjoint halves of the home emails (what chance gives at that size); a shift is "
+                     "beyond chance when the first lies below the 5th percentile of the second. The feature columns compare only features both samples "
                      "hold in enough emails; 'only at home' lists strong home features the other domain's sample "
                      "lacks (a vocabulary difference, not a change in how the model uses them)."),
-         "table": {"columns": ["cell", "home", "test domain", "overlap", "by chance (median)", "beyond chance",
+         "table": {"columns": ["cell", "home", "test domain", "overlap", "halves: across vs within", "beyond chance",
                                "stronger toward phishing at home", "stronger toward phishing here", "only at home"],
                    "rows": shifts}},
         {"id": "corpus-attribution-examples", "title": "Attributions, email by email: home and out of domain",

@@ -32,9 +32,11 @@ class CellJob:
     def name(self) -> str:
         return cell_name(self.model.name, self.paradigm)
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, with_data: bool = True) -> str:
+        """The cell's identity; caches keyed by it (attributions, activations) follow the data too.
+        `with_data=False`: the fingerprint of cells written before data keys existed."""
         key = {"model": asdict(self.model), "paradigm": self.paradigm, "train_ids": self.train_ids, "seed": self.seed}
-        if self.data_key:
+        if self.data_key and with_data:
             key["data"] = self.data_key
         return artifacts.fingerprint(key)
 
@@ -70,9 +72,14 @@ def cell_dir(run_dir: Path, job: CellJob) -> Path:
     return run_dir / "cells" / job.name
 
 
-def is_done(run_dir: Path, job: CellJob) -> bool:
+def is_done(run_dir: Path, job: CellJob, labels: dict[str, int] | None = None,
+            test_ids: list[str] | None = None) -> bool:
     """Finished, for these inputs, and whole: a cell whose predictions or model went missing or
-    were damaged after it finished is redone by the resume, not trusted."""
+    were damaged after it finished is redone by the resume, not trusted.
+
+    A cell written before its fingerprint covered the rows' contents is kept (not retrained on
+    upgrade) when its predictions hold the current training and test ids with the current
+    labels (`labels`: id -> label; `test_ids`); an edited text is then not seen."""
     d = cell_dir(run_dir, job)
     if not (d / "cell.json").exists():
         return False
@@ -81,19 +88,41 @@ def is_done(run_dir: Path, job: CellJob) -> bool:
     except artifacts.DamagedArtifact:
         return False
     model = d / "model"
-    return (isinstance(meta, dict) and meta.get("fingerprint") == job.fingerprint()
-            and artifacts.parquet_readable(d / "predictions.parquet")
-            and model.is_dir() and any(model.iterdir()))
+    if not (isinstance(meta, dict) and artifacts.parquet_readable(d / "predictions.parquet")
+            and model.is_dir() and any(model.iterdir())):
+        return False
+    if meta.get("fingerprint") == job.fingerprint():
+        return True
+    return (job.data_key != "" and "data_key" not in meta and meta.get("fingerprint") == job.fingerprint(False)
+            and labels is not None and test_ids is not None and _same_rows(d, job, labels, test_ids))
 
 
-_ROWS_CACHE: dict[str, pd.DataFrame] = {}
+def _same_rows(d: Path, job: CellJob, labels: dict[str, int], test_ids: list[str]) -> bool:
+    preds = artifacts.read_parquet(d / "predictions.parquet")
+    max_train = job.model.options.get("max_train")
+    train = job.train_ids[: int(max_train)] if max_train else job.train_ids
+    by_split = {k: g for k, g in preds.groupby("split")}
+    for split, ids in (("train", train), ("test", test_ids)):
+        g = by_split.get(split)
+        if g is None or sorted(g["id"]) != sorted(ids):
+            return False
+        if any(labels.get(i) != int(y) for i, y in zip(g["id"], g["label"])):
+            return False
+    return True
+
+
+_ROWS_CACHE: dict[tuple, pd.DataFrame] = {}
 
 
 def load_rows(run_dir: Path) -> pd.DataFrame:
-    key = str(run_dir.resolve())
+    # keyed by the file's size and time too: a run rerun in the same process after its corpus
+    # changed (a notebook, `validate`) trained on the rows read the first time
+    path = run_dir / "data" / "rows.parquet"
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _ROWS_CACHE:
         _ROWS_CACHE.clear()
-        _ROWS_CACHE[key] = artifacts.read_parquet(run_dir / "data" / "rows.parquet").set_index("id", drop=False)
+        _ROWS_CACHE[key] = artifacts.read_parquet(path).set_index("id", drop=False)
     return _ROWS_CACHE[key]
 
 
@@ -140,7 +169,7 @@ def run_cell(run_dir: Path, job: CellJob, test_ids: list[str], progress=None) ->
         "paradigm": job.paradigm, "train_domains": job.train_domains,
         "n_train": len(train_ids), "threshold": threshold, "seed": job.seed,
         "fit_seconds": round(t_fit, 3), "score_seconds": round(t_score, 3), "n_scored": len(test),
-        "fingerprint": job.fingerprint(),
+        "fingerprint": job.fingerprint(), "data_key": job.data_key,
     }
     artifacts.write_json(out / "cell.json", meta)  # written last: marks the cell finished
     return meta

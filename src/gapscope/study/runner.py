@@ -67,9 +67,14 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
 
     rows = ingest(spec, run_dir)
     rows_by_id = {r.id: r for r in rows}
-    train_ids, test_ids = split_held_out(rows, spec.study.test_fraction, spec.study.seed)
+    from gapscope.data.audit import duplicate_group_of, duplicate_structure
+
+    with progress.step("finding copies and near-duplicates (kept on one side of the split)"):
+        structure = duplicate_structure(rows)
+    train_ids, test_ids = split_held_out(rows, spec.study.test_fraction, spec.study.seed,
+                                         duplicate_group_of(len(rows), structure))
     test_ids = cap_test(rows_by_id, test_ids, spec)
-    audit = write_audit(run_dir, rows, train_ids, test_ids)
+    audit = write_audit(run_dir, rows, train_ids, test_ids, structure)
     before = train_ids
     train_ids, dedup = drop_train_duplicates_of_test(rows_by_id, train_ids, test_ids, near_pairs(audit))
     removed = [rows_by_id[i] for i in set(before) - set(train_ids)]
@@ -92,7 +97,8 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     if not jobs:  # every cell lacks a label: the detectors would run on nothing and report nothing
         raise GapscopeError(f"{spec.path}: no cell can be trained ("
                             + "; ".join(f"{n['paradigm']}: {n['reason']}" for n in one_class) + ")")
-    todo = [j for j in jobs if not is_done(run_dir, j)]
+    labels = {i: r.label for i, r in rows_by_id.items()}
+    todo = [j for j in jobs if not is_done(run_dir, j, labels, test_ids)]
     skipped = [j.name for j in jobs if j not in todo]
     if skipped:
         progress.info(f"resuming: {len(skipped)} of {len(jobs)} cells already finished")
@@ -104,7 +110,7 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
 
     from gapscope.study.evaluate import build_matrix
 
-    entries, summary = build_matrix(run_dir, [j for j in jobs if is_done(run_dir, j)], rows_by_id,
+    entries, summary = build_matrix(run_dir, [j for j in jobs if is_done(run_dir, j, labels, test_ids)], rows_by_id,
                                     bootstrap=spec.study.bootstrap, seed=spec.study.seed)
     report = None
     if detectors:
@@ -324,12 +330,13 @@ def cap_test(rows_by_id, test_ids: list[str], spec: StudySpec) -> list[str]:
     return sorted(kept)
 
 
-def write_audit(run_dir: Path, rows, train_ids, test_ids) -> dict[str, Any]:
+def write_audit(run_dir: Path, rows, train_ids, test_ids, structure=None) -> dict[str, Any]:
     from gapscope.data.audit import audit as run_audit
 
     reports = artifacts.read_json(run_dir / "data" / "sources.json")
     with progress.step("auditing the corpus (duplicates, leakage, style)"):
-        result = run_audit(rows, _reports(reports), test_ids=set(test_ids), train_ids=set(train_ids))
+        result = run_audit(rows, _reports(reports), test_ids=set(test_ids), train_ids=set(train_ids),
+                           structure=structure)
     artifacts.write_json(run_dir / "audit.json", result)
     return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -32,22 +33,25 @@ def rng_for(seed: int, *parts: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(h[:8], "little"))
 
 
-def split_held_out(rows: list[Row], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+def split_held_out(rows: list[Row], test_fraction: float, seed: int,
+                   groups: list[int] | None = None) -> tuple[list[str], list[str]]:
     """Per domain and label, a seeded `test_fraction` share goes to test. Returns (train_ids, test_ids).
 
     Copies of one email (the same text after normalising) go to one side together: split row by
     row, 60 copies of one phishing email made 16 of a domain's 30 held-out phishing rows (its F1
     and interval were mostly that one email's) and the de-duplication then took 44 of the 70
-    training phishing rows. Without copies the split is the row-by-row one."""
-    groups: dict[tuple[str, int], list[Row]] = defaultdict(list)
-    for r in rows:
-        groups[(r.domain, r.label)].append(r)
+    training phishing rows. `groups` (per row, data.audit.duplicate_group_of) widens "copies" to
+    near-duplicates linked through each other: a campaign's variants, spread over both sides, lost
+    every training variant to the de-duplication. Without copies the split is the row-by-row one."""
+    by_class: dict[tuple[str, int], list[tuple[Row, Any]]] = defaultdict(list)
+    for k, r in enumerate(rows):
+        by_class[(r.domain, r.label)].append((r, groups[k] if groups is not None else text_key(r.text)))
     train, test = [], []
-    for (domain, label), members in sorted(groups.items()):
-        members = sorted(members, key=lambda r: r.id)
-        copies: dict[str, list[str]] = {}
-        for r in members:
-            copies.setdefault(text_key(r.text), []).append(r.id)
+    for (domain, label), members in sorted(by_class.items()):
+        members = sorted(members, key=lambda m: m[0].id)
+        copies: dict[Any, list[str]] = {}
+        for r, g in members:
+            copies.setdefault(g, []).append(r.id)
         clusters = list(copies.values())  # in order of their first id
         order = rng_for(seed, "split", domain, str(label)).permutation(len(clusters))
         n_test = int(round(test_fraction * len(members)))
@@ -59,8 +63,9 @@ def split_held_out(rows: list[Row], test_fraction: float, seed: int) -> tuple[li
             if count + len(clusters[i]) <= n_test:
                 taken.append(int(i))
                 count += len(clusters[i])
-        if not taken and n_test:  # every cluster larger than the test share: the smallest one
-            taken = [int(min(order, key=lambda i: len(clusters[i])))]
+        if not taken and n_test and len(clusters) > 1:  # every cluster larger than the test share:
+            taken = [int(min(order, key=lambda i: len(clusters[i])))]  # the smallest, training keeps the rest
+        # (copies of one email only: they all train, and the domain has no test row of this label)
         chosen = set(taken)
         for i, ids in enumerate(clusters):
             (test if i in chosen else train).extend(ids)
