@@ -115,6 +115,7 @@ def test_count_metric_intervals_do_not_collapse_on_a_handful_of_rows():
     assert five.f1_ci[1] == five.recall_ci[1] == five.accuracy_ci[1] == 1.0  # the interval holds the estimate
     silent = entry([1, 1, 0, 0, 0], [-1] * 5)  # flags nothing: F1 0, its interval starts there
     assert silent.f1 == 0.0 and silent.f1_ci[0] == 0.0 < silent.f1_ci[1]
+    assert silent.precision_ci is None  # nothing flagged: precision is no measurement
     one = entry([1] + [0] * 29, [1] + [-1] * 29)
     assert one.f1 == 1.0 and one.f1_ci[0] < 0.5 and one.precision_ci[0] < 0.9
     # a larger set: the interval holds the estimate and narrows with n

@@ -352,3 +352,17 @@ def test_the_test_cap_keeps_each_labels_share(seed):
     e = [i for i in kept if rows[i].domain == "e"]
     assert len(d) == 40 and sum(rows[i].label for i in d) == 2  # 5% of 40
     assert len(e) == 40 and sum(rows[i].label for i in e) == 1  # 1% of 40 rounds to 0: one kept
+
+
+def test_a_label_that_is_one_campaign_is_kept_for_training_and_said(tmp_path, capsys):
+    # split by near-duplicate groups, a domain whose phishing is one email sent ten times has no
+    # held-out phishing: it was silent, the domain just lost its F1
+    spec = make_study(tmp_path)
+    lines = [json.dumps({"text": "Your parcel is held: pay the customs fee at the link", "label": 1})] * 10
+    lines += [json.dumps({"text": f"Hello, the {w} order {i} shipped today", "label": 0})
+              for i, w in enumerate(["blue", "red", "green", "small", "large"] * 4)]
+    (tmp_path / "shop.jsonl").write_text("\n".join(lines) + "\n")
+    run_study(spec, tmp_path / "run", detectors=False)
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert splits["no_test_rows"] == [{"domain": "shop", "label": "phishing", "rows": 10}]
+    assert "shop: no held-out phishing email: all 10 are copies" in capsys.readouterr().err.replace("\n", " ")

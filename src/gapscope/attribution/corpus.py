@@ -140,10 +140,10 @@ def shift_test(home: FeatureTable, other: FeatureTable, *, direction: int = 1, d
                seed: int = 0) -> dict[str, Any] | None:
     """Does the top list differ between two domains beyond what two samples of one domain differ by?
 
-    Each draw splits the home emails into two disjoint halves of m emails and takes m emails of the
-    other domain (m = the smaller of half the home sample and the other sample): the overlap of the
-    two home halves is what chance gives at that size, the overlap of a home half with the other
-    domain's emails is the measurement. The shift is beyond chance when the median overlap across
+    Each draw takes two disjoint sets of m home emails and m emails of the other domain (m = the
+    smaller of half the home sample and the other sample): the overlap of the two home sets is what
+    chance gives at that size, the overlap of a home set with the other domain's emails is the
+    measurement. The shift is beyond chance when the median overlap across
     lies below the 5th percentile of the overlaps within. (Two bootstrap resamples of one sample
     share its noise and agreed too well: a same-source domain read as shifted in 12 of 30 draws.)"""
     m = min(home.n_emails // 2, other.n_emails)

@@ -234,10 +234,13 @@ def _link_large_buckets(sig: np.ndarray, buckets: list[list[int]], found: list[t
     for i, j, _ in found:
         parent[find(i)] = find(j)
     out = []
+    checked: set[tuple[int, int]] = set()  # a campaign recurs in up to one bucket per band
     for members in buckets:
         m = np.asarray(members)
         s = sig[m]
         comp = np.asarray([find(int(x)) for x in m])  # group of each member, kept current below
+        if (comp == comp[0]).all():
+            continue  # linked already (through another band's bucket)
         for a in range(0, len(m), 256):
             est = (s[a:a + 256, None, :] == s[None, :, :]).mean(axis=2)
             for r in range(len(est)):
@@ -245,14 +248,16 @@ def _link_large_buckets(sig: np.ndarray, buckets: list[list[int]], found: list[t
                 # about two standard errors of the estimate below the threshold; other groups only
                 cand = np.flatnonzero((est[r] >= threshold - 0.1) & (comp != comp[x]))
                 for c in cand[np.argsort(-est[r, cand], kind="stable")]:
-                    if comp[c] == comp[x]:
+                    pair = (min(int(m[x]), int(m[c])), max(int(m[x]), int(m[c])))
+                    if comp[c] == comp[x] or pair in checked:
                         continue
+                    checked.add(pair)
                     jac = jaccard(int(m[x]), int(m[c]))
                     if jac >= threshold:
                         gx, gc = find(int(m[x])), find(int(m[c]))
                         parent[gx] = gc
                         comp[comp == comp[x]] = comp[c]
-                        out.append((min(int(m[x]), int(m[c])), max(int(m[x]), int(m[c])), round(float(jac), 4)))
+                        out.append((*pair, round(float(jac), 4)))
     return out
 
 

@@ -86,6 +86,11 @@ def _fmt_features(fs: list[dict], n: int = 5) -> str:
     return "; ".join(out) or "none"
 
 
+def _span(values: list, fmt: str) -> str:
+    """'25' or '3-25' (formatted with fmt)."""
+    return fmt.format(values[0]) if len(values) == 1 else f"{fmt.format(values[0])}-{fmt.format(values[-1])}"
+
+
 def _names(rows: list[dict], n: int = 4) -> str:
     return ", ".join(r["feature"] for r in rows[:n]) or "none"
 
@@ -154,13 +159,15 @@ def run(study) -> list[Finding]:
             ov_txt = (f" Out of domain its top phishing features overlap {sum(ov) / len(ov):.0%} (mean Jaccard) with "
                       f"those in {home}")
             if tested:
-                t = tested[0]
-                ov_txt += (f"; two disjoint halves of {home}'s emails ({t['emails']} each) overlap "
-                           f"{t['within_median']:.0%} (median), so the "
+                within = sorted({t["within_median"] for t in tested})
+                sizes = sorted({t["emails"] for t in tested})
+                ov_txt += (f"; two disjoint samples of {home}'s emails ({_span(sizes, '{}')} each, as many as the other "
+                           f"domain's sample allows) overlap {_span(within, '{:.0%}')} (median), so the "
                            + (f"shift is beyond chance in {len(beyond)} of {len(shifts)} domains ({', '.join(beyond)})."
                               if beyond else "lists are too noisy at this sample size to call a shift."))
             else:
-                ov_txt += f"; too few emails to tell a shift from chance (fewer than {2 * agg['min_docs']} in {home})."
+                ov_txt += ("; too few emails to tell a shift from chance (a test needs "
+                           f"{agg['min_docs']} emails in each of two halves of {home}'s sample and in the other's).")
         view = per_dom[home].get("words_in_view", 1.0)
         view_txt = (f" {1 - view:.0%} of the words in {home}'s sample lie past the model's window and are not counted."
                     if view < 0.995 else "")

@@ -93,7 +93,8 @@ def count_intervals(y, s, threshold: float, *, seed: int = 0, level: float = 0.9
     r = rng.beta(tp + 0.5, fn + 0.5, COUNT_DRAWS)
     f = rng.beta(fp + 0.5, tn + 0.5, COUNT_DRAWS) if n_neg else np.zeros(COUNT_DRAWS)
     out["recall"] = interval(r, tp / n_pos)
-    out["precision"] = interval(share * r / (share * r + (1 - share) * f), tp / (tp + fp) if tp + fp else None)
+    if tp + fp:  # nothing flagged: precision is not a measurement (the point value is a convention)
+        out["precision"] = interval(share * r / (share * r + (1 - share) * f), tp / (tp + fp))
     out["f1"] = interval(f1_at_share(r, f, share), 2 * tp / (2 * tp + fp + fn))
     return out
 

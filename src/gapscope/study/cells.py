@@ -114,6 +114,10 @@ def _same_rows(d: Path, job: CellJob, labels: dict[str, int], test_ids: list[str
 _ROWS_CACHE: dict[tuple, pd.DataFrame] = {}
 
 
+def forget_rows() -> None:
+    _ROWS_CACHE.clear()
+
+
 def load_rows(run_dir: Path) -> pd.DataFrame:
     # keyed by the file's size and time too: a run rerun in the same process after its corpus
     # changed (a notebook, `validate`) trained on the rows read the first time

@@ -21,7 +21,7 @@ from rich.text import Text
 from gapscope import progress
 from gapscope.errors import GapscopeError
 from gapscope.study import artifacts
-from gapscope.study.cells import CellJob, data_key, is_done, row_digests
+from gapscope.study.cells import CellJob, data_key, forget_rows, is_done, row_digests
 from gapscope.study.executors import CellOutcome, make_executor
 from gapscope.study.paradigms import build_train_sets
 from gapscope.study.spec import RESOLVED_HEADER, StudySpec, load_spec
@@ -73,12 +73,18 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
         structure = duplicate_structure(rows)
     train_ids, test_ids = split_held_out(rows, spec.study.test_fraction, spec.study.seed,
                                          duplicate_group_of(len(rows), structure))
+    unheld = unheld_classes(rows, test_ids)
+    for u in unheld:
+        progress.info(f"{u['domain']}: no held-out {u['label']} email: all {u['rows']} are copies or near-duplicates "
+                      "of one another (one group), kept for training; the domain is scored on its other label only",
+                      style="yellow")
     test_ids = cap_test(rows_by_id, test_ids, spec)
     audit = write_audit(run_dir, rows, train_ids, test_ids, structure)
     before = train_ids
     train_ids, dedup = drop_train_duplicates_of_test(rows_by_id, train_ids, test_ids, near_pairs(audit))
     removed = [rows_by_id[i] for i in set(before) - set(train_ids)]
-    artifacts.write_json(run_dir / "splits.json", {"train": train_ids, "test": test_ids, "dedup": dedup})
+    artifacts.write_json(run_dir / "splits.json", {"train": train_ids, "test": test_ids, "dedup": dedup,
+                                                   "no_test_rows": unheld})
     if dedup["removed_exact"] or dedup["removed_near"]:
         progress.info(f"removed {dedup['removed_exact']} exact and {dedup['removed_near']} near duplicates "
                       "of test rows from the training pools")
@@ -282,6 +288,7 @@ def ingest(spec: StudySpec, run_dir: Path):
     if not rows:
         raise GapscopeError("no usable rows in any dataset")
     artifacts.write_parquet(run_dir / "data" / "rows.parquet", artifacts.rows_to_frame(rows))
+    forget_rows()  # a rewrite within the file system's timestamp resolution keeps size and time
     artifacts.write_json(run_dir / "data" / "sources.json", [rep.to_dict() for rep in reports])
     _copy_manifest(spec, run_dir)
     return rows
@@ -294,6 +301,21 @@ def _copy_manifest(spec: StudySpec, run_dir: Path) -> None:
         if m.exists():
             artifacts.write_text(run_dir / "data" / "manifest.json", m.read_text(encoding="utf-8"))
             return
+
+
+def unheld_classes(rows, test_ids: list[str]) -> list[dict[str, Any]]:
+    """Each domain's label of two or more rows that the split held none of (its rows one group)."""
+    from collections import Counter
+
+    from gapscope.data.rows import LABEL_NAMES
+
+    held = set(test_ids)
+    total, tested = Counter(), Counter()
+    for r in rows:
+        total[(r.domain, r.label)] += 1
+        tested[(r.domain, r.label)] += r.id in held
+    return [{"domain": d, "label": LABEL_NAMES[lab], "rows": n} for (d, lab), n in sorted(total.items())
+            if n >= 2 and not tested[(d, lab)]]
 
 
 def cap_test(rows_by_id, test_ids: list[str], spec: StudySpec) -> list[str]:
