@@ -79,7 +79,7 @@ COLUMNS = ["feature", "ngram", "n", "docs", "mean", "total", "importance", "shar
            "covered_by", "stability"]
 
 
-def occurrences(att: Attribution, ngram_max: int = 2, end: int | None = None
+def occurrences(att: Attribution, ngram_max: int = 2, end: int | None = None, counts: list[int] | None = None
                 ) -> Iterable[tuple[str, float, list[int], list[float]]]:
     """(feature, weight, token indices, per-word weights) for every word and n-gram occurrence in
     one attribution. `end`: the characters the model reads (a causal LM cut at its window); words
@@ -89,6 +89,9 @@ def occurrences(att: Attribution, ngram_max: int = 2, end: int | None = None
         raise ValueError("attribution tokens do not match the word cutter")
     cores = words.cores
     idx = [i for i, c in enumerate(cores) if is_wordlike(c) and (end is None or words.starts[i] < end)]
+    if counts is not None:  # [words, words in view], for FeatureTable.words_in_view
+        counts[0] += sum(map(is_wordlike, cores))
+        counts[1] += len(idx)
     keys = [feature_key(cores[i]) for i in idx]
     w = att.weights
     for a in range(len(idx)):
@@ -109,6 +112,7 @@ class FeatureTable:
     k: int
     n_emails: int = 0
     scale: float = 1.0  # median |sum of an email's weights|: the cell's typical attributed margin
+    words_in_view: float = 1.0  # share of the emails' words inside the model's window
     min_docs: int = 3
     sums: tuple | None = None  # (S, N, P) emails x listable features: weight sums, counts, presence
     names: list[str] = field(default_factory=list)  # the listable features, the columns of `sums`
@@ -194,9 +198,10 @@ def feature_table(attributions: Sequence[Attribution], *, ngram_max: int = 2, mi
     parts_sum: dict[int, np.ndarray] = {}
     tokens_of: dict[int, set] = defaultdict(set)
     pos = defaultdict(int)
+    counts = [0, 0]
     for e, (att, end) in enumerate(zip(attributions, ends)):
         per: dict[int, list] = {}
-        for feat, w, span, parts in occurrences(att, ngram_max, end):
+        for feat, w, span, parts in occurrences(att, ngram_max, end, counts):
             j = fid.setdefault(feat, len(fid))
             acc = per.setdefault(j, [0.0, 0])
             acc[0] += w
@@ -243,8 +248,8 @@ def feature_table(attributions: Sequence[Attribution], *, ngram_max: int = 2, mi
     listable[keep] = phrase[keep] & np.asarray([covered[j] == "" for j in keep], bool)
     stability = np.full(F, np.nan)
     cols = np.flatnonzero(listable)
-    ft = FeatureTable(pd.DataFrame(), k, E, 1.0, min_docs, (S[:, cols], N[:, cols], P[:, cols]),
-                      [names[j] for j in cols], np.sign(imp[cols]))
+    ft = FeatureTable(pd.DataFrame(), k, E, 1.0, counts[1] / counts[0] if counts[0] else 1.0, min_docs,
+                      (S[:, cols], N[:, cols], P[:, cols]), [names[j] for j in cols], np.sign(imp[cols]))
     if boots > 0 and E > 0 and len(cols):
         from gapscope.study.split import rng_for
 
@@ -276,8 +281,6 @@ def aggregate(attributions: Sequence[Attribution], *, ngram_max: int = 2, min_do
 
 
 def _listable(table: pd.DataFrame) -> pd.DataFrame:
-    if "phrase" not in table:
-        return table
     return table[table["phrase"].astype(bool) & (table["covered_by"] == "")]
 
 
@@ -290,10 +293,9 @@ def top_features(table: pd.DataFrame, k: int = 10, direction: int = 1) -> list[d
     t = t[t["importance"] * direction > 0]
     t = t.reindex((t["importance"] * direction).sort_values(ascending=False, kind="stable").index).head(k)
     folded: dict[str, list[str]] = defaultdict(list)
-    if "covered_by" in table:
-        for f, c in zip(table["feature"], table["covered_by"]):
-            if c:
-                folded[c].append(f)
+    for f, c in zip(table["feature"], table["covered_by"]):
+        if c:
+            folded[c].append(f)
     out = []
     for r in t.itertuples():
         d = {"feature": r.feature, "importance": round(float(r.importance), 4), "mean": round(float(r.mean), 4),

@@ -32,7 +32,6 @@ from gapscope import progress
 from gapscope.attribution import corpus as C
 from gapscope.attribution.base import is_cheap
 from gapscope.attribution.window import model_tokens, visible_end
-from gapscope.attribution.words import is_wordlike, split_words
 from gapscope.findings import Finding, register_detector
 
 
@@ -63,18 +62,6 @@ def _worst_miss(atts_by_domain: dict[str, dict], rows: dict, threshold: float) -
 def _shown(rid: str, a) -> dict[str, Any]:
     d = a.to_dict()
     return {"id": rid, "text": d["text"], "tokens": d["tokens"], "weights": d["weights"], "margin": d["margin"]}
-
-
-def _in_view_share(atts: dict, ends: dict) -> float:
-    """Share of the sample's words inside the model's window (1.0 for a model that reads all)."""
-    seen = total = 0
-    for rid, a in atts.items():
-        w = split_words(a.text)
-        starts = [s for s, c in zip(w.starts, w.cores) if is_wordlike(c)]
-        total += len(starts)
-        end = ends.get(rid)
-        seen += len(starts) if end is None else sum(s < end for s in starts)
-    return seen / total if total else 1.0
 
 
 def _fmt_features(fs: list[dict], n: int = 5) -> str:
@@ -125,7 +112,7 @@ def run(study) -> list[Finding]:
                 artifacts.write_parquet(out_dir / cell.name / f"{d}.parquet", ft.table)
                 tables[(cell.name, d)] = ft
                 samples[(cell.name, d)] = (atts, ends)
-                per_dom[d] = {"n_emails": len(atts), "words_in_view": round(_in_view_share(atts, ends), 3),
+                per_dom[d] = {"n_emails": len(atts), "words_in_view": round(ft.words_in_view, 3),
                               "phishing": ft.top(+1), "legitimate": ft.top(-1)}
                 examples[d] = _example(atts, study.rows)
         ins = [d for d in per_dom if d in cell.train_domains]

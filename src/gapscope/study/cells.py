@@ -32,6 +32,12 @@ class CellJob:
     def name(self) -> str:
         return cell_name(self.model.name, self.paradigm)
 
+    @property
+    def trained_ids(self) -> list[str]:
+        """The training ids the cell fits on: the model's `max_train` caps them."""
+        cap = self.model.options.get("max_train")
+        return self.train_ids[: int(cap)] if cap else self.train_ids
+
     def fingerprint(self, with_data: bool = True) -> str:
         """The cell's identity; caches keyed by it (attributions, activations) follow the data too.
         `with_data=False`: the fingerprint of cells written before data keys existed."""
@@ -99,10 +105,8 @@ def is_done(run_dir: Path, job: CellJob, labels: dict[str, int] | None = None,
 
 def _same_rows(d: Path, job: CellJob, labels: dict[str, int], test_ids: list[str]) -> bool:
     preds = artifacts.read_parquet(d / "predictions.parquet")
-    max_train = job.model.options.get("max_train")
-    train = job.train_ids[: int(max_train)] if max_train else job.train_ids
     by_split = {k: g for k, g in preds.groupby("split")}
-    for split, ids in (("train", train), ("test", test_ids)):
+    for split, ids in (("train", job.trained_ids), ("test", test_ids)):
         g = by_split.get(split)
         if g is None or sorted(g["id"]) != sorted(ids):
             return False
@@ -139,8 +143,7 @@ def run_cell(run_dir: Path, job: CellJob, test_ids: list[str], progress=None) ->
         shutil.rmtree(out)
     out.mkdir(parents=True)
     rows = load_rows(run_dir)
-    max_train = job.model.options.get("max_train")
-    train_ids = job.train_ids[: int(max_train)] if max_train else job.train_ids
+    train_ids = job.trained_ids
     train = rows.loc[train_ids]
     test = rows.loc[test_ids]
 

@@ -92,7 +92,7 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     pools: dict[str, list[str]] = {d: [] for d in spec.domains}
     for i in train_ids:
         pools[rows_by_id[i].domain].append(i)
-    labels = {i: rows_by_id[i].label for i in train_ids}
+    labels = {i: r.label for i, r in rows_by_id.items()}  # the paradigms read the training ids'; resume all
     train_sets, one_class = split_one_class(build_train_sets(spec, pools, labels), rows_by_id, removed)
     for note in one_class:
         progress.info(f"no {note['paradigm']} cell: {note['reason']}", style="yellow")
@@ -103,7 +103,6 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     if not jobs:  # every cell lacks a label: the detectors would run on nothing and report nothing
         raise GapscopeError(f"{spec.path}: no cell can be trained ("
                             + "; ".join(f"{n['paradigm']}: {n['reason']}" for n in one_class) + ")")
-    labels = {i: r.label for i, r in rows_by_id.items()}
     todo = [j for j in jobs if not is_done(run_dir, j, labels, test_ids)]
     skipped = [j.name for j in jobs if j not in todo]
     if skipped:
@@ -392,8 +391,7 @@ def run_cells(run_dir: Path, jobs: list[CellJob], test_ids: list[str], executor:
 
     def on_event(kind: str, job: CellJob, payload: Any) -> None:
         if kind == "start":
-            cap = job.model.options.get("max_train")
-            n = min(len(job.train_ids), int(cap)) if cap else len(job.train_ids)
+            n = len(job.trained_ids)
             progress.info(Text.assemble((f"cell {state['done'] + 1}/{len(jobs)}", "bold"),
                                         progress.plain(f" {job.name} ({n} training rows)")))
         elif kind == "done":
