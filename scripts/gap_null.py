@@ -15,7 +15,7 @@ import argparse
 
 import numpy as np
 
-from gapscope.detectors.generalization import BARS, compare_domains
+from gapscope.eval.gaps import MIN_LOSS, compare_domains
 from gapscope.eval.bootstrap import bootstrap_cis
 from gapscope.eval.rates import Rates
 
@@ -43,11 +43,11 @@ def one_cell(rng, setting, weak_recall=None, k=5):
         if r.n_pos:
             others.append(({"test_domain": f"d{j}", "y": y, "m": m}, r))
     seed = int(rng.integers(2**31))
-    new = any(c.lower > 0 and c.drop >= BARS[-1] for c in compare_domains(home, others, seed, "sim"))
+    new = any(c.lower > 0 and c.drop >= MIN_LOSS for c in compare_domains(home, others, seed, "sim"))
     in_f1 = home.f1_at(home.share)
     in_lo = bootstrap_cis(yh, mh, 0.0, n_resamples=400, seed=seed)["f1"].lo
     old = any((hi := bootstrap_cis(e["y"], e["m"], 0.0, n_resamples=400, seed=seed + 1)["f1"].hi) is not None
-              and hi < in_lo and in_f1 - r.f1_at(r.share) >= BARS[-1] for e, r in others)
+              and hi < in_lo and in_f1 - r.f1_at(r.share) >= MIN_LOSS for e, r in others)
     return new, old
 
 

@@ -279,6 +279,24 @@ def test_the_cell_table_keeps_its_numbers_when_names_are_long(tmp_path, capsys):
     assert "phishing" not in out.err  # no matrix: nothing to say about the shares
 
 
+def test_the_cell_table_gives_the_worst_domain_interval_and_the_losses_beyond_noise(tmp_path, capsys, monkeypatch):
+    from gapscope import progress
+    from gapscope.cli import _print_summary
+
+    monkeypatch.setattr(progress.console, "width", 200)  # one line a row, to read the cells whole
+
+    row = {"model": "m", "paradigm": "specialist:a", "in_domain_f1": 0.9, "out_of_domain_f1": 0.6, "gap": 0.3,
+           "worst_domain": "b", "worst_domain_f1": 0.41, "worst_domain_f1_ci": [0.3, 0.52],
+           "f1_losses_beyond_noise": [{"domain": "b", "f1_drop": 0.49, "lower": 0.3, "expected_f1": 0.9}],
+           "f1_domains_compared": 3}
+    quiet = {**row, "paradigm": "specialist:c", "f1_losses_beyond_noise": []}
+    (tmp_path / "summary.json").write_text(json.dumps([row, quiet]))
+    _print_summary(tmp_path)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "b 0.410 [0.30, 0.52]" in said and "1 of 3: b" in said and "none of 3" in said
+    assert "losses beyond noise: the other domains whose F1 falls below" in said
+
+
 def test_the_cell_table_says_when_domains_differ_in_phishing_share(tmp_path, capsys):
     from gapscope.cli import _print_summary
 

@@ -409,3 +409,47 @@ def test_drop_text_never_rounds_up_to_a_bar():
     from gapscope.detectors.generalization import f1_drop_text
 
     assert f1_drop_text(0.2976) == "0.298" and f1_drop_text(0.2998) == "0.2998" and f1_drop_text(0.31) == "0.31"
+
+
+def test_the_summary_names_the_losses_the_gap_finding_calls_significant():
+    # b: a real loss; c: a lower share alone (as measured the lowest F1, no loss at its share);
+    # d: equal rates on few emails. The summary's worst domain is c as measured, with its interval,
+    # and its losses beyond noise are the gap finding's domains, read by the same draws.
+    from gapscope.detectors.generalization import run
+    from gapscope.eval.matrix import losses_text, summarise, worst_text
+
+    study = _share_study({"a": (1000, 0.5, 0.9, 0.1), "b": (1000, 0.5, 0.5, 0.1),
+                          "c": (2000, 0.05, 0.9, 0.1), "d": (30, 0.5, 0.8, 0.2)})
+    (s,) = summarise(study.matrix, seed=0)
+    (c,) = [e for e in study.matrix if e["test_domain"] == "c"]
+    assert s["worst_domain"] == "c" and s["worst_domain_f1_ci"] == c["f1_ci"]
+    assert worst_text(s) == f"{c['f1']:.3f} [{c['f1_ci'][0]:.2f}, {c['f1_ci'][1]:.2f}]"
+    (gap,) = [f for f in run(study) if f.kind == "generalization_gap" and f.severity != "info"]
+    assert [x["domain"] for x in s["f1_losses_beyond_noise"]] == gap.domains == ["b"]
+    assert s["f1_losses_beyond_noise"][0]["f1_drop"] == pytest.approx(gap.score, abs=1e-4)
+    assert s["f1_domains_compared"] == 3 and losses_text(s) == "1 of 3: b"
+
+
+def test_equal_domains_have_a_worst_domain_but_no_loss_beyond_noise():
+    # six equal domains of 60 rows: one is always lowest as measured, often 0.05 or more below home
+    from gapscope.eval.matrix import losses_text, summarise
+
+    spec = (60, 0.5, 0.8, 0.2)
+    drops = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        domains = {d: (60, 0.5, float(np.clip(0.8 + rng.normal(0, 0.08), 0, 1)), 0.2) for d in "abcdef"}
+        domains["a"] = spec
+        (s,) = summarise(_share_study(domains).matrix, seed=seed)
+        drops += s["in_domain_f1"] - s["worst_domain_f1"] >= 0.05
+        assert s["f1_losses_beyond_noise"] == [] and losses_text(s) == "none of 5"
+    assert drops >= 3  # the raw worst domain reads as a loss in most of these worlds
+
+
+def test_a_summary_without_counts_says_nothing_of_noise():
+    from gapscope.eval.matrix import losses_text, summarise
+
+    # a matrix from elsewhere, without the phishing counts behind its rates
+    es = [{**e, "n_positive": None} for e in _share_study({"a": (100, 0.5, 0.9, 0.1), "b": (100, 0.5, 0.5, 0.1)}).matrix]
+    (s,) = summarise(es)
+    assert s["worst_domain"] == "b" and s["f1_losses_beyond_noise"] is None and losses_text(s) == "-"

@@ -229,3 +229,15 @@ def test_a_section_can_carry_evidence_drawn_and_escaped_like_a_findings(tmp_path
     html = _render(tmp_path, [], extra_sections=[section])
     body = html[html.index('id="x-examples"'):]
     assert SCRIPT not in html and "class=\"side\"" in body and "rgba(37,99,235,0.38)" in body
+
+
+def test_the_cell_table_gives_the_worst_domain_interval_and_the_losses_beyond_noise(tmp_path):
+    from gapscope.eval.matrix import losses_text, worst_text
+
+    entries, audit = _study()
+    summary = summarise(entries)
+    html = _render(tmp_path, [], entries=entries, audit=audit)
+    table = html[html.index("Losses beyond noise"):]
+    for s in summary:
+        assert s["f1_losses_beyond_noise"] is not None and s["worst_domain_f1_ci"]
+        assert worst_text(s) in table and losses_text(s) in table

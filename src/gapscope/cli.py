@@ -213,6 +213,7 @@ _register_subcommands()
 def _print_summary(run_dir: Path) -> None:
     from rich.table import Table
 
+    from gapscope.eval.matrix import LOSSES_NOTE, losses_text, worst_text
     from gapscope.study import artifacts
 
     p = Path(run_dir) / "summary.json"
@@ -220,17 +221,21 @@ def _print_summary(run_dir: Path) -> None:
         return
     table = Table(title="generalization per cell (F1)", show_lines=False)
     # names fold onto more lines when long; the numbers keep their width whatever the names
-    for c in ("model", "paradigm", "in", "out", "gap", "worst domain"):
+    for c in ("model", "paradigm", "in", "out", "gap", "worst domain (95% CI)", "losses beyond noise"):
         numeric = c in ("in", "out", "gap")
         table.add_column(c, no_wrap=numeric, min_width=5 if numeric else None, overflow="fold",
                          justify="right" if numeric else "left")
-    for s in artifacts.read_json(p):
+    rows = artifacts.read_json(p)
+    for s in rows:
         def f(x):
             return "-" if x is None else f"{x:.3f}"
-        worst = f"{s.get('worst_domain')} ({f(s.get('worst_domain_f1'))})" if s.get("worst_domain") else "-"
+        worst = f"{s.get('worst_domain')} {worst_text(s)}" if s.get("worst_domain") else "-"
         table.add_row(progress.plain(s["model"]), progress.plain(s["paradigm"]), f(s.get("in_domain_f1")),
-                      f(s.get("out_of_domain_f1")), f(s.get("gap")), progress.plain(worst))
-    table.caption = _share_caption(Path(run_dir) / "matrix.json")
+                      f(s.get("out_of_domain_f1")), f(s.get("gap")), progress.plain(worst),
+                      progress.plain(losses_text(s)))
+    read = any(s.get("f1_losses_beyond_noise") is not None for s in rows)  # absent from the summaries of older runs
+    notes = [n for n in (_share_caption(Path(run_dir) / "matrix.json"), LOSSES_NOTE if read else None) if n]
+    table.caption = "; ".join(notes)
     progress.console.print(table)
 
 

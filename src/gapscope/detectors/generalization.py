@@ -12,19 +12,18 @@ the cells share.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
 import numpy as np
 
 from gapscope.detectors.paradigms import paradigm_comparison
 from gapscope.eval.held_out import held_out_scores
-from gapscope.eval.matrix import FLAGS_ALL, RANKS_WELL, _domain_seed, flag_all_f1
-from gapscope.eval.metrics import f1_at_share
-from gapscope.eval.rates import Rates, f1_loss_draws
+from gapscope.eval.gaps import MIN_LOSS, Compared, beyond_noise, compare_cell
+from gapscope.eval.matrix import FLAGS_ALL, RANKS_WELL, flag_all_f1
+from gapscope.eval.rates import Rates
 from gapscope.findings import Finding, register_detector
 
 
-BARS = (0.3, 0.15, 0.05)  # F1 drop at which a gap is high, medium, low
+BARS = (0.3, 0.15, MIN_LOSS)  # F1 drop at which a gap is high, medium, low
 # A matrix without the counts behind its entries is read against the in-domain F1's bootstrap interval,
 # which collapses on a handful of rows (one row: F1 1.00 [1.00, 1.00]): below this many in-domain rows a
 # drop stays low there. (With the counts, the Jeffreys bounds carry the small sample themselves.)
@@ -95,44 +94,6 @@ def why_low(e: dict, flagged: float | None) -> str:
     return f"its ranking fails there too{auc}" if auroc is not None else ""
 
 
-ALPHA = 0.05  # gap tests: one-sided at ALPHA / 2, Bonferroni over the domains a cell is compared on
-
-
-@dataclass(frozen=True)
-class Compared:
-    """One other domain set against a cell's in-domain rates."""
-    entry: dict
-    rates: Rates
-    drop: float  # F1 lost at the domain's phishing share; on a domain without phishing, false-positive rate gained
-    lower: float  # lower confidence bound of `drop` (Bonferroni over the cell's domains)
-    expected: float | None  # F1 the in-domain rates give at the domain's share (None without phishing)
-    raw_lower: float | None  # lower bound of the drop as measured, each side at its own share
-
-    @property
-    def domain(self) -> str:
-        return self.entry["test_domain"]
-
-
-def compare_domains(home: Rates, others: list[tuple[dict, Rates]], seed: int, key: str) -> list[Compared]:
-    """Each other domain against the in-domain rates: F1 at the domain's phishing share, or the
-    false-positive rate where the domain holds no phishing. Jeffreys draws (eval/rates.py), seeded per
-    cell (`key`) and domain, so the bounds do not depend on the order of the matrix."""
-    q = 100 * ALPHA / 2 / max(len(others), 1)
-    hd = home.draws(np.random.default_rng(_domain_seed(seed, f"home|{key}")))
-    out = []
-    for e, r in others:
-        od = r.draws(np.random.default_rng(_domain_seed(seed, f"{key}|{e['test_domain']}")))
-        if r.n_pos:
-            s = r.share
-            expected = home.f1_at(s)
-            raw = f1_at_share(hd[0], hd[1], home.share) - f1_at_share(od[0], od[1], s)
-            out.append(Compared(e, r, expected - r.f1_at(s), float(np.percentile(f1_loss_draws(hd, od, s), q)),
-                                expected, float(np.percentile(raw, q))))
-        else:
-            out.append(Compared(e, r, r.fpr - home.fpr, float(np.percentile(od[1] - hd[1], q)), None, None))
-    return out
-
-
 @register_detector("generalization")
 def run(study) -> list[Finding]:
     by_cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -146,13 +107,12 @@ def run(study) -> list[Finding]:
     for (model, paradigm), entries in sorted(by_cell.items()):
         cell = (model, paradigm, names.get((model, paradigm)))
         flagged = shares.get((model, paradigm), {})
-        home, ref, left_out = _reference(entries)
-        others = [(e, Rates.from_entry(e)) for e in entries if not e["in_domain"] and e.get("n")]
-        if home is None or not home.n_pos or not home.n_neg or any(r is None for _, r in others):
+        got = compare_cell(entries, seed)
+        if got is None:
             # entries without the counts behind them, or an in-domain pool of one class
             findings += _f1_gap_as_measured(cell, entries, flagged)
             continue
-        compared = compare_domains(home, others, seed, f"{model}|{paradigm}")
+        home, ref, left_out, compared = got
         f1s = [c for c in compared if c.expected is not None]
         gap = _f1_gap(cell, entries, home, f1s, flagged, len(compared))
         mine = gap or _drop_explained(cell, home, f1s, len(compared))
@@ -175,28 +135,13 @@ def run(study) -> list[Finding]:
     return findings
 
 
-def _reference(entries: list[dict]) -> tuple[Rates | None, list[str], list[str]]:
-    """The cell's in-domain rates, the domains they pool, and the single-class in-domain domains
-    left out. A phishing-only corpus in a training mix adds recall and no false alarm (a
-    legitimate-only one the reverse): pooled in, recall 46 of 46 on it buried 4 of 16 on the mix's
-    one two-class domain, and the held-out domain "lost 0.21 F1" against rates no real domain has.
-    Where no in-domain domain holds both classes, all are pooled (and the pool's classes decide)."""
-    ins = [(e["test_domain"], Rates.from_entry(e)) for e in entries if e["in_domain"] and e.get("n")]
-    if not ins or any(r is None for _, r in ins):
-        return None, [d for d, _ in ins], []
-    both = [(d, r) for d, r in ins if r.n_pos and r.n_neg]
-    use = both or ins
-    kept = [d for d, _ in use]
-    return Rates.pooled([r for _, r in use]), kept, [d for d, _ in ins if d not in kept]
-
-
 def _of_names(names: list[str]) -> str:
     return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
 
 
 def _significant(compared: list[Compared]) -> list[Compared]:
     """Losses whose lower bound is above zero and that reach a severity bar, largest first."""
-    return sorted([c for c in compared if c.lower > 0 and _severity(c.drop)], key=lambda c: -c.drop)
+    return beyond_noise(compared, BARS[-1])
 
 
 def _ci_text(ci: list[float] | None, n: int, pct: bool = False) -> str:

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import zlib
+
 import numpy as np
 
 from gapscope.eval.metrics import METRIC_NAMES, as_arrays, metric_batch
+
+def domain_seed(seed: int, domain: str) -> int:
+    """A seed for one domain's draws, keyed by its name so that its interval does not depend on the
+    order in which domains are evaluated."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(domain.encode("utf-8"))]).generate_state(1)[0])
+
 
 # Bounds memory: a chunk of resamples holds at most this many weights (~16 MB of float64).
 _CHUNK_ELEMS = 2**21

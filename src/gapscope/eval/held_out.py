@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gapscope.eval.bootstrap import resample_counts
-from gapscope.eval.matrix import _domain_seed
+from gapscope.eval.bootstrap import domain_seed, resample_counts
 from gapscope.eval.metrics import metric_batch
 
 
@@ -41,7 +40,7 @@ def paired_interval(parts: list[tuple[str, list[tuple], list[tuple]]], seed: int
         ids = a[0][0] if a else b[0][0]
         if any(len(x[0]) != len(ids) or (x[0] != ids).any() for x in a + b):
             return None
-        w = resample_counts(len(ids), n_resamples, np.random.default_rng(_domain_seed(seed, domain)))
+        w = resample_counts(len(ids), n_resamples, np.random.default_rng(domain_seed(seed, domain)))
         for side, scores in (("a", a), ("b", b)):
             for _, y, m, thr in scores:
                 sums[side] += metric_batch(y, m, thr, w)["f1"]

@@ -217,7 +217,7 @@ def _flags_everything(e: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _matrix_view(entries: list[dict[str, Any]], summary: list[dict[str, Any]]) -> dict[str, Any]:
-    from gapscope.eval.matrix import share_note
+    from gapscope.eval.matrix import LOSSES_NOTE, losses_text, share_note, worst_text
 
     models = list(dict.fromkeys(e["model"] for e in entries))
     rows, prev = [], None
@@ -235,13 +235,13 @@ def _matrix_view(entries: list[dict[str, Any]], summary: list[dict[str, Any]]) -
               "threshold": svg._fmt(thresholds.get((s["model"], s["paradigm"])), 3),
               "in": svg._fmt(s.get("in_domain_f1"), 3), "out": svg._fmt(s.get("out_of_domain_f1"), 3),
               "gap": "n/a" if s.get("gap") is None else f"{s['gap']:+.3f}", "big": (s.get("gap") or 0) >= 0.1,
-              "worst": s.get("worst_domain"), "worst_f1": svg._fmt(s.get("worst_domain_f1"), 3),
+              "worst": s.get("worst_domain"), "worst_f1": worst_text(s), "losses": losses_text(s),
               "excluded": sorted((s.get("excluded") or {}).items())} for s in summary]
     return {"heatmaps": [{"model": m, "svg": svg.heatmap(entries, m)} for m in models],
             "legend": svg.colour_legend() if models else None,
             "gap_svg": svg.gap_bars(summary) if summary else None,
             "cells": cells, "any_excluded": any(c["excluded"] for c in cells), "rows": rows,
-            "share_note": share_note(entries), "more_rows": max(len(entries) - MAX_TABLE_ROWS, 0)}
+            "share_note": share_note(entries), "losses_note": LOSSES_NOTE, "more_rows": max(len(entries) - MAX_TABLE_ROWS, 0)}
 
 
 _STYLE_KEYS = ("style_profile", "style_profiles", "styles", "style")

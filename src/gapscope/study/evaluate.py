@@ -13,7 +13,7 @@ from gapscope.study.cells import CellJob, cell_dir
 
 
 def build_matrix(run_dir: Path, jobs: list[CellJob], rows_by_id, *, bootstrap: int, seed: int):
-    from gapscope.eval.matrix import evaluate_cell, summarise, write_matrix
+    from gapscope.eval.matrix import evaluate_cell, write_matrix
 
     entries = []
     with progress.step(f"scoring the matrix ({len(jobs)} cells, {bootstrap} bootstrap resamples)",
@@ -29,6 +29,5 @@ def build_matrix(run_dir: Path, jobs: list[CellJob], rows_by_id, *, bootstrap: i
             entries += evaluate_cell(job.model.name, job.paradigm, job.train_domains, meta["threshold"],
                                      per_domain, seed=seed, n_resamples=bootstrap)
             update(i, len(jobs))
-    write_matrix(run_dir, entries)
-    summary = summarise(entries)
+    summary = write_matrix(run_dir, entries, seed=seed)
     return entries, summary
