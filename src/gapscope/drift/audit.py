@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gapscope import option_rules as R
-from gapscope.drift.forward import ProbeForward, kl_divergence, run_probes
+from gapscope.drift.forward import ProbeForward, kl_divergence, run_probes, vocabularies
 from gapscope.drift.lm import LoadedLM
 from gapscope.drift.probes import ProbeFamily
 from gapscope.drift.stats import MeanCI, mean_ci, significant
@@ -121,6 +121,7 @@ class DriftReport:
     families: list[FamilyDrift]
     options: DriftOptions
     judge: str | None = None
+    vocab: dict[str, Any] | None = None  # forward.vocabularies: set where the two sizes differ
 
     def family(self, name: str) -> FamilyDrift:
         return next(f for f in self.families if f.family == name)
@@ -135,6 +136,7 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"base": self.base, "tuned": self.tuned, "judge": self.judge, "options": asdict(self.options),
+                "vocab": self.vocab,
                 "drifted_families": self.drifted, "changed_families": self.changed,
                 "families": [{**{k: v for k, v in asdict(f).items() if k != "measures"},
                               "significant": f.significant, "changed": f.changed,
@@ -198,7 +200,8 @@ def compare(families: list[ProbeFamily], base: ProbeForward, tuned: ProbeForward
             measures[m] = _summary(m, ci, opts)
         out.append(FamilyDrift(fam.name, fam.description, fam.reference_label, fam.contrast_label, len(rows),
                                measures, rows))
-    return DriftReport(base_name, tuned_name, out, opts, judge_name)
+    return DriftReport(base_name, tuned_name, out, opts, judge_name,
+                       vocabularies(base.next_logprobs, tuned.next_logprobs))
 
 
 def _summary(measure: str, ci: MeanCI, opts: DriftOptions) -> MeasureSummary:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,3 +163,26 @@ def kl_divergence(p_log: torch.Tensor, q_log: torch.Tensor) -> np.ndarray:
     p = p_log.exp()
     kl = (p * (p_log - q_log)).sum(-1)
     return kl.clamp(min=0.0).double().numpy()
+
+
+def vocabularies(p_log: torch.Tensor, q_log: torch.Tensor) -> dict[str, float | int] | None:
+    """Where the two vocabularies differ in size: both sizes, the ids compared, and each model's mean
+    next-token probability on the ids only it has (mass the KL over the shared ids cannot see).
+    None where the sizes are equal."""
+    vp, vq = p_log.shape[-1], q_log.shape[-1]
+    if vp == vq:
+        return None
+    v = min(vp, vq)
+    return {"base": int(vp), "tuned": int(vq), "shared": int(v),
+            "base_mass_outside": float(p_log[..., v:].exp().sum(-1).mean()) if vp > v else 0.0,
+            "tuned_mass_outside": float(q_log[..., v:].exp().sum(-1).mean()) if vq > v else 0.0}
+
+
+def vocab_text(vocab: dict[str, Any] | None) -> str:
+    """One sentence for a finding's summary ('' where the vocabularies are the same size)."""
+    if not vocab:
+        return ""
+    own = "tuned" if vocab["tuned"] > vocab["shared"] else "base"
+    return (f" The vocabularies differ ({vocab['base']:,} ids in the base, {vocab['tuned']:,} in the tuned model): "
+            f"KL is over the {vocab['shared']:,} ids both have, each renormalised there; the {own} model puts "
+            f"{vocab[own + '_mass_outside']:.1%} of its next-token probability on the ids only it has, on average.")

@@ -7,6 +7,7 @@ from typing import Any
 from markupsafe import escape
 
 from gapscope.drift.audit import MEASURE_TITLES, DriftReport
+from gapscope.drift.forward import vocab_text
 from gapscope.findings import Finding
 
 UNITS = {"kl": "nats", "logprob_shift": "nats", "greedy_change": "of probes", "judge_drop": ""}
@@ -56,6 +57,7 @@ def drift_findings(report: DriftReport | dict[str, Any], *, model: str | None = 
     d = report.to_dict() if isinstance(report, DriftReport) else report
     who = who or d["tuned"]
     models = [model] if model else []
+    vocab = vocab_text(d.get("vocab"))
     out = []
     for fam in d["families"]:
         if not fam["significant"]:
@@ -73,9 +75,9 @@ def drift_findings(report: DriftReport | dict[str, Any], *, model: str | None = 
             kind="behaviour_drift", severity=_severity(fam), title=title,
             summary=(f"Compared with its base ({d['base']}) on {fam['n_probes']} {fam['family']} probes "
                      f"({fam['description'].rstrip('.')}), the fine-tuned model shows significant drift: "
-                     + "; ".join(parts) + ". None of these prompts is about the fine-tuning task."),
+                     + "; ".join(parts) + ". None of these prompts is about the fine-tuning task." + vocab),
             evidence={"family": fam["family"], "base": d["base"], "tuned": d["tuned"], "measures": _measures(fam),
-                      "examples": _examples(fam)},
+                      "examples": _examples(fam), **({"vocab": d["vocab"]} if d.get("vocab") else {})},
             models=models, domains=list(domains or []),
             score=float(abs(m["mean"] or 0.0) / max(m["min_effect"], 1e-9)),
         ))
@@ -90,9 +92,10 @@ def drift_findings(report: DriftReport | dict[str, Any], *, model: str | None = 
                    f"famil{'y' if len(changed) == 1 else 'ies'} ({', '.join(f['family'] for f in changed)})"),
             summary=(f"Against its base ({d['base']}), the next-token distribution or the greedy answers changed "
                      f"significantly, without a significant shift toward either paired answer: " + " | ".join(parts)
-                     + "."),
+                     + "." + vocab),
             evidence={"families": {f["family"]: {"measures": _measures(f), "examples": _examples(f, 3)}
-                                   for f in changed}, "base": d["base"], "tuned": d["tuned"]},
+                                   for f in changed}, "base": d["base"], "tuned": d["tuned"],
+                      **({"vocab": d["vocab"]} if d.get("vocab") else {})},
             models=models, domains=list(domains or []), score=float(kl),
         ))
     return out
@@ -152,6 +155,8 @@ def section_html(reports: list[dict[str, Any]]) -> str:
                 lo, hi = -bound, bound
             axes[m] = (lo, hi)
         html.append(f'<h3>{escape(d["tuned"])} <span class="muted small">vs {escape(d["base"])}</span></h3>')
+        if d.get("vocab"):
+            html.append(f'<p class="small muted">{escape(vocab_text(d["vocab"]).strip())}</p>')
         html.append('<div class="scroll"><table class="tbl compact"><thead><tr><th>Probe family</th><th class="num">Probes</th>')
         for m in measures:
             html.append(f'<th>{escape(MEASURE_TITLES[m])}</th>')
