@@ -250,6 +250,29 @@ def test_bench_tfidf_small():
         assert d["ci95"] is None or d["ci95"][0] <= d["difference"] <= d["ci95"][1]
 
 
+def test_the_bench_explains_emails_its_model_never_trained_on(monkeypatch):
+    # the training rows and the bench's emails came from two draws that overlapped (7 of the 8
+    # emails of `--fit 64 --n 8`, 2 of 6 for tf-idf at --n 6)
+    from gapscope.attribution import faithfulness as F
+    from gapscope.bench import attribution as B
+
+    trained, explained = set(), set()
+    build, evaluate = B.build_model, F.evaluate
+
+    def build_spy(name, seed, train):
+        trained.update(r.text for r in train)
+        return build(name, seed, train)
+
+    def evaluate_spy(model, att, *a, **k):
+        explained.add(att.text)
+        return evaluate(model, att, *a, **k)
+
+    monkeypatch.setattr(B, "build_model", build_spy)
+    monkeypatch.setattr(F, "evaluate", evaluate_spy)
+    B.bench("tfidf", 6, shap_evals=50)
+    assert len(trained) > 1000 and len(explained) == 6 and not explained & trained
+
+
 def test_bench_on_a_fitted_cell_of_a_run(study):
     from gapscope.bench.attribution import bench
 
