@@ -3,7 +3,7 @@
 import pytest
 
 from gapscope.attribution import attribute
-from gapscope.attribution.occlusion import visible_words
+from gapscope.attribution.window import words_in_view as visible_words
 from gapscope.attribution.words import split_words
 
 pytestmark = pytest.mark.integration

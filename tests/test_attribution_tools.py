@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from gapscope.attribution import attribute
 from gapscope.attribution.base import score_variants
 from gapscope.attribution.edit_scorers import edit_scorer
-from gapscope.attribution.occlusion import visible_words
+from gapscope.attribution.window import words_in_view as visible_words
 from gapscope.attribution.words import apply_edits, split_words
 from gapscope.data.synth import SynthConfig
 from tests.attribution_helpers import BagModel, make_tfidf, toy_corpus
@@ -83,7 +83,7 @@ def test_truncating_models_spend_the_budget_on_what_they_see():
     assert att.weights.sum() == pytest.approx(att.margin - att.base_margin)
     # two-sided: a short unseen tail kept alone IS seen (it is then the whole text), but the
     # email's own decision never read it, so it still gets no weight
-    text = "alpha beta gamma delta epsilon zeta " + " ".join(f"w{i}" for i in range(14)) + " danger"
+    text = "alpha beta gamma delta epsilon zeta " + " ".join(f"w{i}" for i in range(8)) + " danger"
     seen = visible_words(model, split_words(text))
     assert seen < len(split_words(text)) - 2
     tail = "".join(split_words(text).segments[seen:])
@@ -246,7 +246,7 @@ def test_bench_tfidf_small():
     for k in ("deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency"):
         assert k in res["methods"]["occlusion"]["faithfulness"] and k in res["random"]
         d = res["methods"]["occlusion"]["vs_shap"][k]
-        assert d["reading"] in ("better", "worse", "within noise")
+        assert d["reading"] == "too few emails"  # 2 emails: no reading
         assert d["ci95"] is None or d["ci95"][0] <= d["difference"] <= d["ci95"][1]
 
 

@@ -130,3 +130,31 @@ def test_bench_study_refuses_a_directory_holding_a_run(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(GapscopeError, match="not empty"):
         run(quick=True, out=tmp_path)
+
+
+def test_a_truncating_model_is_explained_on_the_words_it_reads(tiny_model_root):
+    # deleting a seen word of the full email pulled unseen words into the window (a removal that
+    # also inserted words): the seen words' leave-one-out weights moved by up to 3.3 logits, the
+    # deletion curve went up and down, and two-sided occlusion weighed words the model never reads
+    from gapscope.attribution import faithfulness as F
+
+    model = create_model(ModelSpec("tiny", "causal-lm", str(tiny_causal_lm_dir(tiny_model_root, "llama")),
+                                   {"dtype": "float32", "max_length": 12}))
+    text = ("meeting lunch tomorrow report agenda team notes project schedule thanks review draft "
+            "urgent verify password prize winner bank login confirm wire invoice gift click link")
+    words = split_words(text)
+    seen = text[:words.ends[11]]
+    assert model.score([seen])[0] == pytest.approx(model.score([text])[0], abs=1e-5)  # 12 words in view
+    for opts in ({}, {"max_evals": 5, "two_sided": True, "refine": "relevance"}):
+        method = get_method("occlusion", **opts)
+        full, prefix = method.attribute(model, text), method.attribute(model, seen)
+        assert full.in_view == 12 and prefix.in_view is None and full.text == text
+        np.testing.assert_allclose(full.weights[:12], prefix.weights, atol=1e-6)
+        assert not full.weights[12:].any()
+        f, p = F.evaluate(model, full), F.evaluate(model, prefix)
+        assert f.n_words == 12 and f.deletion_curve == p.deletion_curve and f.insertion_auc == p.insertion_auc
+    shap = get_method("shap", max_evals=60)
+    a = shap.attribute(model, text)
+    assert a.in_view == 12 and not a.weights[12:].any()
+    assert a.margin == pytest.approx(model.score([text])[0], abs=1e-4)
+    model.close()

@@ -28,9 +28,10 @@ def explain(
     method: str = typer.Option("occlusion", "--method", help="occlusion (fast; for neural kinds split within spans by "
                                 "relevance) | relevance (one backward pass, neural kinds) | shap (SHAP Partition, "
                                 "reference)."),
-    max_evals: int | None = typer.Option(None, "--max-evals", min=1, help="Model evaluations per email "
-                                         "(occlusion: default all words for tf-idf, 20 spans for neural kinds; "
-                                         "shap: 500)."),
+    max_evals: int | None = typer.Option(None, "--max-evals", min=1, help="Budget per email. Occlusion: "
+                                         "spans (default one per word for tf-idf, 20 for neural kinds, which "
+                                         "also keep each span alone: about twice as many evaluations, as the "
+                                         "header counts); shap: model evaluations (500)."),
     top: int | None = typer.Option(None, "--top", min=1, help="Top tokens listed each way (default 10; the "
                                    "terminal view only: --json prints every token)."),
     as_json: bool = typer.Option(False, "--json", help="Print {tokens, weights, margin, ...} as JSON."),

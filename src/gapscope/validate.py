@@ -194,7 +194,7 @@ def visibility(study, cells: list[str], shortcut: dict[str, Any], k: int = 20) -
     """Share of (up to k) planted rows in which each cell's model reads the planted string at all
     (a truncating model cannot learn a footer it never sees)."""
     from gapscope.attribution.edits import phrase_positions
-    from gapscope.attribution.occlusion import visible_words
+    from gapscope.attribution.window import words_in_view
     from gapscope.attribution.words import split_words
     from gapscope.detectors.shortcuts import text_keys
 
@@ -213,7 +213,7 @@ def visibility(study, cells: list[str], shortcut: dict[str, Any], k: int = 20) -
             for i in ids:
                 text = study.rows[i].text
                 pos = phrase_positions(text, phrase)
-                hits += bool(pos) and pos[0][-1] < visible_words(model, split_words(text))
+                hits += bool(pos) and pos[0][-1] < words_in_view(model, split_words(text))
         finally:
             model.close()
         out[cell.name] = hits / len(ids) if ids else 0.0

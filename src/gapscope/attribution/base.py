@@ -48,6 +48,9 @@ class Attribution:
     evals: int = 0             # texts the model scored to produce this attribution
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    # leading words the model reads (a causal LM cuts at its window); None: all of them. The words
+    # past it were never part of any perturbed text and carry weight 0.
+    in_view: int | None = None
 
     def __post_init__(self) -> None:
         self.weights = np.asarray(self.weights, dtype=np.float64)
@@ -80,14 +83,15 @@ class Attribution:
                 "weights": [round(float(x), digits) for x in self.weights],
                 "margin": round(float(self.margin), digits), "method": self.method,
                 "base_margin": None if self.base_margin is None else round(float(self.base_margin), digits),
-                "evals": int(self.evals), "seconds": round(float(self.seconds), 4), "params": dict(self.params)}
+                "evals": int(self.evals), "seconds": round(float(self.seconds), 4), "params": dict(self.params),
+                **({} if self.in_view is None else {"in_view": int(self.in_view)})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Attribution":
         return cls(tokens=list(d["tokens"]), weights=np.asarray(d["weights"], dtype=np.float64),
                    margin=float(d["margin"]), method=d["method"], base_margin=d.get("base_margin"),
                    evals=int(d.get("evals", 0)), seconds=float(d.get("seconds", 0.0)),
-                   params=dict(d.get("params") or {}))
+                   params=dict(d.get("params") or {}), in_view=d.get("in_view"))
 
 
 def score_variants(model, text: str, variants: Sequence[Edits]) -> np.ndarray:
@@ -139,19 +143,42 @@ class Attributor(abc.ABC):
 
 
 class PerturbationAttributor(Attributor):
-    """Methods that remove words and read the margin change."""
+    """Methods that remove words and read the margin change.
+
+    A model that truncates (a causal LM keeps its first max_length tokens) is explained on the
+    words it reads: every perturbed text is cut there. Deleting a word of the full email pulled
+    words of the unseen tail into the window, so a "removal" also inserted words (leave-one-out
+    weights of the seen words moved by up to 3.3 logits on a tiny model, and the deletion curve
+    went up and down), and kept alone the tail would be read, which the email never is."""
 
     def _timed(self, model, text: str, fn) -> Attribution:
+        from gapscope.attribution.window import words_in_view
+
         t0 = time.perf_counter()
         words = split_words(text)
         if len(words) == 0:
             m = float(model.score([text])[0])
             return Attribution(tokens=words.segments, weights=np.zeros(len(words.segments)), margin=m,
                                method=self.name, base_margin=m, evals=1, params=self.params())
-        att = fn(words)
+        k = words_in_view(model, words)
+        att = fn(words if k == len(words) else split_words(text[:words.ends[k - 1]]))
+        if k < len(words):
+            if len(att.tokens) != k:
+                raise RuntimeError(f"the {k} words in view were cut into {len(att.tokens)}")
+            att = Attribution(tokens=words.segments, weights=np.concatenate([att.weights, np.zeros(len(words) - k)]),
+                              margin=att.margin, method=att.method, base_margin=att.base_margin, evals=att.evals,
+                              in_view=k)
         att.seconds = time.perf_counter() - t0
         att.params = self.params()
         return att
+
+    def view_text(self, model, text: str) -> str:
+        """The part of `text` this attributor explains (what `prepare` should see)."""
+        from gapscope.attribution.window import words_in_view
+
+        words = split_words(text)
+        k = words_in_view(model, words)
+        return text if k == len(words) else text[:words.ends[k - 1]]
 
 
 _METHODS: dict[str, type[Attributor]] = {}

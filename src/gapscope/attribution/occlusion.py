@@ -2,16 +2,16 @@
 
 Weight of word j = mean over the windows w covering j of (margin(text) - margin(text without w)) / |w|.
 With window = stride = 1 this is leave-one-word-out: each word's weight is exactly how much
-the margin falls when that word alone is deleted. With a budget (`max_evals`) longer emails
+the margin falls when that word alone is deleted. With a budget (`max_evals`: spans, not model
+evaluations: the full and empty email add two, and two-sided occlusion keeps each span alone
+too, about twice as many) longer emails
 are cut into contiguous spans of ceil(n_words / max_evals) words, each span's drop shared
 evenly by its words (span occlusion): faithful at the span's resolution, and the cost is
 bounded whatever the email's length.
 
 Models that truncate their input (a causal LM keeps its first max_length tokens) ignore
-the tail of a long email. When the model's `tokenize` shows it sees only a prefix, the
-budget is spent on the words it sees and the unseen tail is occluded as one extra span
-(its drop, normally zero, is shared by its words), so no weight is guessed. Two-sided
-occlusion does not keep that tail alone: alone it would be read, which the email never is.
+the tail of a long email: the budget is spent on the words the model reads, and every
+perturbed text is cut there (PerturbationAttributor), so the tail gets weight 0.
 
 Two-sided (`two_sided=True`, the default for neural kinds): a window's value is the mean of
 its drop (margin(text) - margin(text without w)) and its gain (margin(w alone) -
@@ -95,17 +95,12 @@ class OcclusionAttributor(PerturbationAttributor):
         return self._timed(model, text, lambda words: self._attribute(model, words))
 
     def _attribute(self, model, words: Words) -> Attribution:
-        n = len(words)
-        seen = visible_words(model, words)
-        if seen < n:
-            plan = self.plan(seen, budget_offset=1) + [(seen, n)]
-        else:
-            plan = self.plan(n)
+        n = len(words)  # the words in view (PerturbationAttributor cuts the rest)
+        plan = self.plan(n)
         # the full email, the empty email (the baseline every removal moves toward), each window
         variants = [[], words.range_edits([(0, n)])] + [words.range_edits([(s, e)]) for s, e in plan]
-        # each window alone (two-sided), except an unseen tail: alone it would be read, but the
-        # email's own decision never saw it, so only its drop (about zero) counts
-        alone = [w for w in plan if w[0] < seen] if self.two_sided else []
+        # each window alone (two-sided): its gain over the empty email
+        alone = plan if self.two_sided else []
         variants += [words.range_edits([r for r in ((0, s), (e, n)) if r[1] > r[0]]) for s, e in alone]
         margins = score_variants(model, words.text, variants)
         full, empty = float(margins[0]), float(margins[1])
@@ -131,7 +126,7 @@ class OcclusionAttributor(PerturbationAttributor):
 
         self._prepared = {}
         if self.refine == "relevance" and relevance.supports(model) and texts:
-            unique = list(dict.fromkeys(texts))
+            unique = list(dict.fromkeys(self.view_text(model, t) for t in texts))
             self._prepared = dict(zip(unique, model.token_relevance(unique)))
 
     def _relevance(self, model, words: Words) -> np.ndarray | None:
@@ -144,23 +139,3 @@ class OcclusionAttributor(PerturbationAttributor):
         if tr is None:
             (tr,) = model.token_relevance([words.text])
         return relevance.word_weights(words, tr.spans, tr.relevance)
-
-
-_MARKERS = str.maketrans({"Ġ": " ", "▁": " ", "Ċ": "\n", "ĉ": "\t"})
-
-
-def visible_words(model, words: Words) -> int:
-    """How many leading words the model sees, from its own (truncated) tokens; all of them when
-    the model does not truncate or does not expose tokens. Errs toward 'visible' (+10% + 16 chars):
-    treating a seen word as unseen would drop its weight, the converse only costs an evaluation."""
-    if len(words) == 0 or getattr(model, "kind", "") == "tfidf-lr":
-        return len(words)
-    try:
-        toks = model.tokenize(words.text)
-    except Exception:  # noqa: BLE001  (tokenize is optional in the model contract)
-        return len(words)
-    approx = len("".join(t.replace("##", "") for t in toks).translate(_MARKERS))
-    if approx >= 0.95 * len(words.text.strip()):
-        return len(words)
-    limit = approx * 1.1 + 16
-    return max(1, sum(1 for s in words.starts if s < limit))

@@ -11,9 +11,13 @@ def model_tokens(model):
     """text -> the tokens the model reads (after its truncation), or None where it exposes none."""
     from gapscope.models.base import UnsupportedByModel
 
+    tokenize = getattr(model, "tokenize", None)  # optional in the model contract
+
     def tokens(text: str):
+        if not callable(tokenize):
+            return None
         try:
-            return model.tokenize(text)
+            return tokenize(text)
         except UnsupportedByModel:
             return None
 
@@ -35,3 +39,17 @@ def visible_end(tokens, text: str) -> int | None:
         else:
             lo = mid + 1
     return lo
+
+
+def words_in_view(model, words) -> int:
+    """How many leading words of `words` (attribution.words.Words) the model reads: all of them
+    where it does not truncate or exposes no tokens; else the words that start before its cut (a
+    word the window cuts through counts: the model reads its first tokens)."""
+    from gapscope.attribution.base import is_cheap
+
+    if not len(words) or is_cheap(model):
+        return len(words)
+    end = visible_end(model_tokens(model), words.text)
+    if end is None:
+        return len(words)
+    return max(1, sum(1 for s in words.starts if s < end))

@@ -35,13 +35,36 @@ URL_RE = (r"(?:(?i:(?:h(?:tt|xx)ps?://|ftp://|www\.))[^\s<>\"']*[^\s<>\"'.,;:!?)
 # position, the scan for an "@" was quadratic
 EMAIL_RE = r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 TAG_RE = r"</?[A-Za-z][^<>\n]{0,200}>"
-WORD_RE = r"\w+(?:['’]\w+)*"
-PUNCT_RE = r"[^\w\s]+"
+
+
+def _mark_ranges() -> str:
+    """Unicode combining marks (categories Mn, Mc, Me) as a character-class body. `re` has no
+    \\p{M}, and \\w leaves the marks out: Devanagari or Thai vowel signs and decomposed accents
+    cut words into fragments ("आपका" into "आपक" + "ा"), and removing a fragment made a new word."""
+    import unicodedata
+
+    out, start, prev = [], None, None
+    # marks live in planes 0, 1 and 14 (variation selectors); scanning only those keeps import fast
+    for cp in [*range(0x20000), *range(0xE0000, 0xE1000), 0x10FFFF]:
+        if unicodedata.category(chr(cp)).startswith("M"):
+            if start is None:
+                start = cp
+            prev = cp
+        elif start is not None:
+            out.append(f"\\U{start:08x}" + (f"-\\U{prev:08x}" if prev > start else ""))
+            start = None
+    return "".join(out)
+
+
+_MARKS = _mark_ranges()
+_W = rf"[\w{_MARKS}]"
+WORD_RE = rf"{_W}+(?:['’]{_W}+)*"
+PUNCT_RE = rf"[^\w\s{_MARKS}]+"
 CORE = re.compile("|".join([URL_RE, EMAIL_RE, TAG_RE, WORD_RE, PUNCT_RE]))
 _URL = re.compile(URL_RE)
 _EMAIL = re.compile(EMAIL_RE)
 _TAG = re.compile(TAG_RE)
-_WORDCHAR = re.compile(r"\w")
+_WORDCHAR = re.compile(_W)
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
 
 

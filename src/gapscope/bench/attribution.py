@@ -4,11 +4,12 @@ method (occlusion) on the same model and the same emails, in one run.
 Reports the wall-clock time of each method (the ratio is SHAP / occlusion), the model
 evaluations each used, and both methods' faithfulness (deletion and insertion AUC,
 comprehensiveness, sufficiency; gapscope.attribution.faithfulness) next to a random
-ranking, the floor any method should beat. Faithfulness is scored on every word of the
-email with the same deletion perturbation for both methods. The verdict compares the means;
-next to it each method's paired difference from SHAP over the same emails, with a 95%
-bootstrap interval, says which gaps stand out from the email-to-email noise (`vs_shap` in
---json).
+ranking, the floor any method should beat. Faithfulness is scored on every word the model
+reads (a causal LM's window cuts long emails; both methods explain that part) with the same
+deletion perturbation for both methods. The verdict compares the means; next to it each
+method's paired difference from SHAP over the same emails, with a 95% t interval and a
+sign-flip permutation test, says which gaps stand out from the email-to-email noise (no
+reading below 8 emails; `vs_shap` in --json). The emails are held out of the model's training rows.
 
 Models:
   tfidf    gapscope's tfidf-lr kind fitted on the training rows of a synthetic corpus
@@ -211,17 +212,18 @@ def print_table(res: dict[str, Any], console=None) -> None:
     print_paired(res, console)
 
 
-_READING_STYLE = {"better": "green", "worse": "red", "within noise": "dim"}
+_READING_STYLE = {"better": "green", "worse": "red", "within noise": "dim", "too few emails": "dim"}
 
 
 def print_paired(res: dict[str, Any], console) -> None:
-    """Each method minus SHAP on the same emails, with the 95% bootstrap interval over emails."""
+    """Each method minus SHAP on the same emails: 95% t interval, permutation p-value, reading."""
     from rich.table import Table
 
     rows = [(k, v["vs_shap"]) for k, v in res["methods"].items() if "vs_shap" in v]
     if not rows:
         return
-    t = Table(title=f"paired difference, method - SHAP over the same {res['n']} emails (95% bootstrap interval)")
+    t = Table(title=f"paired difference, method - SHAP over the same {res['n']} emails (95% t interval, "
+                    "sign-flip permutation p)")
     cols = _score_columns()
     t.add_column("method")
     for c in cols.values():
@@ -230,7 +232,8 @@ def print_paired(res: dict[str, Any], console) -> None:
         cells = []
         for d in (cmp[k] for k in cols):
             ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+            p = "" if d.get("p") is None else f" p={d['p']:.2f}"
             style = _READING_STYLE[d["reading"]]
-            cells.append(f"[{style}]{d['difference']:+.3f}{ci} {d['reading']}[/{style}]")
+            cells.append(f"[{style}]{d['difference']:+.3f}{ci}{p} {d['reading']}[/{style}]")
         t.add_row(name, *cells)
     console.print(t)
