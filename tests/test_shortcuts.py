@@ -370,3 +370,64 @@ def test_a_sparse_style_count_fires_in_its_domains_top_emails_not_in_every_email
     f = next(f for f in feats if f.feature == "style:currency_count")
     assert f.firing_ratio_by_domain["A"] > 2 and f.firing_ratio_by_domain["B"] == pytest.approx(1.0)
     assert f.category == "pure shortcut" and f in candidates(feats, 3)
+
+
+def test_an_attribution_share_beside_a_removal_that_raises_the_margin_is_no_reliance():
+    # "keys on X: 0.25 of its phishing attribution ... removing it drops the margin by -0.11 ... flips
+    # 0 of the 4": the share alone made it medium
+    from gapscope.detectors.shortcuts import Reliance
+
+    def rel(drop, share=0.25):
+        return Reliance(cell="c", model="m", paradigm="specialist:a", kind="encoder", n=4, in_sample=0,
+                        share=share, drop=drop, rel_drop=drop / 1.0, flip_rate=0.0, flips=0, n_predicted=4,
+                        scale=1.0, share_elsewhere={})
+
+    assert rel(-0.11).severity(True) is None
+    assert rel(0.11).severity(True) == "medium"
+
+
+def _feature(name, weight, coverage, domain="A", category="pure shortcut"):
+    return S.ProbeFeature(feature=name, kind="ngram", phrase=name.split(), direction=1, weight=weight,
+                          fold_weights={domain: 0.0}, retention=0.0, domain=domain, docs=10,
+                          docs_by_domain={domain: 10}, firing_ratio=9.0, firing_ratio_by_domain={domain: 9.0},
+                          npmi_class=0.1, npmi_domain=0.5, npmi_domain_max=0.5, confinement=1.0, category=category,
+                          coverage=coverage)
+
+
+def test_a_footer_in_every_email_of_its_class_is_a_candidate_whatever_its_rank():
+    # a corpus's templated phrases outweigh its footer in the probe; the footer, in every phishing
+    # email of the corpus, went untested with three candidates a domain
+    phrases = [_feature(f"template {k}", 2.0 - k / 10, 0.3) for k in range(5)]
+    footer = _feature("sent via gateway", 1.0, 1.0)
+    feats = phrases + [footer, _feature("half", 0.9, 0.5), _feature("rare", 0.8, 0.2)]
+    assert footer not in S.candidates(feats, per_domain=3)
+    got = S.candidates(feats, per_domain=3, pervasive=2)
+    assert got[:3] == phrases[:3] and got[3:] == [footer, feats[-2]]  # by coverage, at least half
+    assert S.candidates(feats, per_domain=3, pervasive=1)[3:] == [footer]
+    # the coverage the probe measures: zorblax relay is in 90% of A's phishing
+    z = next(f for f in S.fit_probe(_rows(), domains=["A", "B", "C"]) if "zorblax" in f.members)
+    assert 0.8 < z.coverage < 1.0
+
+
+def test_copies_of_a_domain_in_another_do_not_keep_its_shortcut_weight():
+    from gapscope.data.audit import duplicate_group_of, duplicate_structure
+
+    # ten of A's phishing emails (with 'zorblax relay') copied into B
+    rows = _rows()
+    rows += [Row(id=f"B-copy-{k}", domain="B", text=r.text, label=1)
+             for k, r in enumerate([r for r in rows if r.domain == "A" and r.label == 1 and "zorblax" in r.text][:10])]
+
+    def zorblax(fs):
+        return next(f for f in fs if "zorblax" in f.members)
+
+    plain = zorblax(S.fit_probe(rows, domains=["A", "B", "C"]))
+    groups = duplicate_group_of(len(rows), duplicate_structure(rows))
+    grouped = zorblax(S.fit_probe(rows, domains=["A", "B", "C"], copies=groups))
+    assert plain.domain_retention > 0.3 > grouped.domain_retention  # the copies carried it without A
+    assert grouped.domain_retention < 0.1  # without A and its copies, nothing carries it
+
+
+def test_a_domain_without_the_class_has_no_firing_ratio():
+    rows = [r for r in _rows() if not (r.domain == "C" and r.label == 1)]
+    z = next(f for f in S.fit_probe(rows, domains=["A", "B", "C"]) if "zorblax" in f.members)
+    assert z.firing_ratio_by_domain["C"] is None and z.firing_ratio_by_domain["A"] > 2

@@ -97,6 +97,9 @@ DEFAULTS = {
     "max_rows_per_domain": 2000,   # probe training rows per domain (sampled beyond)
     "top_features": 300,           # features (by |weight|) the taxonomy is computed for
     "candidates_per_domain": 3,    # shortcut candidates per domain checked against the cells
+    # ... and, beyond those, shortcut features in at least half of their domain's class (a footer, a
+    # signature: 6th by probe weight among a corpus's templated phrases, it went untested)
+    "pervasive_per_domain": 2,
     "emails": 30,                  # emails per (feature, cell) check, tf-idf cells
     "emails_llm": 4,               # ... neural cells
     "retention_threshold": 0.5,
@@ -105,6 +108,7 @@ DEFAULTS = {
 }
 RULES = {"ngram_max": R.whole(1), "min_docs": R.whole(1), "C": R.number(0, lo_open=True),
          "max_rows_per_domain": R.whole(1), "top_features": R.whole(1), "candidates_per_domain": R.whole(0),
+         "pervasive_per_domain": R.whole(0),
          "emails": R.whole(1), "emails_llm": R.whole(1), "retention_threshold": R.share(),
          "confinement_threshold": R.share(), "alpha": R.share(lo_open=True)}
 
@@ -169,7 +173,7 @@ class ProbeFeature:
     docs: int
     docs_by_domain: dict[str, int]
     firing_ratio: float
-    firing_ratio_by_domain: dict[str, float]
+    firing_ratio_by_domain: dict[str, float | None]  # None: the domain holds none of the feature's class
     npmi_class: float
     npmi_domain: float        # with d*
     npmi_domain_max: float
@@ -181,6 +185,7 @@ class ProbeFeature:
     separation_p: float = 1.0     # see the module docstring
     separation_q: float = 1.0
     unconfirmed_drop: bool = False  # below half its weight without d*, but not tied to d* (q >= alpha)
+    coverage: float = 0.0  # share of d*'s training emails of the feature's class in which it occurs
 
     @property
     def is_shortcut(self) -> bool:
@@ -288,8 +293,12 @@ def separation_p(values: np.ndarray, y: np.ndarray, dom: np.ndarray, c: int, d_s
     return max(ps) if compared else 1.0
 
 
-def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, seed: int = 0) -> list[ProbeFeature]:
-    """The probe over `rows` (training rows of all domains). Returns the probed features, strongest first."""
+def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, seed: int = 0,
+              copies: list[int] | None = None) -> list[ProbeFeature]:
+    """The probe over `rows` (training rows of all domains). Returns the probed features, strongest first.
+    `copies` (per row, its group in data.audit.duplicate_group_of): a fold without domain d also leaves out the
+    other domains' copies and near-copies of d's emails (12 copies of a bank corpus in another one
+    kept its footer's weight at 0.55 without bank, and the footer read as robust)."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
     from sklearn.linear_model import LogisticRegression
@@ -334,7 +343,12 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
         return clf.coef_[0]
 
     w_full = fit(np.ones(len(rows), dtype=bool))
-    folds = {d: fit(dom != d) for d in domains if (dom == d).any() and (dom != d).any()}
+    copy_group = np.asarray(copies) if copies is not None else np.arange(len(rows))
+
+    def without(d: str) -> np.ndarray:
+        return ~np.isin(copy_group, copy_group[dom == d])
+
+    folds = {d: fit(without(d)) for d in domains if (dom == d).any() and without(d).any()}
     # occurrence indicators: n-gram presence, or a style property above its pooled 75th percentile
     q75 = np.quantile(style, 0.75, axis=0)
     N = len(rows)
@@ -427,12 +441,17 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
                 # a count that is 0 in most of the domain's emails (currency signs, URLs): its top
                 # quarter is the emails above 0, not every email at 0
                 fd = style[:, k] > top if top <= style[md, k].min() else style[:, k] >= top
+            if not (md & (y == c)).any():  # none of the class here: no ratio (it read a constant 155)
+                fr_dom[d] = None
+                continue
             # a one-class domain (a phishing-only corpus): against the other class of every domain
             mo = md & (y != c) if (md & (y != c)).any() else (y != c)
             fr_dom[d] = _ratio((fd & md & (y == c)).sum(), (md & (y == c)).sum(), (fd & mo).sum(), mo.sum())
         npmi_dom = {d: _npmi(by_dom[d], k_f, n_d[d], N) for d in domains}
         npmi_c = _npmi(k_c, k_f, n_y[c], N)
         confinement = by_dom.get(d_star, 0) / k_f if k_f else 0.0
+        in_class = (dom == d_star) & (y == c)
+        coverage = float((fires & in_class).sum() / in_class.sum()) if in_class.any() else 0.0
         out.append(ProbeFeature(
             feature=name, kind=kind, phrase=phrase, direction=s, weight=w, fold_weights=fold_w,
             retention=retention, domain=d_star, docs=k_f, docs_by_domain=by_dom,
@@ -440,7 +459,7 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
             npmi_class=npmi_c, npmi_domain=npmi_dom.get(d_star, -1.0), npmi_domain_max=max(npmi_dom.values()),
             confinement=confinement, category="", row_ids=[ids[i] for i in np.flatnonzero(fires)],
             members=u["members"], style_threshold=thr,
-            separation_p=sep_p,
+            separation_p=sep_p, coverage=coverage,
         ))
     from scipy.stats import false_discovery_control
 
@@ -477,28 +496,43 @@ def load_or_run_probe(study) -> list[ProbeFeature]:
 
     opts = options(study)
     rows = probe_rows(study, opts)
-    fp = artifacts.fingerprint({"rows": [r.id for r in rows], "opts": opts, "version": 3})
+    fp = artifacts.fingerprint({"rows": [r.id for r in rows], "opts": opts, "version": 4})
     path = study.artifact_dir("shortcuts") / "probe.json"
     if path.exists():
         saved = artifacts.read_json(path)
         if saved.get("fingerprint") == fp:
             return [ProbeFeature(**f) for f in saved["features"]]
     with progress.step(f"shortcut probe: TF-IDF+LR on {len(rows)} training rows, leave-one-domain-out"):
-        feats = fit_probe(rows, domains=list(study.domains), opts=opts, seed=study.spec.study.seed)
+        from gapscope.data.audit import duplicate_group_of, duplicate_structure
+
+        copies = duplicate_group_of(len(rows), duplicate_structure(rows))
+        feats = fit_probe(rows, domains=list(study.domains), opts=opts, seed=study.spec.study.seed, copies=copies)
     artifacts.write_json(path, {"fingerprint": fp, "features": [f.to_dict() for f in feats]})
     return feats
 
 
-def candidates(features: list[ProbeFeature], per_domain: int) -> list[ProbeFeature]:
+PERVASIVE = 0.5  # a marker in at least this share of its domain's class is a candidate whatever its rank
+
+
+def candidates(features: list[ProbeFeature], per_domain: int, pervasive: int = 0) -> list[ProbeFeature]:
     """The strongest shortcut-category features of each domain (at most `per_domain` each) that are
     associated with their class inside that domain (firing ratio >= 2 there): a domain marker that
-    fires equally in both classes only corrects the probe's intercept and is not a label shortcut."""
+    fires equally in both classes only corrects the probe's intercept and is not a label shortcut.
+    Then up to `pervasive` more per domain, by coverage: those in at least half the domain's emails
+    of their class (a footer or a signature, the classic corpus marker, ranked 6th by probe weight
+    among one corpus's templated phrases and went untested)."""
+    eligible = [f for f in features if f.is_shortcut and (f.firing_ratio_by_domain.get(f.domain) or 0.0) >= 2.0]
     taken: Counter = Counter()
     out = []
-    for f in features:
-        if f.is_shortcut and taken[f.domain] < per_domain and f.firing_ratio_by_domain.get(f.domain, 0) >= 2.0:
+    for f in eligible:
+        if taken[f.domain] < per_domain:
             out.append(f)
             taken[f.domain] += 1
+    extra: Counter = Counter()
+    for f in sorted(eligible, key=lambda f: (-f.coverage, -f.strength, f.feature)):
+        if f not in out and f.coverage >= PERVASIVE and extra[f.domain] < pervasive:
+            out.append(f)
+            extra[f.domain] += 1
     return out
 
 
@@ -577,9 +611,12 @@ class Reliance:
         if (shortcut and self.n - self.in_sample >= 3 and self.share >= 0.2
                 and (self.flip_low() >= 0.5 or self.rel_drop >= 1.0)):
             return "high"
-        if shortcut and (self.flip_low() >= 0.2 or self.rel_drop >= 0.5 or self.share >= 0.2):
+        # an attribution share counts only where removing the feature lowers the margin: a share of
+        # 0.2 beside a removal that moved 4 emails toward phishing (0 flips) read as reliance
+        shared = self.drop > 0
+        if shortcut and (self.flip_low() >= 0.2 or self.rel_drop >= 0.5 or (shared and self.share >= 0.2)):
             return "medium"
-        if self.rel_drop >= 0.1 or self.share >= 0.05 or self.flip_rate >= 0.2:
+        if self.rel_drop >= 0.1 or (shared and self.share >= 0.05) or self.flip_rate >= 0.2:
             return "low"
         return None
 
@@ -673,7 +710,7 @@ def _probe_summary(f: ProbeFeature) -> dict[str, Any]:
             "retention": round(f.retention, 4), "domain_retention": round(f.domain_retention, 4),
             "fold_weights": {d: round(w, 4) for d, w in f.fold_weights.items()},
             "firing_ratio": round(f.firing_ratio, 3),
-            "firing_ratio_by_domain": {d: round(v, 3) for d, v in f.firing_ratio_by_domain.items()},
+            "firing_ratio_by_domain": {d: None if v is None else round(v, 3) for d, v in f.firing_ratio_by_domain.items()},
             "npmi_class": round(f.npmi_class, 4), "npmi_domain": round(f.npmi_domain, 4),
             "npmi_domain_max": round(f.npmi_domain_max, 4), "confinement": round(f.confinement, 4),
             "separation_p": _sig(f.separation_p), "separation_q": _sig(f.separation_q),
@@ -687,7 +724,7 @@ def run(study) -> list[Finding]:
         return []
     feats = load_or_run_probe(study)
     findings: list[Finding] = []
-    cands = candidates(feats, int(opts["candidates_per_domain"]))
+    cands = candidates(feats, int(opts["candidates_per_domain"]), int(opts["pervasive_per_domain"]))
     focus = study.detector_cells("shortcuts")
     pairs = [(f, cell) for f in cands for cell in focus if f.domain in cell.train_domains]
     # Visit cell by cell so each neural model is loaded once (feature-major order reloads
@@ -716,12 +753,17 @@ def run(study) -> list[Finding]:
     return findings
 
 
+def _fr(ratio: float | None) -> str:
+    """A firing ratio for text; "n/a" where the domain holds none of the feature's class."""
+    return "n/a" if ratio is None else f"{ratio:.1f}"
+
+
 def _write_section(study, feats: list[ProbeFeature]) -> None:
     from gapscope.study import artifacts
 
     rows = [[f.feature, f.category + (" (unconfirmed drop)" if f.unconfirmed_drop else ""), f.domain,
              "phishing" if f.direction > 0 else "legitimate", round(f.weight, 3),
-             round(max(f.domain_retention, -9.99), 2), round(f.firing_ratio_by_domain.get(f.domain, 0.0), 1),
+             round(max(f.domain_retention, -9.99), 2), _fr(f.firing_ratio_by_domain.get(f.domain)),
              round(f.npmi_class, 2), round(f.npmi_domain, 2), round(f.npmi_domain_max, 2), f"{f.separation_q:.2g}",
              f.docs] for f in feats[:40]]
     artifacts.write_json(study.artifact_dir("shortcuts") / "section.json", {
@@ -749,7 +791,7 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
     others = [d for d, k in f.docs_by_domain.items() if d != f.domain and k > 0]
     where = ("absent in other domains" if not others else
              f"also in {', '.join(others)} (firing ratio there "
-             f"{', '.join(f'{f.firing_ratio_by_domain[d]:.1f}' for d in others)} vs {f.firing_ratio_by_domain[f.domain]:.1f} "
+             f"{', '.join(_fr(f.firing_ratio_by_domain.get(d)) for d in others)} vs {_fr(f.firing_ratio_by_domain.get(f.domain))} "
              f"in {f.domain})")
     where_short = "absent in other domains" if not others else f"also in {len(others)} other domain(s)"
     title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
