@@ -366,3 +366,29 @@ def test_a_label_that_is_one_campaign_is_kept_for_training_and_said(tmp_path, ca
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
     assert splits["no_test_rows"] == [{"domain": "shop", "label": "phishing", "rows": 10}]
     assert "shop: no held-out phishing email: all 10 are copies" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_a_leave_one_out_cell_trains_without_copies_of_the_domain_it_leaves_out(tmp_path, capsys):
+    # twelve bank emails copied into another corpus carried bank's footer into the leave-bank-out
+    # cell (F1 1.00 on bank; 0.76 without the copies)
+    spec = make_study(tmp_path)
+    bank = [json.loads(x) for x in (tmp_path / "bank.jsonl").read_text().splitlines()]
+    work = (tmp_path / "work.jsonl").read_text()
+    copies = [json.dumps({"text": r["text"], "label": r["label"]}) for r in bank[:12]]
+    (tmp_path / "work.jsonl").write_text(work + "\n".join(copies) + "\n")
+    run_study(spec, tmp_path / "run", detectors=False)
+    said = " ".join(capsys.readouterr().err.split())
+    texts = {r["text"] for r in bank}
+    rows = {}
+    import pandas as pd
+
+    for cell in ("tfidf__lodo-bank", "tfidf__lodo-shop"):
+        p = pd.read_parquet(tmp_path / "run" / "cells" / cell / "predictions.parquet")
+        rows[cell] = set(p.loc[p.split == "train", "id"])
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    data = pd.read_parquet(tmp_path / "run" / "data" / "rows.parquet")
+    copied_ids = set(data.loc[(data.domain == "work") & data.text.isin(texts), "id"]) & set(splits["train"])
+    assert copied_ids  # the copies that stayed in training (after the split)
+    assert not rows["tfidf__lodo-bank"] & copied_ids  # left out with bank
+    assert copied_ids <= rows["tfidf__lodo-shop"]  # other cells keep them
+    assert "lodo:bank: " in said and "copy or nearly copy a bank email and are left out with it" in said

@@ -23,7 +23,7 @@ from gapscope.errors import GapscopeError
 from gapscope.study import artifacts
 from gapscope.study.cells import CellJob, data_key, forget_rows, is_done, row_digests
 from gapscope.study.executors import CellOutcome, make_executor
-from gapscope.study.paradigms import build_train_sets
+from gapscope.study.paradigms import build_train_sets, without_copies_of_left_out
 from gapscope.study.spec import RESOLVED_HEADER, StudySpec, load_spec
 from gapscope.study.split import drop_train_duplicates_of_test, split_held_out
 
@@ -71,8 +71,8 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
 
     with progress.step("finding copies and near-duplicates (kept on one side of the split)"):
         structure = duplicate_structure(rows)
-    train_ids, test_ids = split_held_out(rows, spec.study.test_fraction, spec.study.seed,
-                                         duplicate_group_of(len(rows), structure))
+    groups = duplicate_group_of(len(rows), structure)
+    train_ids, test_ids = split_held_out(rows, spec.study.test_fraction, spec.study.seed, groups)
     unheld = unheld_classes(rows, test_ids)
     for u in unheld:
         progress.info(f"{u['domain']}: no held-out {u['label']} email: all {u['rows']} are copies or near-duplicates "
@@ -93,7 +93,13 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     for i in train_ids:
         pools[rows_by_id[i].domain].append(i)
     labels = {i: r.label for i, r in rows_by_id.items()}  # the paradigms read the training ids'; resume all
-    train_sets, one_class = split_one_class(build_train_sets(spec, pools, labels), rows_by_id, removed)
+    train_sets, copied = without_copies_of_left_out(build_train_sets(spec, pools, labels),
+                                                    {r.id: r.domain for r in rows},
+                                                    {r.id: g for r, g in zip(rows, groups)})
+    for paradigm, n in copied.items():
+        progress.info(f"{paradigm}: {n} training row(s) of other domains copy or nearly copy a "
+                      f"{paradigm.split(':', 1)[1]} email and are left out with it")
+    train_sets, one_class = split_one_class(train_sets, rows_by_id, removed)
     for note in one_class:
         progress.info(f"no {note['paradigm']} cell: {note['reason']}", style="yellow")
     digests = row_digests(rows_by_id)
