@@ -152,3 +152,37 @@ def test_spec_checks_a_detectors_own_cells_per_model(tmp_path):
     (tmp_path / "s.toml").write_text('[[datasets]]\npath = "a.jsonl"\n\n[detectors.shortcuts]\ncells_per_model = -1\n')
     with pytest.raises(SpecError, match=r"\[detectors.shortcuts\] cells_per_model must be a whole number"):
         load_spec(tmp_path / "s.toml")
+
+
+def test_a_changed_detector_table_reruns_that_detector_and_those_that_read_it(tmp_path, monkeypatch):
+    # keyed by the whole [detectors] table, a change to one detector's table reran all of them; and
+    # `run --no-detectors` after the change kept the old findings in the report without a word
+    from gapscope import findings as F
+    from gapscope.data.synth import SynthConfig
+    from gapscope.study import diagnose as D
+    from gapscope.study.publish import not_run
+    from tests.study_helpers import mini_study
+
+    study = mini_study(tmp_path, SynthConfig(seed=0, n_per_domain=40, domains=["corporate", "personal"]),
+                       detectors={"cells_per_model": 1})
+    seen = []
+
+    def fake(name):
+        def run(st):
+            seen.append(name)
+            return [F.Finding(kind="demo", severity="low", title=f"{name} says hi", summary="", evidence={})]
+        return run
+
+    names = ("attributions", "shortcuts", "minimal_pairs", "label_noise")
+    monkeypatch.setattr(D, "detectors", lambda: {n: fake(n) for n in names})
+    monkeypatch.setattr("gapscope.findings.detectors", lambda: {n: fake(n) for n in names})
+    D.diagnose(study.run_dir)
+    assert seen == list(names)
+    spec = study.run_dir / "study.toml"
+    spec.write_text(spec.read_text() + "\n[detectors.shortcuts]\ncandidates_per_domain = 5\n")
+    said = " ".join(" ".join(not_run(study.run_dir)).split())
+    assert "detector(s) shortcuts, minimal_pairs: their findings were computed with other [detectors] settings" in said
+    seen.clear()
+    D.diagnose(study.run_dir)
+    assert seen == ["shortcuts", "minimal_pairs"]  # minimal pairs reads the shortcut probe's table
+    assert not_run(study.run_dir) == []

@@ -1,7 +1,7 @@
 """Runs every registered detector over a finished run and writes the ranked findings.json.
 
 Each detector's findings are stored under diagnostics/<name>/findings.json with a
-fingerprint of the run's cells, options and the gapscope version, so a rerun skips
+fingerprint of the run's cells, its options and the gapscope version, so a rerun skips
 detectors that already finished; findings.json always ranks every detector's latest findings, also after
 `--only` (the detectors not asked for contribute what they saved).
 """
@@ -20,9 +20,20 @@ from gapscope.study.context import Study
 from gapscope.suggest import with_hints
 
 
-def _cells_fingerprint(study: Study) -> str:
-    # the version too: findings cached by an older gapscope are redone after an upgrade
-    return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells] + [study.options, __version__])
+# Detectors that read other detectors' [detectors.<name>] tables (the shortcut checks use the
+# attribution settings, minimal pairs the shortcut probe's): their cache follows those tables too.
+READS = {"shortcuts": ("attributions",), "minimal_pairs": ("shortcuts", "attributions")}
+
+
+def detector_fingerprint(study: Study, name: str) -> str:
+    """What a detector's saved findings depend on: the cells, the [detectors] settings every detector
+    reads, its own table (and those it reads), and the gapscope version (findings cached by an older
+    gapscope are redone after an upgrade). Keyed by the whole [detectors] table, a change to one
+    detector's table reran all ten."""
+    opts = study.options or {}
+    shared = {k: v for k, v in opts.items() if not isinstance(v, dict)}
+    tables = {n: opts.get(n) for n in (name, *READS.get(name, ()))}
+    return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells] + [shared, tables, __version__])
 
 
 def _cells_only(study: Study) -> str:
@@ -59,7 +70,7 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
         raise GapscopeError(f"detector(s) {', '.join(off)} not enabled by the spec's [detectors] enabled "
                             f"({', '.join(enabled or [])})")
     names = [n for n in active if only is None or n in only]
-    spec_fp = _cells_fingerprint(study)
+    old_fp = {n: detector_fingerprint(study, n) for n in active}  # before a command-line override
     if cells_per_model is not None:
         if cells_per_model < 0:
             raise GapscopeError(f"cells_per_model must be 0 (every cell) or more, got {cells_per_model}")
@@ -67,7 +78,6 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
         opts = {k: ({kk: vv for kk, vv in v.items() if kk != "cells_per_model"} if isinstance(v, dict) else v)
                 for k, v in study.options.items()}
         study.__dict__["options"] = {**opts, "cells_per_model": int(cells_per_model)}
-    fp = _cells_fingerprint(study)
     cells_fp = _cells_only(study)
     findings: list[Finding] = []
     status = {}
@@ -79,7 +89,7 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
         if not out.exists():
             continue
         saved = artifacts.read_json(out)
-        same = saved.get("cells") == cells_fp if "cells" in saved else saved.get("fingerprint") == spec_fp
+        same = saved.get("cells") == cells_fp if "cells" in saved else saved.get("fingerprint") == old_fp[name]
         if same:
             findings += [Finding.from_dict(f) for f in saved["findings"]]
             status[name] = {"status": "kept", "findings": len(saved["findings"])}
@@ -88,6 +98,7 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
             status[name] = {"status": "stale"}
     for name in names:
         out = study.artifact_dir(name) / "findings.json"
+        fp = detector_fingerprint(study, name)
         if out.exists() and not force:
             saved = artifacts.read_json(out)
             if saved.get("fingerprint") == fp:

@@ -61,7 +61,12 @@ def not_run(run_dir: Path) -> list[str]:
         return [f"findings.json is missing: `gapscope diagnose {run_dir}` rebuilds it from the detectors' saved findings"]
     missing = [n for n in active if n not in status]
     stale = [n for n in active if status.get(n, {}).get("status") == "stale"]
+    changed = [n for n in active if n not in missing + stale and _other_settings(run_dir, n)]
     out = []
+    if changed:
+        out.append(f"detector(s) {', '.join(changed)}: their findings were computed with other [detectors] "
+                   f"settings (an edited study.toml, or a --cells-per-model override) or another gapscope version: "
+                   f"`gapscope diagnose {run_dir} --only {','.join(changed)}` reruns them")
     if missing:
         out.append(f"detector(s) {', '.join(missing)} did not run: `gapscope diagnose {run_dir} --only "
                    f"{','.join(missing)}` runs them")
@@ -69,6 +74,20 @@ def not_run(run_dir: Path) -> list[str]:
         out.append(f"detector(s) {', '.join(stale)}: their saved findings are about other cells and are left out: "
                    f"`gapscope diagnose {run_dir} --only {','.join(stale)}` reruns them")
     return out
+
+
+def _other_settings(run_dir: Path, name: str) -> bool:
+    """Whether detector `name`'s saved findings were computed under other settings than the spec's now
+    (`run --no-detectors` after editing a [detectors] table kept them, said "cached", and the report
+    showed them as current)."""
+    from gapscope.study.context import Study
+    from gapscope.study.diagnose import detector_fingerprint
+
+    saved = run_dir / "diagnostics" / name / "findings.json"
+    if not saved.exists():
+        return False
+    fp = artifacts.read_json(saved).get("fingerprint")
+    return fp is not None and fp != detector_fingerprint(Study(run_dir), name)
 
 
 def problems(run_dir: Path) -> list[str]:
