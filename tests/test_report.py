@@ -241,3 +241,15 @@ def test_the_cell_table_gives_the_worst_domain_interval_and_the_losses_beyond_no
     for s in summary:
         assert s["f1_losses_beyond_noise"] is not None and s["worst_domain_f1_ci"]
         assert worst_text(s) in table and losses_text(s) in table
+
+
+def test_a_domain_without_phishing_shows_the_share_of_its_mail_flagged():
+    # no F1 there: "0.00†" read the same whether the cell flagged none of its mail or all of it
+    from gapscope.report.svg import heatmap
+
+    base = {"model": "m", "paradigm": "specialist:a", "in_domain": False, "f1": 0.0, "f1_ci": None,
+            "n": 40, "n_positive": 0, "undefined": {"f1": "no phishing rows"}}
+    quiet = str(heatmap([{**base, "test_domain": "inbox", "accuracy": 1.0, "accuracy_ci": [0.91, 1.0]}], "m"))
+    loud = str(heatmap([{**base, "test_domain": "inbox", "accuracy": 0.0, "accuracy_ci": [0.0, 0.09]}], "m"))
+    assert "0% flagged†" in quiet and "100% flagged†" in loud
+    assert "false-positive rate 100.0% (95% CI 91.0%-100.0%)" in loud

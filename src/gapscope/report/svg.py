@@ -104,6 +104,14 @@ def _heat_cell(x: float, y: float, w: float, h: float, e: dict | None, model: st
     stroke = ' stroke="#111827" stroke-width="2.5"' if e.get("in_domain") else ""
     value = _fmt(f1) + ("†" if reason else "")
     ci_text = f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else ("undefined" if reason else "")
+    if e.get("n_positive") == 0 and e.get("accuracy") is not None:
+        # no phishing, no F1: what the cell does there is flag legitimate mail (0.00† read the same
+        # whether it flagged none of it or all of it)
+        fpr, acc_ci = 1.0 - e["accuracy"], e.get("accuracy_ci")
+        value = f"{fpr:.0%} flagged†"
+        ci_text = "no phishing"
+        tip.append(f"false-positive rate {fpr:.1%}" + (f" (95% CI {1 - acc_ci[1]:.1%}-{1 - acc_ci[0]:.1%})"
+                                                         if acc_ci else ""))
     return (f'<g><title>{escape(chr(10).join(tip))}</title>'
             f'<rect x="{x + 2:.1f}" y="{y + 2}" width="{w - 4:.1f}" height="{h - 4}" rx="4" fill="{fill}"{stroke}/>'
             f'<text x="{x + w / 2:.1f}" y="{y + h / 2 + 1:.1f}" class="v" fill="{ink}" text-anchor="middle">{value}</text>'
