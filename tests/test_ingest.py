@@ -754,13 +754,72 @@ def test_a_csv_quote_never_closed_is_a_counted_rejection_not_swallowed_rows(tmp_
                  'third, "quoted" row,spam\nfourth,ham\n')
     rows, rep = load(p)
     assert [r.text for r in rows] == ["hello there", "fourth"]
-    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 1}
+    # each of the three rows inside is counted, at its own line
+    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 3}
+    assert rep.rejected_at["quoted field holds whole rows (unclosed quote?)"] == ["q.csv:3", "q.csv:4", "q.csv:5"]
     # no quote after it: the field runs to the end of the file, a row of too few fields, which was
     # rejected as "wrong number of fields" with the rows inside it unmentioned
     p.write_text('text,label\n"hello there friend",spam\n"unclosed quote,ham\nnext row,spam\nplain row,ham\n')
     rows, rep = load(p)
     assert [r.text for r in rows] == ["hello there friend"]
-    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 1}
+    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 3}
+
+
+def _numbered_csv(lines: list[str]) -> str:
+    return "text,label\n" + "".join(line + "\n" for line in lines)
+
+
+@pytest.mark.parametrize("broken, quoted", [
+    # the reviewer's unclosed2.csv: the text holds the delimiter (the reason it was quoted), so the
+    # field's first line split at commas is never a whole row of two fields
+    ('"broken quote starts here, msg {i} hello there,{lab}', False),
+    # unclosed4.csv: every field quoted, one closing quote missing; the runaway field ends at the
+    # next row's opening quote, swallowing that one row
+    ('"Hello {i}, please review the invoice,{lab}', True),
+])
+def test_an_unclosed_quote_rejects_every_row_it_swallows_at_its_own_line(tmp_path, broken, quoted):
+    rows_in = []
+    for i in range(20):
+        lab = i % 2
+        if i == 5:
+            rows_in.append(broken.format(i=i, lab=lab))
+        elif quoted:
+            rows_in.append(f'"Hello {i}, please review the invoice",{lab}')
+        elif i == 9:  # the quote that ends the runaway field, inside this row's text
+            rows_in.append(f'msg {i} hello there ends" here,{lab}')
+        else:
+            rows_in.append(f"msg {i} hello there,{lab}")
+    p = tmp_path / "u.csv"
+    p.write_text(_numbered_csv(rows_in))
+    rows, rep = load(p)
+    lines = [7, 8] if quoted else [7, 8, 9, 10, 11]  # data row i sits on line i + 2
+    assert rep.rows_in == 20
+    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": len(lines)}
+    assert rep.rejected_at["quoted field holds whole rows (unclosed quote?)"] == [f"u.csv:{n}" for n in lines]
+    assert all("\n" not in r.text for r in rows)
+
+
+def test_every_row_swallowed_names_the_reason_not_the_field_count(tmp_path):
+    p = tmp_path / "all.csv"
+    p.write_text('text,label\n"hello there,1\nsecond row,0\nthird row,1\n')
+    assert error_of(p) == f"{p}:2: no row could be read: quoted field holds whole rows (unclosed quote?)"
+
+
+def test_a_multiline_field_closed_properly_is_kept_though_its_lines_look_like_rows(tmp_path):
+    # text,label: the body's last line plus the label ('thanks",spam') parses as two fields, but
+    # the quote is closed properly, so nothing was swallowed
+    p = tmp_path / "k.csv"
+    p.write_text('text,label\n"Totals,1\nnext,0\nthanks",spam\nshort,ham\n')
+    rows, rep = load(p)
+    assert rep.rows_rejected == 0 and rows[0].text == "Totals,1\nnext,0\nthanks"
+
+
+def test_an_unclosed_quote_with_the_label_first_is_found_by_the_rows_inside(tmp_path):
+    p = tmp_path / "lf.csv"
+    p.write_text('label,text\nspam,"one"\nham,"two, unclosed\nspam,"three"\nham,"four"\n')
+    rows, rep = load(p)
+    assert [r.text for r in rows] == ["one", "four"]
+    assert rep.rejected_at == {"quoted field holds whole rows (unclosed quote?)": ["lf.csv:3", "lf.csv:4"]}
 
 
 @pytest.mark.parametrize("body", [
