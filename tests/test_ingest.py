@@ -738,6 +738,20 @@ def test_row_level_reasons_and_duplicate_id(tmp_path):
     assert rep.rejected_by_reason == {"duplicate id": 1, "text is not a string": 1, "empty text": 1}
 
 
+def test_a_jsonl_row_without_the_text_key_is_missing_text_not_empty_text(tmp_path):
+    p = write_jsonl(tmp_path / "s.jsonl", [
+        {"id": "a", "text": "one", "label": 1},
+        {"id": "b", "label": 0},                 # no text key: the reviewer's support.jsonl:275
+        {"id": "c", "text": "", "label": 0},
+        {"id": "d", "text": None, "label": 0},
+    ])
+    rows, rep = load(p)
+    assert rep.rejected_at == {"missing text": ["s.jsonl:2"], "empty text": ["s.jsonl:3", "s.jsonl:4"]}
+    p = write_jsonl(tmp_path / "sb.jsonl", [{"subject": "hi", "label": 1}, {"label": 0}, {"body": " ", "label": 0}])
+    rows, rep = load(p)
+    assert rep.rejected_at == {"missing text": ["sb.jsonl:2"], "empty text": ["sb.jsonl:3"]}
+
+
 def test_csv_wrong_number_of_fields(tmp_path):
     p = tmp_path / "w.csv"
     p.write_text("text,label\nok,1\ntoo,many,fields\n")
