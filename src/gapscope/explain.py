@@ -99,8 +99,11 @@ def resolve_cell(study, model: str, cell: str | None):
         want = cell.replace("-", ":", 1) if ":" not in cell else cell
         hits = [c for c in cells if c.paradigm in (cell, want) or c.name == cell
                 or c.paradigm.split(":", 1)[-1] == cell]
-        if len(hits) != 1:
-            raise GapscopeError(f"--cell {cell!r} matches {len(hits)} cells of {model!r}; choose one of: "
+        if len(hits) > 1:  # a domain names its specialist and its lodo cell: the choice is between those
+            raise GapscopeError(f"--cell {cell!r} matches {len(hits)} cells of {model!r}: "
+                                + ", ".join(c.paradigm for c in hits) + "; give one of them")
+        if not hits:
+            raise GapscopeError(f"--cell {cell!r} matches no cell of {model!r}; choose one of: "
                                 + ", ".join(c.paradigm for c in cells))
         return hits[0]
     if len(cells) == 1:
