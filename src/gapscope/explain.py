@@ -7,6 +7,7 @@ the cell's threshold, and the top tokens each way.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +34,32 @@ def _bg(w: float, scale: float) -> str | None:
     return f"bold white on rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
 
+def _shown(piece: str, start: int, lone_cr: set[int]) -> str:
+    """`visible(piece)`, and a carriage return not followed by a newline (`lone_cr`: offsets in the
+    email; `start`: the piece's) as ⟨U+000D⟩: rich drops it, so "now\rSAFE" read "nowSAFE"."""
+    if "\r" in piece:
+        piece = "".join("⟨U+000D⟩" if c == "\r" and start + i in lone_cr else c for i, c in enumerate(piece))
+    return visible(piece)
+
+
 def highlighted(att: Attribution) -> Text:
     """The email with every word on a background coloured by its weight (whitespace untouched;
-    control and bidi characters shown by code point, so the email cannot drive the terminal)."""
+    control and bidi characters, and a lone carriage return, shown by code point, so the email
+    cannot drive the terminal nor hide a character)."""
     scale = float(max(abs(att.weights).max(), 1e-12)) if len(att.weights) else 1.0
+    text = "".join(att.tokens)
+    lone_cr = {m.start() for m in re.finditer("\r(?!\n)", text)}
     out = Text()
+    at = 0
     for tok, w in zip(att.tokens, att.weights):
         core = tok.rstrip()
         tail = tok[len(core):]
         lead = core[: len(core) - len(core.lstrip())]
         core = core.lstrip()
-        out.append(visible(lead))
-        out.append(visible(core), style=_bg(float(w), scale))
-        out.append(visible(tail))
+        out.append(_shown(lead, at, lone_cr))
+        out.append(_shown(core, at + len(lead), lone_cr), style=_bg(float(w), scale))
+        out.append(_shown(tail, at + len(lead) + len(core), lone_cr))
+        at += len(tok)
     return out
 
 
