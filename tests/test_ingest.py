@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gapscope.data.audit import audit
 from gapscope.data.email_parse import BrokenMessage, html_to_text, parse_email
 from gapscope.data.ingest import load_source, load_sources, parse_cli_source
 from gapscope.data.labels import LabelError, parse_label
@@ -251,6 +252,38 @@ def test_parse_email_multipart_base64_qp_latin1_html():
     assert (m.subject, m.body, m.had_html) == ("R\u00e9sum\u00e9", "Caf\u00e9 au lait, cr\u00e8me br\u00fbl\u00e9e.", False)
     m = parse_email(HTML_ONLY)
     assert m.body == "Click here (http://evil.example/login) now!\nThanks" and m.had_html
+
+
+def _alternative(plain: str, html: str) -> bytes:
+    return (b'From: it@corp.example\nSubject: Mailbox\nMIME-Version: 1.0\n'
+            b'Content-Type: multipart/alternative; boundary="B"\n\n--B\nContent-Type: text/plain; charset=utf-8\n\n'
+            + plain.encode() + b'\n--B\nContent-Type: text/html; charset=utf-8\n\n' + html.encode() + b'\n--B--\n')
+
+
+def test_an_html_part_with_a_link_the_plain_part_lacks_is_read_in_its_place():
+    # the reviewer's corpmail: the phishing link only in the HTML part, which was dropped beside a
+    # text/plain part (url_share 0.005 for a corpus whose phishing half carries a link)
+    html = ("<p>Your mailbox is 98% full. <a href='http://owa-31.login-portal.ru/'>Validate your account</a>"
+            " today.</p>")
+    m = parse_email(_alternative("Your mailbox is almost full. Validate your account.", html))
+    assert m.body == "Your mailbox is 98% full. Validate your account (http://owa-31.login-portal.ru/) today."
+    assert m.plain_set_aside and m.had_html
+    # the plain part shows the link (a trailing slash aside): it is kept, the HTML adds nothing
+    m = parse_email(_alternative("Validate at http://owa-31.login-portal.ru today.", html))
+    assert m.body == "Validate at http://owa-31.login-portal.ru today." and not m.plain_set_aside
+    # no link in the HTML: the plain part, as before
+    m = parse_email(_alternative("Lunch at noon?", "<p>Lunch at <b>noon</b>?</p>"))
+    assert m.body == "Lunch at noon?" and not m.plain_set_aside
+
+
+def test_the_audit_counts_mail_read_from_its_html_part(tmp_path):
+    d = tmp_path / "corp"
+    d.mkdir()
+    (d / "a.eml").write_bytes(_alternative("Validate your account.", '<a href="http://x.example/v">Validate</a>'))
+    (d / "b.eml").write_bytes(_alternative("Lunch at noon?", "<p>Lunch at noon?</p>"))
+    rows, rep = load(d, label_value="phishing")
+    style = audit(rows, [rep])["sources"][0]["style"]
+    assert style["html_body_share"] == 0.5 and style["url_share"] == 0.5
 
 
 def test_html_to_text_drops_scripts_keeps_links():

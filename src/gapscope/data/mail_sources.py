@@ -80,6 +80,8 @@ def _record(n: int, raw: bytes | None, meta: dict) -> Record:
             return Record(n, None, NOT_MAIL_TEXT, meta=meta)  # a README, a list of commands
         return Record(n, None, str(e), meta=meta)
     meta = {**meta, "had_html": msg.had_html}
+    if msg.plain_set_aside:  # counted by the audit (html_body_share), not set aside silently
+        meta["plain_set_aside"] = True
     if msg.sender:
         meta["from"] = msg.sender
     if msg.message_id:
