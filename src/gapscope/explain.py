@@ -8,6 +8,7 @@ the cell's threshold, and the top tokens each way.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def top_table(att: Attribution, k: int = 10) -> Table:
 
 
 def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: int = 10,
-           console: Console | None = None) -> None:
+           console: Console | None = None, explained: str | None = None) -> None:
     console = console or Console()
     decision = "phishing" if att.margin > threshold else "legitimate"
     colour = "red" if decision == "phishing" else "blue"
@@ -94,9 +95,43 @@ def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: in
                                                                "dim"))
     legend = Text.assemble(("legend: ", "dim"), (" toward phishing ", _bg(1.0, 1.0) or ""), " ",
                            (" toward legitimate ", _bg(-1.0, 1.0) or ""))
-    console.print(Panel(Group(head, legend, Text(""), highlighted(att)), title=plain(title or "explain"),
+    # what the words are of, when not the text as given (a mail file parsed as training parsed mail)
+    about = [Text.assemble(("explained: ", "dim"), (visible(explained), ""))] if explained else []
+    console.print(Panel(Group(head, *about, legend, Text(""), highlighted(att)), title=plain(title or "explain"),
                         expand=True))
     console.print(top_table(att, top))
+
+
+# -- the email from --file -------------------------------------------------------------------
+
+def read_email_file(file: Path) -> tuple[str, str | None]:
+    """The text to explain from `--file` ('-': stdin), and what it is when not the file as written.
+
+    A mail file (named .eml, or starting like an email as the folder reader tells one) is read
+    through the readers' mail parser into "Subject: ...", a blank line and the text body: what the
+    model saw of every email in training, not the raw MIME source (headers, boundaries,
+    quoted-printable breaks, HTML). Any other file is explained as it is."""
+    from gapscope.data.mail_sources import holds_messages, message_record
+    from gapscope.data.readers import looks_like_mail
+    from gapscope.data.rows import compose_text
+
+    name = "stdin" if str(file) == "-" else str(file)
+    try:
+        raw = sys.stdin.buffer.read() if str(file) == "-" else Path(file).read_bytes()
+    except OSError as e:
+        raise GapscopeError(f"{name}: cannot read it ({e.strerror or type(e).__name__})") from None
+    if b"\x00" in raw[:8192]:  # an image, an archive, an executable: not an email
+        raise GapscopeError(f"{name}: a binary file, not an email")
+    if not (name.lower().endswith(".eml") or looks_like_mail(raw)):
+        return raw.decode("utf-8", errors="replace"), None
+    if holds_messages(raw):
+        raise GapscopeError(f"{name}: an mbox of several messages; explain takes one email")
+    rec = message_record(raw, Path(name).name)
+    if rec.values is None:
+        raise GapscopeError(f"{name}: {rec.error}")
+    text = compose_text(rec.values.get("subject"), rec.values.get("body"))
+    what = f"{Path(name).name} read as email (subject + text body, as the readers parse mail)"
+    return text, what
 
 
 # -- picking the cell ---------------------------------------------------------------------

@@ -92,6 +92,17 @@ def _record(n: int, raw: bytes | None, meta: dict) -> Record:
     return Record(n, values, meta=meta)
 
 
+def message_record(raw: bytes, name: str) -> Record:
+    """One mail file's bytes as the folder reader makes a row of it (subject/body values, or the
+    rejection reason), for reading a single email the way training read its corpus."""
+    return _record(1, raw, {"file": name})
+
+
+def holds_messages(raw: bytes) -> bool:
+    """Whether the bytes are an mbox of several messages (as a folder's file is split)."""
+    return _holds_messages(raw)
+
+
 def _table(path: Path, fmt: str, messages: Iterable[tuple[bytes | None, dict]], empty: str) -> Table:
     return _finish(path, fmt, [_record(i + 1, raw, meta) for i, (raw, meta) in enumerate(messages)], empty)
 
