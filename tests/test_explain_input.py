@@ -36,7 +36,7 @@ def test_a_lone_carriage_return_is_shown_by_code_point_in_the_terminal_view():
     for text, want in (("verify now\rSAFE mail", "verify now⟨U+000D⟩SAFE mail"),
                        ("verify now \r\rSAFE\r\nmail\r", "verify now ⟨U+000D⟩⟨U+000D⟩SAFE\nmail⟨U+000D⟩")):
         att = attribute(BagModel({"verify": 2.0, "safe": -1.0}), text)
-        console = Console(record=True, force_terminal=True, width=100)
+        console = Console(record=True, force_terminal=True, color_system="truecolor", width=100)
         render(att, console=console)
         shown = console.export_text()
         lines = [line.strip("│ ") for line in shown.splitlines()]
