@@ -201,6 +201,31 @@ def test_explain_cli_and_render(study):
     assert "bench" in [c.name for c in app.registered_groups]
 
 
+def test_explain_reads_a_mail_file_as_training_read_mail(study, tmp_path):
+    # --file explained the raw MIME source: headers, boundary lines, quoted-printable soft breaks
+    from gapscope.cli_diagnosis import register
+
+    app = typer.Typer()
+
+    @app.callback()
+    def main():
+        pass
+
+    register(app)
+    mail = tmp_path / "offer.eml"
+    mail.write_bytes(b'From: Shop <deals@shop.example>\nSubject: Your order\nMIME-Version: 1.0\n'
+                     b'Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n'
+                     b'Your order has shipped, track it in your acc=\nount.\n')
+    args = ["explain", "--run", str(study.run_dir), "--model", "tfidf", "--cell", "marketing", "--file", str(mail)]
+    res = CliRunner().invoke(app, args + ["--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "".join(out["tokens"]) == "Subject: Your order\n\nYour order has shipped, track it in your account."
+    assert out["explained"] == "offer.eml read as email (subject + text body, as the readers parse mail)"
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and "explained: offer.eml read as email" in " ".join(res.stdout.split())
+
+
 def test_render_colours_by_direction():
     from rich.console import Console
 

@@ -116,7 +116,8 @@ def test_run_says_each_sources_rejected_rows_on_the_console(tmp_path):
     # with the line each rejected row is on, so it can be found and fixed
     assert ("a.jsonl: 42 rows in, 40 kept, 2 rejected (empty text: 1 at a.jsonl:41, invalid JSON: 1 at "
             "a.jsonl:42)") in said
-    assert "b.jsonl: 40 rows in" not in said  # a clean source stays quiet
+    # every source, as `gapscope data audit` prints them (a clean source was left out)
+    assert "b.jsonl: 40 rows in, 40 kept, 0 rejected (none)" in said
 
 
 def test_a_missing_model_fails_before_any_cell_trains(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gapscope.data.audit import audit
 from gapscope.data.email_parse import BrokenMessage, html_to_text, parse_email
 from gapscope.data.ingest import load_source, load_sources, parse_cli_source
 from gapscope.data.labels import LabelError, parse_label
@@ -251,6 +252,38 @@ def test_parse_email_multipart_base64_qp_latin1_html():
     assert (m.subject, m.body, m.had_html) == ("R\u00e9sum\u00e9", "Caf\u00e9 au lait, cr\u00e8me br\u00fbl\u00e9e.", False)
     m = parse_email(HTML_ONLY)
     assert m.body == "Click here (http://evil.example/login) now!\nThanks" and m.had_html
+
+
+def _alternative(plain: str, html: str) -> bytes:
+    return (b'From: it@corp.example\nSubject: Mailbox\nMIME-Version: 1.0\n'
+            b'Content-Type: multipart/alternative; boundary="B"\n\n--B\nContent-Type: text/plain; charset=utf-8\n\n'
+            + plain.encode() + b'\n--B\nContent-Type: text/html; charset=utf-8\n\n' + html.encode() + b'\n--B--\n')
+
+
+def test_an_html_part_with_a_link_the_plain_part_lacks_is_read_in_its_place():
+    # the reviewer's corpmail: the phishing link only in the HTML part, which was dropped beside a
+    # text/plain part (url_share 0.005 for a corpus whose phishing half carries a link)
+    html = ("<p>Your mailbox is 98% full. <a href='http://owa-31.login-portal.ru/'>Validate your account</a>"
+            " today.</p>")
+    m = parse_email(_alternative("Your mailbox is almost full. Validate your account.", html))
+    assert m.body == "Your mailbox is 98% full. Validate your account (http://owa-31.login-portal.ru/) today."
+    assert m.plain_set_aside and m.had_html
+    # the plain part shows the link (a trailing slash aside): it is kept, the HTML adds nothing
+    m = parse_email(_alternative("Validate at http://owa-31.login-portal.ru today.", html))
+    assert m.body == "Validate at http://owa-31.login-portal.ru today." and not m.plain_set_aside
+    # no link in the HTML: the plain part, as before
+    m = parse_email(_alternative("Lunch at noon?", "<p>Lunch at <b>noon</b>?</p>"))
+    assert m.body == "Lunch at noon?" and not m.plain_set_aside
+
+
+def test_the_audit_counts_mail_read_from_its_html_part(tmp_path):
+    d = tmp_path / "corp"
+    d.mkdir()
+    (d / "a.eml").write_bytes(_alternative("Validate your account.", '<a href="http://x.example/v">Validate</a>'))
+    (d / "b.eml").write_bytes(_alternative("Lunch at noon?", "<p>Lunch at noon?</p>"))
+    rows, rep = load(d, label_value="phishing")
+    style = audit(rows, [rep])["sources"][0]["style"]
+    assert style["html_body_share"] == 0.5 and style["url_share"] == 0.5
 
 
 def test_html_to_text_drops_scripts_keeps_links():
@@ -738,6 +771,20 @@ def test_row_level_reasons_and_duplicate_id(tmp_path):
     assert rep.rejected_by_reason == {"duplicate id": 1, "text is not a string": 1, "empty text": 1}
 
 
+def test_a_jsonl_row_without_the_text_key_is_missing_text_not_empty_text(tmp_path):
+    p = write_jsonl(tmp_path / "s.jsonl", [
+        {"id": "a", "text": "one", "label": 1},
+        {"id": "b", "label": 0},                 # no text key: the reviewer's support.jsonl:275
+        {"id": "c", "text": "", "label": 0},
+        {"id": "d", "text": None, "label": 0},
+    ])
+    rows, rep = load(p)
+    assert rep.rejected_at == {"missing text": ["s.jsonl:2"], "empty text": ["s.jsonl:3", "s.jsonl:4"]}
+    p = write_jsonl(tmp_path / "sb.jsonl", [{"subject": "hi", "label": 1}, {"label": 0}, {"body": " ", "label": 0}])
+    rows, rep = load(p)
+    assert rep.rejected_at == {"missing text": ["sb.jsonl:2"], "empty text": ["sb.jsonl:3"]}
+
+
 def test_csv_wrong_number_of_fields(tmp_path):
     p = tmp_path / "w.csv"
     p.write_text("text,label\nok,1\ntoo,many,fields\n")
@@ -754,13 +801,72 @@ def test_a_csv_quote_never_closed_is_a_counted_rejection_not_swallowed_rows(tmp_
                  'third, "quoted" row,spam\nfourth,ham\n')
     rows, rep = load(p)
     assert [r.text for r in rows] == ["hello there", "fourth"]
-    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 1}
+    # each of the three rows inside is counted, at its own line
+    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 3}
+    assert rep.rejected_at["quoted field holds whole rows (unclosed quote?)"] == ["q.csv:3", "q.csv:4", "q.csv:5"]
     # no quote after it: the field runs to the end of the file, a row of too few fields, which was
     # rejected as "wrong number of fields" with the rows inside it unmentioned
     p.write_text('text,label\n"hello there friend",spam\n"unclosed quote,ham\nnext row,spam\nplain row,ham\n')
     rows, rep = load(p)
     assert [r.text for r in rows] == ["hello there friend"]
-    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 1}
+    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": 3}
+
+
+def _numbered_csv(lines: list[str]) -> str:
+    return "text,label\n" + "".join(line + "\n" for line in lines)
+
+
+@pytest.mark.parametrize("broken, quoted", [
+    # the reviewer's unclosed2.csv: the text holds the delimiter (the reason it was quoted), so the
+    # field's first line split at commas is never a whole row of two fields
+    ('"broken quote starts here, msg {i} hello there,{lab}', False),
+    # unclosed4.csv: every field quoted, one closing quote missing; the runaway field ends at the
+    # next row's opening quote, swallowing that one row
+    ('"Hello {i}, please review the invoice,{lab}', True),
+])
+def test_an_unclosed_quote_rejects_every_row_it_swallows_at_its_own_line(tmp_path, broken, quoted):
+    rows_in = []
+    for i in range(20):
+        lab = i % 2
+        if i == 5:
+            rows_in.append(broken.format(i=i, lab=lab))
+        elif quoted:
+            rows_in.append(f'"Hello {i}, please review the invoice",{lab}')
+        elif i == 9:  # the quote that ends the runaway field, inside this row's text
+            rows_in.append(f'msg {i} hello there ends" here,{lab}')
+        else:
+            rows_in.append(f"msg {i} hello there,{lab}")
+    p = tmp_path / "u.csv"
+    p.write_text(_numbered_csv(rows_in))
+    rows, rep = load(p)
+    lines = [7, 8] if quoted else [7, 8, 9, 10, 11]  # data row i sits on line i + 2
+    assert rep.rows_in == 20
+    assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": len(lines)}
+    assert rep.rejected_at["quoted field holds whole rows (unclosed quote?)"] == [f"u.csv:{n}" for n in lines]
+    assert all("\n" not in r.text for r in rows)
+
+
+def test_every_row_swallowed_names_the_reason_not_the_field_count(tmp_path):
+    p = tmp_path / "all.csv"
+    p.write_text('text,label\n"hello there,1\nsecond row,0\nthird row,1\n')
+    assert error_of(p) == f"{p}:2: no row could be read: quoted field holds whole rows (unclosed quote?)"
+
+
+def test_a_multiline_field_closed_properly_is_kept_though_its_lines_look_like_rows(tmp_path):
+    # text,label: the body's last line plus the label ('thanks",spam') parses as two fields, but
+    # the quote is closed properly, so nothing was swallowed
+    p = tmp_path / "k.csv"
+    p.write_text('text,label\n"Totals,1\nnext,0\nthanks",spam\nshort,ham\n')
+    rows, rep = load(p)
+    assert rep.rows_rejected == 0 and rows[0].text == "Totals,1\nnext,0\nthanks"
+
+
+def test_an_unclosed_quote_with_the_label_first_is_found_by_the_rows_inside(tmp_path):
+    p = tmp_path / "lf.csv"
+    p.write_text('label,text\nspam,"one"\nham,"two, unclosed\nspam,"three"\nham,"four"\n')
+    rows, rep = load(p)
+    assert [r.text for r in rows] == ["one", "four"]
+    assert rep.rejected_at == {"quoted field holds whole rows (unclosed quote?)": ["lf.csv:3", "lf.csv:4"]}
 
 
 @pytest.mark.parametrize("body", [

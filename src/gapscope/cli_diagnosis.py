@@ -6,7 +6,6 @@ gapscope/cli.py registers them on the main app with `register(app)`.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
@@ -53,10 +52,11 @@ def explain(
     given = [x is not None for x in (text, file, row)]
     if sum(given) != 1:
         raise GapscopeError("give exactly one of --text, --file, --id")
+    explained = None
     if file is not None:
-        body = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8", errors="replace")
-        if "\x00" in body[:8192]:  # an image, an archive, an executable: not an email
-            raise GapscopeError(f"{file}: a binary file, not an email")
+        from gapscope.explain import read_email_file
+
+        body, explained = read_email_file(file)  # a mail file as training read mail, not its raw MIME
     elif row is not None:
         rows = study.rows
         if row not in rows:
@@ -74,13 +74,14 @@ def explain(
     if as_json:
         from gapscope.visible import json_escaped
 
-        print(json_escaped(json.dumps({"cell": info.name, "threshold": info.threshold, **att.to_dict()},
+        print(json_escaped(json.dumps({"cell": info.name, "threshold": info.threshold,
+                                       **({"explained": explained} if explained else {}), **att.to_dict()},
                                       ensure_ascii=False)))
         return
     from rich.console import Console
 
     render(att, title=f"{info.model} · {info.paradigm}", threshold=float(info.threshold), top=top or 10,
-           console=Console())
+           console=Console(), explained=explained)
 
 
 def validate(

@@ -7,6 +7,8 @@ the cell's threshold, and the top tokens each way.
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +35,32 @@ def _bg(w: float, scale: float) -> str | None:
     return f"bold white on rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
 
+def _shown(piece: str, start: int, lone_cr: set[int]) -> str:
+    """`visible(piece)`, and a carriage return not followed by a newline (`lone_cr`: offsets in the
+    email; `start`: the piece's) as ⟨U+000D⟩: rich drops it, so "now\rSAFE" read "nowSAFE"."""
+    if "\r" in piece:
+        piece = "".join("⟨U+000D⟩" if c == "\r" and start + i in lone_cr else c for i, c in enumerate(piece))
+    return visible(piece)
+
+
 def highlighted(att: Attribution) -> Text:
     """The email with every word on a background coloured by its weight (whitespace untouched;
-    control and bidi characters shown by code point, so the email cannot drive the terminal)."""
+    control and bidi characters, and a lone carriage return, shown by code point, so the email
+    cannot drive the terminal nor hide a character)."""
     scale = float(max(abs(att.weights).max(), 1e-12)) if len(att.weights) else 1.0
+    text = "".join(att.tokens)
+    lone_cr = {m.start() for m in re.finditer("\r(?!\n)", text)}
     out = Text()
+    at = 0
     for tok, w in zip(att.tokens, att.weights):
         core = tok.rstrip()
         tail = tok[len(core):]
         lead = core[: len(core) - len(core.lstrip())]
         core = core.lstrip()
-        out.append(visible(lead))
-        out.append(visible(core), style=_bg(float(w), scale))
-        out.append(visible(tail))
+        out.append(_shown(lead, at, lone_cr))
+        out.append(_shown(core, at + len(lead), lone_cr), style=_bg(float(w), scale))
+        out.append(_shown(tail, at + len(lead) + len(core), lone_cr))
+        at += len(tok)
     return out
 
 
@@ -66,7 +81,7 @@ def top_table(att: Attribution, k: int = 10) -> Table:
 
 
 def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: int = 10,
-           console: Console | None = None) -> None:
+           console: Console | None = None, explained: str | None = None) -> None:
     console = console or Console()
     decision = "phishing" if att.margin > threshold else "legitimate"
     colour = "red" if decision == "phishing" else "blue"
@@ -80,9 +95,43 @@ def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: in
                                                                "dim"))
     legend = Text.assemble(("legend: ", "dim"), (" toward phishing ", _bg(1.0, 1.0) or ""), " ",
                            (" toward legitimate ", _bg(-1.0, 1.0) or ""))
-    console.print(Panel(Group(head, legend, Text(""), highlighted(att)), title=plain(title or "explain"),
+    # what the words are of, when not the text as given (a mail file parsed as training parsed mail)
+    about = [Text.assemble(("explained: ", "dim"), (visible(explained), ""))] if explained else []
+    console.print(Panel(Group(head, *about, legend, Text(""), highlighted(att)), title=plain(title or "explain"),
                         expand=True))
     console.print(top_table(att, top))
+
+
+# -- the email from --file -------------------------------------------------------------------
+
+def read_email_file(file: Path) -> tuple[str, str | None]:
+    """The text to explain from `--file` ('-': stdin), and what it is when not the file as written.
+
+    A mail file (named .eml, or starting like an email as the folder reader tells one) is read
+    through the readers' mail parser into "Subject: ...", a blank line and the text body: what the
+    model saw of every email in training, not the raw MIME source (headers, boundaries,
+    quoted-printable breaks, HTML). Any other file is explained as it is."""
+    from gapscope.data.mail_sources import holds_messages, message_record
+    from gapscope.data.readers import looks_like_mail
+    from gapscope.data.rows import compose_text
+
+    name = "stdin" if str(file) == "-" else str(file)
+    try:
+        raw = sys.stdin.buffer.read() if str(file) == "-" else Path(file).read_bytes()
+    except OSError as e:
+        raise GapscopeError(f"{name}: cannot read it ({e.strerror or type(e).__name__})") from None
+    if b"\x00" in raw[:8192]:  # an image, an archive, an executable: not an email
+        raise GapscopeError(f"{name}: a binary file, not an email")
+    if not (name.lower().endswith(".eml") or looks_like_mail(raw)):
+        return raw.decode("utf-8", errors="replace"), None
+    if holds_messages(raw):
+        raise GapscopeError(f"{name}: an mbox of several messages; explain takes one email")
+    rec = message_record(raw, Path(name).name)
+    if rec.values is None:
+        raise GapscopeError(f"{name}: {rec.error}")
+    text = compose_text(rec.values.get("subject"), rec.values.get("body"))
+    what = f"{Path(name).name} read as email (subject + text body, as the readers parse mail)"
+    return text, what
 
 
 # -- picking the cell ---------------------------------------------------------------------
@@ -99,8 +148,11 @@ def resolve_cell(study, model: str, cell: str | None):
         want = cell.replace("-", ":", 1) if ":" not in cell else cell
         hits = [c for c in cells if c.paradigm in (cell, want) or c.name == cell
                 or c.paradigm.split(":", 1)[-1] == cell]
-        if len(hits) != 1:
-            raise GapscopeError(f"--cell {cell!r} matches {len(hits)} cells of {model!r}; choose one of: "
+        if len(hits) > 1:  # a domain names its specialist and its lodo cell: the choice is between those
+            raise GapscopeError(f"--cell {cell!r} matches {len(hits)} cells of {model!r}: "
+                                + ", ".join(c.paradigm for c in hits) + "; give one of them")
+        if not hits:
+            raise GapscopeError(f"--cell {cell!r} matches no cell of {model!r}; choose one of: "
                                 + ", ".join(c.paradigm for c in cells))
         return hits[0]
     if len(cells) == 1:

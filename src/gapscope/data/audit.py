@@ -70,7 +70,7 @@ def _row_style(text: str) -> tuple[float, ...]:
     )
 
 
-def _style(feats: np.ndarray, html: np.ndarray, subject: np.ndarray) -> dict[str, float]:
+def _style(feats: np.ndarray, html: np.ndarray, subject: np.ndarray, aside: np.ndarray) -> dict[str, float]:
     """Aggregate per-row style features (rows of `feats`) into one group's profile."""
     if len(feats) == 0:
         return {}
@@ -83,6 +83,9 @@ def _style(feats: np.ndarray, html: np.ndarray, subject: np.ndarray) -> dict[str
         "url_count_mean": r(urls.mean()),
         "url_share": r((urls > 0).mean()),
         "html_share": r(html.mean()),
+        # mail whose body is its HTML part rendered to text, the text/plain part (which lacked the
+        # HTML's link targets) set aside
+        "html_body_share": r(aside.mean()),
         "uppercase_ratio_mean": r(upper.mean()),
         "exclamation_per_1k_chars": r(1000 * excl.sum() / max(chars.sum(), 1)),
         "exclamation_share": r((excl > 0).mean()),
@@ -325,9 +328,10 @@ def audit(rows: Sequence[Row], reports: Iterable[SourceReport | dict], test_ids:
     feats = np.array([_row_style(r.text) for r in rows], dtype=np.float64).reshape(len(rows), 7)
     html = np.array([bool(r.meta.get("had_html")) for r in rows], dtype=np.float64)
     subj = np.array([bool(r.subject) for r in rows], dtype=np.float64)
+    aside = np.array([bool(r.meta.get("plain_set_aside")) for r in rows], dtype=np.float64)
 
     def style_of(mask: np.ndarray) -> dict[str, float]:
-        return _style(feats[mask], html[mask], subj[mask])
+        return _style(feats[mask], html[mask], subj[mask], aside[mask])
 
     sources = []
     source_of = np.array([str(r.meta.get("source", "")) for r in rows], dtype=object)

@@ -53,6 +53,9 @@ class ParsedEmail:
     message_id: str
     body: str
     had_html: bool
+    # the body is the HTML part rendered to text, the text/plain part set aside, because the plain
+    # part lacks link targets the HTML holds (what the recipient's mail client shows and clicks)
+    plain_set_aside: bool = False
 
 
 def looks_like_html(text: str) -> bool:
@@ -72,6 +75,7 @@ class _HTMLText(HTMLParser):
         self.out: list[str] = []
         self.skip_depth = 0
         self.links: list[tuple[str | None, int]] = []  # (href, position in out) of open <a>
+        self.hrefs: list[str] = []  # every link target kept, in order
 
     def handle_starttag(self, tag, attrs):
         if tag in self._SKIP:
@@ -82,6 +86,8 @@ class _HTMLText(HTMLParser):
             href = (dict(attrs).get("href") or "").strip()
             keep = href and not href.startswith("#") and not href.lower().startswith("javascript:")
             self.links.append((href if keep else None, len(self.out)))
+            if keep:
+                self.hrefs.append(href)
 
     def handle_startendtag(self, tag, attrs):
         if tag in self._BLOCK:
@@ -121,11 +127,16 @@ def collapse_whitespace(text: str) -> str:
 
 def html_to_text(html: str) -> str:
     """Visible text of an HTML document, links as "text (url)", whitespace collapsed."""
+    return _render(html)[0]
+
+
+def _render(html: str) -> tuple[str, list[str]]:
+    """html_to_text, and the link targets it holds."""
     parser = _HTMLText()
     with contextlib.suppress(Exception):  # html.parser is lenient; anything left is garbage, keep what we have
         parser.feed(html)
         parser.close()
-    return parser.text()
+    return parser.text(), parser.hrefs
 
 
 def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
@@ -186,7 +197,8 @@ def _part_text(part: Message) -> str:
 
 
 def parse_email(raw: bytes) -> ParsedEmail:
-    """Parse one message. Prefers text/plain parts; else text/html reduced to text.
+    """Parse one message. Prefers text/plain parts, unless an HTML part holds a link target the
+    plain text lacks; else text/html reduced to text (links inline as "text (url)").
 
     Raises BrokenMessage for: empty message, no headers, multipart without its boundary,
     base64 that does not decode, and any parser exception (hostile input must cost one
@@ -223,14 +235,22 @@ def _parse(raw: bytes) -> ParsedEmail:
         (plain if ctype == "text/plain" else html).append(_part_text(part))
     plain_text = tidy_plain("\n\n".join(plain))
     had_html = bool(html) or looks_like_html(plain_text)
+    html_text, hrefs = _render("\n".join(html)) if html else ("", [])
+    plain_set_aside = False
     if plain_text:
         body = html_to_text(plain_text) if looks_like_html(plain_text) else plain_text
+        # A text/plain part beside the HTML is kept (cleaner text), unless the HTML holds a link
+        # target it does not show: phishing puts the link only in the HTML the recipient sees, and
+        # reading the plain part alone hid it from the models and the audit's url_share.
+        if any(h.rstrip("/") not in body for h in hrefs):
+            body, plain_set_aside = html_text, True
     else:
-        body = html_to_text("\n".join(html)) if html else ""
+        body = html_text
     return ParsedEmail(
         subject=" ".join(_header(msg, "subject").split()),
         sender=_header(msg, "from"),
         message_id=_header(msg, "message-id"),
         body=body,
         had_html=had_html,
+        plain_set_aside=plain_set_aside,
     )

@@ -8,7 +8,7 @@ label column, no known label anywhere, nothing usable) raise InputError, one lin
 naming the file and, where it applies, the row.
 
 Checks run in this order for each row, and the first failing one is its reason:
-unreadable record -> text ("empty text", "text is not a string") -> label ("missing
+unreadable record -> text ("missing text", "empty text", "text is not a string") -> label ("missing
 label", "unknown label value '...'") -> id ("duplicate id").
 """
 
@@ -29,6 +29,10 @@ from gapscope.data.readers import FORMATS, Record, Table, detect_format, read_cs
 from gapscope.data.rows import LABEL_NAMES, Row, SourceReport, compose_text, location, stable_id
 from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import InputError
+
+# a row without the text key (JSONL), as "missing label" is one without the label key; "empty text"
+# is a row whose text is there but blank or null
+MISSING_TEXT = "missing text"
 
 READERS: dict[str, Callable[[Path, SourceSpec], Table]] = {
     "jsonl": read_jsonl,
@@ -90,6 +94,8 @@ def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict],
         subject_col, body_col = "subject", "body"
     elif spec.text in cols:
         def from_text(values: dict) -> tuple[str, None, None]:
+            if spec.text not in values:  # a JSONL row without the key; a CSV/Parquet row always has the column
+                raise _RowError(MISSING_TEXT)
             text = _as_text(values.get(spec.text))
             if text is None:
                 raise _RowError("empty text")
@@ -102,6 +108,8 @@ def _text_fields(path: Path, spec: SourceSpec, table: Table) -> Callable[[dict],
                          f"(columns: {', '.join(cols)}){_naming_hint('text', cols, TEXT_WORDS)}")
 
     def from_parts(values: dict) -> tuple[str, str | None, str | None]:
+        if subject_col not in values and body_col not in values:
+            raise _RowError(MISSING_TEXT)
         subject, body = _as_text(values.get(subject_col)), _as_text(values.get(body_col))
         text = compose_text(subject, body)
         if not text:

@@ -80,6 +80,8 @@ def _record(n: int, raw: bytes | None, meta: dict) -> Record:
             return Record(n, None, NOT_MAIL_TEXT, meta=meta)  # a README, a list of commands
         return Record(n, None, str(e), meta=meta)
     meta = {**meta, "had_html": msg.had_html}
+    if msg.plain_set_aside:  # counted by the audit (html_body_share), not set aside silently
+        meta["plain_set_aside"] = True
     if msg.sender:
         meta["from"] = msg.sender
     if msg.message_id:
@@ -88,6 +90,17 @@ def _record(n: int, raw: bytes | None, meta: dict) -> Record:
     if folder is not None:
         values[FOLDER_COLUMN] = folder
     return Record(n, values, meta=meta)
+
+
+def message_record(raw: bytes, name: str) -> Record:
+    """One mail file's bytes as the folder reader makes a row of it (subject/body values, or the
+    rejection reason), for reading a single email the way training read its corpus."""
+    return _record(1, raw, {"file": name})
+
+
+def holds_messages(raw: bytes) -> bool:
+    """Whether the bytes are an mbox of several messages (as a folder's file is split)."""
+    return _holds_messages(raw)
 
 
 def _table(path: Path, fmt: str, messages: Iterable[tuple[bytes | None, dict]], empty: str) -> Table:

@@ -256,7 +256,10 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
     text = read_text(path, "JSONL/CSV", spec.encoding)
     delimiter = spec.delimiter or spec.extra.get("delimiter") or ("\t" if _suffixes(path)[-1:] == [".tsv"] else ",")
     csv.field_size_limit(2**31 - 1)  # email bodies exceed the 128 KiB default
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # the physical lines the reader reads (split at \n, \r\n and \r, as csv counts them), kept so a
+    # record's own lines can be looked at again (_RowShape.swallows_rows)
+    lines = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(lines, delimiter=delimiter)
     records: list[Record] = []
     header: list[str] | None = None
     prev = 0
@@ -281,8 +284,10 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
             fields = _trim(fields, len(header))
             if any("\x00" in f for f in fields):
                 records.append(Record(start, None, NUL_REASON))
-            elif shape.swallows_rows(fields):  # first: a quote left open to the end of the file leaves
-                records.append(Record(start, None, SWALLOWED_REASON))  # a row of too few fields
+            elif shape.swallows_rows(fields, lines[start - 1:prev]):  # first: a quote left open to the end of
+                # the file leaves a row of too few fields. Every line the record took was a row of its own
+                # (no line inside a runaway quote can be a multi-line field), so each is counted where it is.
+                records += [Record(n, None, SWALLOWED_REASON) for n in range(start, prev + 1) if lines[n - 1].strip()]
             elif len(fields) != len(header):
                 records.append(Record(start, None, "wrong number of fields"))
             else:
@@ -292,8 +297,11 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
     if not records:
         raise InputError(path, "no rows (only a header)")
     if all(r.values is None for r in records):
-        raise InputError(path, f"every row has the wrong number of fields (the header has {len(header)}; "
-                         f"delimiter {delimiter!r})", row=records[0].row)
+        first = records[0]
+        if first.error == "wrong number of fields":
+            raise InputError(path, f"every row has the wrong number of fields (the header has {len(header)}; "
+                             f"delimiter {delimiter!r})", row=first.row)
+        raise InputError(path, f"no row could be read: {first.error}", row=first.row)
     return Table("csv", header, records)
 
 
@@ -323,26 +331,49 @@ class _RowShape:
             return False
         return True
 
-    def parse(self, line: str) -> list[str]:
-        return next(csv.reader([line], delimiter=self.delimiter), [])
+    def parse(self, line: str, strict: bool = False) -> list[str]:
+        return next(csv.reader([line], delimiter=self.delimiter, strict=strict), [])
 
-    def swallows_rows(self, fields: list[str]) -> bool:
+    def quote_broken(self, raw: list[str]) -> bool:
+        """Whether the record's lines misuse a quote: a closing quote followed by more text, or a
+        quote never closed. The lenient reader takes both; its strict mode refuses them."""
+        try:
+            for _ in csv.reader(raw, delimiter=self.delimiter, strict=True):
+                pass
+        except csv.Error:
+            return True
+        return False
+
+    def completes_row(self, before: list[str], line: str) -> bool:
+        """Whether the fields before a quoted field plus the field's first line make a whole row.
+        The text was quoted because it holds the delimiter, so the row is matched from the right:
+        the line's last pieces are the columns after the field, the rest is the field."""
+        pieces = self.parse(line)
+        after = self.width - len(before) - 1
+        if len(pieces) <= after:
+            return False
+        cut = len(pieces) - after
+        return self.is_row(before + [self.delimiter.join(pieces[:cut])] + pieces[cut:])
+
+    def swallows_rows(self, fields: list[str], raw: list[str]) -> bool:
         """A field whose quote was opened and never closed runs on to the next quote character;
         Python's csv module (like pandas) reads all of it as one field, so the rows inside vanish
-        without an error. The tell-tale: the field's first line completes its own row (the row
-        was whole before the quote went missing) and a later line is a whole row by itself. A
-        real multi-line field (an email body) almost never has both. Only found when the label
-        column comes after the field (text,label; id,text,label)."""
-        if self.at is None:
+        without an error. The tell-tales, on the record's own lines `raw`: it spans several lines,
+        its quoting is broken (the quote that ends the field is really the next row's opening
+        quote or a quote inside its text, or there is none), and it holds a whole row: a line
+        after its first is one by itself, or the field's first line completes its own row (the
+        row was whole before the quote went missing; only with the label column after the field).
+        A real multi-line field (an email body) is quoted properly, so it never has the first."""
+        if self.at is None or len(raw) < 2 or not self.quote_broken(raw):
             return False
+        if any(self.is_row(self.parse(x)) for x in raw[1:]):
+            return True
         for i, value in enumerate(fields):
-            # the label must come from the field's first line: with the label column before the
-            # field (label,text), the row is complete whatever that line holds, so there is no tell
-            if "\n" not in value or self.at <= i:
-                continue
-            first, *rest = value.split("\n")
-            if self.is_row(fields[:i] + self.parse(first)) and any(self.is_row(self.parse(x)) for x in rest):
-                return True
+            if "\n" in value or "\r" in value:
+                # with the label column before the field (label,text) the row is complete whatever the
+                # field's first line holds, so that line tells nothing
+                if self.at > i and self.completes_row(fields[:i], re.split("\r\n|\r|\n", value, maxsplit=1)[0]):
+                    return True
         return False
 
 

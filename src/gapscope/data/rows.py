@@ -126,6 +126,14 @@ class SourceReport:
         return (f"{self.path}: {self.rows_in} rows in, {self.rows_kept} kept, {self.rows_rejected} rejected ({rej}); "
                 f"labels {dict(self.label_counts)}")
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SourceReport":
+        """The report `to_dict` wrote (data/sources.json), every field back."""
+        return cls(path=d["path"], domain=d["domain"], format=d["format"], rows_in=d["rows_in"],
+                   rows_kept=d["rows_kept"], rows_rejected=d["rows_rejected"],
+                   rejected_by_reason=Counter(d["rejected_by_reason"]), label_counts=dict(d["label_counts"]),
+                   rejected_at={k: list(v) for k, v in d.get("rejected_at", {}).items()})
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,

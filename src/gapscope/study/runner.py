@@ -279,9 +279,8 @@ def ingest(spec: StudySpec, run_dir: Path):
     n = len(spec.datasets)
     with progress.step(f"reading {n} source(s)", total=n) as update:
         rows, reports = load_sources(spec.datasets, done=lambda i: update(i, n))
-    for rep in reports:
-        if rep.rows_rejected:  # said on the console too, not only in audit.json and the findings
-            progress.info(rep.summary())
+    for rep in reports:  # every source, as `gapscope data audit` prints them: rejections are not only in audit.json
+        progress.info(rep.summary())
     seen: dict[str, str] = {}
     path_of = {rep.domain: rep.path for rep in reports}
     for r in rows:
@@ -369,17 +368,10 @@ def write_audit(run_dir: Path, rows, train_ids, test_ids, structure=None) -> dic
 
 
 def _reports(dicts):
-    from collections import Counter
-
     from gapscope.data.rows import SourceReport
 
-    out = []
-    for d in dicts:
-        rep = SourceReport(path=d["path"], domain=d["domain"], format=d["format"], rows_in=d["rows_in"],
-                           rows_kept=d["rows_kept"], rows_rejected=d["rows_rejected"],
-                           rejected_by_reason=Counter(d["rejected_by_reason"]), label_counts=d["label_counts"])
-        out.append(rep)
-    return out
+    # from_dict keeps rejected_at: rebuilt field by field, audit.json lost where rejected rows are
+    return [SourceReport.from_dict(d) for d in dicts]
 
 
 def near_pairs(audit: dict) -> list[tuple[str, str]]:

@@ -1,0 +1,27 @@
+"""What a run keeps and says about its sources: audit.json's rejected rows and their places, the console lines."""
+
+import json
+
+from tests.test_runner import make_corpus
+
+from gapscope.study.runner import run_study
+
+
+def test_a_runs_audit_keeps_where_rejected_rows_are_and_the_console_names_every_source(tmp_path, capsys):
+    make_corpus(tmp_path, "shop", 40)
+    bank = make_corpus(tmp_path, "bank", 40)
+    with bank.open("a") as f:  # two rows without a label, on lines 41 and 42
+        f.write(json.dumps({"text": "no label here"}) + "\n" + json.dumps({"text": "nor here"}) + "\n")
+    spec = tmp_path / "study.toml"
+    spec.write_text('[study]\nname = "t"\nbootstrap = 0\n[[datasets]]\npath = "shop.jsonl"\n'
+                    '[[datasets]]\npath = "bank.jsonl"\n[paradigms]\nspecialist = ["shop", "bank"]\n'
+                    'generalist = false\n')
+    run_study(spec, tmp_path / "run", detectors=False)
+    audit = json.loads((tmp_path / "run" / "audit.json").read_text())
+    by_domain = {s["domain"]: s for s in audit["sources"]}
+    assert by_domain["bank"]["rejected_at"] == {"missing label": ["bank.jsonl:41", "bank.jsonl:42"]}
+    assert by_domain["shop"]["rejected_at"] == {}
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    # as `gapscope data audit` prints them: the source without rejections too
+    assert "shop.jsonl: 40 rows in, 40 kept, 0 rejected" in err
+    assert "bank.jsonl: 42 rows in, 40 kept, 2 rejected (missing label: 2 at bank.jsonl:41, bank.jsonl:42)" in err
