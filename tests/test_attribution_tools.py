@@ -332,3 +332,22 @@ def test_the_store_hands_back_what_a_later_process_reads(tmp_path):
     later = C.AttributionStore(tmp_path / "s.jsonl").load()
     for i in ("a", "b"):
         assert first[i].weights.tolist() == later[i].weights.tolist() and first[i].margin == later[i].margin
+
+
+def test_a_cell_of_several_domains_is_read_against_them_pooled_and_each_against_the_rest(tmp_path):
+    # a generalist had no comparison at all (no out-of-domain home) and a leave-one-out cell was read
+    # against its first training domain alone
+    from gapscope.detectors import attributions as A
+
+    cfg = SynthConfig(seed=3, n_per_domain=160, domains=["marketing", "personal", "mailinglist"],
+                      shortcut={"domain": "mailinglist", "rate": 1.0})
+    study = mini_study(tmp_path, cfg, specialist=[], generalist=["marketing", "personal", "mailinglist"],
+                       detectors={"attributions": {"emails_per_domain": 40}})
+    (f,) = A.run(study)
+    pool = "training domains (marketing, personal, mailinglist)"
+    assert f.evidence["shifts"] == {} and set(f.evidence["contrasts"]) == {"marketing", "personal", "mailinglist"}
+    assert f"top phishing evidence in its {pool}" in f.title
+    footer = f.evidence["contrasts"]["mailinglist"]
+    assert footer["vs"] == "training domains (marketing, personal)" and footer["shift_test"]["emails"] == 40
+    assert footer["beyond_chance"]  # the footer marks phishing there and nowhere else
+    assert "Within its training domains, its phishing evidence in" in f.summary and "mailinglist" in f.summary

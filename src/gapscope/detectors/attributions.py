@@ -117,46 +117,54 @@ def run(study) -> list[Finding]:
                 examples[d] = _example(atts, study.rows)
         ins = [d for d in per_dom if d in cell.train_domains]
         outs = [d for d in per_dom if d not in cell.train_domains]
-        home = ins[0] if ins else (next(iter(per_dom)) if per_dom else None)
-        shifts = {}
-        if ins:
-            for d in outs:
-                diff = C.compare(tables[(cell.name, home)].table, tables[(cell.name, d)].table, k=5)
-                ov = C.overlap(per_dom[home]["phishing"], per_dom[d]["phishing"])
-                test = C.shift_test(tables[(cell.name, home)], tables[(cell.name, d)], seed=seed)
-                shifts[d] = {
-                    "vs": home, "phishing_overlap": round(ov, 3),
-                    # halves of the home emails against each other (chance) and against the other domain
-                    "shift_test": test, "beyond_chance": bool(test and test["beyond_chance"]),
-                    "differences": {"more_in_home": diff["phishing_more_in_a"],
-                                    "more_in_this_domain": diff["phishing_more_in_b"],
-                                    "legitimate_more_in_home": diff["legitimate_more_in_a"],
-                                    "legitimate_more_in_this_domain": diff["legitimate_more_in_b"],
-                                    "only_in_home": diff["only_in_a"], "only_in_this_domain": diff["only_in_b"]}}
+        # home: the cell's training domains pooled (a leave-one-out or generalist cell was read
+        # against its first training domain alone); without any, the first domain explained
+        home = (ins[0] if len(ins) == 1 else _pool_name(ins)) if ins else (next(iter(per_dom)) if per_dom else None)
+        if len(ins) > 1:
+            tables[(cell.name, home)] = _pooled(tables, samples, cell, ins, agg, seed)
+            ft = tables[(cell.name, home)]
+            per_dom_home = {"n_emails": ft.n_emails, "words_in_view": round(ft.words_in_view, 3),
+                            "phishing": ft.top(+1), "legitimate": ft.top(-1)}
+            examples[home] = max((examples[d] for d in ins if examples.get(d)), key=lambda e: e["margin"], default=None)
+        elif home is not None:
+            per_dom_home = per_dom[home]
+        shifts = {d: _shift(tables[(cell.name, home)], tables[(cell.name, d)], home, seed) for d in outs} if ins else {}
+        # within the training domains: does the cell key on other evidence in one of them than in the rest?
+        contrasts = {d: _shift(_pooled(tables, samples, cell, [x for x in ins if x != d], agg, seed, boots=0),
+                               tables[(cell.name, d)], _pool_name([x for x in ins if x != d]), seed)
+                     for d in ins} if len(ins) > 1 else {}
         summary["cells"][cell.name] = {"model": cell.model, "paradigm": cell.paradigm, "kind": cell.kind,
-                                       "train_domains": cell.train_domains, "per_domain": per_dom, "shifts": shifts}
+                                       "train_domains": cell.train_domains, "per_domain": per_dom, "shifts": shifts,
+                                       "contrasts": contrasts,
+                                       **({"home": {"domains": ins, **per_dom_home}} if len(ins) > 1 else {})}
         if not per_dom:
             continue
-        top_home = ", ".join(f"'{f['feature']}'" for f in per_dom[home]["phishing"][:5]) or "none"
+        top_home = ", ".join(f"'{f['feature']}'" for f in per_dom_home["phishing"][:5]) or "none"
         ov_txt = ""
         if shifts:
             ov = [s["phishing_overlap"] for s in shifts.values()]
             beyond = [d for d, s in shifts.items() if s["beyond_chance"]]
             tested = [s["shift_test"] for s in shifts.values() if s["shift_test"]]
             ov_txt = (f" Out of domain its top phishing features overlap {sum(ov) / len(ov):.0%} (mean Jaccard) with "
-                      f"those in {home}")
+                      f"those in {_in(home)}")
             if tested:
                 within = sorted({t["within_median"] for t in tested})
                 sizes = sorted({t["emails"] for t in tested})
-                ov_txt += (f"; two disjoint samples of {home}'s emails ({_span(sizes, '{}')} each, as many as the other "
+                ov_txt += (f"; two disjoint samples of {_of(home)} emails ({_span(sizes, '{}')} each, as many as the other "
                            f"domain's sample allows) overlap {_span(within, '{:.0%}')} (median), so the "
                            + (f"shift is beyond chance in {len(beyond)} of {len(shifts)} domains ({', '.join(beyond)})."
                               if beyond else "lists are too noisy at this sample size to call a shift."))
             else:
                 ov_txt += ("; too few emails to tell a shift from chance (a test needs "
-                           f"{agg['min_docs']} emails in each of two halves of {home}'s sample and in the other's).")
-        view = per_dom[home].get("words_in_view", 1.0)
-        view_txt = (f" {1 - view:.0%} of the words in {home}'s sample lie past the model's window and are not counted."
+                           f"{agg['min_docs']} emails in each of two halves of {_of(home)} sample and in the other's).")
+        if contrasts:
+            called = [d for d, c in contrasts.items() if c["beyond_chance"]]
+            ov_txt += (f" Within its training domains, its phishing evidence in {', '.join(called)} differs from "
+                       f"that in the others beyond chance ({len(called)} of {len(contrasts)} domains)." if called else
+                       f" Within its training domains, none's phishing evidence differs from the others' beyond "
+                       f"chance ({len(contrasts)} tested).")
+        view = per_dom_home.get("words_in_view", 1.0)
+        view_txt = (f" {1 - view:.0%} of the words in {_of(home)} sample lie past the model's window and are not counted."
                     if view < 0.995 else "")
         miss = _worst_miss({d: samples[(cell.name, d)][0] for d in outs if d != home}, study.rows,
                            float(cell.threshold))
@@ -167,12 +175,12 @@ def run(study) -> list[Finding]:
                                 f"{', missed' if miss['missed'] else ''})": miss}
         findings.append(Finding(
             kind="top_features", severity="info",
-            title=f"{_who(cell)}: top phishing evidence in {home} is {top_home}",
+            title=f"{_who(cell)}: top phishing evidence in {_in(home)} is {top_home}",
             summary=(f"Occlusion attributions over {sum(v['n_emails'] for v in per_dom.values())} held-out emails "
                      f"in {len(per_dom)} domains (frequency-aware word and phrase importance).{ov_txt}{view_txt}"),
             evidence={"cell": cell.name, "paradigm": cell.paradigm, "per_domain": per_dom, "shifts": shifts,
-                      "example": examples.get(home), "example_out_of_domain": miss},
-            models=[cell.model], domains=[home],
+                      "contrasts": contrasts, "example": examples.get(home), "example_out_of_domain": miss},
+            models=[cell.model], domains=ins or [home],
             example_ids=[x["id"] for x in (examples.get(home), miss) if x],
             score=0.0,
         ))
@@ -180,6 +188,45 @@ def run(study) -> list[Finding]:
     artifacts.write_json(out_dir / "summary.json", summary)
     artifacts.write_json(out_dir / "section.json", _sections(summary, opts, pairs))
     return findings
+
+
+def _in(home: str) -> str:
+    return f"its {home}" if home.startswith("training domains (") else home
+
+
+def _of(home: str) -> str:
+    """The possessive: "personal's", "its training domains' (a, b)"."""
+    if home.startswith("training domains ("):
+        return "its training domains' (" + home[len("training domains ("):]
+    return f"{home}'s"
+
+
+def _pool_name(domains: list[str]) -> str:
+    return domains[0] if len(domains) == 1 else "training domains (" + ", ".join(domains) + ")"
+
+
+def _pooled(tables, samples, cell, domains: list[str], agg, seed, boots: int = C.BOOTSTRAP) -> C.FeatureTable:
+    """One table over the emails of several domains the cell explained."""
+    if len(domains) == 1:
+        return tables[(cell.name, domains[0])]
+    atts = [a for d in domains for a in samples[(cell.name, d)][0].values()]
+    ends = [samples[(cell.name, d)][1][r] for d in domains for r in samples[(cell.name, d)][0]]
+    return C.feature_table(atts, ends=ends, seed=seed, boots=boots, **agg)
+
+
+def _shift(home: C.FeatureTable, other: C.FeatureTable, home_name: str, seed: int) -> dict[str, Any]:
+    """How a cell's phishing evidence on `other` differs from that on `home`: overlap of the top
+    lists, the halves test, and the features each side holds more."""
+    diff = C.compare(home.table, other.table, k=5)
+    test = C.shift_test(home, other, seed=seed)
+    return {"vs": home_name, "phishing_overlap": round(C.overlap(home.top(+1), other.top(+1)), 3),
+            # halves of the home emails against each other (chance) and against the other domain
+            "shift_test": test, "beyond_chance": bool(test and test["beyond_chance"]),
+            "differences": {"more_in_home": diff["phishing_more_in_a"],
+                            "more_in_this_domain": diff["phishing_more_in_b"],
+                            "legitimate_more_in_home": diff["legitimate_more_in_a"],
+                            "legitimate_more_in_this_domain": diff["legitimate_more_in_b"],
+                            "only_in_home": diff["only_in_a"], "only_in_this_domain": diff["only_in_b"]}}
 
 
 def _between_cells(study, tables, samples, agg, seed) -> dict[str, Any]:
@@ -225,7 +272,7 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
             view = v.get("words_in_view", 1.0)
             tops.append([name, d, "yes" if d in c["train_domains"] else "no", v["n_emails"],
                          f"{view:.0%}", _fmt_features(v["phishing"]), _fmt_features(v["legitimate"])])
-        for d, s in c["shifts"].items():
+        for d, s in [*c["shifts"].items(), *(c.get("contrasts") or {}).items()]:
             ch = s["shift_test"] or {}
             diff = s["differences"]
             shifts.append([name, s["vs"], d, f"{s['phishing_overlap']:.0%}",
