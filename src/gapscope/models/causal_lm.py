@@ -236,6 +236,8 @@ class CausalLM(ClassifierModel):
         return log
 
     def score(self, texts: Sequence[str], *, progress: ProgressFn | None = None) -> np.ndarray:
+        if len(texts) == 0:  # the tokenizer raises IndexError on an empty batch
+            return np.empty(0, dtype=np.float64)
         encs = self.codec.encode(texts)
         out = np.empty(len(encs), dtype=np.float64)
         done = 0

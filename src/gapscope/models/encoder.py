@@ -185,6 +185,8 @@ class Encoder(ClassifierModel):
                                         targets=targets, layers=list(range(L - k, L)) if k < L else None)
 
     def score(self, texts: Sequence[str], *, progress: ProgressFn | None = None) -> np.ndarray:
+        if len(texts) == 0:  # the tokenizer raises IndexError on an empty batch
+            return np.empty(0, dtype=np.float64)
         seqs = self._encode(texts)
         out = np.empty(len(seqs), dtype=np.float64)
         done = 0
