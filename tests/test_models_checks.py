@@ -33,3 +33,37 @@ def test_scoring_no_texts_gives_an_empty_array(tiny_llama_dir, tiny_bert_dir):
         s = m.score([])
         assert s.shape == (0,) and s.dtype == np.float64
         m.close()
+
+
+def test_fit_holds_prefix_states_within_the_cache_budget(tiny_llama_dir, monkeypatch):
+    from gapscope.models.causal_lm import CausalLM
+
+    texts, y = toy_emails(100, seed=1)
+    texts = [(t + " ") * 12 for t in texts]  # ~150 tokens of 32 float32: ~19 KB of states per text
+    held: list[int] = []
+    orig = CausalLM._prefix_states
+
+    def spy(self, encs):
+        out = orig(self, encs)
+        held.append(sum(s.numel() * s.element_size() for s in out))
+        return out
+
+    monkeypatch.setattr(CausalLM, "_prefix_states", spy)
+    runs = {}
+    for mb in (64, 1):
+        from gapscope.models.loading import clear_base_cache
+        from gapscope.models.prefix_cache import clear_shared_prefix_caches
+
+        clear_base_cache()
+        clear_shared_prefix_caches()
+        held.clear()
+        m = make(tiny_llama_dir, dtype="float32", epochs=1, batch_size=8, prefix_cache_max_mb=mb)
+        assert sum(len(e.ids) for e in m.codec.encode(texts)) * 32 * 4 > 1 << 20  # the texts overflow 1 MiB
+        log = m.fit(texts, y)
+        # the states of one batch at a time, never the corpus's (which once were all held: 1.6 MB)
+        assert max(held) <= 8 * 160 * 32 * 4 and m.prefix_cache.nbytes <= mb << 20
+        runs[mb] = log["losses"], m.score(texts[:8])
+        m.close()
+    # states recomputed on a miss are the ones the cache would have given
+    assert runs[1][0] == runs[64][0]
+    np.testing.assert_allclose(runs[1][1], runs[64][1], atol=1e-6)

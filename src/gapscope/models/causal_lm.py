@@ -140,22 +140,43 @@ class CausalLM(ClassifierModel):
     # -- forward pieces ----------------------------------------------------------
     def _prefix_states(self, encs: Sequence[Encoded]) -> list[torch.Tensor]:
         """Residual stream entering layer `split`, (len_i, d) per text, via the cache."""
-        cache = self.prefix_cache
         keys = [ids_key(e.ids) for e in encs]
-        states: list[torch.Tensor | None] = [cache.get(k) for k in keys]
+        states: list[torch.Tensor | None] = [self.prefix_cache.get(k) for k in keys]
         missing = [i for i, s in enumerate(states) if s is None]
-        for bucket in length_buckets([len(encs[i].ids) for i in missing], self.opts.eval_batch_size,
+        for rows, computed in self._compute_prefix(encs, missing, keys):
+            for i, h in zip(rows, computed):
+                states[i] = h
+        return states  # type: ignore[return-value]
+
+    def _compute_prefix(self, encs: Sequence[Encoded], rows: Sequence[int], keys: Sequence[str]):
+        """Computes the states of encs[rows] bucket by bucket into the cache, yielding (bucket rows,
+        their (len_i, d) states) so that a caller keeps only what it needs."""
+        for bucket in length_buckets([len(encs[i].ids) for i in rows], self.opts.eval_batch_size,
                                      self.opts.pad_multiple):
-            rows = [missing[j] for j in bucket]
-            ids, mask = pad_right([encs[i].ids for i in rows], self.pad_id, self.opts.pad_multiple)
+            chunk = [rows[j] for j in bucket]
+            ids, mask = pad_right([encs[i].ids for i in chunk], self.pad_id, self.opts.pad_multiple)
             with torch.no_grad(), self.inference_context():
                 h = lmf.run_layers(self.decoder, 0, self.split, input_ids=ids.to(self.device),
                                    attention_mask=mask.to(self.device))
             h = h.to(self.cache_dtype).cpu()
-            for r, i in enumerate(rows):
-                states[i] = h[r, : len(encs[i].ids)].clone()
-                cache.put(keys[i], states[i])
-        return states  # type: ignore[return-value]
+            computed = [h[r, : len(encs[i].ids)].clone() for r, i in enumerate(chunk)]
+            for i, state in zip(chunk, computed):
+                self.prefix_cache.put(keys[i], state)
+            yield chunk, computed
+
+    def _warm_prefix_cache(self, encs: Sequence[Encoded]) -> None:
+        """Puts the training texts' states in the cache before training, one bucket in memory at a
+        time. Skipped when they would not all fit the budget: LRU over shuffled epochs would evict
+        them before use, so each training batch computes its own (bounded memory, same values:
+        a row's states do not depend on its bucket-mates)."""
+        d = self.hf.config.get_text_config().hidden_size
+        itemsize = torch.empty((), dtype=self.cache_dtype).element_size()
+        if sum(len(e.ids) for e in encs) * d * itemsize > self.prefix_cache.max_bytes:
+            return
+        keys = [ids_key(e.ids) for e in encs]
+        missing = [i for i, k in enumerate(keys) if k not in self.prefix_cache]
+        for _ in self._compute_prefix(encs, missing, keys):
+            pass
 
     def _logits(self, encs: Sequence[Encoded], states: Sequence[torch.Tensor] | None) -> torch.Tensor:
         """(b, 2) [legit, phishing] logits; from cached states when given, else a full forward."""
@@ -208,13 +229,16 @@ class CausalLM(ClassifierModel):
         torch.manual_seed(seed)  # LoRA A matrices are drawn from torch's RNG
         self._attach_adapter()
         encs = self.codec.encode(texts)
-        states = self._prefix_states(encs) if self._use_cache else None
+        if self._use_cache:
+            self._warm_prefix_cache(encs)
         prefix_seconds = time.perf_counter() - t0
         params = [p for p in self.hf.parameters() if p.requires_grad]
 
         def step(idx: np.ndarray):
+            # states come through the cache batch by batch (recomputed on a miss), so fit() holds
+            # no more than prefix_cache_max_mb plus one batch (it once held every text's states)
             batch = [encs[i] for i in idx]
-            logits = self._logits(batch, [states[i] for i in idx] if states is not None else None)
+            logits = self._logits(batch, self._prefix_states(batch) if self._use_cache else None)
             return logits, sum(len(e.ids) for e in batch)
 
         self.hf.train()  # only LoRA dropout (0 by default) reacts; base dropouts are 0 in these LMs
