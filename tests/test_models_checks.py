@@ -67,3 +67,19 @@ def test_fit_holds_prefix_states_within_the_cache_budget(tiny_llama_dir, monkeyp
     # states recomputed on a miss are the ones the cache would have given
     assert runs[1][0] == runs[64][0]
     np.testing.assert_allclose(runs[1][1], runs[64][1], atol=1e-6)
+
+
+def test_full_finetune_keeps_float32_master_weights_where_the_base_is_bf16(tiny_bert_dir, monkeypatch):
+    import gapscope.models.encoder as enc
+
+    monkeypatch.setattr(enc, "weights_dtype", lambda device, compute: torch.bfloat16)  # what CUDA picks
+    texts, y = toy_emails(32, seed=1)
+    m = make(tiny_bert_dir, "encoder", dtype="bfloat16", finetune="full", epochs=1)
+    before = {n: p.detach().clone() for n, p in m.encoder.named_parameters()}
+    m.fit(texts, y)
+    assert {p.dtype for p in m.encoder.parameters()} == {torch.float32}
+    # lr 1e-4 moves every matrix weight (on bf16 weights, most of those with |w| >= 0.03 never moved)
+    for n, p in m.encoder.named_parameters():
+        if "layer." in n and n.endswith("dense.weight"):
+            assert (p.detach() != before[n]).all(), n
+    m.close()
