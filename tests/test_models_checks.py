@@ -83,3 +83,73 @@ def test_full_finetune_keeps_float32_master_weights_where_the_base_is_bf16(tiny_
         if "layer." in n and n.endswith("dense.weight"):
             assert (p.detach() != before[n]).all(), n
     m.close()
+
+
+def _save(out, model):
+    model.save_pretrained(out)
+    tiny_tokenizer().save_pretrained(out)
+    return out
+
+
+def _check(kind, local, **options):
+    from gapscope.models.architecture import check_structure
+    from gapscope.models.options import options_class, parse_options
+    from gapscope.models.sources import resolve_source
+
+    check_structure(kind, resolve_source(str(local), kind), parse_options(options_class(kind), options, "m"), "m")
+
+
+def test_lora_targets_that_match_nothing_are_refused_not_dropped(tmp_path, tiny_llama_dir, tiny_bert_dir):
+    import transformers as tf
+
+    torch.manual_seed(0)
+    mixtral = _save(tmp_path / "mixtral", tf.MixtralForCausalLM(tf.MixtralConfig(
+        vocab_size=len(tiny_tokenizer()), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)))
+    # Mixtral's experts are no nn.Linear: lora_mlp adapted attention only, and the log listed the MLP names
+    msg = (r"LoRA finds no gate_proj, up_proj, down_proj in layer 2 of this MixtralForCausalLM, which would adapt "
+           r"only q_proj, k_proj, v_proj, o_proj; set lora_mlp = false, or lora_targets")
+    with pytest.raises(GapscopeError, match=msg):  # before any data is read
+        _check("causal-lm", mixtral, lora_mlp=True)
+    m = make(mixtral, dtype="float32", lora_mlp=True)
+    texts, y = toy_emails(8)
+    with pytest.raises(GapscopeError, match=msg):
+        m.fit(texts, y)
+    assert m.base.adapter is None and not any("lora" in n for n, _ in m.hf.named_modules())
+    m.close()
+    _check("causal-lm", mixtral)
+    with pytest.raises(GapscopeError, match=r"LoRA finds no w9 in layers 2-3 of this LlamaForCausalLM.*"
+                                            r"drop them from lora_targets"):
+        _check("causal-lm", tiny_llama_dir, lora_targets=["q_proj", "w9"])
+    enc = make(tiny_bert_dir, "encoder", dtype="float32", lora_targets=["query", "nope"])
+    with pytest.raises(GapscopeError, match="LoRA finds no nope in layer 1 of this BertModel"):
+        enc.fit(texts, y)
+    enc.close()
+    log = make(tiny_llama_dir, dtype="float32", lora_mlp=True).fit(texts, y)
+    assert log["lora_targets"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert log["lora_modules"] == 2 * 7  # the top 2 layers of 4
+
+
+def test_lora_stays_off_a_multimodal_gemma3s_vision_tower(tmp_path):
+    import transformers as tf
+
+    tok = tiny_tokenizer()
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=6, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=8, max_position_embeddings=512, initializer_range=0.2,
+                pad_token_id=0, bos_token_id=2, eos_token_id=3, sliding_window=6)
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=6, num_attention_heads=2, image_size=28,
+                  patch_size=14)
+    torch.manual_seed(0)
+    src = _save(tmp_path / "gemma3-mm", tf.Gemma3ForConditionalGeneration(tf.Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=len(tok) - 1,
+        boi_token_index=len(tok) - 2, eoi_token_index=len(tok) - 3)))
+    texts, y = toy_emails(8)
+    for options in ({}, {"train_layers": "all"}):
+        _check("causal-lm", src, **options)
+        m = make(src, dtype="float32", **options)
+        m.fit(texts, y)
+        adapted = {n.rsplit(".lora_A", 1)[0] for n, p in m.hf.named_parameters() if "lora_A" in n}
+        layers = range(m.split, m.n_layers)
+        assert adapted == {f"model.language_model.layers.{i}.self_attn.{t}" for i in layers
+                           for t in ("q_proj", "k_proj", "v_proj", "o_proj")}  # none in model.vision_tower
+        m.close()

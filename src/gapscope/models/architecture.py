@@ -74,16 +74,31 @@ def check_max_length(model: nn.Module, max_length: int, source: str) -> None:
                             f"{type(model).__name__} has; set max_length <= {limit}")
 
 
-def check_lora(model: nn.Module, source: str, targets: list[str], layers: list[int] | None) -> None:
-    """peft's own matching, dry-run on the skeleton: targets that exist in no adapted layer fail here."""
-    from gapscope.models.lora import attach_lora
+def module_path(model: nn.Module, module: nn.Module) -> str:
+    """The dotted name of `module` inside `model` (the prefix peft sees in its module keys)."""
+    return next(name for name, m in model.named_modules() if m is module)
+
+
+def lora_fix(kind: str, opts: Any) -> str:
+    """What the user changes when some LoRA targets name no module of the model."""
+    if opts.lora_targets:
+        return "drop them from lora_targets"
+    return "set lora_mlp = false, or lora_targets" if kind == "causal-lm" and opts.lora_mlp else "set lora_targets"
+
+
+def check_lora(model: nn.Module, source: str, targets: list[str], layers: list[int] | None,
+               within: str | None = None, fix: str = "set lora_targets") -> None:
+    """peft's own matching, dry-run on the skeleton: targets that exist in no adapted layer fail here,
+    whether none of them match (peft raises) or only some (peft would drop the others silently)."""
+    from gapscope.models.lora import attach_lora, require_all_targets
 
     try:
-        attach_lora(model, r=1, alpha=1.0, dropout=0.0, targets=targets, layers=layers)
+        adapted = attach_lora(model, r=1, alpha=1.0, dropout=0.0, targets=targets, layers=layers, within=within)
     except (ValueError, RuntimeError):  # peft's NoMatchingPeftModuleError is a ValueError
         where = f"layers {layers[0]}-{layers[-1]}" if layers else "any layer"
         raise GapscopeError(f"{source}: LoRA finds none of {', '.join(targets)} in {where} of this "
                             f"{type(model).__name__}; set lora_targets, or train_layers = \"all\"") from None
+    require_all_targets(adapted, targets, source=source, layers=layers, arch=type(model).__name__, fix=fix)
 
 
 def check_structure(kind: str, src: ResolvedSource, opts: Any, name: str) -> None:
@@ -91,8 +106,11 @@ def check_structure(kind: str, src: ResolvedSource, opts: Any, name: str) -> Non
     from gapscope.models.lora import default_targets, resolve_train_layers
 
     model = skeleton(kind, src)
+    within = None
     if kind == "causal-lm":
-        n = len(decoder_layers(model, src.source, opts.prefix_cache))
+        layers = decoder_layers(model, src.source, opts.prefix_cache)
+        n = len(layers)
+        within = module_path(model, layers)
         mlp = opts.lora_mlp
     else:
         check_max_length(model, opts.max_length, src.source)
@@ -102,4 +120,5 @@ def check_structure(kind: str, src: ResolvedSource, opts: Any, name: str) -> Non
         mlp = False
     k = resolve_train_layers(opts.train_layers, n, name)
     targets = opts.lora_targets or default_targets(model, src.model_type, mlp)
-    check_lora(model, src.source, list(targets), list(range(n - k, n)) if k < n else None)
+    check_lora(model, src.source, list(targets), list(range(n - k, n)) if k < n else None, within,
+               lora_fix(kind, opts))

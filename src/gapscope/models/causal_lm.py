@@ -27,7 +27,7 @@ import torch
 from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
 from gapscope.models import lm_forward as lmf
-from gapscope.models.architecture import decoder_layers
+from gapscope.models.architecture import decoder_layers, lora_fix, module_path
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.attention import inference_context as attention_inference
 from gapscope.models.device import (DTYPES, autocast, frozen_linear_dtype, resolve_compute_dtype, resolve_device,
@@ -35,7 +35,7 @@ from gapscope.models.device import (DTYPES, autocast, frozen_linear_dtype, resol
 from gapscope.models.linearized import RELEVANCE_BATCH, TokenRelevance, input_relevance
 from gapscope.models.loading import borrow, drop_adapter, float32_linears, give_back
 from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
-                                  resolve_train_layers)
+                                  require_all_targets, resolve_train_layers)
 from gapscope.models.options import choice, parse_options, ranged
 from gapscope.models.prefix_cache import PrefixCache, ids_key, shared_prefix_cache
 from gapscope.models.sources import resolve_source
@@ -133,9 +133,17 @@ class CausalLM(ClassifierModel):
         targets = o.lora_targets or default_targets(self.hf, self.source.model_type, o.lora_mlp)
         layers = list(range(self.split, self.n_layers)) if self.split > 0 else None
         with float32_linears(list(self.decoder.layers[self.split:]), self.linear_dtype):
-            self.base.adapter = attach_lora(self.hf, r=o.lora_r, alpha=o.lora_alpha, dropout=o.lora_dropout,
-                                            targets=targets, layers=layers)
+            adapter = attach_lora(self.hf, r=o.lora_r, alpha=o.lora_alpha, dropout=o.lora_dropout, targets=targets,
+                                  layers=layers, within=module_path(self.hf, self.decoder.layers))
+        try:
+            require_all_targets(adapter, targets, source=self.source.source, layers=layers,
+                                arch=type(self.hf).__name__, fix=lora_fix("causal-lm", o))
+        except GapscopeError:
+            self.base.model = adapter.unload()  # the shared base goes back clean
+            raise
+        self.base.adapter = adapter
         self._targets = targets
+        self._adapted = len(adapter.targeted_module_names)
 
     # -- forward pieces ----------------------------------------------------------
     def _prefix_states(self, encs: Sequence[Encoded]) -> list[torch.Tensor]:
@@ -254,6 +262,7 @@ class CausalLM(ClassifierModel):
             "total_seconds": round(time.perf_counter() - t0, 3), "layers": self.n_layers,
             "train_layers": self.train_layers, "prefix_cache": self._use_cache,
             "trainable_params": int(sum(p.numel() for p in params)), "lora_targets": list(self._targets),
+            "lora_modules": self._adapted,
             "compute_dtype": str(self.compute_dtype).removeprefix("torch."), "device": str(self.device),
             "single_token_labels": self.codec.single_token_labels,
         })

@@ -27,13 +27,13 @@ from torch import nn
 
 from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
-from gapscope.models.architecture import check_max_length
+from gapscope.models.architecture import check_max_length, lora_fix
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.device import autocast, resolve_compute_dtype, resolve_device, weights_dtype
 from gapscope.models.linearized import RELEVANCE_BATCH, TokenRelevance, input_relevance
 from gapscope.models.loading import borrow, drop_adapter, give_back
 from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
-                                  resolve_train_layers)
+                                  require_all_targets, resolve_train_layers)
 from gapscope.models.options import choice, parse_options, ranged
 from gapscope.models.sources import resolve_source
 from gapscope.models.tokens import CHARS_PER_TOKEN_BOUND, length_buckets, pad_id_of, pad_right
@@ -186,8 +186,16 @@ class Encoder(ClassifierModel):
         targets = o.lora_targets or default_targets(self.base.model, self.source.model_type, mlp=False)
         L = int(self.base.model.config.num_hidden_layers)
         k = self.train_layers = resolve_train_layers(o.train_layers, L, self.spec.name)
-        self.base.adapter = attach_lora(self.base.model, r=o.lora_r, alpha=o.lora_alpha, dropout=o.lora_dropout,
-                                        targets=targets, layers=list(range(L - k, L)) if k < L else None)
+        layers = list(range(L - k, L)) if k < L else None
+        adapter = attach_lora(self.base.model, r=o.lora_r, alpha=o.lora_alpha, dropout=o.lora_dropout,
+                              targets=targets, layers=layers)
+        try:
+            require_all_targets(adapter, targets, source=self.source.source, layers=layers,
+                                arch=type(self.base.model).__name__, fix=lora_fix("encoder", o))
+        except GapscopeError:
+            self.base.model = adapter.unload()  # the shared base goes back clean
+            raise
+        self.base.adapter = adapter
 
     def score(self, texts: Sequence[str], *, progress: ProgressFn | None = None) -> np.ndarray:
         if len(texts) == 0:  # the tokenizer raises IndexError on an empty batch
