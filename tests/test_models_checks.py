@@ -153,3 +153,102 @@ def test_lora_stays_off_a_multimodal_gemma3s_vision_tower(tmp_path):
         assert adapted == {f"model.language_model.layers.{i}.self_attn.{t}" for i in layers
                            for t in ("q_proj", "k_proj", "v_proj", "o_proj")}  # none in model.vision_tower
         m.close()
+
+
+def _scaled_decoder(root, arch):
+    """Tiny Granite (embedding_multiplier, logits_scaling) and Cohere (logit_scale) decoders."""
+    import transformers as tf
+
+    out = root / arch
+    if (out / "config.json").exists():
+        return out
+    common = dict(vocab_size=len(tiny_tokenizer()), hidden_size=32, intermediate_size=64, num_hidden_layers=6,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.2,
+                  pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    torch.manual_seed(0)
+    if arch == "granite":
+        model = tf.GraniteForCausalLM(tf.GraniteConfig(embedding_multiplier=12.0, logits_scaling=8.0,
+                                                       residual_multiplier=0.22, attention_multiplier=0.0156,
+                                                       tie_word_embeddings=False, **common))
+    else:
+        model = tf.CohereForCausalLM(tf.CohereConfig(logit_scale=0.0625, tie_word_embeddings=True, **common))
+    return _save(out, model.eval())
+
+
+def _own_forward_margins(model, texts):
+    """The HF model's own logits, one unpadded text at a time."""
+    legit, phish = model.codec.label_ids
+    out = []
+    for e in model.codec.encode(texts):
+        with torch.no_grad():
+            logits = model.hf(input_ids=torch.tensor([list(e.ids)])).logits[0, -1].double()
+        out.append(float(logits[phish] - logits[legit]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("arch, options", [("granite", {"prefix_cache": False}), ("cohere", {}),
+                                           ("cohere", {"train_layers": "all"})])
+def test_margins_carry_the_models_logit_scaling(tiny_model_root, arch, options):
+    # were 8x (Granite, logits / logits_scaling) and 16x (Cohere, logits * logit_scale) the model's own
+    texts, _ = toy_emails(6, seed=2)
+    m = make(_scaled_decoder(tiny_model_root, arch), dtype="float32", **options)
+    np.testing.assert_allclose(m.score(texts), _own_forward_margins(m, texts), atol=1e-5)
+    m.close()
+
+
+def test_a_decoder_scaling_its_embeddings_in_forward_is_refused_with_the_prefix_cache(tiny_model_root):
+    granite = _scaled_decoder(tiny_model_root, "granite")
+    msg = (r"a GraniteForCausalLM scales its embeddings inside its decoder \(embedding_multiplier = 12\), which the "
+           r"prefix cache would apply twice; set prefix_cache = false")
+    with pytest.raises(GapscopeError, match=msg):
+        _check("causal-lm", granite)
+    with pytest.raises(GapscopeError, match=msg):
+        make(granite, dtype="float32")
+    _check("causal-lm", granite, prefix_cache=False)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_scaling_gapscope_does_not_know_is_caught_by_the_margin_check(tiny_model_root, monkeypatch, dtype):
+    import gapscope.models.architecture as arch
+    import gapscope.models.lm_forward as lmf
+
+    # as if gapscope knew neither Granite's embedding_multiplier nor Cohere's logit_scale
+    monkeypatch.setattr(arch, "forward_embedding_scale", lambda decoder: None)
+    with pytest.raises(GapscopeError, match=r"gapscope's margin on a check prompt is -?[\d.]+ but this "
+                                            r"GraniteForCausalLM's own forward gives -?[\d.]+ .*layers 0-3 from the "
+                                            r"prefix cache\): gapscope does not reproduce this architecture's output; "
+                                            r"try prefix_cache = false$"):
+        make(_scaled_decoder(tiny_model_root, "granite"), dtype=dtype)
+    monkeypatch.setattr(lmf, "output_scale", lambda config: 1.0)
+    with pytest.raises(GapscopeError, match=r"this CohereForCausalLM's own forward gives .*\(label logits .*; a full "
+                                            r"forward\): gapscope does not reproduce this architecture's output$"):
+        make(_scaled_decoder(tiny_model_root, "cohere"), dtype=dtype, train_layers="all")
+
+
+def test_the_margin_check_passes_every_served_decoder_and_runs_once_per_base_and_path(tiny_model_root,
+                                                                                    monkeypatch):
+    import transformers as tf
+
+    from gapscope.models.causal_lm import CausalLM
+
+    runs = []
+    orig = CausalLM._margin_disagreement
+    monkeypatch.setattr(CausalLM, "_margin_disagreement", lambda self: runs.append(self.split) or orig(self))
+    common = dict(vocab_size=len(tiny_tokenizer()), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                  num_attention_heads=4, max_position_embeddings=128, initializer_range=0.2)
+    others = {"qwen3": tf.Qwen3ForCausalLM(tf.Qwen3Config(head_dim=8, num_key_value_heads=2, **common)),
+              "phi3": tf.Phi3ForCausalLM(tf.Phi3Config(num_key_value_heads=2, pad_token_id=0, **common)),
+              "gpt_neox": tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(**common))}
+    sources = [tiny_causal_lm_dir(tiny_model_root, a) for a in ("llama", "mistral", "gemma2", "gemma3")]
+    sources += [_save(tiny_model_root / f"check-{a}", m) for a, m in others.items()]
+    for src in sources:
+        for dtype in ("float32", "bfloat16"):
+            for options in ({}, {"train_layers": "all"}, {"prefix_cache": False}):
+                make(src, dtype=dtype, **options).close()
+    # per source and dtype: split 1 or 2 with the cache, split 0 (no cache) for the other two
+    assert len(runs) == len(sources) * 2 * 2
+    runs.clear()
+    a = make(sources[0], dtype="float32")
+    b = make(sources[0], dtype="float32")  # a private copy of the lent base: same verdict
+    assert runs == [2]
+    a.close(), b.close()

@@ -55,7 +55,28 @@ def decoder_layers(model: nn.Module, source: str, prefix_cache: bool = False) ->
     if prefix_cache and any(hasattr(decoder, a) for a in ("embed_positions", "wpe", "project_in")):
         raise GapscopeError(f"{source}: a {arch} adds learned positions inside its decoder, which the prefix "
                             "cache would add twice; set prefix_cache = false for this model")
+    scale = forward_embedding_scale(decoder)
+    if prefix_cache and scale is not None:
+        raise GapscopeError(f"{source}: a {arch} scales its embeddings inside its decoder ({scale}), which the "
+                            "prefix cache would apply twice; set prefix_cache = false for this model")
     return layers
+
+
+# Where a decoder's forward multiplies inputs_embeds itself (Granite, HyperCLOVA X: embedding_multiplier),
+# rather than inside its embedding module (Gemma): cached states re-entering the decoder get it again.
+_FORWARD_EMBEDDING_SCALES = ("embedding_multiplier", "embedding_scale", "embed_scale", "normalizer")
+
+
+def forward_embedding_scale(decoder: nn.Module) -> str | None:
+    """'name = value' of a scale the decoder applies to its input embeddings in forward, None if none."""
+    for name in _FORWARD_EMBEDDING_SCALES:
+        value = getattr(decoder, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != 1:
+                return f"{name} = {value:g}"
+        elif isinstance(value, torch.Tensor):  # a buffer (unreadable on the meta device): assume it scales
+            return name
+    return None
 
 
 def position_limit(model: nn.Module) -> int | None:

@@ -14,6 +14,7 @@ Speed, without changing margins beyond float noise:
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Sequence
@@ -77,6 +78,9 @@ class CausalLMOptions:
     device_map: str | None = None
 
 
+# The email of the margin check: a short prompt keeps it cheap (one forward per base and path).
+CHECK_EMAIL = "Hello, please confirm your account."
+
 # Options that shape the saved adapter: load() takes these from the save, not the spec.
 STRUCTURAL_OPTIONS = ("max_length", "lora_r", "lora_alpha", "lora_mlp", "lora_targets", "train_layers")
 
@@ -126,6 +130,46 @@ class CausalLM(ClassifierModel):
             key = (str(self.source.local_dir), self.split, str(self.compute_dtype), str(self.weights_dtype),
                    str(self.cache_dtype), self.base.quantized, str(self.device))
             self.prefix_cache = shared_prefix_cache(key, self.opts.prefix_cache_max_mb << 20)
+        self._check_margin()
+
+    def _check_margin(self) -> None:
+        """gapscope's margin (its split, cached-states and label-rows path) against the HF model's own
+        forward on one short prompt, once per loaded base and path. A scaling gapscope does not know
+        (Granite's logits_scaling and embedding_multiplier were missed) made margins, the training
+        loss and calibration wrong without an error; such a model is refused in one line instead."""
+        path = (self.split if self._use_cache else 0, str(self.compute_dtype), str(self.cache_dtype))
+        verdict = self.base.margin_checks.get(path)
+        if verdict is None:
+            verdict = self.base.margin_checks[path] = self._margin_disagreement()
+        if verdict:
+            raise GapscopeError(verdict)
+
+    def _margin_disagreement(self) -> str:
+        """"" when both margins agree within the compute dtype's noise, else the refusal message."""
+        enc = self.codec.encode([CHECK_EMAIL])[0]
+        legit, phish = self.codec.label_ids
+        keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(type(self.hf).forward).parameters else {}
+        with torch.no_grad():  # no adapter is attached here (load() drops it first)
+            states = None
+            if self._use_cache:  # computed like the cache's, not kept in it
+                states = [s for _, computed in self._compute_prefix([enc], [0], None) for s in computed]
+            ours = self._logits([enc], states)[0].double().cpu()
+            with self.inference_context():
+                out = self.hf(input_ids=torch.tensor([list(enc.ids)], device=self.device), use_cache=False, **keep)
+            ref = out.logits[0, -1, [legit, phish]].double().cpu()
+        # Noise, relative to the logits' size: float32 at most 2e-6 on the tiny test models of 14
+        # architectures, bf16 0.013 (HF's bf16 head, padding flipping roundings): 500x and 5x below these
+        # bounds; a missed scaling is off by its whole factor (Granite 8, Cohere 16). No absolute
+        # floor: tiny random models have logits ~0.1, real ones ~10.
+        rtol = 1e-3 if self.compute_dtype == torch.float32 else 2**-4
+        if float((ours - ref).abs().sum()) <= rtol * float(ref.abs().sum()) + 1e-6:
+            return ""
+        how = f"layers 0-{self.split - 1} from the prefix cache" if self._use_cache else "a full forward"
+        return (f"{self.source.source}: gapscope's margin on a check prompt is {float(ours[1] - ours[0]):.6g} but "
+                f"this {type(self.hf).__name__}'s own forward gives {float(ref[1] - ref[0]):.6g} (label logits "
+                f"{float(ours[0]):.4g}, {float(ours[1]):.4g} vs {float(ref[0]):.4g}, {float(ref[1]):.4g}; "
+                f"{how}): gapscope does not reproduce this architecture's output"
+                + ("; try prefix_cache = false" if self._use_cache else ""))
 
     def _attach_adapter(self) -> None:
         drop_adapter(self.base)
@@ -156,9 +200,9 @@ class CausalLM(ClassifierModel):
                 states[i] = h
         return states  # type: ignore[return-value]
 
-    def _compute_prefix(self, encs: Sequence[Encoded], rows: Sequence[int], keys: Sequence[str]):
-        """Computes the states of encs[rows] bucket by bucket into the cache, yielding (bucket rows,
-        their (len_i, d) states) so that a caller keeps only what it needs."""
+    def _compute_prefix(self, encs: Sequence[Encoded], rows: Sequence[int], keys: Sequence[str] | None):
+        """Computes the states of encs[rows] bucket by bucket into the cache (not kept when `keys` is
+        None), yielding (bucket rows, their (len_i, d) states): a caller holds only what it needs."""
         for bucket in length_buckets([len(encs[i].ids) for i in rows], self.opts.eval_batch_size,
                                      self.opts.pad_multiple):
             chunk = [rows[j] for j in bucket]
@@ -169,7 +213,8 @@ class CausalLM(ClassifierModel):
             h = h.to(self.cache_dtype).cpu()
             computed = [h[r, : len(encs[i].ids)].clone() for r, i in enumerate(chunk)]
             for i, state in zip(chunk, computed):
-                self.prefix_cache.put(keys[i], state)
+                if keys is not None:
+                    self.prefix_cache.put(keys[i], state)
             yield chunk, computed
 
     def _warm_prefix_cache(self, encs: Sequence[Encoded]) -> None:
@@ -309,8 +354,8 @@ class CausalLM(ClassifierModel):
         self.codec = PromptCodec(self.base.tokenizer, self.opts.max_length)
         if tuple(meta["label_ids"]) != tuple(self.codec.label_ids):
             raise GapscopeError(f"{directory}: adapter was trained with another tokenizer/base model")
+        drop_adapter(self.base)  # before the margin check, which reads the bare base
         self._configure_split()
-        drop_adapter(self.base)
         if meta["adapter"]:
             self._attach_adapter()
             load_lora_state_dict(self.base.adapter, read_tensors(directory / "adapter.safetensors"))
