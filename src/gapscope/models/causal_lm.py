@@ -157,7 +157,7 @@ class CausalLM(ClassifierModel):
             with self.inference_context():
                 out = self.hf(input_ids=torch.tensor([list(enc.ids)], device=self.device), use_cache=False, **keep)
             ref = out.logits[0, -1, [legit, phish]].double().cpu()
-        # Noise, relative to the logits' size: float32 at most 2e-6 on the tiny test models of 14
+        # Noise, relative to the logits' size: float32 at most 2e-6 on 16 tiny models of 15
         # architectures, bf16 0.013 (HF's bf16 head, padding flipping roundings): 500x and 5x below these
         # bounds; a missed scaling is off by its whole factor (Granite 8, Cohere 16). No absolute
         # floor: tiny random models have logits ~0.1, real ones ~10.
