@@ -55,7 +55,28 @@ def decoder_layers(model: nn.Module, source: str, prefix_cache: bool = False) ->
     if prefix_cache and any(hasattr(decoder, a) for a in ("embed_positions", "wpe", "project_in")):
         raise GapscopeError(f"{source}: a {arch} adds learned positions inside its decoder, which the prefix "
                             "cache would add twice; set prefix_cache = false for this model")
+    scale = forward_embedding_scale(decoder)
+    if prefix_cache and scale is not None:
+        raise GapscopeError(f"{source}: a {arch} scales its embeddings inside its decoder ({scale}), which the "
+                            "prefix cache would apply twice; set prefix_cache = false for this model")
     return layers
+
+
+# Where a decoder's forward multiplies inputs_embeds itself (Granite, HyperCLOVA X: embedding_multiplier),
+# rather than inside its embedding module (Gemma): cached states re-entering the decoder get it again.
+_FORWARD_EMBEDDING_SCALES = ("embedding_multiplier", "embedding_scale", "embed_scale", "normalizer")
+
+
+def forward_embedding_scale(decoder: nn.Module) -> str | None:
+    """'name = value' of a scale the decoder applies to its input embeddings in forward, None if none."""
+    for name in _FORWARD_EMBEDDING_SCALES:
+        value = getattr(decoder, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != 1:
+                return f"{name} = {value:g}"
+        elif isinstance(value, torch.Tensor):  # a buffer (unreadable on the meta device): assume it scales
+            return name
+    return None
 
 
 def position_limit(model: nn.Module) -> int | None:
@@ -74,16 +95,31 @@ def check_max_length(model: nn.Module, max_length: int, source: str) -> None:
                             f"{type(model).__name__} has; set max_length <= {limit}")
 
 
-def check_lora(model: nn.Module, source: str, targets: list[str], layers: list[int] | None) -> None:
-    """peft's own matching, dry-run on the skeleton: targets that exist in no adapted layer fail here."""
-    from gapscope.models.lora import attach_lora
+def module_path(model: nn.Module, module: nn.Module) -> str:
+    """The dotted name of `module` inside `model` (the prefix peft sees in its module keys)."""
+    return next(name for name, m in model.named_modules() if m is module)
+
+
+def lora_fix(kind: str, opts: Any) -> str:
+    """What the user changes when some LoRA targets name no module of the model."""
+    if opts.lora_targets:
+        return "drop them from lora_targets"
+    return "set lora_mlp = false, or lora_targets" if kind == "causal-lm" and opts.lora_mlp else "set lora_targets"
+
+
+def check_lora(model: nn.Module, source: str, targets: list[str], layers: list[int] | None,
+               within: str | None = None, fix: str = "set lora_targets") -> None:
+    """peft's own matching, dry-run on the skeleton: targets that exist in no adapted layer fail here,
+    whether none of them match (peft raises) or only some (peft would drop the others silently)."""
+    from gapscope.models.lora import attach_lora, require_all_targets
 
     try:
-        attach_lora(model, r=1, alpha=1.0, dropout=0.0, targets=targets, layers=layers)
+        adapted = attach_lora(model, r=1, alpha=1.0, dropout=0.0, targets=targets, layers=layers, within=within)
     except (ValueError, RuntimeError):  # peft's NoMatchingPeftModuleError is a ValueError
         where = f"layers {layers[0]}-{layers[-1]}" if layers else "any layer"
         raise GapscopeError(f"{source}: LoRA finds none of {', '.join(targets)} in {where} of this "
                             f"{type(model).__name__}; set lora_targets, or train_layers = \"all\"") from None
+    require_all_targets(adapted, targets, source=source, layers=layers, arch=type(model).__name__, fix=fix)
 
 
 def check_structure(kind: str, src: ResolvedSource, opts: Any, name: str) -> None:
@@ -91,8 +127,11 @@ def check_structure(kind: str, src: ResolvedSource, opts: Any, name: str) -> Non
     from gapscope.models.lora import default_targets, resolve_train_layers
 
     model = skeleton(kind, src)
+    within = None
     if kind == "causal-lm":
-        n = len(decoder_layers(model, src.source, opts.prefix_cache))
+        layers = decoder_layers(model, src.source, opts.prefix_cache)
+        n = len(layers)
+        within = module_path(model, layers)
         mlp = opts.lora_mlp
     else:
         check_max_length(model, opts.max_length, src.source)
@@ -102,4 +141,5 @@ def check_structure(kind: str, src: ResolvedSource, opts: Any, name: str) -> Non
         mlp = False
     k = resolve_train_layers(opts.train_layers, n, name)
     targets = opts.lora_targets or default_targets(model, src.model_type, mlp)
-    check_lora(model, src.source, list(targets), list(range(n - k, n)) if k < n else None)
+    check_lora(model, src.source, list(targets), list(range(n - k, n)) if k < n else None, within,
+               lora_fix(kind, opts))

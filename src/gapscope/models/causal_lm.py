@@ -14,6 +14,7 @@ Speed, without changing margins beyond float noise:
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ import torch
 from gapscope import option_rules as R
 from gapscope.errors import GapscopeError
 from gapscope.models import lm_forward as lmf
-from gapscope.models.architecture import decoder_layers
+from gapscope.models.architecture import decoder_layers, lora_fix, module_path
 from gapscope.models.base import ClassifierModel, ModelSpec, ProgressFn, register_model_kind
 from gapscope.models.attention import inference_context as attention_inference
 from gapscope.models.device import (DTYPES, autocast, frozen_linear_dtype, resolve_compute_dtype, resolve_device,
@@ -35,7 +36,7 @@ from gapscope.models.device import (DTYPES, autocast, frozen_linear_dtype, resol
 from gapscope.models.linearized import RELEVANCE_BATCH, TokenRelevance, input_relevance
 from gapscope.models.loading import borrow, drop_adapter, float32_linears, give_back
 from gapscope.models.lora import (attach_lora, default_targets, load_lora_state_dict, lora_state_dict,
-                                  resolve_train_layers)
+                                  require_all_targets, resolve_train_layers)
 from gapscope.models.options import choice, parse_options, ranged
 from gapscope.models.prefix_cache import PrefixCache, ids_key, shared_prefix_cache
 from gapscope.models.sources import resolve_source
@@ -76,6 +77,9 @@ class CausalLMOptions:
     # One model over several GPUs (accelerate's dispatch): "auto", "balanced", "sequential" ...
     device_map: str | None = None
 
+
+# The email of the margin check: a short prompt keeps it cheap (one forward per base and path).
+CHECK_EMAIL = "Hello, please confirm your account."
 
 # Options that shape the saved adapter: load() takes these from the save, not the spec.
 STRUCTURAL_OPTIONS = ("max_length", "lora_r", "lora_alpha", "lora_mlp", "lora_targets", "train_layers")
@@ -126,6 +130,46 @@ class CausalLM(ClassifierModel):
             key = (str(self.source.local_dir), self.split, str(self.compute_dtype), str(self.weights_dtype),
                    str(self.cache_dtype), self.base.quantized, str(self.device))
             self.prefix_cache = shared_prefix_cache(key, self.opts.prefix_cache_max_mb << 20)
+        self._check_margin()
+
+    def _check_margin(self) -> None:
+        """gapscope's margin (its split, cached-states and label-rows path) against the HF model's own
+        forward on one short prompt, once per loaded base and path. A scaling gapscope does not know
+        (Granite's logits_scaling and embedding_multiplier were missed) made margins, the training
+        loss and calibration wrong without an error; such a model is refused in one line instead."""
+        path = (self.split if self._use_cache else 0, str(self.compute_dtype), str(self.cache_dtype))
+        verdict = self.base.margin_checks.get(path)
+        if verdict is None:
+            verdict = self.base.margin_checks[path] = self._margin_disagreement()
+        if verdict:
+            raise GapscopeError(verdict)
+
+    def _margin_disagreement(self) -> str:
+        """"" when both margins agree within the compute dtype's noise, else the refusal message."""
+        enc = self.codec.encode([CHECK_EMAIL])[0]
+        legit, phish = self.codec.label_ids
+        keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(type(self.hf).forward).parameters else {}
+        with torch.no_grad():  # no adapter is attached here (load() drops it first)
+            states = None
+            if self._use_cache:  # computed like the cache's, not kept in it
+                states = [s for _, computed in self._compute_prefix([enc], [0], None) for s in computed]
+            ours = self._logits([enc], states)[0].double().cpu()
+            with self.inference_context():
+                out = self.hf(input_ids=torch.tensor([list(enc.ids)], device=self.device), use_cache=False, **keep)
+            ref = out.logits[0, -1, [legit, phish]].double().cpu()
+        # Noise, relative to the logits' size: float32 at most 2e-6 on 16 tiny models of 15
+        # architectures, bf16 0.013 (HF's bf16 head, padding flipping roundings): 500x and 5x below these
+        # bounds; a missed scaling is off by its whole factor (Granite 8, Cohere 16). No absolute
+        # floor: tiny random models have logits ~0.1, real ones ~10.
+        rtol = 1e-3 if self.compute_dtype == torch.float32 else 2**-4
+        if float((ours - ref).abs().sum()) <= rtol * float(ref.abs().sum()) + 1e-6:
+            return ""
+        how = f"layers 0-{self.split - 1} from the prefix cache" if self._use_cache else "a full forward"
+        return (f"{self.source.source}: gapscope's margin on a check prompt is {float(ours[1] - ours[0]):.6g} but "
+                f"this {type(self.hf).__name__}'s own forward gives {float(ref[1] - ref[0]):.6g} (label logits "
+                f"{float(ours[0]):.4g}, {float(ours[1]):.4g} vs {float(ref[0]):.4g}, {float(ref[1]):.4g}; "
+                f"{how}): gapscope does not reproduce this architecture's output"
+                + ("; try prefix_cache = false" if self._use_cache else ""))
 
     def _attach_adapter(self) -> None:
         drop_adapter(self.base)
@@ -133,29 +177,59 @@ class CausalLM(ClassifierModel):
         targets = o.lora_targets or default_targets(self.hf, self.source.model_type, o.lora_mlp)
         layers = list(range(self.split, self.n_layers)) if self.split > 0 else None
         with float32_linears(list(self.decoder.layers[self.split:]), self.linear_dtype):
-            self.base.adapter = attach_lora(self.hf, r=o.lora_r, alpha=o.lora_alpha, dropout=o.lora_dropout,
-                                            targets=targets, layers=layers)
+            adapter = attach_lora(self.hf, r=o.lora_r, alpha=o.lora_alpha, dropout=o.lora_dropout, targets=targets,
+                                  layers=layers, within=module_path(self.hf, self.decoder.layers))
+        try:
+            require_all_targets(adapter, targets, source=self.source.source, layers=layers,
+                                arch=type(self.hf).__name__, fix=lora_fix("causal-lm", o))
+        except GapscopeError:
+            self.base.model = adapter.unload()  # the shared base goes back clean
+            raise
+        self.base.adapter = adapter
         self._targets = targets
+        self._adapted = len(adapter.targeted_module_names)
 
     # -- forward pieces ----------------------------------------------------------
     def _prefix_states(self, encs: Sequence[Encoded]) -> list[torch.Tensor]:
         """Residual stream entering layer `split`, (len_i, d) per text, via the cache."""
-        cache = self.prefix_cache
         keys = [ids_key(e.ids) for e in encs]
-        states: list[torch.Tensor | None] = [cache.get(k) for k in keys]
+        states: list[torch.Tensor | None] = [self.prefix_cache.get(k) for k in keys]
         missing = [i for i, s in enumerate(states) if s is None]
-        for bucket in length_buckets([len(encs[i].ids) for i in missing], self.opts.eval_batch_size,
+        for rows, computed in self._compute_prefix(encs, missing, keys):
+            for i, h in zip(rows, computed):
+                states[i] = h
+        return states  # type: ignore[return-value]
+
+    def _compute_prefix(self, encs: Sequence[Encoded], rows: Sequence[int], keys: Sequence[str] | None):
+        """Computes the states of encs[rows] bucket by bucket into the cache (not kept when `keys` is
+        None), yielding (bucket rows, their (len_i, d) states): a caller holds only what it needs."""
+        for bucket in length_buckets([len(encs[i].ids) for i in rows], self.opts.eval_batch_size,
                                      self.opts.pad_multiple):
-            rows = [missing[j] for j in bucket]
-            ids, mask = pad_right([encs[i].ids for i in rows], self.pad_id, self.opts.pad_multiple)
+            chunk = [rows[j] for j in bucket]
+            ids, mask = pad_right([encs[i].ids for i in chunk], self.pad_id, self.opts.pad_multiple)
             with torch.no_grad(), self.inference_context():
                 h = lmf.run_layers(self.decoder, 0, self.split, input_ids=ids.to(self.device),
                                    attention_mask=mask.to(self.device))
             h = h.to(self.cache_dtype).cpu()
-            for r, i in enumerate(rows):
-                states[i] = h[r, : len(encs[i].ids)].clone()
-                cache.put(keys[i], states[i])
-        return states  # type: ignore[return-value]
+            computed = [h[r, : len(encs[i].ids)].clone() for r, i in enumerate(chunk)]
+            for i, state in zip(chunk, computed):
+                if keys is not None:
+                    self.prefix_cache.put(keys[i], state)
+            yield chunk, computed
+
+    def _warm_prefix_cache(self, encs: Sequence[Encoded]) -> None:
+        """Puts the training texts' states in the cache before training, one bucket in memory at a
+        time. Skipped when they would not all fit the budget: LRU over shuffled epochs would evict
+        them before use, so each training batch computes its own (bounded memory, same values:
+        a row's states do not depend on its bucket-mates)."""
+        d = self.hf.config.get_text_config().hidden_size
+        itemsize = torch.empty((), dtype=self.cache_dtype).element_size()
+        if sum(len(e.ids) for e in encs) * d * itemsize > self.prefix_cache.max_bytes:
+            return
+        keys = [ids_key(e.ids) for e in encs]
+        missing = [i for i, k in enumerate(keys) if k not in self.prefix_cache]
+        for _ in self._compute_prefix(encs, missing, keys):
+            pass
 
     def _logits(self, encs: Sequence[Encoded], states: Sequence[torch.Tensor] | None) -> torch.Tensor:
         """(b, 2) [legit, phishing] logits; from cached states when given, else a full forward."""
@@ -208,13 +282,16 @@ class CausalLM(ClassifierModel):
         torch.manual_seed(seed)  # LoRA A matrices are drawn from torch's RNG
         self._attach_adapter()
         encs = self.codec.encode(texts)
-        states = self._prefix_states(encs) if self._use_cache else None
+        if self._use_cache:
+            self._warm_prefix_cache(encs)
         prefix_seconds = time.perf_counter() - t0
         params = [p for p in self.hf.parameters() if p.requires_grad]
 
         def step(idx: np.ndarray):
+            # states come through the cache batch by batch (recomputed on a miss), so fit() holds
+            # no more than prefix_cache_max_mb plus one batch (it once held every text's states)
             batch = [encs[i] for i in idx]
-            logits = self._logits(batch, [states[i] for i in idx] if states is not None else None)
+            logits = self._logits(batch, self._prefix_states(batch) if self._use_cache else None)
             return logits, sum(len(e.ids) for e in batch)
 
         self.hf.train()  # only LoRA dropout (0 by default) reacts; base dropouts are 0 in these LMs
@@ -230,12 +307,15 @@ class CausalLM(ClassifierModel):
             "total_seconds": round(time.perf_counter() - t0, 3), "layers": self.n_layers,
             "train_layers": self.train_layers, "prefix_cache": self._use_cache,
             "trainable_params": int(sum(p.numel() for p in params)), "lora_targets": list(self._targets),
+            "lora_modules": self._adapted,
             "compute_dtype": str(self.compute_dtype).removeprefix("torch."), "device": str(self.device),
             "single_token_labels": self.codec.single_token_labels,
         })
         return log
 
     def score(self, texts: Sequence[str], *, progress: ProgressFn | None = None) -> np.ndarray:
+        if len(texts) == 0:  # the tokenizer raises IndexError on an empty batch
+            return np.empty(0, dtype=np.float64)
         encs = self.codec.encode(texts)
         out = np.empty(len(encs), dtype=np.float64)
         done = 0
@@ -274,8 +354,8 @@ class CausalLM(ClassifierModel):
         self.codec = PromptCodec(self.base.tokenizer, self.opts.max_length)
         if tuple(meta["label_ids"]) != tuple(self.codec.label_ids):
             raise GapscopeError(f"{directory}: adapter was trained with another tokenizer/base model")
+        drop_adapter(self.base)  # before the margin check, which reads the bare base
         self._configure_split()
-        drop_adapter(self.base)
         if meta["adapter"]:
             self._attach_adapter()
             load_lora_state_dict(self.base.adapter, read_tensors(directory / "adapter.safetensors"))

@@ -75,6 +75,9 @@ def label_logits(model: nn.Module, last_hidden: torch.Tensor, label_ids: Sequenc
     else:  # quantized head (packed weights): fall back to the full projection
         logits = head(last_hidden)[:, list(label_ids)].float()
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    scale = output_scale(config)
+    if scale != 1.0:  # linear: the conservative relevance rule needs nothing more
+        logits = logits * scale
     cap = getattr(config, "final_logit_softcapping", None)
     if cap:  # Gemma 2 squashes logits; the margin must match what the model would emit
         capped = torch.tanh(logits / cap) * cap
@@ -84,6 +87,19 @@ def label_logits(model: nn.Module, last_hidden: torch.Tensor, label_ids: Sequenc
             capped = identity_rule(logits, capped, at_zero=1.0)
         logits = capped
     return logits
+
+
+def output_scale(config) -> float:
+    """The constant a CausalLM's own forward multiplies its logits by after the head, which the two
+    label rows alone miss: Granite divides them by logits_scaling, Cohere multiplies by logit_scale
+    (8x and 16x too large a margin on tiny models without it). An unknown one is caught by the margin
+    check each causal-lm makes against the model's own forward (CausalLM._check_margin)."""
+    model_type = str(getattr(config, "model_type", ""))
+    if model_type.startswith("granite") and getattr(config, "logits_scaling", None):
+        return 1.0 / float(config.logits_scaling)
+    if model_type.startswith("cohere") and getattr(config, "logit_scale", None):
+        return float(config.logit_scale)
+    return 1.0
 
 
 def label_margins(model: nn.Module, hidden: torch.Tensor, lengths: Sequence[int], label_ids: Sequence[int]):

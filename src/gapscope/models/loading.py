@@ -35,6 +35,8 @@ class Base:
     owner: Any = None  # weakref to the borrowing ClassifierModel, or None when free
     adapter: Any = None  # the PeftModel wrapping `model` while borrowed
     shared: bool = field(default=True)  # False: a private copy, dropped on release
+    # CausalLM._check_margin's verdicts ("" passed, else the refusal) per forward path; copies share it
+    margin_checks: dict = field(default_factory=dict)
 
 
 _CACHE: OrderedDict[tuple, Base] = OrderedDict()
@@ -200,7 +202,8 @@ def borrow(kind: str, src: ResolvedSource, device: torch.device, dtype: torch.dt
                 base.owner = weakref.ref(owner)
                 return base
             if not base.quantized and device_map is None:  # lent out: a private copy is cheaper than re-reading
-                return Base(bare_copy(base), base.tokenizer, key, owner=weakref.ref(owner), shared=False)
+                return Base(bare_copy(base), base.tokenizer, key, owner=weakref.ref(owner), shared=False,
+                            margin_checks=base.margin_checks)
     model, tokenizer, quantized = _load(kind, src, device, dtype, load_in_4bit, device_map, linear_dtype)
     base = Base(model, tokenizer, key, quantized, owner=weakref.ref(owner))
     with _LOCK:

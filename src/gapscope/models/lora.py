@@ -10,6 +10,7 @@ and most relatives work without architecture-specific code.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Sequence
 
@@ -68,16 +69,40 @@ def resolve_train_layers(value: int | str, n_layers: int, model_name: str) -> in
 
 
 def attach_lora(model: nn.Module, *, r: int, alpha: float, dropout: float, targets: Sequence[str],
-                layers: Sequence[int] | None, task_type: str | None = None):
-    """Wrap `model` with a fresh LoRA adapter (initialised from torch's current RNG)."""
+                layers: Sequence[int] | None, task_type: str | None = None, within: str | None = None):
+    """Wrap `model` with a fresh LoRA adapter (initialised from torch's current RNG).
+
+    `within`: the module path of the layer list LoRA may touch (a decoder's `model.layers`); peft's
+    exclude_modules keeps it off every other module, such as a multimodal model's vision tower,
+    whose blocks also hold q_proj/k_proj/v_proj and also sit in a list called `layers`."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
                         layers_to_transform=list(layers) if layers is not None else None,
+                        exclude_modules=rf"(?!{re.escape(within)}\.\d+\.).*" if within else None,
                         bias="none", task_type=task_type)
     with warnings.catch_warnings():  # peft pokes deprecated transformers attributes
         warnings.simplefilter("ignore", FutureWarning)
         return get_peft_model(model, config)
+
+
+def unmatched_targets(peft_model, targets: Sequence[str]) -> list[str]:
+    """The requested targets that name none of the modules peft adapted (peft itself only raises
+    when no target matches at all). Same suffix rule as peft's list matching."""
+    names = peft_model.targeted_module_names
+    return [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+
+
+def require_all_targets(peft_model, targets: Sequence[str], *, source: str, layers: Sequence[int] | None,
+                        arch: str, fix: str) -> None:
+    """Refuses a partly matching target list: the adapter would silently adapt less than the log says."""
+    missing = unmatched_targets(peft_model, targets)
+    if missing:
+        where = ("any layer" if not layers else f"layer {layers[0]}" if len(layers) == 1
+                 else f"layers {layers[0]}-{layers[-1]}")
+        found = [t for t in targets if t not in missing]
+        raise GapscopeError(f"{source}: LoRA finds no {', '.join(missing)} in {where} of this {arch}, which "
+                            f"would adapt only {', '.join(found)}; {fix}")
 
 
 def detach_lora(peft_model) -> nn.Module:

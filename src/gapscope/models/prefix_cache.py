@@ -39,6 +39,10 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def __contains__(self, key: str) -> bool:  # no LRU touch, no hit/miss count
+        with self._lock:
+            return key in self._data
+
     @property
     def nbytes(self) -> int:
         return self._bytes

@@ -90,6 +90,8 @@ class TfidfLR(ClassifierModel):
 
     def score(self, texts: Sequence[str], *, progress: ProgressFn | None = None) -> np.ndarray:
         self._require_fitted()
+        if len(texts) == 0:  # sklearn refuses an empty batch
+            return np.empty(0, dtype=np.float64)
         X = self.vectorizer.transform(list(texts))
         # Same arithmetic as LogisticRegression.decision_function, done here so a
         # reloaded model (no sklearn estimator) gives bit-identical margins.
