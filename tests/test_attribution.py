@@ -202,6 +202,11 @@ def test_two_methods_of_one_distribution_are_rarely_read_as_different():
             if n == 3:
                 assert cmp["deletion_auc"]["reading"] == "too few emails"
     assert called[3] == 0 and called[8] / 300 <= 0.07 and called[10] / 300 <= 0.07
+    # past 12 emails the signs are drawn: the observed pattern counts among them, so p is never 0
+    far = [_faith(0.9, 0.5, 0.5, 0.5) for _ in range(20)]
+    near = [_faith(0.1, 0.5, 0.5, 0.5) for _ in range(20)]
+    p = faithfulness.compare(near, far, resamples=500)["deletion_auc"]["p"]
+    assert 0 < p <= 1 / 501 + 1e-4
 
 
 def test_an_email_without_words_has_no_scores_and_is_left_out():

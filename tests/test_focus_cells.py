@@ -186,3 +186,10 @@ def test_a_changed_detector_table_reruns_that_detector_and_those_that_read_it(tm
     D.diagnose(study.run_dir)
     assert seen == ["shortcuts", "minimal_pairs"]  # minimal pairs reads the shortcut probe's table
     assert not_run(study.run_dir) == []
+    # `enabled` picks the detectors, it changes none of their findings
+    spec.write_text(spec.read_text().replace("[detectors]\n", "[detectors]\nenabled = [\"attributions\", "
+                                             "\"shortcuts\", \"minimal_pairs\"]\n", 1))
+    assert "enabled" in spec.read_text()
+    seen.clear()
+    D.diagnose(study.run_dir)
+    assert seen == [] and not_run(study.run_dir) == []

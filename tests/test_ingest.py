@@ -274,6 +274,11 @@ def test_an_html_part_with_a_link_the_plain_part_lacks_is_read_in_its_place():
     # no link in the HTML: the plain part, as before
     m = parse_email(_alternative("Lunch at noon?", "<p>Lunch at <b>noon</b>?</p>"))
     assert m.body == "Lunch at noon?" and not m.plain_set_aside
+    # a mailto: or tel: link is shown as its address or number: the plain part stays
+    m = parse_email(_alternative("Write to help@example.com or call +1 555 0100.",
+                                 '<p>Write to <a href="mailto:help@example.com">help@example.com</a> or call '
+                                 '<a href="tel:+15550100">+1 555 0100</a>.</p>'))
+    assert m.body == "Write to help@example.com or call +1 555 0100." and not m.plain_set_aside
 
 
 def test_the_audit_counts_mail_read_from_its_html_part(tmp_path):
@@ -844,6 +849,16 @@ def test_an_unclosed_quote_rejects_every_row_it_swallows_at_its_own_line(tmp_pat
     assert rep.rejected_by_reason == {"quoted field holds whole rows (unclosed quote?)": len(lines)}
     assert rep.rejected_at["quoted field holds whole rows (unclosed quote?)"] == [f"u.csv:{n}" for n in lines]
     assert all("\n" not in r.text for r in rows)
+
+
+def test_a_body_with_unescaped_inner_quotes_is_one_row(tmp_path):
+    # the lenient reader reads it as one row; its last line holds the rest of the row, which read as
+    # "a whole row inside": 4 rows in, 2 rejected
+    p = tmp_path / "x.csv"
+    p.write_text('text,label\n"Dear customer,\nClick "here" to verify your account",1\nhello there friend,0\n'
+                 'another normal one,0\n')
+    rows, rep = load(p)
+    assert rep.rows_in == 3 and rep.rows_rejected == 0 and len(rows) == 3
 
 
 def test_every_row_swallowed_names_the_reason_not_the_field_count(tmp_path):

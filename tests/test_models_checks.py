@@ -69,6 +69,23 @@ def test_fit_holds_prefix_states_within_the_cache_budget(tiny_llama_dir, monkeyp
     np.testing.assert_allclose(runs[1][1], runs[64][1], atol=1e-6)
 
 
+def test_states_computed_during_training_are_the_eval_modes(tmp_path):
+    # fit() computes the states of evicted texts inside training: with the model in train mode, a
+    # base whose config has dropout put noisy states in the shared cache, and later scores read them
+    import json
+
+    src = tiny_causal_lm_dir(tmp_path, "llama")
+    cfg = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**cfg, "attention_dropout": 0.5}))
+    texts, y = toy_emails(1500, seed=0)
+    m = make(src, dtype="float32", train_layers=1, epochs=1, prefix_cache_max_mb=1)
+    m.fit(texts, y, seed=0)
+    cached = m.score(texts[-20:])  # the last training batches' states, put in the cache while training
+    m.prefix_cache.clear()  # recomputed now, in eval mode
+    np.testing.assert_allclose(cached, m.score(texts[-20:]), atol=1e-6)
+    m.close()
+
+
 def test_full_finetune_keeps_float32_master_weights_where_the_base_is_bf16(tiny_bert_dir, monkeypatch):
     import gapscope.models.encoder as enc
 

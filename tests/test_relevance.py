@@ -156,5 +156,8 @@ def test_a_truncating_model_is_explained_on_the_words_it_reads(tiny_model_root):
     shap = get_method("shap", max_evals=60)
     a = shap.attribute(model, text)
     assert a.in_view == 12 and not a.weights[12:].any()
+    # relevance too, so the bench scores every method over the same words
+    r = get_method("relevance").attribute(model, text)
+    assert r.in_view == 12 and F.evaluate(model, r).n_words == 12
     assert a.margin == pytest.approx(model.score([text])[0], abs=1e-4)
     model.close()

@@ -397,6 +397,11 @@ def emails_per_domain(kind: str, opts: dict[str, Any]) -> int:
 _PARSED: dict[str, tuple[tuple[int, int] | None, dict[str, Attribution]]] = {}
 
 
+# What an attribution of a given method and settings is made of changed: the words in view (0.3.0)
+# and words that keep their combining marks. Stores written before are not read.
+STORE_VERSION = 2
+
+
 class AttributionStore:
     """JSONL cache of attributions for one cell and one method setting (append-only, resumable)."""
 
@@ -409,7 +414,7 @@ class AttributionStore:
         from gapscope.study import artifacts
 
         key = artifacts.fingerprint({"cell": cell.meta.get("fingerprint"), "method": attributor.name,
-                                     "params": attributor.params()})
+                                     "params": attributor.params(), "version": STORE_VERSION})
         return cls(study.artifact_dir("attributions") / "store" / cell.name / f"{attributor.name}-{key}.jsonl")
 
     def _stamp(self) -> tuple[int, int] | None:
@@ -447,7 +452,9 @@ class AttributionStore:
                        progress=None) -> dict[str, Attribution]:
         """Attributions for (id, text) pairs, computing and appending the missing ones."""
         data = self.load()
-        todo = [(i, t) for i, t in items if i not in data or data[i].text != t]
+        # a record of another word cutter (its tokens no longer the text's words) is computed again
+        todo = [(i, t) for i, t in items
+                if i not in data or data[i].text != t or len(data[i].tokens) != len(split_words(t).segments)]
         if todo:
             attributor.prepare(model, [t for _, t in todo])
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gapscope.attribution.base import Attribution, Attributor, register_method
+from gapscope.attribution.window import words_in_view
 from gapscope.attribution.words import Words, split_words
 from gapscope.errors import GapscopeError
 
@@ -76,8 +77,13 @@ class RelevanceAttributor(Attributor):
                 segs = words.segments
                 if not len(words):
                     weights = np.zeros(len(segs))
+                # the words the model reads, as the perturbation methods say it, so faithfulness scores
+                # every method over the same words (past the window relevance is 0 anyway)
+                k = words_in_view(model, words)
+                weights[k:] = 0.0
                 out.append(Attribution(tokens=segs, weights=weights, margin=tr.margin, method=self.name,
-                                       base_margin=tr.rest, evals=1, seconds=per, params=self.params()))
+                                       base_margin=tr.rest, evals=1, seconds=per, params=self.params(),
+                                       in_view=k if k < len(words) else None))
             if progress:
                 progress(len(out), len(texts))
         return out

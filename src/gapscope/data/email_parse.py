@@ -242,7 +242,9 @@ def _parse(raw: bytes) -> ParsedEmail:
         # A text/plain part beside the HTML is kept (cleaner text), unless the HTML holds a link
         # target it does not show: phishing puts the link only in the HTML the recipient sees, and
         # reading the plain part alone hid it from the models and the audit's url_share.
-        if any(h.rstrip("/") not in body for h in hrefs):
+        # web links only: a mailto: or tel: target is shown as the address or number, not the URL
+        web = [h for h in hrefs if h.lower().startswith(("http://", "https://", "www."))]
+        if any(h.rstrip("/") not in body for h in web):
             body, plain_set_aside = html_text, True
     else:
         body = html_text

@@ -344,6 +344,15 @@ class _RowShape:
             return True
         return False
 
+    def runs_to_end(self, raw: list[str]) -> bool:
+        """Whether a quote in these lines is never closed (strict csv: "unexpected end of data")."""
+        try:
+            for _ in csv.reader(raw, delimiter=self.delimiter, strict=True):
+                pass
+        except csv.Error as e:
+            return "unexpected end of data" in str(e)
+        return False
+
     def completes_row(self, before: list[str], line: str) -> bool:
         """Whether the fields before a quoted field plus the field's first line make a whole row.
         The text was quoted because it holds the delimiter, so the row is matched from the right:
@@ -366,7 +375,14 @@ class _RowShape:
         A real multi-line field (an email body) is quoted properly, so it never has the first."""
         if self.at is None or len(raw) < 2 or not self.quote_broken(raw):
             return False
-        if any(self.is_row(self.parse(x)) for x in raw[1:]):
+        # The record's last line holds the rest of its row wherever a multi-line field closes, so it
+        # reads as a row with the label after the field (text,label: a body with unescaped inner quotes
+        # is one row). It counts when the quote ran to the end of the file, or when the label column
+        # comes before the field: then a line that reads as a row starts with its own label.
+        multi = next((i for i, v in enumerate(fields) if "\n" in v or "\r" in v), None)
+        label_first = multi is not None and self.at < multi
+        inner = raw[1:] if label_first or self.runs_to_end(raw) else raw[1:-1]
+        if any(self.is_row(self.parse(x)) for x in inner):
             return True
         for i, value in enumerate(fields):
             if "\n" in value or "\r" in value:

@@ -102,7 +102,9 @@ def run(study) -> list[Finding]:
     scores = held_out_scores(study)
     shares = flagged_shares(scores)
     names = {(c.model, c.paradigm): c.name for c in study.cells}
-    seed = int(study.spec.study.seed) if study.cells else 0
+    # the spec's seed whenever there is a spec: summary.json reads its losses with it
+    spec = getattr(study, "spec", None)
+    seed = int(spec.study.seed) if spec is not None and getattr(spec, "study", None) is not None else 0
     findings = []
     for (model, paradigm), entries in sorted(by_cell.items()):
         cell = (model, paradigm, names.get((model, paradigm)))

@@ -207,9 +207,16 @@ class CausalLM(ClassifierModel):
                                      self.opts.pad_multiple):
             chunk = [rows[j] for j in bucket]
             ids, mask = pad_right([encs[i].ids for i in chunk], self.pad_id, self.opts.pad_multiple)
-            with torch.no_grad(), self.inference_context():
-                h = lmf.run_layers(self.decoder, 0, self.split, input_ids=ids.to(self.device),
-                                   attention_mask=mask.to(self.device))
+            # in eval mode even inside fit(): a base whose config has dropout (phi-2's resid_pdrop 0.1)
+            # put noisy states in the shared cache that later scores read (off by 1.5 on a tiny model)
+            training = self.hf.training
+            self.hf.eval()
+            try:
+                with torch.no_grad(), self.inference_context():
+                    h = lmf.run_layers(self.decoder, 0, self.split, input_ids=ids.to(self.device),
+                                       attention_mask=mask.to(self.device))
+            finally:
+                self.hf.train(training)
             h = h.to(self.cache_dtype).cpu()
             computed = [h[r, : len(encs[i].ids)].clone() for r, i in enumerate(chunk)]
             for i, state in zip(chunk, computed):

@@ -47,6 +47,11 @@ class PrefixCache:
     def nbytes(self) -> int:
         return self._bytes
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+
     def get(self, key: str) -> torch.Tensor | None:
         with self._lock:
             value = self._data.get(key)

@@ -31,7 +31,8 @@ def detector_fingerprint(study: Study, name: str) -> str:
     gapscope are redone after an upgrade). Keyed by the whole [detectors] table, a change to one
     detector's table reran all ten."""
     opts = study.options or {}
-    shared = {k: v for k, v in opts.items() if not isinstance(v, dict)}
+    # `enabled` picks which detectors run, not what one finds
+    shared = {k: v for k, v in opts.items() if not isinstance(v, dict) and k != "enabled"}
     tables = {n: opts.get(n) for n in (name, *READS.get(name, ()))}
     return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells] + [shared, tables, __version__])
 
