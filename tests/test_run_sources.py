@@ -25,3 +25,26 @@ def test_a_runs_audit_keeps_where_rejected_rows_are_and_the_console_names_every_
     # as `gapscope data audit` prints them: the source without rejections too
     assert "shop.jsonl: 40 rows in, 40 kept, 0 rejected" in err
     assert "bank.jsonl: 42 rows in, 40 kept, 2 rejected (missing label: 2 at bank.jsonl:41, bank.jsonl:42)" in err
+
+
+def test_row_findings_say_where_the_rows_are(tmp_path):
+    # the rejected-rows finding gave reasons only, the train/test duplicates finding ids only
+    from gapscope.detectors import data_quality
+    from gapscope.study.context import Study
+
+    shop = make_corpus(tmp_path, "shop", 40)
+    bank = make_corpus(tmp_path, "bank", 40)
+    with bank.open("a") as f:  # a label-less row on line 41
+        f.write(json.dumps({"text": "no label here"}) + "\n")
+    with shop.open("a") as f:  # copies of bank's rows in shop, from line 41 on
+        f.write("\n".join(bank.read_text().splitlines()[:30]) + "\n")
+    spec = tmp_path / "study.toml"
+    spec.write_text('[study]\nname = "t"\nbootstrap = 0\n[[datasets]]\npath = "shop.jsonl"\n'
+                    '[[datasets]]\npath = "bank.jsonl"\n[paradigms]\nspecialist = ["shop", "bank"]\n'
+                    'generalist = false\n')
+    run_study(spec, tmp_path / "run", detectors=False)
+    found = {f.kind: f for f in data_quality.run(Study(tmp_path / "run"))}
+    assert found["rejected_rows"].evidence["rejected_at"] == {"missing label": ["bank.jsonl:41"]}
+    ex = found["train_test_duplicates"].evidence["examples"]
+    assert ex and all({e["train_location"].split(":")[0], e["test_location"].split(":")[0]} == {"shop.jsonl", "bank.jsonl"}
+                      for e in ex)

@@ -19,7 +19,7 @@ def run(study) -> list[Finding]:
                    f"{'were' if removed != 1 else 'was'} removed"),
             summary=(f"{dedup.get('removed_exact', 0)} exact and {dedup.get('removed_near', 0)} near duplicates of test "
                      "rows were dropped from the training pools so no cell is scored on text it trained on."),
-            evidence={"examples": dedup.get("examples", [])[:10]},
+            evidence={"examples": [_located(study, e) for e in dedup.get("examples", [])[:10]]},
             example_ids=[e["train_id"] for e in dedup.get("examples", [])[:10]], score=float(removed),
         ))
     dup = audit.get("duplicates", {})
@@ -51,7 +51,19 @@ def run(study) -> list[Finding]:
                 title=f"{src['rows_rejected']} of {src['rows_in']} rows of {src['domain']} were rejected",
                 summary="Rows rejected at ingestion, by reason: "
                         + ", ".join(f"{k} ({v})" for k, v in src.get("rejected_by_reason", {}).items()),
-                evidence={"rejected_by_reason": src.get("rejected_by_reason", {}), "path": src.get("path")},
+                evidence={"rejected_by_reason": src.get("rejected_by_reason", {}), "path": src.get("path"),
+                          # where the first rows of each reason are (file:line, file in a folder, ...)
+                          "rejected_at": src.get("rejected_at") or {}},
                 domains=[src["domain"]], score=share,
             ))
     return findings
+
+
+def _located(study, example: dict) -> dict:
+    """A train/test duplicate pair with where a person finds each row in the input."""
+    out = dict(example)
+    for side in ("train", "test"):
+        row = study.rows.get(example.get(f"{side}_id"))
+        if row is not None and row.location:
+            out[f"{side}_location"] = row.location
+    return out
