@@ -294,7 +294,7 @@ def test_the_cell_table_gives_the_worst_domain_interval_and_the_losses_beyond_no
     (tmp_path / "summary.json").write_text(json.dumps([row, quiet]))
     _print_summary(tmp_path)
     said = " ".join(capsys.readouterr().err.split())
-    assert "b 0.410 [0.30, 0.52]" in said and "1 of 3: b" in said and "none of 3" in said
+    assert "b 0.410 [0.30, 0.52]" in said and "1 of 3" in said and "none of 3" in said
     assert "losses beyond noise: the other domains whose F1 falls below" in said
 
 

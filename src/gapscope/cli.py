@@ -232,7 +232,7 @@ def _print_summary(run_dir: Path) -> None:
         worst = f"{s.get('worst_domain')} {worst_text(s)}" if s.get("worst_domain") else "-"
         table.add_row(progress.plain(s["model"]), progress.plain(s["paradigm"]), f(s.get("in_domain_f1")),
                       f(s.get("out_of_domain_f1")), f(s.get("gap")), progress.plain(worst),
-                      progress.plain(losses_text(s)))
+                      progress.plain(losses_text(s, names=False)))
     read = any(s.get("f1_losses_beyond_noise") is not None for s in rows)  # absent from the summaries of older runs
     notes = [n for n in (_share_caption(Path(run_dir) / "matrix.json"), LOSSES_NOTE if read else None) if n]
     table.caption = "; ".join(notes)

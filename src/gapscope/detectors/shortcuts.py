@@ -518,9 +518,11 @@ def candidates(features: list[ProbeFeature], per_domain: int, pervasive: int = 0
     """The strongest shortcut-category features of each domain (at most `per_domain` each) that are
     associated with their class inside that domain (firing ratio >= 2 there): a domain marker that
     fires equally in both classes only corrects the probe's intercept and is not a label shortcut.
-    Then up to `pervasive` more per domain, by coverage: those in at least half the domain's emails
-    of their class (a footer or a signature, the classic corpus marker, ranked 6th by probe weight
-    among one corpus's templated phrases and went untested)."""
+    Then up to `pervasive` more per domain, by coverage: pure shortcuts (confined to their domain) in
+    at least half the domain's emails of their class (a footer or a signature, the classic corpus
+    marker, ranked 6th by probe weight among one corpus's templated phrases and went untested).
+    Confined, because common words pass the coverage bar anywhere: 'your' and 'sent' were picked
+    in the demo's mailinglist as context-dependent features in every domain."""
     eligible = [f for f in features if f.is_shortcut and (f.firing_ratio_by_domain.get(f.domain) or 0.0) >= 2.0]
     taken: Counter = Counter()
     out = []
@@ -530,7 +532,8 @@ def candidates(features: list[ProbeFeature], per_domain: int, pervasive: int = 0
             taken[f.domain] += 1
     extra: Counter = Counter()
     for f in sorted(eligible, key=lambda f: (-f.coverage, -f.strength, f.feature)):
-        if f not in out and f.coverage >= PERVASIVE and extra[f.domain] < pervasive:
+        if (f not in out and f.category == "pure shortcut" and f.coverage >= PERVASIVE
+                and extra[f.domain] < pervasive):
             out.append(f)
             extra[f.domain] += 1
     return out

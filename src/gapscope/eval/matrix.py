@@ -213,14 +213,15 @@ def worst_text(s: dict[str, Any]) -> str:
     return f"{f1:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
-def losses_text(s: dict[str, Any]) -> str:
-    """'2 of 5: alerts, fraud', 'none of 5', or '-' where the summary could not read them."""
+def losses_text(s: dict[str, Any], names: bool = True) -> str:
+    """'2 of 5: alerts, fraud' ('2 of 5' without `names`: the console's narrow column), 'none of 5',
+    or '-' where the summary could not read them."""
     losses, k = s.get("f1_losses_beyond_noise"), s.get("f1_domains_compared")
     if losses is None or not k:
         return "-"
     if not losses:
         return f"none of {k}"
-    return f"{len(losses)} of {k}: " + ", ".join(x["domain"] for x in losses)
+    return f"{len(losses)} of {k}" + (": " + ", ".join(x["domain"] for x in losses) if names else "")
 
 
 # --- persistence ---------------------------------------------------------------------
