@@ -405,7 +405,7 @@ def test_a_footer_in_every_email_of_its_class_is_a_candidate_whatever_its_rank()
     assert got[:3] == phrases[:3] and got[3:] == [footer, feats[-2]]  # by coverage, at least half
     assert S.candidates(feats, per_domain=3, pervasive=1)[3:] == [footer]
     # a word in most of the domain's emails and in every other domain too is no footer
-    common = _feature("your", 0.5, 0.9, category="context-dependent")
+    common = _feature("your", 2.0, 1.0, category="context-dependent")
     assert S.candidates(phrases + [common, footer], per_domain=3, pervasive=1)[3:] == [footer]
     # the coverage the probe measures: zorblax relay is in 90% of A's phishing
     z = next(f for f in S.fit_probe(_rows(), domains=["A", "B", "C"]) if "zorblax" in f.members)
