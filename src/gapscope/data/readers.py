@@ -331,27 +331,19 @@ class _RowShape:
             return False
         return True
 
-    def parse(self, line: str, strict: bool = False) -> list[str]:
-        return next(csv.reader([line], delimiter=self.delimiter, strict=strict), [])
+    def parse(self, line: str) -> list[str]:
+        return next(csv.reader([line], delimiter=self.delimiter), [])
 
-    def quote_broken(self, raw: list[str]) -> bool:
-        """Whether the record's lines misuse a quote: a closing quote followed by more text, or a
-        quote never closed. The lenient reader takes both; its strict mode refuses them."""
-        try:
-            for _ in csv.reader(raw, delimiter=self.delimiter, strict=True):
-                pass
-        except csv.Error:
-            return True
-        return False
-
-    def runs_to_end(self, raw: list[str]) -> bool:
-        """Whether a quote in these lines is never closed (strict csv: "unexpected end of data")."""
+    def strict_error(self, raw: list[str]) -> str | None:
+        """What csv's strict mode says of the record's lines, or None where their quoting is sound. The
+        lenient reader takes a closing quote followed by more text, and a quote never closed ("unexpected
+        end of data"); strict mode refuses both."""
         try:
             for _ in csv.reader(raw, delimiter=self.delimiter, strict=True):
                 pass
         except csv.Error as e:
-            return "unexpected end of data" in str(e)
-        return False
+            return str(e)
+        return None
 
     def completes_row(self, before: list[str], line: str) -> bool:
         """Whether the fields before a quoted field plus the field's first line make a whole row.
@@ -373,7 +365,8 @@ class _RowShape:
         after its first is one by itself, or the field's first line completes its own row (the
         row was whole before the quote went missing; only with the label column after the field).
         A real multi-line field (an email body) is quoted properly, so it never has the first."""
-        if self.at is None or len(raw) < 2 or not self.quote_broken(raw):
+        error = self.strict_error(raw) if self.at is not None and len(raw) >= 2 else None
+        if error is None:
             return False
         # The record's last line holds the rest of its row wherever a multi-line field closes, so it
         # reads as a row with the label after the field (text,label: a body with unescaped inner quotes
@@ -381,7 +374,7 @@ class _RowShape:
         # comes before the field: then a line that reads as a row starts with its own label.
         multi = next((i for i, v in enumerate(fields) if "\n" in v or "\r" in v), None)
         label_first = multi is not None and self.at < multi
-        inner = raw[1:] if label_first or self.runs_to_end(raw) else raw[1:-1]
+        inner = raw[1:] if label_first or "unexpected end of data" in error else raw[1:-1]
         if any(self.is_row(self.parse(x)) for x in inner):
             return True
         for i, value in enumerate(fields):

@@ -141,11 +141,6 @@ def _of_names(names: list[str]) -> str:
     return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
 
 
-def _significant(compared: list[Compared]) -> list[Compared]:
-    """Losses whose lower bound is above zero and that reach a severity bar, largest first."""
-    return beyond_noise(compared, BARS[-1])
-
-
 def _ci_text(ci: list[float] | None, n: int, pct: bool = False) -> str:
     if not ci:
         return f"n={n}"
@@ -161,7 +156,7 @@ def _f1_gap(cell: tuple, entries: list[dict], home: Rates, f1s: list[Compared], 
             k: int) -> list[Finding]:
     """The cell's worst significant F1 loss on a domain that holds phishing, read at that domain's share."""
     model, paradigm, name = cell
-    sig = _significant(f1s)
+    sig = beyond_noise(f1s)  # the low bar is MIN_LOSS
     if not sig:
         return []
     worst, e, wd = sig[0], sig[0].entry, sig[0].domain
@@ -233,7 +228,7 @@ def _false_alarms(cell: tuple, home: Rates, hams: list[Compared], k: int) -> lis
     """Mail of a domain that holds no phishing (a ham archive) has no F1; what fails there is the
     false-positive rate. The worst significant rise over the in-domain rate is a finding."""
     model, paradigm, name = cell
-    sig = _significant(hams)
+    sig = beyond_noise(hams)
     if not sig:
         return []
     worst, e, wd = sig[0], sig[0].entry, sig[0].domain

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -176,13 +175,3 @@ def vocabularies(p_log: torch.Tensor, q_log: torch.Tensor) -> dict[str, float | 
     return {"base": int(vp), "tuned": int(vq), "shared": int(v),
             "base_mass_outside": float(p_log[..., v:].exp().sum(-1).mean()) if vp > v else 0.0,
             "tuned_mass_outside": float(q_log[..., v:].exp().sum(-1).mean()) if vq > v else 0.0}
-
-
-def vocab_text(vocab: dict[str, Any] | None) -> str:
-    """One sentence for a finding's summary ('' where the vocabularies are the same size)."""
-    if not vocab:
-        return ""
-    own = "tuned" if vocab["tuned"] > vocab["shared"] else "base"
-    return (f" The vocabularies differ ({vocab['base']:,} ids in the base, {vocab['tuned']:,} in the tuned model): "
-            f"KL is over the {vocab['shared']:,} ids both have, each renormalised there; the {own} model puts "
-            f"{vocab[own + '_mass_outside']:.1%} of its next-token probability on the ids only it has, on average.")

@@ -7,7 +7,6 @@ from typing import Any
 from markupsafe import escape
 
 from gapscope.drift.audit import MEASURE_TITLES, DriftReport
-from gapscope.drift.forward import vocab_text
 from gapscope.findings import Finding
 
 UNITS = {"kl": "nats", "logprob_shift": "nats", "greedy_change": "of probes", "judge_drop": ""}
@@ -36,6 +35,16 @@ def _severity(fam: dict[str, Any]) -> str:
     if shift and shift["significant"] and shift["mean"] > 0:  # toward outdated / misaligned / incorrect
         return "high" if shift["mean"] >= 2 * shift["min_effect"] else "medium"
     return "medium" if any(ms[k]["significant"] for k in ("logprob_shift", "judge_drop") if k in ms) else "low"
+
+
+def vocab_text(vocab: dict[str, Any] | None) -> str:
+    """One sentence for a finding's summary ('' where the vocabularies are the same size)."""
+    if not vocab:
+        return ""
+    own = "tuned" if vocab["tuned"] > vocab["shared"] else "base"
+    return (f" The vocabularies differ ({vocab['base']:,} ids in the base, {vocab['tuned']:,} in the tuned model): "
+            f"KL is over the {vocab['shared']:,} ids both have, each renormalised there; the {own} model puts "
+            f"{vocab[own + '_mass_outside']:.1%} of its next-token probability on the ids only it has, on average.")
 
 
 def _examples(fam: dict[str, Any], k: int = 6) -> list[dict[str, Any]]:

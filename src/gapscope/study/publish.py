@@ -61,7 +61,10 @@ def not_run(run_dir: Path) -> list[str]:
         return [f"findings.json is missing: `gapscope diagnose {run_dir}` rebuilds it from the detectors' saved findings"]
     missing = [n for n in active if n not in status]
     stale = [n for n in active if status.get(n, {}).get("status") == "stale"]
-    changed = [n for n in active if n not in missing + stale and _other_settings(run_dir, n)]
+    from gapscope.study.context import Study
+
+    study = Study(run_dir)
+    changed = [n for n in active if n not in missing + stale and _other_settings(study, n)]
     out = []
     if changed:
         out.append(f"detector(s) {', '.join(changed)}: their findings were computed with other [detectors] "
@@ -76,18 +79,17 @@ def not_run(run_dir: Path) -> list[str]:
     return out
 
 
-def _other_settings(run_dir: Path, name: str) -> bool:
+def _other_settings(study, name: str) -> bool:
     """Whether detector `name`'s saved findings were computed under other settings than the spec's now
     (`run --no-detectors` after editing a [detectors] table kept them, said "cached", and the report
     showed them as current)."""
-    from gapscope.study.context import Study
     from gapscope.study.diagnose import detector_fingerprint
 
-    saved = run_dir / "diagnostics" / name / "findings.json"
+    saved = study.run_dir / "diagnostics" / name / "findings.json"
     if not saved.exists():
         return False
     fp = artifacts.read_json(saved).get("fingerprint")
-    return fp is not None and fp != detector_fingerprint(Study(run_dir), name)
+    return fp is not None and fp != detector_fingerprint(study, name)
 
 
 def problems(run_dir: Path) -> list[str]:
