@@ -206,6 +206,9 @@ def test_a_cell_that_flags_everything_is_marked_in_the_matrix():
     assert "the threshold does not transfer" in note[1]
     assert _flags_everything({**e, "precision": 0.9}) == []
     assert _flags_everything({**e, "recall": 0.8}) == []
+    # a ranking reversed beyond its interval is said so: "(see AUROC)" left the reader to find 0.34 there
+    (note,) = _flags_everything({**e, "auroc": 0.34, "auroc_ci": [0.20, 0.49]})
+    assert "inverted" in note[1] and "AUROC 0.34" in note[1]
 
 
 def test_a_pair_of_emails_is_drawn_side_by_side_on_one_colour_scale(tmp_path):
