@@ -256,3 +256,17 @@ def test_a_domain_without_phishing_shows_the_share_of_its_mail_flagged():
     loud = str(heatmap([{**base, "test_domain": "inbox", "accuracy": 0.0, "accuracy_ci": [0.0, 0.09]}], "m"))
     assert "0% flagged†" in quiet and "100% flagged†" in loud
     assert "false-positive rate 100.0% (95% CI 91.0%-100.0%)" in loud
+
+
+def test_the_gap_caption_and_the_sources_table_hold_no_empty_or_repeated_text(tmp_path):
+    # the demo's report read "The table's losses beyond noise: losses beyond noise: the other domains ...",
+    # and every source of its audit drew an empty "rejected_at" row (no row of it was rejected)
+    entries, audit = _study()
+    for s in audit["sources"]:
+        s["rejected_at"] = {}
+    html = _render(tmp_path, [], entries=entries, audit=audit)
+    assert "losses beyond noise: losses beyond noise" not in html
+    assert "The table's losses beyond noise: the other domains" in html
+    assert "rejected_at" not in html
+    audit["sources"][0]["rejected_at"] = {"bad label": ["a.jsonl:3"]}
+    assert html.count("rejected_at") == 0 and _render(tmp_path, [], entries=entries, audit=audit).count("rejected_at") == 1

@@ -296,7 +296,8 @@ def _domain_table(audit: dict[str, Any]) -> dict[str, Any] | None:
 def _audit_view(audit: dict[str, Any]) -> dict[str, Any]:
     sources = []
     for s in audit.get("sources") or []:
-        other = {k: v for k, v in s.items() if k not in _SOURCE_KNOWN}
+        # an empty value (the demo's `rejected_at: {}` on every source) drew an empty row per source
+        other = {k: v for k, v in s.items() if k not in _SOURCE_KNOWN and v not in (None, "", {}, [])}
         sources.append({
             "domain": fmt(s.get("domain")), "path": fmt(s.get("path")), "format": fmt(s.get("format")),
             "rows_in": fmt(s.get("rows_in")), "kept": fmt(s.get("rows_kept")), "rejected": fmt(s.get("rows_rejected")),
