@@ -225,7 +225,7 @@ def _agreement_text(rows: list[dict]) -> str:
         if multi:
             what = "the other" if n == 1 else f"the {n} others"
         else:
-            what = "the flagged row" if n == 1 else f"all {n} flagged rows"
+            what = "the flagged row" if n == 1 else "both flagged rows" if n == 2 else f"all {n} flagged rows"
         verb = "is" if n == 1 else "are"
         parts.append(f"{what} {verb} scored by one source alone ({who}), which no other source can confirm")
     text = "; ".join(parts)

@@ -141,7 +141,10 @@ def ranking_text(e: dict[str, Any]) -> str:
         return ""
     if not ci or ci[0] is None or ci[1] is None:
         return f"its ranking fails there too (AUROC {auroc:.2f})"
-    auc = f"AUROC {auroc:.2f}, 95% CI {ci[0]:.2f}-{ci[1]:.2f}"
+    # a bound that two decimals would round onto 0.5 keeps more (0.4997 reads 0.4997, not 0.50, where
+    # the reading turns on it lying below 0.5)
+    lo, hi = (next(t for t in (f"{v:.{k}f}" for k in (2, 3, 4, 6)) if (float(t) == 0.5) == (v == 0.5)) for v in ci)
+    auc = f"AUROC {auroc:.2f}, 95% CI {lo}-{hi}"
     if ci[1] < 0.5:
         return (f"its ranking is inverted there ({auc}): it scores the domain's legitimate emails above its "
                 "phishing, so what it learned points the wrong way there and no threshold can fix it")
