@@ -87,6 +87,27 @@ def test_a_low_out_of_domain_f1_says_what_it_is_made_of():
     assert why_low({"auroc": 0.50, "n": 50, "n_positive": 25}, 0.0).startswith("it flags 0% of the emails")
 
 
+def test_a_ranking_below_the_bar_is_read_with_its_interval():
+    from gapscope.detectors.generalization import why_low
+
+    # the demo's gemma3 trained on personal, on alerts: flags 98%, AUROC 0.24 [0.12, 0.38]; it read
+    # "not skill (AUROC 0.24)", leaving out that the ranking is reversed there
+    said = why_low({"auroc": 0.2384, "auroc_ci": [0.12, 0.38], "n": 50, "n_positive": 25, "f1": 0.65}, 0.98)
+    assert "not skill" in said and "inverted" in said and "95% CI 0.12-0.38" in said
+    # tfidf trained on corporate, on personal: AUROC 0.74 [0.60, 0.87] read "its ranking fails there
+    # too", where 0.75 [0.61, 0.88] in another finding read "its ranking still holds"
+    said = why_low({"auroc": 0.744, "auroc_ci": [0.60, 0.87], "n": 50, "n_positive": 25}, 0.4)
+    assert "fails" not in said and "weakens" in said and "above chance" in said
+    # minilm trained on mailinglist, on alerts: an upper bound of 0.4997 read "95% CI 0.18-0.50" beside "inverted"
+    said = why_low({"auroc": 0.336, "auroc_ci": [0.18, 0.4997], "n": 50, "n_positive": 25}, 0.5)
+    assert "inverted" in said and "0.18-0.4997" in said
+    # an interval that holds 0.5 is chance, whether the point estimate sits above or below it
+    for auroc, ci in ((0.61, [0.44, 0.77]), (0.42, [0.26, 0.58])):
+        said = why_low({"auroc": auroc, "auroc_ci": ci, "n": 50, "n_positive": 25}, 0.0)
+        assert said.startswith("it flags 0% of the emails") and "no better than chance" in said
+        assert "inverted" not in said
+
+
 def test_gap_findings_carry_auroc_and_flagged_share(tmp_path):
     from gapscope.data.synth import SynthConfig
     from gapscope.detectors.generalization import run

@@ -210,3 +210,21 @@ def test_folds_are_counted_in_distinct_emails():
     assert np.isnan(L.oof_margins(make, texts, labels, 5, 0)).all()
     texts = ["lunch at noon"] * 3 + ["team notes"] * 3 + ["verify now"] * 6
     assert np.isnan(L.oof_margins(make, texts, np.array([0] * 6 + [1] * 6), 5, 0)).all()
+
+
+def test_agreement_names_the_source_that_alone_scored_a_row():
+    # the demo's alerts finding: "Of the 0 flagged rows scored by more than one source, 0 are flagged by
+    # every source that scored them; 4 are scored by one source alone (sources: <all five sources>)"
+    from gapscope.detectors.label_noise import _agreement_text
+
+    oof, cell = "tfidf-lr (out of fold)", "gemma3 (held-out cells)"
+    alone = {"sources": {oof: 0.2, cell: None}, "flagged_by": [oof]}
+    both = {"sources": {oof: 0.2, cell: 0.3}, "flagged_by": [oof]}
+    said = _agreement_text([alone] * 4)
+    assert said == f"All 4 flagged rows are scored by one source alone ({oof}), which no other source can confirm."
+    assert "Of the 0" not in said and cell not in said
+    said = _agreement_text([both, both, alone])
+    assert said.startswith("Of the 2 flagged rows scored by more than one source, 0 are flagged by every source")
+    assert f"the other is scored by one source alone ({oof})" in said
+    assert _agreement_text([{**both, "flagged_by": [oof, cell]}]) == (
+        "Of the 1 flagged row scored by more than one source, 1 is flagged by every source that scored it.")

@@ -206,6 +206,9 @@ def test_a_cell_that_flags_everything_is_marked_in_the_matrix():
     assert "the threshold does not transfer" in note[1]
     assert _flags_everything({**e, "precision": 0.9}) == []
     assert _flags_everything({**e, "recall": 0.8}) == []
+    # a ranking reversed beyond its interval is said so: "(see AUROC)" left the reader to find 0.34 there
+    (note,) = _flags_everything({**e, "auroc": 0.34, "auroc_ci": [0.20, 0.49]})
+    assert "inverted" in note[1] and "AUROC 0.34" in note[1]
 
 
 def test_a_pair_of_emails_is_drawn_side_by_side_on_one_colour_scale(tmp_path):
@@ -253,3 +256,17 @@ def test_a_domain_without_phishing_shows_the_share_of_its_mail_flagged():
     loud = str(heatmap([{**base, "test_domain": "inbox", "accuracy": 0.0, "accuracy_ci": [0.0, 0.09]}], "m"))
     assert "0% flagged†" in quiet and "100% flagged†" in loud
     assert "false-positive rate 100.0% (95% CI 91.0%-100.0%)" in loud
+
+
+def test_the_gap_caption_and_the_sources_table_hold_no_empty_or_repeated_text(tmp_path):
+    # the demo's report read "The table's losses beyond noise: losses beyond noise: the other domains ...",
+    # and every source of its audit drew an empty "rejected_at" row (no row of it was rejected)
+    entries, audit = _study()
+    for s in audit["sources"]:
+        s["rejected_at"] = {}
+    html = _render(tmp_path, [], entries=entries, audit=audit)
+    assert "losses beyond noise: losses beyond noise" not in html
+    assert "The table's losses beyond noise: the other domains" in html
+    assert "rejected_at" not in html
+    audit["sources"][0]["rejected_at"] = {"bad label": ["a.jsonl:3"]}
+    assert html.count("rejected_at") == 0 and _render(tmp_path, [], entries=entries, audit=audit).count("rejected_at") == 1

@@ -434,3 +434,40 @@ def test_a_domain_without_the_class_has_no_firing_ratio():
     rows = [r for r in _rows() if not (r.domain == "C" and r.label == 1)]
     z = next(f for f in S.fit_probe(rows, domains=["A", "B", "C"]) if "zorblax" in f.members)
     assert z.firing_ratio_by_domain["C"] is None and z.firing_ratio_by_domain["A"] > 2
+
+
+def _reliance_finding(direction, drop, n_others=0):
+    from types import SimpleNamespace
+
+    from gapscope.detectors.shortcuts import Reliance, _finding
+
+    others = {f"O{k}": 3 for k in range(n_others)}
+    f = S.ProbeFeature(feature="unsubscribe here", kind="ngram", phrase=["unsubscribe", "here"], direction=direction,
+                       weight=1.5 * direction, fold_weights={"A": 0.0}, retention=0.0, domain="A", docs=10,
+                       docs_by_domain={"A": 10, **others}, firing_ratio=9.0,
+                       firing_ratio_by_domain={"A": 9.0, **{d: 2.0 for d in others}}, npmi_class=0.1,
+                       npmi_domain=0.5, npmi_domain_max=0.5, confinement=1.0, category="pure shortcut",
+                       separation_q=1e-6)
+    rel = Reliance(cell="tfidf__generalist", model="tfidf", paradigm="generalist", kind="tfidf-lr", n=8,
+                   in_sample=0, share=0.4, drop=drop, rel_drop=drop / 0.5, flip_rate=0.0, flips=0, n_predicted=8,
+                   scale=0.5, share_elsewhere={})
+    cell = SimpleNamespace(model="tfidf", paradigm="generalist")
+    return _finding(None, f, cell, rel, "medium")
+
+
+def test_removing_a_legitimate_feature_is_said_to_move_the_margin_toward_phishing():
+    # 'to <email> don't want these emails unsubscribe ...' (legitimate, marketing): the demo's summary
+    # said "removing it drops the margin by 0.12" while the removal raised it toward phishing
+    legit = _reliance_finding(-1, 0.12)
+    assert "moves the margin 0.12 toward phishing" in legit.summary
+    assert "drops the margin" not in legit.summary
+    phish = _reliance_finding(1, 0.31)
+    assert "moves the margin 0.31 toward legitimate" in phish.summary
+    # a removal that pushed the margin further toward the feature's own class is said so, not as a "drop" of -0.05
+    back = _reliance_finding(1, -0.05)
+    assert "moves the margin 0.05 further toward phishing" in back.summary and "-0.05" not in back.summary
+
+
+def test_one_other_domain_is_singular():
+    assert "also in 1 other domain;" in _reliance_finding(1, 0.3, n_others=1).title
+    assert "also in 2 other domains;" in _reliance_finding(1, 0.3, n_others=2).title

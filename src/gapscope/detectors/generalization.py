@@ -18,7 +18,7 @@ import numpy as np
 from gapscope.detectors.paradigms import paradigm_comparison
 from gapscope.eval.held_out import held_out_scores
 from gapscope.eval.gaps import MIN_LOSS, Compared, beyond_noise, compare_cell
-from gapscope.eval.matrix import FLAGS_ALL, RANKS_WELL, flag_all_f1
+from gapscope.eval.matrix import FLAGS_ALL, RANKS_WELL, flag_all_f1, ranking_text
 from gapscope.eval.rates import Rates
 from gapscope.findings import Finding, register_detector
 
@@ -81,17 +81,20 @@ def why_low(e: dict, flagged: float | None) -> str:
     auc = f" (AUROC {auroc:.2f})" if auroc is not None else ""
     recalibrate = "the ranking transfers, the threshold does not (recalibrate it on that domain)"
     flags = f"it flags {flagged:.0%} of the emails as phishing" if flagged is not None else ""
+    ranking = "" if ranks else ranking_text(e)
     if flagged is not None and flagged >= FLAGS_ALL and p is not None:
         everything = f"{flags}, so its F1 is about that of flagging everything ({flag_all_f1(p):.2f})"
         # ranked well, the threshold (not the model) fails
-        return f"{everything}, yet it ranks them well{auc}: {recalibrate}" if ranks else f"{everything}, not skill{auc}"
+        if ranks:
+            return f"{everything}, yet it ranks them well{auc}: {recalibrate}"
+        return f"{everything}, not skill" + (f"; {ranking}" if e.get("auroc_ci") else auc)
     if flagged is not None and flagged <= FLAGS_NONE:  # an F1 near 0 is then first of all "flags nothing"
         if ranks:
             return f"{flags}, yet ranks them well{auc}: {recalibrate}"
-        return f"{flags}, and its ranking fails there too{auc}"
+        return f"{flags}, and {ranking}" if ranking else flags
     if ranks:
         return f"its ranking still holds there{auc}: much of the loss is the threshold"
-    return f"its ranking fails there too{auc}" if auroc is not None else ""
+    return ranking
 
 
 @register_detector("generalization")

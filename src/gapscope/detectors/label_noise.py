@@ -204,6 +204,34 @@ def informative(labels: np.ndarray, p1: np.ndarray) -> bool:
     return bool(a - 1.96 * se > 0.5)
 
 
+def _agreement_text(rows: list[dict]) -> str:
+    """How far the sources agree on a domain's flagged rows. Agreement is only possible where more than
+    one source scored the row (the held-out cells score held-out rows only), so the rows one source
+    alone scored are counted apart, with the source that scored them: "Of the 0 flagged rows scored by
+    more than one source, 0 are flagged by every source ...; 4 are scored by one source alone (sources:
+    <all five>)" named every source, not the one that scored them."""
+    scored = [[s for s, v in r["sources"].items() if v is not None] for r in rows]
+    multi = [r for r, by in zip(rows, scored) if len(by) > 1]
+    agree = sum(1 for r, by in zip(rows, scored) if len(by) > 1 and len(r["flagged_by"]) == len(by))
+    alone = [by[0] for by in scored if len(by) == 1]
+    parts = []
+    if multi:
+        parts.append(f"Of the {len(multi)} flagged row{'s' if len(multi) != 1 else ''} scored by more than one "
+                     f"source, {agree} {'is' if agree == 1 else 'are'} flagged by every source that scored "
+                     f"{'it' if len(multi) == 1 else 'them'}")
+    if alone:
+        who = ", ".join(dict.fromkeys(alone))
+        n = len(alone)
+        if multi:
+            what = "the other" if n == 1 else f"the {n} others"
+        else:
+            what = "the flagged row" if n == 1 else "both flagged rows" if n == 2 else f"all {n} flagged rows"
+        verb = "is" if n == 1 else "are"
+        parts.append(f"{what} {verb} scored by one source alone ({who}), which no other source can confirm")
+    text = "; ".join(parts)
+    return (text[0].upper() + text[1:] + ".") if text else ""
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
@@ -472,11 +500,6 @@ def run(study) -> list[Finding]:
         listed = rows_d[: int(opts["max_listed"])]
         for r in listed[:3]:
             r["text"] = study.rows[r["id"]].text
-        # agreement is only possible where more than one source scored the row
-        scored_by = [sum(v is not None for v in r["sources"].values()) for r in rows_d]
-        multi = [(r, k) for r, k in zip(rows_d, scored_by) if k > 1]
-        agree = sum(1 for r, k in multi if len(r["flagged_by"]) == k)
-        single = len(rows_d) - len(multi)
         findings.append(Finding(
             kind="label_noise", severity=sev,
             title=(f"{d}: {info['flagged']} of {info['n']} labels ({percent(info['rate'])}) are contradicted by "
@@ -490,10 +513,7 @@ def run(study) -> list[Finding]:
                           "below the estimate.")
                      + " A contradicted label is either wrong or a genuinely hard "
                      f"email (a look-alike sender, an urgent but real notice): read the rows before relabelling. "
-                     f"Of the {len(multi)} flagged rows scored by more than one source, {agree} are flagged by "
-                     f"every source that scored them"
-                     + (f"; {single} are scored by one source alone" if single else "")
-                     + f" (sources: {', '.join(res.sources)}). Confident learning with per-class thresholds "
+                     + _agreement_text(rows_d) + f" Sources: {', '.join(res.sources)}. Confident learning with per-class thresholds "
                      f"{info['thresholds'].get(0, 0):.2f} (legitimate) / {info['thresholds'].get(1, 0):.2f} (phishing)."),
             evidence={"domain": d, "rate": round(info["rate"], 4), "ci": [round(lo, 4), round(hi, 4)],
                       "noise_estimate": _r(est), "noise_estimate_ci": [_r(v) for v in est_ci] if est_ci else None,

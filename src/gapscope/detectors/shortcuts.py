@@ -789,6 +789,18 @@ def _write_section(study, feats: list[ProbeFeature]) -> None:
                   "rows": rows}})
 
 
+def _removal_text(rel: Reliance, cls: str) -> str:
+    """What removing the feature did to the margin, in the direction it took. `rel.drop` is measured
+    toward the feature's class: positive when removal moves the margin away from it. The margin is
+    logit(phishing) - logit(legitimate), so for a legitimate-class feature that move raises it, and
+    "drops the margin" read the wrong way round there."""
+    other = "legitimate" if cls == "phishing" else "phishing"
+    where = f"{abs(rel.rel_drop):.1f}x the typical distance to the threshold"
+    if rel.drop >= 0:
+        return f"moves the margin {rel.drop:.2f} toward {other} ({where})"
+    return f"moves the margin {-rel.drop:.2f} further toward {cls}, not away from it ({where})"
+
+
 def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
     cls = "phishing" if f.direction > 0 else "legitimate"
     others = [d for d, k in f.docs_by_domain.items() if d != f.domain and k > 0]
@@ -796,16 +808,16 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
              f"also in {', '.join(others)} (firing ratio there "
              f"{', '.join(_fr(f.firing_ratio_by_domain.get(d)) for d in others)} vs {_fr(f.firing_ratio_by_domain.get(f.domain))} "
              f"in {f.domain})")
-    where_short = "absent in other domains" if not others else f"also in {len(others)} other domain(s)"
+    where_short = ("absent in other domains" if not others else
+                   f"also in {len(others)} other domain{'s' if len(others) != 1 else ''}")
     title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
              f"{where_short}; removing it moves the margin {rel.rel_drop:.1f}x the typical distance to the threshold")
     summary = (f"'{f.feature}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
                f"{max(f.domain_retention, 0.0) + 0.0:.2f} of its weight without {f.domain} (it marks the {cls} class "
                f"there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
-               f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it drops the "
-               f"margin by {rel.drop:.2f} ({rel.rel_drop:.1f}x the typical distance to the threshold) and flips "
-               f"{rel.flips} of the {rel.n_predicted} it had put in the {cls} class."
+               f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it "
+               f"{_removal_text(rel, cls)} and flips {rel.flips} of the {rel.n_predicted} it had put in the {cls} class."
                + (f" {rel.in_sample} of the {rel.n} emails are the cell's own training rows: too few held-out "
                   f"emails carry it." if rel.in_sample else ""))
     score = (1.0 - min(1.0, max(0.0, f.domain_retention))) * (rel.share + min(rel.rel_drop, 1.0) + rel.flip_rate) / 3.0

@@ -131,6 +131,28 @@ FLAGS_ALL = 0.95
 RANKS_WELL = 0.75
 
 
+def ranking_text(e: dict[str, Any]) -> str:
+    """How a matrix entry's ranking fares where it does not rank well (AUROC below RANKS_WELL), read
+    with its interval: inverted (the whole interval below 0.5: the cell scores the domain's legitimate
+    mail above its phishing), no better than chance (the interval holds 0.5), or above chance but
+    weaker. An entry without an interval keeps the plain reading."""
+    auroc, ci = e.get("auroc"), e.get("auroc_ci")
+    if auroc is None:
+        return ""
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"its ranking fails there too (AUROC {auroc:.2f})"
+    # a bound that two decimals would round onto 0.5 keeps more (0.4997 reads 0.4997, not 0.50, where
+    # the reading turns on it lying below 0.5)
+    lo, hi = (next(t for t in (f"{v:.{k}f}" for k in (2, 3, 4, 6)) if (float(t) == 0.5) == (v == 0.5)) for v in ci)
+    auc = f"AUROC {auroc:.2f}, 95% CI {lo}-{hi}"
+    if ci[1] < 0.5:
+        return (f"its ranking is inverted there ({auc}): it scores the domain's legitimate emails above its "
+                "phishing, so what it learned points the wrong way there and no threshold can fix it")
+    if ci[0] <= 0.5:
+        return f"its ranking is no better than chance there ({auc})"
+    return f"its ranking weakens there too ({auc}: above chance, below {RANKS_WELL})"
+
+
 def flag_all_f1(share: float) -> float:
     """F1 of calling every email phishing when `share` of them are: precision share, recall 1."""
     return 2 * share / (1 + share)

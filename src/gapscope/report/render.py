@@ -201,7 +201,7 @@ def _metric_cell(e: dict[str, Any], m: str) -> dict[str, Any]:
 def _flags_everything(e: dict[str, Any]) -> list[tuple[str, str]]:
     """A note for a cell that calls (nearly) every email of a domain phishing, read off recall and
     precision (flagged = recall x phishing / precision), on the bar the generalization findings use."""
-    from gapscope.eval.matrix import FLAGS_ALL, RANKS_WELL, flag_all_f1
+    from gapscope.eval.matrix import FLAGS_ALL, RANKS_WELL, flag_all_f1, ranking_text
 
     n, k, r, p = e.get("n"), e.get("n_positive"), e.get("recall"), e.get("precision")
     if not n or not k or k >= n or not r or not p or "precision" in (e.get("undefined") or {}):
@@ -210,7 +210,8 @@ def _flags_everything(e: dict[str, Any]) -> list[tuple[str, str]]:
     if flagged >= FLAGS_ALL:
         auroc = e.get("auroc")
         ranks = (f"; its ranking holds (AUROC {auroc:.2f}): the threshold does not transfer"
-                 if auroc is not None and auroc >= RANKS_WELL else " (see AUROC)")
+                 if auroc is not None and auroc >= RANKS_WELL else
+                 f"; {ranking_text(e)}" if auroc is not None and e.get("auroc_ci") else " (see AUROC)")
         return [("f1", f"flags {flagged:.0%} of the emails as phishing: flagging all of them scores "
                        f"{flag_all_f1(k / n):.3f}, so this F1 is not skill{ranks}")]
     return []
@@ -295,7 +296,8 @@ def _domain_table(audit: dict[str, Any]) -> dict[str, Any] | None:
 def _audit_view(audit: dict[str, Any]) -> dict[str, Any]:
     sources = []
     for s in audit.get("sources") or []:
-        other = {k: v for k, v in s.items() if k not in _SOURCE_KNOWN}
+        # an empty value (the demo's `rejected_at: {}` on every source) drew an empty row per source
+        other = {k: v for k, v in s.items() if k not in _SOURCE_KNOWN and v not in (None, "", {}, [])}
         sources.append({
             "domain": fmt(s.get("domain")), "path": fmt(s.get("path")), "format": fmt(s.get("format")),
             "rows_in": fmt(s.get("rows_in")), "kept": fmt(s.get("rows_kept")), "rejected": fmt(s.get("rows_rejected")),
