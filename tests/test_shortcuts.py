@@ -283,11 +283,12 @@ def test_clean_control_has_no_high_severity_shortcut(tmp_path):
 def test_reliance_severity_weighs_flips_by_their_sample():
     from gapscope.detectors.shortcuts import Reliance
 
-    def rel(flips, n_predicted, share=0.016, rel_drop=0.06, in_sample=0):
+    def rel(flips, n_predicted, share=0.016, rel_drop=0.06, in_sample=0, rel_drop_low=None):
         return Reliance(cell="c", model="m", paradigm="specialist:a", kind="causal-lm", n=n_predicted,
                         in_sample=in_sample,
                         share=share, drop=0.1, rel_drop=rel_drop, flip_rate=flips / n_predicted, flips=flips,
-                        n_predicted=n_predicted, scale=1.0, share_elsewhere={})
+                        n_predicted=n_predicted, scale=1.0, share_elsewhere={},
+                        rel_drop_low=rel_drop if rel_drop_low is None else rel_drop_low)
 
     # one near-threshold email of four flipping, with almost no attribution or margin drop, is no reliance
     assert rel(1, 4).severity(True) == "low"
@@ -298,6 +299,29 @@ def test_reliance_severity_weighs_flips_by_their_sample():
     assert rel(3, 4, share=0.3, rel_drop=1.2).severity(True) == "high"  # the margin moves decisively
     # the same, measured mostly on the cell's own training rows (2 held-out emails carry it): medium
     assert rel(3, 4, share=0.3, rel_drop=1.2, in_sample=2).severity(True) == "medium"
+
+
+def test_reliance_severity_reads_the_margin_drop_by_its_lower_bound():
+    # smollm2 'sender' in the demo: medium on 4 emails at a 0.05 attribution share, carried by a mean
+    # relative drop of 4 emails that no interval backed
+    from gapscope.detectors.shortcuts import Reliance, mean_lower_bound
+
+    drops = np.array([1.9, 0.1, 0.05, 0.0])  # one email far off: mean 0.51, lower bound below 0
+    low = mean_lower_bound(drops)
+    assert low is not None and low < 0.0 < drops.mean() - 0.5
+    assert mean_lower_bound(np.array([0.7])) is None
+
+    def rel(drops, share=0.05, flips=0):
+        return Reliance(cell="c", model="m", paradigm="specialist:a", kind="causal-lm", n=len(drops), in_sample=0,
+                        share=share, drop=float(np.mean(drops)), rel_drop=float(np.mean(drops)),
+                        flip_rate=flips / len(drops), flips=flips, n_predicted=len(drops), scale=1.0,
+                        share_elsewhere={}, rel_drop_low=mean_lower_bound(np.array(drops)))
+
+    assert rel(drops).severity(True) == "low"
+    assert rel([0.6, 0.62, 0.58, 0.61]).severity(True) == "medium"  # consistent drops: bound 0.58
+    assert rel([1.3, 1.25, 1.2, 1.35], share=0.3).severity(True) == "high"
+    assert rel([3.0, 0.0, 1.5, 0.5], share=0.3).severity(True) == "medium"  # mean 1.25, bound below 1 (share)
+    assert rel([0.7]).severity(True) == "low"  # one email bounds nothing
 
 
 def test_a_weight_that_falls_to_zero_reads_as_zero_retention():
@@ -380,7 +404,7 @@ def test_an_attribution_share_beside_a_removal_that_raises_the_margin_is_no_reli
     def rel(drop, share=0.25):
         return Reliance(cell="c", model="m", paradigm="specialist:a", kind="encoder", n=4, in_sample=0,
                         share=share, drop=drop, rel_drop=drop / 1.0, flip_rate=0.0, flips=0, n_predicted=4,
-                        scale=1.0, share_elsewhere={})
+                        scale=1.0, share_elsewhere={}, rel_drop_low=drop / 1.0)
 
     assert rel(-0.11).severity(True) is None
     assert rel(0.11).severity(True) == "medium"
@@ -450,7 +474,7 @@ def _reliance_finding(direction, drop, n_others=0):
                        separation_q=1e-6)
     rel = Reliance(cell="tfidf__generalist", model="tfidf", paradigm="generalist", kind="tfidf-lr", n=8,
                    in_sample=0, share=0.4, drop=drop, rel_drop=drop / 0.5, flip_rate=0.0, flips=0, n_predicted=8,
-                   scale=0.5, share_elsewhere={})
+                   scale=0.5, share_elsewhere={}, rel_drop_low=None)
     cell = SimpleNamespace(model="tfidf", paradigm="generalist")
     return _finding(None, f, cell, rel, "medium")
 

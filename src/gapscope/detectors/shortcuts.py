@@ -72,6 +72,9 @@ finding is emitted per (feature, cell) that relies on it; severity follows the e
   medium  shortcut with partial reliance: >= 20% flips, or >= 0.5 typical distance, or
           >= 20% attribution share
   low     some measurable reliance (>= 0.1 typical distance or >= 5% share)
+
+Flips are read by their Wilson 95% low end and the margin drop for high and medium by its
+one-sided 95% lower bound (Student t over the emails), so a few emails cannot carry a severity.
 """
 
 from __future__ import annotations
@@ -599,6 +602,10 @@ class Reliance:
     n_predicted: int
     scale: float
     share_elsewhere: dict[str, float]
+    # one-sided 95% Student-t lower bound of the mean relative drop (None below 2 emails): the
+    # severities read it, as they read the flip rate's Wilson low end; a mean of 4 emails, one of
+    # them far off, made 'sender' medium at a 0.05 attribution share
+    rel_drop_low: float | None
     example: dict[str, Any] | None = None
     row_ids: list[str] = field(default_factory=list)  # the emails measured (held-out first)
 
@@ -611,13 +618,14 @@ class Reliance:
     def severity(self, shortcut: bool) -> str | None:
         # high needs at least 3 held-out emails: reliance shown on the cell's own training rows
         # (used when too few held-out emails carry the feature) says less about unseen mail
+        drop_low = self.rel_drop_low if self.rel_drop_low is not None else -math.inf
         if (shortcut and self.n - self.in_sample >= 3 and self.share >= 0.2
-                and (self.flip_low() >= 0.5 or self.rel_drop >= 1.0)):
+                and (self.flip_low() >= 0.5 or drop_low >= 1.0)):
             return "high"
         # an attribution share counts only where removing the feature lowers the margin: a share of
         # 0.2 beside a removal that moved 4 emails toward phishing (0 flips) read as reliance
         shared = self.drop > 0
-        if shortcut and (self.flip_low() >= 0.2 or self.rel_drop >= 0.5 or (shared and self.share >= 0.2)):
+        if shortcut and (self.flip_low() >= 0.2 or drop_low >= 0.5 or (shared and self.share >= 0.2)):
             return "medium"
         if self.rel_drop >= 0.1 or (shared and self.share >= 0.05) or self.flip_rate >= 0.2:
             return "low"
@@ -699,7 +707,18 @@ def check_cell(study, cell, f: ProbeFeature, opts: dict[str, Any]) -> Reliance |
     return Reliance(cell=cell.name, model=cell.model, paradigm=cell.paradigm, kind=cell.kind, n=len(pairs),
                     in_sample=in_sample, share=share, drop=float(drops.mean()), rel_drop=float(drops.mean() / scale),
                     flip_rate=flips / max(1, int(before.sum())), flips=flips, n_predicted=int(before.sum()),
-                    scale=scale, share_elsewhere=elsewhere, example=example, row_ids=[r.id for r, _ in pairs])
+                    scale=scale, share_elsewhere=elsewhere, rel_drop_low=mean_lower_bound(drops / scale),
+                    example=example, row_ids=[r.id for r, _ in pairs])
+
+
+def mean_lower_bound(x: np.ndarray, level: float = 0.95) -> float | None:
+    """One-sided Student-t lower confidence bound of the mean of `x` (None below 2 values)."""
+    from scipy.stats import t as student_t
+
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return None
+    return float(x.mean() - student_t.ppf(level, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
 def _sig(p: float) -> float:
@@ -796,6 +815,8 @@ def _removal_text(rel: Reliance, cls: str) -> str:
     "drops the margin" read the wrong way round there."""
     other = "legitimate" if cls == "phishing" else "phishing"
     where = f"{abs(rel.rel_drop):.1f}x the typical distance to the threshold"
+    if rel.rel_drop_low is not None and rel.drop >= 0:
+        where += f"; at least {max(rel.rel_drop_low, 0.0):.1f}x at 95% confidence"
     if rel.drop >= 0:
         return f"moves the margin {rel.drop:.2f} toward {other} ({where})"
     return f"moves the margin {-rel.drop:.2f} further toward {cls}, not away from it ({where})"
