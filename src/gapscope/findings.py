@@ -73,3 +73,8 @@ def detectors() -> dict[str, Detector]:
         order.append(ready)
         pending.remove(ready)
     return {n: _DETECTORS[n] for n in order}
+
+
+def possessive(name: str) -> str:
+    """A name's possessive for finding texts: "alerts'" rather than "alerts's"."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"

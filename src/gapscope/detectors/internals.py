@@ -48,7 +48,7 @@ import numpy as np
 from markupsafe import escape
 
 from gapscope import progress
-from gapscope.findings import Finding, register_detector
+from gapscope.findings import Finding, possessive, register_detector
 from gapscope.internals import plots
 from gapscope.internals.analyse import InternalsOptions, analyse_cell
 from gapscope.internals.domain_direction import DIRECTIONS
@@ -205,9 +205,9 @@ def probe_findings(res: dict) -> list[Finding]:
             n_b, full = pc["n_test"].get(b), res.get("matrix_auroc", {}).get(b)
             # probe and model are compared on the same sample; the matrix read every test email
             on_sample = (f"on the same {n_b} held-out {b} emails" +
-                         (f"; the matrix, on all of {b}'s test emails, has the model at {full:.2f}"
+                         (f"; the matrix, on all of {possessive(b)} test emails, has the model at {full:.2f}"
                           if full is not None else ""))
-            inverted = (f" Below 0.5 the model's ranking is inverted: it scores {b}'s legitimate mail above "
+            inverted = (f" Below 0.5 the model's ranking is inverted: it scores {possessive(b)} legitimate mail above "
                         f"its phishing, a systematic error rather than noise." if m < 0.5 else "")
             lower = (pc.get("gap_lower") or {}).get(b)
             ev.update({"probe_minus_model_lower": lower, "alpha": pc.get("alpha"),
@@ -233,8 +233,8 @@ def probe_findings(res: dict) -> list[Finding]:
                     kind="readout_failure", severity=sev,
                     title=f"{_who(res)}: the representation separates {b} but the read-out does not "
                           f"(probe AUROC {p:.2f} vs model {m:.2f})",
-                    summary=(f"A linear probe trained on {a}'s training rows at {_cached_to_name(layer)} "
-                             f"(layer chosen on {a} alone) reaches AUROC {p:.2f} on {b}'s held-out emails, "
+                    summary=(f"A linear probe trained on {possessive(a)} training rows at {_cached_to_name(layer)} "
+                             f"(layer chosen on {a} alone) reaches AUROC {p:.2f} on {possessive(b)} held-out emails, "
                              f"while the model's own margin reaches {m:.2f} ({on_sample}).{inverted}{bound} " + why),
                     evidence=ev, models=[res["model"]], domains=[a, b], score=gap))
             elif (m < MODEL_FAILS and (best is None or best <= m + 0.05)
@@ -242,14 +242,14 @@ def probe_findings(res: dict) -> list[Finding]:
                 present = oracle_best is not None and oracle_best >= PROBE_OK
                 sev = "high" if m < 0.65 else "medium"
                 detail = (f"Within {b} itself a probe does reach {oracle_best:.2f} (cross-validated), so "
-                          f"{b}'s label is in the representation but along directions a {a}-trained "
+                          f"{possessive(b)} label is in the representation but along directions a {a}-trained "
                           f"decision never sees." if present else
                           f"Even a probe trained within {b} reaches only "
                           f"{'n/a' if oracle_best is None else f'{oracle_best:.2f}'}: the representation "
-                          f"barely encodes {b}'s label distinction.")
+                          f"barely encodes {possessive(b)} label distinction.")
                 reversed_ = best is not None and best < 0.5
                 if reversed_:  # every layer ranks b's classes the wrong way round: a signal, inverted
-                    detail = (f"Below 0.5 at every analysed layer, {a}'s label direction ranks {b}'s classes the "
+                    detail = (f"Below 0.5 at every analysed layer, {possessive(a)} label direction ranks {possessive(b)} classes the "
                               f"wrong way round (flipped, the best layer would read {1 - best:.2f}): what marks "
                               f"phishing in {a} marks legitimate mail in {b}. " + detail)
                 out.append(Finding(
@@ -319,11 +319,11 @@ def direction_findings(res: dict) -> list[Finding]:
                 side = ("other domains sit on the legitimate side: their phishing is missed" if cos > 0 else
                         "other domains sit on the phishing side: their legitimate mail raises false alarms")
             else:
-                what = f"the direction from the other domains' {which} emails to {target}'s {which} emails"
+                what = f"the direction from the other domains' {which} emails to {possessive(target)} {which} emails"
                 harm = ("missed phishing" if which == "phishing" and cos > 0 else
                         "false alarms" if which == "legitimate" and cos < 0 else "no added errors")
                 side = (f"other domains' {which} mail sits toward the "
-                        f"{'legitimate' if cos > 0 else 'phishing'} side of {target}'s ({harm})")
+                        f"{'legitimate' if cos > 0 else 'phishing'} side of {possessive(target)} ({harm})")
             three = {k: last.get("cos" if k == "balanced" else f"cos_{k}") for k in DIRECTIONS}
             others = ", ".join(f"{k} {v:+.2f}" for k, v in three.items() if v is not None)
             out.append(Finding(

@@ -217,8 +217,9 @@ def run(study) -> list[Finding]:
             small = [f"{d}: {s['corrected'] + s['broken']} of {s['n']}" for d, s in sorted(per_dom.items())
                      if d not in eligible and s["flip_rate"] > worst["flip_rate"]]
             unseen = [f"{s['unseen']} in {d}" for d, s in sorted(all_dom.items()) if s["unseen"]]
-            which = ("" if not k else ", each an error corrected" if worst["corrected"] == k else
-                     ", each making an error" if worst["broken"] == k else
+            which = ("" if not k else
+                     (", correcting an error" if k == 1 else ", each an error corrected") if worst["corrected"] == k else
+                     (", making an error" if k == 1 else ", each making an error") if worst["broken"] == k else
                      f", {worst['corrected']} correcting an error and {worst['broken']} making one")
             findings.append(Finding(
                 kind="edit_sensitivity", severity=sev,

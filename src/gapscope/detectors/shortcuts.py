@@ -91,7 +91,7 @@ from gapscope import progress
 from gapscope.attribution import edits as E
 from gapscope.attribution.words import feature_key, is_wordlike, split_words
 from gapscope import option_rules as R
-from gapscope.findings import Finding, register_detector
+from gapscope.findings import Finding, possessive, register_detector
 
 DEFAULTS = {
     "ngram_max": 3,
@@ -837,7 +837,7 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
                f"{max(f.domain_retention, 0.0) + 0.0:.2f} of its weight without {f.domain} (it marks the {cls} class "
                f"there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
-               f"carrying it, it holds {rel.share:.2f} of {_who(cell)}'s {cls} attribution; removing it "
+               f"carrying it, it holds {rel.share:.2f} of {possessive(_who(cell))} {cls} attribution; removing it "
                f"{_removal_text(rel, cls)} and flips {rel.flips} of the {rel.n_predicted} it had put in the {cls} class."
                + (f" {rel.in_sample} of the {rel.n} emails are the cell's own training rows: too few held-out "
                   f"emails carry it." if rel.in_sample else ""))
