@@ -452,9 +452,12 @@ class AttributionStore:
                        progress=None) -> dict[str, Attribution]:
         """Attributions for (id, text) pairs, computing and appending the missing ones."""
         data = self.load()
-        # a record of another word cutter (its tokens no longer the text's words) is computed again
+        # a record of another word cutter (its tokens no longer the text's words) is computed again:
+        # compared word for word, since a text of a no-space script can be re-cut into as many words
+        # ("访paypal.com账": "访paypal" "." "com账" before, "访" "paypal.com" "账" now); text in other
+        # scripts is cut as before, so its records stay valid without a new STORE_VERSION
         todo = [(i, t) for i, t in items
-                if i not in data or data[i].text != t or len(data[i].tokens) != len(split_words(t).segments)]
+                if i not in data or data[i].text != t or data[i].tokens != split_words(t).segments]
         if todo:
             attributor.prepare(model, [t for _, t in todo])
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,11 @@ def _tfidf_scorer(model):
     coef = getattr(model, "coef", None)
     if vec is None or coef is None or not hasattr(vec, "idf_"):
         return None
+    from gapscope.attribution.words import RunTokenizer
+
     p = vec.get_params()
-    if (p.get("analyzer") != "word" or p.get("tokenizer") is not None or p.get("preprocessor") is not None
+    tok = p.get("tokenizer")
+    if (p.get("analyzer") != "word" or not (tok is None or isinstance(tok, RunTokenizer)) or p.get("preprocessor") is not None
             or p.get("stop_words") is not None or p.get("strip_accents") is not None or p.get("binary")
             or p.get("norm") != "l2" or not p.get("use_idf", True) or tuple(p.get("ngram_range")) not in ((1, 1), (1, 2))):
         return None
@@ -62,7 +65,8 @@ class _TfidfEdits:
         self.idf = np.asarray(vec.idf_, dtype=np.float64)
         self.coef = coef
         self.intercept = intercept
-        self.pattern = re.compile(params.get("token_pattern") or r"(?u)\b\w\w+\b")
+        # the vectorizer's tokens with their positions: its RunTokenizer, else its pattern
+        self.tokens = params.get("tokenizer") or re.compile(params.get("token_pattern") or r"(?u)\b\w\w+\b")
         self.lowercase = bool(params.get("lowercase", True))
         self.sublinear = bool(params.get("sublinear_tf"))
         self.bigrams = tuple(params.get("ngram_range")) == (1, 2)
@@ -71,7 +75,7 @@ class _TfidfEdits:
         pre = text.lower() if self.lowercase else text
         if len(pre) != len(text):  # lower() changed offsets (rare Unicode): no fast path
             return np.asarray(self.model.score([_apply(text, v) for v in variants]), dtype=np.float64)
-        toks = [(m.start(), m.end(), m.group(0)) for m in self.pattern.finditer(pre)]
+        toks = [(m.start(), m.end(), m.group(0)) for m in self.tokens.finditer(pre)]
         self._starts = [s for s, _, _ in toks]
         self._ends = [e for _, e, _ in toks]
         words = [t for _, _, t in toks]

@@ -19,10 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gapscope.attribution.words import URL_RE, feature_key, is_wordlike, split_words
+from gapscope.attribution.words import email_pattern, feature_key, is_wordlike, split_words, url_pattern
 
-_URL = re.compile(URL_RE)
-_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)")
 _TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);")
 _SHOUT = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
 # A salutation: the greeting word, up to four words of name ("Dear valued customer", "Dear
@@ -55,14 +53,14 @@ def _changed(old: str, new: str) -> str | None:
 
 
 def remove_urls(text: str) -> str | None:
-    return _changed(text, _URL.sub("", text))
+    return _changed(text, url_pattern(text).sub("", text))
 
 
 def _outside_urls(text: str, fn: Callable[[str], str]) -> str:
     """`fn` applied to the text between URLs only: a word or an address inside a link is part of
     the link, which another edit (remove_urls) is about."""
     out, last = [], 0
-    for m in _URL.finditer(text):
+    for m in url_pattern(text).finditer(text):
         out += [fn(text[last:m.start()]), m.group()]
         last = m.end()
     return "".join(out + [fn(text[last:])])
@@ -71,7 +69,9 @@ def _outside_urls(text: str, fn: Callable[[str], str]) -> str:
 def swap_sender_domain(text: str) -> str | None:
     """Every e-mail address in the text keeps its local part but gets a neutral domain (the sender's
     header is not part of what the models read; the addresses in the email are: reply-to, contact)."""
-    return _changed(text, _outside_urls(text, lambda t: _EMAIL.sub(lambda m: f"{m.group(1)}@{NEUTRAL_DOMAIN}", t)))
+    email = email_pattern(text)  # the words' address pattern: one chosen for the whole text
+    return _changed(text, _outside_urls(text, lambda t: email.sub(
+        lambda m: f"{m.group().partition('@')[0]}@{NEUTRAL_DOMAIN}", t)))
 
 
 def _urgency(chunk: str) -> str:

@@ -32,11 +32,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gapscope import option_rules as R
+from gapscope.attribution.words import (NO_SPACE_CHAR_RE, NO_SPACE_CONTINUES, NO_SPACE_LETTERS, RunTokenizer,
+                                        has_no_space_script)
 from gapscope.data.rows import Row
 
 # Letters and digits of any script ([^\W_]: \w without "_"), so "vélmora" and "велмора" are words;
 # on ASCII text the same as [a-z0-9].
 WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+# in text of a script written without spaces (Chinese, Japanese, Thai, ...) each of its characters is a
+# word, as in the attribution word cutter: a run was a whole sentence and never recurred across rows
+WORD_NS = re.compile(rf"{NO_SPACE_CHAR_RE}|[^\W_{NO_SPACE_LETTERS}]+(?:['’-][^\W_{NO_SPACE_LETTERS}]+)*")
 STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been am
 it its this that these those i you he she we they me him her us them my your his our their thy thee thou
 not no yes do does did so than then there here what which who whom when where why how all any each
@@ -69,16 +74,21 @@ class Candidate:
 
 
 BOUNDARY = "|"
-_WORD_OR_BREAK = re.compile(WORD.pattern + r"|[.!?](?=\s|$)|\n")
+_BREAK = r"|[.!?](?=\s|$)|\n"
+_WORD_OR_BREAK = re.compile(WORD.pattern + _BREAK)
+# their full stops have no space after them (Chinese and Japanese 。, Myanmar ။, Khmer ។)
+_WORD_OR_BREAK_NS = re.compile(WORD_NS.pattern + _BREAK + r"|[。｡！？။។]")
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
+    # WORD_NS only where it is needed: it cuts other text as WORD does, more slowly
+    return (WORD_NS if has_no_space_script(text) else WORD).findall(text.lower())
 
 
 def words_and_breaks(text: str) -> list[str]:
     """Words, with BOUNDARY at sentence ends and line breaks (phrases never cross them)."""
-    return [t if WORD.fullmatch(t) else BOUNDARY for t in _WORD_OR_BREAK.findall(text.lower())]
+    word, both = (WORD_NS, _WORD_OR_BREAK_NS) if has_no_space_script(text) else (WORD, _WORD_OR_BREAK)
+    return [t if word.fullmatch(t) else BOUNDARY for t in both.findall(text.lower())]
 
 
 def _assoc(k: int, df: int, prior: float) -> float:
@@ -107,8 +117,9 @@ class ContentModel:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.labels = np.asarray(labels).astype(int)
+        # tokens of r"(?u)\b\w+\b", a no-space script's characters one by one (as `words` cuts them)
         vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000,
-                              dtype=np.float64, token_pattern=r"(?u)\b\w+\b")
+                              dtype=np.float64, tokenizer=RunTokenizer(1), token_pattern=None)
         self.X = vec.fit_transform(list(texts)).tocsr()
         # masking looks a candidate's words up with the vectoriser's own tokens: WORD keeps
         # "velmora-7" or "2031-05-12" whole, the vocabulary holds "velmora", "7", "2031", ...
@@ -194,11 +205,25 @@ class MiningOptions:
         R.check_fields(self, self.RULES)
 
 
+_NS_START = re.compile(f"[{NO_SPACE_LETTERS}]")
+
+
 def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:
-    pat = re.compile(r"(?<![^\W_])" + r"[\W_]+".join(re.escape(w) for w in gram) + r"(?![^\W_])",
-                     re.IGNORECASE)
+    """The commonest way `texts` write `gram` (its words with the punctuation and spacing between
+    them, runs of whitespace as one space; joined by spaces if none does)."""
+    ns = [bool(_NS_START.match(w)) for w in gram]
+    word = rf"[^\W_{NO_SPACE_LETTERS}]"  # a character that would continue a word of the other scripts
+    parts = [] if ns[0] else [rf"(?<!{word})"]
+    for i, w in enumerate(gram):
+        if i:  # characters of a no-space script follow each other with nothing between
+            parts.append(r"[\W_]*" if ns[i - 1] or ns[i] else r"[\W_]+")
+        parts.append(re.escape(w))
+    parts.append(rf"(?![{NO_SPACE_CONTINUES}])" if ns[-1] else rf"(?!{word})")
+    pat = re.compile("".join(parts), re.IGNORECASE)
     forms = Counter(" ".join(m.group(0).split()) for t in texts for m in pat.finditer(t))
-    return forms.most_common(1)[0][0] if forms else " ".join(gram)
+    if forms:
+        return forms.most_common(1)[0][0]
+    return "".join(w if i == 0 or ns[i - 1] or ns[i] else " " + w for i, w in enumerate(gram))
 
 
 def _extend(gram: tuple[str, ...], docs: list[list[str]], limit: int = 8) -> tuple[str, ...]:

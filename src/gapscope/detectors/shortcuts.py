@@ -89,7 +89,7 @@ import numpy as np
 
 from gapscope import progress
 from gapscope.attribution import edits as E
-from gapscope.attribution.words import feature_key, is_wordlike, split_words
+from gapscope.attribution.words import feature_key, has_no_space_script, is_wordlike, split_words, url_pattern
 from gapscope import option_rules as R
 from gapscope.findings import Finding, possessive, register_detector
 
@@ -125,7 +125,6 @@ def options(study) -> dict[str, Any]:
 
 # -- style properties -----------------------------------------------------------------
 
-_URL = E._URL
 _TAG = E._TAG
 
 
@@ -134,7 +133,7 @@ def _style(text: str) -> dict[str, float]:
     n = max(1, len(text))
     return {
         "length": math.log1p(len(text.split())),
-        "url_count": float(len(_URL.findall(text))),
+        "url_count": float(len(url_pattern(text).findall(text))),
         "uppercase_ratio": sum(c.isupper() for c in letters) / max(1, len(letters)),
         "html_share": sum(len(m) for m in _TAG.findall(text)) / n,
         "exclamation_count": float(text.count("!")),
@@ -499,7 +498,10 @@ def load_or_run_probe(study) -> list[ProbeFeature]:
 
     opts = options(study)
     rows = probe_rows(study, opts)
-    fp = artifacts.fingerprint({"rows": [r.id for r in rows], "opts": opts, "version": 4})
+    key = {"rows": [r.id for r in rows], "opts": opts, "version": 4}
+    if any(has_no_space_script(r.text) for r in rows):  # their words are now characters; other probes stand
+        key["words"] = "no-space-characters"
+    fp = artifacts.fingerprint(key)
     path = study.artifact_dir("shortcuts") / "probe.json"
     if path.exists():
         saved = artifacts.read_json(path)

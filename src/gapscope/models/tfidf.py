@@ -36,6 +36,9 @@ class TfidfOptions:
     max_iter: int = ranged(1000, R.whole(1))
 
 
+TOKENS = "no-space-characters"  # the tokenizer new models use; saved models name theirs
+
+
 @register_model_kind("tfidf-lr")
 class TfidfLR(ClassifierModel):
     def __init__(self, spec: ModelSpec):
@@ -44,15 +47,22 @@ class TfidfLR(ClassifierModel):
         self.vectorizer = None
         self.coef: np.ndarray | None = None  # (n_features,) float64
         self.intercept = 0.0
+        self.tokens = TOKENS
 
     def _new_vectorizer(self, vocabulary: dict[str, int] | None = None):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        from gapscope.attribution.words import RunTokenizer
+
         o = self.opts
+        # sklearn's default tokens, except that no-space scripts are read a character at a time
+        # (their n-grams are then character n-grams); "runs": a model saved before that, whose
+        # vocabulary holds whole runs ("您的账户已被暂停"), keeps reading text as it was trained
+        tokens = {"tokenizer": RunTokenizer(2), "token_pattern": None} if self.tokens == TOKENS else {}
         return TfidfVectorizer(
             ngram_range=(1, o.ngram_max), sublinear_tf=o.sublinear_tf, lowercase=o.lowercase,
             min_df=o.min_df, max_df=o.max_df, max_features=o.max_features, vocabulary=vocabulary,
-            dtype=np.float64,
+            dtype=np.float64, **tokens,
         )
 
     def fit(self, texts: Sequence[str], labels: np.ndarray, *, seed: int = 0,
@@ -112,7 +122,7 @@ class TfidfLR(ClassifierModel):
                    "coef": np.ascontiguousarray(self.coef),
                    "intercept": np.array([self.intercept], dtype=np.float64)},
                   str(directory / "tfidf_lr.safetensors"))
-        meta = {"kind": self.kind, "options": asdict(self.opts), "terms": terms}
+        meta = {"kind": self.kind, "options": asdict(self.opts), "tokens": self.tokens, "terms": terms}
         (directory / "tfidf_lr.json").write_text(json.dumps(meta, ensure_ascii=False))
 
     def load(self, directory: Path) -> None:
@@ -122,6 +132,9 @@ class TfidfLR(ClassifierModel):
         meta = read_json(directory / "tfidf_lr.json")
         arrays = read_tensors(directory / "tfidf_lr.safetensors", numpy=True)
         self.opts = TfidfOptions(**meta["options"])
+        self.tokens = meta.get("tokens", "runs")  # saved by earlier versions: sklearn's default pattern
+        if self.tokens not in (TOKENS, "runs"):
+            raise GapscopeError(f"model {self.spec.name!r}: {directory} names an unknown tokenizer {self.tokens!r}")
         self.vectorizer = self._new_vectorizer({t: i for i, t in enumerate(meta["terms"])})
         self.vectorizer.idf_ = arrays["idf"]  # public setter: rebuilds the idf transform
         self.coef = arrays["coef"]
