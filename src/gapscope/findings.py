@@ -23,7 +23,7 @@ class Finding:
     models: list[str] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
     example_ids: list[str] = field(default_factory=list)
-    score: float = 0.0  # ranks findings of one kind within a severity (each kind has its own unit)
+    score: float = 0.0  # ranks findings of one kind within a severity (each kind has its own unit; see rank)
     detector: str = ""
 
     def __post_init__(self) -> None:
@@ -39,9 +39,39 @@ class Finding:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+# The order in which kinds take turns within a severity: what fails, then why (what the model keys
+# on, what the data teaches it), then where inside the model, then what else changed, then context.
+KIND_TURNS = (
+    "generalization_gap",
+    "shortcut", "shortcut_attention", "backdoor_trigger", "label_noise", "domain_label_confound",
+    "train_test_duplicates", "cross_domain_duplicates",
+    "representation_failure", "readout_failure", "domain_aligned_decision", "late_overwrite",
+    "edit_sensitivity", "behaviour_drift", "behaviour_change", "paradigm_comparison", "data_diversity",
+    "shortcut_out_of_view", "one_class_domain", "rejected_rows", "top_features", "decision_layers",
+    "shortcut_probe",
+)
+
+
 def rank(findings: list[Finding]) -> list[Finding]:
-    """Most severe first; within a severity, larger score first; ties by title for stability."""
-    return sorted(findings, key=lambda f: (-SEVERITY_ORDER[f.severity], -f.score, f.title))
+    """Most severe first. Within a severity the kinds take turns: each kind's findings in its own
+    order (larger score first, ties by title), then the first of every kind, the second of every
+    kind, ... in KIND_TURNS order (kinds not listed after, by name).
+
+    A score ranks findings of one kind only (an F1 drop, a z, an attention enrichment): sorted
+    together, one kind's unit decided the order, and in the demo the tf-idf cell's planted-footer
+    shortcut (score 0.2) came after eight generalization gaps of the same severity."""
+    turn = {k: i for i, k in enumerate(KIND_TURNS)}
+    out: list[Finding] = []
+    for sev in sorted({f.severity for f in findings}, key=lambda s: -SEVERITY_ORDER[s]):
+        kinds: dict[str, list[Finding]] = {}
+        for f in findings:
+            if f.severity == sev:
+                kinds.setdefault(f.kind, []).append(f)
+        queues = [sorted(fs, key=lambda f: (-f.score, f.title))
+                  for _, fs in sorted(kinds.items(), key=lambda kv: (turn.get(kv[0], len(turn)), kv[0]))]
+        for i in range(max(len(q) for q in queues)):
+            out += [q[i] for q in queues if i < len(q)]
+    return out
 
 
 Detector = Callable[[Any], list[Finding]]
