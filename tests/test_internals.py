@@ -890,6 +890,24 @@ def test_representation_failure_needs_the_whole_domain_to_confirm_the_model_fail
     assert probe_findings(res) == []
 
 
+def test_representation_failure_is_high_only_when_the_whole_domain_puts_the_failure_beyond_noise():
+    # 0.649 on 30 emails was high and 0.658 medium: a point bar read on a sample's noise
+    from gapscope.detectors.internals import probe_findings
+
+    def res(ci):
+        return {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "train_domains": ["a"],
+                "model_auroc": {"b": 0.6}, "matrix_auroc": {"b": 0.62}, "matrix_auroc_ci": {"b": ci},
+                "probes": [{"train_domain": "a", "selected": 0, "layers": [3], "n_train": 64,
+                            "n_test": {"a": 30, "b": 30}, "transfer": {"a": [0.95], "b": [0.6]}, "oracle": {}}]}
+
+    (f,) = probe_findings(res([0.50, 0.72]))
+    assert f.severity == "high" and "95% CI 0.50-0.72" in f.summary
+    (f,) = probe_findings(res([0.45, 0.79]))  # the interval reaches a model that ranks well
+    assert f.severity == "medium"
+    (f,) = probe_findings(res(None))
+    assert f.severity == "medium" and "95% CI" not in f.summary
+
+
 def test_shortcut_attention_is_not_high_when_fine_tunings_part_is_untested():
     from gapscope.detectors.internals import attention_findings
 

@@ -13,7 +13,8 @@ Runs gapscope.internals.analyse over the neural cells (specialists by default; o
                            the matrix has it, on all of the domain's test emails) and no layer's
                            probe does better: the
                            representation does not carry a transferable label signal (`oracle`
-                           tells whether it carries one at all)
+                           tells whether it carries one at all); high when the matrix's 95%
+                           AUROC interval on that domain lies below 0.75, else medium
   domain_aligned_decision  at the read-out layer the label direction points along the
                            domain direction, class-balanced or within one class (|cos| >= 0.3
                            in the noise-whitened, cross-validated metric of domain_direction.py,
@@ -240,7 +241,11 @@ def probe_findings(res: dict) -> list[Finding]:
             elif (m < MODEL_FAILS and (best is None or best <= m + 0.05)
                   and (full is None or full < MODEL_FAILS)):  # all of b's test emails confirm the failure
                 present = oracle_best is not None and oracle_best >= PROBE_OK
-                sev = "high" if m < 0.65 else "medium"
+                # high when every test email of b puts the failure beyond noise (the matrix's AUROC
+                # interval below MODEL_FAILS); a point bar on 30 emails (0.65) made 0.649 high, 0.658 medium
+                ci = (res.get("matrix_auroc_ci") or {}).get(b)
+                sev = "high" if ci and ci[1] is not None and ci[1] < MODEL_FAILS else "medium"
+                ev["matrix_auroc_ci"] = ci
                 detail = (f"Within {b} itself a probe does reach {oracle_best:.2f} (cross-validated), so "
                           f"{possessive(b)} label is in the representation but along directions a {a}-trained "
                           f"decision never sees." if present else
@@ -258,7 +263,9 @@ def probe_findings(res: dict) -> list[Finding]:
                            f"(best probe {best:.2f}, model {m:.2f})" if reversed_ else
                            f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
                            f"(best probe {'n/a' if best is None else f'{best:.2f}'}, model {m:.2f})"),
-                    summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}) and probes trained on {a} "
+                    summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}"
+                             + (f"; 95% CI {ci[0]:.2f}-{ci[1]:.2f}" if ci and None not in ci[:2] and full is not None else "")
+                             + f") and probes trained on {a} "
                              f"at every analysed layer do no better than 0.05 above it (best "
                              f"{'n/a' if best is None else f'{best:.2f}'})."
                              f"{inverted} " + detail),

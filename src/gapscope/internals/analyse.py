@@ -220,6 +220,8 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
     out["model_auroc"] = {d: auroc(y, a.margin) for d, (a, y) in test_parts.items()}
     out["matrix_auroc"] = {e["test_domain"]: e.get("auroc") for e in study.matrix
                            if e.get("model") == cell.model and e.get("paradigm") == cell.paradigm}
+    out["matrix_auroc_ci"] = {e["test_domain"]: e.get("auroc_ci") for e in study.matrix
+                              if e.get("model") == cell.model and e.get("paradigm") == cell.paradigm}
     out["n_test"] = {d: len(y) for d, (_, y) in test_parts.items()}
     all_m = np.concatenate([a.margin for a, _ in test_parts.values()]) if test_parts else np.zeros(0)
     out["margin_scale"] = float(np.median(np.abs(all_m - threshold))) if len(all_m) else None
