@@ -281,3 +281,20 @@ def test_the_shortcut_probe_of_a_chinese_corpus_is_not_read_from_an_older_cache(
     old_fp = artifacts.fingerprint({"rows": ["r0", "r1"], "opts": {"x": 1}, "version": 4})
     artifacts.write_json(tmp_path / "probe.json", {"fingerprint": old_fp, "features": [{"stale": True}]})
     assert S.load_or_run_probe(study) == []
+
+
+def test_style_properties_read_chinese_mail_as_they_read_english():
+    # a Chinese paragraph was one whitespace word (so a Chinese domain read as short mail), and its
+    # full-width exclamation marks were not counted
+    import math
+
+    from gapscope.attribution.edits import calm_exclamations
+    from gapscope.detectors.shortcuts import _style
+
+    zh = "您的账户已被暂停！请立即验证！！"
+    st = _style(zh)
+    assert st["length"] == pytest.approx(math.log1p(13)) and st["exclamation_count"] == 3.0
+    assert calm_exclamations(zh) == "您的账户已被暂停。请立即验证。"
+    en = "Your account is suspended! Verify now!!"
+    assert _style(en)["length"] == pytest.approx(math.log1p(6)) and _style(en)["exclamation_count"] == 3.0
+    assert calm_exclamations(en) == "Your account is suspended. Verify now."

@@ -121,7 +121,8 @@ def drop_greeting(text: str) -> str | None:
 
 
 def calm_exclamations(text: str) -> str | None:
-    return _changed(text, re.sub(r"!+", ".", text))
+    # a full-width mark becomes the full-width stop (Chinese and Japanese mail)
+    return _changed(text, re.sub("！+", "。", re.sub(r"!+", ".", text)))
 
 
 def lowercase_shouting(text: str) -> str | None:

@@ -128,15 +128,27 @@ def options(study) -> dict[str, Any]:
 _TAG = E._TAG
 
 
+def _length(text: str) -> int:
+    """Words of the text: whitespace-separated, except in text of a script written without spaces,
+    whose characters are its words (a Chinese paragraph was one 'word', so a Chinese domain read as
+    short mail)."""
+    if has_no_space_script(text):
+        return sum(1 for c in split_words(text).cores if is_wordlike(c))
+    return len(text.split())
+
+
+EXCLAMATIONS = "!！"  # the full-width mark is the one Chinese and Japanese mail writes
+
+
 def _style(text: str) -> dict[str, float]:
     letters = [c for c in text if c.isalpha()]
     n = max(1, len(text))
     return {
-        "length": math.log1p(len(text.split())),
+        "length": math.log1p(_length(text)),
         "url_count": float(len(url_pattern(text).findall(text))),
         "uppercase_ratio": sum(c.isupper() for c in letters) / max(1, len(letters)),
         "html_share": sum(len(m) for m in _TAG.findall(text)) / n,
-        "exclamation_count": float(text.count("!")),
+        "exclamation_count": float(sum(text.count(c) for c in EXCLAMATIONS)),
         "digit_ratio": sum(c.isdigit() for c in text) / n,
         "currency_count": float(sum(text.count(s) for s in "$£€")),
     }
@@ -569,7 +581,7 @@ def token_mask(f: ProbeFeature, att) -> np.ndarray:
         if name == "url_count":
             mask[i] = feature_key(c) == "<url>"
         elif name == "exclamation_count":
-            mask[i] = "!" in c
+            mask[i] = any(e in c for e in EXCLAMATIONS)
         elif name == "uppercase_ratio":
             mask[i] = c.isupper() and len(c) > 1
         elif name == "html_share":
