@@ -474,3 +474,21 @@ def test_a_summary_without_counts_says_nothing_of_noise():
     es = [{**e, "n_positive": None} for e in _share_study({"a": (100, 0.5, 0.9, 0.1), "b": (100, 0.5, 0.5, 0.1)}).matrix]
     (s,) = summarise(es)
     assert s["worst_domain"] == "b" and s["f1_losses_beyond_noise"] is None and losses_text(s) == "-"
+
+
+def test_an_interval_bound_a_float_step_from_one_half_is_read_as_one_half():
+    # np.percentile between the bootstrap AUROCs 93/225 and 113/225 gives 0.5000000000000001: no width
+    # of 2 to 6 decimals told it from 0.5, and the formatter raised a RuntimeError (StopIteration)
+    import numpy as np
+
+    from gapscope.eval.matrix import ranking_text
+
+    lo = float(np.percentile(np.array([93 / 225] * 25 + [113 / 225] * 975), 2.5))
+    assert lo != 0.5 and abs(lo - 0.5) < 1e-12
+    said = ranking_text({"auroc": 0.6, "auroc_ci": [lo, 0.7]})
+    assert "no better than chance" in said and "95% CI 0.50-0.70" in said
+    said = ranking_text({"auroc": 0.45, "auroc_ci": [0.3, 0.49999999999999994]})
+    assert "no better than chance" in said and "0.30-0.50" in said
+    # a bound genuinely below 0.5 by less than 5e-7 keeps its digits and its reading
+    said = ranking_text({"auroc": 0.45, "auroc_ci": [0.3, 0.4999999]})
+    assert "inverted" in said and "0.30-0.499999900" in said

@@ -298,3 +298,49 @@ def test_style_properties_read_chinese_mail_as_they_read_english():
     en = "Your account is suspended! Verify now!!"
     assert _style(en)["length"] == pytest.approx(math.log1p(6)) and _style(en)["exclamation_count"] == 3.0
     assert calm_exclamations(en) == "Your account is suspended. Verify now."
+
+
+@pytest.mark.parametrize("text, drop, want", [
+    # what follows continues the character before: an extender, a combining mark, a consonant under
+    # a joiner. Removing the word between must not fuse them into one new character-word
+    ("人-々 x", "-", "人 々 x"),
+    ("サーtーー ok", "t", "サー ーー ok"),
+    ("中-\u0301x", "-", "中 \u0301x"),
+    ("ក្-ស", "-", "ក្ ស"),
+    # where both sides stay words of their own, no foreign space is added
+    ("PayPal-账户", "-", "PayPal账户"),
+    ("账户:PayPal", ":", "账户PayPal"),
+    ("您的-账户", "-", "您的账户"),
+    # English as before
+    ("foo-bar", "-", "foo bar"),
+])
+def test_a_removal_never_fuses_a_no_space_character_with_what_continues_it(text, drop, want):
+    from gapscope.attribution.words import RunTokenizer
+
+    w = split_words(text)
+    keep = [c != drop for c in w.cores]
+    got = w.compose(keep)
+    assert got == want
+    # the kept words are exactly the edited text's words (nothing fused into a new one)
+    kept = [c for c, k in zip(w.cores, keep) if k]
+    assert split_words(got).cores == kept
+    assert RunTokenizer(1)(got) == [t for c in kept for t in RunTokenizer(1)(c)]
+
+
+def test_tfidf_fast_path_is_exact_for_a_model_that_reads_runs():
+    # a model saved before the no-space cut reads "PayPal账户" as one token; without its space,
+    # removing '-' from "PayPal-账户" makes that token, which the kept tokens' counts did not have
+    from gapscope.attribution.base import score_variants
+    from gapscope.attribution.words import apply_edits
+    from gapscope.models.base import ModelSpec, create_model
+
+    texts = ["您的PayPal账户已暂停 verify", "会议 meeting notes", "PayPal账户 verify now", "团队 meeting agenda"] * 5
+    m = create_model(ModelSpec(name="tfidf", kind="tfidf-lr"))
+    m.tokens = "runs"
+    m.fit(texts, np.array([1, 0, 1, 0] * 5))
+    assert "paypal账户" in m.feature_weights()
+    t = "PayPal-账户 verify"
+    w = split_words(t)
+    variants = [w.edits(np.arange(len(w)) != i) for i in range(len(w))]
+    np.testing.assert_allclose(score_variants(m, t, variants), m.score([apply_edits(t, v) for v in variants]),
+                               rtol=0, atol=1e-9)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 Edits = list[tuple[int, int, str]]
+_WORD = re.compile(r"\w")
 _CHUNK_CELLS = 20_000_000  # variants x words per dense mask (160 MB in float64)
 _SCORERS: dict[str, Callable[..., object]] = {}
 
@@ -67,6 +68,11 @@ class _TfidfEdits:
         self.intercept = intercept
         # the vectorizer's tokens with their positions: its RunTokenizer, else its pattern
         self.tokens = params.get("tokenizer") or re.compile(params.get("token_pattern") or r"(?u)\b\w\w+\b")
+        from gapscope.attribution.words import RunTokenizer, joins
+
+        # whether two characters that a deletion brings together can fuse into one token
+        self._joins = joins if isinstance(self.tokens, RunTokenizer) else (
+            lambda a, b: bool(_WORD.match(a) and _WORD.match(b)))
         self.lowercase = bool(params.get("lowercase", True))
         self.sublinear = bool(params.get("sublinear_tf"))
         self.bigrams = tuple(params.get("ngram_range")) == (1, 2)
@@ -76,6 +82,7 @@ class _TfidfEdits:
         if len(pre) != len(text):  # lower() changed offsets (rare Unicode): no fast path
             return np.asarray(self.model.score([_apply(text, v) for v in variants]), dtype=np.float64)
         toks = [(m.start(), m.end(), m.group(0)) for m in self.tokens.finditer(pre)]
+        self._text = pre
         self._starts = [s for s, _, _ in toks]
         self._ends = [e for _, e, _ in toks]
         words = [t for _, _, t in toks]
@@ -145,6 +152,10 @@ class _TfidfEdits:
         runs: list[list[int]] = []
         for s, e, r in edits:
             if r not in ("", " "):
+                return None
+            if r == "" and 0 < s and e < len(self._text) and self._joins(self._text[s - 1], self._text[e]):
+                # the characters on either side meet: the edited text can hold a token the kept ones
+                # do not ('PayPal-账户' less '-' is the token 'paypal账户' to a model that reads runs)
                 return None
             a = bisect_left(st, s)   # first token starting at or after s
             b = bisect_right(en, e)  # tokens before b end at or before e

@@ -154,6 +154,18 @@ _EMAIL_NS = re.compile(_NO_SPACE_PATTERNS["email"])
 _TAG = re.compile(TAG_RE)
 _WORDCHAR = re.compile(_W)
 _NO_SPACE = re.compile(f"[{_NS}]")
+_NS_JOINER = re.compile(f"[{_NS_JOIN}]")  # Khmer coeng, Myanmar virama: the next consonant goes under
+_OTHER_WORD = re.compile(rf"[^\W{_NS}]")  # a word character of the other scripts (not a mark)
+_CONTINUES = re.compile(f"[{NO_SPACE_CONTINUES}]")  # a mark or an extender (ー, 々): never starts a word
+
+
+def joins(left: str, right: str) -> bool:
+    """Whether `left` followed directly by `right` (no space between) can be read as one word by
+    the no-space cut: a mark or an extender continues the character before, a consonant after a
+    joiner is written under it, and two word characters of the other scripts form one run."""
+    return bool(_CONTINUES.match(right)
+                or (_NS_JOINER.match(left) and _NO_SPACE.match(right))
+                or (_OTHER_WORD.match(left) and _OTHER_WORD.match(right)))
 
 
 def has_no_space_script(text: str) -> bool:
@@ -261,10 +273,13 @@ class Words:
                 before = t[s - 1] if s > 0 else ""
                 after = t[e] if e < len(t) else ""
                 # 'foo-bar' without '-' must not become the new word 'foobar'; a character of a
-                # no-space script on either side is its own word already (a space there is foreign)
+                # no-space script on either side is its own word already (a space there is foreign),
+                # unless what follows continues it ('人-々', 'サーtー': an extender, a mark, a consonant
+                # after a joiner would fuse into one new word)
                 glue = " " if (before and after and _WORDCHAR.match(before) and _WORDCHAR.match(after)
-                               and not (i > 0 and en[i - 1] == s and _NO_SPACE.match(t, st[i - 1]))
-                               and not (_NO_SPACE.match(t, e))) else ""
+                               and (not ((i > 0 and en[i - 1] == s and _NO_SPACE.match(t, st[i - 1]))
+                                         or _NO_SPACE.match(t, e))
+                                    or joins(before, after))) else ""
                 out.append((s, e, glue))
                 i = j + 1
         return out

@@ -142,8 +142,13 @@ def ranking_text(e: dict[str, Any]) -> str:
     if not ci or ci[0] is None or ci[1] is None:
         return f"its ranking fails there too (AUROC {auroc:.2f})"
     # a bound that two decimals would round onto 0.5 keeps more (0.4997 reads 0.4997, not 0.50, where
-    # the reading turns on it lying below 0.5)
-    lo, hi = (next(t for t in (f"{v:.{k}f}" for k in (2, 3, 4, 6)) if (float(t) == 0.5) == (v == 0.5)) for v in ci)
+    # the reading turns on it lying below 0.5). Bounds are read to 9 decimals first: a percentile
+    # interpolated between two bootstrap AUROCs lands on 0.5000000000000001 (93/225 and 113/225 at
+    # the 2.5% point), which no width up to 6 decimals tells from 0.5 (next() raised StopIteration
+    # inside the generator: a RuntimeError), and float noise is not "above chance"
+    ci = [round(float(v), 9) for v in ci[:2]]
+    lo, hi = (next((t for t in (f"{v:.{k}f}" for k in (2, 3, 4, 6, 9)) if (float(t) == 0.5) == (v == 0.5)), repr(v))
+              for v in ci)
     auc = f"AUROC {auroc:.2f}, 95% CI {lo}-{hi}"
     if ci[1] < 0.5:
         return (f"its ranking is inverted there ({auc}): it scores the domain's legitimate emails above its "
