@@ -906,6 +906,10 @@ def test_representation_failure_is_high_only_when_the_whole_domain_puts_the_fail
     assert f.severity == "medium"
     (f,) = probe_findings(res(None))
     assert f.severity == "medium" and "95% CI" not in f.summary
+    mild = res([0.71, 0.745])  # a large domain: beyond noise, but a mild failure
+    mild["matrix_auroc"]["b"] = 0.73
+    (f,) = probe_findings(mild)
+    assert f.severity == "medium"
 
 
 def test_shortcut_attention_is_not_high_when_fine_tunings_part_is_untested():

@@ -15,7 +15,8 @@ Khmer, Myanmar, the Tai scripts) are cut one character a word: a base character 
 combining marks, the prolonged-sound and iteration marks after it (サー, 人々) and, in Khmer and
 Myanmar, a subscript consonant joined under it. A run of such text is a whole sentence, so as one
 word it got one weight and never repeated across emails; character n-grams are the standard
-units for Chinese text. Every other script is cut exactly as before.
+units for Chinese text. Text without these scripts is cut exactly as before; in text with them, a
+link or an address ends where such text resumes, and a Korean word next to Hanja splits there.
 """
 
 from __future__ import annotations

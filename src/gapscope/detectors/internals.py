@@ -13,8 +13,9 @@ Runs gapscope.internals.analyse over the neural cells (specialists by default; o
                            the matrix has it, on all of the domain's test emails) and no layer's
                            probe does better: the
                            representation does not carry a transferable label signal (`oracle`
-                           tells whether it carries one at all); high when the matrix's 95%
-                           AUROC interval on that domain lies below 0.75, else medium
+                           tells whether it carries one at all); high when the matrix, on all
+                           of that domain's test emails, has the model below 0.65 with its 95%
+                           AUROC interval below 0.75, else medium
   domain_aligned_decision  at the read-out layer the label direction points along the
                            domain direction, class-balanced or within one class (|cos| >= 0.3
                            in the noise-whitened, cross-validated metric of domain_direction.py,
@@ -62,6 +63,7 @@ NEURAL = ("causal-lm", "encoder")
 PROBE_OK = 0.75
 READOUT_GAP = 0.10
 MODEL_FAILS = 0.75
+MODEL_SEVERE = 0.65  # a representation failure's AUROC for high severity (with the interval below MODEL_FAILS)
 ALIGN_COS = 0.3
 ALIGN_DOMAIN_AUROC = 0.75
 OVERWRITE_DROP = 0.15
@@ -241,10 +243,12 @@ def probe_findings(res: dict) -> list[Finding]:
             elif (m < MODEL_FAILS and (best is None or best <= m + 0.05)
                   and (full is None or full < MODEL_FAILS)):  # all of b's test emails confirm the failure
                 present = oracle_best is not None and oracle_best >= PROBE_OK
-                # high when every test email of b puts the failure beyond noise (the matrix's AUROC
-                # interval below MODEL_FAILS); a point bar on 30 emails (0.65) made 0.649 high, 0.658 medium
+                # high when every test email of b shows a severe failure (the matrix's AUROC below
+                # MODEL_SEVERE) beyond noise (its interval below MODEL_FAILS); the bar had been read on
+                # the 30-email sample alone, which made 0.649 high and 0.658 medium
                 ci = (res.get("matrix_auroc_ci") or {}).get(b)
-                sev = "high" if ci and ci[1] is not None and ci[1] < MODEL_FAILS else "medium"
+                sev = ("high" if full is not None and full < MODEL_SEVERE and ci and ci[1] is not None
+                       and ci[1] < MODEL_FAILS else "medium")
                 ev["matrix_auroc_ci"] = ci
                 detail = (f"Within {b} itself a probe does reach {oracle_best:.2f} (cross-validated), so "
                           f"{possessive(b)} label is in the representation but along directions a {a}-trained "
