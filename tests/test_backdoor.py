@@ -191,6 +191,42 @@ def test_content_model_fits_on_a_sample_of_a_large_corpus_and_stops_early():
         MiningOptions(content_rows=0)
 
 
+def _contradiction_reference(cm: ContentModel, rows: np.ndarray, label: int, text: str) -> float | None:
+    """ContentModel.contradiction as first written (folds in index order, sklearn's "balanced"
+    weights recomputed per fit, no early stop): the per-fold class weights and the largest-fold-first
+    order must not change a share."""
+    from sklearn.linear_model import LogisticRegression
+
+    keep = cm._kept_columns(text)
+    wrong = 0
+    for k in sorted(set(cm.fold[rows].tolist())):
+        train = cm.train[k]
+        X_fit = cm.X_train[k] if keep is None else cm.X_train[k][:, keep]
+        clf = LogisticRegression(C=10.0, class_weight="balanced", solver="liblinear", random_state=cm.seed)
+        clf.fit(X_fit, cm.labels[train])
+        mine = rows[cm.fold[rows] == k]
+        X_mine = cm.X[mine] if keep is None else cm.X[mine][:, keep]
+        wrong += int(np.sum(clf.predict(X_mine) != label))
+    return wrong / rows.size
+
+
+def test_contradiction_equals_the_reference_and_its_early_stop_keeps_the_verdict():
+    train, _ = split(corpus())
+    texts, y = [r.text for r in train], np.array([r.label for r in train])
+    cm = ContentModel(texts, y, fit_rows=60)  # sampled folds: the weights differ from fold to fold
+    rng = np.random.default_rng(3)
+    cases = [(np.flatnonzero([TRIGGER.lower() in t.lower() for t in texts]), 0, TRIGGER),
+             (np.flatnonzero(["see you at lunch tomorrow" in t for t in texts]), 0, "see you at lunch tomorrow")]
+    cases += [(np.sort(rng.choice(len(texts), size, replace=False)), int(lab), w)
+              for size, lab, w in [(3, 1, "account"), (9, 0, "meeting"), (25, 1, "verify"), (40, 0, "")]]
+    for rows, label, text in cases:
+        ref = _contradiction_reference(cm, rows, label, text)
+        assert cm.contradiction(rows, label, text) == ref
+        for need in (0.3, 0.5, 0.9):
+            got = cm.contradiction(rows, label, text, need)
+            assert (got >= need) == (ref >= need) and (got == ref if got >= need else got >= ref)
+
+
 def test_structured_family_with_unseen_values():
     train, _ = split(corpus(trigger_rows=12, tag=True))
     content = ContentModel([r.text for r in train], np.array([r.label for r in train]))

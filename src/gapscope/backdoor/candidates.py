@@ -115,6 +115,7 @@ class ContentModel:
     def __init__(self, texts: Sequence[str], labels: np.ndarray, seed: int = 0, folds: int = 5,
                  fit_rows: int = 5000):
         from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.utils.class_weight import compute_class_weight
 
         self.labels = np.asarray(labels).astype(int)
         # tokens of r"(?u)\b\w+\b", a no-space script's characters one by one (as `words` cuts them)
@@ -132,12 +133,18 @@ class ContentModel:
         self.seed = seed
         self.train: dict[int, np.ndarray] = {}
         self.X_train: dict[int, Any] = {}  # CSC: each candidate drops its columns from these
+        # "balanced" class weights depend on a fold's labels only: computed once per fold, not in
+        # each of the scan's ~1,000 fits (the same numbers sklearn's "balanced" gives)
+        self.class_weight: dict[int, dict[int, float] | None] = {}
         for k in range(folds):
             train = np.flatnonzero(self.fold != k)
             if train.size > fit_rows:
                 train = np.sort(np.random.default_rng([seed, 29, k]).choice(train, fit_rows, replace=False))
             self.train[k] = train
             self.X_train[k] = self.X[train].tocsc()
+            classes = np.unique(self.labels[train])
+            self.class_weight[k] = (dict(zip(classes.tolist(), compute_class_weight(
+                "balanced", classes=classes, y=self.labels[train]).tolist())) if classes.size == 2 else None)
 
     def _kept_columns(self, text: str) -> np.ndarray | None:
         """Columns left once every feature holding one of `text`'s content words is hidden
@@ -165,14 +172,18 @@ class ContentModel:
             return None
         keep = self._kept_columns(text)
         wrong, left = 0, rows.size
-        for k in sorted(set(self.fold[rows].tolist())):
+        # The folds holding most of the rows first: a share below `need` is then known after fewer
+        # fits (most candidates are rejected so), and a full pass counts the same rows either way.
+        ks, per = np.unique(self.fold[rows], return_counts=True)
+        for k in ks[np.argsort(-per, kind="stable")].tolist():
             if need > 0 and (wrong + left) / rows.size < need:
                 return (wrong + left) / rows.size
             train = self.train[k]
-            if train.size < 10 or len(set(self.labels[train].tolist())) < 2:
+            if train.size < 10 or self.class_weight[k] is None:
                 return None
             X_fit = self.X_train[k] if keep is None else self.X_train[k][:, keep]
-            clf = LogisticRegression(C=10.0, class_weight="balanced", solver="liblinear", random_state=self.seed)
+            clf = LogisticRegression(C=10.0, class_weight=self.class_weight[k], solver="liblinear",
+                                     random_state=self.seed)
             clf.fit(X_fit, self.labels[train])
             mine = rows[self.fold[rows] == k]
             X_mine = self.X[mine] if keep is None else self.X[mine][:, keep]
