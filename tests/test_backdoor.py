@@ -227,6 +227,27 @@ def test_contradiction_equals_the_reference_and_its_early_stop_keeps_the_verdict
             assert (got >= need) == (ref >= need) and (got == ref if got >= need else got >= ref)
 
 
+def test_mining_on_threads_equals_mining_in_one(monkeypatch):
+    # the contradiction checks run on threads (liblinear fits without the GIL); each is independent
+    # and the results are applied in rank order, so the candidates are the sequential ones
+    import dataclasses
+
+    from gapscope.backdoor import candidates as C
+
+    train, _ = split(corpus())
+    content = ContentModel([r.text for r in train], np.array([r.label for r in train]))
+    opts = MiningOptions(min_contradiction=0.2)
+    got = {}
+    for n in (1, 4):
+        monkeypatch.setattr(C, "workers", lambda n=n: n)
+        got[n] = [dataclasses.asdict(c) for c in mine_ngrams(train, content, opts)]
+    assert got[1] and got[1] == got[4]
+    items = [(np.flatnonzero([TRIGGER.lower() in r.text.lower() for r in train]), 0, TRIGGER),
+             (np.arange(5), 1, "account"), (np.arange(5), 1, "")]
+    assert C.contradictions(content, items, 0.5) == [content.contradiction(*items[0], 0.5),
+                                                     content.contradiction(*items[1], 0.5), None]
+
+
 def test_structured_family_with_unseen_values():
     train, _ = split(corpus(trigger_rows=12, tag=True))
     content = ContentModel([r.text for r in train], np.array([r.label for r in train]))
