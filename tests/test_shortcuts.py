@@ -495,3 +495,34 @@ def test_removing_a_legitimate_feature_is_said_to_move_the_margin_toward_phishin
 def test_one_other_domain_is_singular():
     assert "also in 1 other domain;" in _reliance_finding(1, 0.3, n_others=1).title
     assert "also in 2 other domains;" in _reliance_finding(1, 0.3, n_others=2).title
+
+
+def test_an_ngram_that_runs_into_a_stronger_feature_of_its_cell_is_folded_into_that_finding():
+    # tfidf trained on mailinglist: 'to <email> sent via' (low) beside the footer 'sent via veloruith
+    # relay 9g' (medium), the same words in every email they were measured on
+    from gapscope.detectors.shortcuts import Reliance, fold_overlapping
+    from gapscope.findings import Finding
+
+    texts = {f"r{i}": f"Reset it now.\nReply to a{i}@x.com\n-- sent via Veloruith Relay 9g" for i in range(4)}
+    texts["r9"] = "Thanks to everyone who came"
+
+    def item(name, sev, score, cell="c1", domain="A", ids=("r0", "r1", "r2", "r3")):
+        f = _feature(name, 1.0, 1.0, domain=domain)
+        rel = Reliance(cell=cell, model="m", paradigm="specialist:A", kind="tfidf-lr", n=len(ids), in_sample=0,
+                       share=0.3, drop=0.5, rel_drop=0.5, flip_rate=0.0, flips=0, n_predicted=len(ids), scale=1.0,
+                       share_elsewhere={}, rel_drop_low=0.4, row_ids=list(ids))
+        return f, rel, Finding("shortcut", sev, f"{cell} keys on '{name}'", "s.", evidence={}, score=score)
+
+    footer = item("sent via veloruith relay 9g", "medium", 0.3)
+    runs_in = item("to <email> sent via", "low", 0.1)
+    other_cell = item("to <email> sent via", "low", 0.1, cell="c2")
+    elsewhere = item("to <email> sent via", "low", 0.1, ids=("r9",))  # its own emails: no overlap there
+    out = fold_overlapping([runs_in, footer, other_cell, elsewhere], texts.get)
+    assert [f.title for f in out] == ["c1 keys on 'sent via veloruith relay 9g'", "c2 keys on 'to <email> sent via'",
+                                      "c1 keys on 'to <email> sent via'"]
+    (merged,) = footer[2].evidence["overlapping"]
+    assert merged["feature"] == "to <email> sent via" and merged["overlap"] == 1.0
+    assert "Folded in: 'to <email> sent via' (low)" in footer[2].summary
+    # phrases that never share a word stay apart
+    a, b = item("reset it now", "medium", 0.3), item("veloruith relay", "low", 0.1)
+    assert len(fold_overlapping([a, b], texts.get)) == 2

@@ -773,6 +773,7 @@ def run(study) -> list[Finding]:
         with progress.step(f"shortcuts: {cell.name}, {len(mine)} candidate feature(s)"):
             for i in mine:
                 reliance[i] = check_cell(study, cell, pairs[i][0], opts)
+    found = []
     for i, (f, cell) in enumerate(pairs):
         rel = reliance[i]
         if rel is None:
@@ -780,13 +781,61 @@ def run(study) -> list[Finding]:
         sev = rel.severity(f.is_shortcut)
         if sev is None:
             continue
-        findings.append(_finding(study, f, cell, rel, sev))
+        found.append((f, rel, _finding(study, f, cell, rel, sev)))
+    findings += fold_overlapping(found, lambda i: study.rows[i].text)
     untested, one_class = untestable_domains(probe_rows(study, opts))
     if untested:
         findings.append(_confound_finding(untested, one_class))
     findings.append(_taxonomy_finding(feats, untested))
     _write_section(study, feats)
     return findings
+
+
+OVERLAP = 0.5  # share of a feature's measured emails where it overlaps a stronger feature of its cell
+
+
+def fold_overlapping(found: list[tuple[ProbeFeature, Reliance, Finding]], text_of) -> list[Finding]:
+    """The findings, less those whose n-gram overlaps a stronger finding's n-gram of the same cell,
+    domain and class in at least OVERLAP of the emails it was measured on: it is mostly that feature
+    again ('to <email> sent via' runs into the footer 'sent via veloruith relay 9g'), so it is named in
+    the stronger finding's evidence and summary instead of standing as a finding of its own."""
+    from gapscope.findings import SEVERITY_ORDER
+
+    order = sorted(range(len(found)), key=lambda k: (-SEVERITY_ORDER[found[k][2].severity], -found[k][2].score, k))
+    kept: list[int] = []
+    folded: set[int] = set()
+    spans: dict[tuple[int, str], set[int]] = {}
+
+    def words_of(k: int, row_id: str) -> set[int]:
+        if (k, row_id) not in spans:
+            spans[(k, row_id)] = {i for span in E.phrase_positions(text_of(row_id), found[k][0].phrase) for i in span}
+        return spans[(k, row_id)]
+
+    for k in order:
+        f, rel, fnd = found[k]
+        into = None
+        if f.kind == "ngram" and rel.row_ids:
+            for j in kept:
+                g, grel, _ = found[j]
+                if (g.kind != "ngram" or grel.cell != rel.cell or g.domain != f.domain
+                        or g.direction != f.direction):
+                    continue
+                hits = sum(1 for r in rel.row_ids if words_of(k, r) & words_of(j, r))
+                if hits >= OVERLAP * len(rel.row_ids):
+                    into = (j, hits / len(rel.row_ids))
+                    break
+        if into is None:
+            kept.append(k)
+            continue
+        j, share = into
+        target = found[j][2]
+        target.evidence.setdefault("overlapping", []).append(
+            {"feature": f.feature, "severity": fnd.severity, "overlap": round(share, 4),
+             "attribution_share": round(rel.share, 4), "rel_drop": round(rel.rel_drop, 4)})
+        target.summary += (f" Folded in: '{f.feature}' ({fnd.severity}), which overlaps it in {share:.0%} of the "
+                           f"{len(rel.row_ids)} emails it was measured on.")
+        folded.add(k)
+    return [found[k][2] for k in range(len(found)) if k not in folded]
 
 
 def _fr(ratio: float | None) -> str:
