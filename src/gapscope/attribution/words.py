@@ -88,6 +88,7 @@ _MARKS = _mark_ranges()
 _NS, _NS_EXT, _NS_JOIN = _no_space_letters()
 NO_SPACE_LETTERS = _NS  # a class body, for the tokenizers that mirror this cutter
 NO_SPACE_CONTINUES = _MARKS + _NS_EXT  # class body: what never starts a new no-space character
+_OTHER_W = rf"[^\W{_NS}]"  # a word character of the other scripts (\w less the no-space letters)
 _W = rf"[\w{_MARKS}]"
 # one character of a no-space script with its marks, extenders and joined subscript consonants
 NO_SPACE_CHAR_RE = rf"[{_NS}][{_MARKS}]*(?:(?:[{_NS_EXT}]|(?<=[{_NS_JOIN}])[{_NS}])[{_MARKS}]*)*"
@@ -110,7 +111,7 @@ def _patterns(no_space: bool) -> dict[str, str]:
     results stay the same by construction, and at full speed (excluding the letters needs
     alternations, about twice as slow to scan)."""
     if no_space:
-        w = rf"[^\W{_NS}]"  # \w of the other scripts
+        w = _OTHER_W
 
         def one(extra: str) -> str:  # one character: a word character of the other scripts or `extra`
             return rf"(?:{w}|[{extra}])"
@@ -156,7 +157,7 @@ _TAG = re.compile(TAG_RE)
 _WORDCHAR = re.compile(_W)
 _NO_SPACE = re.compile(f"[{_NS}]")
 _NS_JOINER = re.compile(f"[{_NS_JOIN}]")  # Khmer coeng, Myanmar virama: the next consonant goes under
-_OTHER_WORD = re.compile(rf"[^\W{_NS}]")  # a word character of the other scripts (not a mark)
+_OTHER_WORD = re.compile(_OTHER_W)
 _CONTINUES = re.compile(f"[{NO_SPACE_CONTINUES}]")  # a mark or an extender (ー, 々): never starts a word
 
 
@@ -187,11 +188,11 @@ class RunTokenizer:
             raise ValueError("min_chars must be 1 or 2")
         self.min_chars = min_chars
         self.plain = re.compile(r"(?u)\b\w\w+\b" if min_chars == 2 else r"(?u)\b\w+\b")
-        w = rf"[^\W{_NS}]"  # \w of the other scripts
+        w = _OTHER_W
         self.no_space = re.compile(rf"{NO_SPACE_CHAR_RE}|(?<!{w}){w}{{{min_chars},}}(?!{w})")
 
     def pattern(self, text: str) -> re.Pattern:
-        return self.no_space if _NO_SPACE.search(text) else self.plain
+        return self.no_space if has_no_space_script(text) else self.plain
 
     def finditer(self, text: str):
         return self.pattern(text).finditer(text)
@@ -205,12 +206,12 @@ class RunTokenizer:
 
 def url_pattern(text: str) -> re.Pattern:
     """The link pattern for `text` (links in text of a no-space script end where that text resumes)."""
-    return _URL_NS if _NO_SPACE.search(text) else _URL
+    return _URL_NS if has_no_space_script(text) else _URL
 
 
 def email_pattern(text: str) -> re.Pattern:
     """The e-mail address pattern for `text` (likewise)."""
-    return _EMAIL_NS if _NO_SPACE.search(text) else _EMAIL
+    return _EMAIL_NS if has_no_space_script(text) else _EMAIL
 
 
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
@@ -277,10 +278,10 @@ class Words:
                 # no-space script on either side is its own word already (a space there is foreign),
                 # unless what follows continues it ('人-々', 'サーtー': an extender, a mark, a consonant
                 # after a joiner would fuse into one new word)
+                beside_no_space = bool((i > 0 and en[i - 1] == s and _NO_SPACE.match(t, st[i - 1]))
+                                       or _NO_SPACE.match(t, e))
                 glue = " " if (before and after and _WORDCHAR.match(before) and _WORDCHAR.match(after)
-                               and (not ((i > 0 and en[i - 1] == s and _NO_SPACE.match(t, st[i - 1]))
-                                         or _NO_SPACE.match(t, e))
-                                    or joins(before, after))) else ""
+                               and (not beside_no_space or joins(before, after))) else ""
                 out.append((s, e, glue))
                 i = j + 1
         return out
@@ -299,7 +300,7 @@ def apply_edits(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
 
 def split_words(text: str) -> Words:
     starts, ends = [], []
-    for m in (_CORE_NS if _NO_SPACE.search(text) else CORE).finditer(text):
+    for m in (_CORE_NS if has_no_space_script(text) else CORE).finditer(text):
         starts.append(m.start())
         ends.append(m.end())
     return Words(text, tuple(starts), tuple(ends))

@@ -247,9 +247,9 @@ def probe_findings(res: dict) -> list[Finding]:
                 # MODEL_SEVERE) beyond noise (its interval below MODEL_FAILS); the bar had been read on
                 # the 30-email sample alone, which made 0.649 high and 0.658 medium
                 ci = (res.get("matrix_auroc_ci") or {}).get(b)
-                sev = ("high" if full is not None and full < MODEL_SEVERE and ci and ci[1] is not None
-                       and ci[1] < MODEL_FAILS else "medium")
                 ev["matrix_auroc_ci"] = ci
+                ci = ci if full is not None and ci and None not in ci[:2] else None  # usable beside `full`
+                sev = "high" if ci and full < MODEL_SEVERE and ci[1] < MODEL_FAILS else "medium"
                 detail = (f"Within {b} itself a probe does reach {oracle_best:.2f} (cross-validated), so "
                           f"{possessive(b)} label is in the representation but along directions a {a}-trained "
                           f"decision never sees." if present else
@@ -268,7 +268,7 @@ def probe_findings(res: dict) -> list[Finding]:
                            f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
                            f"(best probe {'n/a' if best is None else f'{best:.2f}'}, model {m:.2f})"),
                     summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}"
-                             + (f"; 95% CI {ci[0]:.2f}-{ci[1]:.2f}" if ci and None not in ci[:2] and full is not None else "")
+                             + (f"; 95% CI {ci[0]:.2f}-{ci[1]:.2f}" if ci else "")
                              + f") and probes trained on {a} "
                              f"at every analysed layer do no better than 0.05 above it (best "
                              f"{'n/a' if best is None else f'{best:.2f}'})."

@@ -91,7 +91,7 @@ from gapscope import progress
 from gapscope.attribution import edits as E
 from gapscope.attribution.words import feature_key, has_no_space_script, is_wordlike, split_words, url_pattern
 from gapscope import option_rules as R
-from gapscope.findings import Finding, possessive, register_detector
+from gapscope.findings import SEVERITY_ORDER, Finding, possessive, register_detector
 
 DEFAULTS = {
     "ngram_max": 3,
@@ -799,8 +799,6 @@ def fold_overlapping(found: list[tuple[ProbeFeature, Reliance, Finding]], text_o
     domain and class in at least OVERLAP of the emails it was measured on: it is mostly that feature
     again ('to <email> sent via' runs into the footer 'sent via veloruith relay 9g'), so it is named in
     the stronger finding's evidence and summary instead of standing as a finding of its own."""
-    from gapscope.findings import SEVERITY_ORDER
-
     order = sorted(range(len(found)), key=lambda k: (-SEVERITY_ORDER[found[k][2].severity], -found[k][2].score, k))
     kept: list[int] = []
     folded: set[int] = set()

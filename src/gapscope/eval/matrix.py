@@ -131,6 +131,16 @@ FLAGS_ALL = 0.95
 RANKS_WELL = 0.75
 
 
+def _bound_text(v: float) -> str:
+    """An interval bound to 2 decimals, or to as many more as tell it from 0.5 (0.4997 beside
+    "inverted" must not read 0.50); a bound read to 9 decimals is told apart at 9 at the latest."""
+    for k in (2, 3, 4, 6):
+        t = f"{v:.{k}f}"
+        if (float(t) == 0.5) == (v == 0.5):
+            return t
+    return f"{v:.9f}"
+
+
 def ranking_text(e: dict[str, Any]) -> str:
     """How a matrix entry's ranking fares where it does not rank well (AUROC below RANKS_WELL), read
     with its interval: inverted (the whole interval below 0.5: the cell scores the domain's legitimate
@@ -141,15 +151,10 @@ def ranking_text(e: dict[str, Any]) -> str:
         return ""
     if not ci or ci[0] is None or ci[1] is None:
         return f"its ranking fails there too (AUROC {auroc:.2f})"
-    # a bound that two decimals would round onto 0.5 keeps more (0.4997 reads 0.4997, not 0.50, where
-    # the reading turns on it lying below 0.5). Bounds are read to 9 decimals first: a percentile
-    # interpolated between two bootstrap AUROCs lands on 0.5000000000000001 (93/225 and 113/225 at
-    # the 2.5% point), which no width up to 6 decimals tells from 0.5 (next() raised StopIteration
-    # inside the generator: a RuntimeError), and float noise is not "above chance"
+    # Bounds are read to 9 decimals: a percentile interpolated between two bootstrap AUROCs lands on
+    # 0.5000000000000001 (93/225 and 113/225 at the 2.5% point), and float noise is not "above chance"
     ci = [round(float(v), 9) for v in ci[:2]]
-    lo, hi = (next((t for t in (f"{v:.{k}f}" for k in (2, 3, 4, 6, 9)) if (float(t) == 0.5) == (v == 0.5)), repr(v))
-              for v in ci)
-    auc = f"AUROC {auroc:.2f}, 95% CI {lo}-{hi}"
+    auc = f"AUROC {auroc:.2f}, 95% CI {_bound_text(ci[0])}-{_bound_text(ci[1])}"
     if ci[1] < 0.5:
         return (f"its ranking is inverted there ({auc}): it scores the domain's legitimate emails above its "
                 "phishing, so what it learned points the wrong way there and no threshold can fix it")
