@@ -81,3 +81,42 @@ def test_short_sliding_window_falls_back_to_plain_scoring(tmp_path):
     text = toy_emails(2, seed=0)[0][1]
     assert score_with_prefix_reuse(model, [text, text[:5]]) is None
     model.close()
+
+
+def test_shap_runs_the_unedited_text_once_per_explanation(tmp_path, monkeypatch):
+    """SHAP asks for its coalitions in many calls; each re-ran the full email as its KV anchor.
+    Inside one explanation the anchor is kept, and the Shapley values are the same numbers."""
+    import contextlib
+
+    import gapscope.attribution.shap_partition as sp
+    import gapscope.models.prefix_reuse as pr
+    from gapscope.attribution.base import get_method
+
+    d = tiny_causal_lm_dir(tmp_path, "llama")
+    model = create_model(ModelSpec("tiny", "causal-lm", str(d), {"dtype": "float32"}))
+    text = max(toy_emails(6, seed=2)[0], key=len)
+    full = list(model.codec.encode([text])[0].ids)
+    runs = {"full": 0, "calls": 0}
+    forward = pr._forward
+
+    score = pr.score_with_prefix_reuse
+
+    def counting(m, ids, mask, past=None):
+        runs["full"] += past is None and ids.shape[0] == 1 and ids[0, :len(full)].tolist() == full
+        return forward(m, ids, mask, past)
+
+    def calls(m, texts):
+        runs["calls"] += 1
+        return score(m, texts)
+
+    monkeypatch.setattr(pr, "_forward", counting)
+    monkeypatch.setattr(pr, "score_with_prefix_reuse", calls)
+    shap = get_method("shap", max_evals=200, batch_size=16)
+    kept = shap.attribute(model, text)
+    assert runs["full"] == 1 and runs["calls"] >= 3  # several calls, one forward of the full text
+    monkeypatch.setattr(sp, "repeated_calls", lambda m: contextlib.nullcontext())
+    runs.update(full=0, calls=0)
+    plain = shap.attribute(model, text)
+    assert runs["full"] > 1
+    np.testing.assert_array_equal(kept.weights, plain.weights)
+    model.close()

@@ -17,6 +17,7 @@ Variants with other edits, or vectorizer settings this path does not model, fall
 
 from __future__ import annotations
 
+import contextlib
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
@@ -40,6 +41,17 @@ def register_edit_scorer(kind: str):
 def edit_scorer(model) -> Callable[[str, Sequence[Edits]], np.ndarray] | None:
     factory = _SCORERS.get(getattr(model, "kind", ""))
     return factory(model) if factory else None
+
+
+def repeated_calls(model) -> contextlib.AbstractContextManager:
+    """A block in which variants of one text are scored over several calls (SHAP's Partition
+    explainer asks in tens): a causal LM keeps the unedited text's forward across them
+    (models/prefix_reuse.keep_anchors); other kinds have nothing to keep."""
+    if getattr(model, "kind", "") == "causal-lm":
+        from gapscope.models.prefix_reuse import keep_anchors
+
+        return keep_anchors()
+    return contextlib.nullcontext()
 
 
 @register_edit_scorer("tfidf-lr")

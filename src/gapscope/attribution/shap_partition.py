@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from gapscope.attribution.base import Attribution, PerturbationAttributor, register_method, score_keeps
+from gapscope.attribution.edit_scorers import repeated_calls
 from gapscope.attribution.words import ShapWordTokenizer, Words
 
 _MASK_ID = -1
@@ -51,7 +52,8 @@ class ShapPartitionAttributor(PerturbationAttributor):
 
         masker = shap.maskers.Text(ShapWordTokenizer(), mask_token=_MASK_ID, output_type="token_ids")
         explainer = shap.explainers.Partition(f, masker)
-        exp = explainer([words.text], max_evals=self.max_evals, batch_size=self.batch_size, silent=True)
+        with repeated_calls(model):  # shap calls f tens of times on the same text
+            exp = explainer([words.text], max_evals=self.max_evals, batch_size=self.batch_size, silent=True)
         values = np.asarray(exp.values[0], dtype=np.float64).reshape(-1)
         if len(values) != n:
             raise RuntimeError(f"shap returned {len(values)} values for {n} words")

@@ -19,8 +19,10 @@ The unedited text's margin is exactly `model.score`'s (its forward is padded the
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +44,24 @@ SECOND_ANCHOR_FROM = 8  # variants
 # (on a GPU the fixed part likely weighs more; not measured). A batch may pad this many tokens
 # more than `waste` allows before a separate call is cheaper; a second anchor must save more.
 CALL_TOKENS = 96
+
+
+# The unedited text's forward (margin and KV cache) per (model, tokens), kept across calls inside
+# keep_anchors(); None outside it.
+_ANCHORS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("gapscope_prefix_anchors", default=None)
+
+
+@contextlib.contextmanager
+def keep_anchors() -> Iterator[None]:
+    """Inside this block the unedited text's forward is run once, not once per call: SHAP's
+    Partition explainer asks for its coalitions in tens of calls per email, and each call re-ran
+    the full email as its anchor (about 13% of SHAP's time on SmolLM2). Scoped to one explanation,
+    so the model cannot change under a kept cache; the margins are the same computation's."""
+    token = _ANCHORS.set({})
+    try:
+        yield
+    finally:
+        _ANCHORS.reset(token)
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -123,13 +143,20 @@ def score_with_prefix_reuse(model, texts: Sequence[str]) -> np.ndarray | None:
     margins = np.empty(len(seqs), dtype=np.float64)
     caches = {}
     pad = int(getattr(getattr(model, "opts", None), "pad_multiple", 1) or 1)
+    kept = _ANCHORS.get()
     for a in anchors:
+        key = (id(model), pad, tuple(seqs[a]))
+        if kept is not None and key in kept:
+            margins[a], caches[a] = kept[key]
+            continue
         # padded to its length bucket as model.score pads it, so the anchor's margin is model.score's
         ids, mask = pad_right([seqs[a]], model.pad_id, pad)
         h, caches[a] = _forward(model, ids, mask)
         if not cache_is_reusable(caches[a], model, ids.shape[1]):
             return None
         margins[a] = lmf.label_margins(model.hf, h, [len(seqs[a])], model.codec.label_ids)[0]
+        if kept is not None and a == 0:  # only the unedited text recurs across calls
+            kept[key] = (margins[a], caches[a])
     same = {}  # variants whose tokens equal an anchor's (e.g. an edit past the truncation) or each other's
     for i in range(1, len(seqs)):
         same.setdefault(tuple(seqs[i]), i)
