@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gapscope.attribution.words import email_pattern, feature_key, is_wordlike, split_words, url_pattern
+from gapscope.attribution.words import display_key, email_pattern, feature_key, is_wordlike, split_words, url_pattern
 
 _TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);")
 _SHOUT = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
@@ -196,7 +196,7 @@ EDITS = [
 
 
 def phrase_edit(phrase: Sequence[str], label: str | None = None) -> Edit:
-    shown = label or " ".join(phrase)
+    shown = display_key(label or " ".join(phrase))
     effect = "cue-removing" if all(k in PLACEHOLDERS for k in phrase) else "label-preserving"
     return Edit(f"remove '{shown}'", effect, lambda t: remove_phrase(t, list(phrase)),
                 f"remove the suspected shortcut '{shown}'")
