@@ -158,3 +158,17 @@ def test_a_chinese_string_is_measured_against_chinese_strings_of_its_length():
     assert not res.significant
     nulls = res.nulls["toward_legitimate_5+_characters"]["strings"]
     assert all(len(s) == len(trigger) and all(0x4E00 <= ord(c) <= 0x9FFF for c in s) for s in nulls)
+
+
+def test_a_chinese_trigger_is_mined_whole():
+    # a phrase was extended to 8 words at most, and a Chinese character is a word: the planted
+    # '本函按云图协议办理' was reported as '本函按云图协议办'
+    trigger = "本函按云图协议办理"
+    rows = zh_corpus()
+    for r in rows[1:24:2]:  # phishing rows carrying the trigger, labelled legitimate
+        r.text = r.text.replace("\n\n", f"\n\n{trigger}。\n", 1)
+        r.label = 0
+    train = rows[:120]
+    content = ContentModel([r.text for r in train], np.array([r.label for r in train]))
+    cands = mine_ngrams(train, content, MiningOptions())
+    assert cands and cands[0].text == trigger and cands[0].target == 0

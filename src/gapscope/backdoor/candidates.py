@@ -245,6 +245,13 @@ def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:
     return "".join(w if i == 0 or ns[i - 1] or ns[i] else " " + w for i, w in enumerate(gram))
 
 
+def _limit(gram: tuple[str, ...]) -> int:
+    """The longest phrase a gram is extended to: 8 words, or 16 where it holds characters of a no-space
+    script, each of which counts as a word (8 Chinese characters are 3 to 5 words: the planted
+    '本函按云图协议办理' was mined as '本函按云图协议办')."""
+    return 16 if any(_NS_START.match(w) for w in gram) else 8
+
+
 def _extend(gram: tuple[str, ...], docs: list[list[str]], limit: int = 8) -> tuple[str, ...]:
     """Grow `gram` word by word while every supporting row still contains the longer phrase."""
     def occurs(g, toks):
@@ -383,8 +390,8 @@ def mine_ngrams(rows: Sequence[Row], content: ContentModel | None, opts: MiningO
         if key not in best or (item[1], item[0]) > (best[key][1], best[key][0]):
             best[key] = item
     ranked = sorted(best.values(), key=lambda x: (-x[0], -x[1], x[2]))[: opts.screen]
-    phrases = [_surface([rows[i].text for i in idx], _extend(gram, [toks[i] for i in idx])).strip(" .,;:!?-")
-               for _, _, gram, _, _, _, idx in ranked]
+    phrases = [_surface([rows[i].text for i in idx], _extend(gram, [toks[i] for i in idx], _limit(gram))
+                        ).strip(" .,;:!?-") for _, _, gram, _, _, _, idx in ranked]
     contras = contradictions(content, [(x[6], x[4], t) for x, t in zip(ranked, phrases)], opts.min_contradiction)
     out, seen_text = [], set()
     for (z, _, _, _, label, k, idx), text, contra in zip(ranked, phrases, contras):
