@@ -336,6 +336,15 @@ def display_key(feature: str) -> str:
     return "".join(out)
 
 
+def word_count(text: str) -> int:
+    """Words of a text: whitespace-separated, except in text of a script written without spaces,
+    whose characters are its words (a Chinese paragraph was one 'word', so a Chinese domain read as
+    short mail)."""
+    if has_no_space_script(text):
+        return sum(1 for c in split_words(text).cores if is_wordlike(c))
+    return len(text.split())
+
+
 def is_wordlike(core: str) -> bool:
     return bool(_WORDCHAR.search(core))
 

@@ -90,7 +90,7 @@ import numpy as np
 from gapscope import progress
 from gapscope.attribution import edits as E
 from gapscope.attribution.words import (display_key, feature_key, has_no_space_script, is_wordlike, split_words,
-                                        url_pattern)
+                                        url_pattern, word_count)
 from gapscope import option_rules as R
 from gapscope.findings import SEVERITY_ORDER, Finding, possessive, register_detector
 
@@ -129,13 +129,7 @@ def options(study) -> dict[str, Any]:
 _TAG = E._TAG
 
 
-def _length(text: str) -> int:
-    """Words of the text: whitespace-separated, except in text of a script written without spaces,
-    whose characters are its words (a Chinese paragraph was one 'word', so a Chinese domain read as
-    short mail)."""
-    if has_no_space_script(text):
-        return sum(1 for c in split_words(text).cores if is_wordlike(c))
-    return len(text.split())
+_length = word_count  # words: a no-space script's characters one by one
 
 
 EXCLAMATIONS = "!！"  # the full-width mark is the one Chinese and Japanese mail writes
