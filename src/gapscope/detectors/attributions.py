@@ -30,7 +30,6 @@ import numpy as np
 
 from gapscope import progress
 from gapscope.attribution import corpus as C
-from gapscope.attribution.words import display_key
 from gapscope.attribution.base import is_cheap
 from gapscope.attribution.window import model_tokens, visible_end
 from gapscope.findings import Finding, register_detector
@@ -70,7 +69,7 @@ def _fmt_features(fs: list[dict], n: int = 5) -> str:
     out = []
     for f in fs[:n]:
         st = f" {f['stability']:.0%}" if "stability" in f else ""
-        out.append(f"{display_key(f['feature'])} {f['importance']:+.2f} ({f['docs']}{st})")
+        out.append(f"{f['feature']} {f['importance']:+.2f} ({f['docs']}{st})")
     return "; ".join(out) or "none"
 
 
@@ -80,7 +79,7 @@ def _span(values: list, fmt: str) -> str:
 
 
 def _names(rows: list[dict], n: int = 4) -> str:
-    return ", ".join(display_key(r["feature"]) for r in rows[:n]) or "none"
+    return ", ".join(r["feature"] for r in rows[:n]) or "none"
 
 
 @register_detector("attributions")
@@ -140,7 +139,7 @@ def run(study) -> list[Finding]:
                                        **({"home": {"domains": ins, **per_dom_home}} if len(ins) > 1 else {})}
         if not per_dom:
             continue
-        top_home = ", ".join(f"'{display_key(f['feature'])}'" for f in per_dom_home["phishing"][:5]) or "none"
+        top_home = ", ".join(f"'{f['feature']}'" for f in per_dom_home["phishing"][:5]) or "none"
         ov_txt = ""
         if shifts:
             ov = [s["phishing_overlap"] for s in shifts.values()]
