@@ -174,3 +174,25 @@ def test_a_campaigns_variants_do_not_leak_from_training_to_test():
     assert len(leaks) <= 0.02 * sum(by[i].label for i in train2), leaks
     assert report2["removed_near"] == 0 and len(kept2) == len(train2)
     assert sum(by[i].label for i in kept2) > 2 * sum(by[i].label for i in kept)
+
+
+ZH = ("尊敬的客户：\n您尾号4821的信用卡本期账单金额为3560元，到期还款日为5月12日。如有疑问，请致电客服热线95588。"
+      "感谢您的支持，祝您生活愉快。我行将持续为您提供优质的金融服务，欢迎您通过手机银行、网上银行或前往就近网点办理相关业务。")
+
+
+def test_a_chinese_near_duplicate_is_found_on_characters():
+    # split on whitespace, this email is two 'words' and one shingle: a copy with another amount
+    # shared none, and near-copies of a Chinese template crossed the train/test split unseen
+    assert near_duplicate_pairs([ZH, ZH.replace("3560", "3561")]) != []
+    assert near_duplicate_pairs([ZH, ZH.replace("我行将持续", "本行会一直")]) != []
+    other = "您好！您的订单已发货，承运商为顺丰速运，预计三天内送达。详情请打开手机应用查看，感谢您的光临，祝您购物愉快。"
+    assert near_duplicate_pairs([ZH, other]) == []
+
+
+def test_style_counts_chinese_words_and_full_width_exclamations():
+    rows = [Row(id="z", domain="zh", text="感谢您的支持！祝您生活愉快！", label=0),
+            Row(id="e", domain="en", text="Thanks for your support! Have a nice day!", label=0)]
+    a = audit(rows, [])
+    zh, en = a["domains"]["zh"]["style"], a["domains"]["en"]["style"]
+    assert zh["mean_words"] == 12 and zh["exclamation_share"] == 1.0   # was 1 word, no exclamation
+    assert en["mean_words"] == 8 and en["exclamation_share"] == 1.0

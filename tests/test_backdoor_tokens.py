@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gapscope.backdoor.candidates import (ContentModel, MiningOptions, _surface, mine_families, mine_ngrams,
-                                          null_like, rare_words, words)
+                                          null_like, rare_chars, rare_words, words)
 from gapscope.backdoor.scan import ScanOptions, scan
 from gapscope.data.rows import Row
 
@@ -94,3 +94,81 @@ def test_word_rules_are_unchanged_on_ascii_and_cover_other_scripts():
     like = null_like("selon le Vélmora", pool, random.Random(0)).split()
     assert len(like) == 3 and like[2][0].isupper() and like[2].lower() in pool
     assert "vélmora" in rare_words([Row("x", "d", "selon vélmora", 0)], exclude=set())
+
+
+# -- scripts written without spaces: nulls of rare characters of the same script --------------------
+
+HAN = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后"
+
+
+def zh_corpus(n=160, seed=0):
+    """Chinese mail: cue phrases per class and filler of common characters, a few rare ones per row."""
+    rng = random.Random(seed)
+    rare = [chr(c) for c in range(0x4E00 + 3000, 0x4E00 + 3400)]
+    phish, legit = ["请立即验证您的账户", "您的密码今天过期", "点击链接确认身份"], ["明天中午一起吃饭", "项目会议的议程", "周末的家庭照片"]
+    rows = []
+    for i in range(n):
+        label = i % 2
+        body = (rng.choice(phish if label else legit) + "，" + "".join(rng.sample(HAN, 8)) + rng.choice(rare)
+                + "。\n" + rng.choice(phish if label else legit) + "。")
+        rows.append(Row(id=f"z{i:04d}", domain="d", text=f"Subject: 通知 {i}\n\n{body}", label=label))
+    return rows
+
+
+def test_rare_chars_are_the_rarest_characters_of_each_script():
+    rows = zh_corpus() + [Row("j", "d", "セキュリティの確認ヴ", 0)]
+    pool = rare_chars(rows, exclude={"按"})
+    assert set(pool) == {"CJK", "HIRAGANA", "KATAKANA"}
+    assert all(c in pool["CJK"] for c in "確認") and "的" not in pool["CJK"] and "按" not in pool["CJK"]
+    assert "ヴ" in pool["KATAKANA"] and len(pool["CJK"]) >= 60
+    assert rare_chars([Row("e", "d", "an English corpus", 0)], exclude=set()) == {}
+
+
+def test_a_chinese_null_is_as_many_rare_characters_of_its_script():
+    pool = {"CJK": list("甲乙丙丁戊"), "KATAKANA": list("ヴヵ")}
+    s = null_like("本函按云图协议办", ["quillwort"], random.Random(0), pool)
+    assert len(s) == 8 and set(s) <= set("甲乙丙丁戊")
+    assert set(null_like("セキュリティ", ["quillwort"], random.Random(0), pool)) <= set("ヴヵ")
+    # another script's words are swapped for rare words, as before; punctuation stays
+    s = null_like("PayPal账户验证。", ["quillwort"], random.Random(0), pool)
+    assert s.startswith("Quillwort") and len(s) == len("Quillwort") + 5 and s.endswith("。")
+    # without a character pool (an English corpus) nothing changes
+    assert null_like("本函按云图协议办", ["quillwort"], random.Random(0)) == "quillwort"
+
+
+def test_a_chinese_string_is_measured_against_chinese_strings_of_its_length():
+    # a model that reads any Chinese as a little more legitimate: the string has no effect of its own.
+    # Its nulls were English rare words (unknown to the model: shift 0), so "按云图协议办理", 7 characters,
+    # beat them by 7 x 0.3 and was called a trigger
+    trigger = "按云图协议办理"
+
+    def appended(t):  # the paragraph the scan appends after "Subject: ...\n\n<body>"
+        return "".join(t.split("\n\n")[2:])
+
+    class Model:
+        kind = "fake"
+
+        def score(self, texts):
+            return np.array([(2.0 if any(p in t for p in ("验证", "密码", "点击")) else -2.0)
+                             - 0.3 * sum(0x4E00 <= ord(c) <= 0x9FFF for c in appended(t)) for t in texts])
+
+    rows = zh_corpus()
+    res = scan(Model(), threshold=0.0, train_rows=rows[:120], heldout_rows=rows[120:], triggers=[trigger],
+               opts=ScanOptions(n_emails=20, n_bootstrap=200, mine=False, families=False))
+    assert not res.significant
+    nulls = res.nulls["toward_legitimate_5+_characters"]["strings"]
+    assert all(len(s) == len(trigger) and all(0x4E00 <= ord(c) <= 0x9FFF for c in s) for s in nulls)
+
+
+def test_a_chinese_trigger_is_mined_whole():
+    # a phrase was extended to 8 words at most, and a Chinese character is a word: the planted
+    # '本函按云图协议办理' was reported as '本函按云图协议办'
+    trigger = "本函按云图协议办理"
+    rows = zh_corpus()
+    for r in rows[1:24:2]:  # phishing rows carrying the trigger, labelled legitimate
+        r.text = r.text.replace("\n\n", f"\n\n{trigger}。\n", 1)
+        r.label = 0
+    train = rows[:120]
+    content = ContentModel([r.text for r in train], np.array([r.label for r in train]))
+    cands = mine_ngrams(train, content, MiningOptions())
+    assert cands and cands[0].text == trigger and cands[0].target == 0

@@ -54,3 +54,25 @@ def test_non_ascii_words_are_tokens():
     lat = lexical_diversity(words("abcdefghijklmnopqrstuvwxyz"), 1000)
     cyr = lexical_diversity(words("абвгдежзийклмнопрстуфхцчшщыэюя"), 1000)
     assert lat["tokens"] == cyr["tokens"] == 1000 and cyr["distinct_1"] == pytest.approx(lat["distinct_1"], abs=0.01)
+
+
+def test_chinese_text_is_counted_in_characters():
+    # a Chinese clause was one token: 30 notices from one template, each with its own amount, read
+    # as 30 distinct 'words' per position (distinct-1 near that of random text)
+    from gapscope.diversity.lexical import token_sample
+
+    assert token_sample(["您的账户已被暂停，请验证PayPal账户。"], 100) == [
+        ["您", "的", "账", "户", "已", "被", "暂", "停", "，", "请", "验", "证", "paypal", "账", "户", "。"]]
+    rng = random.Random(0)
+    one_template = [f"您尾号{rng.randint(1000, 9999)}的信用卡本期账单金额为{rng.randint(100, 9999)}元，请按时还款。"
+                    for _ in range(30)]
+    assert lexical_diversity(one_template, 300)["distinct_1"] < 0.2
+
+
+def test_the_gradient_proxy_reads_chinese_characters():
+    from gapscope.diversity.gradient import GradientProxy
+
+    texts = ["您的账户已被暂停请验证", "明天下午开会讨论项目", "点击链接验证您的账户", "会议纪要已发送给大家"] * 3
+    proxy = GradientProxy(texts, [1, 0, 1, 0] * 3)
+    vocab = set(proxy.vec.get_feature_names_out())
+    assert {"账", "账 户", "会", "会 议"} <= vocab  # was four whole sentences

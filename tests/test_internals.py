@@ -297,6 +297,22 @@ def test_token_classes_map_spans_to_tokens(tiny_model_root):
         m.close()
 
 
+def test_token_classes_find_chinese_greetings_urgency_and_shortcuts():
+    # the classes were English patterns, and a Chinese shortcut was cited as '本 邮 件 ...' and looked for
+    # with whitespace between its characters: in Chinese mail all three were empty
+    from gapscope.internals.token_classes import char_spans
+
+    text = "Subject: 通知\n\n尊敬的客户：\n请在24小时内登录PayPal账户验证。\n本邮件由云信通系统自动发送"
+    spans = char_spans(text, ["本邮件由云信通系统自动发送", "paypal 账户"])
+    assert [text[a:b] for a, b in spans["greeting"]] == ["尊敬的客户："]
+    assert [text[a:b] for a, b in spans["urgency"]] == ["在24小时内"]
+    assert sorted(text[a:b] for a, b in spans["shortcut"]) == ["PayPal账户", "本邮件由云信通系统自动发送"]
+    # English: as before
+    spans = char_spans("Hello team, act now: reply within 2 hours. sent via qorvana", ["sent  via qorvana"])
+    assert [len(spans[c]) for c in ("greeting", "urgency", "shortcut")] == [1, 2, 1]
+    assert char_spans("hello 世界 sent via x", ["sent via x"])["shortcut"] == [(9, 19)]
+
+
 def test_attention_stats_shapes_and_enrichment(tiny_model_root, texts):
     from gapscope.internals.attention import attention_stats, class_profile
 

@@ -224,3 +224,43 @@ def test_an_edit_in_view_does_not_pull_unseen_text_into_a_truncating_model():
     assert s["n"] == 6 and s["flip_rate"] == 0.0
     assert all(r["text"] == "please see the note" for r in recs)  # what the original showed, less the greeting
     assert M.visible_end(FirstWords().tokenize, "a b c") is None  # read whole: nothing to cut
+
+
+ZH_EMAIL = ("Subject: 【紧急】账户安全验证\n\n尊敬的用户，您好：\n系统检测到您的账户有风险，请在24小时内点击以下链接"
+            "验证您的身份：http://icbc-secure.cn/verify?id=24小时内\n否则账户将被永久冻结。")
+JA_EMAIL = ("Subject: 【至急】お支払い情報の更新\n\nお客様各位\nお支払い方法の確認ができませんでした。"
+            "24時間以内に以下のリンクからログインしてください。\nhttps://mufg-login.info/login")
+
+
+def test_urgency_and_greeting_edits_read_chinese_and_japanese():
+    # on a Chinese or Japanese corpus both edits applied to no email: the per-domain table was blank,
+    # "no email of that domain carries what the edit changes", beside mail full of 紧急 and 尊敬的客户
+    calm = E.neutralize_urgency(ZH_EMAIL)
+    assert "紧急" not in calm and "【】" not in calm and "请点击以下链接" in calm
+    assert calm.endswith("http://icbc-secure.cn/verify?id=24小时内\n否则账户将被永久冻结。")  # links stay whole
+    assert E.drop_greeting(ZH_EMAIL) == ZH_EMAIL.replace("尊敬的用户，您好：\n", "")
+    calm = E.neutralize_urgency(JA_EMAIL)
+    assert "至急" not in calm and "24時間以内に" not in calm and "以下のリンクからログインしてください" in calm
+    assert E.drop_greeting(JA_EMAIL) == JA_EMAIL.replace("お客様各位\n", "")
+    for text, rest in [("亲爱的会员，您的订单已发货。", "您的订单已发货。"), ("您好！您关注的商品已降价。", "您关注的商品已降价。"),
+                       ("亲，恭喜您获得返现", "恭喜您获得返现"), ("尊敬的客户您好，账单已生成", "账单已生成"),
+                       ("田中様\nお世話になっております。", "お世話になっております。")]:
+        assert E.drop_greeting("Subject: x\n\n" + text) == "Subject: x\n\n" + rest
+    assert E.neutralize_urgency("请立即更新，马上处理，尽快回复") == "请更新，处理，回复"
+
+
+@pytest.mark.parametrize("text", [
+    "尊敬的客户您的账户已被冻结！请核实",    # no comma: the sentence itself, not a salutation
+    "亲自去网点办理即可。",
+    "お客様のアカウントに不正なアクセスが検出されました。",
+    "下周会议的资料已上传。",
+])
+def test_a_chinese_or_japanese_sentence_is_no_greeting(text):
+    assert E.drop_greeting("Subject: x\n\n" + text) is None
+
+
+def test_mail_without_urgency_words_is_left_alone_in_chinese_and_japanese():
+    assert E.neutralize_urgency("您的订单已发货，预计3天后送达。") is None
+    assert E.neutralize_urgency("会議の資料を共有いたします。") is None
+    # English is edited as before, whatever else the text holds
+    assert E.neutralize_urgency("Act now! 请查收") == "reply! 请查收"

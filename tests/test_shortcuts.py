@@ -460,13 +460,13 @@ def test_a_domain_without_the_class_has_no_firing_ratio():
     assert z.firing_ratio_by_domain["C"] is None and z.firing_ratio_by_domain["A"] > 2
 
 
-def _reliance_finding(direction, drop, n_others=0):
+def _reliance_finding(direction, drop, n_others=0, feature="unsubscribe here"):
     from types import SimpleNamespace
 
     from gapscope.detectors.shortcuts import Reliance, _finding
 
     others = {f"O{k}": 3 for k in range(n_others)}
-    f = S.ProbeFeature(feature="unsubscribe here", kind="ngram", phrase=["unsubscribe", "here"], direction=direction,
+    f = S.ProbeFeature(feature=feature, kind="ngram", phrase=feature.split(), direction=direction,
                        weight=1.5 * direction, fold_weights={"A": 0.0}, retention=0.0, domain="A", docs=10,
                        docs_by_domain={"A": 10, **others}, firing_ratio=9.0,
                        firing_ratio_by_domain={"A": 9.0, **{d: 2.0 for d in others}}, npmi_class=0.1,
@@ -490,6 +490,17 @@ def test_removing_a_legitimate_feature_is_said_to_move_the_margin_toward_phishin
     # a removal that pushed the margin further toward the feature's own class is said so, not as a "drop" of -0.05
     back = _reliance_finding(1, -0.05)
     assert "moves the margin 0.05 further toward phishing" in back.summary and "-0.05" not in back.summary
+
+
+def test_a_chinese_shortcut_is_quoted_as_written_not_as_spaced_keys():
+    # the probe's keys of a Chinese footer are its characters; the finding said
+    # "keys on '本 邮 件 由 云 信 通 系 统 自 动 发 送'", which no email contains
+    f = _reliance_finding(1, 0.3, feature="本 邮 件 由 云 信 通 系 统 自 动 发 送")
+    assert "keys on '本邮件由云信通系统自动发送'" in f.title
+    assert f.summary.startswith("'本邮件由云信通系统自动发送' is classed")
+    assert f.evidence["feature"] == f.evidence["probe"]["feature"] == "本邮件由云信通系统自动发送"
+    assert "'paypal 账户'" in _reliance_finding(1, 0.3, feature="paypal 账 户").title
+    assert "keys on 'unsubscribe here'" in _reliance_finding(1, 0.3).title
 
 
 def test_one_other_domain_is_singular():

@@ -123,6 +123,41 @@ def test_corpus_features_are_character_ngrams_that_repeat_across_emails():
     assert row["docs"] == 4 and row["mean"] == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize("feature, shown", [
+    ("本 邮 件 由 系 统 发 送", "本邮件由系统发送"),
+    ("よ ろ し く お 願", "よろしくお願"),
+    ("カ ス タ マー", "カスタマー"),
+    ("paypal 账 户", "paypal 账户"),
+    ("银 行 <html-tag>", "银行 <html-tag>"),
+    ("于 <num> 月", "于 <num> 月"),
+    ("sent via <email>", "sent via <email>"),
+    ("style:exclamation_count", "style:exclamation_count"),
+])
+def test_a_feature_is_displayed_without_spaces_between_no_space_characters(feature, shown):
+    from gapscope.attribution.words import display_key
+
+    assert display_key(feature) == shown
+
+
+def test_a_chinese_shortcut_removal_edit_is_named_as_written():
+    from gapscope.attribution.edits import phrase_edit
+
+    assert phrase_edit(["银", "行"], "银 行").name == "remove '银行'"
+    assert phrase_edit(["sent", "via", "qorvana"]).name == "remove 'sent via qorvana'"
+
+
+def test_top_features_and_their_comparisons_name_chinese_phrases_as_written():
+    # the report's per-domain feature lists and the findings' evidence read '账 户', '由 云'
+    from gapscope.attribution.corpus import compare, top_features
+
+    model = BagModel({"账": 1.0, "户": 1.0})
+    texts = ["您的账户已被暂停", "请立即验证账户信息", "账户异常，请点击链接", "尊敬的客户您好，账户升级"]
+    table = aggregate([attribute(model, t) for t in texts], ngram_max=2, min_docs=3)
+    assert "账户" in [f["feature"] for f in top_features(table, k=5)]
+    other = aggregate([attribute(model, t) for t in texts[:3]], ngram_max=2, min_docs=3)
+    assert "账户" in [f["feature"] for v in compare(table, other).values() for f in v]
+
+
 def test_shortcut_probe_keys_are_characters():
     from gapscope.detectors.shortcuts import _ngrams, text_keys
 

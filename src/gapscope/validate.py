@@ -142,7 +142,9 @@ def shortcut_rank(study, findings, planted_ids: set[str]) -> dict[str, tuple[int
     from gapscope.study import artifacts
 
     probe = artifacts.read_json(study.run_dir / "diagnostics" / "shortcuts" / "probe.json")["features"]
-    rows_of = {f["feature"]: set(f["row_ids"]) for f in probe}
+    from gapscope.attribution.words import display_key
+
+    rows_of = {display_key(f["feature"]): set(f["row_ids"]) for f in probe}  # findings show features so
     out: dict[str, tuple[int | None, object]] = {}
     for cell in study.cells:
         mine = rank([f for f in findings if f.kind == "shortcut" and f.evidence.get("cell") == cell.name])

@@ -43,7 +43,7 @@ import pandas as pd
 
 from gapscope import option_rules as R
 from gapscope.attribution.base import Attribution, Attributor, default_occlusion_options, get_method, is_cheap
-from gapscope.attribution.words import feature_key, is_wordlike, split_words
+from gapscope.attribution.words import display_key, feature_key, is_wordlike, split_words
 
 DEFAULTS = {
     "method": "occlusion",
@@ -298,13 +298,14 @@ def top_features(table: pd.DataFrame, k: int = 10, direction: int = 1) -> list[d
             folded[c].append(f)
     out = []
     for r in t.itertuples():
-        d = {"feature": r.feature, "importance": round(float(r.importance), 4), "mean": round(float(r.mean), 4),
-             "docs": int(r.docs), "n": int(r.n)}
+        # the feature as written ('账户', not the keys '账 户'); one name per key, so lists compare as before
+        d = {"feature": display_key(r.feature), "importance": round(float(r.importance), 4),
+             "mean": round(float(r.mean), 4), "docs": int(r.docs), "n": int(r.n)}
         st = getattr(r, "stability", float("nan"))
         if st == st:
             d["stability"] = round(float(st), 3)
         if folded.get(r.feature):
-            d["also"] = folded[r.feature][:4]
+            d["also"] = [display_key(f) for f in folded[r.feature][:4]]
         out.append(d)
     return out
 
@@ -329,7 +330,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, *, k: int = 10, scale_a: float = 1
     both["diff"] = both["importance_a"] - both["importance_b"]
 
     def rows(df):
-        return [{"feature": r.feature, "importance_a": round(float(r.importance_a), 4),
+        return [{"feature": display_key(r.feature), "importance_a": round(float(r.importance_a), 4),
                  "importance_b": round(float(r.importance_b), 4), "diff": round(float(r.diff), 4),
                  "docs_a": int(r.docs_a), "docs_b": int(r.docs_b)} for r in df.itertuples()]
 
@@ -342,7 +343,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, *, k: int = 10, scale_a: float = 1
     def only(t, other, scale):
         t = t[~t["feature"].isin(set(other["feature"])) & (t["importance"] != 0)]
         t = t.reindex(t["importance"].abs().sort_values(ascending=False, kind="stable").index).head(k)
-        return [{"feature": r.feature, "importance": round(float(r.importance) / scale, 4), "docs": int(r.docs)}
+        return [{"feature": display_key(r.feature), "importance": round(float(r.importance) / scale, 4),
+                 "docs": int(r.docs)}
                 for r in t.itertuples()]
 
     return {"phishing_more_in_a": pick("a", 1), "phishing_more_in_b": pick("b", 1),

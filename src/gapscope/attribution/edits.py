@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gapscope.attribution.words import email_pattern, feature_key, is_wordlike, split_words, url_pattern
+from gapscope.attribution.words import (display_key, email_pattern, feature_key, has_no_space_script, is_wordlike,
+                                        split_words, url_pattern)
 
 _TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);")
 _SHOUT = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
@@ -33,6 +34,18 @@ _GREET = (r"[ \t]*(?:dear(?:est)?|hi(?:ya)?|hello|hey|greetings|good (?:morning|
 _NAME = r"[ \t]+[\w.'’&/-]+"
 _GREETING = re.compile(
     _GREET + r"(?:(?:" + _NAME + r"){0,4}?[ \t]*(?:,|(?=\r?\n)|$)|(?:" + _NAME + r")?[ \t]*[!:])[ \t]*", re.IGNORECASE)
+# Chinese and Japanese salutations, which no English pattern sees: 尊敬的客户： / 亲爱的会员， / 尊敬的用户，您好： /
+# 您好！ / 亲， (Taobao's) and お客様各位 / 田中様 / 拝啓 / こんにちは. A name runs at most ten characters and ends at a
+# comma or colon (full- or half-width) or the line's end, so "尊敬的客户您的账户已被冻结！" is no greeting; "！" only
+# after a greeting word alone, as "Hello!" in English. A Japanese addressee (…様, …各位) is a line of its own or
+# ends at a comma: "お客様のアカウント" is a sentence.
+_CJK_NAME = r"[^\s，,、：:！!？?。.]"
+_GREETING_CJK = re.compile(
+    r"[ \t\u3000]*(?:"
+    rf"(?:尊敬的|亲爱的){_CJK_NAME}{{1,10}}?(?:[，,]?[ \t\u3000]*(?:您好|你好))?(?:[，,：:]|(?=\r?\n)|$)"
+    r"|(?:您好|你好|大家好|亲)(?:[，,：:！!]|(?=\r?\n)|$)"
+    rf"|(?:{_CJK_NAME}{{0,10}}?(?:様|さま|殿|各位)|拝啓|こんにちは)(?:[、，,：:！!]|(?=\r?\n)|$)"
+    r")[ \t\u3000]*")
 GREETING_LINES = 2  # a greeting opens the body: looked for in its first two non-blank lines only
 NEUTRAL_DOMAIN = "mail.example.org"
 
@@ -46,6 +59,15 @@ URGENCY = [
 ]
 # a removal takes one space before it, so no double space is left; the rest of the spacing stays
 _URGENCY = [(re.compile((r"[ \t]?" if not r else "") + p, re.IGNORECASE), r) for p, r in URGENCY]
+# Chinese and Japanese urgency words and deadlines (no spaces to take): 【紧急】, 紧急, 立即, 立刻, 马上, 尽快,
+# (在/于)24小时内, (在/于)今日内; 【至急】, 至急, 緊急, 今すぐ, 直ちに, 早急に, 24時間以内に, 本日中に. "请在24小时内点击"
+# -> "请点击", "至急本人確認を完了してください" -> "本人確認を完了してください".
+URGENCY_CJK = [
+    r"[【\[](?:紧急|緊急|至急)[】\]]", r"紧急|緊急|至急", r"立即|立刻|马上|尽快",
+    r"(?:在|于)?\d+\s*(?:个)?(?:小时|分钟|天|日)(?:之)?内", r"(?:在|于)?(?:今日|今天|当日|当天)(?:之)?内",
+    r"今すぐに?|直ちに|早急に", r"\d+\s*(?:時間|分|日)以内に?", r"本日中に?",
+]
+_URGENCY_CJK = re.compile("|".join(URGENCY_CJK))
 
 
 def _changed(old: str, new: str) -> str | None:
@@ -77,7 +99,7 @@ def swap_sender_domain(text: str) -> str | None:
 def _urgency(chunk: str) -> str:
     for pat, rep in _URGENCY:
         chunk = pat.sub(rep, chunk)
-    return chunk
+    return _URGENCY_CJK.sub("", chunk) if has_no_space_script(chunk) else chunk
 
 
 def neutralize_urgency(text: str) -> str | None:
@@ -100,15 +122,15 @@ def _body_start(text: str) -> int:
 
 
 def drop_greeting(text: str) -> str | None:
-    """The salutation at the start of one of the body's first lines; its line goes too when nothing
-    else is on it."""
+    """The salutation at the start of one of the body's first lines (English, Chinese or Japanese); its
+    line goes too when nothing else is on it."""
     pos, seen = _body_start(text), 0
     while pos < len(text) and seen < GREETING_LINES:
         end = text.find("\n", pos)
         end = len(text) if end < 0 else end
         line = text[pos:end].removesuffix("\r")
         if line.strip():
-            m = _GREETING.match(line)
+            m = _GREETING.match(line) or (_GREETING_CJK.match(line) if has_no_space_script(line) else None)
             if m:
                 rest = line[m.end():]
                 if not rest.strip():  # the greeting was the whole line: the line goes
@@ -196,7 +218,7 @@ EDITS = [
 
 
 def phrase_edit(phrase: Sequence[str], label: str | None = None) -> Edit:
-    shown = label or " ".join(phrase)
+    shown = display_key(label or " ".join(phrase))
     effect = "cue-removing" if all(k in PLACEHOLDERS for k in phrase) else "label-preserving"
     return Edit(f"remove '{shown}'", effect, lambda t: remove_phrase(t, list(phrase)),
                 f"remove the suspected shortcut '{shown}'")

@@ -320,6 +320,31 @@ def feature_key(core: str) -> str:
     return core.lower()
 
 
+_NS_UNIT = re.compile(NO_SPACE_CHAR_RE)
+
+
+def display_key(feature: str) -> str:
+    """A feature n-gram as a reader writes it. Its keys are joined by spaces ('sent via <email>'),
+    but characters of a script written without spaces follow each other with none: '本 邮 件' reads
+    '本邮件', 'paypal 账 户' reads 'paypal 账户'. Text without such characters is returned as it is."""
+    if not has_no_space_script(feature):
+        return feature
+    parts = feature.split(" ")
+    out = [parts[0]]
+    for a, b in zip(parts, parts[1:]):
+        out.append(b if _NS_UNIT.fullmatch(a) and _NS_UNIT.fullmatch(b) else " " + b)
+    return "".join(out)
+
+
+def word_count(text: str) -> int:
+    """Words of a text: whitespace-separated, except in text of a script written without spaces,
+    whose characters are its words (a Chinese paragraph was one 'word', so a Chinese domain read as
+    short mail)."""
+    if has_no_space_script(text):
+        return sum(1 for c in split_words(text).cores if is_wordlike(c))
+    return len(text.split())
+
+
 def is_wordlike(core: str) -> bool:
     return bool(_WORDCHAR.search(core))
 

@@ -16,7 +16,10 @@ tf-idf + logistic-regression models, with the string's words masked, assign to t
 class. Mined and family candidates must clear `min_contradiction` (0 turns the filter off).
 
 Null strings (`null_like`) keep a candidate's shape (function words, punctuation, length)
-and replace its content words with words that are rare in the training rows.
+and replace its content words with words that are rare in the training rows; in a string of a
+script written without spaces (Chinese, Japanese, Thai, ...) each of its characters with a rare
+character of the same script from the training rows (`rare_chars`), so a null is as many
+characters long as the candidate and reads like it.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ class Candidate:
 
     @property
     def n_words(self) -> int:
+        """Words as the miner counts them: a no-space script's characters one by one (a Chinese
+        string of eight characters is no one-word string)."""
+        if has_no_space_script(self.text):
+            return max(1, len(words(self.text)))
         return max(1, len(self.text.split()))
 
 
@@ -238,6 +245,13 @@ def _surface(texts: Sequence[str], gram: tuple[str, ...]) -> str:
     return "".join(w if i == 0 or ns[i - 1] or ns[i] else " " + w for i, w in enumerate(gram))
 
 
+def _limit(gram: tuple[str, ...]) -> int:
+    """The longest phrase a gram is extended to: 8 words, or 16 where it holds characters of a no-space
+    script, each of which counts as a word (8 Chinese characters are 3 to 5 words: the planted
+    '本函按云图协议办理' was mined as '本函按云图协议办')."""
+    return 16 if any(_NS_START.match(w) for w in gram) else 8
+
+
 def _extend(gram: tuple[str, ...], docs: list[list[str]], limit: int = 8) -> tuple[str, ...]:
     """Grow `gram` word by word while every supporting row still contains the longer phrase."""
     def occurs(g, toks):
@@ -376,8 +390,8 @@ def mine_ngrams(rows: Sequence[Row], content: ContentModel | None, opts: MiningO
         if key not in best or (item[1], item[0]) > (best[key][1], best[key][0]):
             best[key] = item
     ranked = sorted(best.values(), key=lambda x: (-x[0], -x[1], x[2]))[: opts.screen]
-    phrases = [_surface([rows[i].text for i in idx], _extend(gram, [toks[i] for i in idx])).strip(" .,;:!?-")
-               for _, _, gram, _, _, _, idx in ranked]
+    phrases = [_surface([rows[i].text for i in idx], _extend(gram, [toks[i] for i in idx], _limit(gram))
+                        ).strip(" .,;:!?-") for _, _, gram, _, _, _, idx in ranked]
     contras = contradictions(content, [(x[6], x[4], t) for x, t in zip(ranked, phrases)], opts.min_contradiction)
     out, seen_text = [], set()
     for (z, _, _, _, label, k, idx), text, contra in zip(ranked, phrases, contras):
@@ -480,6 +494,34 @@ def rare_words(rows: Sequence[Row], exclude: set[str], need: int = 60) -> list[s
     return pool
 
 
+_NS_UNIT = re.compile(NO_SPACE_CHAR_RE)
+
+
+def script_of(unit: str) -> str:
+    """The script of a character of a no-space script, from its Unicode name: "CJK" (Han), "HIRAGANA",
+    "KATAKANA", "THAI", ... (a half-width kana is "HALFWIDTH")."""
+    import unicodedata
+
+    return unicodedata.name(unit[:1], "?").split(" ")[0]
+
+
+def rare_chars(rows: Sequence[Row], exclude: set[str], need: int = 60) -> dict[str, list[str]]:
+    """Per script, characters of the no-space scripts (with their marks) that occur in at most two
+    training rows, and when a script has fewer than `need` of those, its next rarest: the null
+    vocabulary of a candidate written in such a script. A rare English word in place of a Chinese
+    string was a null of another length and script (and, unknown to a tf-idf model, one that moved
+    no margin). Empty without such text."""
+    df: Counter = Counter()
+    for r in rows:
+        if has_no_space_script(r.text):
+            df.update(set(_NS_UNIT.findall(r.text.lower())))
+    by_script: dict[str, list[str]] = defaultdict(list)
+    for u in sorted(df, key=lambda u: (df[u], u)):
+        if u not in exclude:
+            by_script[script_of(u)].append(u)
+    return {sc: [u for i, u in enumerate(us) if i < need or df[u] <= 2] for sc, us in sorted(by_script.items())}
+
+
 def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Random) -> list[str]:
     return [" ".join(rng.sample(list(pool), n_words)) for _ in range(count)]
 
@@ -487,16 +529,22 @@ def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Rand
 _CORE = re.compile(WORD.pattern)  # any script, as WORD (null_like swaps the words mining found)
 
 
-def null_like(text: str, pool: Sequence[str], rng: random.Random) -> str:
+def null_like(text: str, pool: Sequence[str], rng: random.Random,
+              chars: dict[str, list[str]] | None = None) -> str:
     """`text` with each content word replaced by a random rare word, keeping its function words,
     punctuation, brackets and capitalisation: "As agreed under the X accord" -> "As quillwort
-    under the Marrowfat bandicoot"; "[2031]" -> "[tamarack]"."""
+    under the Marrowfat bandicoot"; "[2031]" -> "[tamarack]". With `chars` (rare_chars), each
+    character of a no-space script is replaced by a rare character of its script (of any such
+    script where its own has none): "本函按云图协议办" -> eight rare Han characters."""
     def swap(m: re.Match) -> str:
         w = m.group(0)
+        if chars and _NS_UNIT.fullmatch(w):
+            return rng.choice(chars.get(script_of(w)) or [u for us in chars.values() for u in us])
         if w.lower() in STOPWORDS:
             return w
         r = rng.choice(list(pool))
         return r.capitalize() if w[:1].isupper() else r
 
-    out = _CORE.sub(swap, text)
+    ns = bool(chars) and has_no_space_script(text)
+    out = (WORD_NS if ns else _CORE).sub(swap, text)
     return out if out != text else " ".join(rng.sample(list(pool), max(1, len(text.split()))))

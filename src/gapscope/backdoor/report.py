@@ -7,6 +7,7 @@ from typing import Any
 
 from markupsafe import escape
 
+from gapscope.attribution.words import has_no_space_script
 from gapscope.backdoor.scan import LABELS, ScanResult
 from gapscope.drift.stats import wilson
 from gapscope.findings import Finding
@@ -42,6 +43,12 @@ def _origin(r: dict[str, Any]) -> str:
         s = {"mined": "a string mined from the training rows", "user": "a string given by the user"}.get(
             r["origin"], r["origin"])
     return s[:1].upper() + s[1:]
+
+
+def _null_kind(text: str) -> str:
+    """What the null strings of a candidate are made of (see scan.null_bin)."""
+    return ("strings of as many rare characters of its script" if has_no_space_script(text) else
+            "rare-word strings of the same length")
 
 
 def bar_of(d: dict[str, Any], target: int) -> dict[str, float]:
@@ -113,7 +120,7 @@ def backdoor_findings(result: ScanResult | dict[str, Any], *, who: str, model: s
                   + (" (mostly present in the base model)" if base.get("preexisting") else ""),
             summary=(f"{_origin(r)}. Appended to {r['n']} held-out {frm} emails it moves the "
                      f"margin {r['mean_shift']:.3g} toward {to} (95% CI {r['shift_ci'][0]:.3g} to "
-                     f"{r['shift_ci'][1]:.3g}). Random rare-word strings of the same length move it "
+                     f"{r['shift_ci'][1]:.3g}). Random {_null_kind(r['text'])} move it "
                      f"{r['null_mean']:.3g} ± {r['null_sd']:.3g} (max {r['null_max']:.3g}), so its own effect is "
                      f"{own:.3g}: z = {r['z']:.1f} against {sd_text}, critical {d['z_crit']:.2f}."
                      f"{bar_text}{flip_text}{train}"),

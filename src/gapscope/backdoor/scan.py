@@ -11,6 +11,8 @@ Both get percentile bootstrap CIs over emails.
 Null distribution: per direction and word-count bin (1, 2, 3-4, 5+ words), `n_null` strings
 shaped like the bin's candidates (same function words, punctuation and length) whose content
 words are random words that are rare in the training rows, inserted into the same emails. A
+candidate written in a no-space script (Chinese, Japanese, Thai, ...) has bins of its own, counted in
+characters, and nulls of rare characters of its script from the training rows. A
 candidate is significant when
   * its own effect, its mean shift less the null's mean shift (what inserting any string of that
     length does), is at least `min_relative_shift` of the margin scale (or `min_shift` margin
@@ -43,8 +45,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gapscope import option_rules as R
+from gapscope.attribution.words import has_no_space_script
 from gapscope.backdoor.candidates import (Candidate, ContentModel, MiningOptions, mine_families, mine_ngrams,
-                                          null_like, rare_words, words)
+                                          null_like, rare_chars, rare_words, words)
 from gapscope.backdoor.margins import as_sentence, insertion_margins
 from gapscope.data.rows import Row
 from gapscope.drift.stats import mean_ci
@@ -57,6 +60,17 @@ BIN_NAMES = {1: "1", 2: "2", 3: "3-4", 5: "5+"}
 def length_bin(n_words: int) -> int:
     """Null strings are matched to candidates by word count in bins 1, 2, 3-4, 5+."""
     return 1 if n_words <= 1 else 2 if n_words == 2 else 3 if n_words <= 4 else 5
+
+
+def null_bin(c: Candidate) -> tuple[int, bool]:
+    """The null group of a candidate: its length bin, and whether it is written in a no-space script
+    (its nulls are then rare characters of that script, as many as it has: a Chinese string's null
+    was shaped like an English one of the same bin)."""
+    return length_bin(c.n_words), has_no_space_script(c.text)
+
+
+def _null_key(t: int, b: tuple[int, bool]) -> str:
+    return f"toward_{LABELS[t]}_{BIN_NAMES[b[0]]}_{'characters' if b[1] else 'words'}"
 
 
 @dataclass
@@ -192,6 +206,8 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
     cands = list(candidates) if candidates is not None else gather_candidates(train_rows, triggers, opts)
     exclude = {w for c in cands for w in words(c.text)}
     pool = rare_words(train_rows, exclude)
+    # rare characters of the no-space scripts, only where a candidate is written in one
+    chars = rare_chars(train_rows, exclude) if any(has_no_space_script(c.text) for c in cands) else None
     rng = random.Random(f"gapscope-backdoor:{opts.seed}:null")
     tests = [(c, t) for c in cands for t in ((0, 1) if c.target is None else (c.target,))]
     # a prediction bound for one more null string: the null's sd comes from n_null strings
@@ -209,11 +225,12 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
         n_emails[LABELS[1 - t]] = len(emails)
         if len(emails) < 2:
             continue
-        bins = sorted({length_bin(c.n_words) for c in mine})
+        bins = sorted({null_bin(c) for c in mine})
         null_texts = {}
         for b in bins:
-            shapes = [c.text for c in mine if length_bin(c.n_words) == b]
-            null_texts[b] = [null_like(shapes[i % len(shapes)], pool, rng) for i in range(opts.n_null)]
+            shapes = [c.text for c in mine if null_bin(c) == b]
+            null_texts[b] = [null_like(shapes[i % len(shapes)], pool, rng, chars if b[1] else None)
+                             for i in range(opts.n_null)]
         inserted = [as_sentence(c.text) for c in mine] + [as_sentence(s) for b in bins for s in null_texts[b]]
         if progress:
             progress(f"{len(emails)} {LABELS[1 - t]} emails x {len(inserted)} insertions")
@@ -238,7 +255,7 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
             col += opts.n_null
             null_stats[b] = (float(eff.mean()), float(eff.std(ddof=1)) if eff.size > 1 else 0.0,
                              float(eff.max()), eff)
-            nulls[f"toward_{LABELS[t]}_{BIN_NAMES[b]}_words"] = {
+            nulls[_null_key(t, b)] = {
                 "strings": null_texts[b], "mean_shifts": [round(float(x), 4) for x in eff],
                 "mean": round(null_stats[b][0], 4), "sd": round(null_stats[b][1], 4)}
         for j, c in enumerate(mine):
@@ -246,7 +263,7 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
             ci = mean_ci(s, n_resamples=opts.n_bootstrap, seed=opts.seed + j)
             flips = (after[flippable, j] == t).astype(float)
             fci = mean_ci(flips, n_resamples=opts.n_bootstrap, seed=opts.seed + j) if flips.size else None
-            mu, sd, mx, eff = null_stats[length_bin(c.n_words)]
+            mu, sd, mx, eff = null_stats[null_bin(c)]
             z = (ci.mean - mu) / max(sd, sd_floor)
             p = (1 + int(np.sum(eff >= ci.mean))) / (eff.size + 1)
             sig = ci.mean - mu >= min_shift and ci.lo > 0 and ci.mean > mx and z >= z_crit

@@ -8,7 +8,8 @@ to audit.json.
 
 Duplicates are found on normalised text (lowercase, whitespace collapsed):
 - exact: equal normalised text, within a domain and across domains;
-- near: Jaccard >= 0.8 between the sets of word 5-shingles, found with MinHash
+- near: Jaccard >= 0.8 between the sets of word 5-shingles (in text of a script written without
+  spaces, Chinese or Japanese, its characters are the words, as everywhere in gapscope), found with MinHash
   signatures and LSH banding (numpy, fixed seed, so results are reproducible) and then
   confirmed with the exact Jaccard of the candidates' shingle sets. Near pairs are between
   distinct normalised texts; exact copies are collapsed first. An LSH bucket of more than
@@ -29,6 +30,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from gapscope.attribution.words import RunTokenizer, has_no_space_script, word_count
 from gapscope.data.rows import LABEL_NAMES, Row, SourceReport
 
 NEAR_THRESHOLD = 0.8
@@ -41,6 +43,7 @@ MAX_EXAMPLES = 20
 SEED = 20240607
 
 _PUNCT_TO_SPACE = str.maketrans({c: " " for c in string.punctuation})
+_NO_SPACE_WORDS = RunTokenizer(1).no_space  # a no-space character, or a run of other word characters
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')]+", re.IGNORECASE)
 _MASK64 = (1 << 64) - 1
 
@@ -61,10 +64,10 @@ def _row_style(text: str) -> tuple[float, ...]:
     digits = int(np.count_nonzero((codes >= 48) & (codes <= 57)))
     return (
         len(text),
-        len(text.split()),
+        word_count(text),  # a Chinese paragraph was one word: Chinese mail read as 5-8 words long
         len(_URL.findall(text)),
         upper / letters if letters else 0.0,
-        text.count("!"),
+        text.count("!") + text.count("！"),  # the full-width mark is the one Chinese and Japanese mail writes
         digits / n,
         int(np.count_nonzero(codes > 127)) / n,
     )
@@ -119,9 +122,13 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def _shingles(norm: str, words: _WordHashes) -> np.ndarray:
     """Hashes of the word 5-shingles of a normalised text (one shingle when it is shorter).
 
-    Words are split on whitespace and ASCII punctuation, so "click here." matches "click here".
+    Words are split on whitespace and ASCII punctuation, so "click here." matches "click here". In
+    text of a script written without spaces each of its characters is a word (punctuation dropped):
+    a Chinese email was a handful of whitespace-separated runs, one shingle, and two copies of one
+    template that differ in an amount shared none.
     """
-    toks = norm.translate(_PUNCT_TO_SPACE).split()
+    toks = (_NO_SPACE_WORDS.findall(norm) if has_no_space_script(norm)
+            else norm.translate(_PUNCT_TO_SPACE).split())
     if not toks:
         return np.zeros(0, dtype=np.uint64)
     w = np.fromiter(map(words.__getitem__, toks), dtype=np.uint64, count=len(toks))

@@ -257,8 +257,10 @@ def run(study) -> list[Finding]:
         return "not in view" if not r["n"] and r["unseen"] else f"{r['to_phishing'] + r['to_legitimate']}/{r['n']}"
 
     per_domain = {"id": "minimal-pairs-domains", "title": "Minimal pairs: decision flips per edit and test domain",
-                  "caption": "Flipped decisions of the emails scored (in view) in each test domain; blank: no email "
-                             "of that domain carries what the edit changes.",
+                  "caption": "Flipped decisions of the emails scored (in view) in each test domain; blank: the edit "
+                             "changes no email of that domain. The urgency and greeting edits know English, Chinese "
+                             "and Japanese wording only: in mail of another language a blank there does not mean "
+                             "the mail has none.",
                   "table": {"columns": ["cell", "edit", *domains],
                             "rows": [[r["cell"], r["edit"], *[flips(by.get((r["cell"], r["edit"], d))) for d in domains]]
                                      for r in table if r["domain"] == "*"]}}

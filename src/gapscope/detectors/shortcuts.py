@@ -89,7 +89,8 @@ import numpy as np
 
 from gapscope import progress
 from gapscope.attribution import edits as E
-from gapscope.attribution.words import feature_key, has_no_space_script, is_wordlike, split_words, url_pattern
+from gapscope.attribution.words import (display_key, feature_key, has_no_space_script, is_wordlike, split_words,
+                                        url_pattern, word_count)
 from gapscope import option_rules as R
 from gapscope.findings import SEVERITY_ORDER, Finding, possessive, register_detector
 
@@ -128,13 +129,7 @@ def options(study) -> dict[str, Any]:
 _TAG = E._TAG
 
 
-def _length(text: str) -> int:
-    """Words of the text: whitespace-separated, except in text of a script written without spaces,
-    whose characters are its words (a Chinese paragraph was one 'word', so a Chinese domain read as
-    short mail)."""
-    if has_no_space_script(text):
-        return sum(1 for c in split_words(text).cores if is_wordlike(c))
-    return len(text.split())
+_length = word_count  # words: a no-space script's characters one by one
 
 
 EXCLAMATIONS = "!！"  # the full-width mark is the one Chinese and Japanese mail writes
@@ -741,7 +736,7 @@ def _sig(p: float) -> float:
 
 
 def _probe_summary(f: ProbeFeature) -> dict[str, Any]:
-    return {"feature": f.feature, "category": f.category, "domain": f.domain,
+    return {"feature": display_key(f.feature), "category": f.category, "domain": f.domain,
             "toward": "phishing" if f.direction > 0 else "legitimate", "weight": round(f.weight, 4),
             "retention": round(f.retention, 4), "domain_retention": round(f.domain_retention, 4),
             "fold_weights": {d: round(w, 4) for d, w in f.fold_weights.items()},
@@ -828,9 +823,10 @@ def fold_overlapping(found: list[tuple[ProbeFeature, Reliance, Finding]], text_o
         j, share = into
         target = found[j][2]
         target.evidence.setdefault("overlapping", []).append(
-            {"feature": f.feature, "severity": fnd.severity, "overlap": round(share, 4),
+            {"feature": display_key(f.feature), "severity": fnd.severity, "overlap": round(share, 4),
              "attribution_share": round(rel.share, 4), "rel_drop": round(rel.rel_drop, 4)})
-        target.summary += (f" Folded in: '{f.feature}' ({fnd.severity}), which overlaps it in {share:.0%} of the "
+        target.summary += (f" Folded in: '{display_key(f.feature)}' ({fnd.severity}), which overlaps it in "
+                           f"{share:.0%} of the "
                            f"{len(rel.row_ids)} emails it was measured on.")
         folded.add(k)
     return [found[k][2] for k in range(len(found)) if k not in folded]
@@ -844,7 +840,7 @@ def _fr(ratio: float | None) -> str:
 def _write_section(study, feats: list[ProbeFeature]) -> None:
     from gapscope.study import artifacts
 
-    rows = [[f.feature, f.category + (" (unconfirmed drop)" if f.unconfirmed_drop else ""), f.domain,
+    rows = [[display_key(f.feature), f.category + (" (unconfirmed drop)" if f.unconfirmed_drop else ""), f.domain,
              "phishing" if f.direction > 0 else "legitimate", round(f.weight, 3),
              round(max(f.domain_retention, -9.99), 2), _fr(f.firing_ratio_by_domain.get(f.domain)),
              round(f.npmi_class, 2), round(f.npmi_domain, 2), round(f.npmi_domain_max, 2), f"{f.separation_q:.2g}",
@@ -892,9 +888,10 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
              f"in {f.domain})")
     where_short = ("absent in other domains" if not others else
                    f"also in {len(others)} other domain{'s' if len(others) != 1 else ''}")
-    title = (f"{_who(cell)} keys on '{f.feature}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
+    shown = display_key(f.feature)  # '本邮件', not the keys '本 邮 件'
+    title = (f"{_who(cell)} keys on '{shown}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
              f"{where_short}; removing it moves the margin {rel.rel_drop:.1f}x the typical distance to the threshold")
-    summary = (f"'{f.feature}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
+    summary = (f"'{shown}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
                f"{max(f.domain_retention, 0.0) + 0.0:.2f} of its weight without {f.domain} (it marks the {cls} class "
                f"there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
@@ -903,7 +900,7 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
                + (f" {rel.in_sample} of the {rel.n} emails are the cell's own training rows: too few held-out "
                   f"emails carry it." if rel.in_sample else ""))
     score = (1.0 - min(1.0, max(0.0, f.domain_retention))) * (rel.share + min(rel.rel_drop, 1.0) + rel.flip_rate) / 3.0
-    ev = {"feature": f.feature, "category": f.category, "cell": rel.cell, "paradigm": rel.paradigm,
+    ev = {"feature": shown, "category": f.category, "cell": rel.cell, "paradigm": rel.paradigm,
           "probe": _probe_summary(f),
           "reliance": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(rel).items()
                        if k not in ("example", "row_ids")},
@@ -957,7 +954,7 @@ def _taxonomy_finding(feats: list[ProbeFeature], untested: list[str] | tuple = (
         summary=("TF-IDF+LR probe refitted leaving each domain out; a feature that keeps less than half its weight "
                  "without one domain, where that domain marks the class more than the others do (FDR q < 0.05), is "
                  "a shortcut. "
-                 + ("Strongest: " + "; ".join(f"'{f.feature}' ({f.category}, {f.domain}, retention "
+                 + ("Strongest: " + "; ".join(f"'{display_key(f.feature)}' ({f.category}, {f.domain}, retention "
                                                f"{max(f.domain_retention, 0.0) + 0.0:.2f})" for f in top) + ". " if top else
                     "No feature loses its weight with a single domain beyond chance. " if not untested else
                     f"No feature loses its weight with a testable domain beyond chance ({', '.join(untested)} "

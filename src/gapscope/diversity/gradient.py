@@ -1,8 +1,9 @@
 """Gradient diversity (G-Vendi style): the Vendi score of projected per-example loss
 gradients of a small proxy model.
 
-Proxy: tf-idf (word 1-2 grams) + logistic regression, fitted once on the union of the
-sets being compared, so every set is measured in the same gradient space. For a row
+Proxy: tf-idf (word 1-2 grams; a no-space script's characters are its words) + logistic regression,
+fitted once on the union of the sets being compared, so every set is measured in the same gradient
+space. For a row
 (x, y) the log-loss gradient with respect to (w, b) is (p - y) * [x, 1]; it is randomly
 projected (seeded Gaussian, `dim` columns), L2-normalised, and the set's Vendi score is
 taken over those vectors: how many distinct directions the set would push the proxy in.
@@ -23,8 +24,11 @@ class GradientProxy:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
+        from gapscope.attribution.words import RunTokenizer
+
+        # sklearn's default tokens, except a no-space script's characters one by one (as the tfidf-lr kind)
         self.vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=max_features,
-                                   dtype=np.float64)
+                                   dtype=np.float64, tokenizer=RunTokenizer(2), token_pattern=None)
         X = self.vec.fit_transform(list(texts))
         y = np.asarray(labels).astype(int)
         self.clf = LogisticRegression(C=1.0, solver="liblinear", random_state=seed)

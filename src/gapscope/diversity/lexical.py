@@ -7,7 +7,9 @@ has fewer (as the Vendi scores use the smallest set's size); one set alone with 
 is measured on all it has, and flagged "short".
 
 Tokens are words of letters and digits of any script (so "vérifiez" or "привет" is one token,
-not one per non-ASCII letter) and single punctuation characters.
+not one per non-ASCII letter) and single punctuation characters; in text of a script written
+without spaces (Chinese, Japanese, Thai, ...) each of its characters is a token, as everywhere in
+gapscope (a Chinese clause was one token, which no other email repeated).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gapscope.attribution.words import NO_SPACE_CHAR_RE, NO_SPACE_LETTERS, has_no_space_script
+
 TOKEN = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*|\S")  # on ASCII text: [a-z0-9]+(...)* | any other non-space
+TOKEN_NS = re.compile(rf"{NO_SPACE_CHAR_RE}|[^\W_{NO_SPACE_LETTERS}]+(?:['’-][^\W_{NO_SPACE_LETTERS}]+)*|\S")
 
 
 def token_sample(texts: Sequence[str], n_tokens: int, seed: int = 0) -> list[list[str]]:
@@ -25,7 +30,7 @@ def token_sample(texts: Sequence[str], n_tokens: int, seed: int = 0) -> list[lis
     order = np.random.default_rng(seed).permutation(len(texts))
     out, total = [], 0
     for i in order:
-        toks = [t.lower() for t in TOKEN.findall(texts[i])]
+        toks = [t.lower() for t in (TOKEN_NS if has_no_space_script(texts[i]) else TOKEN).findall(texts[i])]
         if total + len(toks) > n_tokens:
             toks = toks[: n_tokens - total]
         if toks:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from gapscope.attribution.edits import _GREETING_CJK, _URGENCY_CJK
+from gapscope.attribution.words import has_no_space_script
 from gapscope.internals.view import Item
 
 URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|info|biz|co|ru|cn|xyz)"
@@ -25,14 +27,22 @@ URGENCY = re.compile(
     r"expires?|expiring|time[- ]sensitive|action required|deadline|without delay|suspend(?:ed)?|locked|"
     r"limited time|now)\b", re.IGNORECASE)
 
+# Chinese and Japanese salutations and urgency words: the minimal-pair edits' (attribution/edits.py)
+GREETING_CJK = re.compile("^" + _GREETING_CJK.pattern, re.MULTILINE)
+
 CLASSES = ("url", "address", "greeting", "urgency", "shortcut")
 
 
 def _phrase_pattern(s: str) -> re.Pattern:
     """A suspected string as a pattern: literal, case-insensitive, any whitespace between words
-    (shortcut findings may cite a lower-cased word n-gram of the original)."""
+    (shortcut findings may cite a lower-cased word n-gram of the original); beside a character of a
+    no-space script the whitespace may be absent ('paypal 账户' is written 'PayPal账户')."""
     words = s.split()
-    body = r"\s+".join(re.escape(w) for w in words) if words else re.escape(s)
+    if not words:
+        return re.compile(re.escape(s), re.IGNORECASE)
+    body = re.escape(words[0])
+    for a, b in zip(words, words[1:]):
+        body += (r"\s*" if has_no_space_script(a[-1] + b[0]) else r"\s+") + re.escape(b)
     return re.compile(body, re.IGNORECASE)
 
 
@@ -40,7 +50,10 @@ def char_spans(text: str, shortcuts: Sequence[str] = ()) -> dict[str, list[tuple
     spans: dict[str, list[tuple[int, int]]] = {c: [] for c in CLASSES}
     for name, pat in (("url", URL), ("address", ADDRESS), ("urgency", URGENCY)):
         spans[name] = [m.span() for m in pat.finditer(text)]
-    g = GREETING.search(text[:400])
+    no_space = has_no_space_script(text)
+    if no_space:  # 紧急, 立即, 24小时内, 至急, ... (none of them is an English word)
+        spans["urgency"] = sorted(spans["urgency"] + [m.span() for m in _URGENCY_CJK.finditer(text)])
+    g = GREETING.search(text[:400]) or (GREETING_CJK.search(text[:400]) if no_space else None)
     if g:
         spans["greeting"] = [g.span()]
     for s in shortcuts:
