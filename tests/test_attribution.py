@@ -360,3 +360,18 @@ def test_combining_marks_stay_inside_their_words():
     assert split_words("Cafe\u0301 Пе\u0301рвый").cores == ["Cafe\u0301", "Пе\u0301рвый"]  # Thai: test_words_nospace.py
     w = split_words("आपका खाता")
     assert w.compose([False, True]) == " खाता"
+
+
+def test_an_address_or_link_in_angle_brackets_is_no_html_tag():
+    """'From: Bank <service@bank.top>' cut the address as one HTML tag: features read
+    'from support <html-tag>', the html_share style counted it and the strip-HTML edit removed it."""
+    from gapscope.attribution import edits as E
+    from gapscope.detectors.shortcuts import _style
+
+    keys = [feature_key(c) for c in split_words("From: Bank <service@cmb-safe.top>, see <https://x.io/a>").cores]
+    assert "<html-tag>" not in keys and "<email>" in keys and "<url>" in keys
+    assert _style("Support <help@bank.top>")["html_share"] == 0.0
+    assert E.strip_html("Reply to <help@bank.top> today") is None  # nothing to strip
+    html = '<div class="x">Hi</div><br/><o:p></o:p><p >x</p>'
+    assert [feature_key(c) for c in split_words(html).cores].count("<html-tag>") == 7
+    assert E.strip_html(html) == "Hix"

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gapscope.attribution.words import (display_key, email_pattern, feature_key, has_no_space_script, is_wordlike,
-                                        split_words, url_pattern)
+from gapscope.attribution.words import (TAG_RE, display_key, email_pattern, feature_key, has_no_space_script,
+                                        is_wordlike, split_words, url_pattern)
 
-_TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);")
+_TAG = re.compile(TAG_RE + r"|&(?:nbsp|amp|lt|gt|quot|#\d+);")  # tags (not <addresses>) and entities
 _SHOUT = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
 # A salutation: the greeting word, up to four words of name ("Dear valued customer", "Dear
 # Sir/Madam") and a comma or the end of its line; "!" or ":" only right after the greeting or one
