@@ -375,3 +375,15 @@ def test_an_address_or_link_in_angle_brackets_is_no_html_tag():
     html = '<div class="x">Hi</div><br/><o:p></o:p><p >x</p>'
     assert [feature_key(c) for c in split_words(html).cores].count("<html-tag>") == 7
     assert E.strip_html(html) == "Hix"
+
+
+def test_a_tag_name_with_an_underscore_is_still_a_tag():
+    """Tag names with '_' (custom and XML elements: '<my_tag>', '<o:p_x>') were tags before the
+    address fix and were then cut as '<', 'my_tag', '>'; an address with '_' stays no tag."""
+    from gapscope.attribution import edits as E
+
+    for tag in ("<my_tag>", "</my_tag>", "<x_list id=1>", "<ns:el_name/>"):
+        assert [feature_key(c) for c in split_words(tag).cores] == ["<html-tag>"], tag
+    assert E.strip_html("a<my_tag>b</my_tag>") == "ab"
+    keys = [feature_key(c) for c in split_words("From: <john_doe@bank.top>").cores]
+    assert "<html-tag>" not in keys and "<email>" in keys

@@ -99,10 +99,10 @@ NO_SPACE_CHAR_RE = rf"[{_NS}][{_MARKS}]*(?:(?:[{_NS_EXT}]|(?<=[{_NS_JOIN}])[{_NS
 # case is prose ("account.Click", "ASP.NET"): text whose spaces were lost is not a link.
 _TLDS = "com|org|net|info|biz|io|ly|xyz|ru|cn|uk|tk|ml|ga|cf|gq|gl|gd|cc|ws"
 _WORD_TLDS = "co|me|us|de|to|top|site|online|link|app|click|shop|live"
-# An HTML tag: a tag name (letters, digits, '-', one namespace 'o:p'), then '>' or a space or '/' and
+# An HTML tag: a tag name (letters, digits, '-', '_', one namespace 'o:p'), then '>' or a space or '/' and
 # its attributes on the same line. An address or link in angle brackets ('<service@bank.top>',
 # '<https://...>', as every From: line writes one) is no tag: its name runs into '@', '.' or '://'.
-TAG_RE = r"</?[A-Za-z][A-Za-z0-9-]*(?::[A-Za-z][A-Za-z0-9-]*)?(?:[ \t\r\f\v/][^<>\n]{0,200})?>"
+TAG_RE = r"</?[A-Za-z][A-Za-z0-9_-]*(?::[A-Za-z][A-Za-z0-9_-]*)?(?:[ \t\r\f\v/][^<>\n]{0,200})?>"
 
 
 def _patterns(no_space: bool) -> dict[str, str]:
