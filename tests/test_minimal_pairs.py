@@ -249,8 +249,20 @@ def test_urgency_and_greeting_edits_read_chinese_and_japanese():
     assert E.neutralize_urgency("请立即更新，马上处理，尽快回复") == "请更新，处理，回复"
 
 
+@pytest.mark.parametrize("text,rest", [
+    ("各位同事：\n下周一放假。", "下周一放假。"),
+    ("各位客户，您好！请查收账单", "请查收账单"),
+    ("尊敬的 Apple ID 用户：\n您的账户已锁定", "您的账户已锁定"),  # a name with spaces
+    ("Hi 王先生，请查收附件", "请查收附件"),  # an English greeting, a full-width comma
+])
+def test_more_chinese_salutations_go(text, rest):
+    assert E.drop_greeting("Subject: x\n\n" + text) == "Subject: x\n\n" + rest
+
+
 @pytest.mark.parametrize("text", [
     "尊敬的客户您的账户已被冻结！请核实",    # no comma: the sentence itself, not a salutation
+    "各位注意安全",                        # 各位 then a sentence: no comma, colon or 您好
+    "各位请注意防范诈骗邮件",
     "亲自去网点办理即可。",
     "お客様のアカウントに不正なアクセスが検出されました。",
     "下周会议的资料已上传。",

@@ -33,16 +33,21 @@ _GREET = (r"[ \t]*(?:dear(?:est)?|hi(?:ya)?|hello|hey|greetings|good (?:morning|
           r"|to whom it may concern)\b")
 _NAME = r"[ \t]+[\w.'’&/-]+"
 _GREETING = re.compile(
-    _GREET + r"(?:(?:" + _NAME + r"){0,4}?[ \t]*(?:,|(?=\r?\n)|$)|(?:" + _NAME + r")?[ \t]*[!:])[ \t]*", re.IGNORECASE)
+    _GREET + r"(?:(?:" + _NAME + r"){0,4}?[ \t]*(?:[,，]|(?=\r?\n)|$)|(?:" + _NAME + r")?[ \t]*[!:])[ \t]*",
+    re.IGNORECASE)  # '，': "Hi 王先生，" (a full-width comma after a Chinese name)
 # Chinese and Japanese salutations, which no English pattern sees: 尊敬的客户： / 亲爱的会员， / 尊敬的用户，您好： /
 # 您好！ / 亲， (Taobao's) and お客様各位 / 田中様 / 拝啓 / こんにちは. A name runs at most ten characters and ends at a
 # comma or colon (full- or half-width) or the line's end, so "尊敬的客户您的账户已被冻结！" is no greeting; "！" only
 # after a greeting word alone, as "Hello!" in English. A Japanese addressee (…様, …各位) is a line of its own or
-# ends at a comma: "お客様のアカウント" is a sentence.
+# ends at a comma: "お客様のアカウント" is a sentence. A name may hold spaces ("尊敬的 Apple ID 用户："); only its
+# characters count toward the ten. 各位 opens a Chinese salutation too ("各位同事：", "各位客户，您好"), with at
+# most four characters of addressee and a comma, colon or 您好 after them: "各位注意安全" is a sentence.
 _CJK_NAME = r"[^\s，,、：:！!？?。.]"
+_SPACED_NAME = rf"(?:[ \t]*{_CJK_NAME}){{1,10}}?[ \t]*"
 _GREETING_CJK = re.compile(
     r"[ \t\u3000]*(?:"
-    rf"(?:尊敬的|亲爱的){_CJK_NAME}{{1,10}}?(?:[，,]?[ \t\u3000]*(?:您好|你好))?(?:[，,：:]|(?=\r?\n)|$)"
+    rf"(?:尊敬的|亲爱的){_SPACED_NAME}(?:[，,]?[ \t\u3000]*(?:您好|你好))?(?:[，,：:]|(?=\r?\n)|$)"
+    rf"|各位{_CJK_NAME}{{0,4}}?(?:[，,]?[ \t\u3000]*(?:您好|你好)(?:[，,：:！!]|(?=\r?\n)|$)|[，,：:])"
     r"|(?:您好|你好|大家好|亲)(?:[，,：:！!]|(?=\r?\n)|$)"
     rf"|(?:{_CJK_NAME}{{0,10}}?(?:様|さま|殿|各位)|拝啓|こんにちは)(?:[、，,：:！!]|(?=\r?\n)|$)"
     r")[ \t\u3000]*")
