@@ -323,7 +323,10 @@ def feature_key(core: str) -> str:
     return core.lower()
 
 
-_NS_UNIT = re.compile(NO_SPACE_CHAR_RE)
+NO_SPACE_CHAR = re.compile(NO_SPACE_CHAR_RE)
+# A word for corpus-level counting in text of a no-space script: one of its characters, or a run of
+# letters and digits of the other scripts joined by apostrophes or hyphens ("don't", "e-mail").
+NO_SPACE_TOKEN_RE = rf"{NO_SPACE_CHAR_RE}|[^\W_{_NS}]+(?:['’-][^\W_{_NS}]+)*"
 
 
 def display_key(feature: str) -> str:
@@ -335,7 +338,7 @@ def display_key(feature: str) -> str:
     parts = feature.split(" ")
     out = [parts[0]]
     for a, b in zip(parts, parts[1:]):
-        out.append(b if _NS_UNIT.fullmatch(a) and _NS_UNIT.fullmatch(b) else " " + b)
+        out.append(b if NO_SPACE_CHAR.fullmatch(a) and NO_SPACE_CHAR.fullmatch(b) else " " + b)
     return "".join(out)
 
 

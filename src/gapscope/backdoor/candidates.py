@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,8 +37,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gapscope import option_rules as R
-from gapscope.attribution.words import (NO_SPACE_CHAR_RE, NO_SPACE_CONTINUES, NO_SPACE_LETTERS, RunTokenizer,
-                                        has_no_space_script)
+from gapscope.attribution.words import (NO_SPACE_CHAR, NO_SPACE_CONTINUES, NO_SPACE_LETTERS, NO_SPACE_TOKEN_RE,
+                                        RunTokenizer, has_no_space_script)
 from gapscope.data.rows import Row
 
 # Letters and digits of any script ([^\W_]: \w without "_"), so "vélmora" and "велмора" are words;
@@ -45,7 +46,7 @@ from gapscope.data.rows import Row
 WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 # in text of a script written without spaces (Chinese, Japanese, Thai, ...) each of its characters is a
 # word, as in the attribution word cutter: a run was a whole sentence and never recurred across rows
-WORD_NS = re.compile(rf"{NO_SPACE_CHAR_RE}|[^\W_{NO_SPACE_LETTERS}]+(?:['’-][^\W_{NO_SPACE_LETTERS}]+)*")
+WORD_NS = re.compile(NO_SPACE_TOKEN_RE)
 STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been am
 it its this that these those i you he she we they me him her us them my your his our their thy thee thou
 not no yes do does did so than then there here what which who whom when where why how all any each
@@ -494,14 +495,9 @@ def rare_words(rows: Sequence[Row], exclude: set[str], need: int = 60) -> list[s
     return pool
 
 
-_NS_UNIT = re.compile(NO_SPACE_CHAR_RE)
-
-
 def script_of(unit: str) -> str:
     """The script of a character of a no-space script, from its Unicode name: "CJK" (Han), "HIRAGANA",
     "KATAKANA", "THAI", ... (a half-width kana is "HALFWIDTH")."""
-    import unicodedata
-
     return unicodedata.name(unit[:1], "?").split(" ")[0]
 
 
@@ -514,7 +510,7 @@ def rare_chars(rows: Sequence[Row], exclude: set[str], need: int = 60) -> dict[s
     df: Counter = Counter()
     for r in rows:
         if has_no_space_script(r.text):
-            df.update(set(_NS_UNIT.findall(r.text.lower())))
+            df.update(set(NO_SPACE_CHAR.findall(r.text.lower())))
     by_script: dict[str, list[str]] = defaultdict(list)
     for u in sorted(df, key=lambda u: (df[u], u)):
         if u not in exclude:
@@ -538,7 +534,7 @@ def null_like(text: str, pool: Sequence[str], rng: random.Random,
     script where its own has none): "本函按云图协议办" -> eight rare Han characters."""
     def swap(m: re.Match) -> str:
         w = m.group(0)
-        if chars and _NS_UNIT.fullmatch(w):
+        if chars and NO_SPACE_CHAR.fullmatch(w):
             return rng.choice(chars.get(script_of(w)) or [u for us in chars.values() for u in us])
         if w.lower() in STOPWORDS:
             return w

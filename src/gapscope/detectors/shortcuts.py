@@ -129,9 +129,6 @@ def options(study) -> dict[str, Any]:
 _TAG = E._TAG
 
 
-_length = word_count  # words: a no-space script's characters one by one
-
-
 EXCLAMATIONS = "!！"  # the full-width mark is the one Chinese and Japanese mail writes
 
 
@@ -139,7 +136,7 @@ def _style(text: str) -> dict[str, float]:
     letters = [c for c in text if c.isalpha()]
     n = max(1, len(text))
     return {
-        "length": math.log1p(_length(text)),
+        "length": math.log1p(word_count(text)),  # a no-space script counts characters
         "url_count": float(len(url_pattern(text).findall(text))),
         "uppercase_ratio": sum(c.isupper() for c in letters) / max(1, len(letters)),
         "html_share": sum(len(m) for m in _TAG.findall(text)) / n,
@@ -822,11 +819,11 @@ def fold_overlapping(found: list[tuple[ProbeFeature, Reliance, Finding]], text_o
             continue
         j, share = into
         target = found[j][2]
+        shown = display_key(f.feature)
         target.evidence.setdefault("overlapping", []).append(
-            {"feature": display_key(f.feature), "severity": fnd.severity, "overlap": round(share, 4),
+            {"feature": shown, "severity": fnd.severity, "overlap": round(share, 4),
              "attribution_share": round(rel.share, 4), "rel_drop": round(rel.rel_drop, 4)})
-        target.summary += (f" Folded in: '{display_key(f.feature)}' ({fnd.severity}), which overlaps it in "
-                           f"{share:.0%} of the "
+        target.summary += (f" Folded in: '{shown}' ({fnd.severity}), which overlaps it in {share:.0%} of the "
                            f"{len(rel.row_ids)} emails it was measured on.")
         folded.add(k)
     return [found[k][2] for k in range(len(found)) if k not in folded]

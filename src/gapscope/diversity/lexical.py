@@ -19,10 +19,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gapscope.attribution.words import NO_SPACE_CHAR_RE, NO_SPACE_LETTERS, has_no_space_script
+from gapscope.attribution.words import NO_SPACE_TOKEN_RE, has_no_space_script
 
 TOKEN = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*|\S")  # on ASCII text: [a-z0-9]+(...)* | any other non-space
-TOKEN_NS = re.compile(rf"{NO_SPACE_CHAR_RE}|[^\W_{NO_SPACE_LETTERS}]+(?:['’-][^\W_{NO_SPACE_LETTERS}]+)*|\S")
+TOKEN_NS = re.compile(rf"{NO_SPACE_TOKEN_RE}|\S")  # the same, and any other non-space
 
 
 def token_sample(texts: Sequence[str], n_tokens: int, seed: int = 0) -> list[list[str]]:
