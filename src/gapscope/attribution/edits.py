@@ -44,7 +44,8 @@ _GREETING = re.compile(
 # most four characters of addressee and a comma, colon or 您好 after them: "各位注意安全" is a sentence.
 _CJK_NAME = r"[^\s，,、：:！!？?。.]"
 _SPACED_NAME = rf"(?:[ \t]*{_CJK_NAME}){{1,10}}?[ \t]*"
-_GREETING_CJK = re.compile(
+# public, as URGENCY_CJK_RE: internals/token_classes.py marks the same spans as the attention classes
+GREETING_CJK_RE = re.compile(
     r"[ \t\u3000]*(?:"
     rf"(?:尊敬的|亲爱的){_SPACED_NAME}(?:[，,]?[ \t\u3000]*(?:您好|你好))?(?:[，,：:]|(?=\r?\n)|$)"
     rf"|各位{_CJK_NAME}{{0,4}}?(?:[，,]?[ \t\u3000]*(?:您好|你好)(?:[，,：:！!]|(?=\r?\n)|$)|[，,：:])"
@@ -77,7 +78,7 @@ URGENCY_CJK = [
 ]
 # (?<!\d): a number is tried from its first digit only; retried from each digit, a long run of digits
 # cost its length squared (a Chinese email with 20,000 digits took 12 s), and matches are the same
-_URGENCY_CJK = re.compile("|".join(URGENCY_CJK))
+URGENCY_CJK_RE = re.compile("|".join(URGENCY_CJK))
 
 
 def _changed(old: str, new: str) -> str | None:
@@ -109,7 +110,7 @@ def swap_sender_domain(text: str) -> str | None:
 def _urgency(chunk: str) -> str:
     for pat, rep in _URGENCY:
         chunk = pat.sub(rep, chunk)
-    return _URGENCY_CJK.sub("", chunk) if has_no_space_script(chunk) else chunk
+    return URGENCY_CJK_RE.sub("", chunk) if has_no_space_script(chunk) else chunk
 
 
 def neutralize_urgency(text: str) -> str | None:
@@ -140,7 +141,7 @@ def drop_greeting(text: str) -> str | None:
         end = len(text) if end < 0 else end
         line = text[pos:end].removesuffix("\r")
         if line.strip():
-            m = _GREETING.match(line) or (_GREETING_CJK.match(line) if has_no_space_script(line) else None)
+            m = _GREETING.match(line) or (GREETING_CJK_RE.match(line) if has_no_space_script(line) else None)
             if m:
                 rest = line[m.end():]
                 if not rest.strip():  # the greeting was the whole line: the line goes
