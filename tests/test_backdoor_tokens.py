@@ -136,6 +136,25 @@ def test_a_chinese_null_is_as_many_rare_characters_of_its_script():
     assert null_like("本函按云图协议办", ["quillwort"], random.Random(0)) == "quillwort"
 
 
+FULL_DIGITS = "０１２３４５６７８９"
+
+
+def test_a_null_keeps_digits_as_digits_of_their_width():
+    # a run of digits in a Chinese candidate became an English word: '优惠码２０２６' -> '甲乙丙quince'
+    pool = {"CJK": list("甲乙丙丁戊")}
+    for seed in range(5):
+        s = null_like("优惠码２０２６", ["quillwort"], random.Random(seed), pool)
+        assert len(s) == 7 and set(s[:3]) <= set("甲乙丙丁戊") and set(s[3:]) <= set(FULL_DIGITS)
+        s = null_like("优惠码2026", ["quillwort"], random.Random(seed), pool)
+        assert len(s) == 7 and set(s[:3]) <= set("甲乙丙丁戊") and s[3:].isascii() and s[3:].isdigit()
+        # full-width digits keep their width beside English words too; ASCII digits there are words, as before
+        s = null_like("Code ２０２６", ["quillwort"], random.Random(seed))
+        assert s.startswith("Quillwort ") and len(s) == len("Quillwort ") + 4 and set(s[-4:]) <= set(FULL_DIGITS)
+        assert null_like("Code 2026", ["quillwort"], random.Random(seed)) == "Quillwort quillwort"
+    # a one-digit candidate: another digit, never itself (a null equal to it measures the candidate)
+    assert {null_like("３", ["quillwort"], random.Random(seed)) for seed in range(40)} == set(FULL_DIGITS) - {"３"}
+
+
 def test_a_chinese_string_is_measured_against_chinese_strings_of_its_length():
     # a model that reads any Chinese as a little more legitimate: the string has no effect of its own.
     # Its nulls were English rare words (unknown to the model: shift 0), so "按云图协议办理", 7 characters,

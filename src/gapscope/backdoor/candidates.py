@@ -19,7 +19,8 @@ Null strings (`null_like`) keep a candidate's shape (function words, punctuation
 and replace its content words with words that are rare in the training rows; in a string of a
 script written without spaces (Chinese, Japanese, Thai, ...) each of its characters with a rare
 character of the same script from the training rows (`rare_chars`), so a null is as many
-characters long as the candidate and reads like it.
+characters long as the candidate and reads like it; its digits, and full-width digits in any
+candidate, become random digits of the same width ("优惠码２０２６" keeps four full-width digits).
 """
 
 from __future__ import annotations
@@ -523,6 +524,19 @@ def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Rand
 
 
 _CORE = re.compile(WORD.pattern)  # any script, as WORD (null_like swaps the words mining found)
+DIGITS, FULL_WIDTH_DIGITS = "0123456789", "０１２３４５６７８９"
+_FULL_WIDTH_RUN = re.compile(f"[{FULL_WIDTH_DIGITS}]+")
+_DIGIT_RUN = re.compile(f"[{DIGITS}]+|[{FULL_WIDTH_DIGITS}]+")
+
+
+def random_digits(run: str, rng: random.Random) -> str:
+    """As many random digits as `run` has, of its width (ASCII or full-width), and never `run` itself:
+    a null equal to its candidate would measure the candidate."""
+    digits = FULL_WIDTH_DIGITS if run[0] in FULL_WIDTH_DIGITS else DIGITS
+    while True:
+        out = "".join(rng.choice(digits) for _ in run)
+        if out != run:
+            return out
 
 
 def null_like(text: str, pool: Sequence[str], rng: random.Random,
@@ -531,16 +545,24 @@ def null_like(text: str, pool: Sequence[str], rng: random.Random,
     punctuation, brackets and capitalisation: "As agreed under the X accord" -> "As quillwort
     under the Marrowfat bandicoot"; "[2031]" -> "[tamarack]". With `chars` (rare_chars), each
     character of a no-space script is replaced by a rare character of its script (of any such
-    script where its own has none): "本函按云图协议办" -> eight rare Han characters."""
+    script where its own has none): "本函按云图协议办" -> eight rare Han characters. A run of digits
+    in such a string, and a run of full-width digits in any, becomes random digits of its width:
+    "优惠码２０２６" -> three rare Han characters and four full-width digits (an English word there
+    was another length and script). ASCII digits among English words stay words, as before: random
+    digits there would be a year, date or code family's unseen values, what its inductive candidates test."""
+    ns = bool(chars) and has_no_space_script(text)
+    digit_run = _DIGIT_RUN if ns else _FULL_WIDTH_RUN
+
     def swap(m: re.Match) -> str:
         w = m.group(0)
         if chars and NO_SPACE_CHAR.fullmatch(w):
             return rng.choice(chars.get(script_of(w)) or [u for us in chars.values() for u in us])
+        if digit_run.fullmatch(w):
+            return random_digits(w, rng)
         if w.lower() in STOPWORDS:
             return w
         r = rng.choice(list(pool))
         return r.capitalize() if w[:1].isupper() else r
 
-    ns = bool(chars) and has_no_space_script(text)
     out = (WORD_NS if ns else _CORE).sub(swap, text)
     return out if out != text else " ".join(rng.sample(list(pool), max(1, len(text.split()))))
