@@ -19,7 +19,8 @@ Null strings (`null_like`) keep a candidate's shape (function words, punctuation
 and replace its content words with words that are rare in the training rows; in a string of a
 script written without spaces (Chinese, Japanese, Thai, ...) each of its characters with a rare
 character of the same script from the training rows (`rare_chars`), so a null is as many
-characters long as the candidate and reads like it; its digits, and full-width digits in any
+characters long as the candidate and reads like it (built-in characters, `RARE_CHARS`, where the
+rows have too few of its script: Han, hiragana and katakana); its digits, and full-width digits in any
 candidate, become random digits of the same width ("优惠码２０２６" keeps four full-width digits).
 """
 
@@ -31,7 +32,7 @@ import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,6 +65,16 @@ RARE_WORDS = """quillwort marrowfat bandicoot tamarack lorikeet sassafras fennel
 cobblestone juniper larkspur mandolin nutmeg osprey pumice quince rhubarb saffron tinder
 umber vellum walrus yarrow zircon alder bramble cormorant damask egret foxglove garnet heron
 indigo jackdaw kestrel lichen mistral nettle ochre plover quartzite rowan sorrel thistle""".split()
+# The same for a candidate in a script written without spaces whose script the training rows have too
+# few characters of (a Chinese --trigger on an English corpus): uncommon but real characters, so its
+# nulls keep its script and length. Birds, fish, trees, herbs, minerals, instruments in Han; kana
+# (full- and half-width) that Japanese mail seldom uses. Thai and the other no-space scripts have none.
+RARE_CHARS = {
+    "CJK": "鹳鹬鸫鹡鹪鹩鹭鸮鹞鹗鳕鲭鲟鳟鲶鳗鲂鳜榧楸椴桤樗榉槭楝柘椿蕨苜蓿茴芫荽藜蒺菖蘅锆钒铍钽铱锑琥珀玳瑁砾磬篾簟罂笙箜篌舢獾鼹貘",
+    "HIRAGANA": "ゐゑゔぢづぬぺぽぴぷへぜ",
+    "KATAKANA": "ヰヱヴヂヅヌペポピプヘゼ",
+    "HALFWIDTH": "ｦﾇﾈﾍﾎﾕﾖﾛﾜｹｻｿ",  # half-width katakana (script_of names them HALFWIDTH)
+}
 
 
 @dataclass
@@ -502,12 +513,20 @@ def script_of(unit: str) -> str:
     return unicodedata.name(unit[:1], "?").split(" ")[0]
 
 
-def rare_chars(rows: Sequence[Row], exclude: set[str], need: int = 60) -> dict[str, list[str]]:
+def scripts_of(text: str) -> set[str]:
+    """The no-space scripts `text` is written in (script_of of each such character)."""
+    return {script_of(u) for u in NO_SPACE_CHAR.findall(text)}
+
+
+def rare_chars(rows: Sequence[Row], exclude: set[str], need: int = 60,
+               scripts: Collection[str] = ()) -> dict[str, list[str]]:
     """Per script, characters of the no-space scripts (with their marks) that occur in at most two
     training rows, and when a script has fewer than `need` of those, its next rarest: the null
     vocabulary of a candidate written in such a script. A rare English word in place of a Chinese
     string was a null of another length and script (and, unknown to a tf-idf model, one that moved
-    no margin). Empty without such text."""
+    no margin). Each of `scripts` (the candidates') that the rows have fewer than `need` characters
+    of gets the built-in RARE_CHARS of it after them, where there are some. Empty without such text
+    or scripts."""
     df: Counter = Counter()
     for r in rows:
         if has_no_space_script(r.text):
@@ -516,7 +535,12 @@ def rare_chars(rows: Sequence[Row], exclude: set[str], need: int = 60) -> dict[s
     for u in sorted(df, key=lambda u: (df[u], u)):
         if u not in exclude:
             by_script[script_of(u)].append(u)
-    return {sc: [u for i, u in enumerate(us) if i < need or df[u] <= 2] for sc, us in sorted(by_script.items())}
+    out = {sc: [u for i, u in enumerate(us) if i < need or df[u] <= 2] for sc, us in by_script.items()}
+    for sc in set(scripts) & set(RARE_CHARS):
+        have = out.get(sc, [])
+        if len(have) < need:
+            out[sc] = have + [u for u in RARE_CHARS[sc] if u not in exclude and u not in have]
+    return dict(sorted(out.items()))
 
 
 def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Random) -> list[str]:
