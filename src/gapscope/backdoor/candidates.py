@@ -20,7 +20,7 @@ and replace its content words with words that are rare in the training rows; in 
 script written without spaces (Chinese, Japanese, Thai, ...) each of its characters with a rare
 character of the same script from the training rows (`rare_chars`), so a null is as many
 characters long as the candidate and reads like it (built-in characters, `RARE_CHARS`, where the
-rows have too few of its script: Han, hiragana and katakana); its digits, and full-width digits in any
+rows have too few of its script: Han and kana); its digits, and full-width digits in any
 candidate, become random digits of the same width ("优惠码２０２６" keeps four full-width digits).
 """
 
@@ -548,15 +548,15 @@ def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Rand
 
 
 _CORE = re.compile(WORD.pattern)  # any script, as WORD (null_like swaps the words mining found)
-DIGITS, FULL_WIDTH_DIGITS = "0123456789", "０１２３４５６７８９"
-_FULL_WIDTH_RUN = re.compile(f"[{FULL_WIDTH_DIGITS}]+")
-_DIGIT_RUN = re.compile(f"[{DIGITS}]+|[{FULL_WIDTH_DIGITS}]+")
+_DIGITS, _FULL_WIDTH_DIGITS = "0123456789", "０１２３４５６７８９"
+_FULL_WIDTH_RUN = re.compile(f"[{_FULL_WIDTH_DIGITS}]+")
+_DIGIT_RUN = re.compile(f"[{_DIGITS}]+|[{_FULL_WIDTH_DIGITS}]+")
 
 
-def random_digits(run: str, rng: random.Random) -> str:
+def _random_digits(run: str, rng: random.Random) -> str:
     """As many random digits as `run` has, of its width (ASCII or full-width), and never `run` itself:
     a null equal to its candidate would measure the candidate."""
-    digits = FULL_WIDTH_DIGITS if run[0] in FULL_WIDTH_DIGITS else DIGITS
+    digits = _FULL_WIDTH_DIGITS if run[0] in _FULL_WIDTH_DIGITS else _DIGITS
     while True:
         out = "".join(rng.choice(digits) for _ in run)
         if out != run:
@@ -582,7 +582,7 @@ def null_like(text: str, pool: Sequence[str], rng: random.Random,
         if chars and NO_SPACE_CHAR.fullmatch(w):
             return rng.choice(chars.get(script_of(w)) or [u for us in chars.values() for u in us])
         if digit_run.fullmatch(w):
-            return random_digits(w, rng)
+            return _random_digits(w, rng)
         if w.lower() in STOPWORDS:
             return w
         r = rng.choice(list(pool))
