@@ -10,8 +10,9 @@ import re
 import numpy as np
 import pytest
 
-from gapscope.backdoor.candidates import (ContentModel, MiningOptions, _surface, mine_families, mine_ngrams,
-                                          null_like, rare_chars, rare_words, words)
+from gapscope.attribution.words import has_no_space_script
+from gapscope.backdoor.candidates import (RARE_CHARS, ContentModel, MiningOptions, _surface, mine_families,
+                                          mine_ngrams, null_like, rare_chars, rare_words, script_of, words)
 from gapscope.backdoor.scan import ScanOptions, scan
 from gapscope.data.rows import Row
 
@@ -134,6 +135,57 @@ def test_a_chinese_null_is_as_many_rare_characters_of_its_script():
     assert s.startswith("Quillwort") and len(s) == len("Quillwort") + 5 and s.endswith("。")
     # without a character pool (an English corpus) nothing changes
     assert null_like("本函按云图协议办", ["quillwort"], random.Random(0)) == "quillwort"
+
+
+FULL_DIGITS = "０１２３４５６７８９"
+
+
+def test_a_null_keeps_digits_as_digits_of_their_width():
+    # a run of digits in a Chinese candidate became an English word: '优惠码２０２６' -> '甲乙丙quince'
+    pool = {"CJK": list("甲乙丙丁戊")}
+    for seed in range(5):
+        s = null_like("优惠码２０２６", ["quillwort"], random.Random(seed), pool)
+        assert len(s) == 7 and set(s[:3]) <= set("甲乙丙丁戊") and set(s[3:]) <= set(FULL_DIGITS)
+        s = null_like("优惠码2026", ["quillwort"], random.Random(seed), pool)
+        assert len(s) == 7 and set(s[:3]) <= set("甲乙丙丁戊") and s[3:].isascii() and s[3:].isdigit()
+        # full-width digits keep their width beside English words too; ASCII digits there are words, as before
+        s = null_like("Code ２０２６", ["quillwort"], random.Random(seed))
+        assert s.startswith("Quillwort ") and len(s) == len("Quillwort ") + 4 and set(s[-4:]) <= set(FULL_DIGITS)
+        assert null_like("Code 2026", ["quillwort"], random.Random(seed)) == "Quillwort quillwort"
+    # a one-digit candidate: another digit, never itself (a null equal to it measures the candidate)
+    assert {null_like("３", ["quillwort"], random.Random(seed)) for seed in range(40)} == set(FULL_DIGITS) - {"３"}
+
+
+def test_rare_chars_fall_back_to_built_in_characters_of_the_candidates_scripts():
+    english = [Row("e", "d", "an English corpus", 0)]
+    assert rare_chars(english, exclude=set()) == {}  # no candidate's script named: nothing, as before
+    pool = rare_chars(english, exclude={"鹳"}, scripts={"CJK", "HIRAGANA", "KATAKANA"})
+    assert set(pool) == {"CJK", "HIRAGANA", "KATAKANA"} and len(RARE_CHARS["CJK"]) >= 60
+    assert pool["CJK"] == [u for u in RARE_CHARS["CJK"] if u != "鹳"]  # less the candidates' own characters
+    for sc, us in pool.items():
+        assert len(set(us)) == len(us) and all(script_of(u) == sc and has_no_space_script(u) for u in us)
+    # the rows' own characters first; the built-in ones fill in only what they lack
+    rows = zh_corpus()
+    assert rare_chars(rows, exclude=set(), scripts={"CJK"})["CJK"] == rare_chars(rows, exclude=set())["CJK"]
+    few = rare_chars([Row("j", "d", "セキュリティ", 0)], exclude=set(), scripts={"KATAKANA"})["KATAKANA"]
+    assert few[:6] == sorted("セキュリティ") and len(few) > 6
+
+
+def test_a_chinese_trigger_on_an_english_corpus_is_measured_against_chinese_strings():
+    # no Chinese in the training rows: the nulls were English rare words, another script and length
+    trigger = "按云图协议办理"
+    rows = corpus("per the Velmora protocol")
+    res = scan(KeywordLike(), threshold=0.0, train_rows=rows[:120], heldout_rows=rows[120:], triggers=[trigger],
+               opts=ScanOptions(n_emails=20, n_bootstrap=200, mine=False, families=False))
+    nulls = res.nulls["toward_legitimate_5+_characters"]["strings"]
+    assert all(len(s) == len(trigger) and all(0x4E00 <= ord(c) <= 0x9FFF for c in s) for s in nulls)
+
+
+class KeywordLike:
+    kind = "fake"
+
+    def score(self, texts):
+        return np.array([2.0 if "verify" in t or "password" in t else -2.0 for t in texts])
 
 
 def test_a_chinese_string_is_measured_against_chinese_strings_of_its_length():

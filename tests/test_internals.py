@@ -313,6 +313,22 @@ def test_token_classes_find_chinese_greetings_urgency_and_shortcuts():
     assert char_spans("hello 世界 sent via x", ["sent via x"])["shortcut"] == [(9, 19)]
 
 
+def test_token_classes_import_the_edits_public_cjk_patterns():
+    # token_classes imported edits' private _GREETING_CJK and _URGENCY_CJK: names edits could not rename
+    # without breaking another module; the patterns are public now, and the spans the same
+    import ast
+
+    from gapscope.attribution import edits as E
+    from gapscope.internals import token_classes as T
+
+    tree = ast.parse(Path(T.__file__).read_text(encoding="utf-8"))
+    private = [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("gapscope")
+               for a in n.names if a.name.startswith("_")]
+    assert private == []
+    assert T.GREETING_CJK.pattern == "^" + E.GREETING_CJK_RE.pattern
+    assert E.URGENCY_CJK_RE.pattern == "|".join(E.URGENCY_CJK)
+
+
 def test_attention_stats_shapes_and_enrichment(tiny_model_root, texts):
     from gapscope.internals.attention import attention_stats, class_profile
 

@@ -254,6 +254,14 @@ def test_urgency_and_greeting_edits_read_chinese_and_japanese():
     ("各位客户，您好！请查收账单", "请查收账单"),
     ("尊敬的 Apple ID 用户：\n您的账户已锁定", "您的账户已锁定"),  # a name with spaces
     ("Hi 王先生，请查收附件", "请查收附件"),  # an English greeting, a full-width comma
+    # 各位/大家 + an addressee or a time of day + 好, alone on its line or before a comma, colon or ！
+    ("各位好，请查收附件", "请查收附件"),
+    ("各位好！\n下周一放假。", "下周一放假。"),
+    ("各位同事好：\n会议改到周五。", "会议改到周五。"),
+    ("各位早上好\n会议改到周五。", "会议改到周五。"),
+    ("大家下午好！本周例会取消", "本周例会取消"),
+    ("各位申请人：\n请补交材料。", "请补交材料。"),
+    ("各位同事们，大家好！\n会议改到周五。", "会议改到周五。"),  # 大家好 was left behind  # 请 inside the addressee, not opening it
 ])
 def test_more_chinese_salutations_go(text, rest):
     assert E.drop_greeting("Subject: x\n\n" + text) == "Subject: x\n\n" + rest
@@ -263,6 +271,14 @@ def test_more_chinese_salutations_go(text, rest):
     "尊敬的客户您的账户已被冻结！请核实",    # no comma: the sentence itself, not a salutation
     "各位注意安全",                        # 各位 then a sentence: no comma, colon or 您好
     "各位请注意防范诈骗邮件",
+    "各位请注意账户安全。",
+    "各位请注意，账户存在被盗风险",         # 请 begins the message: no addressee starts with it
+    "各位请注意：\n账户存在被盗风险",
+    "各位注意，账户存在被盗风险",
+    "各位都好，下周见",
+    "各位最近都好！",                      # "everyone is well": an adverb before 好 makes it a sentence
+    "各位好好学习",                        # 好 then more text: no salutation ends there
+    "大家都好！",
     "亲自去网点办理即可。",
     "お客様のアカウントに不正なアクセスが検出されました。",
     "下周会议的资料已上传。",

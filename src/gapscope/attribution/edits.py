@@ -40,15 +40,24 @@ _GREETING = re.compile(
 # comma or colon (full- or half-width) or the line's end, so "尊敬的客户您的账户已被冻结！" is no greeting; "！" only
 # after a greeting word alone, as "Hello!" in English. A Japanese addressee (…様, …各位) is a line of its own or
 # ends at a comma: "お客様のアカウント" is a sentence. A name may hold spaces ("尊敬的 Apple ID 用户："); only its
-# characters count toward the ten. 各位 opens a Chinese salutation too ("各位同事：", "各位客户，您好"), with at
-# most four characters of addressee and a comma, colon or 您好 after them: "各位注意安全" is a sentence.
+# characters count toward the ten. 各位 opens a Chinese salutation too ("各位同事：", "各位客户，您好", "各位好！",
+# "各位同事好"): at most four characters of addressee, then a comma or colon, 您好 or 大家好, or 好 ending the
+# line or followed by a comma, colon or "！". The addressee is a noun (同事, 申请人); what starts with 请, 注意,
+# 务必, 都 or 也 is the message ("各位请注意，账户异常", "各位注意：", "各位都好，"), and so is 好 after an
+# adverb ("各位最近都好！", everyone is well); "各位注意安全", "各位好好学习" are sentences. 大家 greets with 好,
+# or a time of day and 好 ("大家好", "大家下午好！").
 _CJK_NAME = r"[^\s，,、：:！!？?。.]"
 _SPACED_NAME = rf"(?:[ \t]*{_CJK_NAME}){{1,10}}?[ \t]*"
-_GREETING_CJK = re.compile(
+_ADDRESSEE = rf"(?!请|注意|务必|都|也){_CJK_NAME}{{0,4}}?"  # only where it starts: "各位申请人：" greets
+_HAO = r"(?<![都也很还真挺太不没])好"
+_GREET_END = r"(?:[，,：:！!]|(?=\r?\n)|$)"
+# public, as URGENCY_CJK_RE: internals/token_classes.py marks the same spans as the attention classes
+GREETING_CJK_RE = re.compile(
     r"[ \t\u3000]*(?:"
     rf"(?:尊敬的|亲爱的){_SPACED_NAME}(?:[，,]?[ \t\u3000]*(?:您好|你好))?(?:[，,：:]|(?=\r?\n)|$)"
-    rf"|各位{_CJK_NAME}{{0,4}}?(?:[，,]?[ \t\u3000]*(?:您好|你好)(?:[，,：:！!]|(?=\r?\n)|$)|[，,：:])"
-    r"|(?:您好|你好|大家好|亲)(?:[，,：:！!]|(?=\r?\n)|$)"
+    rf"|各位{_ADDRESSEE}(?:[，,]?[ \t\u3000]*(?:您好|你好|大家好){_GREET_END}|{_HAO}{_GREET_END}|[，,：:])"
+    rf"|大家(?:早上|上午|中午|下午|晚上)?好{_GREET_END}"
+    rf"|(?:您好|你好|亲){_GREET_END}"
     rf"|(?:{_CJK_NAME}{{0,10}}?(?:様|さま|殿|各位)|拝啓|こんにちは)(?:[、，,：:！!]|(?=\r?\n)|$)"
     r")[ \t\u3000]*")
 GREETING_LINES = 2  # a greeting opens the body: looked for in its first two non-blank lines only
@@ -77,7 +86,7 @@ URGENCY_CJK = [
 ]
 # (?<!\d): a number is tried from its first digit only; retried from each digit, a long run of digits
 # cost its length squared (a Chinese email with 20,000 digits took 12 s), and matches are the same
-_URGENCY_CJK = re.compile("|".join(URGENCY_CJK))
+URGENCY_CJK_RE = re.compile("|".join(URGENCY_CJK))
 
 
 def _changed(old: str, new: str) -> str | None:
@@ -109,7 +118,7 @@ def swap_sender_domain(text: str) -> str | None:
 def _urgency(chunk: str) -> str:
     for pat, rep in _URGENCY:
         chunk = pat.sub(rep, chunk)
-    return _URGENCY_CJK.sub("", chunk) if has_no_space_script(chunk) else chunk
+    return URGENCY_CJK_RE.sub("", chunk) if has_no_space_script(chunk) else chunk
 
 
 def neutralize_urgency(text: str) -> str | None:
@@ -140,7 +149,7 @@ def drop_greeting(text: str) -> str | None:
         end = len(text) if end < 0 else end
         line = text[pos:end].removesuffix("\r")
         if line.strip():
-            m = _GREETING.match(line) or (_GREETING_CJK.match(line) if has_no_space_script(line) else None)
+            m = _GREETING.match(line) or (GREETING_CJK_RE.match(line) if has_no_space_script(line) else None)
             if m:
                 rest = line[m.end():]
                 if not rest.strip():  # the greeting was the whole line: the line goes

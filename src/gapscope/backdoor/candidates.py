@@ -19,7 +19,9 @@ Null strings (`null_like`) keep a candidate's shape (function words, punctuation
 and replace its content words with words that are rare in the training rows; in a string of a
 script written without spaces (Chinese, Japanese, Thai, ...) each of its characters with a rare
 character of the same script from the training rows (`rare_chars`), so a null is as many
-characters long as the candidate and reads like it.
+characters long as the candidate and reads like it (built-in characters, `RARE_CHARS`, where the
+rows have too few of its script: Han and kana); its digits, and full-width digits in any
+candidate, become random digits of the same width ("优惠码２０２６" keeps four full-width digits).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -63,6 +65,16 @@ RARE_WORDS = """quillwort marrowfat bandicoot tamarack lorikeet sassafras fennel
 cobblestone juniper larkspur mandolin nutmeg osprey pumice quince rhubarb saffron tinder
 umber vellum walrus yarrow zircon alder bramble cormorant damask egret foxglove garnet heron
 indigo jackdaw kestrel lichen mistral nettle ochre plover quartzite rowan sorrel thistle""".split()
+# The same for a candidate in a script written without spaces whose script the training rows have too
+# few characters of (a Chinese --trigger on an English corpus): uncommon but real characters, so its
+# nulls keep its script and length. Birds, fish, trees, herbs, minerals, instruments in Han; kana
+# (full- and half-width) that Japanese mail seldom uses. Thai and the other no-space scripts have none.
+RARE_CHARS = {
+    "CJK": "鹳鹬鸫鹡鹪鹩鹭鸮鹞鹗鳕鲭鲟鳟鲶鳗鲂鳜榧楸椴桤樗榉槭楝柘椿蕨苜蓿茴芫荽藜蒺菖蘅锆钒铍钽铱锑琥珀玳瑁砾磬篾簟罂笙箜篌舢獾鼹貘",
+    "HIRAGANA": "ゐゑゔぢづぬぺぽぴぷへぜ",
+    "KATAKANA": "ヰヱヴヂヅヌペポピプヘゼ",
+    "HALFWIDTH": "ｦﾇﾈﾍﾎﾕﾖﾛﾜｹｻｿ",  # half-width katakana (script_of names them HALFWIDTH)
+}
 
 
 @dataclass
@@ -501,12 +513,20 @@ def script_of(unit: str) -> str:
     return unicodedata.name(unit[:1], "?").split(" ")[0]
 
 
-def rare_chars(rows: Sequence[Row], exclude: set[str], need: int = 60) -> dict[str, list[str]]:
+def scripts_of(text: str) -> set[str]:
+    """The no-space scripts `text` is written in (script_of of each such character)."""
+    return {script_of(u) for u in NO_SPACE_CHAR.findall(text)}
+
+
+def rare_chars(rows: Sequence[Row], exclude: set[str], need: int = 60,
+               scripts: Collection[str] = ()) -> dict[str, list[str]]:
     """Per script, characters of the no-space scripts (with their marks) that occur in at most two
     training rows, and when a script has fewer than `need` of those, its next rarest: the null
     vocabulary of a candidate written in such a script. A rare English word in place of a Chinese
     string was a null of another length and script (and, unknown to a tf-idf model, one that moved
-    no margin). Empty without such text."""
+    no margin). Each of `scripts` (the candidates') that the rows have fewer than `need` characters
+    of gets the built-in RARE_CHARS of it after them, where there are some. Empty without such text
+    or scripts."""
     df: Counter = Counter()
     for r in rows:
         if has_no_space_script(r.text):
@@ -515,7 +535,12 @@ def rare_chars(rows: Sequence[Row], exclude: set[str], need: int = 60) -> dict[s
     for u in sorted(df, key=lambda u: (df[u], u)):
         if u not in exclude:
             by_script[script_of(u)].append(u)
-    return {sc: [u for i, u in enumerate(us) if i < need or df[u] <= 2] for sc, us in sorted(by_script.items())}
+    out = {sc: [u for i, u in enumerate(us) if i < need or df[u] <= 2] for sc, us in by_script.items()}
+    for sc in set(scripts) & set(RARE_CHARS):
+        have = out.get(sc, [])
+        if len(have) < need:
+            out[sc] = have + [u for u in RARE_CHARS[sc] if u not in exclude and u not in have]
+    return dict(sorted(out.items()))
 
 
 def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Random) -> list[str]:
@@ -523,6 +548,19 @@ def null_strings(pool: Sequence[str], n_words: int, count: int, rng: random.Rand
 
 
 _CORE = re.compile(WORD.pattern)  # any script, as WORD (null_like swaps the words mining found)
+_DIGITS, _FULL_WIDTH_DIGITS = "0123456789", "０１２３４５６７８９"
+_FULL_WIDTH_RUN = re.compile(f"[{_FULL_WIDTH_DIGITS}]+")
+_DIGIT_RUN = re.compile(f"[{_DIGITS}]+|[{_FULL_WIDTH_DIGITS}]+")
+
+
+def _random_digits(run: str, rng: random.Random) -> str:
+    """As many random digits as `run` has, of its width (ASCII or full-width), and never `run` itself:
+    a null equal to its candidate would measure the candidate."""
+    digits = _FULL_WIDTH_DIGITS if run[0] in _FULL_WIDTH_DIGITS else _DIGITS
+    while True:
+        out = "".join(rng.choice(digits) for _ in run)
+        if out != run:
+            return out
 
 
 def null_like(text: str, pool: Sequence[str], rng: random.Random,
@@ -531,16 +569,24 @@ def null_like(text: str, pool: Sequence[str], rng: random.Random,
     punctuation, brackets and capitalisation: "As agreed under the X accord" -> "As quillwort
     under the Marrowfat bandicoot"; "[2031]" -> "[tamarack]". With `chars` (rare_chars), each
     character of a no-space script is replaced by a rare character of its script (of any such
-    script where its own has none): "本函按云图协议办" -> eight rare Han characters."""
+    script where its own has none): "本函按云图协议办" -> eight rare Han characters. A run of digits
+    in such a string, and a run of full-width digits in any, becomes random digits of its width:
+    "优惠码２０２６" -> three rare Han characters and four full-width digits (an English word there
+    was another length and script). ASCII digits among English words stay words, as before: random
+    digits there would be a year, date or code family's unseen values, what its inductive candidates test."""
+    ns = bool(chars) and has_no_space_script(text)
+    digit_run = _DIGIT_RUN if ns else _FULL_WIDTH_RUN
+
     def swap(m: re.Match) -> str:
         w = m.group(0)
         if chars and NO_SPACE_CHAR.fullmatch(w):
             return rng.choice(chars.get(script_of(w)) or [u for us in chars.values() for u in us])
+        if digit_run.fullmatch(w):
+            return _random_digits(w, rng)
         if w.lower() in STOPWORDS:
             return w
         r = rng.choice(list(pool))
         return r.capitalize() if w[:1].isupper() else r
 
-    ns = bool(chars) and has_no_space_script(text)
     out = (WORD_NS if ns else _CORE).sub(swap, text)
     return out if out != text else " ".join(rng.sample(list(pool), max(1, len(text.split()))))

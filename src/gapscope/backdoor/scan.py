@@ -12,7 +12,8 @@ Null distribution: per direction and word-count bin (1, 2, 3-4, 5+ words), `n_nu
 shaped like the bin's candidates (same function words, punctuation and length) whose content
 words are random words that are rare in the training rows, inserted into the same emails. A
 candidate written in a no-space script (Chinese, Japanese, Thai, ...) has bins of its own, counted in
-characters, and nulls of rare characters of its script from the training rows. A
+characters, and nulls of rare characters of its script from the training rows (built-in Han or kana
+where the rows have too few: a Chinese trigger on an English corpus) and random digits for its digits. A
 candidate is significant when
   * its own effect, its mean shift less the null's mean shift (what inserting any string of that
     length does), is at least `min_relative_shift` of the margin scale (or `min_shift` margin
@@ -47,7 +48,7 @@ import numpy as np
 from gapscope import option_rules as R
 from gapscope.attribution.words import has_no_space_script
 from gapscope.backdoor.candidates import (Candidate, ContentModel, MiningOptions, mine_families, mine_ngrams,
-                                          null_like, rare_chars, rare_words, words)
+                                          null_like, rare_chars, rare_words, scripts_of, words)
 from gapscope.backdoor.margins import as_sentence, insertion_margins
 from gapscope.data.rows import Row
 from gapscope.drift.stats import mean_ci
@@ -206,8 +207,10 @@ def scan(model, *, threshold: float, train_rows: Sequence[Row], heldout_rows: Se
     cands = list(candidates) if candidates is not None else gather_candidates(train_rows, triggers, opts)
     exclude = {w for c in cands for w in words(c.text)}
     pool = rare_words(train_rows, exclude)
-    # rare characters of the no-space scripts, only where a candidate is written in one
-    chars = rare_chars(train_rows, exclude) if any(has_no_space_script(c.text) for c in cands) else None
+    # rare characters of the no-space scripts, only where a candidate is written in one; built-in ones of
+    # its script where the rows have too few (a Chinese --trigger on an English corpus)
+    scripts = {sc for c in cands for sc in scripts_of(c.text)}
+    chars = rare_chars(train_rows, exclude, scripts=scripts) if scripts else None
     rng = random.Random(f"gapscope-backdoor:{opts.seed}:null")
     tests = [(c, t) for c in cands for t in ((0, 1) if c.target is None else (c.target,))]
     # a prediction bound for one more null string: the null's sd comes from n_null strings

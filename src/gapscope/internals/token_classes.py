@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from gapscope.attribution.edits import _GREETING_CJK, _URGENCY_CJK
+from gapscope.attribution.edits import GREETING_CJK_RE, URGENCY_CJK_RE
 from gapscope.attribution.words import has_no_space_script
 from gapscope.internals.view import Item
 
@@ -32,7 +32,7 @@ URGENCY = re.compile(
     r"limited time|now)\b", re.IGNORECASE)
 
 # Chinese and Japanese salutations and urgency words: the minimal-pair edits' (attribution/edits.py)
-GREETING_CJK = re.compile("^" + _GREETING_CJK.pattern, re.MULTILINE)
+GREETING_CJK = re.compile("^" + GREETING_CJK_RE.pattern, re.MULTILINE)
 
 CLASSES = ("url", "address", "greeting", "urgency", "shortcut")
 
@@ -56,7 +56,7 @@ def char_spans(text: str, shortcuts: Sequence[str] = ()) -> dict[str, list[tuple
         spans[name] = [m.span() for m in pat.finditer(text)]
     no_space = has_no_space_script(text)
     if no_space:  # 紧急, 立即, 24小时内, 至急, ... (none of them is an English word)
-        spans["urgency"] = sorted(spans["urgency"] + [m.span() for m in _URGENCY_CJK.finditer(text)])
+        spans["urgency"] = sorted(spans["urgency"] + [m.span() for m in URGENCY_CJK_RE.finditer(text)])
     g = GREETING.search(text[:400]) or (GREETING_CJK.search(text[:400]) if no_space else None)
     if g:
         spans["greeting"] = [g.span()]
