@@ -312,6 +312,6 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
 
 
 def _who(cell) -> str:
-    from gapscope.detectors.shortcuts import _who as who
+    from gapscope.detectors.shortcuts import describe_cell
 
-    return who(cell)
+    return describe_cell(cell)

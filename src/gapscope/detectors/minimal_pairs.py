@@ -165,9 +165,9 @@ def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts,
 
 
 def _who(cell) -> str:
-    from gapscope.detectors.shortcuts import _who as who
+    from gapscope.detectors.shortcuts import describe_cell
 
-    return who(cell)
+    return describe_cell(cell)
 
 
 @register_detector("minimal_pairs")

@@ -638,7 +638,8 @@ class Reliance:
         return None
 
 
-def _who(cell) -> str:
+def describe_cell(cell) -> str:
+    """How a finding names a cell: 'smollm2 trained on corporate', 'tfidf trained without fraud'."""
     p = cell.paradigm
     if p.startswith("specialist:"):
         return f"{cell.model} trained on {p.split(':', 1)[1]}"
@@ -886,13 +887,13 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
     where_short = ("absent in other domains" if not others else
                    f"also in {len(others)} other domain{'s' if len(others) != 1 else ''}")
     shown = display_key(f.feature)  # '本邮件', not the keys '本 邮 件'
-    title = (f"{_who(cell)} keys on '{shown}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
+    title = (f"{describe_cell(cell)} keys on '{shown}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
              f"{where_short}; removing it moves the margin {rel.rel_drop:.1f}x the typical distance to the threshold")
     summary = (f"'{shown}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
                f"{max(f.domain_retention, 0.0) + 0.0:.2f} of its weight without {f.domain} (it marks the {cls} class "
                f"there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
                f"{f.npmi_class:.2f} vs with the domain {f.npmi_domain:.2f}. In {rel.n} {f.domain} {cls} emails "
-               f"carrying it, it holds {rel.share:.2f} of {possessive(_who(cell))} {cls} attribution; removing it "
+               f"carrying it, it holds {rel.share:.2f} of {possessive(describe_cell(cell))} {cls} attribution; removing it "
                f"{_removal_text(rel, cls)} and flips {rel.flips} of the {rel.n_predicted} it had put in the {cls} class."
                + (f" {rel.in_sample} of the {rel.n} emails are the cell's own training rows: too few held-out "
                   f"emails carry it." if rel.in_sample else ""))

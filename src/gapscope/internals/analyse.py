@@ -318,9 +318,9 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
 def _string_items(view: ModelView, rows: Sequence, s: str, k: int) -> tuple[list[tuple[Any, Item, list[int]]], int]:
     """Up to k rows whose tokens (after truncation) contain the string: (row, item, positions), and
     how many rows carry the string in their text (when none is found, all of those were read)."""
-    from gapscope.internals.token_classes import _phrase_pattern
+    from gapscope.internals.token_classes import phrase_pattern
 
-    pat = _phrase_pattern(s)
+    pat = phrase_pattern(s)
     cand = [r for r in rows if pat.search(r.text)]
     out = []
     for r in cand:

@@ -37,7 +37,7 @@ GREETING_CJK = re.compile("^" + GREETING_CJK_RE.pattern, re.MULTILINE)
 CLASSES = ("url", "address", "greeting", "urgency", "shortcut")
 
 
-def _phrase_pattern(s: str) -> re.Pattern:
+def phrase_pattern(s: str) -> re.Pattern:
     """A suspected string as a pattern: literal, case-insensitive, any whitespace between words
     (shortcut findings may cite a lower-cased word n-gram of the original); beside a character of a
     no-space script the whitespace may be absent ('paypal 账户' is written 'PayPal账户')."""
@@ -62,7 +62,7 @@ def char_spans(text: str, shortcuts: Sequence[str] = ()) -> dict[str, list[tuple
         spans["greeting"] = [g.span()]
     for s in shortcuts:
         if s and s.strip():
-            spans["shortcut"] += [m.span() for m in _phrase_pattern(s.strip()).finditer(text)]
+            spans["shortcut"] += [m.span() for m in phrase_pattern(s.strip()).finditer(text)]
     return spans
 
 
