@@ -132,9 +132,14 @@ def run(study) -> list[Finding]:
             per_dom_home = per_dom[home]
         shifts = {d: _shift(tables[(cell.name, home)], tables[(cell.name, d)], home, seed) for d in outs} if ins else {}
         # within the training domains: does the cell key on other evidence in one of them than in the rest?
-        contrasts = {d: _shift(_pooled(tables, samples, cell, [x for x in ins if x != d], agg, seed, boots=0),
-                               tables[(cell.name, d)], _pool_name([x for x in ins if x != d]), seed)
-                     for d in ins} if len(ins) > 1 else {}
+        # Its own line: it re-reads the other domains' emails once per domain (19 of a 24 s leave-one-out
+        # cell of 12 domains, silent and left out of the cell's time)
+        contrasts = {}
+        if len(ins) > 1:
+            with progress.step(f"attributions: {cell.name}, each training domain against the rest"):
+                contrasts = {d: _shift(_pooled(tables, samples, cell, [x for x in ins if x != d], agg, seed, boots=0),
+                                       tables[(cell.name, d)], _pool_name([x for x in ins if x != d]), seed)
+                             for d in ins}
         summary["cells"][cell.name] = {"model": cell.model, "paradigm": cell.paradigm, "kind": cell.kind,
                                        "train_domains": cell.train_domains, "per_domain": per_dom, "shifts": shifts,
                                        "contrasts": contrasts,
@@ -187,7 +192,9 @@ def run(study) -> list[Finding]:
             example_ids=[x["id"] for x in (examples.get(home), miss) if x],
             score=0.0,
         ))
-    summary["between_cells"] = _between_cells(study, tables, samples, agg, seed)
+    # every pair of one model's cells on every domain: 3,600 comparisons and 2 silent minutes at 12 domains
+    with progress.step("attributions: cells compared on each domain"):
+        summary["between_cells"] = _between_cells(study, tables, samples, agg, seed)
     artifacts.write_json(out_dir / "summary.json", summary)
     artifacts.write_json(out_dir / "section.json", _sections(summary, opts, pairs))
     return findings
