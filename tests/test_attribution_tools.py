@@ -368,3 +368,33 @@ def test_a_cell_of_several_domains_is_read_against_them_pooled_and_each_against_
     assert footer["vs"] == "training domains (marketing, personal)" and footer["shift_test"]["emails"] == 40
     assert footer["beyond_chance"]  # the footer marks phishing there and nowhere else
     assert "Within its training domains, its phishing evidence in" in f.summary and "mailinglist" in f.summary
+
+
+def test_a_cell_of_many_training_domains_counts_them_in_its_texts(tmp_path):
+    # a leave-one-out cell of a 12-domain study listed its 11 training domains in its title and twice
+    # in its summary; the names stay in the finding's domains and evidence
+    from gapscope.detectors import attributions as A
+
+    names = ["marketing", "personal", "mailinglist", "alerts"]
+    cfg = SynthConfig(seed=3, n_per_domain=80, domains=names)
+    study = mini_study(tmp_path, cfg, specialist=[], generalist=names,
+                       detectors={"attributions": {"emails_per_domain": 20}})
+    (f,) = A.run(study)
+    assert "top phishing evidence in its 4 training domains is" in f.title and "mailinglist" not in f.title
+    assert "training domains (" not in f.summary and sorted(f.domains) == sorted(names)
+    assert f.evidence["contrasts"]["alerts"]["vs"] == "training domains (marketing, personal, mailinglist)"
+
+
+def test_the_slow_parts_of_the_attributions_detector_say_so_on_the_terminal(tmp_path, capsys):
+    # at 12 domains the contrasts within a leave-one-out cell's training domains (19 of its 24 s) and
+    # the comparisons between cells (2 minutes) ran after the last progress line, silent
+    from gapscope.detectors import attributions as A
+
+    names = ["marketing", "personal", "mailinglist"]
+    study = mini_study(tmp_path, SynthConfig(seed=3, n_per_domain=60, domains=names), specialist=[],
+                       generalist=names, detectors={"attributions": {"emails_per_domain": 15}})
+    capsys.readouterr()
+    A.run(study)
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps a long line
+    assert "tfidf__generalist, each training domain against the rest" in err
+    assert "attributions: cells compared on each domain" in err

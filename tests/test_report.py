@@ -270,3 +270,21 @@ def test_the_gap_caption_and_the_sources_table_hold_no_empty_or_repeated_text(tm
     assert "rejected_at" not in html
     audit["sources"][0]["rejected_at"] = {"bad label": ["a.jsonl:3"]}
     assert html.count("rejected_at") == 0 and _render(tmp_path, [], entries=entries, audit=audit).count("rejected_at") == 1
+
+
+def test_a_wide_heatmap_scrolls_rather_than_shrinking(tmp_path):
+    # 12 domains x 25 cells drew a heatmap 1,813 px wide, scaled to the page: its labels at 6-7px
+    rng = np.random.default_rng(0)
+    domains = [f"domain_number_{i:02d}" for i in range(12)]
+    entries = []
+    for train in domains[:3]:
+        per = {}
+        for d in domains:
+            y = rng.integers(0, 2, 40)
+            per[d] = ([f"{d}-{i}" for i in range(40)], y, rng.normal(size=40) + 2 * y - 1)
+        entries += evaluate_cell("tfidf", f"specialist:{train}", [train], 0.0, per, seed=1, n_resamples=20)
+    html = _render(tmp_path, [], entries=entries, audit={})
+    width = int(re.search(r'viewBox="0 0 \d+ \d+" width="(\d+)"[^>]*aria-label="F1 heatmap', html).group(1))
+    assert width > 1180  # wider than the page
+    assert re.search(r'<div class="scroll"><svg class="chart"[^>]*aria-label="F1 heatmap', html)
+    assert ".scroll > svg.chart { max-width:none; }" in html
