@@ -288,3 +288,28 @@ def test_a_wide_heatmap_scrolls_rather_than_shrinking(tmp_path):
     assert width > 1180  # wider than the page
     assert re.search(r'<div class="scroll"><svg class="chart"[^>]*aria-label="F1 heatmap', html)
     assert ".scroll > svg.chart { max-width:none; }" in html
+
+
+def test_a_finding_repeated_for_many_cells_is_shown_once_and_names_the_others(tmp_path):
+    # 12 domains: the 13 cells trained on a footer's domain gave 13 findings of one statement, 39 of 94
+    # findings in all, and they took 26 of the 60 places shown in full from findings saying something else
+    from gapscope.report import render
+
+    footer = [Finding("shortcut", "medium", f"cell {c} keys on the relay footer", "s", score=10 - c / 100,
+                      models=["tfidf"], domains=["alerts"], evidence={"feature": "sent via relay", "cell": f"cell-{c}"})
+              for c in range(13)]
+    other = [Finding("k", "low", f"Finding number {i:03d}", "summary", score=-i, evidence={"x": i})
+             for i in range(render.MAX_FINDINGS)]
+    html = _render(tmp_path, footer + other)
+    full, rest = html[:html.index('id="more-findings"')], html[html.index('id="more-findings"'):]
+    assert full.count("keys on the relay footer") == 1  # the best-ranked one, in full
+    assert "The same for 12 more cells" in full and "cell-12 (#13)" in full and 'href="#finding-13"' in full
+    assert f"Finding number {render.MAX_FINDINGS - 2:03d}" in full  # the places went to other findings
+    assert rest.count("keys on the relay footer") == 12 and rest.count("The same as <a href=\"#finding-1\">#1</a>") == 12
+    for i in range(render.MAX_FINDINGS):  # nothing is dropped: every finding is in the page once
+        assert html.count(f"Finding number {i:03d}<") == 1
+    # a different severity, feature, model or domain is a different statement: not grouped
+    kinds = [Finding("shortcut", sev, "t" + sev + feat, "s", models=["tfidf"], domains=["alerts"],
+                     evidence={"feature": feat, "cell": "c"}) for sev in ("medium", "low") for feat in ("a", "b")]
+    html = _render(tmp_path, kinds)
+    assert "The same for" not in html and 'id="more-findings"' not in html

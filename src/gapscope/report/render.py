@@ -174,7 +174,47 @@ def _ranked_findings(findings: list) -> list[dict[str, Any]]:
     return [f.to_dict() for f in rank(objs)]
 
 
-def _finding_view(d: dict[str, Any], i: int) -> dict[str, Any]:
+def _repeat_key(d: dict[str, Any]) -> tuple | None:
+    """Findings that say the same of different cells share this key: one kind and severity, one
+    feature, the same models and domains (a footer that every cell trained on its domain keys on).
+    None for a finding that names no feature."""
+    feature = (d.get("evidence") or {}).get("feature") if isinstance(d.get("evidence"), dict) else None
+    if not isinstance(feature, str) or not feature:
+        return None
+    return (d.get("kind"), d.get("severity"), feature, tuple(d.get("models") or ()), tuple(d.get("domains") or ()))
+
+
+def _layout(ranked: list[dict[str, Any]]) -> tuple[list[int], list[int], dict[int, list[int]], dict[int, int]]:
+    """Which findings the report shows in full and which it lists, by index into `ranked`.
+
+    A finding that repeats a better-ranked one for another cell (_repeat_key) is listed, not shown
+    in full, and the first of them names the others: with 12 domains, 13 cells trained on a footer's
+    domain gave 13 findings a statement, 39 of 94 findings, and took 26 of the 60 full places from
+    findings that say something else. findings.json keeps every one of them."""
+    head_of: dict[tuple, int] = {}
+    repeats: dict[int, list[int]] = {}
+    same_as: dict[int, int] = {}
+    for i, d in enumerate(ranked):
+        key = _repeat_key(d)
+        if key is None:
+            continue
+        if key in head_of:
+            repeats.setdefault(head_of[key], []).append(i)
+            same_as[i] = head_of[key]
+        else:
+            head_of[key] = i
+    full = [i for i in range(len(ranked)) if i not in same_as][:MAX_FINDINGS]
+    shown = set(full)
+    listed = [i for i in range(len(ranked)) if i not in shown][:MAX_LISTED]
+    return full, listed, repeats, same_as
+
+
+def _cell_of(d: dict[str, Any]) -> str:
+    ev = d.get("evidence") if isinstance(d.get("evidence"), dict) else {}
+    return str(ev.get("cell") or d.get("title", ""))
+
+
+def _finding_view(d: dict[str, Any], i: int, repeats: list[tuple[int, dict[str, Any]]] = ()) -> dict[str, Any]:
     ids = [str(x) for x in d.get("example_ids") or []]
     return {
         "severity": d["severity"], "kind": str(d.get("kind", "")), "title": str(d.get("title", "")),
@@ -182,14 +222,17 @@ def _finding_view(d: dict[str, Any], i: int) -> dict[str, Any]:
         "models": [str(m) for m in d.get("models") or []], "domains": [str(m) for m in d.get("domains") or []],
         "ids": ids[:MAX_IDS], "more_ids": max(len(ids) - MAX_IDS, 0),
         "evidence": evidence_node(d.get("evidence") or {}) if d.get("evidence") else None,
-        "open": i < OPEN_FINDINGS or d["severity"] == "high", "anchor": f"finding-{i + 1}",
+        "open": i < OPEN_FINDINGS or d["severity"] == "high", "anchor": f"finding-{i + 1}", "rank": i + 1,
+        "repeats": [{"cell": _cell_of(r), "anchor": f"finding-{j + 1}", "rank": j + 1} for j, r in repeats],
     }
 
 
-def _listed_view(d: dict[str, Any], i: int) -> dict[str, Any]:
-    """A finding past the first MAX_FINDINGS: its title and summary (the evidence is in findings.json)."""
+def _listed_view(d: dict[str, Any], i: int, same_as: int | None = None) -> dict[str, Any]:
+    """A finding past the first MAX_FINDINGS, or one repeating a better-ranked finding for another
+    cell (`same_as`, that finding's index): its title and summary (the evidence is in findings.json)."""
     return {"severity": d["severity"], "kind": str(d.get("kind", "")), "title": str(d.get("title", "")),
-            "summary": str(d.get("summary", "")), "anchor": f"finding-{i + 1}", "rank": i + 1}
+            "summary": str(d.get("summary", "")), "anchor": f"finding-{i + 1}", "rank": i + 1,
+            "same_as": None if same_as is None else {"anchor": f"finding-{same_as + 1}", "rank": same_as + 1}}
 
 
 def _metric_cell(e: dict[str, Any], m: str) -> dict[str, Any]:
@@ -348,6 +391,7 @@ def render_report(run_dir: Path, *, title: str, spec_text: str, audit: dict, ent
     entries = [_as_dict(e) for e in entries]
     summary = [_as_dict(s) for s in summary]
     ranked = _ranked_findings(list(findings))
+    full, listed, repeats, same_as = _layout(ranked)
     audit = dict(audit or {})
     domains = list(dict.fromkeys([e["test_domain"] for e in entries]
                                  + [str(s.get("domain")) for s in audit.get("sources") or [] if s.get("domain")]))
@@ -359,9 +403,9 @@ def render_report(run_dir: Path, *, title: str, spec_text: str, audit: dict, ent
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         models=list(dict.fromkeys(e["model"] for e in entries)), domains=domains,
         counts=counts, n_cells=len(summary), largest=largest,
-        findings=[_finding_view(f, i) for i, f in enumerate(ranked[:MAX_FINDINGS])],
-        rest=[_listed_view(f, i) for i, f in enumerate(ranked[MAX_FINDINGS:MAX_FINDINGS + MAX_LISTED], MAX_FINDINGS)],
-        more_findings=max(len(ranked) - MAX_FINDINGS - MAX_LISTED, 0), n_findings=len(ranked),
+        findings=[_finding_view(ranked[i], i, [(j, ranked[j]) for j in repeats.get(i, [])]) for i in full],
+        rest=[_listed_view(ranked[i], i, same_as.get(i)) for i in listed],
+        more_findings=len(ranked) - len(full) - len(listed), n_findings=len(ranked),
         matrix=_matrix_view(entries, summary), audit=_audit_view(audit),
         extras=_extra_view(extra_sections), spec_text=spec_text or "", problems=list(problems),
     )
