@@ -26,12 +26,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from gapscope import progress
 from gapscope.attribution import corpus as C
 from gapscope.attribution.base import is_cheap
 from gapscope.attribution.window import model_tokens, visible_end
+from gapscope.detectors.shortcuts import describe_cell
 from gapscope.findings import Finding, register_detector
 
 _NAMED = 3  # training domains a finding's texts list by name; more are counted
@@ -183,7 +182,7 @@ def run(study) -> list[Finding]:
                                 f"{', missed' if miss['missed'] else ''})": miss}
         findings.append(Finding(
             kind="top_features", severity="info",
-            title=f"{_who(cell)}: top phishing evidence in {in_home} is {top_home}",
+            title=f"{describe_cell(cell)}: top phishing evidence in {in_home} is {top_home}",
             summary=(f"Occlusion attributions over {sum(v['n_emails'] for v in per_dom.values())} held-out emails "
                      f"in {len(per_dom)} domains (frequency-aware word and phrase importance).{ov_txt}{view_txt}"),
             evidence={"cell": cell.name, "paradigm": cell.paradigm, "per_domain": per_dom, "shifts": shifts,
@@ -329,8 +328,3 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
          "evidence": pairs},
     ]
 
-
-def _who(cell) -> str:
-    from gapscope.detectors.shortcuts import describe_cell
-
-    return describe_cell(cell)

@@ -32,6 +32,7 @@ import numpy as np
 
 from gapscope.attribution import edits as E
 from gapscope.attribution.window import model_tokens, visible_end
+from gapscope.detectors.shortcuts import describe_cell
 from gapscope import option_rules as R
 from gapscope.findings import Finding, register_detector
 
@@ -164,12 +165,6 @@ def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts,
     return "low" if low_end >= 0.5 else "info"
 
 
-def _who(cell) -> str:
-    from gapscope.detectors.shortcuts import describe_cell
-
-    return describe_cell(cell)
-
-
 @register_detector("minimal_pairs")
 def run(study) -> list[Finding]:
     from gapscope.attribution.corpus import AttributionStore, ModelCache, attributor_for, options as att_options
@@ -223,7 +218,7 @@ def run(study) -> list[Finding]:
                      f", {worst['corrected']} correcting an error and {worst['broken']} making one")
             findings.append(Finding(
                 kind="edit_sensitivity", severity=sev,
-                title=(f"{_who(cell)}: '{edit}' flips {k} of {worst['n']} "
+                title=(f"{describe_cell(cell)}: '{edit}' flips {k} of {worst['n']} "
                        f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{which}"),
                 summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). In {worst_dom} it changes "
                          f"{worst['flip_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%}"

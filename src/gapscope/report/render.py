@@ -178,7 +178,7 @@ def _repeat_key(d: dict[str, Any]) -> tuple | None:
     """Findings that say the same of different cells share this key: one kind and severity, one
     feature, the same models and domains (a footer that every cell trained on its domain keys on).
     None for a finding that names no feature."""
-    feature = (d.get("evidence") or {}).get("feature") if isinstance(d.get("evidence"), dict) else None
+    feature = _evidence_of(d).get("feature")
     if not isinstance(feature, str) or not feature:
         return None
     return (d.get("kind"), d.get("severity"), feature, tuple(d.get("models") or ()), tuple(d.get("domains") or ()))
@@ -209,9 +209,12 @@ def _layout(ranked: list[dict[str, Any]]) -> tuple[list[int], list[int], dict[in
     return full, listed, repeats, same_as
 
 
+def _evidence_of(d: dict[str, Any]) -> dict[str, Any]:
+    return d["evidence"] if isinstance(d.get("evidence"), dict) else {}
+
+
 def _cell_of(d: dict[str, Any]) -> str:
-    ev = d.get("evidence") if isinstance(d.get("evidence"), dict) else {}
-    return str(ev.get("cell") or d.get("title", ""))
+    return str(_evidence_of(d).get("cell") or d.get("title", ""))
 
 
 def _finding_view(d: dict[str, Any], i: int, repeats: list[tuple[int, dict[str, Any]]] = ()) -> dict[str, Any]:
