@@ -261,7 +261,9 @@ def test_urgency_and_greeting_edits_read_chinese_and_japanese():
     ("各位早上好\n会议改到周五。", "会议改到周五。"),
     ("大家下午好！本周例会取消", "本周例会取消"),
     ("各位申请人：\n请补交材料。", "请补交材料。"),
-    ("各位同事们，大家好！\n会议改到周五。", "会议改到周五。"),  # 大家好 was left behind  # 请 inside the addressee, not opening it
+    ("各位同事们，大家好！\n会议改到周五。", "会议改到周五。"),
+    ("各位领导、同事好！\n会议改到周五。", "会议改到周五。"),  # addressees joined by 、
+    ("各位老师、家长、同学：\n明天停课。", "明天停课。"),  # 大家好 was left behind  # 请 inside the addressee, not opening it
 ])
 def test_more_chinese_salutations_go(text, rest):
     assert E.drop_greeting("Subject: x\n\n" + text) == "Subject: x\n\n" + rest
@@ -276,6 +278,7 @@ def test_more_chinese_salutations_go(text, rest):
     "各位请注意：\n账户存在被盗风险",
     "各位注意，账户存在被盗风险",
     "各位都好，下周见",
+    "各位领导、同事都好！",                 # an adverb before 好, after a list of addressees too
     "各位最近都好！",                      # "everyone is well": an adverb before 好 makes it a sentence
     "各位好好学习",                        # 好 then more text: no salutation ends there
     "大家都好！",

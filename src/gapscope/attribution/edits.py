@@ -41,14 +41,16 @@ _GREETING = re.compile(
 # after a greeting word alone, as "Hello!" in English. A Japanese addressee (…様, …各位) is a line of its own or
 # ends at a comma: "お客様のアカウント" is a sentence. A name may hold spaces ("尊敬的 Apple ID 用户："); only its
 # characters count toward the ten. 各位 opens a Chinese salutation too ("各位同事：", "各位客户，您好", "各位好！",
-# "各位同事好"): at most four characters of addressee, then a comma or colon, 您好 or 大家好, or 好 ending the
-# line or followed by a comma, colon or "！". The addressee is a noun (同事, 申请人); what starts with 请, 注意,
-# 务必, 都 or 也 is the message ("各位请注意，账户异常", "各位注意：", "各位都好，"), and so is 好 after an
-# adverb ("各位最近都好！", everyone is well); "各位注意安全", "各位好好学习" are sentences. 大家 greets with 好,
-# or a time of day and 好 ("大家好", "大家下午好！").
+# "各位同事好", "各位领导、同事好！"): at most four characters of addressee (up to four such joined by 、),
+# then a comma or colon, 您好 or 大家好, or 好 ending the line or followed by a comma, colon or "！". The
+# addressee is a noun (同事, 申请人); what starts with 请, 注意, 务必, 都 or 也 is the message ("各位请注意，
+# 账户异常", "各位注意：", "各位都好，"), and so is 好 after an adverb ("各位最近都好！", everyone is well);
+# "各位注意安全", "各位好好学习" are sentences. 大家 greets with 好, or a time of day and 好 ("大家好",
+# "大家下午好！").
 _CJK_NAME = r"[^\s，,、：:！!？?。.]"
 _SPACED_NAME = rf"(?:[ \t]*{_CJK_NAME}){{1,10}}?[ \t]*"
-_ADDRESSEE = rf"(?!请|注意|务必|都|也){_CJK_NAME}{{0,4}}?"  # only where it starts: "各位申请人：" greets
+# only where it starts: "各位申请人：" greets; up to four addressees joined by 、 ("各位领导、同事好！")
+_ADDRESSEE = rf"(?!请|注意|务必|都|也){_CJK_NAME}{{0,4}}?(?:、{_CJK_NAME}{{1,4}}?){{0,3}}"
 _HAO = r"(?<![都也很还真挺太不没])好"
 _GREET_END = r"(?:[，,：:！!]|(?=\r?\n)|$)"
 # public, as URGENCY_CJK_RE: internals/token_classes.py marks the same spans as the attention classes
