@@ -301,6 +301,8 @@ def test_mail_without_urgency_words_is_left_alone_in_chinese_and_japanese():
     "我们已建立即时通讯渠道。",      # 建立 + 即时 (instant messaging), no 立即
     "公司设立即日起生效。",          # 设立 + 即日起
     "今日内容：季度报告。",          # 今日 + 内容 (today's content)
+    "他每天骑马上班。",              # 骑马 + 上班 (rides a horse to work), no 马上
+    "检测到木马上传行为。",          # 木马 + 上传 (a Trojan uploading)
     "3月15日内部审计已完成。",        # the 15th + 内部 (internal audit)
     "今天内部会议改到下午。",        # today's internal meeting
 ])
@@ -312,6 +314,7 @@ def test_chinese_urgency_still_goes_beside_those_guards():
     assert E.neutralize_urgency("请立即建立连接，请在24小时内完成，今日内回复") == "请建立连接，请完成，回复"
     assert E.neutralize_urgency("请在２４小时内点击") == "请点击"  # full-width digits
     assert E.neutralize_urgency("请于24小时内在线完成验证") == "请在线完成验证"
+    assert E.neutralize_urgency("请今天晚上马上处理") == "请今天晚上处理"  # 上 before 马上: a time word
 
 
 def test_chinese_urgency_is_linear_in_a_long_run_of_digits():

@@ -79,10 +79,12 @@ _URGENCY = [(re.compile((r"[ \t]?" if not r else "") + p, re.IGNORECASE), r) for
 # (在/于)24小时内, (在/于)今日内; 【至急】, 至急, 緊急, 今すぐ, 直ちに, 早急に, 24時間以内に, 本日中に. "请在24小时内点击"
 # -> "请点击", "至急本人確認を完了してください" -> "本人確認を完了してください".
 # No spaces mark a word's end: 立即 is no word after 建/设/成/... ("建立即时通讯": 建立 + 即时), and 内
+# 马上 is no "at once" after a word ending in 马 (horse): "骑马上班" rides to work, "木马上传" uploads a Trojan,
+# "宝马上市" is BMW's launch; 上 stays out of the list ("晚上马上处理": tonight, at once). And 内
 # is no "within" where it starts 内容, 内部, ... ("今日内容" today's content, "3月15日内部审计" an internal audit).
 _WITHIN = "内(?![容部])"  # not 内在, 内存, 内网: "24小时内在线缴费", "3天内存款" are deadlines
 URGENCY_CJK = [
-    r"[【\[](?:紧急|緊急|至急)[】\]]", r"紧急|緊急|至急", r"(?<![建设成确树创独订])立即|立刻|马上|尽快",
+    r"[【\[](?:紧急|緊急|至急)[】\]]", r"紧急|緊急|至急", r"(?<![建设成确树创独订])立即|立刻|(?<![骑木宝斑河赛策跨驸野骏战])马上|尽快",
     rf"(?:在|于)?(?<!\d)\d+\s*(?:个)?(?:小时|分钟|天|日)(?:之)?{_WITHIN}", rf"(?:在|于)?(?:今日|今天|当日|当天)(?:之)?{_WITHIN}",
     r"今すぐに?|直ちに|早急に", r"(?<!\d)\d+\s*(?:時間|分|日)以内に?", r"本日中に?",
 ]
