@@ -313,6 +313,15 @@ def test_token_classes_find_chinese_greetings_urgency_and_shortcuts():
     assert char_spans("hello 世界 sent via x", ["sent via x"])["shortcut"] == [(9, 19)]
 
 
+def test_token_classes_find_korean_greetings_and_urgency():
+    from gapscope.internals.token_classes import char_spans
+
+    text = "Subject: 알림\n\n고객님, 안녕하세요.\n24시간 이내에 즉시 로그인하여 확인하십시오."
+    spans = char_spans(text, [])
+    assert [text[a:b].strip() for a, b in spans["greeting"]] == ["고객님, 안녕하세요."]
+    assert [text[a:b] for a, b in spans["urgency"]] == ["24시간 이내에", "즉시"]
+
+
 def test_token_classes_import_the_edits_public_cjk_patterns():
     # token_classes imported edits' private _GREETING_CJK and _URGENCY_CJK: names edits could not rename
     # without breaking another module; the patterns are public now, and the spans the same

@@ -290,6 +290,44 @@ def test_a_chinese_or_japanese_sentence_is_no_greeting(text):
     assert E.drop_greeting("Subject: x\n\n" + text) is None
 
 
+@pytest.mark.parametrize("text,calm", [
+    # Korean phishing read no urgency word: the edit applied to no email of a Korean corpus
+    ("즉시 로그인하여 확인하십시오", "로그인하여 확인하십시오"),
+    ("24시간 이내에 인증하지 않으면 계정이 정지됩니다", "인증하지 않으면 계정이 정지됩니다"),
+    ("[긴급] 계정 보안 알림", "계정 보안 알림"),
+    ("지금 바로 확인하세요. 계정이 즉시 정지됩니다.", "확인하세요. 계정이 정지됩니다."),
+    ("오늘 중으로 결제하세요", "결제하세요"),
+    ("긴급 공지: 조속히 확인 바랍니다 http://kb-secure.kr/즉시", "공지: 확인 바랍니다 http://kb-secure.kr/즉시"),
+    # a word that only contains one: 긴급하지 (not urgent), 즉시성 (immediacy), 오늘날 (nowadays)
+    ("긴급하지 않은 문의입니다", None), ("즉시성 검토 결과", None), ("오늘날 많은 고객이", None),
+])
+def test_korean_urgency_words_go(text, calm):
+    assert E.neutralize_urgency(text) == calm
+
+
+@pytest.mark.parametrize("text,rest", [
+    ("고객님, 안녕하세요.\n계정이 일시 정지되었습니다.", "계정이 일시 정지되었습니다."),
+    ("안녕하세요, 국민은행입니다.", "국민은행입니다."),
+    ("친애하는 회원님,\n결제가 실패했습니다.", "결제가 실패했습니다."),
+    ("홍길동 님께\n안내드립니다.", "안내드립니다."),
+    ("김철수 고객님: 안녕하세요!\n확인 바랍니다.", "확인 바랍니다."),
+    ("고객님의 계정이 정지되었습니다.", None),  # 님 then a particle: the message
+    ("고객님 계정이 정지되었습니다", None),      # no comma, colon or line end after 님
+])
+def test_korean_salutations_go(text, rest):
+    got = E.drop_greeting("Subject: x\n\n" + text)
+    assert got == (None if rest is None else "Subject: x\n\n" + rest)
+
+
+def test_korean_patterns_are_linear_on_long_lines():
+    import time
+
+    t0 = time.perf_counter()
+    for text in ["가" * 100_000, "가 " * 50_000, "1" * 50_000 + "시간", "고객 " * 30_000]:
+        E.drop_greeting(text), E.neutralize_urgency(text)
+    assert time.perf_counter() - t0 < 2.0
+
+
 def test_mail_without_urgency_words_is_left_alone_in_chinese_and_japanese():
     assert E.neutralize_urgency("您的订单已发货，预计3天后送达。") is None
     assert E.neutralize_urgency("会議の資料を共有いたします。") is None

@@ -92,6 +92,32 @@ URGENCY_CJK = [
 # cost its length squared (a Chinese email with 20,000 digits took 12 s), and matches are the same
 URGENCY_CJK_RE = re.compile("|".join(URGENCY_CJK))
 
+# Korean, written with spaces but with particles joined to their word: [긴급], 긴급(한/히), 즉시, 당장,
+# 지금 바로, 조속히, 신속히, (N)시간/분/일 이내(에), 오늘/금일 중(으로). A word counts only standing alone at
+# its start and end (Hangul on neither side): "긴급하지 않은 문의" (not urgent) and "즉시성" keep theirs.
+_HANGUL = "가-힣"
+URGENCY_KO = [
+    r"[【\[]긴급[】\]]", rf"(?<![{_HANGUL}])(?:긴급(?:한|히|하게)?|즉시|당장|지금 바로|조속히|신속히)(?![{_HANGUL}])",
+    r"(?<!\d)\d+\s*(?:시간|분|일)\s*(?:이내|내)(?:에|로)?(?![{_HANGUL}])".replace("{_HANGUL}", _HANGUL),
+    rf"(?<![{_HANGUL}])(?:오늘|금일)\s*(?:중|내)(?:으로|에|로)?(?![{_HANGUL}])",
+]
+URGENCY_KO_RE = re.compile("|".join(URGENCY_KO))
+_URGENCY_KO_SPACED = re.compile(rf"([ \t]?)(?:{URGENCY_KO_RE.pattern})([ \t]?)")
+# 고객님, / 회원님: / 친애하는 회원님, / 홍길동 님께 (up to three words, then 님, then a comma, a colon or the
+# line's end), optionally with 안녕하세요 after it; or 안녕하세요 / 안녕하십니까 alone. "고객님의 계정이" and
+# "고객님 계정이 정지되었습니다" are the message.
+GREETING_KO_RE = re.compile(
+    r"[ \t]*(?:"
+    rf"(?:[{_HANGUL}A-Za-z0-9]{{1,12}}[ \t]*){{1,3}}?님(?:께)?[ \t]*(?:[,，:：]|(?=\r?\n)|$)"
+    r"(?:[ \t]*안녕하(?:세요|십니까)[.!！,]?)?"
+    r"|안녕하(?:세요|십니까)[.!！,]?"
+    r")[ \t]*")
+_HAS_HANGUL = re.compile(f"[{_HANGUL}]")
+
+
+def has_hangul(text: str) -> bool:
+    return _HAS_HANGUL.search(text) is not None
+
 
 def _changed(old: str, new: str) -> str | None:
     return new if new != old else None
@@ -122,6 +148,8 @@ def swap_sender_domain(text: str) -> str | None:
 def _urgency(chunk: str) -> str:
     for pat, rep in _URGENCY:
         chunk = pat.sub(rep, chunk)
+    if has_hangul(chunk):  # a space either side of the word: one stays ("지금 바로 확인" -> "확인")
+        chunk = _URGENCY_KO_SPACED.sub(lambda m: " " if m.group(1) and m.group(2) else "", chunk)
     return URGENCY_CJK_RE.sub("", chunk) if has_no_space_script(chunk) else chunk
 
 
@@ -145,7 +173,7 @@ def _body_start(text: str) -> int:
 
 
 def drop_greeting(text: str) -> str | None:
-    """The salutation at the start of one of the body's first lines (English, Chinese or Japanese); its
+    """The salutation at the start of one of the body's first lines (English, Chinese, Japanese or Korean); its
     line goes too when nothing else is on it."""
     pos, seen = _body_start(text), 0
     while pos < len(text) and seen < GREETING_LINES:
@@ -153,7 +181,8 @@ def drop_greeting(text: str) -> str | None:
         end = len(text) if end < 0 else end
         line = text[pos:end].removesuffix("\r")
         if line.strip():
-            m = _GREETING.match(line) or (GREETING_CJK_RE.match(line) if has_no_space_script(line) else None)
+            m = (_GREETING.match(line) or (GREETING_CJK_RE.match(line) if has_no_space_script(line) else None)
+                 or (GREETING_KO_RE.match(line) if has_hangul(line) else None))
             if m:
                 rest = line[m.end():]
                 if not rest.strip():  # the greeting was the whole line: the line goes

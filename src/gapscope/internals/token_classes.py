@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from gapscope.attribution.edits import GREETING_CJK_RE, URGENCY_CJK_RE
+from gapscope.attribution.edits import GREETING_CJK_RE, GREETING_KO_RE, URGENCY_CJK_RE, URGENCY_KO_RE, has_hangul
 from gapscope.attribution.words import has_no_space_script
 from gapscope.internals.view import Item
 
@@ -31,8 +31,9 @@ URGENCY = re.compile(
     r"expires?|expiring|time[- ]sensitive|action required|deadline|without delay|suspend(?:ed)?|locked|"
     r"limited time|now)\b", re.IGNORECASE)
 
-# Chinese and Japanese salutations and urgency words: the minimal-pair edits' (attribution/edits.py)
+# Chinese, Japanese and Korean salutations and urgency words: the minimal-pair edits' (attribution/edits.py)
 GREETING_CJK = re.compile("^" + GREETING_CJK_RE.pattern, re.MULTILINE)
+GREETING_KO = re.compile("^" + GREETING_KO_RE.pattern, re.MULTILINE)
 
 CLASSES = ("url", "address", "greeting", "urgency", "shortcut")
 
@@ -57,7 +58,11 @@ def char_spans(text: str, shortcuts: Sequence[str] = ()) -> dict[str, list[tuple
     no_space = has_no_space_script(text)
     if no_space:  # 紧急, 立即, 24小时内, 至急, ... (none of them is an English word)
         spans["urgency"] = sorted(spans["urgency"] + [m.span() for m in URGENCY_CJK_RE.finditer(text)])
-    g = GREETING.search(text[:400]) or (GREETING_CJK.search(text[:400]) if no_space else None)
+    korean = has_hangul(text)
+    if korean:  # 긴급, 즉시, 24시간 이내, ...
+        spans["urgency"] = sorted(spans["urgency"] + [m.span() for m in URGENCY_KO_RE.finditer(text)])
+    g = (GREETING.search(text[:400]) or (GREETING_CJK.search(text[:400]) if no_space else None)
+         or (GREETING_KO.search(text[:400]) if korean else None))
     if g:
         spans["greeting"] = [g.span()]
     for s in shortcuts:
