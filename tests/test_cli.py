@@ -190,6 +190,11 @@ def test_a_damaged_or_incomplete_run_is_said_in_one_line_and_a_resume_redoes_it(
     assert r.returncode == 2 and "image.png: a binary file, not an email" in r.stderr
     r = run("backdoor-scan", "--tuned", run_dir / "cells" / "tfidf__generalist", "--data", binary)
     assert r.returncode == 2 and "not to the cell" in r.stderr and "which carries its own base, data" in r.stderr
+    # --cell with --tuned was dropped (a model of one's own) or overwritten (RUN/cells/CELL) without a word
+    r = run("backdoor-scan", "--tuned", run_dir / "cells" / "tfidf__generalist", "--cell", "tfidf__specialist-a")
+    assert r.returncode == 2 and "--cell applies to --run RUN" in r.stderr and "the cell tfidf__generalist" in r.stderr
+    r = run("backdoor-scan", "--tuned", tmp_path, "--cell", "x", "--data", binary)
+    assert r.returncode == 2 and "already names the model to scan" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_a_study_with_no_trainable_cell_stops_with_the_reason(tmp_path):

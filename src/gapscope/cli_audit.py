@@ -163,6 +163,10 @@ def backdoor_scan(
                                 ("--max-length", max_length)) if v not in (None, [])]
     if tuned is not None:
         in_run = run_cell(Path(tuned).expanduser())
+        # --cell picks cells of --run; with --tuned it was dropped or overwritten without a word
+        if cell and (in_run is None or any(c != in_run[1] for c in cell)):
+            raise GapscopeError(f"--cell applies to --run RUN: --tuned {tuned} already names "
+                                + (f"the cell {in_run[1]}" if in_run else "the model to scan"))
         if in_run is None:
             if not Path(tuned).expanduser().exists():
                 raise GapscopeError(f"{tuned}: not found (--tuned takes an adapter or model directory, or RUN/cells/CELL)")
