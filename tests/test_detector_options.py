@@ -25,6 +25,17 @@ def _spec(detectors_toml: str):
     ("[detectors.internals]\nlayerz = 3\n", "[detectors.internals]: unknown option(s) layerz (did you mean layers?)"),
     ("[detectors.backdoor]\nbogus = 1\n", "[detectors.backdoor]: backdoor options: unknown key(s) bogus (known: "),
     ("[detectors.backdoor]\nRULES = 1\n", "[detectors.backdoor]: backdoor options: unknown key(s) RULES"),
+    # drift and diversity named no near key and no list, and let RULES (a class variable) through to a TypeError
+    ("[detectors.drift]\nmax_probe = 3\n", "[detectors.drift]: drift options: unknown key(s) max_probe (did you mean "
+                                         "max_probes_per_family?) (known: "),
+    ("[detectors.drift]\nRULES = 3\n", "[detectors.drift]: drift options: unknown key(s) RULES"),
+    ("[detectors.diversity]\nsample_sise = 3\n", "[detectors.diversity]: diversity options: unknown key(s) sample_sise "
+                                               "(did you mean sample_size?)"),
+    ("[detectors.diversity]\nRULES = 3\n", "[detectors.diversity]: diversity options: unknown key(s) RULES"),
+    # a mining table that is not one failed as "'int' object is not iterable"
+    ("[detectors.backdoor]\nmining = 5\n", "[detectors.backdoor]: backdoor options: mining must be a table of "),
+    ("[detectors.backdoor.mining]\nmin_contradictoin = 0.5\n",
+     "[detectors.backdoor]: backdoor options: mining: unknown key(s) min_contradictoin (did you mean min_contradiction?)"),
     ("[detectors.generalization]\nx = 1\n", "[detectors.generalization]: takes no options, got x"),
     ("[detectors]\nshortcuts = 3\n", "[detectors] shortcuts: not a detector table"),
 ])

@@ -9,6 +9,7 @@ them in the first second and names the table, the key and the rule.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +122,20 @@ def check_values(where: str, values: dict[str, Any], rules: dict[str, Rule]) -> 
         rule = rules.get(key)
         if rule is not None and not rule.accepts(v):
             raise OptionError(f"{where + ' ' if where else ''}{key} must be {rule.describe()}, got {_shown(v)}")
+
+
+def check_keys(where: str, values: dict[str, Any], known) -> None:
+    """Refuse the keys a table does not know, each with the nearest known name and the list.
+    `known`: the names, or an options dataclass (its fields(), never __dataclass_fields__, which
+    lists the RULES class variable too: accepted as a key, it failed inside the constructor)."""
+    if dataclasses.is_dataclass(known):
+        known = [f.name for f in dataclasses.fields(known)]
+    known = sorted(known)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        from gapscope.suggest import with_hints
+
+        raise OptionError(f"{where}: unknown key(s) {with_hints(unknown, known)} (known: {', '.join(known)})")
 
 
 def check_fields(obj: Any, rules: dict[str, Rule], where: str = "") -> None:

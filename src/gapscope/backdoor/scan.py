@@ -116,7 +116,12 @@ class ScanOptions:
             known = sorted(own - {"mining"} | mining_keys)
             raise GapscopeError(f"backdoor options: unknown key(s) {with_hints(sorted(unknown), known)} "
                                 f"(known: {', '.join(known)})")
-        mining.update(d.pop("mining", {}) or {})
+        table = d.pop("mining", {}) or {}
+        if not isinstance(table, dict):  # `mining = 5` failed as "'int' object is not iterable"
+            raise GapscopeError(f"backdoor options: mining must be a table of {', '.join(sorted(mining_keys))} "
+                                f"(or give them as keys of their own), got {table!r}")
+        R.check_keys("backdoor options: mining", table, MiningOptions)
+        mining.update(table)
         return cls(**d, mining=MiningOptions(**mining))
 
 

@@ -57,12 +57,8 @@ class DiversityOptions:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "DiversityOptions":
-        from gapscope.errors import GapscopeError
-
         d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise GapscopeError(f"diversity options: unknown key(s) {', '.join(sorted(unknown))}")
+        R.check_keys("diversity options", d, cls)
         return cls(**d)
 
 

@@ -69,12 +69,8 @@ class DriftOptions:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "DriftOptions":
-        from gapscope.errors import GapscopeError
-
         d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise GapscopeError(f"drift options: unknown key(s) {', '.join(sorted(unknown))}")
+        R.check_keys("drift options", d, cls)
         return cls(**d)
 
 
