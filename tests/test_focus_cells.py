@@ -193,3 +193,20 @@ def test_a_changed_detector_table_reruns_that_detector_and_those_that_read_it(tm
     seen.clear()
     D.diagnose(study.run_dir)
     assert seen == [] and not_run(study.run_dir) == []
+
+
+def test_internals_ranks_the_specialists_among_themselves():
+    # internals ranked every cell, then kept the specialists: a model whose largest gap was its
+    # generalist (or a leave-one-out cell) had no cell analysed at cells_per_model = 1
+    from gapscope.detectors.internals import _cells
+    from gapscope.internals.analyse import InternalsOptions
+
+    s = _study(1)
+    for row in s.summary:
+        if row["paradigm"] == "generalist":
+            row["gap"] = 0.9
+    assert [c.name for c in s.focus_cells() if c.model == "lm"] == ["lm__generalist"]
+    assert [c.name for c in _cells(s, InternalsOptions())] == ["lm__specialist-b"]
+    assert [c.name for c in _cells(s, InternalsOptions(cells="all"))] == ["lm__generalist"]
+    assert [c.name for c in _cells(s, InternalsOptions(cells_per_model=0))] == [
+        "lm__specialist-a", "lm__specialist-b", "lm__specialist-c"]

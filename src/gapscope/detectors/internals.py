@@ -97,10 +97,11 @@ def suspected_strings(study) -> list[dict]:
 
 
 def _cells(study, o: InternalsOptions):
-    cells = [c for c in study.focus_cells(per_model=o.cells_per_model) if c.kind in NEURAL]
-    if o.cells == "specialist":
-        cells = [c for c in cells if c.is_specialist]
-    return cells
+    """The cells analysed: specialists first (by default), then the N with the largest gap of each
+    model among them. Ranked over every cell first, a model whose largest gap was its generalist or
+    a leave-one-out cell had no cell analysed at cells_per_model = 1."""
+    cells = [c for c in study.cells if c.kind in NEURAL and (o.cells != "specialist" or c.is_specialist)]
+    return study.focus_cells(cells, per_model=o.cells_per_model)
 
 
 @register_detector("internals", after=("shortcuts",))  # reads its findings: suspected strings
