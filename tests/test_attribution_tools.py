@@ -131,6 +131,7 @@ def test_attributions_detector_and_store(study):
     miss = f.evidence["example_out_of_domain"]
     assert miss["domain"] == other and study.rows[miss["id"]].label == 1 and miss["id"] in f.example_ids
     sections = artifacts.read_json(study.run_dir / "diagnostics" / "attributions" / "section.json")
+    # one model, specialists only: no pair to compare, so no cell-against-cell section
     assert [s["id"] for s in sections] == ["corpus-attributions", "corpus-attribution-shifts",
                                           "corpus-attribution-examples"]
     assert f.evidence["cell"] in sections[2]["evidence"]  # its two emails, side by side in the report
@@ -398,3 +399,41 @@ def test_the_slow_parts_of_the_attributions_detector_say_so_on_the_terminal(tmp_
     err = " ".join(capsys.readouterr().err.split())  # rich wraps a long line
     assert "tfidf__generalist, each training domain against the rest" in err
     assert "attributions: cells compared on each domain" in err
+
+
+def test_attributions_compare_models_and_the_generalist(tmp_path):
+    """Between models (two models trained the same way) and against each model's generalist, on
+    the same emails: the report's table, one line per pair; every domain's comparison in summary.json."""
+    from gapscope.detectors import attributions as A
+    from gapscope.study import artifacts
+
+    cfg = SynthConfig(seed=3, n_per_domain=80, domains=["marketing", "personal"])
+    st = mini_study(tmp_path, cfg, generalist=["marketing", "personal"],
+                    models=[{"name": "uni", "kind": "tfidf-lr", "ngram_max": 1},
+                            {"name": "bi", "kind": "tfidf-lr", "ngram_max": 2}],
+                    detectors={"attributions": {"emails_per_domain": 12}})
+    A.run(st)
+    base = st.run_dir / "diagnostics" / "attributions"
+    between = artifacts.read_json(base / "summary.json")["between_cells"]
+    cells = {c.name: c for c in st.cells}
+    got = {(p["compared"], p["a"], p["b"]) for p in between["pairs"]}
+    # 3 paradigms x one pair of models; each model's two specialists against its generalist
+    assert len(got) == 3 + 2 * 2
+    for what, a, b in got:
+        if what == "models":
+            assert cells[a].paradigm == cells[b].paradigm and cells[a].model != cells[b].model
+        else:
+            assert cells[a].model == cells[b].model and cells[b].paradigm == "generalist"
+    for p in between["pairs"]:
+        per = {d: v[f"{p['a']} vs {p['b']}"] for d, v in between["by_domain"].items() if f"{p['a']} vs {p['b']}" in v}
+        assert p["domains"] == len(per) == 2
+        assert p["overlap_min"] == min(v["phishing_overlap"] for v in per.values()) == per[p["least_alike"]]["phishing_overlap"]
+        assert p["phishing_more_in_a"] == per[p["least_alike"]]["phishing_more_in_a"]
+    # two specialists of one model on a third domain, or two models trained differently: not compared
+    assert not any(cells[a].model == cells[b].model and "generalist" not in (cells[a].paradigm, cells[b].paradigm)
+                   for d in between["by_domain"].values() for a, b in (k.split(" vs ") for k in d))
+    sections = artifacts.read_json(base / "section.json")
+    table = next(s for s in sections if s["id"] == "corpus-attribution-between-cells")["table"]
+    assert len(table["rows"]) == len(got) and table["rows"][0][0] == "two models"
+    assert next(s for s in sections if s["id"] == "corpus-attribution-between-cells")["title"].startswith(
+        "How the models differ, and what")

@@ -12,9 +12,12 @@ feature). Written to diagnostics/attributions/:
                             evidence shifts from its training domain to each other domain
                             (corpus.shift_test: halves of the home emails against each other and
                             against the other domain; direction by direction differences over
-                            shared features; features only one side holds); cell vs cell on
-                            each domain (shared emails, margin-scaled where the models differ)
-  section.json              the three report sections (top features, shifts, example emails)
+                            shared features; features only one side holds); between_cells:
+                            two models trained the same way, and each cell against its model's
+                            generalist, on each domain (shared emails, margin-scaled where the
+                            models differ), and one line per pair over the domains
+  section.json              the report sections (top features, shifts, cell against cell where
+                            any pair was compared, example emails)
 
 Findings (kind "top_features", severity info: they describe, they do not accuse):
 one per cell with its top phishing / legitimate features per domain, whether its out-of-domain
@@ -191,7 +194,6 @@ def run(study) -> list[Finding]:
             example_ids=[x["id"] for x in (examples.get(home), miss) if x],
             score=0.0,
         ))
-    # every pair of one model's cells on every domain: 3,600 comparisons and 2 silent minutes at 12 domains
     with progress.step("attributions: cells compared on each domain"):
         summary["between_cells"] = _between_cells(study, tables, samples, agg, seed)
     artifacts.write_json(out_dir / "summary.json", summary)
@@ -247,28 +249,59 @@ def _shift(home: C.FeatureTable, other: C.FeatureTable, home_name: str, seed: in
                             "only_in_home": diff["only_in_a"], "only_in_this_domain": diff["only_in_b"]}}
 
 
-def _between_cells(study, tables, samples, agg, seed) -> dict[str, Any]:
-    """The same domain seen by two cells (one model's paradigms, or one paradigm's models), on the
-    emails both explained; where the models differ, importances are in units of each cell's
-    typical attributed margin (a tf-idf margin and an LLM's are on different scales)."""
-    out: dict[str, Any] = {}
-    for d in study.domains:
-        cells = [c for c in study.cells if (c.name, d) in tables]
-        comps = {}
-        for i, a in enumerate(cells):
-            for b in cells[i + 1:]:
-                if not (a.model == b.model or a.paradigm == b.paradigm):
-                    continue
-                ta, tb = (_restricted(tables, samples, c, d, b if c is a else a, agg, seed) for c in (a, b))
-                if ta is None or tb is None:
-                    continue
-                scaled = a.model != b.model
-                comps[f"{a.name} vs {b.name}"] = {
-                    "emails": ta.n_emails, "scaled": scaled,
-                    **C.compare(ta.table, tb.table, k=5, scale_a=ta.scale if scaled else 1.0,
-                                scale_b=tb.scale if scaled else 1.0)}
-        out[d] = comps
+_COMPARED = {"models": "two models", "paradigms": "against the generalist"}
+
+
+def _compared(cells) -> list[tuple[Any, Any, str]]:
+    """The cell pairs set side by side on a domain: two models trained the same way ("models", how
+    the models differ), and each of a model's cells against that model's generalist ("paradigms",
+    what the mix changed). Every pair of one model's cells had been compared: that grew with the
+    square of the cells (3,600 comparisons and 9 MB at 12 domains with leave-one-out), mostly two
+    leave-one-out cells a domain apart."""
+    out = []
+    for i, a in enumerate(cells):
+        for b in cells[i + 1:]:
+            if a.paradigm == b.paradigm and a.model != b.model:
+                out.append((a, b, "models"))
+            elif a.model == b.model and "generalist" in (a.paradigm, b.paradigm):
+                out.append((b, a, "paradigms") if a.paradigm == "generalist" else (a, b, "paradigms"))
     return out
+
+
+def _between_cells(study, tables, samples, agg, seed) -> dict[str, Any]:
+    """The same domain seen by two cells (`_compared`), on the emails both explained; where the
+    models differ, importances are in units of each cell's typical attributed margin (a tf-idf
+    margin and an LLM's are on different scales). `by_domain`: every comparison; `pairs`: one line
+    per pair of cells over the domains, with the domain where their top phishing features overlap
+    least (the report's table)."""
+    by_domain: dict[str, dict] = {}
+    pairs = []
+    cells = [c for c in study.cells if any((c.name, d) in tables for d in study.domains)]
+    for a, b, what in _compared(cells):
+        per = {}
+        for d in study.domains:
+            if (a.name, d) not in tables or (b.name, d) not in tables:
+                continue
+            ta, tb = (_restricted(tables, samples, c, d, b if c is a else a, agg, seed) for c in (a, b))
+            if ta is None or tb is None:
+                continue
+            scaled = a.model != b.model
+            per[d] = {"emails": ta.n_emails, "scaled": scaled,
+                      "phishing_overlap": round(C.overlap(ta.top(+1), tb.top(+1)), 3),
+                      **C.compare(ta.table, tb.table, k=5, scale_a=ta.scale if scaled else 1.0,
+                                  scale_b=tb.scale if scaled else 1.0)}
+            by_domain.setdefault(d, {})[f"{a.name} vs {b.name}"] = per[d]
+        if per:
+            ov = [v["phishing_overlap"] for v in per.values()]
+            least = min(per, key=lambda d: per[d]["phishing_overlap"])  # the first such domain on a tie
+            pairs.append({"compared": what, "a": a.name, "b": b.name, "domains": len(per),
+                          "overlap_mean": round(sum(ov) / len(ov), 3), "overlap_min": min(ov),
+                          "overlap_max": max(ov), "least_alike": least, "emails": per[least]["emails"],
+                          "phishing_more_in_a": per[least]["phishing_more_in_a"],
+                          "phishing_more_in_b": per[least]["phishing_more_in_b"],
+                          "only_in_a": per[least]["only_in_a"], "only_in_b": per[least]["only_in_b"]})
+    pairs.sort(key=lambda p: p["compared"] != "models")  # stable: the study's cell order within each
+    return {"by_domain": by_domain, "pairs": pairs}
 
 
 def _restricted(tables, samples, cell, d, other, agg, seed) -> C.FeatureTable | None:
@@ -321,6 +354,7 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
          "table": {"columns": ["cell", "home", "test domain", "overlap", "halves: across vs within", "beyond chance",
                                "stronger toward phishing at home", "stronger toward phishing here", "only at home"],
                    "rows": shifts}},
+        *_between_section(summary["between_cells"].get("pairs", [])),
         {"id": "corpus-attribution-examples", "title": "Attributions, email by email: home and out of domain",
          "caption": ("For each cell, the phishing email of its training domain it scores most confidently, beside the "
                      "out-of-domain phishing email it scores lowest, both with their word attributions on one colour "
@@ -328,3 +362,30 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
          "evidence": pairs},
     ]
 
+
+def _between_section(pairs: list[dict]) -> list[dict[str, Any]]:
+    """The cell-against-cell table; none where nothing was compared (one model without a generalist)."""
+    if not pairs:
+        return []
+    kinds = {p["compared"] for p in pairs}
+    title = {frozenset({"models"}): "How the models differ on the same emails",
+             frozenset({"paradigms"}): "What the generalist's mix changed, on the same emails"}.get(
+        frozenset(kinds), "How the models differ, and what the generalist's mix changed, on the same emails")
+    who = " and ".join(w for k, w in (("models", "two models trained the same way"),
+                                      ("paradigms", "each cell against its model's generalist")) if k in kinds)
+    return [{"id": "corpus-attribution-between-cells", "title": title,
+             "caption": (f"Two cells on the same held-out emails of each domain: {who}. Overlap: Jaccard of the "
+                         "two top phishing lists, per domain (mean, and lowest to highest). 'Least alike on': the "
+                         "domain of the lowest overlap, with the features each cell leans on more there (among "
+                         "features both hold in enough emails"
+                         + ("; between models, importances in units of each cell's typical attributed margin"
+                            if "models" in kinds else "")
+                         + ") and the strong features only one side lists. Every domain's comparison is in the "
+                         "detector's summary.json."),
+             "table": {"columns": ["compared", "cell A", "cell B", "domains", "top phishing overlap", "least alike on",
+                                   "more for A there", "more for B there", "only A lists", "only B lists"],
+                       "rows": [[_COMPARED[p["compared"]], p["a"], p["b"], p["domains"],
+                                 f"{p['overlap_mean']:.0%} ({p['overlap_min']:.0%}–{p['overlap_max']:.0%})",
+                                 f"{p['least_alike']} ({p['emails']} emails)", _names(p["phishing_more_in_a"]),
+                                 _names(p["phishing_more_in_b"]), _names(p["only_in_a"]), _names(p["only_in_b"])]
+                                for p in pairs]}}]
