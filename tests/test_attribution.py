@@ -1,6 +1,7 @@
 """Attribution methods: the word cutter, occlusion, SHAP Partition, faithfulness, corpus aggregation."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
@@ -387,3 +388,30 @@ def test_a_tag_name_with_an_underscore_is_still_a_tag():
     assert E.strip_html("a<my_tag>b</my_tag>") == "ab"
     keys = [feature_key(c) for c in split_words("From: <john_doe@bank.top>").cores]
     assert "<html-tag>" not in keys and "<email>" in keys
+
+
+def test_a_shared_extraction_cache_changes_no_table():
+    """Tables over overlapping sets of emails (a cell's domains pooled, each left out in turn) share
+    each email's extracted features; every table equals the one built without the cache."""
+    import random
+
+    rnd = random.Random(4)
+
+    def att():
+        words = [f"w{rnd.randrange(40)}" for _ in range(rnd.randrange(5, 30))]
+        return Attribution([x + " " for x in words], np.asarray([rnd.gauss(0, 1) for _ in words]), 1.0, "occlusion")
+
+    emails = [att() for _ in range(60)]
+    ends = [None if i % 3 else 40 for i in range(60)]  # some cut at a window: counted apart
+    cache: dict = {}
+    for lo, hi in ((0, 60), (0, 40), (20, 60), (0, 60)):
+        kw = dict(ngram_max=2, min_docs=2, k=5, seed=1, boots=20, ends=ends[lo:hi])
+        plain = feature_table(emails[lo:hi], **kw)
+        cached = feature_table(emails[lo:hi], cache=cache, **kw)
+        pd.testing.assert_frame_equal(plain.table, cached.table)
+        assert plain.words_in_view == cached.words_in_view and plain.n_emails == cached.n_emails
+    assert len(cache) == 60
+    # the same email read with another window is extracted again, not served the first reading
+    first = feature_table(emails[:1], ngram_max=2, min_docs=1, ends=[None], cache=cache, boots=0)
+    cut = feature_table(emails[:1], ngram_max=2, min_docs=1, ends=[5], cache=cache, boots=0)
+    assert cut.table["n"].sum() < first.table["n"].sum()

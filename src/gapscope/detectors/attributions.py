@@ -105,6 +105,7 @@ def run(study) -> list[Finding]:
         examples = {}
         n_dom = len(study.domains)
         tokens = None if is_cheap(cell.kind) else model_tokens(C.ModelCache.get(study, cell))
+        cache: dict = {}  # each email's features, extracted once for all of this cell's tables
         with progress.step(f"attributions: {cell.name} on {n_dom} domains", total=n_dom) as up:
             for j, d in enumerate(study.domains, 1):
                 atts = C.cell_domain_attributions(study, cell, d, opts)
@@ -112,7 +113,7 @@ def run(study) -> list[Finding]:
                 if not atts:
                     continue
                 ends = {rid: None if tokens is None else visible_end(tokens, a.text) for rid, a in atts.items()}
-                ft = C.feature_table(list(atts.values()), ends=[ends[r] for r in atts], seed=seed, **agg)
+                ft = C.feature_table(list(atts.values()), ends=[ends[r] for r in atts], seed=seed, cache=cache, **agg)
                 artifacts.write_parquet(out_dir / cell.name / f"{d}.parquet", ft.table)
                 tables[(cell.name, d)] = ft
                 samples[(cell.name, d)] = (atts, ends)
@@ -125,7 +126,7 @@ def run(study) -> list[Finding]:
         # against its first training domain alone); without any, the first domain explained
         home = (ins[0] if len(ins) == 1 else _pool_name(ins)) if ins else (next(iter(per_dom)) if per_dom else None)
         if len(ins) > 1:
-            tables[(cell.name, home)] = _pooled(tables, samples, cell, ins, agg, seed)
+            tables[(cell.name, home)] = _pooled(tables, samples, cell, ins, agg, seed, cache=cache)
             ft = tables[(cell.name, home)]
             per_dom_home = {"n_emails": ft.n_emails, "words_in_view": round(ft.words_in_view, 3),
                             "phishing": ft.top(+1), "legitimate": ft.top(-1)}
@@ -139,7 +140,8 @@ def run(study) -> list[Finding]:
         contrasts = {}
         if len(ins) > 1:
             with progress.step(f"attributions: {cell.name}, each training domain against the rest"):
-                contrasts = {d: _shift(_pooled(tables, samples, cell, [x for x in ins if x != d], agg, seed, boots=0),
+                contrasts = {d: _shift(_pooled(tables, samples, cell, [x for x in ins if x != d], agg, seed, boots=0,
+                                               cache=cache),
                                        tables[(cell.name, d)], _pool_name([x for x in ins if x != d]), seed)
                              for d in ins}
         summary["cells"][cell.name] = {"model": cell.model, "paradigm": cell.paradigm, "kind": cell.kind,
@@ -225,13 +227,14 @@ def _pool_name(domains: list[str]) -> str:
     return domains[0] if len(domains) == 1 else "training domains (" + ", ".join(domains) + ")"
 
 
-def _pooled(tables, samples, cell, domains: list[str], agg, seed, boots: int = C.BOOTSTRAP) -> C.FeatureTable:
+def _pooled(tables, samples, cell, domains: list[str], agg, seed, boots: int = C.BOOTSTRAP,
+            cache: dict | None = None) -> C.FeatureTable:
     """One table over the emails of several domains the cell explained."""
     if len(domains) == 1:
         return tables[(cell.name, domains[0])]
     atts = [a for d in domains for a in samples[(cell.name, d)][0].values()]
     ends = [samples[(cell.name, d)][1][r] for d in domains for r in samples[(cell.name, d)][0]]
-    return C.feature_table(atts, ends=ends, seed=seed, boots=boots, **agg)
+    return C.feature_table(atts, ends=ends, seed=seed, boots=boots, cache=cache, **agg)
 
 
 def _shift(home: C.FeatureTable, other: C.FeatureTable, home_name: str, seed: int) -> dict[str, Any]:
