@@ -537,3 +537,21 @@ def test_an_ngram_that_runs_into_a_stronger_feature_of_its_cell_is_folded_into_t
     # phrases that never share a word stay apart
     a, b = item("reset it now", "medium", 0.3), item("veloruith relay", "low", 0.1)
     assert len(fold_overlapping([a, b], texts.get)) == 2
+
+
+def test_removal_effects_read_to_two_significant_figures():
+    # at one decimal a drop of 0.04 of the typical distance read '0.0x' (no effect) and an interval
+    # of 0.42 down to 0.38 read '0.4x ... at least 0.4x' (a point)
+    from gapscope.detectors.shortcuts import Reliance, _removal_text
+
+    def rel(rel_drop, low, drop=0.1):
+        return Reliance(cell="c", model="m", paradigm="specialist:a", kind="tfidf-lr", n=5, in_sample=0, share=0.1,
+                        drop=drop, rel_drop=rel_drop, flip_rate=0.0, flips=0, n_predicted=5, scale=1.0,
+                        share_elsewhere={}, rel_drop_low=low)
+
+    assert "0.042x the typical distance" in _removal_text(rel(0.042, 0.01), "phishing")
+    said = _removal_text(rel(0.42, 0.38), "phishing")
+    assert "0.42x the typical distance" in said and "at least 0.38x at 95% confidence" in said
+    assert "1.5x" in _removal_text(rel(1.46, 1.2), "phishing")
+    said = _removal_text(rel(-0.2, None, drop=-0.2), "legitimate")
+    assert said.startswith("moves the margin 0.20 further toward legitimate") and "0.2x" in said

@@ -863,15 +863,21 @@ def _write_section(study, feats: list[ProbeFeature]) -> None:
                   "rows": rows}})
 
 
+def _times(x: float) -> str:
+    """A multiple of the typical distance to the threshold, to two significant figures: at one
+    decimal 0.04 and 0.38 read '0.0x' and '0.4x', an effect shown as none and an interval as a point."""
+    return f"{x:.2g}x"
+
+
 def _removal_text(rel: Reliance, cls: str) -> str:
     """What removing the feature did to the margin, in the direction it took. `rel.drop` is measured
     toward the feature's class: positive when removal moves the margin away from it. The margin is
     logit(phishing) - logit(legitimate), so for a legitimate-class feature that move raises it, and
     "drops the margin" read the wrong way round there."""
     other = "legitimate" if cls == "phishing" else "phishing"
-    where = f"{abs(rel.rel_drop):.1f}x the typical distance to the threshold"
+    where = f"{_times(abs(rel.rel_drop))} the typical distance to the threshold"
     if rel.rel_drop_low is not None and rel.drop >= 0:
-        where += f"; at least {max(rel.rel_drop_low, 0.0):.1f}x at 95% confidence"
+        where += f"; at least {_times(max(rel.rel_drop_low, 0.0))} at 95% confidence"
     if rel.drop >= 0:
         return f"moves the margin {rel.drop:.2f} toward {other} ({where})"
     return f"moves the margin {-rel.drop:.2f} further toward {cls}, not away from it ({where})"
@@ -888,7 +894,9 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
                    f"also in {len(others)} other domain{'s' if len(others) != 1 else ''}")
     shown = display_key(f.feature)  # '本邮件', not the keys '本 邮 件'
     title = (f"{describe_cell(cell)} keys on '{shown}': {rel.share:.2f} of its {cls} attribution in {f.domain}, "
-             f"{where_short}; removing it moves the margin {rel.rel_drop:.1f}x the typical distance to the threshold")
+             f"{where_short}; removing it moves the margin "
+             + (f"{_times(rel.rel_drop)} the typical distance to the threshold" if rel.drop >= 0 else
+                f"further toward {cls} ({_times(abs(rel.rel_drop))} the typical distance to the threshold)"))
     summary = (f"'{shown}' is classed {f.category} in {f.domain} ({where}). The leave-one-domain-out probe keeps "
                f"{max(f.domain_retention, 0.0) + 0.0:.2f} of its weight without {f.domain} (it marks the {cls} class "
                f"there more than in any other domain: FDR q = {f.separation_q:.2g}); NPMI with the {cls} class "
