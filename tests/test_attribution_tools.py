@@ -435,5 +435,12 @@ def test_attributions_compare_models_and_the_generalist(tmp_path):
     sections = artifacts.read_json(base / "section.json")
     table = next(s for s in sections if s["id"] == "corpus-attribution-between-cells")["table"]
     assert len(table["rows"]) == len(got) and table["rows"][0][0] == "two models"
+    # both cells' importance beside each feature: one listed for A because B pushes it toward legitimate
+    # read as a feature A relies on
+    import re
+
+    for row, p in zip(table["rows"], between["pairs"]):
+        assert row[6] == "none" or re.fullmatch(r"(.+ \([+-]\d\.\d\d \| [+-]\d\.\d\d\)(, )?)+", row[6])
+        assert row[5].startswith(p["least_alike"]) and all(d in row[5] for d in p["tied_with"])
     assert next(s for s in sections if s["id"] == "corpus-attribution-between-cells")["title"].startswith(
         "How the models differ, and what")

@@ -296,10 +296,12 @@ def _between_cells(study, tables, samples, agg, seed) -> dict[str, Any]:
             by_domain.setdefault(d, {})[f"{a.name} vs {b.name}"] = per[d]
         if per:
             ov = [v["phishing_overlap"] for v in per.values()]
-            least = min(per, key=lambda d: per[d]["phishing_overlap"])  # the first such domain on a tie
+            lows = [d for d in per if per[d]["phishing_overlap"] == min(ov)]
+            least = lows[0]  # its differences are shown; the domains tied with it are named
             pairs.append({"compared": what, "a": a.name, "b": b.name, "domains": len(per),
                           "overlap_mean": round(sum(ov) / len(ov), 3), "overlap_min": min(ov),
-                          "overlap_max": max(ov), "least_alike": least, "emails": per[least]["emails"],
+                          "overlap_max": max(ov), "least_alike": least, "tied_with": lows[1:],
+                          "emails": per[least]["emails"],
                           "phishing_more_in_a": per[least]["phishing_more_in_a"],
                           "phishing_more_in_b": per[least]["phishing_more_in_b"],
                           "only_in_a": per[least]["only_in_a"], "only_in_b": per[least]["only_in_b"]})
@@ -377,18 +379,41 @@ def _between_section(pairs: list[dict]) -> list[dict[str, Any]]:
     who = " and ".join(w for k, w in (("models", "two models trained the same way"),
                                       ("paradigms", "each cell against its model's generalist")) if k in kinds)
     return [{"id": "corpus-attribution-between-cells", "title": title,
-             "caption": (f"Two cells on the same held-out emails of each domain: {who}. Overlap: Jaccard of the "
-                         "two top phishing lists, per domain (mean, and lowest to highest). 'Least alike on': the "
-                         "domain of the lowest overlap, with the features each cell leans on more there (among "
-                         "features both hold in enough emails"
-                         + ("; between models, importances in units of each cell's typical attributed margin"
+             "caption": (f"Two cells on the same held-out emails of each domain: {who}, among the cells the "
+                         "attributions detector explained (`cells_per_model`). Overlap: Jaccard of the two top "
+                         "phishing lists on each domain; the mean over the domains compared, then the lowest and "
+                         "highest (not an interval). 'Least alike on': the domain of the lowest overlap (others "
+                         "tied with it in brackets) and its sample; on a few emails an overlap varies a lot by "
+                         "chance (the shift table above tests that for each cell), so read it as where to look. "
+                         "There, each feature reads 'A's importance | B's' (positive: toward phishing"
+                         + ("; between models, in units of each cell's typical attributed margin"
                             if "models" in kinds else "")
-                         + ") and the strong features only one side lists. Every domain's comparison is in the "
-                         "detector's summary.json."),
-             "table": {"columns": ["compared", "cell A", "cell B", "domains", "top phishing overlap", "least alike on",
-                                   "more for A there", "more for B there", "only A lists", "only B lists"],
+                         + "): 'more toward phishing for A' lists features A weighs toward phishing more than B "
+                         "does (B may weigh them toward legitimate), among features both hold in enough emails; "
+                         "'only A lists' are strong features, of either sign, that B's sample lacks. Every "
+                         "domain's comparison: diagnostics/attributions/summary.json, key between_cells."),
+             "table": {"columns": ["compared", "cell A", "cell B", "domains compared",
+                                   "top phishing overlap: mean (lowest–highest)", "least alike on",
+                                   "more toward phishing for A", "more toward phishing for B", "only A lists",
+                                   "only B lists"],
                        "rows": [[_COMPARED[p["compared"]], p["a"], p["b"], p["domains"],
                                  f"{p['overlap_mean']:.0%} ({p['overlap_min']:.0%}–{p['overlap_max']:.0%})",
-                                 f"{p['least_alike']} ({p['emails']} emails)", _names(p["phishing_more_in_a"]),
-                                 _names(p["phishing_more_in_b"]), _names(p["only_in_a"]), _names(p["only_in_b"])]
+                                 p["least_alike"] + (f" (also {', '.join(p['tied_with'])})" if p.get("tied_with")
+                                                     else "") + f": {p['emails']} emails",
+                                 _pair_values(p["phishing_more_in_a"]), _pair_values(p["phishing_more_in_b"]),
+                                 _signed(p["only_in_a"]), _signed(p["only_in_b"])]
                                 for p in pairs]}}]
+
+
+def _pair_values(rows: list[dict], n: int = 4) -> str:
+    """'are (+0.01 | -0.55)': both cells' importance, so a feature listed for A because B pushes it
+    toward legitimate does not read as one A relies on."""
+    return ", ".join(f"{r['feature']} ({_v(r['importance_a'])} | {_v(r['importance_b'])})" for r in rows[:n]) or "none"
+
+
+def _signed(rows: list[dict], n: int = 4) -> str:
+    return ", ".join(f"{r['feature']} ({_v(r['importance'])})" for r in rows[:n]) or "none"
+
+
+def _v(x: float) -> str:
+    return f"{round(x, 2) + 0.0:+.2f}"  # + 0.0: no '-0.00'
