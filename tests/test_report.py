@@ -313,3 +313,13 @@ def test_a_finding_repeated_for_many_cells_is_shown_once_and_names_the_others(tm
                      evidence={"feature": feat, "cell": "c"}) for sev in ("medium", "low") for feat in ("a", "b")]
     html = _render(tmp_path, kinds)
     assert "The same for" not in html and 'id="more-findings"' not in html
+
+
+def test_evidence_past_the_depth_limit_is_drawn_with_rounded_numbers(tmp_path):
+    # drift's {"mean": 0.5833333333333334, "lo": 0.3333333333333333, ...} read as noise in the report
+    deep = {"kind": "behaviour_drift", "severity": "low", "title": "t", "summary": "s",
+            "evidence": {"a": {"b": {"c": {"greedy_change": {"mean": 7 / 12, "lo": 1 / 3, "n": 12,
+                                                             "rows": [0.123456789, "x"]}}}}}}
+    html = _render(tmp_path, [deep])
+    assert "0.5833" in html and "0.3333" in html and "0.1235" in html
+    assert "0.58333" not in html and "0.33333" not in html and "0.123456" not in html

@@ -53,6 +53,18 @@ def _long(s: Any) -> bool:
     return isinstance(s, str) and (len(s) > 120 or "\n" in s)
 
 
+def _rounded(v: Any) -> Any:
+    """Floats to four significant figures for evidence drawn as raw JSON (past MAX_DEPTH):
+    '0.5833333333333334' read as noise beside the report's other numbers."""
+    if isinstance(v, float):
+        return float(f"{v:.4g}")
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_rounded(x) for x in v]
+    return v
+
+
 def _cell_like(v: Any) -> bool:
     """Fits in one table cell: a short scalar, or a short list of them (e.g. a pair of ids)."""
     if isinstance(v, list):
@@ -120,7 +132,7 @@ def evidence_node(v: Any, depth: int = 0, top: float | None = None) -> dict[str,
     if _is_scalar(v):
         return _capped(v) if _long(v) else {"t": "scalar", "text": fmt(v)}
     if depth >= MAX_DEPTH:
-        return _capped(json.dumps(v, default=str, ensure_ascii=False)[:MAX_TEXT])
+        return _capped(json.dumps(_rounded(v), default=str, ensure_ascii=False)[:MAX_TEXT])
     if isinstance(v, dict):
         if _is_tokens(v):
             # the email is drawn by its tokens; its text again and the run's bookkeeping stay in findings.json
