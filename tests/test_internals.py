@@ -759,8 +759,20 @@ def test_shortcut_attention_wording_follows_its_evidence():
                               "heldout_head": "24.2", "heldout_tuned": 0.74, "heldout_base": 0.42,
                               "heldout_control": 0.03}, gap=2.7)
     (f,) = attention_findings(planted)
-    # the string raises the margin by 2.7: replacing it lowers the margin, and the summary says so
-    assert "moves the margin by -2.70" in f.summary and "From the answer position" in f.summary
+    # the string raises the margin by 2.7: replacing it lowers the margin, and the summary says so,
+    # with the direction in words
+    assert "moves the margin by -2.70 (toward legitimate)" in f.summary and "From the answer position" in f.summary
+    assert "restores" not in f.summary  # no patching pairs: nothing said
+    # patching that restores more than the whole margin says why the number passes 1
+    planted["patching"]["shortcut"][0]["pairs"] = [{"groups": ["all", "edited"], "restored": [[1, 0.2], [1, 2.1],
+                                                                                               [1, 1.0]]}]
+    (f,) = attention_findings(planted)
+    assert "restores 2.10 of the margin at mid-depth (over 1:" in f.summary
+    planted["patching"]["shortcut"][0]["pairs"][0]["restored"][1][1] = 0.9
+    (f,) = attention_findings(planted)
+    assert "restores 0.90 of the margin at mid-depth" in f.summary and "over 1" not in f.summary
+    del planted["patching"]["shortcut"][0]["pairs"]
+    planted["patching"]["shortcut"][0]["pairs"] = []
     planted["site"] = "mean"
     (f,) = attention_findings(planted)
     assert "answer position" not in f.summary and "mean-pooled" in f.summary

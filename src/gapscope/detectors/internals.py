@@ -470,10 +470,14 @@ def attention_findings(res: dict) -> list[Finding]:
             summary += "; what fine-tuning changed is not measured: no base model was compared"
         if causal:
             # mean_gap is margin(with the string) - margin(neutral tokens); the edit moves it by minus that
-            summary += (f". Replacing the string with as many neutral tokens moves the margin by {-causal['mean_gap']:+.2f} "
+            move = -causal["mean_gap"]
+            toward = " (toward phishing)" if move > 0 else " (toward legitimate)" if move < 0 else ""
+            summary += (f". Replacing the string with as many neutral tokens moves the margin by {move:+.2f}{toward} "
                         f"on average and flips {causal['flips']} of {causal['n']} decisions")
             if mid is not None:
-                summary += f"; patching its positions back restores {mid:.2f} of the margin at mid-depth"
+                summary += (f"; patching its positions back restores {mid:.2f} of the margin at mid-depth"
+                            + (" (over 1: the patched positions alone push the margin past where the string left it)"
+                               if mid > 1.05 else ""))
         summary += f" (source: {e.get('source')})."
         out.append(Finding(
             kind="shortcut_attention", severity=sev, title=title, summary=summary,
