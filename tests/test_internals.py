@@ -771,7 +771,6 @@ def test_shortcut_attention_wording_follows_its_evidence():
     planted["patching"]["shortcut"][0]["pairs"][0]["restored"][1][1] = 0.9
     (f,) = attention_findings(planted)
     assert "restores 0.90 of the margin at mid-depth" in f.summary and "over 1" not in f.summary
-    del planted["patching"]["shortcut"][0]["pairs"]
     planted["patching"]["shortcut"][0]["pairs"] = []
     planted["site"] = "mean"
     (f,) = attention_findings(planted)
