@@ -677,13 +677,14 @@ def test_decision_layers_without_a_read_out_position_says_so():
                     "shortcut": []}}
 
     (f,) = patching_findings(res([0.0, 0.6, 1.0]))  # the edited positions still carry it at resid_post.0
-    assert "read-out position between embed and resid_post.0" in f.title
+    assert "read-out position carries the decision from resid_post.0 on (not yet at embed;" in f.title
     assert f.evidence["layers"] == ["embed", "resid_post.0", "resid_post.1"]  # named as the curves are
     assert "layers in between" not in f.summary and "overlap" in f.summary
     (f,) = patching_findings(res([0.0, 0.3, 1.0]))
-    assert "between resid_post.0 and resid_post.1" in f.title and "layers in between" in f.summary
+    assert "from resid_post.1 on (not yet at resid_post.0;" in f.title and "layers in between" in f.summary
+    assert "answer position carries it from resid_post.1 on, not yet at resid_post.0" in f.summary
     (f,) = patching_findings(res([0.6, 0.3, 1.0]))  # a dip below 0.5: it had not moved at embed yet
-    assert "between resid_post.0 and resid_post.1" in f.title
+    assert "from resid_post.1 on (not yet at resid_post.0;" in f.title
     (f,) = patching_findings(res([0.0, 0.01, 0.01]))  # a mean-pooled encoder: no single position reads it
     assert "n/a" not in f.title + f.summary and "layers in between" not in f.summary
     assert "resid_post.0" in f.title
@@ -789,7 +790,7 @@ def test_decision_layers_in_between_only_when_the_edited_positions_let_go_first(
            "patching": {"layers": [-1, 0, 1, 2], "shortcut": [], "errors": [
                {"groups": ["edited", "answer"], "restored": [[0.9, 0.0], [0.6, 0.1], [0.2, 0.3], [0.1, 1.0]]}]}}
     (f,) = patching_findings(res)
-    assert "between resid_post.1 and resid_post.2" in f.title and "layers in between" in f.summary
+    assert "from resid_post.2 on (not yet at resid_post.1;" in f.title and "layers in between" in f.summary
 
 
 def test_mis_scored_patching_heatmap_says_how_few_email_tokens_a_pair_shares():
@@ -988,7 +989,7 @@ def test_decision_layers_of_an_encoder_name_its_cls_position():
            "patching": {"layers": [-1, 0, 1], "errors": [
                {"groups": ["edited", "cls"], "restored": [[0.9, 0.0], [0.7, 0.1], [0.2, 0.8]]}], "shortcut": []}}
     (f,) = patching_findings(res)
-    assert "[CLS] position between resid_post.0 and resid_post.1" in f.title
+    assert "[CLS] position carries the decision from resid_post.1 on (not yet at resid_post.0;" in f.title
     assert "read-out" not in f.title and "one of the positions the encoder's head averages" in f.summary
 
 

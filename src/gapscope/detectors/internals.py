@@ -563,9 +563,12 @@ def patching_findings(res: dict) -> list[Finding]:
     cls = d.get("answer_group") == "cls"
     if first:
         parts.append(f"the {'[CLS]' if cls else 'answer'} position carries it from {first} on"
+                     + (f", not yet at {before}" if before else "")
                      + (" (one of the positions the encoder's head averages)" if cls else ""))
-        where = f"between {before} and {first} (sampled layers)" if before else f"at {first}"
-        title = f"{_who(res)}: decision moves to the {'[CLS]' if cls else 'read-out'} position {where}"
+        # "moves ... between A and B" read as a claim about the edited positions too, which may let
+        # go far earlier (up to resid_post.3 against between 10 and 14): the title says what it measured
+        where = f"from {first} on (not yet at {before}; sampled layers)" if before else f"from {first} on"
+        title = f"{_who(res)}: the {'[CLS]' if cls else 'read-out'} position carries the decision {where}"
     else:  # e.g. a mean-pooled encoder: the decision is read from every position at once
         parts.append("no single read-out position carries it at any layer (restoration below 0.5)")
         title = f"{_who(res)}: the edited tokens' own positions carry the decision up to {last}"
