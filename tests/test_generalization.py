@@ -275,6 +275,9 @@ def test_a_real_loss_at_a_lower_share_is_measured_against_that_share():
     assert f.severity == "medium" and f.score == pytest.approx(expected - b["f1"])
     assert f"loses {expected - b['f1']:.2f} F1 on b" in f.title
     assert "at b's phishing share (5%) those rates give F1 0.47" in f.summary
+    # which number sets the severity: the loss, not its bound (0.14 "at least" read high beside 0.16 medium)
+    assert "so it is beyond noise; the severity follows the loss itself (0.30 F1 or more: high; 0.15: medium; " \
+           "0.05: low)" in f.summary
     row = next(r for r in f.evidence["per_domain"] if r["domain"] == "b")
     assert row["phishing_share"] == 0.05 and row["expected_f1"] == pytest.approx(expected, abs=1e-4)
 

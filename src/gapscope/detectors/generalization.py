@@ -47,6 +47,13 @@ def f1_drop_text(drop: float) -> str:
     return text
 
 
+def _graded(drop: float) -> str:
+    """Which number sets the severity: the loss itself, once its bound has shown it beyond noise (a
+    reader took "at least 0.14" for the graded number and saw 0.14 high beside 0.16 medium)."""
+    return (f"the severity follows the loss itself ({BARS[0]:.2f} F1 or more: high; {BARS[1]:.2f}: medium; "
+            f"{BARS[2]:.2f}: low)")
+
+
 def _bonferroni(k: int) -> str:
     return f", Bonferroni over the {k} domains compared" if k > 1 else ""
 
@@ -177,7 +184,8 @@ def _f1_gap(cell: tuple, entries: list[dict], home: Rates, f1s: list[Compared], 
                  + (f"; at {_poss(wd)} phishing share ({_share(e)}) those rates give F1 {worst.expected:.2f}"
                     if shifted else "")
                  + f"; on {wd} F1 {e['f1']:.2f} ({_ci_text(e.get('f1_ci'), e['n'])})" + (f": {why}" if why else "")
-                 + f". The loss is at least {worst.lower:.2f} (95% lower bound{_bonferroni(k)}). Significant drops "
+                 + f". The loss is at least {worst.lower:.2f} (95% lower bound{_bonferroni(k)}), so it is beyond "
+                 f"noise; {_graded(worst.drop)}. Significant drops "
                  f"on {_of(len(sig), len(f1s), 'other domain')}: {', '.join(c.domain for c in sig)}."),
         evidence={"cell": name, "model": model, "paradigm": paradigm, "in_domain_f1": round(in_f1, 4),
                   "in_domain_n": home.n, **_rates_evidence(home), "domains_compared": k,
