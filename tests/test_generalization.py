@@ -63,6 +63,16 @@ def test_costs_and_gains_read_as_words():
     assert "mixing costs 0.07 F1" in f.summary and "in training gains 0.40 F1" in f.summary
 
 
+def test_an_interval_that_excludes_zero_never_reads_as_touching_it():
+    # a lower bound of 0.0045 read '[0.00, 0.13]' beside a finding that calls the gain beyond noise
+    from gapscope.detectors.paradigms import _change
+
+    assert _change(0.07, [0.0045, 0.13]) == "gains 0.07 F1 [0.004, 0.13]"
+    assert _change(0.02, [-0.003, 0.05]) == "gains 0.02 F1 [-0.003, 0.05]"
+    assert _change(-0.05, [-0.1, -0.0]) == "costs 0.05 F1 [0.00, 0.10]"  # no '-0.00'
+    assert _change(0.1, [0.06, 0.13]) == "gains 0.10 F1 [0.06, 0.13]"
+
+
 def test_a_drop_just_under_a_bar_does_not_read_as_meeting_it():
     from gapscope.detectors.generalization import _severity, f1_drop_text
 

@@ -18,7 +18,17 @@ def _change(delta: float, ci: list[float] | None = None) -> str:
     if delta < 0 and ci:
         ci = [-ci[1], -ci[0]]
     text = f"gains {delta:.2f} F1" if delta >= 0 else f"costs {-delta:.2f} F1"
-    return text + (f" [{round(ci[0], 2) + 0.0:.2f}, {round(ci[1], 2) + 0.0:.2f}]" if ci else "")  # no "-0.00"
+    return text + (f" [{_bound(ci[0])}, {_bound(ci[1])}]" if ci else "")
+
+
+def _bound(x: float) -> str:
+    """Two decimals, more where two would show a bound that excludes 0 as 0.00 ('[0.00, 0.13]' for a
+    lower bound of 0.0045, which reads as touching zero); never '-0.00'."""
+    for digits in (2, 3, 4):
+        text = f"{round(x, digits) + 0.0:.{digits}f}"
+        if float(text) != 0:
+            return text
+    return "0.00"  # within 0.0001 of zero, either side
 
 
 def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[str, tuple]] | None = None,
