@@ -182,6 +182,13 @@ def test_detector_flags_planted_noise_with_evidence(noisy):
     assert "mislabelled or hard cases" in f.title and "look wrong" not in f.title
     assert "scored by more than one source" in f.summary
     assert all(r["flagged_by"] for r in audit["flagged"])
+    # the report draws the thresholds and the confident joint by class name ('0 | 0.63' and an
+    # unlabelled [[61, 4], [2, 69]] before)
+    assert set(f.evidence["thresholds"]) == {"legitimate", "phishing"}
+    joint = f.evidence["confident_joint"]
+    assert set(joint) == {"given legitimate", "given phishing"}
+    assert all(set(v) == {"likely legitimate", "likely phishing"} for v in joint.values())
+    assert sum(n for v in joint.values() for n in v.values()) <= f.evidence["n"]
 
 
 def test_clean_corpus_is_not_high_severity(tmp_path):

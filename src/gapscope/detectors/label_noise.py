@@ -93,6 +93,15 @@ class CLResult:
     estimated: dict[str, float] = field(default_factory=dict)
 
 
+_CLASS = {0: "legitimate", 1: "phishing"}
+
+
+def _named_joint(joint: list[list[int]]) -> dict[str, dict[str, int]]:
+    """C[given][true] as {"given legitimate": {"likely legitimate": n, "likely phishing": n}, ...}."""
+    return {f"given {_CLASS[g]}": {f"likely {_CLASS[t]}": int(n) for t, n in enumerate(row)}
+            for g, row in enumerate(joint)}
+
+
 def _joint(labels: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
     """The confident joint C[given][k] and, per row, whether it lies off the diagonal: per-class
     thresholds t_c = mean P(c) over the rows labelled c; a row counts under the likelier of the
@@ -518,7 +527,9 @@ def run(study) -> list[Finding]:
             evidence={"domain": d, "rate": round(info["rate"], 4), "ci": [round(lo, 4), round(hi, 4)],
                       "noise_estimate": _r(est), "noise_estimate_ci": [_r(v) for v in est_ci] if est_ci else None,
                       "n": info["n"], "flagged": info["flagged"], "sources": list(res.sources),
-                      "thresholds": info["thresholds"], "confident_joint": info["confident_joint"],
+                      # by class name, where the report showed '0 | 0.63' and an unlabelled [[61, 4], [2, 69]]
+                      "thresholds": {_CLASS[int(k)]: round(float(v), 4) for k, v in info["thresholds"].items()},
+                      "confident_joint": _named_joint(info["confident_joint"]),
                       "rows": listed},
             domains=[d], example_ids=[r["id"] for r in rows_d], score=info["rate"],
         ))
