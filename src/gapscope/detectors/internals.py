@@ -243,7 +243,10 @@ def probe_findings(res: dict) -> list[Finding]:
                     evidence=ev, models=[res["model"]], domains=[a, b], score=gap))
             elif (m < MODEL_FAILS and (best is None or best <= m + 0.05)
                   and (full is None or full < MODEL_FAILS)):  # all of b's test emails confirm the failure
-                present = oracle_best is not None and oracle_best >= PROBE_OK
+                # "in the representation, along other directions" only where a probe within b beats the
+                # model by the read-out bar: 0.79 against the model's 0.73 said so of a weak signal
+                present = oracle_best is not None and oracle_best >= PROBE_OK and oracle_best - m >= READOUT_GAP
+                weak = oracle_best is not None and oracle_best >= PROBE_OK and not present
                 # high when every test email of b shows a severe failure (the matrix's AUROC below
                 # MODEL_SEVERE) beyond noise (its interval below MODEL_FAILS); the bar had been read on
                 # the 30-email sample alone, which made 0.649 high and 0.658 medium
@@ -254,6 +257,9 @@ def probe_findings(res: dict) -> list[Finding]:
                 detail = (f"Within {b} itself a probe does reach {oracle_best:.2f} (cross-validated), so "
                           f"{possessive(b)} label is in the representation but along directions a {a}-trained "
                           f"decision never sees." if present else
+                          f"Within {b} itself a probe reaches {oracle_best:.2f} (cross-validated), less than "
+                          f"{READOUT_GAP:.2f} above the model's {m:.2f}: {possessive(b)} label is only weakly in the "
+                          f"representation, whichever direction reads it." if weak else
                           f"Even a probe trained within {b} reaches only "
                           f"{'n/a' if oracle_best is None else f'{oracle_best:.2f}'}: the representation "
                           f"barely encodes {possessive(b)} label distinction.")
