@@ -118,6 +118,9 @@ def test_analysis_ratio_statement_and_spearman():
     # the twin's sets are the same sets: one statement names both models
     f2 = diversity_findings(analyse(cells + twin))[0]
     assert f2.summary.count("1.3× as diverse") == 1 and "m, m2 (the same training sets)" in f2.summary
+    # ... and so does the section (the demo's gemma3 and smollm2 printed the same three lines twice)
+    html = section_html(analyse(cells + twin))
+    assert html.count("1.3× as diverse") == 1 and "<b>m2</b>: the same training rows as m in every cell" in html
     for c in cells:
         c.model = "<script>m</script>"
     html = section_html(analyse(cells))

@@ -57,7 +57,12 @@ def section_html(analysis: dict[str, Any]) -> str:
             'distinct rows (embedding: MiniLM cosine kernel; gradient: projected per-example gradients of a tf-idf '
             'proxy) on equal-size samples; lexical measures on a common token budget'
             + (f' ({budget} tokens per set, the shortest set\'s count)' if budget is not None else '') + '.</p>']
+    same = _same_rows(cells)
     for model, ratios in analysis["ratios"].items():
+        if model in same:  # two models with the same cap train on the same rows: the same numbers twice
+            html.append(f'<p><b>{escape(model)}</b>: the same training rows as {escape(same[model])} in every cell, '
+                        'so the same diversity (its cells differ in out-of-domain F1 only)</p>')
+            continue
         for metric in HEADLINE:
             if metric in ratios:
                 html.append(f'<p><b>{escape(model)}</b>: {escape(ratios[metric]["statement"])}</p>')
@@ -82,6 +87,25 @@ def section_html(analysis: dict[str, Any]) -> str:
     html.append('</tbody></table>')
     html.append(_scatter(cells, "embedding_vendi") + _scatter(cells, "gradient_vendi"))
     return "".join(html)
+
+
+def _same_rows(cells: list[dict[str, Any]]) -> dict[str, str]:
+    """model -> the first model listed whose cells train on exactly the same rows, paradigm by paradigm."""
+    sets: dict[str, tuple] = {}
+    for c in cells:
+        sets.setdefault(c["model"], [])
+        sets[c["model"]].append((c["paradigm"], c.get("set_key")))
+    first: dict[tuple, str] = {}
+    out = {}
+    for model, pairs in sets.items():
+        key = tuple(sorted(pairs))
+        if None in (k for _, k in key):
+            continue
+        if key in first:
+            out[model] = first[key]
+        else:
+            first[key] = model
+    return out
 
 
 def _scatter(cells: list[dict[str, Any]], metric: str, w: int = 320, h: int = 200) -> str:
