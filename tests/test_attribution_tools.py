@@ -135,6 +135,9 @@ def test_attributions_detector_and_store(study):
     assert [s["id"] for s in sections] == ["corpus-attributions", "corpus-attribution-shifts",
                                           "corpus-attribution-examples"]
     assert f.evidence["cell"] in sections[2]["evidence"]  # its two emails, side by side in the report
+    # each labelled with the cell's threshold: a negative margin can be phishing
+    thr = f"threshold {float(study.cells[0].threshold):+.2f}"
+    assert all(thr in label for label in sections[2]["evidence"][study.cells[0].name])
     assert all("(" in row[5] or row[5] == "none" for row in sections[0]["table"]["rows"])  # importance (emails, ..)
     summary = artifacts.read_json(study.run_dir / "diagnostics" / "attributions" / "summary.json")
     cell = study.cells[0]

@@ -181,9 +181,11 @@ def run(study) -> list[Finding]:
         miss = _worst_miss({d: samples[(cell.name, d)][0] for d in outs if d != home}, study.rows,
                            float(cell.threshold))
         if miss and examples.get(home):
-            pairs[cell.name] = {f"most confident phishing at home ({home}, margin {examples[home]['margin']:+.2f})":
+            # with the cell's threshold: a margin of -0.81 is phishing for a cell whose threshold is -1.38
+            t = f", threshold {float(cell.threshold):+.2f}"
+            pairs[cell.name] = {f"most confident phishing at home ({home}, margin {examples[home]['margin']:+.2f}{t})":
                                 examples[home],
-                                f"lowest-scored phishing out of domain ({miss['domain']}, margin {miss['margin']:+.2f}"
+                                f"lowest-scored phishing out of domain ({miss['domain']}, margin {miss['margin']:+.2f}{t}"
                                 f"{', missed' if miss['missed'] else ''})": miss}
         findings.append(Finding(
             kind="top_features", severity="info",
