@@ -181,6 +181,7 @@ def test_detector_flags_planted_noise_with_evidence(noisy):
     # a finding says what a contradicted label may be, and counts agreement where it is possible
     assert "mislabelled or hard cases" in f.title and "look wrong" not in f.title
     assert "scored by more than one source" in f.summary
+    assert f"of the {f.evidence['n']} labels audited in" in f.summary and "training and held-out test rows" in f.summary
     assert all(r["flagged_by"] for r in audit["flagged"])
     # the report draws the thresholds and the confident joint by class name ('0 | 0.63' and an
     # unlabelled [[61, 4], [2, 69]] before)
