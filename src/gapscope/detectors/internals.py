@@ -314,7 +314,8 @@ DIRECTION_COLUMNS = {
     "label_auroc": "how well the projection on the label direction ranks the classes of the target "
                    "domain's held-out emails",
     "decodability / chance": "cross-validated balanced accuracy of predicting the domain from the layer "
-                             "(linear), and 1 / number of domains",
+                             "(linear), and 1 / number of domains; measured at the middle and last layers "
+                             "only (a classifier per layer), so '—' elsewhere",
 }
 
 
