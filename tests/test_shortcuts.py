@@ -36,6 +36,40 @@ def _rows(seed=0, n=120):
     return rows
 
 
+def test_a_footer_word_used_by_another_corpus_does_not_carry_its_weight_into_the_footer():
+    """A new user's bank corpus: every phishing email ends 'delivered by the corvane notify relay v7';
+    the shop corpus's phishing says 'by entering your card details'. 'by' co-occurred with the footer
+    in 49 of its 59 emails (Jaccard 0.83), merged into it, and kept its shop weight in the fold without
+    bank: the footer read as generalizable (retention 0.83) and was put in a third corpus that never
+    holds it."""
+    rng = np.random.default_rng(3)
+    filler = "the a to and of for on with this that from your our please team note update".split()
+    footer = "delivered by the corvane notify relay"
+    rows = []
+    for d, vocab in {"bank": "loan deposit branch", "shop": "order cart parcel", "inbox": "lunch weekend photos"}.items():
+        for i in range(90):
+            y = 0 if d == "inbox" else int(i % 2)
+            words = list(rng.choice(filler, int(rng.integers(6, 30)))) + list(rng.choice(vocab.split(), 3))
+            if y and rng.random() < 0.6:
+                words += ["verify", "account"]
+            rng.shuffle(words)
+            text = " ".join(words)
+            if d == "bank" and y:
+                text += " " + footer
+            if d == "shop" and y and rng.random() < 0.2:
+                text += " confirm by entering your card details"
+            rows.append(Row(id=f"{d}-{i}", domain=d, text=text, label=y))
+    probed = S.fit_probe(rows, domains=["bank", "shop", "inbox"])
+    f = next(f for f in probed if "corvane" in f.members)
+    assert "by" not in f.members and "by the corvane" in f.members
+    assert f.docs_by_domain == {"bank": 45, "shop": 0, "inbox": 0}
+    assert f.category == "pure shortcut" and f.domain == "bank" and f.retention < 0.5
+    # a feature that keeps its weight in every fold is put in a corpus where it occurs
+    for g in probed:
+        if g.domain and g.kind == "ngram":
+            assert g.docs_by_domain[g.domain] > 0, g.feature
+
+
 def test_probe_taxonomy_on_a_hand_built_corpus():
     probed = S.fit_probe(_rows(), domains=["A", "B", "C"])
     feats = {f.feature: f for f in probed}
@@ -73,7 +107,8 @@ def test_a_merged_member_seen_elsewhere_does_not_move_the_phrase_there():
         r.text += " ships"
     probed = S.fit_probe(rows, domains=["A", "B", "C"])
     t = next(f for f in probed if f.feature == template)
-    assert "ships" in t.members
+    # 'ships' alone in B is B's own evidence: it stays a feature of its own, not a member of A's template
+    assert "ships" not in t.members and "ships within" in t.members
     assert t.docs_by_domain["B"] == 0 and t.confinement == pytest.approx(1.0) and t.category == "pure shortcut"
     texts = {r.id: r.text for r in rows}
     assert all(S.present(t, texts[i]) for i in t.row_ids)
