@@ -986,3 +986,16 @@ def test_a_fixed_label_may_not_contradict_the_files_own_labels(tmp_path):
     q.write_text(q.read_text() + '{"text": "d", "label": NaN}\n')  # a missing label agrees with anything
     rows, _ = load(q, label_value="phishing")
     assert [r.label for r in rows] == [1, 1, 1, 1, 1]
+
+
+def test_a_label_map_key_no_row_matches_is_said(tmp_path):
+    # label_map = { spam = 1, hamm = 0 } was accepted without a word (ham rows then fell back to the
+    # built-in map here; a value no map knows is rejected and counted, but the typo was never named)
+    p = write_jsonl(tmp_path / "a.jsonl", [{"text": f"mail {i}", "label": "spam" if i % 2 else "ham"}
+                                           for i in range(6)])
+    rows, rep = load(p, label_map={"spam": 1, "hamm": 0})
+    assert len(rows) == 6 and rep.notes == ["label_map key 'hamm' matched no row"]
+    assert rep.summary().endswith("; note: label_map key 'hamm' matched no row")
+    assert rep.to_dict()["notes"] == rep.notes and type(rep).from_dict(rep.to_dict()).notes == rep.notes
+    _, rep = load(p, label_map={"spam": 1, "ham": 0})
+    assert rep.notes == [] and "note" not in rep.summary()

@@ -19,7 +19,8 @@ def explain(
     run: Path = typer.Option(..., "--run", help="A finished run directory."),
     model: str = typer.Option(..., "--model", help="Model name (as in the spec's \\[\\[models]])."),
     cell: str | None = typer.Option(None, "--cell", help="Paradigm of the cell: specialist:<domain>, generalist, "
-                                    "lodo:<domain> (or just the domain). Default: the model's only cell, "
+                                    "lodo:<domain> (or just the domain, where it names one cell: with lodo it "
+                                    "names two). Default: the model's only cell, "
                                     "else its generalist."),
     text: str | None = typer.Option(None, "--text", help="The email to explain."),
     file: Path | None = typer.Option(None, "--file", help="Read the email from a file ('-' for stdin)."),

@@ -241,6 +241,10 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
         except _RowError as e:
             report.reject(e.reason, location({"source": source, "row": rec.row, **rec.meta}))
     report.rows_kept = len(rows)
+    unused = [k for k in mapper.user if k not in mapper.used]
+    if unused and fixed_label is None:  # label_map = { spam = 1, hamm = 0 } read every ham row as unknown
+        report.notes.append(f"label_map key{'s' if len(unused) > 1 else ''} {', '.join(repr(k) for k in unused)} "
+                            "matched no row")
     counts = Counter(r.label for r in rows)
     report.label_counts = {LABEL_NAMES[1]: counts[1], LABEL_NAMES[0]: counts[0]}
     assert report.rows_in == report.rows_kept + report.rows_rejected

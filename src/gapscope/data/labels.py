@@ -106,12 +106,14 @@ class LabelMapper:
 
     def __init__(self, label_map: Mapping[str, Any] | None = None):
         self.user = check_label_map(label_map)
+        self.used: set[str] = set()  # the user keys some row matched: a key none matches is a typo to say
 
     def __call__(self, raw: Any) -> int:
         key = normalise_key(raw)
         if key is None:
             raise LabelError("missing label")
         if key in self.user:
+            self.used.add(key)
             return self.user[key]
         if key in BUILTIN_LABELS:
             return BUILTIN_LABELS[key]

@@ -106,6 +106,7 @@ class SourceReport:
     label_counts: dict[str, int] = field(default_factory=dict)
     # where the first rejected rows of each reason are ("bank.csv:12"), so they can be found
     rejected_at: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the user should know of the file, one phrase each
 
     MAX_LOCATIONS = 20  # per reason
 
@@ -124,7 +125,7 @@ class SourceReport:
 
         rej = ", ".join(one(k, v) for k, v in self.rejected_by_reason.items()) or "none"
         return (f"{self.path}: {self.rows_in} rows in, {self.rows_kept} kept, {self.rows_rejected} rejected ({rej}); "
-                f"labels {dict(self.label_counts)}")
+                f"labels {dict(self.label_counts)}" + "".join(f"; note: {n}" for n in self.notes))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SourceReport":
@@ -132,7 +133,8 @@ class SourceReport:
         return cls(path=d["path"], domain=d["domain"], format=d["format"], rows_in=d["rows_in"],
                    rows_kept=d["rows_kept"], rows_rejected=d["rows_rejected"],
                    rejected_by_reason=Counter(d["rejected_by_reason"]), label_counts=dict(d["label_counts"]),
-                   rejected_at={k: list(v) for k, v in d.get("rejected_at", {}).items()})
+                   rejected_at={k: list(v) for k, v in d.get("rejected_at", {}).items()},
+                   notes=list(d.get("notes", [])))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,4 +147,5 @@ class SourceReport:
             "rejected_by_reason": dict(self.rejected_by_reason),
             "rejected_at": {k: list(v) for k, v in self.rejected_at.items() if v},
             "label_counts": dict(self.label_counts),
+            "notes": list(self.notes),
         }
