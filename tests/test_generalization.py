@@ -333,6 +333,15 @@ def test_false_alarms_on_a_legitimate_only_domain_are_a_gap():
     assert f.domains == ["ham"] and f.evidence["in_domain_fpr"] == pytest.approx(0.05)
     row = next(r for r in f.evidence["per_domain"] if r["domain"] == "ham")
     assert row["false_positive_rate"] == pytest.approx(0.35)
+    # the cell table says it too: 'none of 0' / '-' had stood beside a high finding on that domain
+    from gapscope.eval.matrix import losses_text, summarise
+
+    (s,) = summarise(study.matrix, seed=0)
+    assert [x["domain"] for x in s["false_alarm_rises_beyond_noise"]] == ["ham"]
+    assert losses_text(s) == "false alarms up on 1: ham" and losses_text(s, names=False) == "false alarms up on 1"
+    quiet = _share_study({"a": (1000, 0.5, 0.9, 0.05), "ham": (1000, 0.0, 0.0, 0.06)})
+    (s,) = summarise(quiet.matrix, seed=0)
+    assert s["false_alarm_rises_beyond_noise"] == [] and "false alarms" not in losses_text(s)
 
 
 def test_a_legitimate_only_domain_at_the_home_false_positive_rate_is_quiet():

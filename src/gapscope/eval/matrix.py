@@ -216,6 +216,7 @@ def summarise(entries: list[MatrixEntry] | list[dict[str, Any]], seed: int = 0) 
         worst = min(outs, key=lambda e: (e.f1, e.test_domain)) if outs else None
         compared = compare_cell([e.to_dict() for e in es], seed)
         f1s = [c for c in compared[3] if c.expected is not None] if compared else None
+        hams = [c for c in compared[3] if c.expected is None] if compared else None  # domains without phishing
         out.append({
             "model": model, "paradigm": paradigm, "train_domains": list(es[0].train_domains),
             "in_domain_f1": in_f1, "out_of_domain_f1": out_f1,
@@ -227,6 +228,10 @@ def summarise(entries: list[MatrixEntry] | list[dict[str, Any]], seed: int = 0) 
                 {"domain": c.domain, "f1_drop": round(c.drop, 4), "lower": round(c.lower, 4),
                  "expected_f1": round(c.expected, 4)} for c in beyond_noise(f1s, MIN_LOSS)],
             "f1_domains_compared": None if f1s is None else len(f1s),
+            # a domain without phishing has no F1: its loss is a false-positive rate risen beyond noise
+            "false_alarm_rises_beyond_noise": None if hams is None else [
+                {"domain": c.domain, "fpr_rise": round(c.drop, 4), "lower": round(c.lower, 4)}
+                for c in beyond_noise(hams, MIN_LOSS)],
             "in_domains": [e.test_domain for e in ins], "out_of_domains": [e.test_domain for e in outs],
             "excluded": {e.test_domain: e.undefined.get("f1", "F1 undefined") for e in es if not _f1_measured(e)},
         })
@@ -234,7 +239,9 @@ def summarise(entries: list[MatrixEntry] | list[dict[str, Any]], seed: int = 0) 
 
 
 LOSSES_NOTE = ("losses beyond noise: the other domains whose F1 falls below what the cell's in-domain "
-               "rates give at that domain's phishing share, beyond the 95% bound (the generalization findings)")
+               "rates give at that domain's phishing share, beyond the 95% bound (the generalization findings); "
+               "'false alarms up': a domain without phishing, which has no F1, where the share of its mail "
+               "flagged rises beyond the in-domain false-positive rate by as much")
 
 
 def worst_text(s: dict[str, Any]) -> str:
@@ -249,11 +256,15 @@ def losses_text(s: dict[str, Any], names: bool = True) -> str:
     """'2 of 5: alerts, fraud' ('2 of 5' without `names`: the console's narrow column), 'none of 5',
     or '-' where the summary could not read them."""
     losses, k = s.get("f1_losses_beyond_noise"), s.get("f1_domains_compared")
+    alarms = s.get("false_alarm_rises_beyond_noise") or []
+    # a cell whose only other domain has no phishing read "-" or "none of 1" beside a high finding on it
+    up = (f"false alarms up on {len(alarms)}" + (": " + ", ".join(x["domain"] for x in alarms) if names else "")
+          if alarms else "")
     if losses is None or not k:
-        return "-"
-    if not losses:
-        return f"none of {k}"
-    return f"{len(losses)} of {k}" + (": " + ", ".join(x["domain"] for x in losses) if names else "")
+        return up or "-"
+    text = f"none of {k}" if not losses else (
+        f"{len(losses)} of {k}" + (": " + ", ".join(x["domain"] for x in losses) if names else ""))
+    return text + (f"; {up}" if up else "")
 
 
 # --- persistence ---------------------------------------------------------------------
