@@ -696,7 +696,8 @@ def test_wrong_encoding(tmp_path):
     p = tmp_path / "latin.csv"
     p.write_bytes("text,label\ncaf\u00e9,ham\n".encode("latin-1"))
     assert error_of(p) == (f"{p}:2: not valid UTF-8 (byte 0xe9 at offset 14); if it was saved in another encoding, "
-                           'set encoding = "latin-1" (or "cp1252") in its [[datasets]] table')
+                           'set encoding = "latin-1" (or "cp1252") in its [[datasets]] table '
+                           "(gapscope data audit reads a spec .toml too)")
 
 
 def test_missing_label_column(tmp_path):

@@ -147,8 +147,9 @@ def _holds_mail(folder: Path, look_at: int = 200) -> bool:
     return False
 
 
+# `data audit` takes paths, which carry no encoding: it takes a study spec too, where the table does
 ENCODING_HINT = ("; if it was saved in another encoding, set encoding = \"latin-1\" (or \"cp1252\") in its "
-                 "[[datasets]] table")
+                 "[[datasets]] table (gapscope data audit reads a spec .toml too)")
 
 
 def read_text(path: Path, kind: str, encoding: str | None = None) -> str:
