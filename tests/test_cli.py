@@ -57,6 +57,13 @@ def test_audit_counts_rejected_rows(tmp_path):
     src = json.loads((tmp_path / "out" / "audit.json").read_text())["sources"][0]
     assert (src["rows_in"], src["rows_kept"], src["rows_rejected"]) == (5, 2, 3)
     assert src["rejected_by_reason"] == {"empty text": 1, "unknown label value '??'": 1, "invalid JSON": 1}
+    # the copies and leakage the audit found are on the console too, not only in audit.json
+    p.write_text('{"text": "hello there", "label": "spam"}\n{"text": "Hello  there", "label": "ham"}\n'
+                 '{"text": "fine", "label": 0}\n')
+    r = run("data", "audit", p, "--out", tmp_path / "out")
+    said = " ".join(r.stderr.split())
+    assert "duplicates: exact copies: 1 extra rows within domains, 0 rows across domains; 1 groups with " \
+           "conflicting labels" in said and "(details in audit.json)" in said
 
 
 def test_bad_spec_is_one_line_error(tmp_path):

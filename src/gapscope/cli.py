@@ -42,7 +42,7 @@ def data_audit(
     out: Path = typer.Option(..., "--out", help="Directory to write audit.json into."),
 ):
     """Audit corpora: rows kept and rejected (with reasons), labels, style, duplicates and leakage."""
-    from gapscope.data.audit import audit, write_audit
+    from gapscope.data.audit import audit, duplicates_line, write_audit
     from gapscope.data.ingest import load_sources, parse_cli_source
 
     specs = []
@@ -61,6 +61,7 @@ def data_audit(
     write_audit(out / "audit.json", result)
     for rep in reports:
         progress.info(rep.summary())
+    progress.info(duplicates_line(result))
     print(out / "audit.json")
 
 

@@ -539,6 +539,23 @@ def _leakage(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[int, 
     return out
 
 
+def duplicates_line(audit_dict: dict) -> str:
+    """One console line of what audit.json holds on copies and leakage (`data audit` printed only the
+    row counts, and the copies it had found were only in the file)."""
+    d = audit_dict.get("duplicates") or {}
+    ex, near = d.get("exact") or {}, d.get("near") or {}
+    within, across = ex.get("within_domain") or {}, ex.get("cross_domain") or {}
+    conflict = ex.get("conflicting_labels") or {}
+    leak = (audit_dict.get("leakage") or {}).get("cross_domain") or {}
+    parts = [f"exact copies: {within.get('extra_rows', 0)} extra rows within domains, "
+             f"{across.get('rows', 0)} rows across domains",
+             f"{conflict.get('groups', 0)} groups with conflicting labels",
+             f"near-copies (Jaccard >= {near.get('threshold', NEAR_THRESHOLD)}): {near.get('groups', 0)} groups of "
+             f"{near.get('rows_involved', 0)} rows, {near.get('cross_domain_pairs', 0)} pairs across domains",
+             f"rows at risk of leaking between domains: {leak.get('rows_at_risk', 0)}"]
+    return "duplicates: " + "; ".join(parts) + " (details in audit.json)"
+
+
 def write_audit(path: str | os.PathLike, audit_dict: dict) -> Path:
     """Write audit.json (atomically: a half-written file never looks finished)."""
     path = Path(path)
