@@ -392,3 +392,16 @@ def test_a_leave_one_out_cell_trains_without_copies_of_the_domain_it_leaves_out(
     assert not rows["tfidf__lodo-bank"] & copied_ids  # left out with bank
     assert copied_ids <= rows["tfidf__lodo-shop"]  # other cells keep them
     assert "lodo:bank: " in said and "copy or nearly copy a bank email and are left out with it" in said
+
+
+def test_a_study_of_one_domain_says_it_measures_no_generalization(tmp_path, capsys):
+    # it ran and showed '-' for every out-of-domain number without a word why
+    rows = [{"text": f"{'verify your account now' if i % 2 else 'lunch on friday'} {i}", "label": i % 2}
+            for i in range(40)]
+    (tmp_path / "shop.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[datasets]]\npath = "shop.jsonl"\n[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\n')
+    run_study(spec, tmp_path / "run", detectors=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "one domain (shop): a cell is scored only where it trained, so nothing here measures generalization" \
+           in said

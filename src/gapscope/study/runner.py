@@ -66,6 +66,10 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     artifacts.write_text(run_dir / "study.toml", spec.to_toml())
 
     rows = ingest(spec, run_dir)
+    if len(spec.domains) == 1:  # it ran and printed '-' for every out-of-domain number, without a word why
+        progress.info(f"one domain ({spec.domains[0]}): a cell is scored only where it trained, so nothing here "
+                      "measures generalization; add a second corpus as another [[datasets]] table",
+                      style="yellow")
     rows_by_id = {r.id: r for r in rows}
     from gapscope.data.audit import duplicate_group_of, duplicate_structure
 
