@@ -140,7 +140,7 @@ def _patterns(no_space: bool) -> dict[str, str]:
     path = rf"/[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
     url = (rf"(?:(?i:(?:h(?:tt|xx)ps?://|ftp://|www\.))[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
            rf"|{host}(?:(?:{_TLDS}){end}(?:{path})?|(?:{_WORD_TLDS}){end}{path})"
-           + (rf"(?![\w@]))" if not no_space else rf"{end}(?!@))"))
+           + (r"(?![\w@]))" if not no_space else rf"{end}(?!@))"))
     # an address starts where its run of address characters starts: tried inside "a.a.a..." at every
     # position, the scan for an "@" was quadratic
     email = rf"{not_before('.+-')}{one('.+-')}+@{one('-')}+(?:\.{one('-')}+)+"

@@ -523,7 +523,7 @@ def run(study) -> list[Finding]:
                         + "; the rows listed are those it is surest of, so where one class is rare they run "
                           "below the estimate.")
                      + " A contradicted label is either wrong or a genuinely hard "
-                     f"email (a look-alike sender, an urgent but real notice): read the rows before relabelling."
+                     "email (a look-alike sender, an urgent but real notice): read the rows before relabelling."
                      + "".join(f" {t}" for t in [_agreement_text(rows_d)] if t) + f" Sources: {', '.join(res.sources)}. Confident learning with per-class thresholds "
                      f"{info['thresholds'].get(0, 0):.2f} (legitimate) / {info['thresholds'].get(1, 0):.2f} (phishing)."),
             evidence={"domain": d, "rate": round(info["rate"], 4), "ci": [round(lo, 4), round(hi, 4)],

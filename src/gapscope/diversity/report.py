@@ -113,7 +113,7 @@ def _scatter(cells: list[dict[str, Any]], metric: str, w: int = 320, h: int = 20
            if c["metrics"].get(metric) is not None and c["out_of_domain_f1"] is not None]
     if len(pts) < 2:
         return ""
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    xs = [p[0] for p in pts]
     x0, x1 = min(xs), max(xs)
     x1 = x1 if x1 > x0 else x0 + 1
     y0, y1 = 0.0, 1.0
