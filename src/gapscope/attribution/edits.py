@@ -98,7 +98,7 @@ URGENCY_CJK_RE = re.compile("|".join(URGENCY_CJK))
 _HANGUL = "가-힣"
 URGENCY_KO = [
     r"[【\[]긴급[】\]]", rf"(?<![{_HANGUL}])(?:긴급(?:한|히|하게)?|즉시|당장|지금 바로|조속히|신속히)(?![{_HANGUL}])",
-    r"(?<!\d)\d+\s*(?:시간|분|일)\s*(?:이내|내)(?:에|로)?(?![{_HANGUL}])".replace("{_HANGUL}", _HANGUL),
+    rf"(?<!\d)\d+\s*(?:시간|분|일)\s*(?:이내|내)(?:에|로)?(?![{_HANGUL}])",
     rf"(?<![{_HANGUL}])(?:오늘|금일)\s*(?:중|내)(?:으로|에|로)?(?![{_HANGUL}])",
 ]
 URGENCY_KO_RE = re.compile("|".join(URGENCY_KO))

@@ -104,19 +104,10 @@ class ScanOptions:
     def from_dict(cls, d: dict[str, Any] | None) -> "ScanOptions":
         d = dict(d or {})
         d.pop("triggers", None)
-        # fields(), not __dataclass_fields__: that one lists the RULES class variable too, which
-        # was then accepted as an option and failed inside the constructor
         mining_keys = {f.name for f in fields(MiningOptions)}
         mining = {k: d.pop(k) for k in list(d) if k in mining_keys}
-        own = {f.name for f in fields(cls)}
-        unknown = set(d) - own - {"mining"}
-        if unknown:
-            from gapscope.suggest import with_hints
-
-            known = sorted(own - {"mining"} | mining_keys)
-            raise GapscopeError(f"backdoor options: unknown key(s) {with_hints(sorted(unknown), known)} "
-                                f"(known: {', '.join(known)})")
         table = d.pop("mining", {}) or {}
+        R.check_keys("backdoor options", d, {f.name for f in fields(cls)} - {"mining"} | mining_keys)
         if not isinstance(table, dict):  # `mining = 5` failed as "'int' object is not iterable"
             raise GapscopeError(f"backdoor options: mining must be a table of {', '.join(sorted(mining_keys))} "
                                 f"(or give them as keys of their own), got {table!r}")

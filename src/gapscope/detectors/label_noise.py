@@ -49,6 +49,7 @@ import numpy as np
 
 from gapscope import progress
 from gapscope import option_rules as R
+from gapscope.data.rows import LABEL_NAMES
 from gapscope.drift.stats import wilson
 from gapscope.errors import GapscopeError
 from gapscope.findings import Finding, register_detector
@@ -93,12 +94,9 @@ class CLResult:
     estimated: dict[str, float] = field(default_factory=dict)
 
 
-_CLASS = {0: "legitimate", 1: "phishing"}
-
-
 def _named_joint(joint: list[list[int]]) -> dict[str, dict[str, int]]:
     """C[given][true] as {"given legitimate": {"likely legitimate": n, "likely phishing": n}, ...}."""
-    return {f"given {_CLASS[g]}": {f"likely {_CLASS[t]}": int(n) for t, n in enumerate(row)}
+    return {f"given {LABEL_NAMES[g]}": {f"likely {LABEL_NAMES[t]}": int(n) for t, n in enumerate(row)}
             for g, row in enumerate(joint)}
 
 
@@ -530,7 +528,7 @@ def run(study) -> list[Finding]:
                       "noise_estimate": _r(est), "noise_estimate_ci": [_r(v) for v in est_ci] if est_ci else None,
                       "n": info["n"], "flagged": info["flagged"], "sources": list(res.sources),
                       # by class name, where the report showed '0 | 0.63' and an unlabelled [[61, 4], [2, 69]]
-                      "thresholds": {_CLASS[int(k)]: round(float(v), 4) for k, v in info["thresholds"].items()},
+                      "thresholds": {LABEL_NAMES[int(k)]: round(float(v), 4) for k, v in info["thresholds"].items()},
                       "confident_joint": _named_joint(info["confident_joint"]),
                       "rows": listed},
             domains=[d], example_ids=[r["id"] for r in rows_d], score=info["rate"],

@@ -12,16 +12,21 @@ from gapscope.findings import Finding
 HEADLINE = ("embedding_vendi", "gradient_vendi", "distinct_2")
 
 
-def diversity_findings(analysis: dict[str, Any]) -> list[Finding]:
-    statements, evidence = [], {"ratios": analysis["ratios"], "correlation": analysis["correlation"]}
-    # the measures belong to the training sets, not the models: models trained on the same sets
-    # share one statement (named together) instead of repeating its numbers under each name
+def _said(analysis: dict[str, Any]) -> dict[str, list[str]]:
+    """Each headline statement -> the models it holds for, in order. The measures belong to the
+    training sets, not the models: models trained on the same sets share one statement, named
+    together, instead of repeating its numbers under each name."""
     said: dict[str, list[str]] = {}
     for model, ratios in analysis["ratios"].items():
         for metric in HEADLINE:
             if metric in ratios:
                 said.setdefault(ratios[metric]["statement"], []).append(model)
-    for text, models in said.items():
+    return said
+
+
+def diversity_findings(analysis: dict[str, Any]) -> list[Finding]:
+    statements, evidence = [], {"ratios": analysis["ratios"], "correlation": analysis["correlation"]}
+    for text, models in _said(analysis).items():
         who = models[0] if len(models) == 1 else f"{', '.join(models)} (the same training sets)"
         statements.append(f"{who}, {text}")
     corr = []
@@ -57,15 +62,17 @@ def section_html(analysis: dict[str, Any]) -> str:
             'distinct rows (embedding: MiniLM cosine kernel; gradient: projected per-example gradients of a tf-idf '
             'proxy) on equal-size samples; lexical measures on a common token budget'
             + (f' ({budget} tokens per set, the shortest set\'s count)' if budget is not None else '') + '.</p>']
-    same = _same_rows(cells)
+    first = {text: models[0] for text, models in _said(analysis).items()}
     for model, ratios in analysis["ratios"].items():
-        if model in same:  # two models with the same cap train on the same rows: the same numbers twice
-            html.append(f'<p><b>{escape(model)}</b>: the same training rows as {escape(same[model])} in every cell, '
-                        'so the same diversity (its cells differ in out-of-domain F1 only)</p>')
+        texts = [ratios[m]["statement"] for m in HEADLINE if m in ratios]
+        earlier = {first[t] for t in texts} - {model}
+        if texts and len(earlier) == 1 and all(first[t] != model for t in texts):
+            # two models with the same cap train on the same rows: the same numbers twice
+            html.append(f'<p><b>{escape(model)}</b>: the same training rows as {escape(earlier.pop())} in every '
+                        'cell, so the same diversity (its cells differ in out-of-domain F1 only)</p>')
             continue
-        for metric in HEADLINE:
-            if metric in ratios:
-                html.append(f'<p><b>{escape(model)}</b>: {escape(ratios[metric]["statement"])}</p>')
+        for t in texts:
+            html.append(f'<p><b>{escape(model)}</b>: {escape(t)}</p>')
     html.append('<div class="scroll"><table class="tbl compact"><thead><tr><th>Model</th><th>Cell</th>'
                 '<th class="num">Rows</th>' + "".join(f'<th class="num">{escape(METRIC_TITLES[m])}</th>' for m in METRICS)
                 + '<th class="num">Out-of-domain F1</th></tr></thead><tbody>')
@@ -87,25 +94,6 @@ def section_html(analysis: dict[str, Any]) -> str:
     html.append('</tbody></table>')
     html.append(_scatter(cells, "embedding_vendi") + _scatter(cells, "gradient_vendi"))
     return "".join(html)
-
-
-def _same_rows(cells: list[dict[str, Any]]) -> dict[str, str]:
-    """model -> the first model listed whose cells train on exactly the same rows, paradigm by paradigm."""
-    sets: dict[str, tuple] = {}
-    for c in cells:
-        sets.setdefault(c["model"], [])
-        sets[c["model"]].append((c["paradigm"], c.get("set_key")))
-    first: dict[tuple, str] = {}
-    out = {}
-    for model, pairs in sets.items():
-        key = tuple(sorted(pairs))
-        if None in (k for _, k in key):
-            continue
-        if key in first:
-            out[model] = first[key]
-        else:
-            first[key] = model
-    return out
 
 
 def _scatter(cells: list[dict[str, Any]], metric: str, w: int = 320, h: int = 200) -> str:
