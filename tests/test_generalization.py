@@ -219,6 +219,17 @@ def test_paradigm_gain_gets_a_paired_interval_and_is_low_only_when_it_excludes_z
     assert f.evidence["style_gain_ci"] is None and f.severity == "low" and "paired bootstrap" not in f.summary
 
 
+def test_a_style_cost_beyond_noise_is_rated_as_a_gain_is():
+    """The rule is two-sided, as the README says: a generalist that trained on a domain yet scores
+    below the specialists that never saw it is as worth reading as one above them."""
+    wrong = {("specialist:a", "a"): 20, ("specialist:b", "b"): 20, ("specialist:a", "b"): 40,
+             ("specialist:b", "a"): 40, ("generalist", "a"): 120, ("generalist", "b"): 120}
+    entries, scores = _paired_study(400, wrong)
+    (f,) = paradigm_comparison(entries, scores, seed=0, n_resamples=400)
+    assert f.evidence["style_gain"] <= -0.05 and f.evidence["style_gain_ci"][1] < 0
+    assert f.severity == "low" and "in training costs" in f.summary
+
+
 def test_a_paired_interval_of_a_cell_against_itself_is_zero():
     from gapscope.eval.held_out import paired_interval
 
@@ -514,3 +525,14 @@ def test_an_interval_bound_a_float_step_from_one_half_is_read_as_one_half():
     # a bound genuinely below 0.5 by less than 5e-7 keeps its digits and its reading
     said = ranking_text({"auroc": 0.45, "auroc_ci": [0.3, 0.4999999]})
     assert "inverted" in said and "0.30-0.499999900" in said
+
+
+def test_a_matrix_from_elsewhere_with_null_counts_is_read():
+    """`MatrixEntry.to_dict` writes n_positive null where the count is unknown: the reading of a
+    matrix without counts failed on it with a TypeError (a statistical review)."""
+    from gapscope.detectors.generalization import _f1_gap_as_measured
+
+    home = {"test_domain": "a", "in_domain": True, "f1": 0.95, "f1_ci": [0.9, 0.99], "n": 100, "n_positive": None}
+    away = {"test_domain": "b", "in_domain": False, "f1": 0.40, "f1_ci": [0.3, 0.5], "n": 100, "n_positive": None}
+    (f,) = _f1_gap_as_measured(("m", "specialist:a", "m/specialist:a"), [home, away], {})
+    assert f.domains == ["b"] and f.score == pytest.approx(0.55)

@@ -101,6 +101,18 @@ def test_a_model_that_cannot_tell_the_classes_apart_flags_nothing():
     assert f.severity == "info" and "no better than chance" in f.title
 
 
+def test_a_domain_with_one_row_of_a_class_is_not_called_chance():
+    """One phishing row among 30, ranked perfectly: there is no ranking to measure, and the info
+    finding said the models rank its labels 'no better than chance' (a statistical review)."""
+    labels = np.array([1] + [0] * 29)
+    p1 = np.where(labels == 1, 0.99, 0.01)
+    res = L.audit([f"r{i}" for i in range(30)], ["d"] * 30, labels, {"tfidf": p1})
+    info = res.per_domain["d"]
+    assert info["informative"] is None and info["chance_sources"] == [] and not res.flagged.any()
+    f = L._unaudited("d", info)
+    assert "chance" not in f.title and "fewer than two of a class (1 phishing, 29 legitimate)" in f.title
+
+
 def test_the_noise_estimate_holds_where_phishing_is_rare():
     """10% phishing, 10% of labels flipped: a flipped legitimate row (now 'phishing') sits among
     phishing rows whose mean confidence is low, so the flagged share runs well below the planted

@@ -267,7 +267,8 @@ def _f1_gap_as_measured(cell: tuple, entries: list[dict], flagged: dict[str, flo
     F1 as measured: a drop counts when the domain's F1 interval lies below the in-domain interval."""
     model, paradigm, name = cell
     ins = [e for e in entries if e["in_domain"] and e.get("f1") is not None and "f1" not in (e.get("undefined") or {})]
-    outs = [e for e in entries if not e["in_domain"] and e.get("f1") is not None and e.get("n_positive", 1) > 0]
+    outs = [e for e in entries if not e["in_domain"] and e.get("f1") is not None
+            and (e.get("n_positive") is None or e["n_positive"] > 0)]  # null: not counted, as absent
     if not ins or not outs:
         return []
     in_f1 = sum(e["f1"] for e in ins) / len(ins)

@@ -27,8 +27,8 @@ when at least one source also flags it on its own; each flagged row lists
 which sources flag it on their own (agreement) and which of the study's cells disagree
 with its label, marked in-sample (the cell trained on the row) or out-of-sample.
 
-A source that ranks a domain's labels no better than chance (AUROC's 95% lower bound at or below
-0.5) flags nothing there, and a row the model still finds at least as likely under its given
+A source that ranks a domain's labels no better than chance (the low end of AUROC's 95%
+interval at or below 0.5) flags nothing there, nor does one with fewer than two rows of a class, and a row the model still finds at least as likely under its given
 label is never flagged. Folds keep copies of one email together.
 
 The noise rate per domain is confident learning's estimate (the calibrated joint's off-diagonal
@@ -195,14 +195,15 @@ def noise_rate_interval(labels: np.ndarray, p1: np.ndarray, seed: int, n_boot: i
     return [float(v) for v in np.quantile(draws, [a, 1 - a])]
 
 
-def informative(labels: np.ndarray, p1: np.ndarray) -> bool:
-    """Does the source rank the domain's labels better than chance? AUROC's 95% lower bound above
-    0.5 (Hanley-McNeil standard error). A source that cannot tell the classes apart contradicts
-    labels at random, and confident learning would still flag rows from it."""
+def informative(labels: np.ndarray, p1: np.ndarray) -> bool | None:
+    """Does the source rank the domain's labels better than chance: the low end of AUROC's 95%
+    interval above 0.5 (Hanley-McNeil standard error). A source that cannot tell the classes apart contradicts
+    labels at random, and confident learning would still flag rows from it. None where a class has
+    fewer than two rows: no ranking to measure, which is not a ranking at chance."""
     labels = np.asarray(labels, dtype=int)
     n1, n0 = int((labels == 1).sum()), int((labels == 0).sum())
     if n1 < 2 or n0 < 2:
-        return False
+        return None
     from sklearn.metrics import roc_auc_score
 
     a = float(roc_auc_score(labels, np.asarray(p1, dtype=np.float64)))
@@ -249,7 +250,11 @@ def _unaudited(d: str, info: dict[str, Any]) -> Finding | None:
     if info.get("tfidf_not_scored") and not info.get("n"):
         why = info["tfidf_not_scored"]
     elif info.get("n") and info.get("informative") is False:
-        why = "its out-of-fold models rank its labels no better than chance (AUROC's 95% lower bound at or below 0.5)"
+        why = "its out-of-fold models rank its labels no better than chance (the low end of AUROC's 95% interval at or below 0.5)"
+    elif info.get("n") and info.get("informative") is None:
+        c = info.get("by_class") or {}
+        why = (f"its scored rows hold fewer than two of a class ({c.get('phishing', '?')} phishing, "
+               f"{c.get('legitimate', '?')} legitimate), so no ranking of its labels can be measured")
     elif not info.get("n"):
         why = "no source scored its rows (cross-fitting needs at least two rows of each class)"
     if why is None:
@@ -338,8 +343,10 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
         for s, p in sources.items():
             oks = m & ~np.isnan(p)
             if oks.sum() >= 4:
-                if not informative(labels[oks], p[oks]):
-                    chance.append(s)
+                ranks = informative(labels[oks], p[oks])
+                if not ranks:
+                    if ranks is False:
+                        chance.append(s)
                     continue
                 r = confident_learning(labels[oks], p[oks], filter_by)
                 per_src[s][np.flatnonzero(oks)[r.flagged]] = True
@@ -358,7 +365,8 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
                          "cl_estimate": cl_estimate,
                          "noise_estimate": cl_estimate if useful else None,
                          "noise_estimate_ci": noise_rate_interval(labels[ok], combined[ok], seed) if useful else None,
-                         "chance_sources": chance, "informative": useful}
+                         "chance_sources": chance, "informative": useful,
+                         "by_class": {"phishing": int(labels[ok].sum()), "legitimate": int((labels[ok] == 0).sum())}}
     return Audit(ids, list(domains), labels, sources, combined, flagged, per_src, per_domain)
 
 

@@ -44,8 +44,9 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
     cells' F1 on their held-out domain, each set against the specialists away from home there.
 
     With `scores` (the cells' test margins, see held_out_scores) the differences get paired bootstrap
-    intervals; the comparison is "low" rather than "info" when what seeing a domain's style buys
-    is at least 0.05 F1 and its interval, where there is one, excludes 0.
+    intervals; the comparison is "low" rather than "info" when seeing a domain's style in training
+    moves F1 by at least 0.05, up or down, and its interval, where there is one, excludes 0 (a
+    generalist below specialists that never saw the domain is as worth reading as one above them).
     """
     by_model: dict[str, list[dict]] = defaultdict(list)
     for e in entries:
