@@ -142,7 +142,7 @@ def test_parquet(tmp_path):
     rows, rep = load(p)
     assert [r.id for r in rows] == ["x", "y"]
     assert rep.rejected_by_reason == {"empty text": 1}
-    assert rep.rejected_at == {"empty text": ["p.parquet row 3"]}  # where to find it (the third row)
+    assert rep.rejected_at == {"empty text": ["p.parquet row 3 (index 2)"]}  # where to find it (the third row)
 
 
 def test_hf_dataset_and_dataset_dict(tmp_path):
@@ -163,6 +163,9 @@ def test_hf_dataset_and_dataset_dict(tmp_path):
     rows, rep = load(tmp_path / "dd")
     assert [(r.text, r.label, r.meta["split"]) for r in rows] == [
         ("t1", 1, "train"), ("t2", 0, "train"), ("t3", 0, "test")]  # ClassLabel 0 is "phishing"
+    # where each row is opened: its split and its index there (dd["test"][0]), not the 3rd row overall
+    assert [r.location for r in rows] == ["dd row 1 (train[0])", "dd row 2 (train[1])", "dd row 3 (test[0])"]
+    assert [r.location for r in load(tmp_path / "single")[0]] == ["single row 1 (index 0)", "single row 2 (index 1)"]
 
 
 def test_hf_classlabel_with_unknown_names_needs_a_label_map(tmp_path):
@@ -579,7 +582,7 @@ def test_only_files_that_look_like_mail_are_read_as_mail(tmp_path):
 
 def test_a_json_array_row_is_located_by_element(tmp_path):
     (tmp_path / "a.json").write_text('[\n{"text": "one", "label": 1},\n{"text": "two", "label": 0}\n]\n')
-    assert [r.location for r in load(tmp_path / "a.json")[0]] == ["a.json row 1", "a.json row 2"]
+    assert [r.location for r in load(tmp_path / "a.json")[0]] == ["a.json row 1 (index 0)", "a.json row 2 (index 1)"]
 
 
 def test_a_spec_names_an_archive_dataset_by_its_stem(tmp_path):
@@ -657,7 +660,7 @@ def test_every_row_says_where_it_is_in_its_input(tmp_path):
 
     assert where(tmp_path / "a.jsonl") == ["a.jsonl:1", "a.jsonl:3"]
     assert where(tmp_path / "b.csv") == ["b.csv:2", "b.csv:4"]
-    assert where(tmp_path / "c.parquet") == ["c.parquet row 1", "c.parquet row 2"]
+    assert where(tmp_path / "c.parquet") == ["c.parquet row 1 (index 0)", "c.parquet row 2 (index 1)"]
     assert where(tmp_path / "d.mbox", label_value=1) == ["d.mbox message 1", "d.mbox message 2"]
     assert where(sa / "spam", label_value=1) == [f"spam/0000{i}.7c53336b37003a9286aba55d2945844{i}" for i in (0, 1)]
     assert where(tmp_path / "sa.tar.gz", label="folder")[0] == "sa.tar.gz:spam/00000.7c53336b37003a9286aba55d29458440"

@@ -111,6 +111,8 @@ def test_a_domain_with_one_row_of_a_class_is_not_called_chance():
     assert info["informative"] is None and info["chance_sources"] == [] and not res.flagged.any()
     f = L._unaudited("d", info)
     assert "chance" not in f.title and "fewer than two of a class (1 phishing, 29 legitimate)" in f.title
+    assert "a sample of the other class from the same source" in f.summary and "cross_fit" not in f.summary
+    assert L._unaudited_short(info) == "fewer than two rows of a class"
 
 
 def test_the_noise_estimate_holds_where_phishing_is_rare():

@@ -48,3 +48,18 @@ def test_row_findings_say_where_the_rows_are(tmp_path):
     ex = found["train_test_duplicates"].evidence["examples"]
     assert ex and all({e["train_location"].split(":")[0], e["test_location"].split(":")[0]} == {"shop.jsonl", "bank.jsonl"}
                       for e in ex)
+
+
+def test_a_one_class_domain_is_said_to_train_no_specialist():
+    """It said 'its specialist cell cannot learn a decision boundary' of a cell the runner never trains
+    (run.json lists it as not trainable; a user's review)."""
+    from types import SimpleNamespace
+
+    from gapscope.detectors import data_quality
+
+    study = SimpleNamespace(splits={}, audit={"sources": [
+        {"domain": "trec", "label_counts": {"phishing": 26, "legitimate": 0}},
+        {"domain": "inbox", "label_counts": {"phishing": 0, "legitimate": 40}}]})
+    trec, inbox = data_quality.run(study)
+    assert "no specialist is trained on it" in trec.summary and "cannot learn" not in trec.summary
+    assert "missed phishing" in trec.summary and "F1 is not measured there" in inbox.summary

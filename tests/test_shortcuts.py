@@ -590,3 +590,41 @@ def test_removal_effects_read_to_two_significant_figures():
     assert "1.5x" in _removal_text(rel(1.46, 1.2), "phishing")
     said = _removal_text(rel(-0.2, None, drop=-0.2), "legitimate")
     assert said.startswith("moves the margin 0.20 further toward legitimate") and "0.2x" in said
+
+
+def test_a_phrase_of_a_phishing_only_corpus_is_not_rated_above_low(tmp_path):
+    """A phishing-only corpus ties every phrase of its own to the label by how it was collected: the
+    probe cannot tell a marker of the source from a sign of phishing, and such a phrase (a real
+    template) was rated a medium 'pure shortcut' above a planted footer (a user's review). A footer of
+    a corpus with both classes is not capped."""
+    import json
+
+    from gapscope.study.context import Study
+    from gapscope.study.runner import run_study
+    from gapscope.validate import write_spec
+
+    rng = np.random.default_rng(0)
+    rows = _one_class_rows(rng, n=80)
+    for r in rows:  # M's phishing gets a footer of its own: a shortcut in a corpus with both classes
+        if r.domain == "M" and r.label == 1:
+            r.text += " sent via plonkvault gateway"
+    (tmp_path / "corpus").mkdir()
+    for d in ("P", "L", "M"):
+        with open(tmp_path / "corpus" / f"{d}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                if r.domain == d:
+                    f.write(json.dumps({"id": r.id, "text": r.text, "label": r.label}) + "\n")
+    spec = write_spec(tmp_path / "corpus" / "spec.toml", name="oneclass", seed=0, domains=["P", "L", "M"],
+                      models=[{"name": "tfidf", "kind": "tfidf-lr"}], specialist=["M"],
+                      generalist=["P", "L", "M"])
+    run_study(spec, tmp_path / "run", detectors=False)
+    found = [f for f in S.run(Study(tmp_path / "run")) if f.kind == "shortcut"]
+    relay = [f for f in found if "zorblax" in f.evidence["feature"] or "relay" in f.evidence["feature"]]
+    footer = [f for f in found if "plonkvault" in f.evidence["feature"]]
+    assert relay and all(f.severity == "low" and f.evidence["one_class_domain"] for f in relay)
+    assert "P holds only phishing mail" in relay[0].summary
+    assert footer and max(SEVERITY[f.severity] for f in footer) >= SEVERITY["medium"]
+    assert not any(f.evidence["one_class_domain"] for f in footer)
+
+
+SEVERITY = {"info": 0, "low": 1, "medium": 2, "high": 3}

@@ -437,10 +437,11 @@ def read_hf(path: Path, spec: SourceSpec) -> Table:
                     raise InputError(path, f"label column {spec.label!r} is a ClassLabel with names "
                                            f"{feature.names} that are not known labels; give a label_map "
                                            f"(which name is phishing), e.g. label_map = {{ {example} }}") from None
-        for row in ds.to_list():
+        for index, row in enumerate(ds.to_list()):
             if names is not None and isinstance(row.get(spec.label), int) and 0 <= row[spec.label] < len(names):
                 row[spec.label] = names[row[spec.label]]
-            records.append(Record(len(records) + 1, row, meta={"split": split} if split else {}))
+            # a DatasetDict's row is opened by its split and its index there (ds["train"][45])
+            records.append(Record(len(records) + 1, row, meta={"split": split, "index": index} if split else {}))
     if not records:
         raise InputError(path, "no rows")
     return Table("hf", list(columns), records)

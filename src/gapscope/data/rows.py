@@ -56,7 +56,7 @@ class Row:
 def location(meta: dict[str, Any]) -> str | None:
     """Where a person finds a row in the input, from its meta, so a finding about it (or its
     rejection) can be acted on:
-    "enron.csv:1207" (a line), "data.parquet row 12", "spamassassin/spam/00012.abc" (a file in
+    "enron.csv:1207" (a line), "data.parquet row 12 (index 11)", "spamassassin/spam/00012.abc" (a file in
     a folder), "spamassassin.tar.bz2:spam/00012.abc", "nazario.mbox message 3"."""
     if "source" not in meta:
         return None
@@ -70,7 +70,13 @@ def location(meta: dict[str, Any]) -> str | None:
         where = src
     else:
         line = src.lower().endswith(_LINE_FORMATS) and not meta.get("element")
-        return f"{src}:{meta['row']}" if line else f"{src} row {meta['row']}"
+        if line:
+            return f"{src}:{meta['row']}"
+        # rows of a table or array count from 1; the index it is opened by (df.iloc[i], ds[i], data[i])
+        # counts from 0, and "row 75" opened as iloc[75] gave the next email (a user's review)
+        split = meta.get("split")
+        index = meta.get("index", int(meta["row"]) - 1)
+        return f"{src} row {meta['row']} ({f'{split}[{index}]' if split else f'index {index}'})"
     return f"{where} message {meta['message']}" if "message" in meta else where
 
 

@@ -40,8 +40,14 @@ def run(study) -> list[Finding]:
             findings.append(Finding(
                 kind="one_class_domain", severity="info",
                 title=f"domain {src['domain']} holds only {only} emails",
-                summary=("AUROC is undefined on this domain and F1 counts only one kind of error; its specialist "
-                         "cell cannot learn a decision boundary."),
+                # no specialist cell is trained on it (the runner lists it as not trainable)
+                summary=("AUROC is undefined on this domain, "
+                         + ("and F1 counts only one kind of error (missed phishing)" if only == "phishing" else
+                            "F1 is not measured there (it counts false alarms only)")
+                         + "; no specialist is trained on it (one label cannot teach a decision), and the "
+                         "label-noise audit cannot set a threshold for a class it never sees. A phrase confined to "
+                         "it is tied to its label by how the corpus was collected, so the shortcut probe cannot "
+                         "tell a marker of its source from a sign of the class there."),
                 evidence={"label_counts": counts}, domains=[src["domain"]],
             ))
         if src.get("rows_rejected"):

@@ -259,13 +259,27 @@ def _unaudited(d: str, info: dict[str, Any]) -> Finding | None:
         why = "no source scored its rows (cross-fitting needs at least two rows of each class)"
     if why is None:
         return None
+    if info.get("informative") is None and info.get("n"):
+        remedy = (f"Confident learning sets a threshold per class from the rows given that label, so it needs "
+                  f"both labels in {d}: a sample of the other class from the same source would audit it.")
+    else:
+        remedy = (f"Contradictions from a model that cannot tell the classes apart would be noise, not evidence. "
+                  f"More rows, or a source that ranks {d} well (a study model cross-fitted out of fold: "
+                  f"`[detectors.label_noise] cross_fit = [\"<model>\"]` in the spec), would audit it.")
     return Finding(kind="label_noise", severity="info", title=f"{d}: labels not audited: {why}",
-                   summary=(f"No row of {d} is flagged: {why}. Contradictions from a model that cannot tell the "
-                            f"classes apart would be noise, not evidence. More rows, or a source that ranks "
-                            f"{d} well (`cross_fit`), would audit it."),
+                   summary=f"No row of {d} is flagged: {why}. {remedy}",
                    evidence={"domain": d, "reason": why, "n": info.get("n", 0),
                              "chance_sources": info.get("chance_sources", [])},
                    domains=[d], score=0.0)
+
+
+def _unaudited_short(info: dict[str, Any]) -> str:
+    """The table's word for a domain the audit could not read ('0 flagged' there read as audited and clean)."""
+    if not info.get("n"):
+        return "no source scored its rows"
+    if info.get("informative") is None:
+        return "fewer than two rows of a class"
+    return "ranked no better than chance"
 
 
 # -- out-of-fold probabilities -----------------------------------------------------------
@@ -491,9 +505,11 @@ def run(study) -> list[Finding]:
                     "share of wrong labels with its 95% bootstrap interval (rows resampled, thresholds refitted). "
                     "The flagged rows are the ones it is surest of, so with a rare class they run below the estimate. "
                     "A flagged row is mislabelled or a hard case: check it by hand (the findings list them)."),
-        "table": {"columns": ["domain", "rows audited", "flagged", "flagged share", "estimated noise", "95% CI"],
-                  "rows": [[d, i["n"], i["flagged"], round(i["rate"], 4), _r(i.get("noise_estimate")),
-                            None if not i.get("noise_estimate_ci") else [_r(v) for v in i["noise_estimate_ci"]]]
+        "table": {"columns": ["domain", "rows scored", "flagged", "flagged share", "estimated noise", "95% CI"],
+                  "rows": [[d, i["n"]] + (
+                      [i["flagged"], round(i["rate"], 4), _r(i.get("noise_estimate")),
+                       None if not i.get("noise_estimate_ci") else [_r(v) for v in i["noise_estimate_ci"]]]
+                      if i.get("informative") else [f"not audited: {_unaudited_short(i)}", None, None, None])
                            for d, i in sorted(res.per_domain.items())]}})
     findings = []
     for d, info in sorted(res.per_domain.items()):

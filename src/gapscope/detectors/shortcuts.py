@@ -779,6 +779,7 @@ def run(study) -> list[Finding]:
         with progress.step(f"shortcuts: {cell.name}, {len(mine)} candidate feature(s)"):
             for i in mine:
                 reliance[i] = check_cell(study, cell, pairs[i][0], opts)
+    untested, one_class = untestable_domains(probe_rows(study, opts))
     found = []
     for i, (f, cell) in enumerate(pairs):
         rel = reliance[i]
@@ -787,9 +788,11 @@ def run(study) -> list[Finding]:
         sev = rel.severity(f.is_shortcut)
         if sev is None:
             continue
-        found.append((f, rel, _finding(study, f, cell, rel, sev)))
+        collected = collection_bound(f, one_class, float(opts["confinement_threshold"]))
+        if collected and sev in ("high", "medium"):
+            sev = "low"
+        found.append((f, rel, _finding(study, f, cell, rel, sev, collected)))
     findings += fold_overlapping(found, lambda i: study.rows[i].text)
-    untested, one_class = untestable_domains(probe_rows(study, opts))
     if untested:
         findings.append(_confound_finding(untested, one_class))
     findings.append(_taxonomy_finding(feats, untested))
@@ -896,7 +899,15 @@ def _removal_text(rel: Reliance, cls: str) -> str:
     return f"moves the margin {-rel.drop:.2f} further toward {cls}, not away from it ({where})"
 
 
-def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
+def collection_bound(f: ProbeFeature, one_class: dict[str, int], confinement: float) -> bool:
+    """A feature (almost) confined to a one-class domain (a phishing-only corpus): every phrase of that
+    corpus is tied to its label by how it was collected, so losing the weight without it cannot tell a
+    marker of the source from a sign of the class (a real phishing template read as a 'pure shortcut'
+    at medium, above a planted footer: a user's review). Such a finding is capped at low and says why."""
+    return f.domain in one_class and f.confinement >= confinement
+
+
+def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str, collected: bool = False) -> Finding:
     cls = "phishing" if f.direction > 0 else "legitimate"
     others = [d for d, k in f.docs_by_domain.items() if d != f.domain and k > 0]
     where = ("absent in other domains" if not others else
@@ -917,13 +928,18 @@ def _finding(study, f: ProbeFeature, cell, rel: Reliance, sev: str) -> Finding:
                f"carrying it, it holds {rel.share:.2f} of {possessive(describe_cell(cell))} {cls} attribution; removing it "
                f"{_removal_text(rel, cls)} and flips {rel.flips} of the {rel.n_predicted} it had put in the {cls} class."
                + (f" {rel.in_sample} of the {rel.n} emails are the cell's own training rows: too few held-out "
-                  f"emails carry it." if rel.in_sample else ""))
+                  f"emails carry it." if rel.in_sample else "")
+               + (f" {f.domain} holds only {cls} mail, so a phrase found (almost) only there is tied to the {cls} "
+                  f"class by how the corpus was collected: whether it marks {cls} mail or marks the source cannot "
+                  f"be told from these data, and the finding is rated low at most ({cls} and "
+                  f"{'legitimate' if cls == 'phishing' else 'phishing'} mail from that source would tell)."
+                  if collected else ""))
     score = (1.0 - min(1.0, max(0.0, f.domain_retention))) * (rel.share + min(rel.rel_drop, 1.0) + rel.flip_rate) / 3.0
     ev = {"feature": shown, "category": f.category, "cell": rel.cell, "paradigm": rel.paradigm,
           "probe": _probe_summary(f),
           "reliance": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(rel).items()
                        if k not in ("example", "row_ids")},
-          "example_pair": rel.example}
+          "example_pair": rel.example, "one_class_domain": collected}
     # the emails the reliance was measured on (the strongest example first), not the probe's carriers
     ids = [rel.example["id"]] if rel.example else []
     return Finding(kind="shortcut", severity=sev, title=title, summary=summary, evidence=ev, models=[cell.model],
