@@ -45,7 +45,8 @@ def test_spec_rejects_a_bad_cells_per_model(tmp_path, bad):
         load_spec(tmp_path / "s.toml")
 
 
-def test_diagnose_only_keeps_the_other_detectors_findings_and_overrides_cells_per_model(tmp_path, monkeypatch):
+def test_diagnose_only_keeps_the_other_detectors_findings_and_overrides_cells_per_model(tmp_path, monkeypatch,
+                                                                                        capsys):
     """`gapscope diagnose RUN --only X` used to rewrite findings.json with X's findings alone;
     `--cells-per-model` widens the per-cell analyses of the detectors run now."""
     from gapscope import findings as F
@@ -74,8 +75,11 @@ def test_diagnose_only_keeps_the_other_detectors_findings_and_overrides_cells_pe
     saved = json.loads((study.run_dir / "findings.json").read_text())
     assert len(saved) == 2
     seen.clear()
+    capsys.readouterr()
     D.diagnose(study.run_dir, only=["beta"], cells_per_model=0)
     assert seen == {}  # cached under the same override
+    # and says so: it printed the count of findings alone, ran or not
+    assert "beta: cached, 1 finding (same inputs; --force reruns it)" in " ".join(capsys.readouterr().err.split())
     monkeypatch.setattr(D, "__version__", "99.0")
     D.diagnose(study.run_dir, only=["beta"], cells_per_model=0)
     assert seen == {"beta": 0}  # found by another gapscope version: redone

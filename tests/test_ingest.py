@@ -417,8 +417,9 @@ def test_a_folder_of_mail_files_with_any_names_labelled_by_folder(tmp_path):
 def test_a_mail_folder_needs_a_label_and_says_how(tmp_path):
     d = spamassassin_like(tmp_path / "sa")
     assert error_of(d) == (f"{d}: eml source needs a label: label_value (on the command line PATH@phishing or "
-                           'PATH@legitimate), or label = "folder" (PATH@folder) to read each file\'s label from the '
-                           "name of its folder (spam/, ham/)")
+                           'PATH@legitimate), label = "folder" (PATH@folder) to read each file\'s label from the '
+                           "name of its folder (spam/, ham/), or label_index = \"<index file>\" in a spec's "
+                           "[[datasets]] table for a TREC-style index of '<label> <path>' lines")
     s = parse_cli_source(f"{d}@folder")
     assert (s.path, s.domain, s.label, s.label_value) == (d, "sa", "folder", None)
     (tmp_path / "plain").mkdir()

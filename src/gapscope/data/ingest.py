@@ -216,8 +216,10 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
         # both spellings: a spec's key and the command line's PATH@label
         if FOLDER_COLUMN in table.columns:
             raise InputError(path, f"{fmt} source needs a label: label_value (on the command line PATH@phishing or "
-                                   f"PATH@legitimate), or label = \"{FOLDER_COLUMN}\" (PATH@folder) to read each "
-                                   "file's label from the name of its folder (spam/, ham/)")
+                                   f"PATH@legitimate), label = \"{FOLDER_COLUMN}\" (PATH@folder) to read each "
+                                   "file's label from the name of its folder (spam/, ham/), or label_index = "
+                                   "\"<index file>\" in a spec's [[datasets]] table for a TREC-style index of "
+                                   "'<label> <path>' lines")
         raise InputError(path, f"{fmt} source needs a label: label_value = \"phishing\" or \"legitimate\" in the "
                                "spec, PATH@phishing or PATH@legitimate on the command line")
     _check_named_columns(path, spec, table)

@@ -127,4 +127,17 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
     ranked = rank(findings)
     artifacts.write_json(run_dir / "findings.json", [f.to_dict() for f in ranked])
     artifacts.write_json(run_dir / "diagnostics" / "status.json", status)
+    if only is not None:  # it printed '59 findings' alone: whether anything ran or came from the cache, unsaid
+        progress.info("; ".join(status_line(n, status[n]) for n in names if n in status))
     return ranked
+
+
+def status_line(name: str, st: dict) -> str:
+    """'shortcuts: ran, 12 findings (3.1 s)', 'label_noise: cached, 4 findings (same inputs; --force reruns it)'."""
+    n = st.get("findings")
+    count = f"{n} finding{'s' if n != 1 else ''}" if n is not None else ""
+    if st["status"] == "ran":
+        return f"{name}: ran, {count} ({st['seconds']} s)"
+    if st["status"] == "cached":
+        return f"{name}: cached, {count} (same inputs; --force reruns it)"
+    return f"{name}: {st['status']}"
