@@ -234,6 +234,24 @@ def test_a_section_can_carry_evidence_drawn_and_escaped_like_a_findings(tmp_path
     assert SCRIPT not in html and "class=\"side\"" in body and "rgba(37,99,235,0.38)" in body
 
 
+def test_an_example_email_whose_label_the_audit_contradicts_says_so(tmp_path):
+    """A planted flip shown as a cell's 'lowest-scored phishing out of domain ... missed', with nothing
+    linking it to the label-noise finding that lists it (a user's review)."""
+    miss = {"id": "hd-155", "tokens": ["Planned", " maintenance"], "weights": [-0.5, -0.2], "margin": -1.4}
+    home = {"id": "rt-3", "tokens": ["Verify", " now"], "weights": [1.0, 0.5], "margin": 2.0}
+    section = {"id": "examples", "title": "Examples", "evidence": {"cell": {"home": home, "missed": miss}}}
+    noise = Finding("label_noise", "high", "helpdesk: 1 of 100 labels", "s",
+                    evidence={"rows": [{"id": "hd-155", "text": "Planned maintenance", "given_label": 1}]},
+                    example_ids=["hd-155"])
+    pair = Finding("minimal_pair", "low", "t", "s", evidence={"examples": [{"id": "hd-155", "text": "Planned"},
+                                                                          {"id": "rt-3", "text": "Verify"}]})
+    html = _render(tmp_path, [noise, pair], extra_sections=[section])
+    said = html.count("flagged by the label-noise audit")
+    assert said == 2  # the section's missed example and the minimal pair's email, not the audit's own row
+    body = html[html.index('id="x-examples"'):]
+    assert body.index("flagged by the label-noise audit") > body.index("maintenance") - 2000
+
+
 def test_the_cell_table_gives_the_worst_domain_interval_and_the_losses_beyond_noise(tmp_path):
     from gapscope.eval.matrix import losses_text, worst_text
 

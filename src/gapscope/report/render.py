@@ -186,6 +186,30 @@ def _ranked_findings(findings: list) -> list[dict[str, Any]]:
     return [f.to_dict() for f in rank(objs)]
 
 
+LABEL_AUDIT_NOTE = "flagged by the label-noise audit: its label may be wrong (see that finding)"
+
+
+def _contested(ranked: list[dict[str, Any]]) -> set[str]:
+    """Row ids whose label the label-noise audit contradicts: an email shown elsewhere as a 'missed
+    phishing' example may be a legitimate one labelled phishing (a user's review)."""
+    return {str(i) for f in ranked if f.get("kind") == "label_noise" for i in f.get("example_ids") or []}
+
+
+def _mark_contested(v: Any, ids: set[str]) -> Any:
+    """A copy of an evidence value in which every email (a dict with an id and its text or tokens) whose
+    label the audit contradicts says so."""
+    if not ids:
+        return v
+    if isinstance(v, dict):
+        out = {k: _mark_contested(x, ids) for k, x in v.items()}
+        if str(v.get("id")) in ids and ("text" in v or "tokens" in v):
+            out["label audit"] = LABEL_AUDIT_NOTE
+        return out
+    if isinstance(v, list):
+        return [_mark_contested(x, ids) for x in v]
+    return v
+
+
 def _repeat_key(d: dict[str, Any]) -> tuple | None:
     """Findings that say the same of different cells share this key: one kind and severity, one
     feature, the same models and domains (a footer that every cell trained on its domain keys on).
@@ -406,6 +430,11 @@ def render_report(run_dir: Path, *, title: str, spec_text: str, audit: dict, ent
     entries = [_as_dict(e) for e in entries]
     summary = [_as_dict(s) for s in summary]
     ranked = _ranked_findings(list(findings))
+    contested = _contested(ranked)
+    ranked = [f if f.get("kind") == "label_noise" else {**f, "evidence": _mark_contested(f.get("evidence"), contested)}
+              for f in ranked]
+    extra_sections = [{**x, "evidence": _mark_contested(x["evidence"], contested)} if x.get("evidence") else x
+                      for x in extra_sections]
     full, listed, repeats, same_as = _layout(ranked)
     audit = dict(audit or {})
     domains = list(dict.fromkeys([e["test_domain"] for e in entries]
