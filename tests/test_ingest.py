@@ -666,7 +666,7 @@ def test_every_row_says_where_it_is_in_its_input(tmp_path):
     assert where(sa / "spam", label_value=1) == [f"spam/0000{i}.7c53336b37003a9286aba55d2945844{i}" for i in (0, 1)]
     assert where(tmp_path / "sa.tar.gz", label="folder")[0] == "sa.tar.gz:spam/00000.7c53336b37003a9286aba55d29458440"
     assert where(naz, label_value=1) == ["naz/phishing-2015 message 1", "naz/phishing-2015 message 2"]
-    assert where(tmp_path / "inbox", label_value=0) == [f"inbox/{key}"]
+    assert where(tmp_path / "inbox", label_value=0) == [f"inbox/new/{key}"]  # the path it is opened by
 
 
 # ---------------------------------------------------------------- bad inputs

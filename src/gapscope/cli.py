@@ -15,6 +15,7 @@ from rich.text import Text
 
 from gapscope import progress
 from gapscope.errors import GapscopeError
+from gapscope.option_rules import MAX_SEED
 
 # Nothing may reach a model hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -68,7 +69,7 @@ def data_audit(
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., "--out", help="Directory for <domain>.jsonl, manifest.json and study.toml."),
-    seed: int = typer.Option(0, min=0, help="Random seed: the same seed gives byte-identical files."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Random seed: the same seed gives byte-identical files."),
     n_per_domain: int = typer.Option(300, "--n-per-domain", help="Emails per domain."),
     domains: str | None = typer.Option(None, help="Comma-separated subset of domains (default: all)."),
     shortcut_domain: str | None = typer.Option(None, "--shortcut-domain",
@@ -314,6 +315,14 @@ def main() -> None:
                 IsADirectoryError: "is a directory, not a file", PermissionError: "permission denied",
                 FileExistsError: "exists and is not a directory"}[type(e)]
         progress.console.print(Text.assemble(("error:", "red"), " ", progress.plain(f"{e.filename or e}: {what}")),
+                               soft_wrap=True)
+        sys.exit(2)
+    except OSError as e:
+        if e.filename is None or not e.strerror:
+            raise
+        # any other refusal of a path the user gave (a name over 255 bytes, a link loop): its reason
+        progress.console.print(Text.assemble(("error:", "red"), " ",
+                                             progress.plain(f"{e.filename}: {e.strerror[0].lower()}{e.strerror[1:]}")),
                                soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from gapscope import progress
 from gapscope.errors import GapscopeError
+from gapscope.option_rules import MAX_SEED
 
 
 def drift(
@@ -29,7 +30,7 @@ def drift(
     k_greedy: int = typer.Option(4, "--k", min=1, help="Greedy tokens compared per probe."),
     max_probes: int | None = typer.Option(None, "--max-probes", min=1, help="At most this many probes per family."),
     bootstrap: int = typer.Option(2000, "--bootstrap", min=40, help="Bootstrap resamples for the CIs."),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED),
     out: Path | None = typer.Option(None, "--out", help="Write drift.json, findings.json and section.json here."),
 ):
     """What else did fine-tuning change? Compare a fine-tuned causal LM with its base on probe sets unrelated
@@ -131,7 +132,7 @@ def backdoor_scan(
                                            "counts as phishing (for flip rates; default 0)."),
     max_length: int | None = typer.Option(None, "--max-length", min=1, help="With --tuned: email tokens the model "
                                           "reads (default 128)."),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED),
     out: Path | None = typer.Option(None, "--out", help="Where to write scan.json, findings.json and section.json "
                                     "(default RUN/diagnostics/backdoor-scan, also for --tuned RUN/cells/CELL; "
                                     "./backdoor-scan for a model of your own)."),

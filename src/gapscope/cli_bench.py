@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from gapscope.option_rules import MAX_SEED
 
 
 def register(bench_app: typer.Typer) -> None:
@@ -49,7 +50,7 @@ def register(bench_app: typer.Typer) -> None:
         preset: str = typer.Option("llama-3.1-8b", help="Shape to copy: llama-3.1-8b | mistral-7b | gemma-2-9b."),
         tokenizer: str = typer.Option("embedded:smollm2-135m", help="Tokenizer: a source, or a directory with tokenizer.json."),
         layers: int | None = typer.Option(None, "--layers", min=1, help="Fewer layers than the preset (smaller, same widths)."),
-        seed: int = typer.Option(0, "--seed", min=0),
+        seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED),
         device: str = typer.Option("auto", "--device", help="Where to initialise: auto | cpu | cuda."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ):

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from gapscope import progress
+from gapscope.option_rules import MAX_SEED
 
 bench_app = typer.Typer(help="Benchmarks of the diagnosis methods.", no_args_is_help=True)
 
@@ -88,7 +89,7 @@ def explain(
 def validate(
     models: str = typer.Option("tfidf", "--models", help="Comma-separated: tfidf (seconds), smollm2 (LoRA on "
                                "a small slice; several minutes on a CPU)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the synthetic corpora (the planted string changes with it)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the synthetic corpora (the planted string changes with it)."),
     checks: str = typer.Option("shortcut,quiet,twin,share,noise,backdoor,drift,internals", "--checks", help="Comma-"
                                "separated subset of shortcut, quiet, twin, share, noise, backdoor, drift, internals "
                                "(twin and share run on tfidf; drift and internals need a causal LM: smollm2)."),
@@ -141,7 +142,7 @@ def validate(
 def bench_attribution(
     model: str = typer.Option("tfidf", "--model", help="tfidf | smollm2 (zero-shot base model margin unless --fit)."),
     n: int | None = typer.Option(None, "--n", min=1, help="Emails (default 10 for tfidf, 3 for smollm2)."),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED),
     shap_evals: int = typer.Option(500, "--shap-evals", min=2, help="SHAP Partition evaluations per email."),
     occlusion_evals: int | None = typer.Option(None, "--occlusion-evals", min=1, help="Occlusion budget per email "
                                                "(default: every word for tf-idf, 20 spans for neural kinds)."),

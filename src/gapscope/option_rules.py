@@ -16,6 +16,9 @@ from typing import Any
 
 from gapscope.errors import GapscopeError
 
+# numpy's and scikit-learn's seeds are 32-bit: a larger one failed every cell after validation passed
+MAX_SEED = 2**32 - 1
+
 
 class OptionError(GapscopeError, ValueError):
     """An option value its rule refuses (a ValueError too, for callers that catch those)."""

@@ -78,8 +78,9 @@ def normalise_key(raw: Any) -> str | None:
         s = " ".join(raw.lower().split())
         if not s:
             return None
-        if _INTEGRAL_STR.fullmatch(s):
-            return str(int(float(s)))
+        if _INTEGRAL_STR.fullmatch(s):  # "+01.0" -> "1", read as text: float() of 309 digits is inf
+            digits = s.lstrip("+-").split(".")[0].lstrip("0") or "0"
+            return "-" + digits if s.startswith("-") and digits != "0" else digits
         return s
     return " ".join(str(raw).lower().split()) or None
 

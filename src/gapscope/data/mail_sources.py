@@ -19,10 +19,12 @@ message: Nazario's phishing corpus is a set of mbox files.
 from __future__ import annotations
 
 import dataclasses
+import lzma
 import mailbox
 import posixpath
 import re
 import tarfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterable, Iterator
 
@@ -149,18 +151,40 @@ def _preamble(path: Path) -> bool:
 
 
 def read_maildir(path: Path, spec: SourceSpec) -> Table:
-    """A maildir (cur/, new/, tmp/); messages in cur/ and new/, in sorted key order."""
-    box = mailbox.Maildir(str(path), factory=None, create=False)
-    return _table(path, "maildir", [_maildir_message(box, key) for key in sorted(box.keys())],
+    """A maildir: the messages in cur/ and new/, and in Maildir++ folders' (.Junk/cur/, where spam
+    usually lives), one row per file in path order. Every other file is a counted rejection: one in
+    tmp/ (still being delivered), a hidden one, a server's index (dovecot-uidlist). Read file by file:
+    mailbox.Maildir keys a message by its name before the ':', so two files with one such name
+    (cur/101.host:2, and cur/101.host:2,RS) gave one row, and it skips Maildir++ folders unsaid."""
+    inside = path.resolve()
+    files = sorted((p for p in path.rglob("*") if p.is_file() or p.is_symlink()),
+                   key=lambda p: p.relative_to(path).as_posix())
+    return _table(path, "maildir", [_maildir_message(f, f.relative_to(path).as_posix(), inside) for f in files],
                   "no messages in cur/ or new/")
 
 
-def _maildir_message(box: mailbox.Maildir, key: str) -> tuple[bytes | None, dict]:
-    """One message, or why it could not be read (a dangling link, no permission): counted as a
-    rejected row like the folder reader's, not an error for the whole maildir."""
+def _maildir_message(f: Path, key: str, inside: Path) -> tuple[bytes | None, dict]:
+    """One message, or why this file is not read as one (a dangling link, no permission, a file
+    outside cur/ and new/): counted as a rejected row like the folder reader's."""
+    parts = key.split("/")
+    boxed = parts[:-1] in (["cur"], ["new"]) or (len(parts) == 3 and parts[0].startswith(".")
+                                                 and parts[1] in ("cur", "new"))
+    why = None
+    if parts[-1].startswith("."):
+        why = "hidden file in a maildir (not a message)"
+    elif len(parts) >= 2 and parts[-2] == "tmp":
+        why = "in tmp/: a message still being delivered"
+    elif not boxed:
+        why = "not a message: outside the maildir's cur/ and new/"
+    elif f.is_symlink() and f.exists() and not f.resolve().is_relative_to(inside):
+        why = LINK_OUTSIDE
+    if why:
+        return None, {"key": key, "unreadable": why}
     try:
-        return box.get_bytes(key), {"key": key}
-    except (OSError, KeyError) as e:
+        if _too_large(f.stat().st_size, key):
+            return None, {"key": key, "unreadable": TOO_LARGE}
+        return f.read_bytes(), {"key": key}
+    except OSError as e:
         return None, {"key": key, "unreadable": _unreadable(e)}
 
 
@@ -231,7 +255,11 @@ def _archive_records(path: Path, index: str | None) -> tuple[list[Record], bytes
                 else:
                     raw = _read_file(f, name)
                 parsed += [(name, _record(0, r, mt)) for r, mt in _split(raw, meta)]
-    except (tarfile.TarError, OSError, EOFError) as e:
+            # tarfile stops at the end-of-archive marker, before the compressed stream's checksum:
+            # a .tar.gz damaged mid-file was read without a word, with garbled texts kept
+            while tar.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as e:
         where = f" after {len(parsed)} files" if parsed else ""
         why = " ".join(str(e).split())  # tarfile's messages can run over several lines
         raise InputError(path, f"not a readable tar archive{where} ({why})") from None

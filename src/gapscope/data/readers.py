@@ -19,6 +19,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ def read_text(path: Path, kind: str, encoding: str | None = None) -> str:
     if path.suffix.lower() == ".gz":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise InputError(path, f"not a valid gzip file ({e})") from None
     if not data.strip():
         raise InputError(path, "empty file")

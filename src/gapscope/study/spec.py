@@ -19,6 +19,7 @@ from typing import Any
 from gapscope.data.source_spec import SourceSpec, archive_stem
 from gapscope.errors import SpecError
 from gapscope.models.base import ModelSpec
+from gapscope.option_rules import MAX_SEED
 from gapscope.suggest import did_you_mean, with_hints
 
 _DATASET_KEYS = {"name", "path", "format", "text", "subject", "body", "label", "label_value", "label_map",
@@ -223,6 +224,8 @@ def _text(d: dict[str, Any], key: str, path: Path, where: str) -> None:
 def _check_study(s: StudyOptions, path: Path) -> None:
     s.name = str(s.name)  # checked by _name: text, or a number such as 2021
     _whole(s.seed, path, "[study] seed", 0)
+    if s.seed > MAX_SEED:
+        raise SpecError(path, f"[study] seed must be at most {MAX_SEED} (2**32 - 1), got {s.seed}")
     _whole(s.bootstrap, path, "[study] bootstrap", 0)  # 0: no confidence intervals
     if 0 < s.bootstrap < MIN_BOOTSTRAP:
         raise SpecError(path, f"[study] bootstrap = {s.bootstrap} resamples cannot give a 95% interval (its 2.5% "

@@ -1,0 +1,94 @@
+"""Bad input a reviewer fed the readers: each gets one line naming the file and the reason, exit 2,
+no traceback; nothing is kept or dropped without a word."""
+
+import io
+import random
+import tarfile
+
+import pytest
+
+from tests.test_cli import run
+from tests.test_ingest import error_of, load
+
+
+def _one_line_error(r, path, reason):
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and str(path) in lines[0] and reason in lines[0], r.stderr
+
+
+def test_a_label_of_hundreds_of_digits_is_an_unknown_label_not_a_crash(tmp_path):
+    # float('1000...0') is inf, and int(inf) raised OverflowError out of the reader
+    p = tmp_path / "x.csv"
+    p.write_text("text,label\nhi there,ham\nclick here,1" + "0" * 400 + "\n")
+    rows, rep = load(p)
+    assert len(rows) == 1 and [k[:25] for k in rep.rejected_by_reason] == ["unknown label value '1000"]
+
+
+def test_a_corrupt_gzip_text_file_is_one_line(tmp_path):
+    p = tmp_path / "y.csv.gz"
+    p.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xff\xff\xff\xff")  # zlib.error, not OSError
+    assert "not a valid gzip file" in error_of(p)
+
+
+def _tar(path, mode, n=60, words=900):
+    rng = random.Random(0)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as t:
+        for i in range(n):
+            body = (f"From: a@b.example\nSubject: note {i}\n\n"
+                    + " ".join(rng.choice(["alpha", "beta", "verify", "account", "meeting"]) for _ in range(words)))
+            info = tarfile.TarInfo(f"mail/{i:03d}.eml")
+            info.size = len(body.encode())
+            t.addfile(info, io.BytesIO(body.encode()))
+    return bytearray(buf.getvalue())
+
+
+def test_a_damaged_tar_gz_is_refused_not_read_as_garbled_mail(tmp_path):
+    """tarfile stops at the end-of-archive marker, before gzip's checksum: bytes damaged in the
+    trailing blocks went unnoticed. The whole stream is read, so the checksum is checked."""
+    data = _tar(tmp_path, "w:gz", n=3, words=50)
+    data[-12] ^= 0xFF  # in the deflate stream's tail: the end-of-archive zeros, before the CRC
+    p = tmp_path / "c.tar.gz"
+    p.write_bytes(bytes(data))
+    assert "not a readable tar archive" in error_of(p, label_value="phishing")
+
+
+def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path):
+    p = tmp_path / ("x" * 300 + ".csv")
+    r = run("data", "audit", p, "--out", tmp_path / "o")
+    _one_line_error(r, p, "file name too long")
+
+
+def test_a_seed_past_32_bits_is_refused_before_any_work(tmp_path):
+    """numpy and scikit-learn take 32-bit seeds: [study] seed = 99999999999 passed validation and every
+    cell failed on it; `backdoor-scan --seed 4294967296` failed inside scikit-learn."""
+    from gapscope.errors import SpecError
+    from gapscope.study.spec import load_spec
+
+    (tmp_path / "a.jsonl").write_text('{"text": "hi", "label": 0}\n')
+    (tmp_path / "s.toml").write_text('[study]\nseed = 99999999999\n[[datasets]]\npath = "a.jsonl"\n')
+    with pytest.raises(SpecError, match=r"seed must be at most 4294967295"):
+        load_spec(tmp_path / "s.toml")
+    r = run("data", "synth", "--out", tmp_path / "syn", "--seed", "4294967296")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "less than or equal to 4294967295" in r.stderr
+
+
+def test_every_file_of_a_maildir_is_a_row_or_a_counted_rejection(tmp_path):
+    """mailbox.Maildir keyed messages by the name before ':' (two files, one row), skipped a Maildir++
+    folder (.Junk, where spam lives) and every stray file, without a word: 9 files, '3 rows in'."""
+    msg = b"From: a@b.example\nSubject: s %d\n\nbody %d\n"
+    md = tmp_path / "md"
+    files = {"cur/100.host:2,S": 1, "new/100.host": 2, "cur/101.host:2,": 3, "cur/101.host:2,RS": 4,
+             "cur/.hidden": 5, "tmp/102.host": 6, ".Junk/cur/103.host:2,S": 7, "stray.eml": 8,
+             "cur/subdir/104.host": 9}
+    for name, i in files.items():
+        (md / name).parent.mkdir(parents=True, exist_ok=True)
+        (md / name).write_bytes(msg % (i, i))
+    rows, rep = load(md, label_value="phishing")
+    assert rep.format == "maildir" and rep.rows_in == 9
+    assert sorted(r.subject for r in rows) == ["s 1", "s 2", "s 3", "s 4", "s 7"]
+    assert dict(rep.rejected_by_reason) == {"hidden file in a maildir (not a message)": 1,
+                                            "in tmp/: a message still being delivered": 1,
+                                            "not a message: outside the maildir's cur/ and new/": 2}
+    assert sorted(r.location for r in rows)[0] == "md/.Junk/cur/103.host:2,S"
