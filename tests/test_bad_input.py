@@ -92,3 +92,76 @@ def test_every_file_of_a_maildir_is_a_row_or_a_counted_rejection(tmp_path):
                                             "in tmp/: a message still being delivered": 1,
                                             "not a message: outside the maildir's cur/ and new/": 2}
     assert sorted(r.location for r in rows)[0] == "md/.Junk/cur/103.host:2,S"
+
+
+def test_a_line_of_spaces_in_a_one_column_csv_is_a_counted_empty_row(tmp_path):
+    p = tmp_path / "o.csv"
+    p.write_text("text\nhello there\n   \n\nclick\n")  # the empty line is no row; the spaces are one
+    rows, rep = load(p, label_value="phishing")
+    assert len(rows) == 2 and rep.rows_in == 3 and dict(rep.rejected_by_reason) == {"empty text": 1}
+
+
+def test_a_json_array_element_that_is_not_an_object_is_located_by_element(tmp_path):
+    p = tmp_path / "arr.json"
+    p.write_text('[\n {"text": "hello there", "label": 0},\n {"text": "click here", "label": 1},\n 5\n]')
+    rows, rep = load(p)
+    assert len(rows) == 2 and rep.rejected_at == {"not a JSON object": ["arr.json row 3 (index 2)"]}  # not line 3
+
+
+@pytest.mark.parametrize("text", ['{\n  "data": [{"text": "hi", "label": 0}]\n}\n', '{"data": [{"text": "hi", "label": 0}]}'])
+def test_a_json_file_that_wraps_its_rows_in_an_object_is_told_so(tmp_path, text):
+    p = tmp_path / "wrapped.json"
+    p.write_text(text)
+    assert error_of(p) == (f"{p}: one JSON object, not an array of objects or one object per line (JSONL); its key "
+                           "'data' holds a list of 1 objects: save that list as the file")
+
+
+def test_a_one_row_jsonl_with_a_list_of_objects_is_still_a_row(tmp_path):
+    p = tmp_path / "one.jsonl"
+    p.write_text('{"text": "see attached", "label": 0, "parts": [{"name": "a.pdf"}]}\n')
+    rows, rep = load(p)
+    assert [r.text for r in rows] == ["see attached"]
+
+
+@pytest.mark.parametrize("name", ["x.mbox.gz", "x.eml.gz", "x.parquet.gz"])
+def test_a_gzipped_mail_or_parquet_file_is_told_to_be_decompressed(tmp_path, name):
+    import gzip
+
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(b"From a@b Mon Jan  1 00:00:00 2024\nSubject: hi\n\nbody\n"))
+    assert "is not read as it is: decompress it first (gunzip -k" in error_of(p, label_value="phishing")
+
+
+def test_a_spec_saved_with_a_byte_order_mark_is_read(tmp_path):
+    from gapscope.study.spec import load_spec
+
+    (tmp_path / "a.jsonl").write_text('{"text": "hi", "label": 0}\n')
+    (tmp_path / "s.toml").write_bytes(b'\xef\xbb\xbf[study]\nname = "bom"\n[[datasets]]\npath = "a.jsonl"\n')
+    assert load_spec(tmp_path / "s.toml").study.name == "bom"
+
+
+def test_a_utf8_file_with_its_mark_read_as_latin1_is_told_it_is_utf8(tmp_path):
+    p = tmp_path / "b.csv"
+    p.write_bytes(b"\xef\xbb\xbftext,label\nhi,0\n")
+    assert error_of(p, encoding="latin-1") == (f"{p}: starts with a UTF-8 byte order mark, so it is UTF-8, not "
+                                               "latin-1: remove encoding = 'latin-1' from its [[datasets]] table")
+
+
+def test_a_label_index_on_a_csv_is_refused_not_ignored(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text("text,label\nhi,0\n")
+    assert error_of(p, label_index="full/index") == (f"{p}: label_index applies to a folder or tar archive of mail "
+                                                     "files; this source is read as csv")
+
+
+def test_parquet_decimal_labels_read_as_numbers(tmp_path):
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"text": ["hi", "click"], "label": pa.array([Decimal("0.0"), Decimal("1.0")],
+                                                                         pa.decimal128(3, 1))}), p)
+    rows, rep = load(p)
+    assert [r.label for r in rows] == [0, 1] and rep.rows_rejected == 0

@@ -270,6 +270,11 @@ def test_an_id_in_two_datasets_names_both_files(tmp_path):
     r = run("run", spec, "--out", tmp_path / "run")
     said = " ".join(r.stderr.split())
     assert r.returncode == 2 and f"row id 'r0' is in both {tmp_path / 'a.jsonl'} (a) and {tmp_path / 'b.jsonl'} (b)" in said
+    # data audit reads such sources without complaint: it says so, before the run is first to
+    r = run("data", "audit", spec, "--out", tmp_path / "audit")
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 0 and "(b); ids must be unique across datasets" in said
+    assert "`gapscope run` refuses these sources as they are" in said
 
 
 def test_escape_sequences_in_names_reach_the_console_as_text(tmp_path):

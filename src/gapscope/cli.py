@@ -44,7 +44,7 @@ def data_audit(
 ):
     """Audit corpora: rows kept and rejected (with reasons), labels, style, duplicates and leakage."""
     from gapscope.data.audit import audit, duplicates_line, write_audit
-    from gapscope.data.ingest import load_sources, parse_cli_source
+    from gapscope.data.ingest import load_sources, parse_cli_source, shared_id
 
     specs = []
     for p in paths:
@@ -63,6 +63,9 @@ def data_audit(
     for rep in reports:
         progress.info(rep.summary())
     progress.info(duplicates_line(result))
+    clash = shared_id(rows, reports)
+    if clash:
+        progress.info(f"{clash}: `gapscope run` refuses these sources as they are", style="yellow")
     print(out / "audit.json")
 
 

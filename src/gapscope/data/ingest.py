@@ -206,6 +206,9 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
     if spec.encoding and fmt not in ("csv", "jsonl"):
         raise InputError(path, f"encoding applies to CSV and JSONL files; this source is read as {fmt} "
                                "(mail carries its own charsets)")
+    if spec.label_index and fmt != "eml":
+        raise InputError(path, f"label_index applies to a folder or tar archive of mail files; this source is "
+                               f"read as {fmt}")
     try:
         mapper = LabelMapper(spec.label_map)
     except ValueError as e:
@@ -336,3 +339,17 @@ def parse_cli_source(arg: str) -> SourceSpec:
                 raise InputError(head, f"{e.reason} after '@' (use phishing or legitimate)") from None
     path = Path(path_str)
     return SourceSpec(path=path, domain=_domain_of(path), label_value=label)
+
+
+def shared_id(rows, reports) -> str | None:
+    """Why the rows cannot form one study, where one row id is in two datasets (`gapscope run` refuses
+    it; `data audit` says it, so that it is not first heard of at the run)."""
+    seen: dict[str, str] = {}
+    path_of = {rep.domain: rep.path for rep in reports}
+    for r in rows:
+        if r.id in seen and seen[r.id] != r.domain:
+            a, b = seen[r.id], r.domain
+            return (f"row id {r.id!r} is in both {path_of[a]} ({a}) and {path_of[b]} ({b}); ids must "
+                    "be unique across datasets (without an `id` key gapscope makes its own)")
+        seen[r.id] = r.domain
+    return None

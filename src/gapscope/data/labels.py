@@ -9,6 +9,7 @@ into a file-level error, because that means the map is wrong, not the rows.
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 import re
@@ -69,6 +70,8 @@ def normalise_key(raw: Any) -> str | None:
         return "true" if raw else "false"
     if isinstance(raw, numbers.Integral):
         return str(int(raw))
+    if isinstance(raw, decimal.Decimal):  # Parquet's decimal columns: 1.0 is 1, as a float's is
+        raw = float(raw)
     if isinstance(raw, numbers.Real):
         f = float(raw)
         if math.isnan(f):

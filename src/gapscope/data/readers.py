@@ -90,7 +90,12 @@ def detect_format(path: Path) -> str:
         return "eml"
     sfx = _suffixes(path)
     if sfx and sfx[-1] in _SUFFIX_FORMATS:
-        return _SUFFIX_FORMATS[sfx[-1]]
+        fmt = _SUFFIX_FORMATS[sfx[-1]]
+        if path.suffix.lower() == ".gz" and fmt not in ("jsonl", "csv"):
+            # only the text readers undo gzip: 'no messages' or 'binary file' hid the reason
+            raise InputError(path, f"a gzip-compressed {fmt} file is not read as it is: decompress it first "
+                                   f"(gunzip -k {path.name}), or pack mail files as a .tar.gz")
+        return fmt
     with open(path, "rb") as f:
         head = f.read(64)
     if head.startswith(b"From "):
@@ -168,6 +173,10 @@ def read_text(path: Path, kind: str, encoding: str | None = None) -> str:
     if utf8 and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputError(path, f"not valid UTF-8 (byte 0x{data[0]:02x} at offset 0); "
                          "the file looks UTF-16: save it as UTF-8, or set encoding = \"utf-16\" in its [[datasets]] table")
+    if not utf8 and data.startswith(codecs.BOM_UTF8) and not codecs.lookup(encoding).name.startswith("utf"):
+        # read as latin-1 the mark became the first column's name: 'text = "\u00ef\u00bb\u00bftext"'
+        raise InputError(path, f"starts with a UTF-8 byte order mark, so it is UTF-8, not {encoding}: remove "
+                               f"encoding = {encoding!r} from its [[datasets]] table")
     skip = len(codecs.BOM_UTF8) if utf8 and data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[skip:].decode("utf-8" if utf8 else encoding)
@@ -218,8 +227,9 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Table:
             raise InputError(path, f"invalid JSON ({_json_limit(e)})") from None
         # meta "element": the row number counts array elements, not lines (Row.location)
         records = [Record(i + 1, x, meta={"element": True}) if isinstance(x, dict)
-                   else Record(i + 1, None, "not a JSON object") for i, x in enumerate(items)]
+                   else Record(i + 1, None, "not a JSON object", meta={"element": True}) for i, x in enumerate(items)]
     else:
+        _one_object(path, text)
         records = []
         first_error: tuple[int, str] | None = None
         for n, line in enumerate(text.split("\n"), start=1):
@@ -248,6 +258,25 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Table:
     return Table("jsonl", _columns(records), records)
 
 
+def _one_object(path: Path, text: str) -> None:
+    """A file that is one JSON object wrapping the rows ({"data": [...]}): read line by line it failed
+    as 'invalid JSON' on its first line, or as one row without a text column."""
+    if not text.lstrip().startswith("{"):
+        return
+    try:
+        whole = json.loads(text)
+    except (ValueError, RecursionError):
+        return
+    if not isinstance(whole, dict):
+        return
+    lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+    wrapper = lists and all(isinstance(v, (list, dict)) for v in whole.values())  # a row has scalar fields
+    if wrapper or len([ln for ln in text.splitlines() if ln.strip()]) > 1:
+        inner = (f"; its key {lists[0]!r} holds a list of {len(whole[lists[0]])} objects: save that list as the file"
+                 if lists else "")
+        raise InputError(path, "one JSON object, not an array of objects or one object per line (JSONL)" + inner)
+
+
 def read_csv(path: Path, spec: SourceSpec) -> Table:
     """CSV (TSV for .tsv) with a header row; quoted fields may span lines.
 
@@ -269,6 +298,9 @@ def read_csv(path: Path, spec: SourceSpec) -> Table:
         for fields in reader:
             start, prev = prev + 1, reader.line_num
             if not fields or (len(fields) == 1 and not fields[0].strip()):
+                if header is not None and len(header) == 1 and fields and fields[0]:
+                    # in a one-column file a line of spaces is a row with empty text: counted, not skipped
+                    records.append(Record(start, None, "empty text"))
                 continue
             if header is None:
                 header = [h.strip() for h in fields]

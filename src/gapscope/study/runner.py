@@ -285,14 +285,11 @@ def ingest(spec: StudySpec, run_dir: Path):
         rows, reports = load_sources(spec.datasets, done=lambda i: update(i, n))
     for rep in reports:  # every source, as `gapscope data audit` prints them: rejections are not only in audit.json
         progress.info(rep.summary())
-    seen: dict[str, str] = {}
-    path_of = {rep.domain: rep.path for rep in reports}
-    for r in rows:
-        if r.id in seen and seen[r.id] != r.domain:
-            a, b = seen[r.id], r.domain
-            raise GapscopeError(f"row id {r.id!r} is in both {path_of[a]} ({a}) and {path_of[b]} ({b}); ids must "
-                                "be unique across datasets (without an `id` key gapscope makes its own)")
-        seen[r.id] = r.domain
+    from gapscope.data.ingest import shared_id
+
+    clash = shared_id(rows, reports)
+    if clash:
+        raise GapscopeError(clash)
     if not rows:
         raise GapscopeError("no usable rows in any dataset")
     artifacts.write_parquet(run_dir / "data" / "rows.parquet", artifacts.rows_to_frame(rows))

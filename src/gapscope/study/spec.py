@@ -130,7 +130,7 @@ def load_spec(path: Path | str) -> StudySpec:
     if not path.exists():
         raise SpecError(path, "file not found")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8").removeprefix("\ufeff"))  # Notepad saves a BOM
     except UnicodeDecodeError:
         raise SpecError(path, "not valid UTF-8") from None
     except tomllib.TOMLDecodeError as e:
