@@ -72,6 +72,21 @@ def test_near_duplicate_one_word_changed_in_a_long_email_is_found():
     assert a["duplicates"]["exact"]["cross_domain"]["groups"] == 0
 
 
+def test_a_near_copy_with_the_other_label_is_counted_as_a_conflict():
+    """Only exact copies were counted as conflicting: a misfiled near-copy (Jaccard 0.82) was not."""
+    from gapscope.data.audit import duplicates_line
+
+    rows = clean_rows()
+    words = rows[10].text.split()
+    words[len(words) // 2] = "CHANGED"
+    rows.append(Row(id="misfiled", domain="b", text=" ".join(words), label=1))  # r10 is legitimate
+    a = audit(rows, [])
+    conflict = a["duplicates"]["near"]["conflicting_labels"]
+    assert conflict["pairs"] == 1 and conflict["examples"][0]["ids"] == ["r10", "misfiled"]
+    assert "1 pair with conflicting labels" in duplicates_line(a)
+    assert audit(clean_rows(), [])["duplicates"]["near"]["conflicting_labels"]["pairs"] == 0
+
+
 def test_near_duplicate_pairs_threshold():
     base = email(1, 200).split()
     far = list(base)

@@ -312,6 +312,20 @@ def test_model_option_ranges_follow_how_the_options_are_used(kind, option, ok):
             parse_options(options_class(kind), option, "m")
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_copies_that_disagree_on_their_label_stay_on_one_side(seed):
+    """A legitimate email and its mislabelled copy were split apart (one per label's draw), and the
+    de-duplication then dropped the correctly labelled training copy: the held-out mislabelled one
+    was all that was left (a user's review)."""
+    rows = [Row(id=f"h{i:02d}", domain="d", text=f"meeting notes {i}", label=0) for i in range(20)]
+    rows += [Row(id=f"p{i:02d}", domain="d", text=f"verify your account {i}", label=1) for i in range(20)]
+    rows += [Row(id="twin-a", domain="d", text="Your receipt for order 88", label=0),
+             Row(id="twin-b", domain="d", text="your receipt for order 88", label=1)]  # the same, mislabelled
+    train, test = split_held_out(rows, 0.5, seed=seed)
+    assert {"twin-a", "twin-b"} <= set(train) or {"twin-a", "twin-b"} <= set(test)
+    assert sorted(train + test) == sorted(r.id for r in rows)
+
+
 def test_copies_of_one_email_stay_on_one_side_of_the_split():
     # split row by row, 60 copies of one phishing email made 16 of the 30 held-out phishing rows
     rows = [Row(id=f"c{i:03d}", domain="d", text="Verify your  account NOW", label=1) for i in range(60)]

@@ -417,8 +417,8 @@ def _exact_summary(rows: Sequence[Row], nodes: list[list[int]]) -> tuple[dict, l
 
 
 def _near_summary(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[int, int, float]]) -> dict:
-    within = cross = 0
-    examples = []
+    within = cross = conflicts = 0
+    examples, conflict_ex = [], []
     involved: set[int] = set()
     for a, b, jac in near:
         da = {rows[i].domain for i in nodes[a]}
@@ -429,6 +429,12 @@ def _near_summary(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[
         involved.update(nodes[b])
         if len(examples) < MAX_EXAMPLES:
             examples.append(_example(rows, nodes[a][0], nodes[b][0], jaccard=jac))
+        # a near-copy labelled otherwise (a receipt filed as phishing): only exact copies were counted
+        ia = next((i for i in nodes[a] if rows[i].label != rows[nodes[b][0]].label), None)
+        if ia is not None:
+            conflicts += 1
+            if len(conflict_ex) < MAX_EXAMPLES:
+                conflict_ex.append(_example(rows, ia, nodes[b][0], jaccard=jac))
     groups = len(_near_groups(len(nodes), near))
     return {
         "threshold": NEAR_THRESHOLD,
@@ -442,6 +448,7 @@ def _near_summary(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[
         "groups": groups,
         "rows_involved": len(involved),
         "examples": examples,
+        "conflicting_labels": {"pairs": conflicts, "examples": conflict_ex},
     }
 
 
@@ -539,6 +546,10 @@ def _leakage(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[int, 
     return out
 
 
+def _pairs(n: int) -> str:
+    return f"{n} pair{'s' if n != 1 else ''}"
+
+
 def duplicates_line(audit_dict: dict) -> str:
     """One console line of what audit.json holds on copies and leakage (`data audit` printed only the
     row counts, and the copies it had found were only in the file)."""
@@ -551,7 +562,8 @@ def duplicates_line(audit_dict: dict) -> str:
              f"{across.get('rows', 0)} rows across domains",
              f"{conflict.get('groups', 0)} groups with conflicting labels",
              f"near-copies (Jaccard >= {near.get('threshold', NEAR_THRESHOLD)}): {near.get('groups', 0)} groups of "
-             f"{near.get('rows_involved', 0)} rows, {near.get('cross_domain_pairs', 0)} pairs across domains",
+             f"{near.get('rows_involved', 0)} rows, {near.get('cross_domain_pairs', 0)} pairs across domains, "
+             f"{_pairs((near.get('conflicting_labels') or {}).get('pairs', 0))} with conflicting labels",
              f"rows at risk of leaking between domains: {leak.get('rows_at_risk', 0)}"]
     return "duplicates: " + "; ".join(parts) + " (details in audit.json)"
 

@@ -47,28 +47,35 @@ def split_held_out(rows: list[Row], test_fraction: float, seed: int,
     for k, r in enumerate(rows):
         by_class[(r.domain, r.label)].append((r, groups[k] if groups is not None else text_key(r.text)))
     train, test = [], []
+    # a group whose copies carry both labels (one of them mislabelled) goes where its first label's
+    # copies went: split per label, the legitimate copy trained and its mislabelled twin was held out,
+    # and the de-duplication then dropped the correctly labelled one (a user's review)
+    decided: dict[tuple[str, Any], bool] = {}
     for (domain, label), members in sorted(by_class.items()):
         members = sorted(members, key=lambda m: m[0].id)
         copies: dict[Any, list[str]] = {}
         for r, g in members:
             copies.setdefault(g, []).append(r.id)
-        clusters = list(copies.values())  # in order of their first id
+        keys, clusters = list(copies), list(copies.values())  # in order of their first id
         order = rng_for(seed, "split", domain, str(label)).permutation(len(clusters))
         n_test = int(round(test_fraction * len(members)))
         if len(members) >= 2:
             n_test = min(max(n_test, 1), len(members) - 1)
-        taken: list[int] = []
-        count = 0
+        forced = {i: decided[(domain, k)] for i, k in enumerate(keys) if (domain, k) in decided}
+        taken = [i for i, held in forced.items() if held]
+        count = sum(len(clusters[i]) for i in taken)
         for i in order:  # whole clusters, in the seeded order, while they fit
-            if count + len(clusters[i]) <= n_test:
+            if i not in forced and count + len(clusters[i]) <= n_test:
                 taken.append(int(i))
                 count += len(clusters[i])
-        if not taken and n_test and len(clusters) > 1:  # every cluster larger than the test share:
-            taken = [int(min(order, key=lambda i: len(clusters[i])))]  # the smallest, training keeps the rest
+        free = [int(i) for i in order if i not in forced]
+        if not taken and n_test and free and len(clusters) > 1:  # every cluster larger than the test share:
+            taken = [min(free, key=lambda i: len(clusters[i]))]  # the smallest, training keeps the rest
         # (copies of one email only: they all train, and the domain has no test row of this label)
         chosen = set(taken)
         for i, ids in enumerate(clusters):
             (test if i in chosen else train).extend(ids)
+            decided[(domain, keys[i])] = i in chosen
     return sorted(train), sorted(test)
 
 
