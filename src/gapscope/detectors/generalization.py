@@ -140,6 +140,7 @@ def run(study) -> list[Finding]:
     if study.cells:
         findings += paradigm_comparison(study.matrix, scores, seed=study.spec.study.seed,
                                         n_resamples=int(study.spec.study.bootstrap),
+                                        groups=(getattr(study, "splits", None) or {}).get("copy_groups"),
                                         train_sizes={(c.model, c.paradigm): (getattr(c, "meta", None) or {}).get("n_train")
                                                      for c in study.cells})
     else:  # a matrix alone: point estimates only

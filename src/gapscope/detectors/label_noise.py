@@ -52,6 +52,7 @@ from gapscope import option_rules as R
 from gapscope.data.rows import LABEL_NAMES
 from gapscope.drift.stats import wilson
 from gapscope.errors import GapscopeError
+from gapscope.eval.clusters import clusters_of
 from gapscope.findings import Finding, register_detector
 
 DEFAULTS = {
@@ -176,16 +177,21 @@ def noise_rate(labels: np.ndarray, p1: np.ndarray) -> float | None:
 
 
 def noise_rate_interval(labels: np.ndarray, p1: np.ndarray, seed: int, n_boot: int = 1000,
-                        level: float = 0.95) -> list[float] | None:
-    """Percentile bootstrap of noise_rate over the domain's rows (thresholds refitted per draw)."""
+                        level: float = 0.95, cluster: np.ndarray | None = None) -> list[float] | None:
+    """Percentile bootstrap of noise_rate over the domain's rows (thresholds refitted per draw);
+    `cluster` (per row, its group of copies): copies are drawn together, one email's evidence."""
     labels = np.asarray(labels, dtype=int)
     p1 = np.asarray(p1, dtype=np.float64)
     if len(labels) < 4 or len(np.unique(labels)) < 2:
         return None
     rng = np.random.default_rng(seed)
     draws = []
+    members = None if cluster is None else [np.flatnonzero(cluster == c) for c in range(int(cluster.max()) + 1)]
     for _ in range(n_boot):
-        i = rng.integers(0, len(labels), len(labels))
+        if members is None:
+            i = rng.integers(0, len(labels), len(labels))
+        else:
+            i = np.concatenate([members[c] for c in rng.integers(0, len(members), len(members))])
         r = noise_rate(labels[i], p1[i])
         if r is not None:
             draws.append(r)
@@ -338,9 +344,10 @@ class Audit:
 
 
 def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[str, np.ndarray],
-          filter_by: str = "both", seed: int = 0) -> Audit:
+          filter_by: str = "both", seed: int = 0, copies: list | None = None) -> Audit:
     """Confident learning per domain on each source alone and on their average. A source (or the
-    average) that ranks a domain's labels no better than chance flags nothing there."""
+    average) that ranks a domain's labels no better than chance flags nothing there. `copies` (per
+    row, a key shared by copies of one email): the noise rate's interval draws copies together."""
     labels = np.asarray(labels, dtype=int)
     dom = np.asarray(domains)
     stack = np.stack([sources[s] for s in sources]) if sources else np.full((1, len(ids)), np.nan)
@@ -378,7 +385,10 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
                          "thresholds": res.thresholds, "confident_joint": res.joint,
                          "cl_estimate": cl_estimate,
                          "noise_estimate": cl_estimate if useful else None,
-                         "noise_estimate_ci": noise_rate_interval(labels[ok], combined[ok], seed) if useful else None,
+                         "noise_estimate_ci": noise_rate_interval(
+                             labels[ok], combined[ok], seed,
+                             cluster=None if copies is None else clusters_of([copies[i] for i in np.flatnonzero(ok)]))
+                         if useful else None,
                          "chance_sources": chance, "informative": useful,
                          "by_class": {"phishing": int(labels[ok].sum()), "legitimate": int((labels[ok] == 0).sum())}}
     return Audit(ids, list(domains), labels, sources, combined, flagged, per_src, per_domain)
@@ -392,6 +402,7 @@ def _rows(study, opts) -> list:
 def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
     from gapscope.attribution.corpus import sample_rows
     from gapscope.models.base import create_model
+    from gapscope.study.split import text_key
 
     opts = opts or options(study)
     rows = _rows(study, opts)
@@ -431,7 +442,8 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
                 except GapscopeError as e:  # this domain's rows stay unscored by this source, the audit goes on
                     progress.info(f"label noise: {name} could not be cross-fitted on {d}: {e}")
         sources[f"{name} (out of fold)"] = p
-    audited = audit([r.id for r in rows], [r.domain for r in rows], labels, sources, str(opts["filter_by"]), seed)
+    audited = audit([r.id for r in rows], [r.domain for r in rows], labels, sources, str(opts["filter_by"]), seed,
+                    copies=[text_key(r.text) for r in rows])
     for d, why in skipped.items():
         audited.per_domain.setdefault(d, {"n": 0, "flagged": 0, "rate": 0.0, "ci": [0.0, 1.0]})["tfidf_not_scored"] = why
     return audited

@@ -33,7 +33,8 @@ def _bound(x: float) -> str:
 
 def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[str, tuple]] | None = None,
                         seed: int = 0, n_resamples: int = 1000,
-                        train_sizes: dict[tuple[str, str], int] | None = None) -> list[Finding]:
+                        train_sizes: dict[tuple[str, str], int] | None = None,
+                        groups: dict[str, int] | None = None) -> list[Finding]:
     """Generalist vs specialists of one model, compared like with like, domain by domain.
 
     On a domain the generalist trained on, it is compared with that domain's specialist at home
@@ -44,7 +45,8 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
     cells' F1 on their held-out domain, each set against the specialists away from home there.
 
     With `scores` (the cells' test margins, see held_out_scores) the differences get paired bootstrap
-    intervals; the comparison is "low" rather than "info" when seeing a domain's style in training
+    intervals (`groups`, row id -> group of copies, resampled together); the comparison is "low"
+    rather than "info" when seeing a domain's style in training
     moves F1 by at least 0.05, up or down, and its interval, where there is one, excludes 0 (a
     generalist below specialists that never saw the domain is as worth reading as one above them).
     """
@@ -76,7 +78,7 @@ def paradigm_comparison(entries: list[dict], scores: dict[tuple[str, str], dict[
                       for d in seen]
             if not mine or any(x is None for _, a_, b_ in parts_ for x in a_ + b_):
                 return None
-            return paired_interval(parts_, seed, n_resamples)
+            return paired_interval(parts_, seed, n_resamples, groups=groups)
 
         gain_ci = interval(away)
         mix_ci = interval({d: [home[d]] for d in seen})

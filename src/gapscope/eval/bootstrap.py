@@ -7,13 +7,14 @@ metric is not a measurement (e.g. AUROC on a one-class draw) are skipped and cou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
+from gapscope.eval.clusters import resample_cluster_counts
 from gapscope.eval.metrics import METRIC_NAMES, as_arrays, metric_batch
+
 
 def domain_seed(seed: int, domain: str) -> int:
     """A seed for one domain's draws, keyed by its name so that its interval does not depend on the
@@ -44,8 +45,9 @@ def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.nd
 
 
 def bootstrap_cis(y, s, threshold: float, *, n_resamples: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> dict[str, BootstrapCI]:
-    """Percentile CIs for each metric in METRIC_NAMES; (None, None) when no resample defines it."""
+                  level: float = 0.95, cluster: np.ndarray | None = None) -> dict[str, BootstrapCI]:
+    """Percentile CIs for each metric in METRIC_NAMES; (None, None) when no resample defines it.
+    `cluster` (eval/clusters.py): rows of one group of copies are resampled together."""
     y, s = as_arrays(y, s)
     n = y.size
     if n == 0 or n_resamples <= 0:
@@ -54,7 +56,8 @@ def bootstrap_cis(y, s, threshold: float, *, n_resamples: int = 1000, seed: int 
     chunk = max(1, min(n_resamples, _CHUNK_ELEMS // n))
     parts: dict[str, list[np.ndarray]] = {m: [] for m in METRIC_NAMES}
     for start in range(0, n_resamples, chunk):
-        w = resample_counts(n, min(chunk, n_resamples - start), rng)
+        m = min(chunk, n_resamples - start)
+        w = resample_counts(n, m, rng) if cluster is None else resample_cluster_counts(cluster, m, rng)
         for m, v in metric_batch(y, s, threshold, w).items():
             parts[m].append(v)
     alpha = (1.0 - level) / 2 * 100

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gapscope.eval.bootstrap import domain_seed, resample_counts
+from gapscope.eval.clusters import cluster_index, resample_cluster_counts
 from gapscope.eval.metrics import metric_batch
 
 
@@ -27,11 +28,12 @@ def held_out_scores(study) -> dict[tuple[str, str], dict[str, tuple]]:
 
 
 def paired_interval(parts: list[tuple[str, list[tuple], list[tuple]]], seed: int, n_resamples: int,
-                    level: float = 0.95) -> list[float] | None:
+                    level: float = 0.95, groups: dict[str, int] | None = None) -> list[float] | None:
     """Percentile interval of mean F1 of the `a` cells minus mean F1 of the `b` cells, resampling each
     domain's test rows once for all cells (paired: the cells are scored on the same emails).
     parts: (domain, a scores, b scores), each score (ids, labels, margins, threshold); the means run
-    over every (domain, cell) pair, as the point estimates do. None if the rows do not line up."""
+    over every (domain, cell) pair, as the point estimates do. None if the rows do not line up.
+    `groups` (row id -> group of copies): a group's rows are resampled together (eval/clusters.py)."""
     if not parts or n_resamples <= 0:
         return None
     sums = {"a": np.zeros(n_resamples), "b": np.zeros(n_resamples)}
@@ -40,7 +42,10 @@ def paired_interval(parts: list[tuple[str, list[tuple], list[tuple]]], seed: int
         ids = a[0][0] if a else b[0][0]
         if any(len(x[0]) != len(ids) or (x[0] != ids).any() for x in a + b):
             return None
-        w = resample_counts(len(ids), n_resamples, np.random.default_rng(domain_seed(seed, domain)))
+        rng = np.random.default_rng(domain_seed(seed, domain))
+        cluster = cluster_index(ids, groups)
+        w = resample_counts(len(ids), n_resamples, rng) if cluster is None else \
+            resample_cluster_counts(cluster, n_resamples, rng)
         for side, scores in (("a", a), ("b", b)):
             for _, y, m, thr in scores:
                 sums[side] += metric_batch(y, m, thr, w)["f1"]

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from gapscope.eval.bootstrap import bootstrap_cis, domain_seed
+from gapscope.eval.clusters import cluster_index, effective_size
 from gapscope.eval.metrics import METRIC_NAMES, compute_metrics, f1_at_share
+from gapscope.eval.rates import at_size
 
 
 @dataclass
@@ -44,6 +46,9 @@ class MatrixEntry:
     threshold: float | None = None
     n_positive: int | None = None
     undefined: dict[str, str] = field(default_factory=dict)  # metric -> why it is not a measurement
+    # where copies of one email are held out together: how many independent phishing, legitimate and
+    # all rows the counts are worth (eval/clusters.py); None where every row is its own email
+    n_effective: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,12 +62,28 @@ class MatrixEntry:
 COUNT_DRAWS = 20_000
 
 
-def count_intervals(y, s, threshold: float, *, seed: int = 0, level: float = 0.95) -> dict[str, list[float] | None]:
+def effective_counts(y, s, threshold: float, cluster: np.ndarray | None) -> dict[str, float] | None:
+    """How many independent phishing, legitimate and all rows the set's recall, false-positive rate
+    and accuracy are worth where copies of one email share a cluster (eval/clusters.py); None where
+    every row is its own."""
+    if cluster is None:
+        return None
+    y = np.asarray(y, dtype=np.int64)
+    flag = np.asarray(s, dtype=np.float64) > threshold
+    pos, neg = y == 1, y == 0
+    return {"phishing": effective_size(flag[pos], cluster[pos]),
+            "legitimate": effective_size(flag[neg], cluster[neg]),
+            "all": effective_size(flag == (y == 1), cluster)}
+
+
+def count_intervals(y, s, threshold: float, *, seed: int = 0, level: float = 0.95,
+                    effective: dict[str, float] | None = None) -> dict[str, list[float] | None]:
     """95% intervals of the metrics that are ratios of confusion counts: recall, precision and F1
     from Jeffreys draws of the recall and the false-positive rate at the set's own phishing share
     (eval/rates.py), accuracy from the Jeffreys draws of its own count; each holds its estimate. A bootstrap of the rows collapses where a rate is seen at 0 or 1
     (5 of 5 right: F1 [1.00, 1.00]; one phishing email of 30, caught: the same, with a third of the
-    resamples dropped for holding none) and covered 91% at 20 rows."""
+    resamples dropped for holding none) and covered 91% at 20 rows. `effective` (effective_counts):
+    each class's counts are read at its effective size, copies of one email counting once."""
     y = np.asarray(y, dtype=np.int64)
     flag = np.asarray(s, dtype=np.float64) > threshold
     tp, fn = int((flag & (y == 1)).sum()), int((~flag & (y == 1)).sum())
@@ -80,12 +101,16 @@ def count_intervals(y, s, threshold: float, *, seed: int = 0, level: float = 0.9
         # extended to the estimate, as the Jeffreys interval is at the boundary
         return [lo, hi] if point is None else [min(lo, point), max(hi, point)]
 
-    out["accuracy"] = interval(rng.beta(tp + tn + 0.5, fp + fn + 0.5, COUNT_DRAWS), (tp + tn) / (n_pos + n_neg))
+    eff = effective or {}
+    a, b = at_size(tp + tn, n_pos + n_neg, eff.get("all"))
+    out["accuracy"] = interval(rng.beta(a + 0.5, b + 0.5, COUNT_DRAWS), (tp + tn) / (n_pos + n_neg))
     if not n_pos:
         return out  # no phishing: recall, precision and F1 are not measurements here
     share = n_pos / (n_pos + n_neg)
-    r = rng.beta(tp + 0.5, fn + 0.5, COUNT_DRAWS)
-    f = rng.beta(fp + 0.5, tn + 0.5, COUNT_DRAWS) if n_neg else np.zeros(COUNT_DRAWS)
+    a, b = at_size(tp, n_pos, eff.get("phishing"))
+    r = rng.beta(a + 0.5, b + 0.5, COUNT_DRAWS)
+    a, b = at_size(fp, n_neg, eff.get("legitimate"))
+    f = rng.beta(a + 0.5, b + 0.5, COUNT_DRAWS) if n_neg else np.zeros(COUNT_DRAWS)
     out["recall"] = interval(r, tp / n_pos)
     if tp + fp:  # nothing flagged: precision is not a measurement (the point value is a convention)
         out["precision"] = interval(share * r / (share * r + (1 - share) * f), tp / (tp + fp))
@@ -95,10 +120,12 @@ def count_intervals(y, s, threshold: float, *, seed: int = 0, level: float = 0.9
 
 def evaluate_cell(model: str, paradigm: str, train_domains, threshold: float,
                   per_domain: dict[str, tuple], seed: int = 0, *,
-                  n_resamples: int = 1000) -> list[MatrixEntry]:
+                  n_resamples: int = 1000, groups: dict[str, Any] | None = None) -> list[MatrixEntry]:
     """Metrics with bootstrap CIs for one trained cell on every test domain.
 
-    per_domain maps test domain -> (ids, y, s): row ids, labels, margins.
+    per_domain maps test domain -> (ids, y, s): row ids, labels, margins. `groups` maps a row id to
+    its group of copies and near-copies: the intervals count a group's rows as one email's evidence
+    (eval/clusters.py), and the entry records each class's effective size (`n_effective`).
     """
     train_domains = list(train_domains)
     entries = []
@@ -106,10 +133,13 @@ def evaluate_cell(model: str, paradigm: str, train_domains, threshold: float,
         if len(ids) != len(y):
             raise ValueError(f"{domain}: {len(ids)} ids but {len(y)} labels")
         point = compute_metrics(y, s, threshold)
+        cluster = cluster_index(ids, groups)
+        effective = effective_counts(y, s, threshold, cluster)
         cis = {m: ci.as_list() for m, ci in
-               bootstrap_cis(y, s, threshold, n_resamples=n_resamples, seed=domain_seed(seed, domain)).items()}
+               bootstrap_cis(y, s, threshold, n_resamples=n_resamples, seed=domain_seed(seed, domain),
+                             cluster=cluster).items()}
         if n_resamples > 0:
-            cis.update(count_intervals(y, s, threshold, seed=domain_seed(seed, domain)))
+            cis.update(count_intervals(y, s, threshold, seed=domain_seed(seed, domain), effective=effective))
         v = point.values
         entries.append(MatrixEntry(
             model=model, paradigm=paradigm, train_domains=train_domains, test_domain=domain,
@@ -120,6 +150,7 @@ def evaluate_cell(model: str, paradigm: str, train_domains, threshold: float,
             auroc_ci=cis["auroc"], accuracy_ci=cis["accuracy"],
             ece_ci=cis["ece"], threshold=float(threshold), n_positive=point.n_positive,
             undefined=dict(point.undefined),
+            n_effective={k: round(v, 3) for k, v in effective.items()} if effective else None,
         ))
     return entries
 
@@ -278,7 +309,7 @@ def losses_text(s: dict[str, Any], names: bool = True) -> str:
 # --- persistence ---------------------------------------------------------------------
 
 _CI_FIELDS = [f"{m}_ci" for m in METRIC_NAMES]
-_JSON_CELLS = ("train_domains", "undefined")  # structured values kept as JSON inside one CSV cell
+_JSON_CELLS = ("train_domains", "undefined", "n_effective")  # structured values kept as JSON inside one CSV cell
 
 
 def _csv_columns() -> list[str]:
@@ -312,6 +343,8 @@ def _from_csv_row(row: dict[str, str]) -> MatrixEntry:
     d: dict[str, Any] = {}
     for f in fields(MatrixEntry):
         k = f.name
+        if k not in row and f"{k}_lo" not in row:
+            continue  # a file written before this field: its default
         if k in _CI_FIELDS:
             lo, hi = num(row[f"{k}_lo"]), num(row[f"{k}_hi"])
             d[k] = None if lo is None else [lo, hi]

@@ -18,12 +18,22 @@ from gapscope.eval.metrics import f1_at_share
 N_DRAWS = 20_000  # per rate: the Bonferroni tail of 5 compared domains holds 100 draws, of 25 still 20
 
 
+def at_size(k: int, total: int, eff: float | None) -> tuple[float, float]:
+    """(hits, misses) of a Jeffreys posterior at an effective size: the rate k / total kept, the
+    evidence scaled to `eff` rows (None: the counts as they are)."""
+    return (k, total - k) if eff is None or not total else (k * eff / total, (total - k) * eff / total)
+
+
 @dataclass(frozen=True)
 class Rates:
     tp: int
     fn: int
     fp: int
     tn: int
+    # effective numbers of phishing and legitimate rows where copies of one email were held out
+    # together (eval/clusters.py): the draws read the counts at these sizes; None: every row counts
+    eff_pos: float | None = None
+    eff_neg: float | None = None
 
     @classmethod
     def from_entry(cls, e: dict) -> "Rates | None":
@@ -39,11 +49,17 @@ class Rates:
             return None
         if abs((tp + tn) / n - e["accuracy"]) > 1e-9 or (n_pos and abs(tp / n_pos - e["recall"]) > 1e-9):
             return None
-        return cls(tp, n_pos - tp, n - n_pos - tn, tn)
+        eff = e.get("n_effective") or {}
+        return cls(tp, n_pos - tp, n - n_pos - tn, tn, eff.get("phishing"), eff.get("legitimate"))
 
     @classmethod
     def pooled(cls, parts: list["Rates"]) -> "Rates":
-        return cls(*(sum(getattr(p, f) for p in parts) for f in ("tp", "fn", "fp", "tn")))
+        counts = (sum(getattr(p, f) for p in parts) for f in ("tp", "fn", "fp", "tn"))
+        pos = None if all(p.eff_pos is None for p in parts) else sum(
+            p.n_pos if p.eff_pos is None else p.eff_pos for p in parts)
+        neg = None if all(p.eff_neg is None for p in parts) else sum(
+            p.n_neg if p.eff_neg is None else p.eff_neg for p in parts)
+        return cls(*counts, pos, neg)
 
     @property
     def n_pos(self) -> int:
@@ -74,8 +90,9 @@ class Rates:
         return float(f1_at_share(self.recall, self.fpr if self.n_neg else 0.0, share))
 
     def draws(self, rng: np.random.Generator, n: int = N_DRAWS) -> tuple[np.ndarray, np.ndarray]:
-        """Jeffreys draws of (recall, false-positive rate)."""
-        return (rng.beta(self.tp + 0.5, self.fn + 0.5, n), rng.beta(self.fp + 0.5, self.tn + 0.5, n))
+        """Jeffreys draws of (recall, false-positive rate), each at its class's effective size."""
+        (a, b), (c, d) = at_size(self.tp, self.n_pos, self.eff_pos), at_size(self.fp, self.n_neg, self.eff_neg)
+        return (rng.beta(a + 0.5, b + 0.5, n), rng.beta(c + 0.5, d + 0.5, n))
 
 
 def f1_loss_draws(home: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray],

@@ -25,7 +25,7 @@ from gapscope.study.cells import CellJob, data_key, forget_rows, is_done, row_di
 from gapscope.study.executors import CellOutcome, make_executor
 from gapscope.study.paradigms import build_train_sets, without_copies_of_left_out
 from gapscope.study.spec import RESOLVED_HEADER, StudySpec, load_spec
-from gapscope.study.split import drop_train_duplicates_of_test, split_held_out
+from gapscope.study.split import drop_train_duplicates_of_test, held_out_groups, split_held_out
 
 
 @dataclass
@@ -87,8 +87,9 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     before = train_ids
     train_ids, dedup = drop_train_duplicates_of_test(rows_by_id, train_ids, test_ids, near_pairs(audit))
     removed = [rows_by_id[i] for i in set(before) - set(train_ids)]
+    copy_groups = held_out_groups(rows, groups, test_ids)
     artifacts.write_json(run_dir / "splits.json", {"train": train_ids, "test": test_ids, "dedup": dedup,
-                                                   "no_test_rows": unheld})
+                                                   "no_test_rows": unheld, "copy_groups": copy_groups})
     if dedup["removed_exact"] or dedup["removed_near"]:
         progress.info(f"removed {dedup['removed_exact']} exact and {dedup['removed_near']} near duplicates "
                       "of test rows from the training pools")
@@ -126,7 +127,7 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     from gapscope.study.evaluate import build_matrix
 
     entries, summary = build_matrix(run_dir, [j for j in jobs if is_done(run_dir, j, labels, test_ids)], rows_by_id,
-                                    bootstrap=spec.study.bootstrap, seed=spec.study.seed)
+                                    bootstrap=spec.study.bootstrap, seed=spec.study.seed, groups=copy_groups)
     report = None
     if detectors:
         from gapscope.study.diagnose import diagnose

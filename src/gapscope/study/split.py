@@ -114,3 +114,15 @@ def drop_train_duplicates_of_test(rows_by_id: dict[str, Row], train_ids: list[st
         + [{"train_id": a, "test_id": b, "match": "near"} for a, b in near[:20]],
     }
     return kept, report
+
+
+def held_out_groups(rows: list[Row], groups: list[int], test_ids: list[str]) -> dict[str, int]:
+    """Held-out row id -> its group of copies and near-copies, for the groups with two or more held-out
+    rows (the split keeps a group on one side, so a test set can hold one campaign several times; the
+    intervals count such a group as one email's evidence: eval/clusters.py). Others are left out."""
+    held = set(test_ids)
+    mine = [(r.id, g) for r, g in zip(rows, groups) if r.id in held]
+    size: dict[int, int] = defaultdict(int)
+    for _, g in mine:
+        size[g] += 1
+    return {rid: int(g) for rid, g in mine if size[g] > 1}

@@ -1,0 +1,69 @@
+"""Held-out rows that are copies of one email are one piece of evidence, not several.
+
+The split keeps a campaign's copies and near-copies on one side, so a test set can hold one email
+several times. Every interval that treated each copy as an independent email was too narrow: the
+same 12 emails, each 5 times, gave F1 [0.71, 0.91] against [0.53, 0.95] once (a statistical review).
+Intervals therefore resample groups of copies (a cluster bootstrap), and the count-based ones
+(Jeffreys draws) read their counts at the set's effective size. Where every row is its own group
+nothing changes: the same draws, the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def cluster_index(ids: Sequence[Any], groups: Mapping[str, Any] | None) -> np.ndarray | None:
+    """Per row, its group's number (0, 1, ... in order of first appearance); None where no two rows
+    share a group (the row-level reading is then exact). `groups` maps a row id to its group; an id
+    it does not hold is a group of its own."""
+    if not groups:
+        return None
+    number: dict[Any, int] = {}
+    out = np.empty(len(ids), dtype=np.int64)
+    for i, rid in enumerate(ids):
+        key = groups.get(str(rid), ("own", i))
+        out[i] = number.setdefault(key, len(number))
+    return None if len(number) == len(ids) else out
+
+
+def clusters_of(keys: Sequence[Any]) -> np.ndarray | None:
+    """Per row, the number of its key (equal keys, one cluster); None where every key is distinct."""
+    _, c = np.unique(np.asarray([str(k) for k in keys]), return_inverse=True)
+    return None if c.size == 0 or int(c.max()) + 1 == c.size else c.astype(np.int64)
+
+
+def effective_size(outcomes: np.ndarray, cluster: np.ndarray | None) -> float:
+    """How many independent rows a proportion over `outcomes` (0/1 per row) is worth when rows of one
+    cluster move together: p(1-p) over its cluster-robust variance, sum over clusters of
+    (successes - p * size)^2 / n^2. Where the proportion is 0 or 1 that variance is 0 and says
+    nothing; copies are then read as perfectly alike: n^2 / sum of squared cluster sizes (Kish).
+    Never more than the rows themselves."""
+    o = np.asarray(outcomes, dtype=np.float64)
+    n = o.size
+    if n == 0 or cluster is None:
+        return float(n)
+    _, c = np.unique(cluster, return_inverse=True)
+    sizes = np.bincount(c).astype(np.float64)
+    if sizes.size == n:
+        return float(n)
+    p = o.mean()
+    hits = np.bincount(c, weights=o)
+    var = float(((hits - p * sizes) ** 2).sum()) / (n * n)
+    if p in (0.0, 1.0):
+        return float(n * n / float((sizes ** 2).sum()))
+    # every cluster at the overall rate: no spread between clusters, the rows are as good as independent
+    return float(n) if var == 0.0 else float(min(n, p * (1.0 - p) / var))
+
+
+def resample_cluster_counts(cluster: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, rows) weights of a cluster bootstrap: whole clusters drawn with replacement, each
+    of a cluster's rows weighted by how often its cluster was drawn."""
+    k = int(cluster.max()) + 1
+    idx = rng.integers(0, k, size=(n_resamples, k))
+    flat = idx + (np.arange(n_resamples) * k)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=n_resamples * k).reshape(n_resamples, k).astype(np.float64)
+    return counts[:, cluster]
