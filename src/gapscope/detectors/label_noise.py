@@ -514,7 +514,7 @@ def run(study) -> list[Finding]:
         "id": "label-noise", "title": "Label-noise audit (out-of-fold confident learning)",
         "caption": ("Rows whose given label out-of-fold models confidently contradict (confident learning: off the "
                     "confident joint's diagonal and pruned), per domain, and confident learning's estimate of the "
-                    "share of wrong labels with its 95% bootstrap interval (rows resampled, thresholds refitted). "
+                    "share of wrong labels with its 95% bootstrap interval (rows resampled, copies of one email together, thresholds refitted). "
                     "The flagged rows are the ones it is surest of, so with a rare class they run below the estimate. "
                     "A flagged row is mislabelled or a hard case: check it by hand (the findings list them)."),
         "table": {"columns": ["domain", "rows scored", "flagged", "flagged share", "estimated noise", "95% CI"],
