@@ -165,3 +165,23 @@ def test_parquet_decimal_labels_read_as_numbers(tmp_path):
                                                                          pa.decimal128(3, 1))}), p)
     rows, rep = load(p)
     assert [r.label for r in rows] == [0, 1] and rep.rows_rejected == 0
+
+
+def test_rows_whose_id_cannot_be_used_are_said_to_get_one_made(tmp_path):
+    p = tmp_path / "ids.jsonl"
+    p.write_text('{"id": [1], "text": "hi there", "label": 0}\n{"id": "", "text": "click", "label": 1}\n'
+                 '{"id": "r3", "text": "lunch", "label": 0}\n')
+    rows, rep = load(p, id="id")
+    assert [r.id for r in rows][2] == "r3" and len(rows) == 3
+    assert rep.notes == ["2 rows without a usable id in column 'id' (empty, a list or an object): given an id made "
+                         "from the text"]
+
+
+def test_keys_that_do_not_apply_to_mail_are_refused_not_ignored(tmp_path):
+    p = tmp_path / "m.mbox"
+    p.write_text("From a@b Mon Jan  1 00:00:00 2024\nSubject: hi\n\nbody\n")
+    assert error_of(p, label_value="phishing", text="body", named=frozenset({"text"})) == (
+        f"{p}: text does not apply to mail: a message is read as its subject and body, and its row id is made "
+        "from its text")
+    assert error_of(p, label_value="phishing", label_map={"spam": 1}) == (
+        f"{p}: label_map does not apply with label_value (every row takes that label)")

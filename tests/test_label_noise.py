@@ -250,3 +250,18 @@ def test_agreement_names_the_source_that_alone_scored_a_row():
     assert f"the other is scored by one source alone ({oof})" in said
     assert _agreement_text([{**both, "flagged_by": [oof, cell]}]) == (
         "Of the 1 flagged row scored by more than one source, 1 is flagged by every source that scored it.")
+
+
+def test_a_held_out_cell_is_read_at_its_own_threshold():
+    """p(phishing) from a cell is sigmoid(margin - threshold): a margin of -0.81 is phishing for a cell
+    whose threshold is -1.38, and read as sigmoid(-0.81) = 0.31 it counted against a phishing label."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    cell = SimpleNamespace(model="m", train_domains=["d"], threshold=-1.38)
+    preds = pd.DataFrame({"id": ["a", "b"], "split": ["test", "test"], "domain": ["d", "d"],
+                          "margin": [-0.81, -2.0], "label": [1, 0]})
+    study = SimpleNamespace(cells=[cell], predictions=lambda c: preds)
+    (p,) = L.held_out_cell_sources(study, {"a": 0, "b": 1}, 2).values()
+    assert p[0] > 0.5 > p[1] and p[0] == pytest.approx(1 / (1 + np.exp(-(-0.81 + 1.38))))

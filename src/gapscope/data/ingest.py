@@ -133,7 +133,12 @@ def _naming_hint(key: str, columns: list[str], words: tuple[str, ...]) -> str:
 
 
 def _check_named_columns(path: Path, spec: SourceSpec, table: Table) -> None:
-    """A column the spec names must exist (one left to its default may be absent)."""
+    """A column the spec names must exist (one left to its default may be absent); mail has no
+    columns to name (it was ignored without a word)."""
+    named = [k for k in ("text", "subject", "body", "id") if k in spec.named]
+    if table.mail and named:
+        raise InputError(path, f"{', '.join(named)} {'does' if len(named) == 1 else 'do'} not apply to mail: a "
+                               "message is read as its subject and body, and its row id is made from its text")
     for k in ("text", "subject", "body", "id"):
         if k in spec.named and not table.mail and getattr(spec, k) not in table.columns:
             raise InputError(path, f"no {k} column {getattr(spec, k)!r}, which the spec names "
@@ -214,6 +219,8 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
     except ValueError as e:
         raise InputError(path, str(e)) from None
     fixed_label = _label_value(path, spec, mapper)
+    if fixed_label is not None and spec.label_map:  # every row takes label_value: the map would go unread
+        raise InputError(path, "label_map does not apply with label_value (every row takes that label)")
     table = READERS[fmt](path, spec)
     if table.mail and fixed_label is None and spec.label not in table.columns:
         # both spellings: a spec's key and the command line's PATH@label
@@ -246,6 +253,11 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
         except _RowError as e:
             report.reject(e.reason, location({"source": source, "row": rec.row, **rec.meta}))
     report.rows_kept = len(rows)
+    if id_col:  # an empty, list or object id is replaced by one made from the text: said, not silent
+        made = sum(1 for rec in table.records if rec.values is not None and not _id_str(rec.values.get(id_col)))
+        if made:
+            report.notes.append(f"{made} row{'s' if made > 1 else ''} without a usable id in column {id_col!r} "
+                                "(empty, a list or an object): given an id made from the text")
     unused = [k for k in mapper.user if k not in mapper.used]
     if unused and fixed_label is None:  # label_map = { spam = 1, hamm = 0 } read every ham row as unknown
         report.notes.append(f"label_map key{'s' if len(unused) > 1 else ''} {', '.join(repr(k) for k in unused)} "

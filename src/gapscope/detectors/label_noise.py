@@ -450,7 +450,10 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
 
 
 def held_out_cell_sources(study, pos: dict[str, int], n: int) -> dict[str, np.ndarray]:
-    """Per model: p(phishing) on held-out rows, averaged over its cells trained on the row's domain."""
+    """Per model: p(phishing) on held-out rows, averaged over its cells trained on the row's domain,
+    each read at its own threshold (sigmoid of margin - threshold: 0.5 where the cell decides), so
+    'likelier under its given label' agrees with the cell's decision (a margin of -0.81 is phishing
+    for a cell whose threshold is -1.38, and read as p 0.31 it was not)."""
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
     for cell in study.cells:
@@ -461,7 +464,7 @@ def held_out_cell_sources(study, pos: dict[str, int], n: int) -> dict[str, np.nd
         idx = np.array([pos[i] for i in p["id"]])
         sums.setdefault(cell.model, np.zeros(n))
         counts.setdefault(cell.model, np.zeros(n))
-        sums[cell.model][idx] += _sigmoid(p["margin"].to_numpy())
+        sums[cell.model][idx] += _sigmoid(p["margin"].to_numpy() - float(cell.threshold))
         counts[cell.model][idx] += 1
     out = {}
     for model in sorted(sums):
