@@ -20,11 +20,29 @@ def test_effective_size_counts_a_group_of_copies_once():
     o = np.repeat(np.array([1, 0] * 6), 5)
     assert effective_size(o, c) == pytest.approx(12.0)  # 60 rows, 12 emails
     assert effective_size(o, None) == 60 and effective_size(o, np.arange(60)) == 60
-    # at a rate of 1 the robust variance is 0: copies read as perfectly alike (Kish)
     assert effective_size(np.ones(60), c) == pytest.approx(12.0)
-    # copies that disagree (near-copies scored differently) are worth more than one row each
-    mixed = np.tile([1, 0, 1, 0, 1], 12)
-    assert effective_size(mixed, c) == 60  # never more than the rows
+
+
+def test_effective_size_does_not_read_the_outcomes():
+    """A variance read from the outcomes gave one group holding a whole class full weight (49 of 50
+    copies caught: 50 rows), a worse result a narrower interval than a perfect one (one copy of 50
+    missed: 50 rows against 10), and a 20-copy campaign beside 5 emails 10.8 rows (a review)."""
+    one = np.zeros(50, dtype=int)
+    assert effective_size(np.r_[np.ones(49), 0], one) == effective_size(np.ones(50), one) == 1.0
+    ten = np.repeat(np.arange(10), 5)
+    assert effective_size(np.r_[np.ones(49), 0], ten) == effective_size(np.ones(50), ten) == pytest.approx(10.0)
+    campaign = np.r_[np.zeros(20, dtype=int), np.arange(1, 6)]
+    assert effective_size(np.r_[np.ones(23), 0, 0], campaign) <= 6
+
+
+def test_one_group_of_copies_gives_no_bootstrap_interval():
+    ids = [f"r{i}" for i in range(60)]
+    y = np.r_[np.ones(25, dtype=int), np.zeros(35, dtype=int)]
+    m = np.random.default_rng(0).normal(size=60) + y
+    (e,) = evaluate_cell("m", "specialist:a", ["a"], 0.0, {"a": (ids, y, m)}, seed=0, n_resamples=200,
+                         groups={i: "one" for i in ids})
+    assert e.auroc_ci is None and e.ece_ci is None  # each draw was the sample: [0.76, 0.76]
+    assert e.n_effective == {"phishing": 1.0, "legitimate": 1.0, "all": 1.0}
 
 
 def test_cluster_index_is_none_without_shared_groups():

@@ -187,6 +187,8 @@ def noise_rate_interval(labels: np.ndarray, p1: np.ndarray, seed: int, n_boot: i
     rng = np.random.default_rng(seed)
     draws = []
     members = None if cluster is None else [np.flatnonzero(cluster == c) for c in range(int(cluster.max()) + 1)]
+    if members is not None and len(members) < 2:  # one group of copies: every draw would be the sample
+        return None
     for _ in range(n_boot):
         if members is None:
             i = rng.integers(0, len(labels), len(labels))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gapscope.eval.clusters import resample_cluster_counts
+from gapscope.eval.clusters import n_clusters, resample_cluster_counts
 from gapscope.eval.metrics import METRIC_NAMES, as_arrays, metric_batch
 
 
@@ -50,14 +50,14 @@ def bootstrap_cis(y, s, threshold: float, *, n_resamples: int = 1000, seed: int 
     `cluster` (eval/clusters.py): rows of one group of copies are resampled together."""
     y, s = as_arrays(y, s)
     n = y.size
-    if n == 0 or n_resamples <= 0:
+    if n == 0 or n_resamples <= 0 or n_clusters(cluster, n) < 2:  # one group: every draw is the sample
         return {m: BootstrapCI(None, None, 0, max(n_resamples, 0)) for m in METRIC_NAMES}
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_resamples, _CHUNK_ELEMS // n))
     parts: dict[str, list[np.ndarray]] = {m: [] for m in METRIC_NAMES}
     for start in range(0, n_resamples, chunk):
-        m = min(chunk, n_resamples - start)
-        w = resample_counts(n, m, rng) if cluster is None else resample_cluster_counts(cluster, m, rng)
+        size = min(chunk, n_resamples - start)
+        w = resample_counts(n, size, rng) if cluster is None else resample_cluster_counts(cluster, size, rng)
         for m, v in metric_batch(y, s, threshold, w).items():
             parts[m].append(v)
     alpha = (1.0 - level) / 2 * 100

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gapscope.eval.bootstrap import domain_seed, resample_counts
-from gapscope.eval.clusters import cluster_index, resample_cluster_counts
+from gapscope.eval.clusters import cluster_index, n_clusters, resample_cluster_counts
 from gapscope.eval.metrics import metric_batch
 
 
@@ -44,6 +44,8 @@ def paired_interval(parts: list[tuple[str, list[tuple], list[tuple]]], seed: int
             return None
         rng = np.random.default_rng(domain_seed(seed, domain))
         cluster = cluster_index(ids, groups)
+        if n_clusters(cluster, len(ids)) < 2:  # one group of copies: every draw would be the sample
+            return None
         w = resample_counts(len(ids), n_resamples, rng) if cluster is None else \
             resample_cluster_counts(cluster, n_resamples, rng)
         for side, scores in (("a", a), ("b", b)):
