@@ -85,12 +85,17 @@ def test_every_file_of_a_maildir_is_a_row_or_a_counted_rejection(tmp_path):
     for name, i in files.items():
         (md / name).parent.mkdir(parents=True, exist_ok=True)
         (md / name).write_bytes(msg % (i, i))
-    rows, rep = load(md, label_value="phishing")
+    rows, rep = load(md, label_value="legitimate")
     assert rep.format == "maildir" and rep.rows_in == 9
-    assert sorted(r.subject for r in rows) == ["s 1", "s 2", "s 3", "s 4", "s 7"]
+    assert sorted(r.subject for r in rows) == ["s 1", "s 2", "s 3", "s 4"]
+    junk = ('in the Maildir++ folder .Junk, which the fixed label was not given for: label = "folder" labels '
+            "each folder, or read the folder as a source of its own")
     assert dict(rep.rejected_by_reason) == {"hidden file in a maildir (not a message)": 1,
                                             "in tmp/: a message still being delivered": 1,
-                                            "not a message: outside the maildir's cur/ and new/": 2}
+                                            "not a message: outside the maildir's cur/ and new/": 2, junk: 1}
+    # a review: read under the inbox's label, .Junk's spam became legitimate rows without a word
+    rows, rep = load(md, label="folder", label_map={"INBOX": "legitimate", "Junk": "phishing"})
+    assert sorted((r.subject, r.label) for r in rows) == [("s 1", 0), ("s 2", 0), ("s 3", 0), ("s 4", 0), ("s 7", 1)]
     assert sorted(r.location for r in rows)[0] == "md/.Junk/cur/103.host:2,S"
 
 
@@ -185,3 +190,32 @@ def test_keys_that_do_not_apply_to_mail_are_refused_not_ignored(tmp_path):
         "from its text")
     assert error_of(p, label_value="phishing", label_map={"spam": 1}) == (
         f"{p}: label_map does not apply with label_value (every row takes that label)")
+
+
+def test_a_csv_not_named_csv_is_located_by_line(tmp_path):
+    """Whether a row number is a line was guessed from the file's name: emails.txt read as CSV gave
+    'row 2 (index 1)' for its first row, which is index 0 (a review)."""
+    p = tmp_path / "emails.txt"
+    p.write_text("text,label\nhello there,0\n,1\n")
+    rows, rep = load(p, format="csv")
+    assert [r.location for r in rows] == ["emails.txt:2"] and rep.rejected_at == {"empty text": ["emails.txt:3"]}
+
+
+def test_the_made_id_note_counts_kept_rows_only(tmp_path):
+    p = tmp_path / "i.csv"
+    p.write_text("id,text,label\na1,hello there,0\n,,1\n,click now,banana\n")
+    rows, rep = load(p, id="id")
+    assert len(rows) == 1 and rep.notes == []  # both id-less rows were rejected: no id was made
+
+
+def test_bytes_after_a_tar_gz_are_ignored_as_gunzip_does(tmp_path):
+    p = tmp_path / "t.tar.gz"
+    p.write_bytes(bytes(_tar(tmp_path, "w:gz", n=3, words=50)) + b"trailing junk, not gzip")
+    rows, rep = load(p, label_value="phishing")
+    assert len(rows) == 3 and rep.rows_rejected == 0
+
+
+def test_a_one_line_jsonl_of_nested_fields_is_a_row_not_a_wrapper(tmp_path):
+    p = tmp_path / "chat.jsonl"
+    p.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    assert "one JSON object" not in error_of(p)  # it has no text column: said as such

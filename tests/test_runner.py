@@ -365,7 +365,7 @@ def test_a_label_that_is_one_campaign_is_kept_for_training_and_said(tmp_path, ca
     run_study(spec, tmp_path / "run", detectors=False)
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
     assert splits["no_test_rows"] == [{"domain": "shop", "label": "phishing", "rows": 10}]
-    assert "shop: no held-out phishing email: all 10 are copies" in capsys.readouterr().err.replace("\n", " ")
+    assert "shop: no held-out phishing email: its 10 are copies" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_a_leave_one_out_cell_trains_without_copies_of_the_domain_it_leaves_out(tmp_path, capsys):

@@ -246,18 +246,21 @@ def _load(spec: SourceSpec, ids: _DomainIds) -> tuple[list[Row], SourceReport]:
     report = SourceReport(path=str(path), domain=spec.domain, format=fmt)
     rows: list[Row] = []
     source = str(path)
+    lines = table.format in ("csv", "jsonl")  # their row number is a line, whatever the file is named
+    made = 0  # kept rows whose id column held nothing usable
     for rec in table.records:
         report.rows_in += 1
+        if lines and not rec.meta.get("element"):
+            rec.meta = {**rec.meta, "line": True}
         try:
             rows.append(_row(rec, spec, ids, text_fields, mapper, fixed_label, id_col, keep_rationale, source))
+            made += bool(id_col) and not _id_str(rec.values.get(id_col))
         except _RowError as e:
             report.reject(e.reason, location({"source": source, "row": rec.row, **rec.meta}))
     report.rows_kept = len(rows)
-    if id_col:  # an empty, list or object id is replaced by one made from the text: said, not silent
-        made = sum(1 for rec in table.records if rec.values is not None and not _id_str(rec.values.get(id_col)))
-        if made:
-            report.notes.append(f"{made} row{'s' if made > 1 else ''} without a usable id in column {id_col!r} "
-                                "(empty, a list or an object): given an id made from the text")
+    if made:  # an empty, list or object id is replaced by one made from the text: said, not silent
+        report.notes.append(f"{made} row{'s' if made > 1 else ''} without a usable id in column {id_col!r} "
+                            "(empty, a list or an object): given an id made from the text")
     unused = [k for k in mapper.user if k not in mapper.used]
     if unused and fixed_label is None:  # label_map = { spam = 1, hamm = 0 } read every ham row as unknown
         report.notes.append(f"label_map key{'s' if len(unused) > 1 else ''} {', '.join(repr(k) for k in unused)} "

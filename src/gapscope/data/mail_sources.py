@@ -19,6 +19,7 @@ message: Nazario's phishing corpus is a set of mbox files.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import lzma
 import mailbox
 import posixpath
@@ -151,41 +152,51 @@ def _preamble(path: Path) -> bool:
 
 
 def read_maildir(path: Path, spec: SourceSpec) -> Table:
-    """A maildir: the messages in cur/ and new/, and in Maildir++ folders' (.Junk/cur/, where spam
-    usually lives), one row per file in path order. Every other file is a counted rejection: one in
-    tmp/ (still being delivered), a hidden one, a server's index (dovecot-uidlist). Read file by file:
-    mailbox.Maildir keys a message by its name before the ':', so two files with one such name
-    (cur/101.host:2, and cur/101.host:2,RS) gave one row, and it skips Maildir++ folders unsaid."""
+    """A maildir: the messages in cur/ and new/, one row per file in path order; every other file is a
+    counted rejection: one in tmp/ (still being delivered), a hidden one, a server's index
+    (dovecot-uidlist). Read file by file: mailbox.Maildir keys a message by its name before the ':',
+    so two files with one such name (cur/101.host:2, and cur/101.host:2,RS) gave one row, and it
+    skipped Maildir++ folders (.Junk/cur/) unsaid. Their messages are read with `label = "folder"`
+    (the folder column: "INBOX" for the top level, "Junk" for .Junk/); under one fixed label they are
+    rejected and counted, since that label was given for the inbox, not for its Junk or Trash."""
     inside = path.resolve()
+    by_folder = spec.label == FOLDER_COLUMN
     files = sorted((p for p in path.rglob("*") if p.is_file() or p.is_symlink()),
                    key=lambda p: p.relative_to(path).as_posix())
-    return _table(path, "maildir", [_maildir_message(f, f.relative_to(path).as_posix(), inside) for f in files],
-                  "no messages in cur/ or new/")
+    messages = [_maildir_message(f, f.relative_to(path).as_posix(), inside, by_folder) for f in files]
+    return _finish(path, "maildir", [_record(i + 1, raw, meta) for i, (raw, meta) in enumerate(messages)],
+                   "no messages in cur/ or new/", (FOLDER_COLUMN,) if by_folder else ())
 
 
-def _maildir_message(f: Path, key: str, inside: Path) -> tuple[bytes | None, dict]:
+def _maildir_message(f: Path, key: str, inside: Path, by_folder: bool) -> tuple[bytes | None, dict]:
     """One message, or why this file is not read as one (a dangling link, no permission, a file
     outside cur/ and new/): counted as a rejected row like the folder reader's."""
     parts = key.split("/")
-    boxed = parts[:-1] in (["cur"], ["new"]) or (len(parts) == 3 and parts[0].startswith(".")
-                                                 and parts[1] in ("cur", "new"))
+    top = parts[:-1] in (["cur"], ["new"])
+    nested = len(parts) == 3 and parts[0].startswith(".") and parts[1] in ("cur", "new")
     why = None
     if parts[-1].startswith("."):
         why = "hidden file in a maildir (not a message)"
     elif len(parts) >= 2 and parts[-2] == "tmp":
         why = "in tmp/: a message still being delivered"
-    elif not boxed:
+    elif not (top or nested):
         why = "not a message: outside the maildir's cur/ and new/"
+    elif nested and not by_folder:
+        why = (f"in the Maildir++ folder {parts[0]}, which the fixed label was not given for: label = \"folder\" "
+               "labels each folder, or read the folder as a source of its own")
     elif f.is_symlink() and f.exists() and not f.resolve().is_relative_to(inside):
         why = LINK_OUTSIDE
+    meta = {"key": key}
+    if by_folder:
+        meta["folder"] = parts[0][1:] if nested else "INBOX"
     if why:
-        return None, {"key": key, "unreadable": why}
+        return None, {**meta, "unreadable": why}
     try:
         if _too_large(f.stat().st_size, key):
-            return None, {"key": key, "unreadable": TOO_LARGE}
-        return f.read_bytes(), {"key": key}
+            return None, {**meta, "unreadable": TOO_LARGE}
+        return f.read_bytes(), meta
     except OSError as e:
-        return None, {"key": key, "unreadable": _unreadable(e)}
+        return None, {**meta, "unreadable": _unreadable(e)}
 
 
 def read_eml(path: Path, spec: SourceSpec) -> Table:
@@ -257,8 +268,12 @@ def _archive_records(path: Path, index: str | None) -> tuple[list[Record], bytes
                 parsed += [(name, _record(0, r, mt)) for r, mt in _split(raw, meta)]
             # tarfile stops at the end-of-archive marker, before the compressed stream's checksum:
             # a .tar.gz damaged mid-file was read without a word, with garbled texts kept
-            while tar.fileobj.read(1 << 20):
-                pass
+            try:
+                while tar.fileobj.read(1 << 20):
+                    pass
+            except gzip.BadGzipFile as e:  # bytes after the last gzip member, its checksum passed: as gunzip,
+                if "Not a gzipped file" not in str(e):  # which warns of trailing garbage and keeps the data
+                    raise
     except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as e:
         where = f" after {len(parsed)} files" if parsed else ""
         why = " ".join(str(e).split())  # tarfile's messages can run over several lines

@@ -270,7 +270,8 @@ def _one_object(path: Path, text: str) -> None:
     if not isinstance(whole, dict):
         return
     lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
-    wrapper = lists and all(isinstance(v, (list, dict)) for v in whole.values())  # a row has scalar fields
+    # a row has scalar fields; a one-line .jsonl of nested fields (a chat format) is a row, not a wrapper
+    wrapper = lists and all(isinstance(v, (list, dict)) for v in whole.values()) and path.suffix.lower() == ".json"
     if wrapper or len([ln for ln in text.splitlines() if ln.strip()]) > 1:
         inner = (f"; its key {lists[0]!r} holds a list of {len(whole[lists[0]])} objects: save that list as the file"
                  if lists else "")

@@ -69,7 +69,8 @@ def location(meta: dict[str, Any]) -> str | None:
     elif "message" in meta or "row" not in meta:
         where = src
     else:
-        line = src.lower().endswith(_LINE_FORMATS) and not meta.get("element")
+        # the reader says (rows read before it did: the file's name)
+        line = meta["line"] if "line" in meta else src.lower().endswith(_LINE_FORMATS) and not meta.get("element")
         if line:
             return f"{src}:{meta['row']}"
         # rows of a table or array count from 1; the index it is opened by (df.iloc[i], ds[i], data[i])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -343,8 +343,8 @@ def _from_csv_row(row: dict[str, str]) -> MatrixEntry:
     d: dict[str, Any] = {}
     for f in fields(MatrixEntry):
         k = f.name
-        if k not in row and f"{k}_lo" not in row:
-            continue  # a file written before this field: its default
+        if k not in row and f"{k}_lo" not in row and (f.default is not MISSING or f.default_factory is not MISSING):
+            continue  # an extension written after this file: its default
         if k in _CI_FIELDS:
             lo, hi = num(row[f"{k}_lo"]), num(row[f"{k}_hi"])
             d[k] = None if lo is None else [lo, hi]

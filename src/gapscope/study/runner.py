@@ -79,8 +79,9 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     train_ids, test_ids = split_held_out(rows, spec.study.test_fraction, spec.study.seed, groups)
     unheld = unheld_classes(rows, test_ids)
     for u in unheld:
-        progress.info(f"{u['domain']}: no held-out {u['label']} email: all {u['rows']} are copies or near-duplicates "
-                      "of one another (one group), kept for training; the domain is scored on its other label only",
+        progress.info(f"{u['domain']}: no held-out {u['label']} email: its {u['rows']} are copies or near-duplicates "
+                      "kept together in training (of one another, or of emails labelled otherwise); the domain is "
+                      "scored on its other label only",
                       style="yellow")
     test_ids = cap_test(rows_by_id, test_ids, spec)
     audit = write_audit(run_dir, rows, train_ids, test_ids, structure)
@@ -310,7 +311,8 @@ def _copy_manifest(spec: StudySpec, run_dir: Path) -> None:
 
 
 def unheld_classes(rows, test_ids: list[str]) -> list[dict[str, Any]]:
-    """Each domain's label of two or more rows that the split held none of (its rows one group)."""
+    """Each domain's label of two or more rows that the split held none of (its rows one group, or
+    groups that follow copies labelled otherwise into training)."""
     from collections import Counter
 
     from gapscope.data.rows import LABEL_NAMES
