@@ -219,3 +219,11 @@ def test_a_one_line_jsonl_of_nested_fields_is_a_row_not_a_wrapper(tmp_path):
     p = tmp_path / "chat.jsonl"
     p.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     assert "one JSON object" not in error_of(p)  # it has no text column: said as such
+
+
+def test_a_truncated_tar_says_how_far_it_was_read(tmp_path):
+    data = bytes(_tar(tmp_path, "w", n=2, words=400))
+    second = tarfile.open(fileobj=io.BytesIO(data)).getmembers()[1]
+    p = tmp_path / "trunc.tar"
+    p.write_bytes(data[: second.offset_data + 100])  # the first member whole, the second cut short
+    assert "not a readable tar archive after 1 file (" in error_of(p, label_value="phishing")

@@ -275,7 +275,7 @@ def _archive_records(path: Path, index: str | None) -> tuple[list[Record], bytes
                 if "Not a gzipped file" not in str(e):  # which warns of trailing garbage and keeps the data
                     raise
     except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as e:
-        where = f" after {len(parsed)} files" if parsed else ""
+        where = f" after {len(parsed)} file{'s' if len(parsed) != 1 else ''}" if parsed else ""
         why = " ".join(str(e).split())  # tarfile's messages can run over several lines
         raise InputError(path, f"not a readable tar archive{where} ({why})") from None
     parsed.sort(key=lambda x: x[0])  # stable: an mbox member keeps its messages in order
