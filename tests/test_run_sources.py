@@ -45,6 +45,12 @@ def test_row_findings_say_where_the_rows_are(tmp_path):
     run_study(spec, tmp_path / "run", detectors=False)
     found = {f.kind: f for f in data_quality.run(Study(tmp_path / "run"))}
     assert found["rejected_rows"].evidence["rejected_at"] == {"missing label": ["bank.jsonl:41"]}
+    # the audit's leakage is the split's before de-duplication: it says the rows were then removed (a review
+    # read it as leakage left in the run)
+    removed = json.loads((tmp_path / "run" / "audit.json").read_text())["leakage"]["train_test"]["removed_from_training"]
+    dedup = json.loads((tmp_path / "run" / "splits.json").read_text())["dedup"]
+    assert (removed["exact"], removed["near"]) == (dedup["removed_exact"], dedup["removed_near"])
+    assert "so none is left" in removed["note"]
     ex = found["train_test_duplicates"].evidence["examples"]
     assert ex and all({e["train_location"].split(":")[0], e["test_location"].split(":")[0]} == {"shop.jsonl", "bank.jsonl"}
                       for e in ex)

@@ -88,6 +88,12 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     before = train_ids
     train_ids, dedup = drop_train_duplicates_of_test(rows_by_id, train_ids, test_ids, near_pairs(audit))
     removed = [rows_by_id[i] for i in set(before) - set(train_ids)]
+    if removed:  # the audit's train/test leakage is the split's before this: say what became of it
+        audit["leakage"]["train_test"]["removed_from_training"] = {
+            "exact": dedup["removed_exact"], "near": dedup["removed_near"],
+            "note": "the leakage above is the split's before de-duplication; these training rows, copies or "
+                    "near-copies of held-out rows, were then removed (splits.json dedup), so none is left"}
+        artifacts.write_json(run_dir / "audit.json", audit)
     copy_groups = held_out_groups(rows, groups, test_ids)
     artifacts.write_json(run_dir / "splits.json", {"train": train_ids, "test": test_ids, "dedup": dedup,
                                                    "no_test_rows": unheld, "copy_groups": copy_groups})
@@ -103,8 +109,9 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
                                                     {r.id: r.domain for r in rows},
                                                     {r.id: g for r, g in zip(rows, groups)})
     for paradigm, n in copied.items():
-        progress.info(f"{paradigm}: {n} training row(s) of other domains copy or nearly copy a "
-                      f"{paradigm.split(':', 1)[1]} email and are left out with it")
+        left = paradigm.split(":", 1)[1]
+        progress.info(f"{paradigm}: {n} training row(s) of other domains copy or nearly copy "
+                      f"{'an' if left[:1].lower() in 'aeiou' else 'a'} {left} email and are left out with it")
     train_sets, one_class = split_one_class(train_sets, rows_by_id, removed)
     for note in one_class:
         progress.info(f"no {note['paradigm']} cell: {note['reason']}", style="yellow")
