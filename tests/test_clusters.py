@@ -15,6 +15,22 @@ def _twelve(copies=1):
     return ids, np.repeat(y, copies), np.repeat(m, copies), {rid: rid.split("-")[0] for rid in ids}
 
 
+def missed_campaign(home: int, home_missed: int, phishing: int, legitimate: int, copies: int, margin: float):
+    """Margins of a cell on its home domain (`home` emails of each class, `home_missed` phishing ones
+    missed) and on another, whose first `copies` phishing emails are one campaign it misses (at
+    `margin`), the rest caught; and the campaign's group of copies."""
+    rng = np.random.default_rng(0)
+    home_y = np.array([1] * home + [0] * home)
+    home_m = np.where(home_y == 1, 2.0, -2.0) + rng.normal(0, 0.1, 2 * home)
+    home_m[:home_missed] = -1.0
+    y = np.array([1] * phishing + [0] * legitimate)
+    m = np.where(y == 1, 2.0, -2.0)
+    m[:copies] = margin
+    ids = [f"c{i}" for i in range(copies)] + [f"o{i}" for i in range(len(y) - copies)]
+    per = {"home": ([f"h{i}" for i in range(2 * home)], home_y, home_m), "away": (ids, y, m)}
+    return per, {f"c{i}": "campaign" for i in range(copies)}
+
+
 def test_effective_size_counts_a_group_of_copies_once():
     c = np.repeat(np.arange(12), 5)
     o = np.repeat(np.array([1, 0] * 6), 5)
@@ -82,16 +98,7 @@ def test_a_missed_campaign_held_out_many_times_is_a_far_less_certain_loss():
     recall loss looks certain; with the copies as one group the bound drops to a third."""
     from gapscope.eval.gaps import compare_cell
 
-    rng = np.random.default_rng(0)
-    home_y = np.array([1] * 60 + [0] * 60)
-    home_m = np.where(home_y == 1, 2.0, -2.0) + rng.normal(0, 0.1, 120)
-    home_m[:3] = -1.0  # 57 of 60 caught
-    y = np.array([1] * 30 + [0] * 30)
-    m = np.where(y == 1, 2.0, -2.0)
-    m[:20] = -1.0  # the campaign's copies
-    ids = [f"c{i}" for i in range(20)] + [f"o{i}" for i in range(40)]
-    groups = {f"c{i}": "campaign" for i in range(20)}
-    per = {"home": ([f"h{i}" for i in range(120)], home_y, home_m), "away": (ids, y, m)}
+    per, groups = missed_campaign(home=60, home_missed=3, phishing=30, legitimate=30, copies=20, margin=-1.0)
 
     def lower(g):
         es = [e.to_dict() for e in evaluate_cell("m", "specialist:home", ["home"], 0.0, per, seed=0,

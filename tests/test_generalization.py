@@ -545,19 +545,13 @@ def test_a_large_drop_no_bound_shows_is_said_with_its_copies():
     from gapscope.detectors.generalization import _drop_within_noise
     from gapscope.eval.gaps import beyond_noise, compare_cell
     from gapscope.eval.matrix import evaluate_cell
+    from tests.test_clusters import missed_campaign
 
-    rng = np.random.default_rng(0)
-    home_y = np.array([1] * 40 + [0] * 40)
-    home_m = np.where(home_y == 1, 2.0, -2.0) + rng.normal(0, 0.1, 80)
-    home_m[:4] = -1.0  # 36 of 40 caught
-    y = np.array([1] * 12 + [0] * 17)
-    m = np.where(y == 1, 2.0, -2.0)
-    m[:6] = -0.15  # one campaign, six copies, all missed
-    ids = [f"c{i}" for i in range(6)] + [f"o{i}" for i in range(23)]
+    # 36 of 40 caught at home; on "away" six copies of one campaign missed, the other six caught
+    per, groups = missed_campaign(home=40, home_missed=4, phishing=12, legitimate=17, copies=6, margin=-0.15)
     even = np.array([1, 0] * 20)
-    per = {"home": ([f"h{i}" for i in range(80)], home_y, home_m), "feed": (ids, y, m),
-           "x": ([f"x{i}" for i in range(40)], even, np.where(even == 1, 2.0, -2.0)),
-           "z": ([f"z{i}" for i in range(40)], even, np.where(even == 1, 2.0, -2.0))}
+    per |= {"x": ([f"x{i}" for i in range(40)], even, np.where(even == 1, 2.0, -2.0)),
+            "z": ([f"z{i}" for i in range(40)], even, np.where(even == 1, 2.0, -2.0))}
 
     def compared(groups):
         es = [e.to_dict() for e in evaluate_cell("m", "specialist:home", ["home"], 0.0, per, seed=0,
@@ -566,10 +560,10 @@ def test_a_large_drop_no_bound_shows_is_said_with_its_copies():
         return home, [c for c in got if c.expected is not None]
 
     _, as_rows = compared(None)
-    assert [c.domain for c in beyond_noise(as_rows)] == ["feed"]  # six copies read as six emails
-    home, as_emails = compared({f"c{i}": "campaign" for i in range(6)})
+    assert [c.domain for c in beyond_noise(as_rows)] == ["away"]  # six copies read as six emails
+    home, as_emails = compared(groups)
     assert beyond_noise(as_emails) == []
     (f,) = _drop_within_noise(("m", "specialist:home", "m__specialist-home"), home, as_emails, 3)
     assert f.severity == "info" and "a drop these emails cannot tell from chance" in f.title
-    assert "its 12 phishing emails count as 3.4" in f.summary and f.domains == ["feed"]
-    assert _drop_within_noise(("m", "s", "n"), home, [c for c in as_emails if c.domain != "feed"], 3) == []
+    assert "its 12 phishing emails count as 3.4" in f.summary and f.domains == ["away"]
+    assert _drop_within_noise(("m", "s", "n"), home, [c for c in as_emails if c.domain != "away"], 3) == []
