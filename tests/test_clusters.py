@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from gapscope.eval.clusters import cluster_index, clusters_of, effective_size, resample_cluster_counts
+from gapscope.eval.bootstrap import resample_cluster_counts
+from gapscope.eval.clusters import cluster_index, clusters_of, effective_size
 from gapscope.eval.matrix import evaluate_cell
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gapscope.eval.clusters import n_clusters, resample_cluster_counts
+from gapscope.eval.clusters import n_clusters
 from gapscope.eval.metrics import METRIC_NAMES, as_arrays, metric_batch
 
 
@@ -42,6 +42,12 @@ def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.nd
     idx = rng.integers(0, n, size=(n_resamples, n))
     flat = idx + (np.arange(n_resamples) * n)[:, None]
     return np.bincount(flat.ravel(), minlength=n_resamples * n).reshape(n_resamples, n).astype(np.float64)
+
+
+def resample_cluster_counts(cluster: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, rows) weights of a cluster bootstrap: whole clusters (eval/clusters.py) drawn with
+    replacement, each of a cluster's rows weighted by how often its cluster was drawn."""
+    return resample_counts(int(cluster.max()) + 1, n_resamples, rng)[:, cluster]
 
 
 def bootstrap_cis(y, s, threshold: float, *, n_resamples: int = 1000, seed: int = 0,

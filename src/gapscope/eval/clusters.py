@@ -3,9 +3,9 @@
 The split keeps a campaign's copies and near-copies on one side, so a test set can hold one email
 several times. Every interval that treated each copy as an independent email was too narrow: the
 same 12 emails, each 5 times, gave F1 [0.71, 0.91] against [0.53, 0.95] once (a statistical review).
-Intervals therefore resample groups of copies (a cluster bootstrap; none from fewer than two groups),
-and the count-based ones (Jeffreys draws) read their counts at the set's effective size. Where every row is its own group
-nothing changes: the same draws, the same numbers.
+Intervals therefore resample groups of copies (a cluster bootstrap, bootstrap.resample_cluster_counts;
+none from fewer than two groups), and the count-based ones (Jeffreys draws) read their counts at the
+set's effective size. Where every row is its own group nothing changes: the same draws, the same numbers.
 """
 
 from __future__ import annotations
@@ -53,13 +53,3 @@ def effective_size(outcomes: np.ndarray, cluster: np.ndarray | None) -> float:
 def n_clusters(cluster: np.ndarray | None, n: int) -> int:
     """How many clusters (groups of copies) `n` rows form."""
     return n if cluster is None else int(np.unique(cluster).size)
-
-
-def resample_cluster_counts(cluster: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_resamples, rows) weights of a cluster bootstrap: whole clusters drawn with replacement, each
-    of a cluster's rows weighted by how often its cluster was drawn."""
-    k = int(cluster.max()) + 1
-    idx = rng.integers(0, k, size=(n_resamples, k))
-    flat = idx + (np.arange(n_resamples) * k)[:, None]
-    counts = np.bincount(flat.ravel(), minlength=n_resamples * k).reshape(n_resamples, k).astype(np.float64)
-    return counts[:, cluster]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gapscope.eval.bootstrap import domain_seed, resample_counts
-from gapscope.eval.clusters import cluster_index, n_clusters, resample_cluster_counts
+from gapscope.eval.bootstrap import domain_seed, resample_cluster_counts, resample_counts
+from gapscope.eval.clusters import cluster_index, n_clusters
 from gapscope.eval.metrics import metric_batch
 
 
