@@ -62,8 +62,9 @@ def test_audit_counts_rejected_rows(tmp_path):
                  '{"text": "fine", "label": 0}\n')
     r = run("data", "audit", p, "--out", tmp_path / "out")
     said = " ".join(r.stderr.split())
-    assert "duplicates: exact copies: 1 extra rows within domains, 0 rows across domains; 1 groups with " \
+    assert "duplicates: exact copies: 1 extra row within domains, 0 rows across domains; 1 group with " \
            "conflicting labels" in said and "(details in audit.json)" in said
+    assert "near-copies (Jaccard >= 0.8): 0 groups of 0 rows, 0 pairs across domains, 0 pairs with" in said
 
 
 def test_bad_spec_is_one_line_error(tmp_path):

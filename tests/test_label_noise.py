@@ -153,6 +153,63 @@ def test_copies_of_one_email_stay_in_one_fold():
     make = lambda: create_model(ModelSpec(name="t", kind="tfidf-lr"))  # noqa: E731
     p = L._sigmoid(L.oof_margins(make, texts, np.array(labels), 5, 0))
     assert (p[-3:] > 0.5).all()  # each copy is scored by a model that saw none of them
+
+
+def test_variants_of_one_email_stay_in_one_fold():
+    """A mislabelled campaign sent in four variants (one word apart, not exact copies): grouped as
+    the split groups near-copies, no variant vouches for another's wrong label out of fold."""
+    from gapscope.models.base import ModelSpec, create_model
+
+    rng = np.random.default_rng(3)
+    words = ["invoice", "meeting", "lunch", "report", "agenda", "team", "notes", "friday"]
+    scam = ["verify", "account", "password", "suspended", "urgent", "login", "bank", "click"]
+    texts, labels = [], []
+    for i in range(120):
+        y = i % 2
+        texts.append(" ".join(rng.choice(scam if y else words, 6)) + f" r{i}")
+        labels.append(y)
+    wrong = ("dear customer we noticed unusual activity so verify your password now or the account is "
+             "suspended within the hour, click the bank login below to confirm your identity and keep access")
+    texts += [f"{wrong} ref {v}" for v in ("kq7", "zt2", "mw9", "pb4")]
+    labels += [0, 0, 0, 0]  # a phishing campaign labelled legitimate, four variants
+    groups = L.copy_groups(texts)
+    assert len({groups[-k] for k in range(1, 5)}) == 1 and groups[0] != groups[-1]
+    make = lambda: create_model(ModelSpec(name="t", kind="tfidf-lr"))  # noqa: E731
+    p = L._sigmoid(L.oof_margins(make, texts, np.array(labels), 5, 0, groups=groups))
+    assert (p[-4:] > 0.5).all()  # each variant is scored by a model that saw none of them
+    # exact copies only: the variants in the training folds vouch for the wrong label
+    alone = L._sigmoid(L.oof_margins(make, texts, np.array(labels), 5, 0))
+    assert (alone[-4:] < 0.5).any()
+
+
+def test_audit_flags_a_mislabelled_campaign_sent_in_variants(tmp_path):
+    """The detector groups its folds as the split does: a corporate phishing email replaced by four
+    variants labelled legitimate (exact-copy folds: p 0.48-0.55, none flagged)."""
+    import json
+
+    from gapscope.data.synth import generate
+    from gapscope.study.context import Study
+    from gapscope.study.runner import run_study
+    from gapscope.validate import write_spec
+
+    corpus = generate(SynthConfig(seed=1, n_per_domain=200, domains=["fraud", "corporate"]))
+    corpus.write(tmp_path / "corpus")
+    f = tmp_path / "corpus" / "corporate.jsonl"
+    rows = [json.loads(line) for line in f.read_text().splitlines()]
+    base = rows.pop(next(i for i, r in enumerate(rows) if r["label"] == 1))
+    rows += [{**base, "id": f"variant-{v}", "text": base["text"] + f"\nref {v}", "label": 0}
+             for v in ("kq7", "zt2", "mw9", "pb4")]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = write_spec(tmp_path / "corpus" / "spec.toml", name="t", seed=1, domains=corpus.domains,
+                      models=[{"name": "tfidf", "kind": "tfidf-lr"}], specialist=corpus.domains, generalist=[],
+                      test_fraction=0.3)
+    run_study(spec, tmp_path / "run", detectors=False)
+    audit = L.run_audit(Study(tmp_path / "run"))
+    idx = [i for i, x in enumerate(audit.ids) if x.startswith("variant-")]
+    assert len(idx) == 4
+    assert (audit.sources["tfidf-lr (out of fold)"][idx] > 0.7).all() and audit.flagged[idx].all()
+
+
 def test_rates_read_as_what_they_are():
     assert L.percent(0.0046) == "0.5%" and L.percent(0.041) == "4%" and L.percent(0.0) == "0%"
 

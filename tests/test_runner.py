@@ -368,6 +368,24 @@ def test_a_label_that_is_one_campaign_is_kept_for_training_and_said(tmp_path, ca
     assert "shop: no held-out phishing email: its 10 are copies" in capsys.readouterr().err.replace("\n", " ")
 
 
+def test_a_label_held_out_whole_with_copies_labelled_otherwise_is_said(tmp_path, capsys):
+    # a group whose copies carry both labels stays on one side: held out with its legitimate copy,
+    # the shop's only phishing email (sent three times) left no training phishing, and the
+    # specialist was skipped as 'all legitimate' without a word of why
+    spec = make_study(tmp_path)
+    spec.write_text(spec.read_text().replace('name = "t"\n', 'name = "t"\nseed = 3\n'))  # a seed that holds it out
+    lines = [json.dumps({"text": f"Hello, the {w} order {i} shipped today", "label": 0})
+             for i, w in enumerate(["blue", "red", "green", "small", "large", "tall"])]
+    lines += [json.dumps({"text": "Hello, the blue order 0 shipped today", "label": 1})] * 3
+    (tmp_path / "shop.jsonl").write_text("\n".join(lines) + "\n")
+    run_study(spec, tmp_path / "run", detectors=False)
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert splits["no_train_rows"] == [{"domain": "shop", "label": "phishing", "rows": 3}]
+    err = " ".join(capsys.readouterr().err.split())
+    assert "shop: no training phishing email: its 3 are copies or near-duplicates of held-out emails" in err
+    assert "(3 phishing rows were held out with their copies labelled legitimate" in err
+
+
 def test_a_leave_one_out_cell_trains_without_copies_of_the_domain_it_leaves_out(tmp_path, capsys):
     # twelve bank emails copied into another corpus carried bank's footer into the leave-bank-out
     # cell (F1 1.00 on bank; 0.76 without the copies)

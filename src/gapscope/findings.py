@@ -35,6 +35,15 @@ class Finding:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Finding":
+        """A finding read back from JSON; ValueError names what a hand-edited one lacks."""
+        from dataclasses import MISSING, fields
+
+        if not isinstance(d, dict):
+            raise ValueError(f"a finding is a JSON object, not {type(d).__name__}")
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+                   and f.name not in d]
+        if missing:
+            raise ValueError(f"a finding without {', '.join(repr(m) for m in missing)}")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 

@@ -547,7 +547,11 @@ def _leakage(rows: Sequence[Row], nodes: list[list[int]], near: list[tuple[int, 
 
 
 def _pairs(n: int) -> str:
-    return f"{n} pair{'s' if n != 1 else ''}"
+    return _count(n, "pair")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def duplicates_line(audit_dict: dict) -> str:
@@ -558,11 +562,11 @@ def duplicates_line(audit_dict: dict) -> str:
     within, across = ex.get("within_domain") or {}, ex.get("cross_domain") or {}
     conflict = ex.get("conflicting_labels") or {}
     leak = (audit_dict.get("leakage") or {}).get("cross_domain") or {}
-    parts = [f"exact copies: {within.get('extra_rows', 0)} extra rows within domains, "
-             f"{across.get('rows', 0)} rows across domains",
-             f"{conflict.get('groups', 0)} groups with conflicting labels",
-             f"near-copies (Jaccard >= {near.get('threshold', NEAR_THRESHOLD)}): {near.get('groups', 0)} groups of "
-             f"{near.get('rows_involved', 0)} rows, {near.get('cross_domain_pairs', 0)} pairs across domains, "
+    parts = [f"exact copies: {_count(within.get('extra_rows', 0), 'extra row')} within domains, "
+             f"{_count(across.get('rows', 0), 'row')} across domains",
+             f"{_count(conflict.get('groups', 0), 'group')} with conflicting labels",
+             f"near-copies (Jaccard >= {near.get('threshold', NEAR_THRESHOLD)}): {_count(near.get('groups', 0), 'group')} of "
+             f"{_count(near.get('rows_involved', 0), 'row')}, {_pairs(near.get('cross_domain_pairs', 0))} across domains, "
              f"{_pairs((near.get('conflicting_labels') or {}).get('pairs', 0))} with conflicting labels",
              f"rows at risk of leaking between domains: {leak.get('rows_at_risk', 0)}"]
     return "duplicates: " + "; ".join(parts) + " (details in audit.json)"

@@ -29,7 +29,8 @@ with its label, marked in-sample (the cell trained on the row) or out-of-sample.
 
 A source that ranks a domain's labels no better than chance (the low end of AUROC's 95%
 interval at or below 0.5) flags nothing there, nor does one with fewer than two rows of a class, and a row the model still finds at least as likely under its given
-label is never flagged. Folds keep copies of one email together.
+label is never flagged. Folds keep copies and near-copies of one email together (the split's
+groups: a campaign's variants in the training folds would vouch for each other's label).
 
 The noise rate per domain is confident learning's estimate (the calibrated joint's off-diagonal
 share) with a 95% bootstrap interval; the flagged share, with its Wilson interval, counts the rows
@@ -292,17 +293,30 @@ def _unaudited_short(info: dict[str, Any]) -> str:
 
 # -- out-of-fold probabilities -----------------------------------------------------------
 
-def oof_margins(make_model, texts: list[str], labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+def copy_groups(texts: list[str]) -> list[int]:
+    """Per text, its group of copies and near-copies linked through each other (a campaign's
+    variants), as the split groups them (data.audit.duplicate_group_of)."""
+    from gapscope.data.audit import duplicate_group_of, duplicate_structure
+    from gapscope.data.rows import Row
+
+    rows = [Row(id=str(i), domain="", text=t, label=0) for i, t in enumerate(texts)]
+    return duplicate_group_of(len(rows), duplicate_structure(rows))
+
+
+def oof_margins(make_model, texts: list[str], labels: np.ndarray, folds: int, seed: int,
+                groups: list | None = None) -> np.ndarray:
     """Stratified k-fold, copies of one email kept in one fold: each text scored by a model fitted
     on the other folds. (A copy in the training folds would vouch for its twin's label: a
-    mislabelled campaign sent three times would hide behind itself.)"""
+    mislabelled campaign sent three times would hide behind itself.) `groups` (per text) widens
+    copies to near-copies (copy_groups): a campaign's variants vouch for each other as copies do.
+    Without it, exact copies after normalising."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     from gapscope.study.split import text_key
 
     labels = np.asarray(labels, dtype=int)
     out = np.full(len(texts), np.nan)
-    groups = [text_key(t) for t in texts]
+    groups = [text_key(t) for t in texts] if groups is None else list(groups)
     # folds are made of distinct emails: as many as the rarer class has distinct texts, at most
     distinct = [len({g for g, y in zip(groups, labels) if y == c}) for c in (0, 1)]
     k = min(folds, *distinct)
@@ -349,7 +363,7 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
           filter_by: str = "both", seed: int = 0, copies: list | None = None) -> Audit:
     """Confident learning per domain on each source alone and on their average. A source (or the
     average) that ranks a domain's labels no better than chance flags nothing there. `copies` (per
-    row, a key shared by copies of one email): the noise rate's interval draws copies together."""
+    row, a key shared by copies and near-copies of one email): the noise rate's interval draws them together."""
     labels = np.asarray(labels, dtype=int)
     dom = np.asarray(domains)
     stack = np.stack([sources[s] for s in sources]) if sources else np.full((1, len(ids)), np.nan)
@@ -404,13 +418,13 @@ def _rows(study, opts) -> list:
 def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
     from gapscope.attribution.corpus import sample_rows
     from gapscope.models.base import create_model
-    from gapscope.study.split import text_key
 
     opts = opts or options(study)
     rows = _rows(study, opts)
     seed = study.spec.study.seed
     labels = np.array([r.label for r in rows])
     pos = {r.id: i for i, r in enumerate(rows)}
+    groups = copy_groups([r.text for r in rows])  # folds and the noise interval keep these together
     by_dom: dict[str, list] = defaultdict(list)
     for r in rows:
         by_dom[r.domain].append(r)
@@ -422,7 +436,8 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
         for k, (d, rs) in enumerate(sorted(by_dom.items()), 1):
             idx = [pos[r.id] for r in rs]
             try:
-                tf[idx] = _sigmoid(oof_margins(make, [r.text for r in rs], labels[idx], int(opts["folds"]), seed))
+                tf[idx] = _sigmoid(oof_margins(make, [r.text for r in rs], labels[idx], int(opts["folds"]), seed,
+                                               groups=[groups[i] for i in idx]))
             except GapscopeError as e:  # e.g. no word tf-idf can use: this domain only, not the audit
                 skipped[d] = f"tf-idf could not score it ({e})"
             up(k, len(by_dom))
@@ -440,12 +455,12 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
                                f"({opts['cross_fit_folds']} folds)"):
                 try:
                     p[idx] = _sigmoid(oof_margins(lambda: create_model(spec), [r.text for r in rs], labels[idx],
-                                                  int(opts["cross_fit_folds"]), seed))
+                                                  int(opts["cross_fit_folds"]), seed, groups=[groups[i] for i in idx]))
                 except GapscopeError as e:  # this domain's rows stay unscored by this source, the audit goes on
                     progress.info(f"label noise: {name} could not be cross-fitted on {d}: {e}")
         sources[f"{name} (out of fold)"] = p
     audited = audit([r.id for r in rows], [r.domain for r in rows], labels, sources, str(opts["filter_by"]), seed,
-                    copies=[text_key(r.text) for r in rows])
+                    copies=groups)
     for d, why in skipped.items():
         audited.per_domain.setdefault(d, {"n": 0, "flagged": 0, "rate": 0.0, "ci": [0.0, 1.0]})["tfidf_not_scored"] = why
     return audited
@@ -519,7 +534,7 @@ def run(study) -> list[Finding]:
         "id": "label-noise", "title": "Label-noise audit (out-of-fold confident learning)",
         "caption": ("Rows whose given label out-of-fold models confidently contradict (confident learning: off the "
                     "confident joint's diagonal and pruned), per domain, and confident learning's estimate of the "
-                    "share of wrong labels with its 95% bootstrap interval (rows resampled, copies of one email together, thresholds refitted). "
+                    "share of wrong labels with its 95% bootstrap interval (rows resampled, copies and near-copies of one email together, thresholds refitted). "
                     "The flagged rows are the ones it is surest of, so with a rare class they run below the estimate. "
                     "A flagged row is mislabelled or a hard case: check it by hand (the findings list them)."),
         "table": {"columns": ["domain", "rows scored", "flagged", "flagged share", "estimated noise", "95% CI"],

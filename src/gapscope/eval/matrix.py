@@ -7,6 +7,7 @@ for spreadsheets; summary.json holds the per-cell generalisation gap.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -376,14 +377,17 @@ def write_matrix(run_dir, entries: list[MatrixEntry], seed: int = 0) -> list[dic
     """Write matrix.json (the contract), matrix.csv (flattened) and summary.json into run_dir."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    from gapscope.study.artifacts import write_text  # each whole or not at all (a kill mid-write)
+
     dicts = [_json_safe(e.to_dict()) for e in entries]
-    (run_dir / "matrix.json").write_text(json.dumps(dicts, indent=2, ensure_ascii=False), encoding="utf-8")
-    with open(run_dir / "matrix.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=_csv_columns())
-        w.writeheader()
-        w.writerows(_to_csv_row(e) for e in entries)
+    write_text(run_dir / "matrix.json", json.dumps(dicts, indent=2, ensure_ascii=False))
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=_csv_columns())
+    w.writeheader()
+    w.writerows(_to_csv_row(e) for e in entries)
+    write_text(run_dir / "matrix.csv", buf.getvalue())
     summary = _json_safe(summarise(entries, seed))
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
 

@@ -455,6 +455,8 @@ def render_report(run_dir: Path, *, title: str, spec_text: str, audit: dict, ent
     )
     # The page's own markup holds no control, bidi or zero-width characters, so every one left is
     # from user data: shown by code point, none can reverse the text after it or hide in a name.
+    from gapscope.study.artifacts import write_text  # whole or not at all: a kill mid-write cut it short
+
     out = run_dir / "report.html"
-    out.write_text(visible(html), encoding="utf-8")
+    write_text(out, visible(html))
     return out

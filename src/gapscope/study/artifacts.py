@@ -22,6 +22,7 @@ class DamagedArtifact(GapscopeError):
     """A run-directory file that exists but cannot be read (truncated, garbled, edited by hand)."""
 
     def __init__(self, path: Path, why: str):
+        self.why = why
         super().__init__(f"{path}: damaged or unreadable ({why}); rerun `gapscope run` with the same --out "
                          "to rebuild what it belongs to")
 

@@ -97,10 +97,18 @@ def is_done(run_dir: Path, job: CellJob, labels: dict[str, int] | None = None,
     if not (isinstance(meta, dict) and artifacts.parquet_readable(d / "predictions.parquet")
             and model.is_dir() and any(model.iterdir())):
         return False
+    if isinstance(meta.get("model_files"), dict) and meta["model_files"] != model_files(model):
+        return False  # a weight file cut short or removed since: diagnose could not load it
     if meta.get("fingerprint") == job.fingerprint():
         return True
     return (job.data_key != "" and "data_key" not in meta and meta.get("fingerprint") == job.fingerprint(False)
             and labels is not None and test_ids is not None and _same_rows(d, job, labels, test_ids))
+
+
+def model_files(model_dir: Path) -> dict[str, int]:
+    """Each file of a saved model, by its path inside the folder, with its size in bytes."""
+    return {p.relative_to(model_dir).as_posix(): p.stat().st_size
+            for p in sorted(model_dir.rglob("*")) if p.is_file()}
 
 
 def _same_rows(d: Path, job: CellJob, labels: dict[str, int], test_ids: list[str]) -> bool:
@@ -177,6 +185,7 @@ def run_cell(run_dir: Path, job: CellJob, test_ids: list[str], progress=None) ->
         "n_train": len(train_ids), "threshold": threshold, "seed": job.seed,
         "fit_seconds": round(t_fit, 3), "score_seconds": round(t_score, 3), "n_scored": len(test),
         "fingerprint": job.fingerprint(), "data_key": job.data_key,
+        "model_files": model_files(out / "model"),
     }
     artifacts.write_json(out / "cell.json", meta)  # written last: marks the cell finished
     return meta

@@ -37,7 +37,7 @@ def detector_fingerprint(study: Study, name: str) -> str:
     return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells] + [shared, tables, __version__])
 
 
-def _cells_only(study: Study) -> str:
+def cells_fingerprint(study: Study) -> str:
     return artifacts.fingerprint([c.meta.get("fingerprint") for c in study.cells])
 
 
@@ -59,6 +59,13 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
     """Run the detectors (`only`: a subset; the others keep their saved findings) and write
     the ranked findings.json. `cells_per_model` overrides the spec's [detectors] value for the
     detectors run now (0: every cell), e.g. to extend the demo's in-depth analyses to every cell."""
+    from gapscope.study.lock import run_lock
+
+    with run_lock(Path(run_dir), "gapscope diagnose"):
+        return _diagnose(Path(run_dir), only, force, cells_per_model)
+
+
+def _diagnose(run_dir: Path, only: list[str] | None, force: bool, cells_per_model: int | None) -> list[Finding]:
     study = Study(run_dir)
     registry = detectors()
     enabled = study.options.get("enabled")
@@ -79,7 +86,7 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
         opts = {k: ({kk: vv for kk, vv in v.items() if kk != "cells_per_model"} if isinstance(v, dict) else v)
                 for k, v in study.options.items()}
         study.__dict__["options"] = {**opts, "cells_per_model": int(cells_per_model)}
-    cells_fp = _cells_only(study)
+    cells_fp = cells_fingerprint(study)
     findings: list[Finding] = []
     status = {}
     for name in active:
@@ -89,11 +96,14 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
         out = study.artifact_dir(name) / "findings.json"
         if not out.exists():
             continue
-        saved = artifacts.read_json(out)
+        saved, found = _saved(out, name, f"rerun it (--only {name}) to include it")
+        if saved is None:
+            status[name] = {"status": "stale"}
+            continue
         same = saved.get("cells") == cells_fp if "cells" in saved else saved.get("fingerprint") == old_fp[name]
         if same:
-            findings += [Finding.from_dict(f) for f in saved["findings"]]
-            status[name] = {"status": "kept", "findings": len(saved["findings"])}
+            findings += found
+            status[name] = {"status": "kept", "findings": len(found)}
         else:
             progress.info(f"detector {name}: its saved findings are about other cells; rerun it to include them")
             status[name] = {"status": "stale"}
@@ -101,10 +111,10 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
         out = study.artifact_dir(name) / "findings.json"
         fp = detector_fingerprint(study, name)
         if out.exists() and not force:
-            saved = artifacts.read_json(out)
-            if saved.get("fingerprint") == fp:
-                findings += [Finding.from_dict(f) for f in saved["findings"]]
-                status[name] = {"status": "cached", "findings": len(saved["findings"])}
+            saved, found = _saved(out, name, "it runs again")
+            if saved is not None and saved.get("fingerprint") == fp:
+                findings += found
+                status[name] = {"status": "cached", "findings": len(found)}
                 continue
         release_memory()  # what the cells or the previous detector freed
         t0 = time.perf_counter()
@@ -130,6 +140,18 @@ def diagnose(run_dir: Path, only: list[str] | None = None, force: bool = False,
     if only is not None:  # it printed '59 findings' alone: whether anything ran or came from the cache, unsaid
         progress.info("; ".join(status_line(n, status[n]) for n in names if n in status))
     return ranked
+
+
+def _saved(path: Path, name: str, then: str) -> tuple[dict | None, list[Finding]]:
+    """A detector's saved findings, or (None, []) when the file is damaged: a cache cut short by a
+    full disk or edited by hand stopped every later run, whose advice was to rerun the run."""
+    try:
+        saved = artifacts.read_json(path)
+        return saved, [Finding.from_dict(f) for f in saved["findings"]]
+    except (artifacts.DamagedArtifact, KeyError, TypeError, ValueError, AttributeError) as e:
+        why = e.why if isinstance(e, artifacts.DamagedArtifact) else f"{type(e).__name__}: {e}"
+        progress.info(f"detector {name}: its saved findings ({path}) are damaged ({why}); {then}", style="yellow")
+        return None, []
 
 
 def status_line(name: str, st: dict) -> str:

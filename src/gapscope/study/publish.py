@@ -8,10 +8,15 @@ from gapscope.study import artifacts
 
 
 def build_report(run_dir: Path) -> Path:
+    from gapscope.study.lock import run_lock
+
+    with run_lock(Path(run_dir), "gapscope report"):
+        return _build_report(Path(run_dir))
+
+
+def _build_report(run_dir: Path) -> Path:
     from gapscope.report.render import render_report
     from gapscope.report.sections import extra_sections
-
-    run_dir = Path(run_dir)
 
     def load(name, default):
         p = run_dir / name
@@ -26,6 +31,13 @@ def build_report(run_dir: Path) -> Path:
     findings = load("findings.json", [])
     if not isinstance(findings, list) or not all(isinstance(f, dict) and "kind" in f for f in findings):
         raise artifacts.DamagedArtifact(run_dir / "findings.json", "not a list of findings")
+    from gapscope.findings import Finding
+
+    for i, f in enumerate(findings):
+        try:
+            Finding.from_dict(f)
+        except (TypeError, ValueError) as e:  # a hand edit: the report would stop in a traceback
+            raise artifacts.DamagedArtifact(run_dir / "findings.json", f"finding {i + 1}: {e}") from None
     from gapscope.eval.matrix import read_matrix
 
     entries = read_matrix(run_dir) if (run_dir / "matrix.json").exists() else []
@@ -64,8 +76,18 @@ def not_run(run_dir: Path) -> list[str]:
     from gapscope.study.context import Study
 
     study = Study(run_dir)
-    changed = [n for n in active if n not in missing + stale and _other_settings(study, n)]
+    why = {n: _other_settings(study, n) for n in active if n not in missing + stale}
+    changed = [n for n, w in why.items() if w == "settings"]
+    retrained = [n for n, w in why.items() if w == "cells"]
+    damaged = [n for n, w in why.items() if w == "damaged"]
     out = []
+    if damaged:
+        out.append(f"detector(s) {', '.join(damaged)}: their saved findings are damaged (cut short or edited): "
+                   f"`gapscope diagnose {run_dir} --only {','.join(damaged)}` runs them again")
+    if retrained:
+        out.append(f"detector(s) {', '.join(retrained)}: their findings are about cells since trained again (the "
+                   f"data changed and the run stopped before these detectors): `gapscope diagnose {run_dir} --only "
+                   f"{','.join(retrained)}` reruns them")
     if changed:
         out.append(f"detector(s) {', '.join(changed)}: their findings were computed with other [detectors] "
                    f"settings (an edited study.toml, or a --cells-per-model override) or another gapscope version: "
@@ -79,17 +101,24 @@ def not_run(run_dir: Path) -> list[str]:
     return out
 
 
-def _other_settings(study, name: str) -> bool:
+def _other_settings(study, name: str) -> str | None:
     """Whether detector `name`'s saved findings were computed under other settings than the spec's now
     (`run --no-detectors` after editing a [detectors] table kept them, said "cached", and the report
-    showed them as current)."""
-    from gapscope.study.diagnose import detector_fingerprint
+    showed them as current): "cells" where the cells were trained again since, "settings" for the
+    rest (options, a gapscope version), None where they are current."""
+    from gapscope.study.diagnose import cells_fingerprint, detector_fingerprint
 
-    saved = study.run_dir / "diagnostics" / name / "findings.json"
-    if not saved.exists():
-        return False
-    fp = artifacts.read_json(saved).get("fingerprint")
-    return fp is not None and fp != detector_fingerprint(study, name)
+    saved_path = study.run_dir / "diagnostics" / name / "findings.json"
+    if not saved_path.exists():
+        return None
+    try:
+        saved = artifacts.read_json(saved_path)
+    except artifacts.DamagedArtifact:
+        return "damaged"
+    fp = saved.get("fingerprint") if isinstance(saved, dict) else None
+    if fp is None or fp == detector_fingerprint(study, name):
+        return None
+    return "cells" if "cells" in saved and saved["cells"] != cells_fingerprint(study) else "settings"
 
 
 def problems(run_dir: Path) -> list[str]:

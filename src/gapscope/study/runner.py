@@ -55,13 +55,33 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     if executor == "local":  # a Ray worker may hold models this machine does not
         check_model_sources(spec)
     run_dir = Path(out)
+    from gapscope.study.lock import run_lock
+
+    try:  # a folder that is no run of this study is refused before a lock file is made in it
+        check_run_dir(spec, run_dir)
+    except OtherRunError as e:
+        if not (e.nothing_finished or (restart and e.same_name)):
+            raise
+    with run_lock(run_dir, "gapscope run", create=True):  # checked again under the lock
+        return _run_locked(spec, run_dir, t0, executor=executor, address=address, detectors=detectors,
+                           retries=retries, restart=restart)
+
+
+def _run_locked(spec: StudySpec, run_dir: Path, t0: float, *, executor: str, address: str | None,
+                detectors: bool, retries: int, restart: bool) -> RunResult:
     try:
         check_run_dir(spec, run_dir)
     except OtherRunError as e:
-        if not (restart and e.same_name):
+        if e.nothing_finished:
+            # the earlier spec failed before any cell finished (an option only a training cell
+            # rejects): nothing of it is worth keeping, and the corrected spec was refused
+            progress.info(f"{run_dir} holds no finished cell of its earlier spec ({e.differ}); starting it over "
+                          "with this one")
+        elif not (restart and e.same_name):
             raise
-        progress.info(f"{run_dir} holds a run of this study with other settings; starting it over")
-        shutil.rmtree(run_dir)
+        else:
+            progress.info(f"{run_dir} holds a run of this study with other settings; starting it over")
+        clear_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(run_dir / "study.toml", spec.to_toml())
 
@@ -83,6 +103,11 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
                       "kept together in training (of one another, or of emails labelled otherwise); the domain is "
                       "scored on its other label only",
                       style="yellow")
+    untrained = untrained_classes(rows, train_ids)
+    for u in untrained:
+        progress.info(f"{u['domain']}: no training {u['label']} email: its {u['rows']} are copies or near-duplicates "
+                      "of held-out emails labelled otherwise, held out with them; correct the labels of those "
+                      "copies (data audit lists them) to train on them", style="yellow")
     test_ids = cap_test(rows_by_id, test_ids, spec)
     audit = write_audit(run_dir, rows, train_ids, test_ids, structure)
     before = train_ids
@@ -96,7 +121,8 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
         artifacts.write_json(run_dir / "audit.json", audit)
     copy_groups = held_out_groups(rows, groups, test_ids)
     artifacts.write_json(run_dir / "splits.json", {"train": train_ids, "test": test_ids, "dedup": dedup,
-                                                   "no_test_rows": unheld, "copy_groups": copy_groups})
+                                                   "no_test_rows": unheld, "no_train_rows": untrained,
+                                                   "copy_groups": copy_groups})
     if dedup["removed_exact"] or dedup["removed_near"]:
         progress.info(f"removed {dedup['removed_exact']} exact and {dedup['removed_near']} near duplicates "
                       "of test rows from the training pools")
@@ -112,7 +138,7 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
         left = paradigm.split(":", 1)[1]
         progress.info(f"{paradigm}: {n} training row(s) of other domains copy or nearly copy "
                       f"{'an' if left[:1].lower() in 'aeiou' else 'a'} {left} email and are left out with it")
-    train_sets, one_class = split_one_class(train_sets, rows_by_id, removed)
+    train_sets, one_class = split_one_class(train_sets, rows_by_id, removed, untrained)
     for note in one_class:
         progress.info(f"no {note['paradigm']} cell: {note['reason']}", style="yellow")
     digests = row_digests(rows_by_id)
@@ -122,6 +148,7 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     if not jobs:  # every cell lacks a label: the detectors would run on nothing and report nothing
         raise GapscopeError(f"{spec.path}: no cell can be trained ("
                             + "; ".join(f"{n['paradigm']}: {n['reason']}" for n in one_class) + ")")
+    drop_stale_cells(run_dir, jobs)
     todo = [j for j in jobs if not is_done(run_dir, j, labels, test_ids)]
     skipped = [j.name for j in jobs if j not in todo]
     if skipped:
@@ -153,12 +180,14 @@ def run_study(spec_path: Path | str, out: Path | str, *, executor: str = "local"
     return RunResult(run_dir, report, outcomes, skipped, time.perf_counter() - t0)
 
 
-def split_one_class(train_sets, rows_by_id, removed: list | None = None) -> tuple[list, list[dict[str, str]]]:
+def split_one_class(train_sets, rows_by_id, removed: list | None = None,
+                    untrained: list | None = None) -> tuple[list, list[dict[str, str]]]:
     """A classifier needs both labels among its training rows: a phishing-only corpus is valid
     input (it is scored by every other cell) but cannot train a specialist of its own.
 
     `removed`: training rows dropped as duplicates of test rows; when they held the missing
-    label, the note says so (templated mail can lose a whole class that way)."""
+    label, the note says so (templated mail can lose a whole class that way). `untrained`
+    (untrained_classes): a domain's label held out whole with copies labelled otherwise, said too."""
     keep, notes = [], []
     for ts in train_sets:
         labels = {rows_by_id[i].label for i in ts.ids}
@@ -167,9 +196,13 @@ def split_one_class(train_sets, rows_by_id, removed: list | None = None) -> tupl
             reason = (f"its {len(ts.ids)} training rows ({', '.join(ts.train_domains)}) are all {only}; "
                       "a classifier needs both labels")
             lost = sum(1 for r in removed or [] if r.domain in ts.train_domains and r.label not in labels)
+            other = 'legitimate' if only == 'phishing' else 'phishing'
             if lost:
-                reason += (f" ({lost} {'legitimate' if only == 'phishing' else 'phishing'} training rows were "
-                           "removed as duplicates of test rows)")
+                reason += f" ({lost} {other} training rows were removed as duplicates of test rows)"
+            held = sum(u["rows"] for u in untrained or [] if u["domain"] in ts.train_domains and u["label"] == other)
+            if held:
+                reason += (f" ({held} {other} rows were held out with their copies labelled {only}: "
+                           "one text cannot be trained under one label and tested under the other)")
             notes.append({"paradigm": ts.paradigm, "reason": reason})
         else:
             keep.append(ts)
@@ -179,9 +212,24 @@ def split_one_class(train_sets, rows_by_id, removed: list | None = None) -> tupl
 class OtherRunError(GapscopeError):
     """--out holds something that this spec must not resume: another spec's run, or not a run."""
 
-    def __init__(self, message: str, same_name: bool = False):
+    def __init__(self, message: str, same_name: bool = False, nothing_finished: bool = False, differ: str = ""):
         super().__init__(message)
         self.same_name = same_name  # a run of a study with this spec's [study] name
+        self.nothing_finished = nothing_finished  # a run of another spec with no finished cell
+        self.differ = differ
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove a run's contents, but not its lock (removed, a second process could lock a new file)."""
+    from gapscope.study.lock import LOCK_NAME
+
+    for p in run_dir.iterdir():
+        if p.name == LOCK_NAME:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def _what_makes_the_cells(spec: StudySpec) -> dict[str, Any]:
@@ -209,8 +257,10 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
                             "give --out another directory")
     if not prev.is_file():
         # a job log written before the job starts (slurm.out, run.log) or a dotfile is not a run
+        # nor is the temp file of a first study.toml cut off by a kill (it made the folder unusable)
         others = [] if not run_dir.is_dir() else [p for p in run_dir.iterdir() if not p.name.startswith(".")
-                                                  and not (p.is_file() and p.suffix in (".log", ".out", ".err"))]
+                                                  and not (p.is_file() and p.suffix in (".log", ".out", ".err"))
+                                                  and p.name != "study.toml.tmp"]
         if run_dir.exists() and (not run_dir.is_dir() or others):
             what = "is not a directory" if not run_dir.is_dir() else "is not empty and holds no gapscope run"
             raise OtherRunError(f"{run_dir} {what} (no study.toml); give --out a new or empty directory")
@@ -235,9 +285,12 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
     differ = [f"{k} was {a[k]!r}, now {b[k]!r}" if k.startswith("[study]") else f"{k} differ"
               for k in a if a[k] != b[k]]
     if differ:
+        with open(prev, encoding="utf-8", errors="replace") as f:
+            written_by_a_run = f.readline().rstrip("\n") == RESOLVED_HEADER
         raise OtherRunError(f"{run_dir} holds a run of another spec ({'; '.join(differ)}); give --out a new "
                             f"directory, or remove {run_dir} to start this study there",
-                            same_name=old.study.name == spec.study.name)
+                            same_name=old.study.name == spec.study.name, differ="; ".join(differ),
+                            nothing_finished=written_by_a_run and not any((run_dir / "cells").glob("*/cell.json")))
 
 
 def check_model_options(spec: StudySpec) -> None:
@@ -331,6 +384,35 @@ def unheld_classes(rows, test_ids: list[str]) -> list[dict[str, Any]]:
         tested[(r.domain, r.label)] += r.id in held
     return [{"domain": d, "label": LABEL_NAMES[lab], "rows": n} for (d, lab), n in sorted(total.items())
             if n >= 2 and not tested[(d, lab)]]
+
+
+def drop_stale_cells(run_dir: Path, jobs: list[CellJob]) -> None:
+    """Remove the cells of an earlier run of this spec that its data no longer make (a corpus edited
+    to one label): left in cells/, the detectors read them as the run's (a shortcut finding about a
+    cell the same run said could not be trained)."""
+    names = {j.name for j in jobs}
+    stale = sorted(p for p in (run_dir / "cells").glob("*") if p.is_dir() and p.name not in names)
+    for p in stale:
+        shutil.rmtree(p)
+    if stale:
+        progress.info(f"removed {len(stale)} cell(s) of an earlier run that this data no longer makes: "
+                      + ", ".join(p.name for p in stale), style="yellow")
+
+
+def untrained_classes(rows, train_ids: list[str]) -> list[dict[str, Any]]:
+    """Each domain's label that the split left no training row of: its rows follow copies labelled
+    otherwise into the test set (a group whose copies carry both labels stays on one side)."""
+    from collections import Counter
+
+    from gapscope.data.rows import LABEL_NAMES
+
+    kept = set(train_ids)
+    total, trained = Counter(), Counter()
+    for r in rows:
+        total[(r.domain, r.label)] += 1
+        trained[(r.domain, r.label)] += r.id in kept
+    return [{"domain": d, "label": LABEL_NAMES[lab], "rows": n} for (d, lab), n in sorted(total.items())
+            if not trained[(d, lab)]]
 
 
 def cap_test(rows_by_id, test_ids: list[str], spec: StudySpec) -> list[str]:

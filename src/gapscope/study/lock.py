@@ -1,0 +1,71 @@
+"""One gapscope process at a time in a run directory.
+
+Two runs on one directory retrained each other's cells and read each other's half-made files
+(a review started three at once: "rows.parquet.tmp: not found", a cell.json deleted under the
+matrix). `run`, `diagnose` and `report` hold an exclusive lock on RUN/.lock while they work;
+a second process is refused in one line that names the holder. The lock is the kernel's
+(flock): it goes with the process, so a killed run leaves nothing to clean up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from gapscope.errors import GapscopeError
+
+LOCK_NAME = ".lock"
+_held: dict[str, int] = {}  # resolved run dir -> open descriptor (re-entrant within a process)
+
+
+class RunInUse(GapscopeError):
+    """Another process holds the run directory."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, what: str, create: bool = False) -> Iterator[None]:
+    """Hold RUN/.lock for `what` ('gapscope run', ...). Nested uses in one process share the lock.
+    `create`: make the directory first (a new run); otherwise a directory that is not there, or
+    that cannot hold the lock file (read-only), is left to the command's own one-line error."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    run_dir = Path(run_dir)
+    if create and not run_dir.exists():
+        run_dir.mkdir(parents=True)
+    key = str(run_dir.resolve())
+    if key in _held or not run_dir.is_dir():
+        yield
+        return
+    try:
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise RunInUse(f"{run_dir} is in use by {holder}; wait for it to finish"
+                       + (", or give --out another directory" if create else "")) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} ({what})\n".encode(), 0)
+    _held[key] = fd
+    try:
+        yield
+    finally:
+        del _held[key]
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def holds(run_dir: Path) -> bool:
+    """Whether this process holds `run_dir`'s lock (tests)."""
+    return str(Path(run_dir).resolve()) in _held
+
