@@ -210,6 +210,29 @@ def test_audit_flags_a_mislabelled_campaign_sent_in_variants(tmp_path):
     assert (audit.sources["tfidf-lr (out of fold)"][idx] > 0.7).all() and audit.flagged[idx].all()
 
 
+def test_a_class_that_is_one_campaign_is_still_audited():
+    """A domain whose phishing is 20 variants of one email: grouped as near-copies, no fold can hold
+    them out and train on the rest, so every row went unscored; its folds keep exact copies then, and say so."""
+    from gapscope.data.rows import Row
+
+    wrong = ("dear customer we noticed unusual activity so verify your password now or the account is "
+             "suspended within the hour, click the bank login below to confirm your identity and keep access")
+    rows = [Row(id=f"l{i}", domain="d", text=f"the {w} meeting {i} moved to friday, notes attached", label=0)
+            for i, w in enumerate(["budget", "team", "design", "sales", "hiring"] * 8)]
+    rows += [Row(id=f"p{i}", domain="d", text=f"{wrong} ref {i:03d}", label=1) for i in range(20)]
+    near = L.copy_groups([r.text for r in rows])
+    assert len({near[k] for k in range(40, 60)}) == 1
+    keys, note = L._fold_groups(rows, near)
+    assert note == ("its phishing rows are variants of one email, so its folds keep only exact copies together "
+                    "and those variants vouch for one another's label out of fold")
+    labels = np.array([r.label for r in rows])
+    assert np.isnan(L.oof_margins(L.tfidf_factory(), [r.text for r in rows], labels, 5, 0, groups=near)).all()
+    assert not np.isnan(L.oof_margins(L.tfidf_factory(), [r.text for r in rows], labels, 5, 0, groups=keys)).any()
+    # two campaigns a class: near-copy groups, no note
+    assert L._fold_groups(rows[:40] + rows[40:50] + [Row(id="q", domain="d", text="win a prize now", label=1)],
+                          near[:50] + [-1]) == (near[:50] + [-1], None)
+
+
 def test_rates_read_as_what_they_are():
     assert L.percent(0.0046) == "0.5%" and L.percent(0.041) == "4%" and L.percent(0.0) == "0%"
 

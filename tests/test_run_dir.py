@@ -27,7 +27,12 @@ def test_a_corrected_spec_replaces_a_run_that_finished_no_cell(tmp_path, capsys)
     assert (tmp_path / "run" / "data" / "rows.parquet").exists()
     fixed = tmp_path / "fixed.toml"
     fixed.write_text(spec.read_text() + '[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\nmin_df = 2\n')
+    # starting over removes what the run wrote, not a job's log or notes kept beside it
+    (tmp_path / "run" / "slurm-1.out").write_text("log")
+    (tmp_path / "run" / "notes.md").write_text("mine")
+    (tmp_path / "run" / ".git").mkdir()
     res = run_study(fixed, tmp_path / "run", detectors=False)
+    assert {"slurm-1.out", "notes.md", ".git"} <= {p.name for p in (tmp_path / "run").iterdir()}
     assert [o for o in res.outcomes if o.ok]
     assert "holds no finished cell of its earlier spec ([[models]] differ); starting it over" in \
         " ".join(capsys.readouterr().err.split())
@@ -86,6 +91,30 @@ def test_a_second_process_is_refused_while_one_holds_the_run(tmp_path):
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
+def test_a_file_system_without_flock_runs_unlocked(tmp_path, monkeypatch):
+    # some network and FUSE mounts answer flock with ENOLCK: every run there was refused as in use
+    import errno
+    import fcntl
+
+    from gapscope.study.lock import holds, run_lock
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with run_lock(tmp_path, "gapscope run"):
+        assert not holds(tmp_path)
+
+
+def test_an_extra_file_in_a_model_folder_keeps_the_cell(tmp_path):
+    # only the files the cell wrote are checked: a file manager's .DS_Store retrained nothing before
+    spec = make_study(tmp_path)
+    run = tmp_path / "run"
+    run_study(spec, run, detectors=False)
+    (run / "cells" / "tfidf__specialist-bank" / "model" / ".DS_Store").write_bytes(b"x")
+    assert not run_study(spec, run, detectors=False).outcomes
+
+
 def test_a_kill_during_the_first_study_toml_leaves_a_usable_folder(tmp_path):
     spec = make_study(tmp_path)
     (tmp_path / "run").mkdir()
@@ -113,7 +142,11 @@ def test_a_damaged_detector_cache_is_computed_again(tmp_path, capsys):
     saved.write_text("{")
     diagnose(run, only=["data_quality"])
     status = json.loads((run / "diagnostics" / "status.json").read_text())
-    assert status["label_noise"] == {"status": "stale"}
+    assert status["label_noise"] == {"status": "damaged"}
+    from gapscope.study.publish import not_run
+
+    said = " ".join(" ".join(not_run(run)).split())
+    assert "label_noise: their saved findings are damaged" in said and "about other cells" not in said
 
 
 def test_a_model_file_cut_short_retrains_its_cell(tmp_path):

@@ -386,6 +386,19 @@ def test_a_label_held_out_whole_with_copies_labelled_otherwise_is_said(tmp_path,
     assert "(3 phishing rows were held out with their copies labelled legitimate" in err
 
 
+def test_a_label_held_out_whole_for_another_reason_is_not_called_a_copy():
+    # one phishing row at test_fraction 0.6 is held out (round(0.6) = 1): no copies are involved
+    from gapscope.data.rows import Row
+    from gapscope.study.runner import untrained_classes
+    from gapscope.study.split import split_held_out
+
+    rows = [Row(id=f"l{i}", domain="d", text=f"legit {i}", label=0) for i in range(10)]
+    rows.append(Row(id="p0", domain="d", text="phish", label=1))
+    groups = list(range(len(rows)))
+    train, _ = split_held_out(rows, 0.6, 0, groups)
+    assert "p0" not in train and untrained_classes(rows, train, groups) == []
+
+
 def test_a_leave_one_out_cell_trains_without_copies_of_the_domain_it_leaves_out(tmp_path, capsys):
     # twelve bank emails copied into another corpus carried bank's footer into the leave-bank-out
     # cell (F1 1.00 on bank; 0.76 without the copies)

@@ -185,9 +185,12 @@ def diagnose_cmd(
     names = None if only is None else [x.strip() for x in only.split(",") if x.strip()]
     if names == []:
         raise GapscopeError(f"--only {only!r} names no detector")
-    found = diagnose(run_dir, only=names, force=force, cells_per_model=cells_per_model)
-    progress.info(f"{len(found)} findings")
-    print(build_report(run_dir))
+    from gapscope.study.lock import run_lock
+
+    with run_lock(run_dir, "gapscope diagnose"):  # no run may start between the findings and their report
+        found = diagnose(run_dir, only=names, force=force, cells_per_model=cells_per_model)
+        progress.info(f"{len(found)} findings")
+        print(build_report(run_dir))
     _exit_on_problems(run_dir)
 
 

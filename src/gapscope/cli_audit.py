@@ -179,7 +179,10 @@ def backdoor_scan(
         what = f"the cell {tuned}, which carries its own" if tuned is not None else "the cells of a run, which carry their own"
         raise GapscopeError(f"{', '.join(pair_only)} appl{'y' if len(pair_only) > 1 else 'ies'} to --tuned MODEL "
                             f"(a model of your own), not to {what} base, data, threshold and length")
-    _scan_run(run, cell, trigger, opts, out)
+    from gapscope.study.lock import run_lock
+
+    with run_lock(Path(run), "gapscope backdoor-scan"):  # a run retraining these cells meanwhile would mix them
+        _scan_run(run, cell, trigger, opts, out)
 
 
 def _scan_run(run: Path, cell: list[str], trigger: list[str], opts, out: Path | None) -> None:

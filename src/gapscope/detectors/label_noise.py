@@ -432,12 +432,13 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
     tf = np.full(len(rows), np.nan)
     make = tfidf_factory(study)
     skipped: dict[str, str] = {}  # domain -> why tf-idf could not score it (said in a finding)
+    fold_groups = {d: _fold_groups(rs, [groups[pos[r.id]] for r in rs]) for d, rs in by_dom.items()}
     with progress.step(f"label noise: {opts['folds']}-fold tf-idf+LR in {len(by_dom)} domains", total=len(by_dom)) as up:
         for k, (d, rs) in enumerate(sorted(by_dom.items()), 1):
             idx = [pos[r.id] for r in rs]
             try:
                 tf[idx] = _sigmoid(oof_margins(make, [r.text for r in rs], labels[idx], int(opts["folds"]), seed,
-                                               groups=[groups[i] for i in idx]))
+                                               groups=fold_groups[d][0]))
             except GapscopeError as e:  # e.g. no word tf-idf can use: this domain only, not the audit
                 skipped[d] = f"tf-idf could not score it ({e})"
             up(k, len(by_dom))
@@ -455,7 +456,8 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
                                f"({opts['cross_fit_folds']} folds)"):
                 try:
                     p[idx] = _sigmoid(oof_margins(lambda: create_model(spec), [r.text for r in rs], labels[idx],
-                                                  int(opts["cross_fit_folds"]), seed, groups=[groups[i] for i in idx]))
+                                                  int(opts["cross_fit_folds"]), seed,
+                                                  groups=_fold_groups(rs, [groups[i] for i in idx])[0]))
                 except GapscopeError as e:  # this domain's rows stay unscored by this source, the audit goes on
                     progress.info(f"label noise: {name} could not be cross-fitted on {d}: {e}")
         sources[f"{name} (out of fold)"] = p
@@ -463,7 +465,32 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
                     copies=groups)
     for d, why in skipped.items():
         audited.per_domain.setdefault(d, {"n": 0, "flagged": 0, "rate": 0.0, "ci": [0.0, 1.0]})["tfidf_not_scored"] = why
+    for d, (_, note) in fold_groups.items():
+        if note and d in audited.per_domain:
+            audited.per_domain[d]["folds_by_exact_copies"] = note
     return audited
+
+
+def _fold_groups(rows: list, near: list) -> tuple[list, str | None]:
+    """A domain's fold groups: near-copies together, unless a class is then one group, which no fold
+    could hold out while training on the rest (20 variants of one campaign as a domain's phishing
+    left every row unscored); then exact copies, and a note saying that its variants vouch for one
+    another out of fold."""
+    from gapscope.study.split import text_key
+
+    def per_class(keys: list) -> dict[int, int]:
+        return {c: len({g for g, r in zip(keys, rows) if r.label == c}) for c in (0, 1)}
+
+    n_near = per_class(near)
+    if min(n_near.values()) >= 2:
+        return near, None
+    exact = [text_key(r.text) for r in rows]
+    n_exact = per_class(exact)
+    if min(n_exact.values()) < 2:
+        return near, None  # too few distinct emails either way: unscored, and said so
+    one = [LABEL_NAMES[c] for c in (0, 1) if n_near[c] < 2 <= n_exact[c]]
+    return exact, (f"its {' and '.join(one)} rows are variants of one email, so its folds keep only exact copies "
+                   "together and those variants vouch for one another's label out of fold")
 
 
 def held_out_cell_sources(study, pos: dict[str, int], n: int) -> dict[str, np.ndarray]:
@@ -578,7 +605,9 @@ def run(study) -> list[Finding]:
                           "below the estimate.")
                      + " A contradicted label is either wrong or a genuinely hard "
                      "email (a look-alike sender, an urgent but real notice): read the rows before relabelling."
-                     + "".join(f" {t}" for t in [_agreement_text(rows_d)] if t) + f" Sources: {', '.join(res.sources)}. Confident learning with per-class thresholds "
+                     + "".join(f" {t}" for t in [_agreement_text(rows_d)] if t)
+                     + (f" In {d}, {info['folds_by_exact_copies']}." if info.get("folds_by_exact_copies") else "")
+                     + f" Sources: {', '.join(res.sources)}. Confident learning with per-class thresholds "
                      f"{info['thresholds'].get(0, 0):.2f} (legitimate) / {info['thresholds'].get(1, 0):.2f} (phishing)."),
             evidence={"domain": d, "rate": round(info["rate"], 4), "ci": [round(lo, 4), round(hi, 4)],
                       "noise_estimate": _r(est), "noise_estimate_ci": [_r(v) for v in est_ci] if est_ci else None,

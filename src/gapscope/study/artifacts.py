@@ -96,7 +96,7 @@ def parquet_readable(path: Path) -> bool:
 def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8", newline="")  # as given: a CSV's \r\n stays one line end
     os.replace(tmp, path)
 
 

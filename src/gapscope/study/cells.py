@@ -97,8 +97,11 @@ def is_done(run_dir: Path, job: CellJob, labels: dict[str, int] | None = None,
     if not (isinstance(meta, dict) and artifacts.parquet_readable(d / "predictions.parquet")
             and model.is_dir() and any(model.iterdir())):
         return False
-    if isinstance(meta.get("model_files"), dict) and meta["model_files"] != model_files(model):
-        return False  # a weight file cut short or removed since: diagnose could not load it
+    recorded = meta.get("model_files")
+    if isinstance(recorded, dict):  # a weight file cut short or removed since: diagnose could not load it
+        now = model_files(model)
+        if any(now.get(name) != size for name, size in recorded.items()):
+            return False
     if meta.get("fingerprint") == job.fingerprint():
         return True
     return (job.data_key != "" and "data_key" not in meta and meta.get("fingerprint") == job.fingerprint(False)

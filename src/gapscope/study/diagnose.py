@@ -98,7 +98,7 @@ def _diagnose(run_dir: Path, only: list[str] | None, force: bool, cells_per_mode
             continue
         saved, found = _saved(out, name, f"rerun it (--only {name}) to include it")
         if saved is None:
-            status[name] = {"status": "stale"}
+            status[name] = {"status": "damaged"}
             continue
         same = saved.get("cells") == cells_fp if "cells" in saved else saved.get("fingerprint") == old_fp[name]
         if same:

@@ -28,33 +28,16 @@ class RunInUse(GapscopeError):
 def run_lock(run_dir: Path, what: str, create: bool = False) -> Iterator[None]:
     """Hold RUN/.lock for `what` ('gapscope run', ...). Nested uses in one process share the lock.
     `create`: make the directory first (a new run); otherwise a directory that is not there, or
-    that cannot hold the lock file (read-only), is left to the command's own one-line error."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, as before
-        yield
-        return
+    that cannot hold the lock file (read-only), is left to the command's own one-line error. Where
+    there is no lock to take (Windows, a file system without flock), the command runs unlocked."""
     run_dir = Path(run_dir)
-    if create and not run_dir.exists():
-        run_dir.mkdir(parents=True)
+    if create and not run_dir.exists():  # a file named so is left to the command's own error
+        run_dir.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(run_dir, what, create)
+    if fd is None:
+        yield
+        return
     key = str(run_dir.resolve())
-    if key in _held or not run_dir.is_dir():
-        yield
-        return
-    try:
-        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-        os.close(fd)
-        raise RunInUse(f"{run_dir} is in use by {holder}; wait for it to finish"
-                       + (", or give --out another directory" if create else "")) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} ({what})\n".encode(), 0)
     _held[key] = fd
     try:
         yield
@@ -63,6 +46,34 @@ def run_lock(run_dir: Path, what: str, create: bool = False) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _acquire(run_dir: Path, what: str, create: bool) -> int | None:
+    """The locked descriptor, or None where this process holds it already or no lock can be taken."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return None
+    if str(run_dir.resolve()) in _held or not run_dir.is_dir():
+        return None
+    try:
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # held by another process
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise RunInUse(f"{run_dir} is in use by {holder}; wait for it to finish"
+                       + (", or give --out another directory" if create else "")) from None
+    except OSError:  # a file system without flock (some network and FUSE mounts): unlocked, as before
+        os.close(fd)
+        return None
+    with contextlib.suppress(OSError):  # who holds it, for the refusal's message; a full disk loses only that
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({what})\n".encode(), 0)
+    return fd
 
 
 def holds(run_dir: Path) -> bool:

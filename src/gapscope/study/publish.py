@@ -76,10 +76,11 @@ def not_run(run_dir: Path) -> list[str]:
     from gapscope.study.context import Study
 
     study = Study(run_dir)
-    why = {n: _other_settings(study, n) for n in active if n not in missing + stale}
+    damaged = [n for n in active if status.get(n, {}).get("status") == "damaged"]
+    why = {n: _other_settings(study, n) for n in active if n not in missing + stale + damaged}
     changed = [n for n, w in why.items() if w == "settings"]
     retrained = [n for n, w in why.items() if w == "cells"]
-    damaged = [n for n, w in why.items() if w == "damaged"]
+    damaged += [n for n, w in why.items() if w == "damaged"]
     out = []
     if damaged:
         out.append(f"detector(s) {', '.join(damaged)}: their saved findings are damaged (cut short or edited): "

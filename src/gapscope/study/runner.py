@@ -103,7 +103,7 @@ def _run_locked(spec: StudySpec, run_dir: Path, t0: float, *, executor: str, add
                       "kept together in training (of one another, or of emails labelled otherwise); the domain is "
                       "scored on its other label only",
                       style="yellow")
-    untrained = untrained_classes(rows, train_ids)
+    untrained = untrained_classes(rows, train_ids, groups)
     for u in untrained:
         progress.info(f"{u['domain']}: no training {u['label']} email: its {u['rows']} are copies or near-duplicates "
                       "of held-out emails labelled otherwise, held out with them; correct the labels of those "
@@ -219,12 +219,17 @@ class OtherRunError(GapscopeError):
         self.differ = differ
 
 
-def clear_run_dir(run_dir: Path) -> None:
-    """Remove a run's contents, but not its lock (removed, a second process could lock a new file)."""
-    from gapscope.study.lock import LOCK_NAME
+# What a run writes at the top of its directory: all that starting it over removes (a job's log,
+# a user's notes or .git beside them stay; the lock stays too: removed, a second process could
+# lock a new file).
+RUN_ENTRIES = ("study.toml", "data", "cells", "diagnostics", "audit.json", "splits.json", "matrix.json",
+               "matrix.csv", "summary.json", "run.json", "findings.json", "report.html")
 
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove what a run wrote into `run_dir` (RUN_ENTRIES and their temp files), nothing else."""
     for p in run_dir.iterdir():
-        if p.name == LOCK_NAME:
+        if p.name not in RUN_ENTRIES and not (p.name.endswith(".tmp") and p.name[:-4] in RUN_ENTRIES):
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
@@ -391,28 +396,36 @@ def drop_stale_cells(run_dir: Path, jobs: list[CellJob]) -> None:
     to one label): left in cells/, the detectors read them as the run's (a shortcut finding about a
     cell the same run said could not be trained)."""
     names = {j.name for j in jobs}
-    stale = sorted(p for p in (run_dir / "cells").glob("*") if p.is_dir() and p.name not in names)
+    stale = sorted(p for p in (run_dir / "cells").glob("*") if (p.is_dir() or p.is_symlink()) and p.name not in names)
     for p in stale:
-        shutil.rmtree(p)
+        if p.is_symlink():
+            p.unlink()
+        else:
+            shutil.rmtree(p)
     if stale:
         progress.info(f"removed {len(stale)} cell(s) of an earlier run that this data no longer makes: "
                       + ", ".join(p.name for p in stale), style="yellow")
 
 
-def untrained_classes(rows, train_ids: list[str]) -> list[dict[str, Any]]:
-    """Each domain's label that the split left no training row of: its rows follow copies labelled
-    otherwise into the test set (a group whose copies carry both labels stays on one side)."""
-    from collections import Counter
+def untrained_classes(rows, train_ids: list[str], groups: list) -> list[dict[str, Any]]:
+    """Each domain's label that the split left no training row of because its rows followed copies
+    labelled otherwise into the test set (a group whose copies carry both labels stays on one side;
+    `groups`: per row, data.audit.duplicate_group_of). A label held out whole for another reason
+    (one row at a test_fraction above 0.5) is not this."""
+    from collections import Counter, defaultdict
 
     from gapscope.data.rows import LABEL_NAMES
 
     kept = set(train_ids)
     total, trained = Counter(), Counter()
-    for r in rows:
+    labels_of: dict[tuple[str, Any], set[int]] = defaultdict(set)
+    for r, g in zip(rows, groups):
         total[(r.domain, r.label)] += 1
         trained[(r.domain, r.label)] += r.id in kept
+        labels_of[(r.domain, g)].add(r.label)
+    mixed = {(r.domain, r.label) for r, g in zip(rows, groups) if len(labels_of[(r.domain, g)]) > 1}
     return [{"domain": d, "label": LABEL_NAMES[lab], "rows": n} for (d, lab), n in sorted(total.items())
-            if not trained[(d, lab)]]
+            if not trained[(d, lab)] and (d, lab) in mixed]
 
 
 def cap_test(rows_by_id, test_ids: list[str], spec: StudySpec) -> list[str]:
