@@ -134,51 +134,50 @@ def test_the_noise_estimate_holds_where_phishing_is_rare():
     assert L.noise_rate(truth, p1) < 0.03  # the true labels: little noise read
 
 
-def test_copies_of_one_email_stay_in_one_fold():
-    """A mislabelled email sent three times: with a copy in the training folds, its twin vouches for
-    the wrong label out of fold."""
-    from gapscope.models.base import ModelSpec, create_model
-
+def _word_mail(n: int = 120) -> tuple[list[str], list[int]]:
+    """n short emails, alternately legitimate (office words) and phishing (scam words)."""
     rng = np.random.default_rng(3)
     words = ["invoice", "meeting", "lunch", "report", "agenda", "team", "notes", "friday"]
     scam = ["verify", "account", "password", "suspended", "urgent", "login", "bank", "click"]
     texts, labels = [], []
-    for i in range(120):
+    for i in range(n):
         y = i % 2
         texts.append(" ".join(rng.choice(scam if y else words, 6)) + f" r{i}")
         labels.append(y)
+    return texts, labels
+
+
+def _tfidf():
+    from gapscope.models.base import ModelSpec, create_model
+
+    return create_model(ModelSpec(name="t", kind="tfidf-lr"))
+
+
+def test_copies_of_one_email_stay_in_one_fold():
+    """A mislabelled email sent three times: with a copy in the training folds, its twin vouches for
+    the wrong label out of fold."""
+    texts, labels = _word_mail()
     wrong = "verify your password now or the account is suspended, click the bank login"
     texts += [wrong] * 3
     labels += [0, 0, 0]  # a phishing campaign labelled legitimate three times
-    make = lambda: create_model(ModelSpec(name="t", kind="tfidf-lr"))  # noqa: E731
-    p = L._sigmoid(L.oof_margins(make, texts, np.array(labels), 5, 0))
+    p = L._sigmoid(L.oof_margins(_tfidf, texts, np.array(labels), 5, 0))
     assert (p[-3:] > 0.5).all()  # each copy is scored by a model that saw none of them
 
 
 def test_variants_of_one_email_stay_in_one_fold():
     """A mislabelled campaign sent in four variants (one word apart, not exact copies): grouped as
     the split groups near-copies, no variant vouches for another's wrong label out of fold."""
-    from gapscope.models.base import ModelSpec, create_model
-
-    rng = np.random.default_rng(3)
-    words = ["invoice", "meeting", "lunch", "report", "agenda", "team", "notes", "friday"]
-    scam = ["verify", "account", "password", "suspended", "urgent", "login", "bank", "click"]
-    texts, labels = [], []
-    for i in range(120):
-        y = i % 2
-        texts.append(" ".join(rng.choice(scam if y else words, 6)) + f" r{i}")
-        labels.append(y)
+    texts, labels = _word_mail()
     wrong = ("dear customer we noticed unusual activity so verify your password now or the account is "
              "suspended within the hour, click the bank login below to confirm your identity and keep access")
     texts += [f"{wrong} ref {v}" for v in ("kq7", "zt2", "mw9", "pb4")]
     labels += [0, 0, 0, 0]  # a phishing campaign labelled legitimate, four variants
     groups = L.copy_groups(texts)
     assert len({groups[-k] for k in range(1, 5)}) == 1 and groups[0] != groups[-1]
-    make = lambda: create_model(ModelSpec(name="t", kind="tfidf-lr"))  # noqa: E731
-    p = L._sigmoid(L.oof_margins(make, texts, np.array(labels), 5, 0, groups=groups))
+    p = L._sigmoid(L.oof_margins(_tfidf, texts, np.array(labels), 5, 0, groups=groups))
     assert (p[-4:] > 0.5).all()  # each variant is scored by a model that saw none of them
     # exact copies only: the variants in the training folds vouch for the wrong label
-    alone = L._sigmoid(L.oof_margins(make, texts, np.array(labels), 5, 0))
+    alone = L._sigmoid(L.oof_margins(_tfidf, texts, np.array(labels), 5, 0))
     assert (alone[-4:] < 0.5).any()
 
 
