@@ -234,6 +234,7 @@ def test_a_class_that_is_one_campaign_is_still_audited():
 
 def test_rates_read_as_what_they_are():
     assert L.percent(0.0046) == "0.5%" and L.percent(0.041) == "4%" and L.percent(0.0) == "0%"
+    assert L.percent(2 / 8000) == "<0.1%" and L.percent(8 / 8000) == "0.1%"  # 2 of 8,000 read '0.0%'
 
 
 @pytest.fixture(scope="module")

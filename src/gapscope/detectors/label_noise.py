@@ -82,7 +82,10 @@ def _sigmoid(x):
 
 
 def percent(rate: float) -> str:
-    """A share as a person reads it: whole percents, one decimal below 1% (not 'about 0%')."""
+    """A share as a person reads it: whole percents, one decimal below 1% (not 'about 0%'), and
+    '<0.1%' below that (2 of 8,000 read '0.0%')."""
+    if 0 < rate < 0.0005:
+        return "<0.1%"
     return f"{rate:.1%}" if 0 < rate < 0.01 else f"{rate:.0%}"
 
 
