@@ -187,3 +187,18 @@ def test_findings_about_retrained_cells_are_said_so(tmp_path):
     run_study(spec, run, detectors=False)
     said = " ".join(" ".join(not_run(run)).split())
     assert "their findings are about cells since trained again" in said and "other [detectors] settings" not in said
+
+
+def test_a_write_refused_names_the_file_not_its_temp_file(tmp_path, monkeypatch):
+    # a read-only run directory said 'findings.json.tmp: permission denied'
+    from pathlib import Path
+
+    from gapscope.study import artifacts
+
+    def refuse(self, *a, **k):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    with pytest.raises(PermissionError) as e:
+        artifacts.write_json(tmp_path / "findings.json", [])
+    assert e.value.filename == str(tmp_path / "findings.json")

@@ -27,11 +27,24 @@ class DamagedArtifact(GapscopeError):
                          "to rebuild what it belongs to")
 
 
-def write_json(path: Path, obj: Any) -> None:
+def _atomic(path: Path, write) -> None:
+    """write(tmp), then rename over `path`. An error names `path`, not its temp file (a read-only
+    run directory said 'findings.json.tmp: permission denied')."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        if e.filename in (str(tmp), tmp) and e.errno is not None:
+            raise type(e)(e.errno, e.strerror, str(path)) from None
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_default) + "\n"
+    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _default(o: Any) -> Any:
@@ -94,17 +107,12 @@ def parquet_readable(path: Path) -> bool:
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")  # as given: a CSV's \r\n stays one line end
-    os.replace(tmp, path)
+    # newline="": as given, so a CSV's \r\n stays one line end
+    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline=""))
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def rows_to_frame(rows: list[Row]) -> pd.DataFrame:
