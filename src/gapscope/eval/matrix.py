@@ -375,9 +375,9 @@ def _json_safe(x: Any) -> Any:
 
 def write_matrix(run_dir, entries: list[MatrixEntry], seed: int = 0) -> list[dict[str, Any]]:
     """Write matrix.json (the contract), matrix.csv (flattened) and summary.json into run_dir."""
+    from gapscope.study.artifacts import write_text  # each whole or not at all (a kill mid-write); makes run_dir
+
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    from gapscope.study.artifacts import write_text  # each whole or not at all (a kill mid-write)
 
     dicts = [_json_safe(e.to_dict()) for e in entries]
     write_text(run_dir / "matrix.json", json.dumps(dicts, indent=2, ensure_ascii=False))

@@ -2,7 +2,7 @@
 
 Two runs on one directory retrained each other's cells and read each other's half-made files
 (a review started three at once: "rows.parquet.tmp: not found", a cell.json deleted under the
-matrix). `run`, `diagnose` and `report` hold an exclusive lock on RUN/.lock while they work;
+matrix). `run`, `diagnose`, `report` and `backdoor-scan --run` hold an exclusive lock on RUN/.lock while they work;
 a second process is refused in one line that names the holder. The lock is the kernel's
 (flock): it goes with the process, so a killed run leaves nothing to clean up.
 """
@@ -33,11 +33,11 @@ def run_lock(run_dir: Path, what: str, create: bool = False) -> Iterator[None]:
     run_dir = Path(run_dir)
     if create and not run_dir.exists():  # a file named so is left to the command's own error
         run_dir.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(run_dir, what, create)
+    key = str(run_dir.resolve())
+    fd = None if key in _held else _acquire(run_dir, what, create)
     if fd is None:
         yield
         return
-    key = str(run_dir.resolve())
     _held[key] = fd
     try:
         yield
@@ -49,12 +49,12 @@ def run_lock(run_dir: Path, what: str, create: bool = False) -> Iterator[None]:
 
 
 def _acquire(run_dir: Path, what: str, create: bool) -> int | None:
-    """The locked descriptor, or None where this process holds it already or no lock can be taken."""
+    """The locked descriptor, or None where no lock can be taken."""
     try:
         import fcntl
     except ImportError:  # not POSIX
         return None
-    if str(run_dir.resolve()) in _held or not run_dir.is_dir():
+    if not run_dir.is_dir():
         return None
     try:
         fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -79,4 +79,3 @@ def _acquire(run_dir: Path, what: str, create: bool) -> int | None:
 def holds(run_dir: Path) -> bool:
     """Whether this process holds `run_dir`'s lock (tests)."""
     return str(Path(run_dir).resolve()) in _held
-

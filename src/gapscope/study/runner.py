@@ -229,12 +229,16 @@ RUN_ENTRIES = ("study.toml", "data", "cells", "diagnostics", "audit.json", "spli
 def clear_run_dir(run_dir: Path) -> None:
     """Remove what a run wrote into `run_dir` (RUN_ENTRIES and their temp files), nothing else."""
     for p in run_dir.iterdir():
-        if p.name not in RUN_ENTRIES and not (p.name.endswith(".tmp") and p.name[:-4] in RUN_ENTRIES):
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
+        if p.name in RUN_ENTRIES or (p.name.endswith(".tmp") and p.name[:-4] in RUN_ENTRIES):
+            _remove(p)
+
+
+def _remove(p: Path) -> None:
+    """A folder with its contents; a file or a link itself (never what a link points at)."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        p.unlink()
 
 
 def _what_makes_the_cells(spec: StudySpec) -> dict[str, Any]:
@@ -274,9 +278,7 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
         # the run stopped before its data were read (a missing file, a wrong column): it holds
         # nothing but its spec, so the corrected spec may take its place; a study.toml gapscope
         # did not write is someone's spec (a project folder given as --out) and stays untouched
-        with open(prev, encoding="utf-8", errors="replace") as f:
-            written_by_a_run = f.readline().rstrip("\n") == RESOLVED_HEADER
-        if written_by_a_run:
+        if _written_by_a_run(prev):
             return
         raise OtherRunError(f"{run_dir} holds a study.toml that no gapscope run wrote (a spec of your own?) and "
                             "no run; give --out a new or empty directory")
@@ -290,12 +292,16 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
     differ = [f"{k} was {a[k]!r}, now {b[k]!r}" if k.startswith("[study]") else f"{k} differ"
               for k in a if a[k] != b[k]]
     if differ:
-        with open(prev, encoding="utf-8", errors="replace") as f:
-            written_by_a_run = f.readline().rstrip("\n") == RESOLVED_HEADER
         raise OtherRunError(f"{run_dir} holds a run of another spec ({'; '.join(differ)}); give --out a new "
                             f"directory, or remove {run_dir} to start this study there",
                             same_name=old.study.name == spec.study.name, differ="; ".join(differ),
-                            nothing_finished=written_by_a_run and not any((run_dir / "cells").glob("*/cell.json")))
+                            nothing_finished=_written_by_a_run(prev) and not any((run_dir / "cells").glob("*/cell.json")))
+
+
+def _written_by_a_run(spec_file: Path) -> bool:
+    """Whether a run's study.toml is the resolved spec a run wrote (not a user's own spec)."""
+    with open(spec_file, encoding="utf-8", errors="replace") as f:
+        return f.readline().rstrip("\n") == RESOLVED_HEADER
 
 
 def check_model_options(spec: StudySpec) -> None:
@@ -378,17 +384,23 @@ def _copy_manifest(spec: StudySpec, run_dir: Path) -> None:
 def unheld_classes(rows, test_ids: list[str]) -> list[dict[str, Any]]:
     """Each domain's label of two or more rows that the split held none of (its rows one group, or
     groups that follow copies labelled otherwise into training)."""
-    from collections import Counter
-
     from gapscope.data.rows import LABEL_NAMES
 
-    held = set(test_ids)
-    total, tested = Counter(), Counter()
-    for r in rows:
-        total[(r.domain, r.label)] += 1
-        tested[(r.domain, r.label)] += r.id in held
+    total, tested = _label_counts(rows, test_ids)
     return [{"domain": d, "label": LABEL_NAMES[lab], "rows": n} for (d, lab), n in sorted(total.items())
             if n >= 2 and not tested[(d, lab)]]
+
+
+def _label_counts(rows, ids: list[str]) -> tuple[dict, dict]:
+    """Rows per (domain, label), and how many of them `ids` holds."""
+    from collections import Counter
+
+    inside = set(ids)
+    total, held = Counter(), Counter()
+    for r in rows:
+        total[(r.domain, r.label)] += 1
+        held[(r.domain, r.label)] += r.id in inside
+    return total, held
 
 
 def drop_stale_cells(run_dir: Path, jobs: list[CellJob]) -> None:
@@ -398,10 +410,7 @@ def drop_stale_cells(run_dir: Path, jobs: list[CellJob]) -> None:
     names = {j.name for j in jobs}
     stale = sorted(p for p in (run_dir / "cells").glob("*") if (p.is_dir() or p.is_symlink()) and p.name not in names)
     for p in stale:
-        if p.is_symlink():
-            p.unlink()
-        else:
-            shutil.rmtree(p)
+        _remove(p)
     if stale:
         progress.info(f"removed {len(stale)} cell(s) of an earlier run that this data no longer makes: "
                       + ", ".join(p.name for p in stale), style="yellow")
@@ -412,16 +421,13 @@ def untrained_classes(rows, train_ids: list[str], groups: list) -> list[dict[str
     labelled otherwise into the test set (a group whose copies carry both labels stays on one side;
     `groups`: per row, data.audit.duplicate_group_of). A label held out whole for another reason
     (one row at a test_fraction above 0.5) is not this."""
-    from collections import Counter, defaultdict
+    from collections import defaultdict
 
     from gapscope.data.rows import LABEL_NAMES
 
-    kept = set(train_ids)
-    total, trained = Counter(), Counter()
+    total, trained = _label_counts(rows, train_ids)
     labels_of: dict[tuple[str, Any], set[int]] = defaultdict(set)
     for r, g in zip(rows, groups):
-        total[(r.domain, r.label)] += 1
-        trained[(r.domain, r.label)] += r.id in kept
         labels_of[(r.domain, g)].add(r.label)
     mixed = {(r.domain, r.label) for r, g in zip(rows, groups) if len(labels_of[(r.domain, g)]) > 1}
     return [{"domain": d, "label": LABEL_NAMES[lab], "rows": n} for (d, lab), n in sorted(total.items())
