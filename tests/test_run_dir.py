@@ -34,7 +34,7 @@ def test_a_corrected_spec_replaces_a_run_that_finished_no_cell(tmp_path, capsys)
     res = run_study(fixed, tmp_path / "run", detectors=False)
     assert {"slurm-1.out", "notes.md", ".git"} <= {p.name for p in (tmp_path / "run").iterdir()}
     assert [o for o in res.outcomes if o.ok]
-    assert "holds no finished cell of its earlier spec ([[models]] differ); starting it over" in \
+    assert "holds no finished cell of its earlier spec (model 'tfidf' min_df was 400, now 2); starting it over" in \
         " ".join(capsys.readouterr().err.split())
     assert "min_df = 2" in (tmp_path / "run" / "study.toml").read_text()
     # with a finished cell, another spec is still refused
@@ -42,6 +42,45 @@ def test_a_corrected_spec_replaces_a_run_that_finished_no_cell(tmp_path, capsys)
 
     with pytest.raises(OtherRunError, match="holds a run of another spec"):
         run_study(broken, tmp_path / "run", detectors=False)
+
+
+def test_an_option_written_out_at_its_default_names_the_same_cells(tmp_path):
+    # C = 1.0 written into a spec that left it out read as "[[models]] differ": the run was refused,
+    # and accepted it would have retrained every cell (fingerprints hashed the options as written)
+    from gapscope.study.runner import OtherRunError
+
+    base = make_study(tmp_path).read_text()
+    spec = tmp_path / "s.toml"
+    spec.write_text(base + '[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\n')
+    run_study(spec, tmp_path / "run", detectors=False)
+    fingerprints = {p.parent.name: json.loads(p.read_text())["fingerprint"]
+                    for p in (tmp_path / "run" / "cells").glob("*/cell.json")}
+    spec.write_text(base + '[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\nC = 1\nngram_max = 2\n'
+                           'class_weight = "balanced"\n')
+    with pytest.raises(OtherRunError) as e:  # a value that is not the default is another model
+        run_study(spec, tmp_path / "run", detectors=False)
+    assert "(model 'tfidf' class_weight was unset (its default), now 'balanced')" in str(e.value)
+    spec.write_text(base + '[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\nC = 1\nngram_max = 2\nmax_train = 0\n')
+    res = run_study(spec, tmp_path / "run", detectors=False)
+    assert res.skipped and not [o for o in res.outcomes if o.ok]
+    assert fingerprints == {p.parent.name: json.loads(p.read_text())["fingerprint"]
+                            for p in (tmp_path / "run" / "cells").glob("*/cell.json")}
+    # min_df = 1.0 is a share (every document), not the default count 1
+    spec.write_text(base + '[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\nmin_df = 1.0\n')
+    with pytest.raises(OtherRunError, match=r"min_df was unset \(its default\), now 1.0"):
+        run_study(spec, tmp_path / "run", detectors=False)
+
+
+def test_cells_written_before_defaults_were_folded_are_kept(tmp_path, monkeypatch):
+    # a run of 0.6.1 hashed `C = 1.0` as written: its cells stay finished for the same spec
+    import gapscope.models.options as options
+
+    spec = make_study(tmp_path, '[[models]]\nname = "tfidf"\nkind = "tfidf-lr"\nC = 1.0\n')
+    with monkeypatch.context() as m:
+        m.setattr(options, "canonical_options", lambda kind, opts: dict(opts))
+        run_study(spec, tmp_path / "run", detectors=False)
+    res = run_study(spec, tmp_path / "run", detectors=False)
+    assert res.skipped and not [o for o in res.outcomes if o.ok]
 
 
 def test_cells_the_data_no_longer_make_are_removed(tmp_path, capsys):

@@ -80,6 +80,40 @@ def options_class(kind: str) -> type:
     return cls
 
 
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _same_value(value: Any, default: Any, hint: Any) -> bool:
+    # C = 1 is C = 1.0 (parse_options makes it so); min_df = 1.0 (all documents) is not min_df = 1
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return type(value) is type(default) and value == default
+
+
+# a runner key written at the value that means "unset": max_train = 0 caps nothing
+RUNNER_DEFAULTS = {"max_train": 0}
+
+
+def canonical_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options without those written out at their default: `C = 1.0` written into a spec
+    that left it out names the same model, so it must name the same cells (fingerprints and the
+    resumed run's spec check read this, not the raw table). A kind that cannot be imported
+    keeps its table as written."""
+    try:
+        cls = options_class(kind)
+    except (GapscopeError, ImportError):
+        return dict(options)
+    hints = typing.get_type_hints(cls) | {k: int for k in RUNNER_DEFAULTS}
+    defaults = {f.name: _default_of(f) for f in dataclasses.fields(cls)} | RUNNER_DEFAULTS
+    return {k: v for k, v in options.items()
+            if not (k in defaults and _same_value(v, defaults[k], hints.get(k)))}
+
+
 def choice(default: Any, *choices: Any) -> Any:
     return dataclasses.field(default=default, metadata={"choices": choices})
 

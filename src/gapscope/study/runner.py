@@ -20,6 +20,7 @@ from rich.text import Text
 
 from gapscope import progress
 from gapscope.errors import GapscopeError
+from gapscope.models.options import canonical_options
 from gapscope.study import artifacts
 from gapscope.study.cells import CellJob, data_key, forget_rows, is_done, row_digests
 from gapscope.study.executors import CellOutcome, make_executor
@@ -253,8 +254,26 @@ def _what_makes_the_cells(spec: StudySpec) -> dict[str, Any]:
         "[[datasets]]": [(d.domain, str(d.path), d.format, d.text, d.subject, d.body, d.label, d.label_value,
                           d.label_map, d.label_index, d.id, d.delimiter, d.encoding) for d in spec.datasets],
         "[paradigms]": spec.paradigms,
-        "[[models]]": [(m.name, m.kind, m.source, sorted(m.options.items())) for m in spec.models],
+        "[[models]]": [(m.name, m.kind, m.source, sorted(canonical_options(m.kind, m.options).items()))
+                       for m in spec.models],
     }
+
+
+def _models_differ(old: list, new: list) -> str:
+    """Which [[models]] changed, by name and key: "[[models]] differ" left the user to diff the specs."""
+    if [m[0] for m in old] != [m[0] for m in new]:
+        return f"[[models]] were {', '.join(m[0] for m in old)}, now {', '.join(m[0] for m in new)}"
+    said = []
+    for (name, kind, source, opts), (_, kind2, source2, opts2) in zip(old, new):
+        for what, a, b in (("kind", kind, kind2), ("source", source, source2)):
+            if a != b:
+                said.append(f"model {name!r} {what} was {a!r}, now {b!r}")
+        a, b = dict(opts), dict(opts2)
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b or a[k] != b[k]:
+                was, now = (repr(d[k]) if k in d else "unset (its default)" for d in (a, b))
+                said.append(f"model {name!r} {k} was {was}, now {now}")
+    return "; ".join(said) or "[[models]] differ"
 
 
 def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
@@ -289,7 +308,8 @@ def check_run_dir(spec: StudySpec, run_dir: Path) -> None:
                             "give --out a new directory") from None
     a, b = _what_makes_the_cells(old), _what_makes_the_cells(spec)
     # a [study] value is said with both sides: "seed differs" left the user to guess which run had what
-    differ = [f"{k} was {a[k]!r}, now {b[k]!r}" if k.startswith("[study]") else f"{k} differ"
+    differ = [f"{k} was {a[k]!r}, now {b[k]!r}" if k.startswith("[study]")
+              else _models_differ(a[k], b[k]) if k == "[[models]]" else f"{k} differ"
               for k in a if a[k] != b[k]]
     if differ:
         raise OtherRunError(f"{run_dir} holds a run of another spec ({'; '.join(differ)}); give --out a new "
