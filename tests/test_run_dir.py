@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from gapscope.study.runner import run_study
@@ -81,6 +82,39 @@ def test_cells_written_before_defaults_were_folded_are_kept(tmp_path, monkeypatc
         run_study(spec, tmp_path / "run", detectors=False)
     res = run_study(spec, tmp_path / "run", detectors=False)
     assert res.skipped and not [o for o in res.outcomes if o.ok]
+
+
+def test_a_relabelled_training_row_retrains_only_the_cells_that_trained_on_it(tmp_path):
+    # the split ordered each domain and label by a seeded permutation: one row relabelled (as a
+    # label-noise finding suggests) reshuffled its domain's held-out set, and every cell trained again
+    spec = make_study(tmp_path)
+    run = tmp_path / "run"
+    run_study(spec, run, detectors=False)
+    splits = json.loads((run / "splits.json").read_text())
+    rows = {r["id"]: r for r in pd.read_parquet(run / "data" / "rows.parquet").to_dict("records")}
+    trained_on = {p.parent.name: set(pd.read_parquet(p).query("split == 'train'").id)
+                  for p in (run / "cells").glob("*/predictions.parquet")}
+    shop = tmp_path / "shop.jsonl"
+    lines = shop.read_text().splitlines()
+    trained = {rows[i]["text"]: i for i in splits["train"] if rows[i]["domain"] == "shop"}
+    moved = []
+    for k in range(len(lines)):  # each training row of shop in turn, until one leaves the held-out set as it was
+        row = json.loads(lines[k])
+        if row["text"] not in trained:
+            continue
+        shop.write_text("\n".join(lines[:k] + [json.dumps({**row, "label": 1 - row["label"]})] + lines[k + 1:]) + "\n")
+        res = run_study(spec, run, detectors=False)
+        now = json.loads((run / "splits.json").read_text())
+        moved.append(len(set(now["test"]) ^ set(splits["test"])))
+        if not moved[-1]:
+            break
+        shop.write_text("\n".join(lines) + "\n")
+        run_study(spec, run, detectors=False)
+    assert moved[-1] == 0 and len(moved) <= 3, moved
+    retrained = {o.name for o in res.outcomes if o.ok}
+    touched = {name for name, ids in trained_on.items() if trained[row["text"]] in ids}
+    assert retrained == touched and set(res.skipped) == set(trained_on) - touched
+    assert touched and set(res.skipped)
 
 
 def test_cells_the_data_no_longer_make_are_removed(tmp_path, capsys):

@@ -161,6 +161,22 @@ def test_split_is_stratified_seeded_and_disjoint():
     assert split_held_out(r, 0.25, seed=1) != (tr, te)
 
 
+def test_relabelling_or_adding_a_row_moves_only_the_rows_at_the_edge_of_the_split():
+    # a seeded permutation per domain and label reordered the whole stratum when one row changed
+    # label: the held-out set moved, and every cell of the study trained again
+    import dataclasses
+
+    r = rows(n=200)
+    tr, te = split_held_out(r, 0.25, seed=0)
+    moved = []
+    for k in [i for i, x in enumerate(r) if x.domain == "b"][:40]:
+        relabelled = r[:k] + [dataclasses.replace(r[k], label=1 - r[k].label)] + r[k + 1:]
+        moved.append(len(set(te) ^ set(split_held_out(relabelled, 0.25, seed=0)[1])))
+    assert max(moved) <= 4 and sorted(moved)[len(moved) // 2] <= 2
+    added = r + [Row(id="new", domain="b", text="b email number new", label=1)]
+    assert len(set(te) ^ set(split_held_out(added, 0.25, seed=0)[1])) <= 2
+
+
 def test_train_duplicates_of_test_rows_are_removed_and_counted():
     r = rows()
     r.append(Row(id="dup", domain="b", text="  A EMAIL   number 0 ", label=0))  # same as a0 after normalising
@@ -342,13 +358,12 @@ def test_copies_of_one_email_stay_on_one_side_of_the_split():
     one += [Row(id=f"l{i}", domain="e", text=f"legit {i}", label=0) for i in range(10)]
     tr, te = split_held_out(one, 0.3, seed=0)
     assert {f"t{i}" for i in range(4)} <= set(tr) and sum(i.startswith("l") for i in te) == 3
-    # without copies the split is the row-by-row one: the same rows held out as before
-    from gapscope.study.split import rng_for
+    # without copies the split is the row-by-row one: each label's first rows in the hashed order
+    from gapscope.study.split import hashed_order
 
     plain = [r for r in rows if not r.id.startswith("c")]
     expected = []
     for label, prefix in ((0, "h"), (1, "p")):
         ids = sorted(r.id for r in plain if r.label == label)
-        order = rng_for(3, "split", "d", str(label)).permutation(len(ids))
-        expected += [ids[i] for i in order[:round(0.25 * len(ids))]]
+        expected += [ids[i] for i in hashed_order(3, ids, "split", "d")[:round(0.25 * len(ids))]]
     assert split_held_out(plain, 0.25, seed=3)[1] == sorted(expected)

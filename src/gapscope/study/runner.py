@@ -458,7 +458,7 @@ def cap_test(rows_by_id, test_ids: list[str], spec: StudySpec) -> list[str]:
     cap = spec.study.max_test_per_domain
     if not cap:
         return test_ids
-    from gapscope.study.split import rng_for
+    from gapscope.study.split import hashed_order
 
     by_domain: dict[str, list[str]] = {}
     for i in test_ids:
@@ -483,8 +483,7 @@ def cap_test(rows_by_id, test_ids: list[str], spec: StudySpec) -> list[str]:
                 take[big] -= 1
                 take[lab] = 1
         for lab, v in sorted(by_label.items()):
-            order = rng_for(spec.study.seed, "test-cap", d, str(lab)).permutation(len(v))
-            kept += [v[j] for j in order[:take[lab]]]
+            kept += [v[j] for j in hashed_order(spec.study.seed, v, "test-cap", d)[:take[lab]]]
     return sorted(kept)
 
 
