@@ -130,7 +130,7 @@ def test_an_edit_past_the_model_window_is_counted_not_scored(monkeypatch):
     rows = [Row(id=f"r{i}", domain="d", label=i % 2,
                 text=("urgent " if i % 2 else "hello ") + "a b c d e f g h -- sent via relay") for i in range(8)]
     rows[0].text = "hello relay a b c d e f g h"  # here the footer word sits in view
-    study = SimpleNamespace(domains=["d"], test_rows=lambda d: rows, spec=SimpleNamespace(study=SimpleNamespace(seed=0)))
+    study = SimpleNamespace(domains=["d"], test_rows=lambda d: rows, distinct_test_rows=lambda d: rows, spec=SimpleNamespace(study=SimpleNamespace(seed=0)))
     model = FirstWords()
     monkeypatch.setattr(C.ModelCache, "get", classmethod(lambda cls, s, c: model))
     cell = SimpleNamespace(kind="causal-lm", name="m__specialist-d")
@@ -174,6 +174,33 @@ def test_greetings_go_and_the_rest_of_their_line_stays():
         assert E.drop_greeting(text) is None, text
 
 
+def test_a_first_line_that_is_the_message_is_no_greeting():
+    # after a greeting word, up to four words of anything ending the line counted as a name: the
+    # edit removed "verify your account", the phishing cue, and the flip was blamed on a greeting
+    for text in ("Hello your account is locked\nClick below", "Hi verify your account\nhttps://evil.com/login",
+                 "Hey urgent request\nI need gift cards", "Hello your account is locked, click here\nok"):
+        assert E.drop_greeting(text) is None, text
+    cases = {
+        "Dear Valued Customer:\nYour account": "Your account", "Dear PayPal Member:\nx": "x",
+        "Dear john.doe@company.com,\nx": "x", "Hello jdoe@acme.org,\nx": "x", "Dear account holder,\nx": "x",
+        "Hi John Smith\nx": "x", "hi john,\nx": "x", "Hello there,\nx": "x",
+        # pasted mail opens with its headers: the greeting is the body's
+        "From: a@b.com\nSubject: hi\n\nDear Customer,\nx": "From: a@b.com\nSubject: hi\n\nx",
+        "To: you@x.org\nDate: today\nHi Ann,\nx": "To: you@x.org\nDate: today\nx",
+    }
+    for text, want in cases.items():
+        assert E.drop_greeting(text) == want, text
+
+
+def test_deadlines_as_phishing_writes_them_go():
+    for text in ("Please verify within 1 hour or", "respond within 1 day or", "within 24hrs or",
+                 "within 48-hours or", "within the next 24 hours or", "it expires in 24 hours or", "expiring today or",
+                 "act within 30 mins or"):
+        calm = E.neutralize_urgency(text)
+        assert calm is not None and not any(c.isdigit() for c in calm) and "today" not in calm, text
+        assert calm.rstrip().endswith("or"), text
+
+
 def test_links_as_phishing_writes_them_are_links():
     text = ("Visit https://a.example/x or bit.ly/3xYz or HTTP://B.EXAMPLE/y, hxxp://evil.com/a, evil[.]com/x "
             "and paypal-secure.com/login today. Mail support@secure-bank.xyz, U.S. office, e.g. this/that.")
@@ -182,6 +209,13 @@ def test_links_as_phishing_writes_them_are_links():
         assert gone not in out, gone
     for kept in ("support@secure-bank.xyz", "U.S. office", "e.g. this/that", "today"):
         assert kept in out, kept
+    # a country's TLD, a port, a query, any TLD with a path, an IP with a path, a defanged scheme:
+    # each went in part ("visit .br/login") or not at all
+    for link in ("banco.com.br/login", "banco.com.br", "evil.com:8080/path", "evil.com?x=1", "evil.fr/login",
+                 "bank.in/x", "evil.icu/x", "192.168.1.1/login", "http[:]//evil.com/x"):
+        assert E.remove_urls(f"visit {link} now") == "visit  now", link
+    for prose in ("and/or 3.5/5 km/h", "version 1.2.3.4 released", "Is it evil.com? Yes", "file.txt is here"):
+        assert E.remove_urls(prose) in (None, "Is it ? Yes"), prose
     # text that lost its spaces is prose, not a link ("to", "me", "live" are TLDs too)
     for prose in ("verify your account.Click the link", "sent to you.To confirm", "built on ASP.NET", "we are done.live"):
         assert E.remove_urls(prose) is None, prose
@@ -212,7 +246,7 @@ def test_an_edit_in_view_does_not_pull_unseen_text_into_a_truncating_model():
 
     rows = [Row(id=f"r{i}", domain="d", label=0, text="Hi Bob,\nplease see the note below urgent reply needed")
             for i in range(6)]
-    study = SimpleNamespace(domains=["d"], test_rows=lambda d: rows, spec=SimpleNamespace(study=SimpleNamespace(seed=0)))
+    study = SimpleNamespace(domains=["d"], test_rows=lambda d: rows, distinct_test_rows=lambda d: rows, spec=SimpleNamespace(study=SimpleNamespace(seed=0)))
     get = C.ModelCache.get
     C.ModelCache.get = classmethod(lambda cls, s, c: FirstWords())
     try:
@@ -363,3 +397,56 @@ def test_chinese_urgency_is_linear_in_a_long_run_of_digits():
     t0 = time.perf_counter()
     assert E.neutralize_urgency(text) is None
     assert time.perf_counter() - t0 < 1.0
+
+
+def test_copies_of_one_email_are_one_email(monkeypatch):
+    # 8 held-out copies of one campaign and 1 other email read as n = 9, flip rate 0.89, high,
+    # on one flipped text; the split's copy groups now keep one of each
+    from types import SimpleNamespace
+
+    from gapscope.attribution import corpus as C
+    from gapscope.data.rows import Row
+    from gapscope.study.context import Study
+
+    class KeysOnTheGreeting:
+        kind = "tfidf-lr"
+
+        def score(self, texts):
+            return [1.0 if "Dear customer" in t else -1.0 for t in texts]
+
+    camp = "Subject: Invoice\n\nDear customer,\nYour invoice is attached."
+    rows = [Row(id=f"c{i}", domain="d", label=0, text=camp) for i in range(8)]
+    rows += [Row(id="o0", domain="d", label=1, text="Subject: hi\n\nHello,\nmeeting at 3")]
+    study = Study.__new__(Study)  # a run's rows and splits, without the run
+    study.__dict__.update(rows={r.id: r for r in rows},
+                          splits={"test": [r.id for r in rows], "copy_groups": {f"c{i}": 7 for i in range(8)}})
+    assert [r.id for r in study.distinct_test_rows("d")] == ["c0", "o0"]
+    fake = SimpleNamespace(domains=["d"], distinct_test_rows=study.distinct_test_rows,
+                           spec=SimpleNamespace(study=SimpleNamespace(seed=0)))
+    monkeypatch.setattr(C.ModelCache, "get", classmethod(lambda cls, s, c: KeysOnTheGreeting()))
+    edit = [e for e in E.EDITS if e.name == "drop_greeting"]
+    s = M.summarize(M.pairs_for_cell(fake, SimpleNamespace(kind="tfidf-lr", name="x"), edit, M.DEFAULTS), 0.0)
+    assert s[("drop_greeting", "d")]["n"] == 2 and s[("drop_greeting", "d")]["to_legitimate"] == 1
+
+
+def test_a_finding_on_the_overall_rate_headlines_it(monkeypatch, tmp_path):
+    # domain a (10 emails) flips none, b and c (4 each) flip all: the overall 8 of 18 made a medium
+    # finding titled "flips 0 of 10 decisions (0%) in a", with no example and a score of 0
+    from types import SimpleNamespace
+
+    def recs(study, cell, edits, opts):
+        return [{"domain": d, "edit": "drop_greeting", "effect": "label-preserving", "id": f"{d}{i}", "label": 0,
+                 "original": -1.0, "edited": 1.0 if i < flip else -1.0, "text": "x"}
+                for d, n, flip in (("a", 10, 0), ("b", 4, 4), ("c", 4, 4)) for i in range(n)]
+
+    monkeypatch.setattr(M, "pairs_for_cell", recs)
+    monkeypatch.setattr(M, "describe_cell", lambda c: "tfidf trained on a")
+    monkeypatch.setattr(M, "_example_pair", lambda study, cell, edit, ex: {"id": ex["id"]})
+    cell = SimpleNamespace(name="tfidf__specialist-a", model="tfidf", paradigm="specialist:a", kind="tfidf-lr",
+                           threshold=0.0)
+    study = SimpleNamespace(domains=["a", "b", "c"], detector_options=lambda n, d, r: {**d, "shortcut_edits": 0},
+                            detector_cells=lambda n: [cell], artifact_dir=lambda n: tmp_path, rows={})
+    (f,) = M.run(study)
+    assert f.severity == "medium" and "flips 8 of 18 decisions (44%) over all test domains" in f.title
+    assert "most in b, c" in f.title and f.domains == ["b", "c"] and f.score == pytest.approx(8 / 18)
+    assert f.evidence["example_pair"] == {"id": "b0"}

@@ -522,7 +522,8 @@ def cell_domain_attributions(study, cell, domain: str, opts: dict[str, Any] | No
     """Attributions of `cell` on the bounded sample of `domain`'s held-out emails, by row id."""
     opts = opts or options(study)
     attributor = attributor_for(cell.kind, opts["method"], opts)
-    rows = sample_rows(study.test_rows(domain), emails_per_domain(cell.kind, opts), study.spec.study.seed, domain)
+    rows = sample_rows(study.distinct_test_rows(domain), emails_per_domain(cell.kind, opts), study.spec.study.seed,
+                       domain)
     if not rows:
         return {}
     store = AttributionStore.for_cell(study, cell, attributor)

@@ -25,16 +25,38 @@ from gapscope.attribution.words import (TAG_RE, display_key, email_pattern, feat
 _TAG = re.compile(TAG_RE + r"|&(?:nbsp|amp|lt|gt|quot|#\d+);")  # tags (not <addresses>) and entities
 _SHOUT = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
 # A salutation: the greeting word, up to four words of name ("Dear valued customer", "Dear
-# Sir/Madam") and a comma or the end of its line; "!" or ":" only right after the greeting or one
-# word ("Hello!", "Hi team:"), since in phishing a longer run before them is the message itself
-# ("Hello your account has been locked!"). Only what it says is removed: "Hi Bob, wire the money
-# today" keeps "wire the money today".
+# Sir/Madam", "Dear PayPal Member:", "Hello jdoe@acme.org,") and a comma, a colon, "!" or the end of
+# its line. Two or more words must read as a name (`_names_an_addressee`): in phishing the first line
+# is often the message itself ("Hello your account is locked", "Hi verify your account"), and an edit
+# that removed it would blame the model for a greeting. Only what it says is removed: "Hi Bob, wire
+# the money today" keeps "wire the money today".
 _GREET = (r"[ \t]*(?:dear(?:est)?|hi(?:ya)?|hello|hey|greetings|good (?:morning|afternoon|evening|day)"
           r"|to whom it may concern)\b")
-_NAME = r"[ \t]+[\w.'’&/-]+"
+_NAME = r"[ \t]+[\w.'’&/@+-]+"
 _GREETING = re.compile(
-    _GREET + r"(?:(?:" + _NAME + r"){0,4}?[ \t]*(?:[,，]|(?=\r?\n)|$)|(?:" + _NAME + r")?[ \t]*[!:])[ \t]*",
+    _GREET + r"(?P<name>(?:" + _NAME + r"){0,4}?)[ \t]*(?P<end>[,，!:]|(?=\r?\n)|$)[ \t]*",
     re.IGNORECASE)  # '，': "Hi 王先生，" (a full-width comma after a Chinese name)
+# words that address someone without being a name ("Dear valued customer", "Hi all", "Dear account holder")
+_ADDRESSEE_WORDS = frozenset("""
+    customer customers client clients user users member members subscriber subscribers account holder holders
+    valued dear sir sirs madam madame sir/madam team all everyone everybody there friend friends colleague
+    colleagues guys folks partner partners recipient recipients shopper shoppers beneficiary employee employees
+    staff student students applicant applicants candidate candidates mr mrs ms miss dr prof and & or of the our
+    my mister dearest""".split())
+
+
+def _names_an_addressee(name: str) -> bool:
+    """Whether the words between a greeting word and its comma, colon or line end read as an addressee:
+    one word of any kind ("Hi there,", "hey guys!"), or words that are each capitalised, an address
+    or an addressee noun ("Dear Valued Customer:", "Dear account holder,")."""
+    words = name.split()
+    return len(words) <= 1 or all(w[0].isupper() or "@" in w or w.strip(".,'’").lower() in _ADDRESSEE_WORDS
+                                  for w in words)
+
+
+def _english_greeting(line: str) -> re.Match | None:
+    m = _GREETING.match(line)
+    return m if m is not None and _names_an_addressee(m.group("name")) else None
 # Chinese and Japanese salutations, which no English pattern sees: 尊敬的客户： / 亲爱的会员， / 尊敬的用户，您好： /
 # 您好！ / 亲， (Taobao's) and お客様各位 / 田中様 / 拝啓 / こんにちは. A name runs at most ten characters and ends at a
 # comma or colon (full- or half-width) or the line's end, so "尊敬的客户您的账户已被冻结！" is no greeting; "！" only
@@ -65,11 +87,14 @@ GREETING_CJK_RE = re.compile(
 GREETING_LINES = 2  # a greeting opens the body: looked for in its first two non-blank lines only
 NEUTRAL_DOMAIN = "mail.example.org"
 
+# "24 hours", "1 hour", "24hrs", "48-hours", "30 mins", "2 days"
+_DEADLINE = r"\d+[- ]?(?:hours?|hrs?|h|minutes?|mins?|days?)"
 URGENCY = [
     (r"\burgent(?:ly)?\b", ""), (r"\bimmediate(?:ly)?\b", ""), (r"\bright away\b", ""), (r"\basap\b", ""),
     (r"\bact now\b", "reply"), (r"\bas soon as possible\b", ""), (r"\bfinal (?:notice|warning|reminder)\b", "notice"),
-    (r"\blast chance\b", "reminder"), (r"\bwithin \d+ (?:hours|hrs|minutes|days)\b", ""),
-    (r"\b(?:by|before) (?:end of day|midnight|tonight|today)\b", ""), (r"\bexpires? (?:today|tonight|soon)\b", ""),
+    (r"\blast chance\b", "reminder"), (rf"\bwithin (?:the next )?{_DEADLINE}\b", ""),
+    (r"\b(?:by|before) (?:end of day|midnight|tonight|today)\b", ""),
+    (rf"\bexpir(?:es|ing|e) (?:in {_DEADLINE}|today|tonight|soon)\b", ""),
     (r"\btime[- ]sensitive\b", ""), (r"\baction required\b", "information"), (r"\bdeadline\b", "date"),
     (r"\bwithout delay\b", ""), (r"\bnow\b(?=[!.])", ""),
 ]
@@ -160,15 +185,22 @@ def neutralize_urgency(text: str) -> str | None:
 _BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
 
 
+_HEADER = re.compile(r"(?:subject|from|to|cc|date|reply-to|sender):[ \t]", re.IGNORECASE)
+
+
 def _body_start(text: str) -> int:
-    """Where the body begins: after a "Subject: ..." header and its blank line (or, with no blank
-    line, its own line), else at 0."""
-    if text.startswith("Subject:"):
-        m = _BLANK_LINE.search(text)
-        if m:
-            return m.end()
-        nl = text.find("\n")
-        return nl + 1 if nl >= 0 else len(text)
+    """Where the body begins: after a block of header lines ("Subject: ...", or "From: ...",
+    "To: ...", "Date: ..." as pasted mail opens) and its blank line, else at 0. With no blank line,
+    after the header lines themselves."""
+    pos = 0
+    while _HEADER.match(text, pos):
+        nl = text.find("\n", pos)
+        if nl < 0:
+            return len(text)
+        pos = nl + 1
+    if pos:
+        m = _BLANK_LINE.match(text, pos - 1)
+        return m.end() if m else pos
     return 0
 
 
@@ -181,7 +213,7 @@ def drop_greeting(text: str) -> str | None:
         end = len(text) if end < 0 else end
         line = text[pos:end].removesuffix("\r")
         if line.strip():
-            m = (_GREETING.match(line) or (GREETING_CJK_RE.match(line) if has_no_space_script(line) else None)
+            m = (_english_greeting(line) or (GREETING_CJK_RE.match(line) if has_no_space_script(line) else None)
                  or (GREETING_KO_RE.match(line) if has_hangul(line) else None))
             if m:
                 rest = line[m.end():]

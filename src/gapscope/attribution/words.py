@@ -137,9 +137,14 @@ def _patterns(no_space: bool) -> dict[str, str]:
         end, stop = r"\b", ""
         word = rf"{_W}+(?:['’]{_W}+)*"
     host = not_before(r"@.\[\]-") + r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.|\[\.\]))+"
-    path = rf"/[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
-    url = (rf"(?:(?i:(?:h(?:tt|xx)ps?://|ftp://|www\.))[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
-           rf"|{host}(?:(?:{_TLDS}){end}(?:{path})?|(?:{_WORD_TLDS}){end}{path})"
+    # a path, a query or a fragment ("evil.com?x=1"), and a port before it ("evil.com:8080/login")
+    path = rf"(?::\d{{1,5}})?[/?#][^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
+    ip = not_before(r"@.\d") + r"\d{1,3}(?:\.\d{1,3}){3}"
+    # a known TLD, chained to a country's ("banco.com.br", "shop.co.uk" with a path); with a path
+    # any TLD ("evil.fr/login", "bank.icu/x", "192.168.1.1/login"): prose has no "word.word/word"
+    url = (rf"(?:(?i:(?:h(?:tt|xx)ps?(?:://|\[:\]//)|ftp://|www\.))[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
+           rf"|{host}(?:(?:{_TLDS})(?:\.[a-z]{{2}})?{end}(?:{path})?|(?:{_WORD_TLDS}|[a-z]{{2,24}}){end}{path})"
+           rf"|{ip}{path}"
            + (r"(?![\w@]))" if not no_space else rf"{end}(?!@))"))
     # an address starts where its run of address characters starts: tried inside "a.a.a..." at every
     # position, the scan for an "@" was quadratic

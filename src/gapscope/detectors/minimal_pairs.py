@@ -74,7 +74,7 @@ def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> li
     model = tokens = None
     out = []
     for d in study.domains:
-        rows = sample_rows(study.test_rows(d), n, study.spec.study.seed, d)
+        rows = sample_rows(study.distinct_test_rows(d), n, study.spec.study.seed, d)
         jobs = []
         for r in rows:
             for e in edits:
@@ -108,8 +108,9 @@ def pairs_for_cell(study, cell, edits: list[E.Edit], opts: dict[str, Any]) -> li
 
 def summarize(records: list[dict[str, Any]], threshold: float) -> dict[tuple[str, str], dict[str, Any]]:
     """(edit, domain) -> n (emails the edit changed for the model), unseen (emails where it fell
-    outside what the model reads), mean_delta, flip_rate (None when n = 0), to_phishing,
-    to_legitimate; domain "*" = all."""
+    outside what the model reads), mean_delta, mean_abs_delta, mean_delta_phishing and
+    mean_delta_legitimate (by true label), flip_rate (None when n = 0), to_phishing, to_legitimate;
+    domain "*" = all."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in records:
         groups[(r["edit"], r["domain"])].append(r)
@@ -120,12 +121,16 @@ def summarize(records: list[dict[str, Any]], threshold: float) -> dict[tuple[str
         o = np.array([r["original"] for r in seen])
         e = np.array([r["edited"] for r in seen])
         before, after = o > threshold, e > threshold
-        y = np.array([bool(r.get("label")) for r in seen])
+        y = np.array([bool(r.get("label")) for r in seen], dtype=bool)
         flipped = before != after
         out[key] = {"n": len(seen), "unseen": len(rs) - len(seen),
                     # a flip onto the true label corrects an error; one off it makes an error
                     "corrected": int((flipped & (after == y)).sum()), "broken": int((flipped & (after != y)).sum()),
                     "mean_delta": float((e - o).mean()) if seen else None,
+                    # a mean near zero can hide large moves that cancel: phishing mail down, legitimate up
+                    "mean_abs_delta": float(np.abs(e - o).mean()) if seen else None,
+                    "mean_delta_phishing": float((e - o)[y].mean()) if y.any() else None,
+                    "mean_delta_legitimate": float((e - o)[~y].mean()) if (~y).any() else None,
                     "flip_rate": float((before != after).mean()) if seen else None,
                     "to_phishing": int((~before & after).sum()), "to_legitimate": int((before & ~after).sum()),
                     "effect": rs[0]["effect"]}
@@ -165,9 +170,22 @@ def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts,
     return "low" if low_end >= 0.5 else "info"
 
 
+def _example_pair(study, cell, edit: str, ex: dict[str, Any]) -> dict[str, Any]:
+    """The flipped email and its edit, each with its token attributions, for the report's side-by-side view."""
+    from gapscope.attribution.corpus import AttributionStore, ModelCache, attributor_for, options as att_options
+
+    model = ModelCache.get(study, cell)
+    att = attributor_for(cell.kind, "occlusion", att_options(study))
+    # the original is a test email: the cell's attribution store may already hold it
+    original = AttributionStore.for_cell(study, cell, att).get_or_compute(
+        model, att, [(ex["id"], study.rows[ex["id"]].text)])[ex["id"]]
+    return {"id": ex["id"], "edit": edit, "original": original.to_dict(),
+            "edited": att.attribute(model, ex["text"]).to_dict(),
+            "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
+
+
 @register_detector("minimal_pairs")
 def run(study) -> list[Finding]:
-    from gapscope.attribution.corpus import AttributionStore, ModelCache, attributor_for, options as att_options
     from gapscope.study import artifacts
 
     opts = options(study)
@@ -193,21 +211,21 @@ def run(study) -> list[Finding]:
             sev = _severity(overall["effect"], worst, overall, opts, picked_from=len(eligible))
             if sev is None:
                 continue
+            # the finding may rest on the overall rate alone (the worst domain of 5+ emails under the bar,
+            # smaller ones flipping): then the headline is the overall rate, shown where the flips are
+            on_overall = worst["flip_rate"] < float(opts["flip_rate"])
+            if on_overall:
+                worst_dom = max(sorted(per_dom), key=lambda d: (per_dom[d]["corrected"] + per_dom[d]["broken"],
+                                                                per_dom[d]["flip_rate"]))
             flipped = [r for r in recs if r["edit"] == edit and r["domain"] == worst_dom and not r.get("unseen")
                        and (r["original"] > cell.threshold) != (r["edited"] > cell.threshold)]
             ex = max(flipped, key=lambda r: abs(r["edited"] - r["original"])) if flipped else None
-            pair = None
-            if ex is not None:
-                model = ModelCache.get(study, cell)
-                att = attributor_for(cell.kind, "occlusion", att_options(study))
-                # the original is a test email: the cell's attribution store may already hold it
-                original = AttributionStore.for_cell(study, cell, att).get_or_compute(
-                    model, att, [(ex["id"], study.rows[ex["id"]].text)])[ex["id"]]
-                pair = {"id": ex["id"], "edit": edit, "original": original.to_dict(),
-                        "edited": att.attribute(model, ex["text"]).to_dict(),
-                        "margin_original": round(ex["original"], 4), "margin_edited": round(ex["edited"], 4)}
+            pair = None if ex is None else _example_pair(study, cell, edit, ex)
             k = worst["corrected"] + worst["broken"]  # every flip puts an email on its true label or off it
             lo, hi = flip_ci(worst, len(eligible))
+            k_all = overall["corrected"] + overall["broken"]
+            flipped_in = [d for d, s in sorted(per_dom.items(), key=lambda x: (-(x[1]["corrected"] + x[1]["broken"]),
+                                                                                  x[0])) if s["corrected"] + s["broken"]]
             # domains too small to headline that flipped more, and where the edit was out of view
             small = [f"{d}: {s['corrected'] + s['broken']} of {s['n']}" for d, s in sorted(per_dom.items())
                      if d not in eligible and s["flip_rate"] > worst["flip_rate"]]
@@ -216,18 +234,33 @@ def run(study) -> list[Finding]:
                      (", correcting an error" if k == 1 else ", each an error corrected") if worst["corrected"] == k else
                      (", making an error" if k == 1 else ", each making an error") if worst["broken"] == k else
                      f", {worst['corrected']} correcting an error and {worst['broken']} making one")
+            if on_overall:
+                olo, ohi = flip_ci(overall)
+                which_all = ("" if not k_all else ", each an error corrected" if overall["corrected"] == k_all else
+                             ", each making an error" if overall["broken"] == k_all else
+                             f", {overall['corrected']} correcting an error and {overall['broken']} making one")
+                title = (f"{describe_cell(cell)}: '{edit}' flips {k_all} of {overall['n']} decisions "
+                         f"({overall['flip_rate']:.0%}) over all test domains{which_all}, "
+                         f"most in {', '.join(flipped_in[:3]) or worst_dom}")
+                headline = (f"Over all test domains it changes {overall['flip_rate']:.0%} (95% CI {olo:.0%}-{ohi:.0%}) "
+                            f"of {overall['n']} decisions; no domain of {int(opts['min_emails'])} or more emails "
+                            f"reaches {float(opts['flip_rate']):.0%} alone. ")
+            else:
+                title = (f"{describe_cell(cell)}: '{edit}' flips {k} of {worst['n']} "
+                         f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{which}")
+                headline = ""
             findings.append(Finding(
                 kind="edit_sensitivity", severity=sev,
-                title=(f"{describe_cell(cell)}: '{edit}' flips {k} of {worst['n']} "
-                       f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{which}"),
-                summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). In {worst_dom} it changes "
+                title=title,
+                summary=(f"Edit: {describe.get(edit, edit)} ({overall['effect']}). {headline}In {worst_dom} it changes "
                          f"{worst['flip_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%}"
                          + (f", widened for picking the worst of {len(eligible)} domains" if len(eligible) > 1 else "")
                          + f") "
                          f"of {worst['n']} decisions ({worst['to_legitimate']} to legitimate, "
                          f"{worst['to_phishing']} to phishing; {worst['corrected']} of the flips put an email on its true "
                          f"label, {worst['broken']} took one off it: a flip either way shows the decision depends on "
-                         f"what the edit removed; mean margin change {worst['mean_delta']:+.2f}). Over all domains it "
+                         f"what the edit removed; mean margin change {worst['mean_delta']:+.2f}, mean size of the "
+                         f"change {worst['mean_abs_delta']:.2f}). Over all domains it "
                          f"flips {overall['flip_rate']:.0%} of {overall['n']} ({overall['corrected']} correcting an "
                          f"error, {overall['broken']} making one)."
                          + (f" Domains with fewer than {int(opts['min_emails'])} emails flipped more ("
@@ -239,8 +272,9 @@ def run(study) -> list[Finding]:
                                          for d, s in sorted(all_dom.items())},
                           "overall": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in overall.items()},
                           "example_pair": pair},
-                models=[cell.model], domains=[worst_dom], example_ids=[r["id"] for r in flipped][:20],
-                score=worst["flip_rate"],
+                models=[cell.model], domains=(flipped_in or [worst_dom]) if on_overall else [worst_dom],
+                example_ids=[r["id"] for r in flipped][:20],
+                score=max(worst["flip_rate"], overall["flip_rate"]) if on_overall else worst["flip_rate"],
             ))
     artifacts.write_json(study.artifact_dir("minimal_pairs") / "edits.json", table)
     domains = sorted({r["domain"] for r in table if r["domain"] != "*"})
@@ -253,8 +287,8 @@ def run(study) -> list[Finding]:
 
     per_domain = {"id": "minimal-pairs-domains", "title": "Minimal pairs: decision flips per edit and test domain",
                   "caption": "Flipped decisions of the emails scored (in view) in each test domain; blank: the edit "
-                             "changes no email of that domain. The urgency and greeting edits know English, Chinese "
-                             "and Japanese wording only: in mail of another language a blank there does not mean "
+                             "changes no email of that domain. The urgency and greeting edits know English, Chinese, "
+                             "Japanese and Korean wording only: in mail of another language a blank there does not mean "
                              "the mail has none.",
                   "table": {"columns": ["cell", "edit", *domains],
                             "rows": [[r["cell"], r["edit"], *[flips(by.get((r["cell"], r["edit"], d))) for d in domains]]
@@ -262,11 +296,15 @@ def run(study) -> list[Finding]:
     artifacts.write_json(study.artifact_dir("minimal_pairs") / "section.json", [{
         "id": "minimal-pairs", "title": "Minimal pairs: decision flips per edit (all test domains)",
         "caption": ("Each edit applied to held-out emails of every test domain: the share of the cell's decisions it "
-                    "flips and the mean margin change (positive = toward phishing). Label-preserving edits should "
+                    "flips and the mean margin change (positive = toward phishing), over all emails, over the "
+                    "phishing and the legitimate ones, and its mean size (moves that cancel in the mean show "
+                    "there). Label-preserving edits should "
                     "flip nothing; 'not in view' counts emails where the edit falls outside what the model reads "
                     "(past its truncation), which are not scored."),
         "table": {"columns": ["cell", "edit", "effect", "emails", "not in view", "flip rate", "to phishing",
-                              "to legitimate", "mean margin change"],
+                              "to legitimate", "mean margin change", "phishing mail", "legitimate mail",
+                              "mean |change|"],
                   "rows": [[r["cell"], r["edit"], r["effect"], r["n"], r["unseen"], r["flip_rate"], r["to_phishing"],
-                            r["to_legitimate"], r["mean_delta"]] for r in table if r["domain"] == "*"]}}, per_domain])
+                            r["to_legitimate"], r["mean_delta"], r["mean_delta_phishing"], r["mean_delta_legitimate"],
+                            r["mean_abs_delta"]] for r in table if r["domain"] == "*"]}}, per_domain])
     return findings

@@ -168,6 +168,16 @@ class Study:
         rows = [self.rows[i] for i in self.splits["test"]]
         return [r for r in rows if domain is None or r.domain == domain]
 
+    def distinct_test_rows(self, domain: str | None = None) -> list[Row]:
+        """test_rows with one row (the lowest id) of each group of held-out copies and near-copies
+        (splits.json copy_groups): the detectors that sample emails and count them (minimal pairs,
+        the corpus attributions) read one campaign sent eight times as one email, not eight."""
+        groups = (self.splits or {}).get("copy_groups") or {}
+        first: dict[Any, str] = {}
+        for i in sorted(groups):
+            first.setdefault(groups[i], i)
+        return [r for r in self.test_rows(domain) if r.id not in groups or first[groups[r.id]] == r.id]
+
     def artifact_dir(self, detector: str) -> Path:
         d = self.run_dir / "diagnostics" / detector
         d.mkdir(parents=True, exist_ok=True)
