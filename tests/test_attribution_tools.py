@@ -447,3 +447,23 @@ def test_attributions_compare_models_and_the_generalist(tmp_path):
         assert row[5].startswith(p["least_alike"]) and all(d in row[5] for d in p["tied_with"])
     assert next(s for s in sections if s["id"] == "corpus-attribution-between-cells")["title"].startswith(
         "How the models differ, and what")
+
+
+def test_the_attribution_method_option_is_named_and_serves_tfidf_cells(tmp_path):
+    # method = "relevance" failed the whole detector on a TF-IDF cell, and findings said
+    # "Occlusion attributions" whatever the method
+    from gapscope.attribution.corpus import attributor_for, method_label
+    from gapscope.detectors import attributions as A
+    from gapscope.study import artifacts
+
+    assert attributor_for("tfidf-lr", "relevance").name == "occlusion"
+    assert attributor_for("causal-lm", "relevance").name == "relevance"
+    assert method_label("tfidf-lr", "shap") == "SHAP (Partition)"
+    cfg = SynthConfig(seed=2, n_per_domain=60, domains=["marketing", "personal"])
+    for method, said in (("relevance", "Occlusion attributions over"), ("shap", "SHAP (Partition) attributions over")):
+        study = mini_study(tmp_path / method, cfg,
+                           detectors={"attributions": {"emails_per_domain": 4, "method": method}})
+        findings = A.run(study)
+        assert findings and all(f.summary.startswith(said) for f in findings), [f.summary for f in findings]
+        caption = artifacts.read_json(study.run_dir / "diagnostics" / "attributions" / "section.json")[0]["caption"]
+        assert caption.startswith(f"Each cell's attributions ({method_label('causal-lm', method).lower()}")

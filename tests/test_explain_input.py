@@ -81,3 +81,35 @@ def test_a_file_that_is_not_mail_is_explained_as_written_and_bad_mail_in_one_lin
         read_email_file(p)
     with pytest.raises(GapscopeError, match="missing.eml: cannot read it"):
         read_email_file(tmp_path / "missing.eml")
+
+
+def test_words_past_the_model_window_are_said_and_struck_through():
+    # the panel showed every word, those the model never read looking like neutral ones
+    import numpy as np
+    from rich.console import Console
+
+    from gapscope.attribution.base import Attribution
+    from gapscope.explain import highlighted, render
+
+    tokens = ["urgent ", "verify ", "your ", "password ", "family ", "notes"]
+    att = Attribution(tokens=tokens, weights=np.array([2.0, 1.0, -0.5, 0.5, 0.0, 0.0]), margin=1.0,
+                      method="relevance", in_view=4)
+    console = Console(record=True, force_terminal=True, color_system="truecolor", width=120)
+    render(att, console=console)
+    assert "the model reads the first 4 of 6 words" in " ".join(console.export_text().split())
+    styles = {str(span.style) for span in highlighted(att).spans if "strike" in str(span.style)}
+    assert styles == {"dim strike"} and sum("strike" in str(s.style) for s in highlighted(att).spans) == 2
+    whole = Attribution(tokens=tokens, weights=np.zeros(6), margin=0.0, method="occlusion")
+    console = Console(record=True, width=120)
+    render(whole, console=console)
+    assert "never sees" not in console.export_text()
+
+
+def test_a_weight_of_float_noise_has_no_direction():
+    import numpy as np
+
+    from gapscope.attribution.base import Attribution
+
+    att = Attribution(tokens=["verify ", "now ", ","], weights=np.array([1.2, -0.3, -1.39e-17]), margin=1.0,
+                      method="occlusion")
+    assert [t for _, t, _ in att.top(10, -1)] == ["now"]

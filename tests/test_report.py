@@ -341,3 +341,19 @@ def test_evidence_past_the_depth_limit_is_drawn_with_rounded_numbers(tmp_path):
     html = _render(tmp_path, [deep])
     assert "0.5833" in html and "0.3333" in html and "0.1235" in html
     assert "0.58333" not in html and "0.33333" not in html and "0.123456" not in html
+
+
+def test_a_long_email_keeps_its_colour_scale_and_says_what_is_cut_or_unread():
+    # cut at 400 words with the scale of the part kept: weak words drawn full red, the decisive word
+    # missing, and no word of the cut; words past the model's window looked like neutral ones
+    from gapscope.report.render import MAX_TOKENS, evidence_node
+
+    tokens = ["word "] * 450 + ["VERIFY"]
+    node = evidence_node({"tokens": tokens, "weights": [0.01] * 450 + [2.0], "text": "".join(tokens)})
+    spans = node["spans"]
+    assert len(spans) == MAX_TOKENS + 1 and "51 more words" in spans[-1]["text"]
+    assert spans[0]["style"] == ""  # 0.01 against the email's 2.0: no colour (it was drawn full red)
+    node = evidence_node({"tokens": ["urgent ", "verify ", "family ", "notes"], "weights": [2.0, 1.0, 0.0, 0.0],
+                          "in_view": 2})
+    assert [("line-through" in s["style"]) for s in node["spans"]] == [False, False, True, True]
+    assert node["rest"] is None  # in_view is drawn, not listed as a field

@@ -52,13 +52,15 @@ def highlighted(att: Attribution) -> Text:
     lone_cr = {m.start() for m in re.finditer("\r(?!\n)", text)}
     out = Text()
     at = 0
-    for tok, w in zip(att.tokens, att.weights):
+    view = len(att.tokens) if att.in_view is None else att.in_view
+    for i, (tok, w) in enumerate(zip(att.tokens, att.weights)):
         core = tok.rstrip()
         tail = tok[len(core):]
         lead = core[: len(core) - len(core.lstrip())]
         core = core.lstrip()
         out.append(_shown(lead, at, lone_cr))
-        out.append(_shown(core, at + len(lead), lone_cr), style=_bg(float(w), scale))
+        # past the model's window: never read, so dim rather than the neutral look of a weight of 0
+        out.append(_shown(core, at + len(lead), lone_cr), style=_bg(float(w), scale) if i < view else "dim strike")
         out.append(_shown(tail, at + len(lead) + len(core), lone_cr))
         at += len(tok)
     return out
@@ -97,6 +99,11 @@ def render(att: Attribution, *, title: str = "", threshold: float = 0.0, top: in
                            (" toward legitimate ", _bg(-1.0, 1.0) or ""))
     # what the words are of, when not the text as given (a mail file parsed as training parsed mail)
     about = [Text.assemble(("explained: ", "dim"), (visible(explained), ""))] if explained else []
+    if att.in_view is not None and att.in_view < len(att.tokens):
+        words = sum(1 for t in att.tokens if t.strip())
+        read = sum(1 for t in att.tokens[:att.in_view] if t.strip())
+        about.append(Text.assemble(("window: ", "dim"), (f"the model reads the first {read} of {words} words; the "
+                                                           "rest (struck through) it never sees and carry no weight", "")))
     console.print(Panel(Group(head, *about, legend, Text(""), highlighted(att)), title=plain(title or "explain"),
                         expand=True))
     console.print(top_table(att, top))

@@ -66,9 +66,11 @@ class Attribution:
         -1 legitimate only, 0 by absolute weight."""
         w = self.weights
         order = np.argsort(-(w * direction) if direction else -np.abs(w), kind="stable")
+        # float noise (-1e-17 from a tf-idf difference) is no direction: "toward legitimate -0.000"
+        tiny = 1e-9 * float(np.abs(w).max()) if len(w) else 0.0
         out = []
         for i in order:
-            if direction and w[i] * direction <= 0:
+            if direction and w[i] * direction <= tiny:
                 break
             if not self.tokens[i].strip():
                 continue

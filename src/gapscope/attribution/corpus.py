@@ -397,8 +397,21 @@ def sample_rows(rows: Sequence, n: int, seed: int, key: str) -> list:
     return sorted(out, key=lambda r: r.id)
 
 
+def _method_for(kind: str, method: str) -> str:
+    # relevance needs gradients: a TF-IDF cell of a mixed study is explained by occlusion, which
+    # is exact and cheap there (it failed the whole detector)
+    return "occlusion" if method == "relevance" and is_cheap(kind) else method
+
+
+def method_label(kind: str, method: str) -> str:
+    """How findings name the method a cell of `kind` is explained with under `[detectors.attributions] method`."""
+    return {"occlusion": "Occlusion", "relevance": "Relevance (gradient)",
+            "shap": "SHAP (Partition)"}.get(_method_for(kind, method), method)
+
+
 def attributor_for(kind: str, method: str = "occlusion", opts: dict[str, Any] | None = None) -> Attributor:
     opts = opts or DEFAULTS
+    method = _method_for(kind, method)
     if method == "occlusion":
         params = default_occlusion_options(kind)
         if "max_evals" in params:

@@ -65,7 +65,8 @@ def _worst_miss(atts_by_domain: dict[str, dict], rows: dict, threshold: float) -
 
 def _shown(rid: str, a) -> dict[str, Any]:
     d = a.to_dict()
-    return {"id": rid, "text": d["text"], "tokens": d["tokens"], "weights": d["weights"], "margin": d["margin"]}
+    return {"id": rid, "text": d["text"], "tokens": d["tokens"], "weights": d["weights"], "margin": d["margin"],
+            **({"in_view": d["in_view"]} if "in_view" in d else {})}
 
 
 def _fmt_features(fs: list[dict], n: int = 5) -> str:
@@ -190,7 +191,8 @@ def run(study) -> list[Finding]:
         findings.append(Finding(
             kind="top_features", severity="info",
             title=f"{describe_cell(cell)}: top phishing evidence in {in_home} is {top_home}",
-            summary=(f"Occlusion attributions over {sum(v['n_emails'] for v in per_dom.values())} held-out emails "
+            summary=(f"{C.method_label(cell.kind, opts['method'])} attributions over "
+                     f"{sum(v['n_emails'] for v in per_dom.values())} held-out emails "
                      f"in {len(per_dom)} domains (frequency-aware word and phrase importance).{ov_txt}{view_txt}"),
             evidence={"cell": cell.name, "paradigm": cell.paradigm, "per_domain": per_dom, "shifts": shifts,
                       "contrasts": contrasts, "example": examples.get(home), "example_out_of_domain": miss},
@@ -337,10 +339,12 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
                            f"{ch['across_median']:.0%} vs {ch['within_median']:.0%} (5th pct {ch['within_p05']:.0%}), "
                            f"{ch['emails']} emails" if ch else "too few emails",
                            "yes" if s["beyond_chance"] else "no", _names(diff["more_in_home"]),
-                           _names(diff["more_in_this_domain"]), _names(diff["only_in_home"])])
+                           _names(diff["more_in_this_domain"]), _signed(diff["only_in_home"])])
     return [
         {"id": "corpus-attributions", "title": "Corpus-level attributions: top features per cell and test domain",
-         "caption": ("Each cell's attributions (occlusion) over a domain's held-out emails (a label-balanced sample "
+         "caption": (f"Each cell's attributions ({C.method_label('causal-lm', opts['method']).lower()}"
+                     + (", occlusion for TF-IDF cells" if opts["method"] == "relevance" else "")
+                     + ") over a domain's held-out emails (a label-balanced sample "
                      f"where the domain has more than {opts['emails_per_domain_llm']} for neural cells, "
                      f"{opts['emails_per_domain']} for TF-IDF), aggregated per word or phrase: importance = mean weight × "
                      "log(1 + emails it occurs in), so a feature the cell leans on in many emails outranks a one-off. "
@@ -357,7 +361,8 @@ def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
                      "the overlap of two disjoint halves of the home emails (what chance gives at that size); a shift is "
                      "beyond chance when the first lies below the 5th percentile of the second. The feature columns compare only features both samples "
                      "hold in enough emails; 'only at home' lists strong home features the other domain's sample "
-                     "lacks (a vocabulary difference, not a change in how the model uses them)."),
+                     "lacks, with their importance (+ toward phishing, - toward legitimate): a vocabulary "
+                     "difference, not a change in how the model uses them."),
          "table": {"columns": ["cell", "home", "test domain", "overlap", "halves: across vs within", "beyond chance",
                                "stronger toward phishing at home", "stronger toward phishing here", "only at home"],
                    "rows": shifts}},

@@ -89,26 +89,36 @@ def _token_text(tok: Any) -> str:
 
 
 def _weights(weights: list) -> list[float]:
-    return [float(w) if isinstance(w, int | float) else 0.0 for w in weights[:MAX_TOKENS]]
+    return [float(w) if isinstance(w, int | float) else 0.0 for w in weights]
 
 
 def _is_tokens(v: Any) -> bool:
     return isinstance(v, dict) and isinstance(v.get("tokens"), list) and isinstance(v.get("weights"), list)
 
 
-def token_spans(tokens: list, weights: list, top: float | None = None) -> list[dict[str, str]]:
+def token_spans(tokens: list, weights: list, top: float | None = None,
+                in_view: Any = None) -> list[dict[str, str]]:
     """Tokens with a background whose strength is |weight|: red toward phishing, blue toward legitimate.
-    `top`: the |weight| of full strength (default the email's own largest), shared by emails drawn
-    side by side so that one colour means one weight in both."""
-    pairs = list(zip(tokens, weights))[:MAX_TOKENS]
-    ws = _weights([w for _, w in pairs])
+    `top`: the |weight| of full strength (default the email's own largest, over all its tokens, not
+    only the first MAX_TOKENS drawn), shared by emails drawn side by side so that one colour means
+    one weight in both. `in_view`: the tokens the model reads; those past it are drawn struck
+    through, not as neutral words. Past MAX_TOKENS one span says how many more there are."""
+    ws = _weights(list(weights)[:len(tokens)])
     top = top or max((abs(w) for w in ws), default=0.0) or 1.0
+    view = in_view if isinstance(in_view, int) and not isinstance(in_view, bool) else len(tokens)
     spans = []
-    for (tok, _), w in zip(pairs, ws):
+    for i, (tok, w) in enumerate(zip(tokens[:MAX_TOKENS], ws)):
+        if i >= view:
+            spans.append({"text": _token_text(tok), "style": "opacity:.5;text-decoration:line-through",
+                          "w": "not read by the model (past its window)"})
+            continue
         a = abs(w) / top
         style = "" if a < 0.05 else (
             f"background:rgba({'220,38,38' if w > 0 else '37,99,235'},{0.1 + 0.55 * a:.2f})")
         spans.append({"text": _token_text(tok), "style": style, "w": f"{w:+.3g}"})
+    if len(tokens) > MAX_TOKENS:
+        left = sum(1 for t in tokens[MAX_TOKENS:] if str(t).strip())
+        spans.append({"text": f" [… {left} more words, in findings.json]", "style": "opacity:.6", "w": ""})
     return spans
 
 
@@ -117,10 +127,10 @@ def _email(item: dict[str, Any]) -> dict[str, Any]:
     label = item.get("label")
     head = [(str(k), {1: "phishing", 0: "legitimate"}.get(v, fmt(v)) if k == "label" else fmt(v))
             for k, v in item.items()
-            if k not in ("text", "tokens", "weights") and _is_scalar(v) and not _long(v)]
+            if k not in ("text", "tokens", "weights", "in_view") and _is_scalar(v) and not _long(v)]
     node: dict[str, Any] = {"t": "email", "head": head[:8], "phish": label == 1}
     if isinstance(item.get("tokens"), list) and isinstance(item.get("weights"), list):
-        node["spans"] = token_spans(item["tokens"], item["weights"])
+        node["spans"] = token_spans(item["tokens"], item["weights"], in_view=item.get("in_view"))
     else:
         node["body"] = _capped(str(item.get("text", "")))
     return node
@@ -136,9 +146,9 @@ def evidence_node(v: Any, depth: int = 0, top: float | None = None) -> dict[str,
     if isinstance(v, dict):
         if _is_tokens(v):
             # the email is drawn by its tokens; its text again and the run's bookkeeping stay in findings.json
-            rest = {k: x for k, x in v.items() if k not in ("tokens", "weights", "params", "seconds", "evals")
+            rest = {k: x for k, x in v.items() if k not in ("tokens", "weights", "params", "seconds", "evals", "in_view")
                     and not (k == "text" and x == "".join(map(str, v["tokens"])))}
-            return {"t": "tokens", "spans": token_spans(v["tokens"], v["weights"], top),
+            return {"t": "tokens", "spans": token_spans(v["tokens"], v["weights"], top, v.get("in_view")),
                     "rest": evidence_node(rest, depth + 1) if rest else None}
         items = list(v.items())[:MAX_KEYS]
         # emails side by side (a minimal pair, an in-domain and an out-of-domain example), on one scale
