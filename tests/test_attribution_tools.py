@@ -360,16 +360,18 @@ def test_a_cell_of_several_domains_is_read_against_them_pooled_and_each_against_
     # against its first training domain alone
     from gapscope.detectors import attributions as A
 
-    cfg = SynthConfig(seed=3, n_per_domain=160, domains=["marketing", "personal", "mailinglist"],
+    # 60 held-out emails a domain: at 40, two halves of the pooled home agree so little (their top lists'
+    # overlap at its 5th percentile 0 on one split in four) that no shift can read beyond chance
+    cfg = SynthConfig(seed=3, n_per_domain=240, domains=["marketing", "personal", "mailinglist"],
                       shortcut={"domain": "mailinglist", "rate": 1.0})
     study = mini_study(tmp_path, cfg, specialist=[], generalist=["marketing", "personal", "mailinglist"],
-                       detectors={"attributions": {"emails_per_domain": 40}})
+                       detectors={"attributions": {"emails_per_domain": 60}})
     (f,) = A.run(study)
     pool = "training domains (marketing, personal, mailinglist)"
     assert f.evidence["shifts"] == {} and set(f.evidence["contrasts"]) == {"marketing", "personal", "mailinglist"}
     assert f"top phishing evidence in its {pool}" in f.title
     footer = f.evidence["contrasts"]["mailinglist"]
-    assert footer["vs"] == "training domains (marketing, personal)" and footer["shift_test"]["emails"] == 40
+    assert footer["vs"] == "training domains (marketing, personal)" and footer["shift_test"]["emails"] == 60
     assert footer["beyond_chance"]  # the footer marks phishing there and nowhere else
     assert "Within its training domains, its phishing evidence in" in f.summary and "mailinglist" in f.summary
 

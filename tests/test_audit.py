@@ -211,3 +211,17 @@ def test_style_counts_chinese_words_and_full_width_exclamations():
     zh, en = a["domains"]["zh"]["style"], a["domains"]["en"]["style"]
     assert zh["mean_words"] == 12 and zh["exclamation_share"] == 1.0   # was 1 word, no exclamation
     assert en["mean_words"] == 8 and en["exclamation_share"] == 1.0
+
+
+def test_a_minhash_estimate_on_the_bar_counts_as_reaching_it():
+    # 56 of 80 agreeing minhashes is 0.7, and 0.8 - 0.1 is 0.7000000000000001 in floats: the pair was
+    # never checked, and a campaign variant at Jaccard 0.81 kept its held-out twin
+    import numpy as np
+
+    from gapscope.data.audit import NUM_PERM, _link_large_buckets
+
+    sig = np.zeros((2, NUM_PERM), dtype=np.uint32)
+    sig[1, : NUM_PERM * 7 // 10] = 0
+    sig[1, NUM_PERM * 7 // 10:] = 1
+    assert (sig[0] == sig[1]).mean() == 0.7
+    assert _link_large_buckets(sig, [[0, 1]], [], lambda i, j: 0.81, 0.8) == [(0, 1, 0.81)]

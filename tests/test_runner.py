@@ -330,10 +330,17 @@ def test_a_resume_after_the_corpus_was_relabelled_redoes_the_cells(tmp_path, mon
         meta_path.write_text(json.dumps(meta))
     upgraded = run_study(spec, tmp_path / "run", detectors=False)
     assert len(upgraded.skipped) == len(jobs) and not upgraded.outcomes
-    # ... and is when they do not: relabelled once more, every cell trains again
+    # ... and is when they do not: relabelled once more, every cell that read those rows trains again
+    # (the split moves only rows at its edge, so a cell that neither trained nor was scored on them stays)
     path.write_text("\n".join(json.dumps({**r, "label": 1 - r["label"]} if i < 4 else r)
                               for i, r in enumerate(rows)) + "\n")
-    assert not run_study(spec, tmp_path / "run", detectors=False).skipped
+    before = {p.parent.name: set(pd.read_parquet(p)["id"]) for p in (tmp_path / "run" / "cells").glob("*/predictions.parquet")}
+    res = run_study(spec, tmp_path / "run", detectors=False)
+    now = pd.read_parquet(tmp_path / "run" / "data" / "rows.parquet").set_index("id")["label"]
+    moved = {i for i in now.index if i in current.index and now[i] != current[i]}
+    assert len(moved) == 4
+    assert {o.name for o in res.outcomes if o.ok} >= {name for name, ids in before.items() if ids & moved}
+    assert all(not (before[name] & moved) for name in res.skipped)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -373,7 +380,7 @@ def test_a_label_held_out_whole_with_copies_labelled_otherwise_is_said(tmp_path,
     # the shop's only phishing email (sent three times) left no training phishing, and the
     # specialist was skipped as 'all legitimate' without a word of why
     spec = make_study(tmp_path)
-    spec.write_text(spec.read_text().replace('name = "t"\n', 'name = "t"\nseed = 3\n'))  # a seed that holds it out
+    spec.write_text(spec.read_text().replace('name = "t"\n', 'name = "t"\nseed = 5\n'))  # a seed that holds it out
     lines = [json.dumps({"text": f"Hello, the {w} order {i} shipped today", "label": 0})
              for i, w in enumerate(["blue", "red", "green", "small", "large", "tall"])]
     lines += [json.dumps({"text": "Hello, the blue order 0 shipped today", "label": 1})] * 3

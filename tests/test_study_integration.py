@@ -1,5 +1,5 @@
 """The spine on a real pretrained model: LoRA-fine-tune the embedded SmolLM2 (Llama architecture)
-through the study runner on a small synthetic slice and beat chance out of domain."""
+through the study runner on a small synthetic slice: it learns its domain and is scored on the other."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_smollm2_lora_cell_beats_chance_out_of_domain(tmp_path):
+def test_smollm2_lora_cell_learns_its_domain_and_is_scored_out_of_domain(tmp_path):
     from gapscope.data.synth import SynthConfig, generate
     from gapscope.study.runner import run_study
 
@@ -39,9 +39,13 @@ epochs = 3
 """)
     run_study(spec, tmp_path / "run", detectors=False)
     matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
+    home = [e for e in matrix if e["in_domain"]]
     ood = [e for e in matrix if not e["in_domain"]]
     assert len(ood) == 1 and ood[0]["test_domain"] == "alerts"
-    # beats chance out of domain: AUROC's 95% CI lies above 0.5
-    assert ood[0]["auroc"] > 0.5 and ood[0]["auroc_ci"][0] > 0.5, ood[0]
+    # 48 corporate emails teach it its own domain: AUROC's 95% CI lies above 0.5 (0.87-0.98 over [study]
+    # seeds 0-3). Out of domain it need not: 0.53, 0.35, 0.45 and 0.79 on alerts over the same seeds
+    # (it passed at seed 0 under 0.6's split), which is the failure gapscope is for; the cell is scored there
+    assert home[0]["auroc"] > 0.5 and home[0]["auroc_ci"][0] > 0.5, home[0]
+    assert ood[0]["n"] > 0 and ood[0]["auroc_ci"][0] <= ood[0]["auroc"] <= ood[0]["auroc_ci"][1], ood[0]
     log = json.loads((tmp_path / "run" / "cells" / "smollm2__specialist-corporate" / "train_log.json").read_text())
     assert log["steps"] > 0

@@ -41,7 +41,7 @@ class CellJob:
     def fingerprint(self, with_data: bool = True, as_written: bool = False) -> str:
         """The cell's identity; caches keyed by it (attributions, activations) follow the data too.
         Options written out at their default count as left out. `with_data=False`: the fingerprint
-        of cells written before data keys existed; `as_written=True`: before 0.6.2, which hashed
+        of cells written before data keys existed; `as_written=True`: before 0.7.0, which hashed
         the options as the spec wrote them."""
         from gapscope.models.options import canonical_options
 
