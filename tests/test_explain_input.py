@@ -113,3 +113,13 @@ def test_a_weight_of_float_noise_has_no_direction():
     att = Attribution(tokens=["verify ", "now ", ","], weights=np.array([1.2, -0.3, -1.39e-17]), margin=1.0,
                       method="occlusion")
     assert [t for _, t, _ in att.top(10, -1)] == ["now"]
+
+
+def test_a_nan_weight_has_no_direction():
+    import numpy as np
+
+    from gapscope.attribution.base import Attribution
+
+    att = Attribution(tokens=["click ", "here ", "thanks ", "bob"], weights=np.array([0.8, np.nan, -0.5, -0.2]),
+                      margin=1.0, method="occlusion")
+    assert [t for _, t, _ in att.top(5, 1)] == ["click"] and [t for _, t, _ in att.top(5, -1)] == ["thanks", "bob"]

@@ -178,15 +178,19 @@ def test_a_first_line_that_is_the_message_is_no_greeting():
     # after a greeting word, up to four words of anything ending the line counted as a name: the
     # edit removed "verify your account", the phishing cue, and the flip was blamed on a greeting
     for text in ("Hello your account is locked\nClick below", "Hi verify your account\nhttps://evil.com/login",
-                 "Hey urgent request\nI need gift cards", "Hello your account is locked, click here\nok"):
+                 "Hey urgent request\nI need gift cards", "Hello your account is locked, click here\nok",
+                 # Title Case messages end a line, a ":" or a "!" too
+                 "Hello Verify Your Account!\nx", "Dear Customer Action Required:\nx", "Hi URGENT PAYMENT NEEDED\nx"):
         assert E.drop_greeting(text) is None, text
     cases = {
         "Dear Valued Customer:\nYour account": "Your account", "Dear PayPal Member:\nx": "x",
         "Dear john.doe@company.com,\nx": "x", "Hello jdoe@acme.org,\nx": "x", "Dear account holder,\nx": "x",
-        "Hi John Smith\nx": "x", "hi john,\nx": "x", "Hello there,\nx": "x",
+        "Dear Mr Smith:\nx": "x", "hi john,\nx": "x", "Hello there,\nx": "x", "Dear Dr. van der Berg,\nx": "x",
+        "Dear friends and family,\nx": "x", "Hi Ms. García,\nx": "x", "Hello Jean-Luc,\nx": "x",
         # pasted mail opens with its headers: the greeting is the body's
         "From: a@b.com\nSubject: hi\n\nDear Customer,\nx": "From: a@b.com\nSubject: hi\n\nx",
         "To: you@x.org\nDate: today\nHi Ann,\nx": "To: you@x.org\nDate: today\nx",
+        "Subject:Invoice\nFrom: x@y.z\n\nDear Bob,\nx": "Subject:Invoice\nFrom: x@y.z\n\nx",
     }
     for text, want in cases.items():
         assert E.drop_greeting(text) == want, text
@@ -214,8 +218,11 @@ def test_links_as_phishing_writes_them_are_links():
     for link in ("banco.com.br/login", "banco.com.br", "evil.com:8080/path", "evil.com?x=1", "evil.fr/login",
                  "bank.in/x", "evil.icu/x", "192.168.1.1/login", "http[:]//evil.com/x"):
         assert E.remove_urls(f"visit {link} now") == "visit  now", link
-    for prose in ("and/or 3.5/5 km/h", "version 1.2.3.4 released", "Is it evil.com? Yes", "file.txt is here"):
-        assert E.remove_urls(prose) in (None, "Is it ? Yes"), prose
+    for prose in ("and/or 3.5/5 km/h", "version 1.2.3.4 released", "file.txt is here", "node.js/react",
+                  "report.pdf/docx", "sales.team/marketing", "config.yaml?ref=1", "C:/Users/john.doe/Documents",
+                  "1.234.567.890/yr"):
+        assert E.remove_urls(prose) is None, prose
+    assert E.remove_urls("Is it evil.com? Yes") == "Is it ? Yes"
     # text that lost its spaces is prose, not a link ("to", "me", "live" are TLDs too)
     for prose in ("verify your account.Click the link", "sent to you.To confirm", "built on ASP.NET", "we are done.live"):
         assert E.remove_urls(prose) is None, prose
@@ -437,7 +444,7 @@ def test_a_finding_on_the_overall_rate_headlines_it(monkeypatch, tmp_path):
     def recs(study, cell, edits, opts):
         return [{"domain": d, "edit": "drop_greeting", "effect": "label-preserving", "id": f"{d}{i}", "label": 0,
                  "original": -1.0, "edited": 1.0 if i < flip else -1.0, "text": "x"}
-                for d, n, flip in (("a", 10, 0), ("b", 4, 4), ("c", 4, 4)) for i in range(n)]
+                for d, n, flip in (("a", 10, 1), ("b", 4, 4), ("c", 4, 4)) for i in range(n)]
 
     monkeypatch.setattr(M, "pairs_for_cell", recs)
     monkeypatch.setattr(M, "describe_cell", lambda c: "tfidf trained on a")
@@ -447,6 +454,22 @@ def test_a_finding_on_the_overall_rate_headlines_it(monkeypatch, tmp_path):
     study = SimpleNamespace(domains=["a", "b", "c"], detector_options=lambda n, d, r: {**d, "shortcut_edits": 0},
                             detector_cells=lambda n: [cell], artifact_dir=lambda n: tmp_path, rows={})
     (f,) = M.run(study)
-    assert f.severity == "medium" and "flips 8 of 18 decisions (44%) over all test domains" in f.title
-    assert "most in b, c" in f.title and f.domains == ["b", "c"] and f.score == pytest.approx(8 / 18)
+    assert f.severity == "medium" and "flips 9 of 18 decisions (50%) over all test domains" in f.title
+    assert "most in b, c, a" in f.title and f.domains == ["b", "c", "a"] and f.score == pytest.approx(9 / 18)
     assert f.evidence["example_pair"] == {"id": "b0"}
+    # the sentence about the domain shown gives that domain's own numbers (it gave a's 1 of 10 as b's)
+    assert "In b it changes 100% (95% CI" in f.summary and "of 4 decisions (0 to legitimate, 4 to phishing" in f.summary
+
+
+def test_a_campaign_sent_to_two_domains_keeps_one_copy_in_each():
+    # the group's lowest id over all domains was kept: the domain without it lost the campaign
+    from gapscope.data.rows import Row
+    from gapscope.study.context import Study
+
+    rows = [Row(id="a1", domain="bank", label=1, text="win"), Row(id="b1", domain="shop", label=1, text="win"),
+            Row(id="b2", domain="shop", label=1, text="win"), Row(id="b3", domain="shop", label=0, text="hi")]
+    study = Study.__new__(Study)
+    study.__dict__.update(rows={r.id: r for r in rows},
+                          splits={"test": [r.id for r in rows], "copy_groups": {"a1": 0, "b1": 0, "b2": 0}})
+    assert [r.id for r in study.distinct_test_rows("shop")] == ["b1", "b3"]
+    assert [r.id for r in study.distinct_test_rows("bank")] == ["a1"]

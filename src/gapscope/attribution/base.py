@@ -67,10 +67,11 @@ class Attribution:
         w = self.weights
         order = np.argsort(-(w * direction) if direction else -np.abs(w), kind="stable")
         # float noise (-1e-17 from a tf-idf difference) is no direction: "toward legitimate -0.000"
-        tiny = 1e-9 * float(np.abs(w).max()) if len(w) else 0.0
+        finite = np.abs(w[np.isfinite(w)])
+        tiny = 1e-9 * float(finite.max()) if len(finite) else 0.0
         out = []
         for i in order:
-            if direction and w[i] * direction <= tiny:
+            if direction and not w[i] * direction > tiny:  # a NaN weight has no direction either
                 break
             if not self.tokens[i].strip():
                 continue

@@ -38,25 +38,38 @@ _GREETING = re.compile(
     re.IGNORECASE)  # '，': "Hi 王先生，" (a full-width comma after a Chinese name)
 # words that address someone without being a name ("Dear valued customer", "Hi all", "Dear account holder")
 _ADDRESSEE_WORDS = frozenset("""
-    customer customers client clients user users member members subscriber subscribers account holder holders
-    valued dear sir sirs madam madame sir/madam team all everyone everybody there friend friends colleague
-    colleagues guys folks partner partners recipient recipients shopper shoppers beneficiary employee employees
-    staff student students applicant applicants candidate candidates mr mrs ms miss dr prof and & or of the our
-    my mister dearest""".split())
+    customer customers client clients user users member members subscriber subscribers holder holders sir sirs
+    madam madame sir/madam team all everyone everybody there friend friends family colleague colleagues guys
+    folks partner partners recipient recipients shopper shoppers beneficiary employee employees staff student
+    students applicant applicants candidate candidates""".split())
+_HONORIFICS = frozenset("mr mrs ms miss dr prof mister madam sir".split())
+# words a name or an addressee carries in lower case: "Dear valued customer", "Dr. van der Berg", "friends and family"
+_NAME_PARTICLES = frozenset("valued dear dearest our my the of and & or account van der de den von da di du del le la ten bin al el".split())
 
 
-def _names_an_addressee(name: str) -> bool:
-    """Whether the words between a greeting word and its comma, colon or line end read as an addressee:
-    one word of any kind ("Hi there,", "hey guys!"), or words that are each capitalised, an address
-    or an addressee noun ("Dear Valued Customer:", "Dear account holder,")."""
+def _bare(word: str) -> str:
+    return word.strip(".,'’").lower()
+
+
+def _names_an_addressee(name: str, end: str) -> bool:
+    """Whether the words between a greeting word and its comma, colon, "!" or line end read as an
+    addressee: one word of any kind ("Hi there,", "hey guys!"); before a comma, words each
+    capitalised, an address, an addressee noun or a name's particle ("Dear Valued Customer,", "Dear
+    Dr. van der Berg,"); before ":", "!" or the line's end, where a Title Case message ends too ("Hello
+    Verify Your Account!", "Dear Customer Action Required:"), such words ending on an addressee noun
+    or opening with an honorific ("Dear PayPal Member:", "Dear Mr Smith:")."""
     words = name.split()
-    return len(words) <= 1 or all(w[0].isupper() or "@" in w or w.strip(".,'’").lower() in _ADDRESSEE_WORDS
-                                  for w in words)
+    if len(words) <= 1:
+        return True
+    if not all(w[0].isupper() or "@" in w or _bare(w) in _ADDRESSEE_WORDS | _NAME_PARTICLES | _HONORIFICS
+               for w in words):
+        return False
+    return end in (",", "，") or _bare(words[-1]) in _ADDRESSEE_WORDS or _bare(words[0]) in _HONORIFICS
 
 
 def _english_greeting(line: str) -> re.Match | None:
     m = _GREETING.match(line)
-    return m if m is not None and _names_an_addressee(m.group("name")) else None
+    return m if m is not None and _names_an_addressee(m.group("name"), m.group("end")) else None
 # Chinese and Japanese salutations, which no English pattern sees: 尊敬的客户： / 亲爱的会员， / 尊敬的用户，您好： /
 # 您好！ / 亲， (Taobao's) and お客様各位 / 田中様 / 拝啓 / こんにちは. A name runs at most ten characters and ends at a
 # comma or colon (full- or half-width) or the line's end, so "尊敬的客户您的账户已被冻结！" is no greeting; "！" only
@@ -185,7 +198,8 @@ def neutralize_urgency(text: str) -> str | None:
 _BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
 
 
-_HEADER = re.compile(r"(?:subject|from|to|cc|date|reply-to|sender):[ \t]", re.IGNORECASE)
+# "Subject:Invoice" and an empty "Subject:" too; the others need their space ("To whom it may concern" is no header)
+_HEADER = re.compile(r"(?:subject:|(?:from|to|cc|date|reply-to|sender):(?=[ \t]|\r?\n|$))", re.IGNORECASE)
 
 
 def _body_start(text: str) -> int:

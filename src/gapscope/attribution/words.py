@@ -99,6 +99,13 @@ NO_SPACE_CHAR_RE = rf"[{_NS}][{_MARKS}]*(?:(?:[{_NS_EXT}]|(?<=[{_NS_JOIN}])[{_NS
 # case is prose ("account.Click", "ASP.NET"): text whose spaces were lost is not a link.
 _TLDS = "com|org|net|info|biz|io|ly|xyz|ru|cn|uk|tk|ml|ga|cf|gq|gl|gd|cc|ws"
 _WORD_TLDS = "co|me|us|de|to|top|site|online|link|app|click|shop|live"
+# TLDs read as a link's only with a path ("evil.fr/login", "bank.icu/x"): countries' and the cheap
+# generic ones phishing registers; not any letters, since "node.js/react" and "report.pdf/docx" are prose
+_PATH_TLDS = ("fr|it|es|nl|pl|pt|be|ch|at|se|no|fi|dk|cz|sk|hu|ro|bg|gr|ie|eu|su|ua|kz|tr|il|ir|sa|ae|pk|in|bd|"
+              "lk|id|vn|th|ph|sg|hk|tw|jp|kr|au|nz|ca|mx|br|ar|cl|pe|ve|za|ng|ke|eg|ma|pw|cm|tv|fm|ai|ly|"
+              "edu|gov|mil|int|icu|club|store|tech|space|fun|buzz|rest|work|life|world|today|email|support|"
+              "help|services|cloud|digital|network|page|win|bid|loan|men|date|review|stream|download|racing|"
+              "trade|party|science|cricket|accountant|faith|mobi|pro|asia|dev|website")
 # An HTML tag: a tag name (letters, digits, '-', '_', one namespace 'o:p'), then '>' or a space or '/' and
 # its attributes on the same line. An address or link in angle brackets ('<service@bank.top>',
 # '<https://...>', as every From: line writes one) is no tag: its name runs into '@', '.' or '://'.
@@ -139,11 +146,12 @@ def _patterns(no_space: bool) -> dict[str, str]:
     host = not_before(r"@.\[\]-") + r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.|\[\.\]))+"
     # a path, a query or a fragment ("evil.com?x=1"), and a port before it ("evil.com:8080/login")
     path = rf"(?::\d{{1,5}})?[/?#][^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
-    ip = not_before(r"@.\d") + r"\d{1,3}(?:\.\d{1,3}){3}"
-    # a known TLD, chained to a country's ("banco.com.br", "shop.co.uk" with a path); with a path
-    # any TLD ("evil.fr/login", "bank.icu/x", "192.168.1.1/login"): prose has no "word.word/word"
+    octet = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+    ip = not_before(r"@.") + rf"{octet}(?:\.{octet}){{3}}(?![\d.])"
+    # a known TLD, chained to a country's ("banco.com.br", "shop.co.uk" with a path); with a path,
+    # a country's or a cheap generic TLD ("evil.fr/login", "bank.icu/x") and an IP ("192.168.1.1/login")
     url = (rf"(?:(?i:(?:h(?:tt|xx)ps?(?:://|\[:\]//)|ftp://|www\.))[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
-           rf"|{host}(?:(?:{_TLDS})(?:\.[a-z]{{2}})?{end}(?:{path})?|(?:{_WORD_TLDS}|[a-z]{{2,24}}){end}{path})"
+           rf"|{host}(?:(?:{_TLDS})(?:\.[a-z]{{2}})?{end}(?:{path})?|(?:{_WORD_TLDS}|{_PATH_TLDS}){end}{path})"
            rf"|{ip}{path}"
            + (r"(?![\w@]))" if not no_space else rf"{end}(?!@))"))
     # an address starts where its run of address characters starts: tried inside "a.a.a..." at every

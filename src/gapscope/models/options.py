@@ -97,6 +97,7 @@ def _same_value(value: Any, default: Any, hint: Any) -> bool:
 
 # a runner key written at the value that means "unset": max_train = 0 caps nothing
 RUNNER_DEFAULTS = {"max_train": 0}
+SCHEDULING_KEYS = frozenset({"ray_num_cpus", "ray_num_gpus"})
 
 
 def canonical_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +111,9 @@ def canonical_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
         return dict(options)
     hints = typing.get_type_hints(cls) | {k: int for k in RUNNER_DEFAULTS}
     defaults = {f.name: _default_of(f) for f in dataclasses.fields(cls)} | RUNNER_DEFAULTS
-    return {k: v for k, v in options.items()
-            if not (k in defaults and _same_value(v, defaults[k], hints.get(k)))}
+    # where a cell runs (Ray's CPUs and GPUs for its task) is no part of what it learns
+    return {k: v for k, v in options.items() if k not in SCHEDULING_KEYS
+            and not (k in defaults and _same_value(v, defaults[k], hints.get(k)))}
 
 
 def choice(default: Any, *choices: Any) -> Any:

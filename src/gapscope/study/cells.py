@@ -38,16 +38,13 @@ class CellJob:
         cap = self.model.options.get("max_train")
         return self.train_ids[: int(cap)] if cap else self.train_ids
 
-    def fingerprint(self, with_data: bool = True, as_written: bool = False) -> str:
+    def fingerprint(self, with_data: bool = True) -> str:
         """The cell's identity; caches keyed by it (attributions, activations) follow the data too.
-        Options written out at their default count as left out. `with_data=False`: the fingerprint
-        of cells written before data keys existed; `as_written=True`: before 0.7.0, which hashed
-        the options as the spec wrote them."""
+        Options written out at their default count as left out, and Ray's scheduling keys not at
+        all. `with_data=False`: the fingerprint of cells written before data keys existed."""
         from gapscope.models.options import canonical_options
 
-        model = asdict(self.model)
-        if not as_written:
-            model["options"] = canonical_options(self.model.kind, self.model.options)
+        model = asdict(self.model) | {"options": canonical_options(self.model.kind, self.model.options)}
         key = {"model": model, "paradigm": self.paradigm, "train_ids": self.train_ids, "seed": self.seed}
         if self.data_key and with_data:
             key["data"] = self.data_key
@@ -109,7 +106,7 @@ def is_done(run_dir: Path, job: CellJob, labels: dict[str, int] | None = None,
         now = model_files(model)
         if any(now.get(name) != size for name, size in recorded.items()):
             return False
-    if meta.get("fingerprint") in (job.fingerprint(), job.fingerprint(as_written=True)):
+    if meta.get("fingerprint") == job.fingerprint():
         return True
     return (job.data_key != "" and "data_key" not in meta and meta.get("fingerprint") == job.fingerprint(False)
             and labels is not None and test_ids is not None and _same_rows(d, job, labels, test_ids))

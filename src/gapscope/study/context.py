@@ -173,10 +173,11 @@ class Study:
         (splits.json copy_groups): the detectors that sample emails and count them (minimal pairs,
         the corpus attributions) read one campaign sent eight times as one email, not eight."""
         groups = (self.splits or {}).get("copy_groups") or {}
-        first: dict[Any, str] = {}
-        for i in sorted(groups):
+        rows = self.test_rows(domain)
+        first: dict[Any, str] = {}  # over this domain's rows: a group spans domains, and each keeps one
+        for i in sorted(r.id for r in rows if r.id in groups):
             first.setdefault(groups[i], i)
-        return [r for r in self.test_rows(domain) if r.id not in groups or first[groups[r.id]] == r.id]
+        return [r for r in rows if r.id not in groups or first[groups[r.id]] == r.id]
 
     def artifact_dir(self, detector: str) -> Path:
         d = self.run_dir / "diagnostics" / detector
