@@ -86,22 +86,15 @@ def test_a_relabelled_training_row_retrains_only_the_cells_that_trained_on_it(tm
     shop = tmp_path / "shop.jsonl"
     lines = shop.read_text().splitlines()
     trained = {rows[i]["text"]: i for i in splits["train"] if rows[i]["domain"] == "shop"}
-    moved = []
-    for k in range(len(lines)):  # each training row of shop in turn, until one leaves the held-out set as it was
-        row = json.loads(lines[k])
-        if row["text"] not in trained:
-            continue
-        shop.write_text("\n".join(lines[:k] + [json.dumps({**row, "label": 1 - row["label"]})] + lines[k + 1:]) + "\n")
-        res = run_study(spec, run, detectors=False)
-        now = json.loads((run / "splits.json").read_text())
-        moved.append(len(set(now["test"]) ^ set(splits["test"])))
-        if not moved[-1]:
-            break
-        shop.write_text("\n".join(lines) + "\n")
-        run_study(spec, run, detectors=False)
-    assert moved[-1] == 0 and len(moved) <= 3, moved
+    # five training rows relabelled at once, as a label-noise finding lists them
+    picked = [k for k, line in enumerate(lines) if json.loads(line)["text"] in trained][:5]
+    shop.write_text("\n".join(json.dumps({**json.loads(x), "label": 1 - json.loads(x)["label"]}) if k in picked else x
+                              for k, x in enumerate(lines)) + "\n")
+    res = run_study(spec, run, detectors=False)
+    assert json.loads((run / "splits.json").read_text())["test"] == splits["test"]  # the held-out set stays
+    ids = {trained[json.loads(lines[k])["text"]] for k in picked}
     retrained = {o.name for o in res.outcomes if o.ok}
-    touched = {name for name, ids in trained_on.items() if trained[row["text"]] in ids}
+    touched = {name for name, train_ids in trained_on.items() if train_ids & ids}
     assert retrained == touched and set(res.skipped) == set(trained_on) - touched
     assert touched and set(res.skipped)
 

@@ -402,7 +402,7 @@ def test_a_label_held_out_whole_for_another_reason_is_not_called_a_copy():
     rows = [Row(id=f"l{i}", domain="d", text=f"legit {i}", label=0) for i in range(10)]
     rows.append(Row(id="p0", domain="d", text="phish", label=1))
     groups = list(range(len(rows)))
-    train, _ = split_held_out(rows, 0.6, 0, groups)
+    train, _ = split_held_out(rows, 0.6, 2, groups)  # a seed that holds p0 out
     assert "p0" not in train and untrained_classes(rows, train, groups) == []
 
 

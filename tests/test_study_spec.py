@@ -154,14 +154,15 @@ def test_split_is_stratified_seeded_and_disjoint():
     tr, te = split_held_out(r, 0.25, seed=0)
     assert not set(tr) & set(te) and len(tr) + len(te) == len(r)
     by = {x.id: x for x in r}
-    for d in "abc":
+    for d in "abc":  # each of 20 rows held out with probability 0.25: 5 on average
         for lab in (0, 1):
-            assert sum(1 for i in te if by[i].domain == d and by[i].label == lab) == 5
+            assert 1 <= sum(1 for i in te if by[i].domain == d and by[i].label == lab) <= 11
+    assert 18 <= len(te) <= 45  # 30 on average
     assert split_held_out(r, 0.25, seed=0) == (tr, te)
     assert split_held_out(r, 0.25, seed=1) != (tr, te)
 
 
-def test_relabelling_or_adding_a_row_moves_only_the_rows_at_the_edge_of_the_split():
+def test_relabelling_or_adding_a_row_moves_no_other_row_across_the_split():
     # a seeded permutation per domain and label reordered the whole stratum when one row changed
     # label: the held-out set moved, and every cell of the study trained again
     import dataclasses
@@ -172,9 +173,9 @@ def test_relabelling_or_adding_a_row_moves_only_the_rows_at_the_edge_of_the_spli
     for k in [i for i, x in enumerate(r) if x.domain == "b"][:40]:
         relabelled = r[:k] + [dataclasses.replace(r[k], label=1 - r[k].label)] + r[k + 1:]
         moved.append(len(set(te) ^ set(split_held_out(relabelled, 0.25, seed=0)[1])))
-    assert max(moved) <= 4 and sorted(moved)[len(moved) // 2] <= 2
+    assert max(moved) == 0
     added = r + [Row(id="new", domain="b", text="b email number new", label=1)]
-    assert len(set(te) ^ set(split_held_out(added, 0.25, seed=0)[1])) <= 2
+    assert set(te) <= set(split_held_out(added, 0.25, seed=0)[1])  # an added row moves no other
 
 
 def test_train_duplicates_of_test_rows_are_removed_and_counted():
@@ -351,19 +352,17 @@ def test_copies_of_one_email_stay_on_one_side_of_the_split():
     copies = {r.id for r in rows if r.id.startswith("c")}
     assert copies <= set(train) or copies <= set(test)
     assert copies <= set(train)  # 60 copies do not fit a test share of 30: the unique emails are held out
-    assert sum(i.startswith("p") for i in test) == 30 and sum(i.startswith("h") for i in test) == 30
+    held = sum(i.startswith("p") for i in test)
+    assert 6 <= held <= 20 and 18 <= sum(i.startswith("h") for i in test) <= 42  # about 30% of each
     # a label whose rows are all copies of one email keeps them for training (split row by row,
     # its training copies were then dropped as duplicates of the test ones and the class was lost)
     one = [Row(id=f"t{i}", domain="e", text="Same template", label=1) for i in range(4)]
     one += [Row(id=f"l{i}", domain="e", text=f"legit {i}", label=0) for i in range(10)]
     tr, te = split_held_out(one, 0.3, seed=0)
-    assert {f"t{i}" for i in range(4)} <= set(tr) and sum(i.startswith("l") for i in te) == 3
-    # without copies the split is the row-by-row one: each label's first rows in the hashed order
-    from gapscope.study.split import hashed_order
+    assert {f"t{i}" for i in range(4)} <= set(tr) and 1 <= sum(i.startswith("l") for i in te) <= 6
+    # without copies the split is the row-by-row one: each row held out when its own hash is below the share
+    from gapscope.study.split import unit_hash
 
     plain = [r for r in rows if not r.id.startswith("c")]
-    expected = []
-    for label, prefix in ((0, "h"), (1, "p")):
-        ids = sorted(r.id for r in plain if r.label == label)
-        expected += [ids[i] for i in hashed_order(3, ids, "split", "d")[:round(0.25 * len(ids))]]
+    expected = [r.id for r in plain if unit_hash(3, r.id, "split", "d") < 0.25]
     assert split_held_out(plain, 0.25, seed=3)[1] == sorted(expected)

@@ -33,29 +33,42 @@ def rng_for(seed: int, *parts: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(h[:8], "little"))
 
 
-def hashed_order(seed: int, keys: list[str], *parts: str) -> list[int]:
-    """The indices of `keys` in a seeded order that each key keeps whatever the others are: a
-    permutation of the list reordered every row of a domain and label when one row was relabelled,
-    added or removed, so one relabelled training row moved the whole held-out set and retrained
-    every cell; by each key's own hash, only the rows at the edge move."""
+def _digest(seed: int, key: str, parts: tuple[str, ...]) -> bytes:
     prefix = "\x00".join([str(seed), *parts, ""]).encode("utf-8")
-    return sorted(range(len(keys)),
-                  key=lambda i: (hashlib.blake2b(prefix + keys[i].encode("utf-8", "surrogatepass"),
-                                                 digest_size=8).digest(), keys[i]))
+    return hashlib.blake2b(prefix + key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def hashed_order(seed: int, keys: list[str], *parts: str) -> list[int]:
+    """The indices of `keys` in a seeded order that each key keeps whatever the others are (a
+    permutation of the list reordered every key when one was added or removed)."""
+    return sorted(range(len(keys)), key=lambda i: (_digest(seed, keys[i], parts), keys[i]))
+
+
+def unit_hash(seed: int, key: str, *parts: str) -> float:
+    """A number in [0, 1) that `key` keeps whatever the other keys are."""
+    return int.from_bytes(_digest(seed, key, parts), "little") / 2.0 ** 64
 
 
 def split_held_out(rows: list[Row], test_fraction: float, seed: int,
                    groups: list[int] | None = None) -> tuple[list[str], list[str]]:
-    """Per domain and label, a seeded `test_fraction` share goes to test. Returns (train_ids, test_ids).
-    Rows are taken in `hashed_order`, so relabelling, adding or removing a row moves at most a
-    row or group at the edge of its domain's held-out share, not the whole split.
+    """Each email (each group of copies) is held out when its own seeded hash falls below
+    `test_fraction`, so about that share of every domain and label goes to test. Returns (train_ids,
+    test_ids).
+
+    Its side depends on nothing else: a seeded permutation per domain and label, or any count to
+    fill, moved other rows when one row was relabelled, added or removed, the held-out set changed,
+    and every cell of the study trained again. Now relabelling training rows (as a label-noise finding
+    invites) leaves the held-out set as it was, and only the cells that trained on them train again.
+    Only where a label of two or more rows would otherwise lie all on one side does the split move
+    one group (the smallest, or the one hashed last) to the other.
 
     Copies of one email (the same text after normalising) go to one side together: split row by
     row, 60 copies of one phishing email made 16 of a domain's 30 held-out phishing rows (its F1
     and interval were mostly that one email's) and the de-duplication then took 44 of the 70
-    training phishing rows. `groups` (per row, data.audit.duplicate_group_of) widens "copies" to
+    training phishing rows. A group larger than its label's test share (test_fraction of its rows)
+    stays in training. `groups` (per row, data.audit.duplicate_group_of) widens "copies" to
     near-duplicates linked through each other: a campaign's variants, spread over both sides, lost
-    every training variant to the de-duplication. Without copies the split is the row-by-row one."""
+    every training variant to the de-duplication."""
     by_class: dict[tuple[str, int], list[tuple[Row, Any]]] = defaultdict(list)
     for k, r in enumerate(rows):
         by_class[(r.domain, r.label)].append((r, groups[k] if groups is not None else text_key(r.text)))
@@ -70,23 +83,19 @@ def split_held_out(rows: list[Row], test_fraction: float, seed: int,
         for r, g in members:
             copies.setdefault(g, []).append(r.id)
         keys, clusters = list(copies), list(copies.values())  # in order of their first id
-        # by each cluster's first id, not its label: a relabelled row keeps its place in the order
-        order = hashed_order(seed, [ids[0] for ids in clusters], "split", domain)
-        n_test = int(round(test_fraction * len(members)))
-        if len(members) >= 2:
-            n_test = min(max(n_test, 1), len(members) - 1)
+        # by each cluster's first id, not its label: a relabelled row keeps its side
+        u = [unit_hash(seed, ids[0], "split", domain) for ids in clusters]
+        cap = max(1, int(round(test_fraction * len(members))))
         forced = {i: decided[(domain, k)] for i, k in enumerate(keys) if (domain, k) in decided}
-        taken = [i for i, held in forced.items() if held]
-        count = sum(len(clusters[i]) for i in taken)
-        for i in order:  # whole clusters, in the seeded order, while they fit
-            if i not in forced and count + len(clusters[i]) <= n_test:
-                taken.append(int(i))
-                count += len(clusters[i])
-        free = [int(i) for i in order if i not in forced]
-        if not taken and n_test and free and len(clusters) > 1:  # every cluster larger than the test share:
-            taken = [min(free, key=lambda i: len(clusters[i]))]  # the smallest, training keeps the rest
+        free = [i for i in range(len(clusters)) if i not in forced]
+        chosen = {i for i, held in forced.items() if held}
+        chosen |= {i for i in free if u[i] < test_fraction and len(clusters[i]) <= cap}
+        if len(members) >= 2 and len(clusters) > 1 and free:
+            if not chosen:  # no held-out row of this label: the smallest group, training keeps the rest
+                chosen = {min(free, key=lambda i: (len(clusters[i]), u[i]))}
+            elif len(chosen) == len(clusters) and chosen & set(free):  # no training row: the one hashed last trains
+                chosen -= {max(chosen & set(free), key=lambda i: u[i])}
         # (copies of one email only: they all train, and the domain has no test row of this label)
-        chosen = set(taken)
         for i, ids in enumerate(clusters):
             (test if i in chosen else train).extend(ids)
             decided[(domain, keys[i])] = i in chosen
