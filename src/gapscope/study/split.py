@@ -60,7 +60,8 @@ def split_held_out(rows: list[Row], test_fraction: float, seed: int,
     and every cell of the study trained again. Now relabelling training rows (as a label-noise finding
     invites) leaves the held-out set as it was, and only the cells that trained on them train again.
     Only where a label of two or more rows would otherwise lie all on one side does the split move
-    one group (the smallest, or the one hashed last) to the other.
+    one group (the smallest, or the one hashed last) to the other; and a group of copies exactly at
+    its label's size limit (below) can change side when a row joins or leaves that label.
 
     Copies of one email (the same text after normalising) go to one side together: split row by
     row, 60 copies of one phishing email made 16 of a domain's 30 held-out phishing rows (its F1
