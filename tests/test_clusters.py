@@ -150,14 +150,14 @@ def test_a_run_records_its_held_out_copies_and_reads_them_in_the_matrix(tmp_path
                                     "label": y}) + "\n")
             for _ in range(6):  # one campaign sent six times
                 f.write(json.dumps({"text": f"urgent: confirm your {d} payroll login now", "label": 1}) + "\n")
-    spec = write_spec(tmp_path / "spec.toml", name="copies", seed=2, domains=["a", "b"],
+    spec = write_spec(tmp_path / "spec.toml", name="copies", seed=1, domains=["a", "b"],
                       models=[{"name": "tfidf", "kind": "tfidf-lr"}], specialist=["a", "b"], generalist=False)
     run_study(spec, tmp_path / "run", detectors=False)
     import pandas as pd
 
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
     held = splits["copy_groups"]
-    assert len(held) == 6 and set(held) <= set(splits["test"])  # seed 2 holds out b's campaign
+    assert len(held) == 6 and set(held) <= set(splits["test"])  # seed 1 holds out b's campaign
     rows = pd.read_parquet(tmp_path / "run" / "data" / "rows.parquet")
     domain_of = dict(zip(rows["id"], rows["domain"]))
     held_in = {domain_of[i] for i in held}

@@ -97,7 +97,15 @@ def test_detector_tables_every_edit_and_includes_the_suspected_shortcut(planted)
     r = rows[0]
     shown = next(x for x in per_dom["rows"] if x[:2] == [spec.name, r["edit"]])
     assert shown[2 + sorted(study.domains).index("mailinglist")] == f"{r['to_phishing'] + r['to_legitimate']}/{r['n']}"
-    assert findings
+    # a finding for every (cell, edit) whose table clears the bar, and none for the rest
+    flagged = {(f.evidence["cell"], f.evidence["edit"]) for f in findings}
+    for row in [x for x in table if x["domain"] == "*" and x["n"]]:
+        doms = {x["domain"]: x for x in table if x["cell"] == row["cell"] and x["edit"] == row["edit"]
+                and x["domain"] != "*" and x["n"]}
+        eligible = {d: x for d, x in doms.items() if x["n"] >= M.DEFAULTS["min_emails"]} or doms
+        worst = max(eligible.values(), key=lambda x: (x["flip_rate"], x["domain"]))
+        sev = M._severity(row["effect"], worst, row, M.DEFAULTS, picked_from=len(eligible))
+        assert ((row["cell"], row["edit"]) in flagged) == (sev is not None), row
     for f in findings:
         assert f.kind == "edit_sensitivity"
         o = f.evidence["overall"]  # the overall split is said, not only the headline domain's
