@@ -42,9 +42,10 @@ epochs = 3
     home = [e for e in matrix if e["in_domain"]]
     ood = [e for e in matrix if not e["in_domain"]]
     assert len(ood) == 1 and ood[0]["test_domain"] == "alerts"
-    # 48 corporate emails teach it its own domain: AUROC's 95% CI lies above 0.5 (0.87-0.98 over [study]
-    # seeds 0-3). Out of domain it need not: 0.53, 0.35, 0.45 and 0.79 on alerts over the same seeds
-    # (it passed at seed 0 under 0.6's split), which is the failure gapscope is for; the cell is scored there
+    # 48 corporate emails teach it its own domain: AUROC's 95% CI lies above 0.5 (0.84-0.95 over [study]
+    # seeds 0-3). Out of domain it need not: 0.52, 0.50, 0.60 and 0.53 on alerts over the same seeds, every
+    # interval holding 0.5 (the 0.6 split's seed 0 happened to clear it), which is the failure gapscope is
+    # for; the cell is scored there
     assert home[0]["auroc"] > 0.5 and home[0]["auroc_ci"][0] > 0.5, home[0]
     assert ood[0]["n"] > 0 and ood[0]["auroc_ci"][0] <= ood[0]["auroc"] <= ood[0]["auroc_ci"][1], ood[0]
     log = json.loads((tmp_path / "run" / "cells" / "smollm2__specialist-corporate" / "train_log.json").read_text())
