@@ -45,6 +45,7 @@ _ADDRESSEE_WORDS = frozenset("""
 _HONORIFICS = frozenset("mr mrs ms miss dr prof mister madam sir".split())
 # words a name or an addressee carries in lower case: "Dear valued customer", "Dr. van der Berg", "friends and family"
 _NAME_PARTICLES = frozenset("valued dear dearest our my the of and & or account van der de den von da di du del le la ten bin al el".split())
+_NAME_LIKE = _ADDRESSEE_WORDS | _NAME_PARTICLES | _HONORIFICS
 
 
 def _bare(word: str) -> str:
@@ -61,8 +62,7 @@ def _names_an_addressee(name: str, end: str) -> bool:
     words = name.split()
     if len(words) <= 1:
         return True
-    if not all(w[0].isupper() or "@" in w or _bare(w) in _ADDRESSEE_WORDS | _NAME_PARTICLES | _HONORIFICS
-               for w in words):
+    if not all(w[0].isupper() or "@" in w or _bare(w) in _NAME_LIKE for w in words):
         return False
     return end in (",", "，") or _bare(words[-1]) in _ADDRESSEE_WORDS or _bare(words[0]) in _HONORIFICS
 

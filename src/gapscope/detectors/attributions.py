@@ -65,8 +65,7 @@ def _worst_miss(atts_by_domain: dict[str, dict], rows: dict, threshold: float) -
 
 def _shown(rid: str, a) -> dict[str, Any]:
     d = a.to_dict()
-    return {"id": rid, "text": d["text"], "tokens": d["tokens"], "weights": d["weights"], "margin": d["margin"],
-            **({"in_view": d["in_view"]} if "in_view" in d else {})}
+    return {"id": rid, **{k: d[k] for k in ("text", "tokens", "weights", "margin", "in_view") if k in d}}
 
 
 def _fmt_features(fs: list[dict], n: int = 5) -> str:

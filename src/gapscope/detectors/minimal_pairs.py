@@ -170,6 +170,22 @@ def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts,
     return "low" if low_end >= 0.5 else "info"
 
 
+def _flips(s: dict[str, Any]) -> int:
+    return s["corrected"] + s["broken"]  # every flip puts an email on its true label or off it
+
+
+def _which(s: dict[str, Any]) -> str:
+    """', each making an error', ', correcting an error', ', 2 correcting an error and 3 making one'."""
+    k = _flips(s)
+    if not k:
+        return ""
+    if s["corrected"] == k:
+        return ", correcting an error" if k == 1 else ", each an error corrected"
+    if s["broken"] == k:
+        return ", making an error" if k == 1 else ", each making an error"
+    return f", {s['corrected']} correcting an error and {s['broken']} making one"
+
+
 def _example_pair(study, cell, edit: str, ex: dict[str, Any]) -> dict[str, Any]:
     """The flipped email and its edit, each with its token attributions, for the report's side-by-side view."""
     from gapscope.attribution.corpus import AttributionStore, ModelCache, attributor_for, options as att_options
@@ -215,40 +231,29 @@ def run(study) -> list[Finding]:
             # smaller ones flipping): then the headline is the overall rate, shown where the flips are
             on_overall = worst["flip_rate"] < float(opts["flip_rate"])
             if on_overall:
-                worst_dom = max(sorted(per_dom), key=lambda d: (per_dom[d]["corrected"] + per_dom[d]["broken"],
-                                                                per_dom[d]["flip_rate"]))
+                worst_dom = max(sorted(per_dom), key=lambda d: (_flips(per_dom[d]), per_dom[d]["flip_rate"]))
                 worst = per_dom[worst_dom]  # the summary's "in <domain>" sentence gives that domain's numbers
             flipped = [r for r in recs if r["edit"] == edit and r["domain"] == worst_dom and not r.get("unseen")
                        and (r["original"] > cell.threshold) != (r["edited"] > cell.threshold)]
             ex = max(flipped, key=lambda r: abs(r["edited"] - r["original"])) if flipped else None
             pair = None if ex is None else _example_pair(study, cell, edit, ex)
-            k = worst["corrected"] + worst["broken"]  # every flip puts an email on its true label or off it
             lo, hi = flip_ci(worst, len(eligible))
-            k_all = overall["corrected"] + overall["broken"]
-            flipped_in = [d for d, s in sorted(per_dom.items(), key=lambda x: (-(x[1]["corrected"] + x[1]["broken"]),
-                                                                                  x[0])) if s["corrected"] + s["broken"]]
+            flipped_in = [d for d, s in sorted(per_dom.items(), key=lambda x: (-_flips(x[1]), x[0])) if _flips(s)]
             # domains too small to headline that flipped more, and where the edit was out of view
-            small = [f"{d}: {s['corrected'] + s['broken']} of {s['n']}" for d, s in sorted(per_dom.items())
+            small = [f"{d}: {_flips(s)} of {s['n']}" for d, s in sorted(per_dom.items())
                      if d not in eligible and s["flip_rate"] > worst["flip_rate"]]
             unseen = [f"{s['unseen']} in {d}" for d, s in sorted(all_dom.items()) if s["unseen"]]
-            which = ("" if not k else
-                     (", correcting an error" if k == 1 else ", each an error corrected") if worst["corrected"] == k else
-                     (", making an error" if k == 1 else ", each making an error") if worst["broken"] == k else
-                     f", {worst['corrected']} correcting an error and {worst['broken']} making one")
             if on_overall:
                 olo, ohi = flip_ci(overall)
-                which_all = ("" if not k_all else ", each an error corrected" if overall["corrected"] == k_all else
-                             ", each making an error" if overall["broken"] == k_all else
-                             f", {overall['corrected']} correcting an error and {overall['broken']} making one")
-                title = (f"{describe_cell(cell)}: '{edit}' flips {k_all} of {overall['n']} decisions "
-                         f"({overall['flip_rate']:.0%}) over all test domains{which_all}, "
+                title = (f"{describe_cell(cell)}: '{edit}' flips {_flips(overall)} of {overall['n']} decisions "
+                         f"({overall['flip_rate']:.0%}) over all test domains{_which(overall)}, "
                          f"most in {', '.join(flipped_in[:3]) or worst_dom}")
                 headline = (f"Over all test domains it changes {overall['flip_rate']:.0%} (95% CI {olo:.0%}-{ohi:.0%}) "
                             f"of {overall['n']} decisions; no domain of {int(opts['min_emails'])} or more emails "
                             f"reaches {float(opts['flip_rate']):.0%} alone. ")
             else:
-                title = (f"{describe_cell(cell)}: '{edit}' flips {k} of {worst['n']} "
-                         f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{which}")
+                title = (f"{describe_cell(cell)}: '{edit}' flips {_flips(worst)} of {worst['n']} "
+                         f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{_which(worst)}")
                 headline = ""
             findings.append(Finding(
                 kind="edit_sensitivity", severity=sev,

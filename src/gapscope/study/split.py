@@ -94,8 +94,8 @@ def split_held_out(rows: list[Row], test_fraction: float, seed: int,
         if len(members) >= 2 and len(clusters) > 1 and free:
             if not chosen:  # no held-out row of this label: the smallest group, training keeps the rest
                 chosen = {min(free, key=lambda i: (len(clusters[i]), u[i]))}
-            elif len(chosen) == len(clusters) and chosen & set(free):  # no training row: the one hashed last trains
-                chosen -= {max(chosen & set(free), key=lambda i: u[i])}
+            elif len(chosen) == len(clusters) and (held_free := chosen.intersection(free)):
+                chosen.remove(max(held_free, key=lambda i: u[i]))  # no training row: the one hashed last trains
         # (copies of one email only: they all train, and the domain has no test row of this label)
         for i, ids in enumerate(clusters):
             (test if i in chosen else train).extend(ids)
