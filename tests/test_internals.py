@@ -1076,11 +1076,11 @@ def test_token_class_patterns_are_linear_in_a_long_run_and_find_the_same_hosts()
 
     from gapscope.internals.token_classes import ADDRESS, URL, char_spans
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: another job on the machine does not count
     for s in ("a-" * 10000, "ab." * 7000, "a" * 20000):
         URL.findall(s)
         ADDRESS.findall(s)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
     text = "Visit...paypal.com or --secure-login.net; mail x.y+z@bank-mail.co.uk\nFrom: a <b@c.io>"
     assert URL.findall(text) == ["paypal.com", "secure-login.net", "bank-mail.co", "c.io"]
     assert [m.group() for m in ADDRESS.finditer(text)] == ["x.y+z@bank-mail.co.uk", "From: a <b@c.io>"]

@@ -231,6 +231,10 @@ def test_links_as_phishing_writes_them_are_links():
                   "1.234.567.890/yr"):
         assert E.remove_urls(prose) is None, prose
     assert E.remove_urls("Is it evil.com? Yes") == "Is it ? Yes"
+    # a brand's capitals are still a link ("PayPal.com"); an address that starts with www is an address
+    for link in ("PayPal.com/verify", "Amazon.com", "Evil.com/x", "Secure-Bank.co.uk"):
+        assert E.remove_urls(f"visit {link} now") == "visit  now", link
+    assert E.remove_urls("write to x@www.evil.com now") is None
     # text that lost its spaces is prose, not a link ("to", "me", "live" are TLDs too)
     for prose in ("verify your account.Click the link", "sent to you.To confirm", "built on ASP.NET", "we are done.live"):
         assert E.remove_urls(prose) is None, prose
@@ -371,10 +375,10 @@ def test_korean_salutations_go(text, rest):
 def test_korean_patterns_are_linear_on_long_lines():
     import time
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: another job on the machine does not count
     for text in ["가" * 100_000, "가 " * 50_000, "1" * 50_000 + "시간", "고객 " * 30_000]:
         E.drop_greeting(text), E.neutralize_urgency(text)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < 2.0
 
 
 def test_mail_without_urgency_words_is_left_alone_in_chinese_and_japanese():
@@ -409,9 +413,9 @@ def test_chinese_urgency_is_linear_in_a_long_run_of_digits():
     import time
 
     text = "请点击" + "9" * 20000
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     assert E.neutralize_urgency(text) is None
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
 
 
 def test_copies_of_one_email_are_one_email(monkeypatch):

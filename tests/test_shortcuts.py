@@ -114,6 +114,24 @@ def test_a_merged_member_seen_elsewhere_does_not_move_the_phrase_there():
     assert all(S.present(t, texts[i]) for i in t.row_ids)
 
 
+def test_a_template_that_repeats_words_is_not_spliced_into_a_phrase_no_email_holds():
+    """A's phishing opens 'we will lock your account today' and closes 'please verify your account
+    now': their n-grams always co-occur, and 'your account' joined them into 'lock your account now'."""
+    rows = _rows()
+    for r in rows:
+        if r.domain == "A" and r.label == 1:
+            r.text = "we will lock your account today " + r.text + " please verify your account now"
+    probed = S.fit_probe(rows, domains=["A", "B", "C"])
+    texts = {r.id: r.text for r in rows}
+    template = [f for f in probed if "lock your account" in f.members or "verify your account" in f.members]
+    assert template
+    for f in template:
+        assert all(S.present(f, texts[i]) for i in f.row_ids), f.feature
+    assert S._chain(["lock your account", "your account today", "verify your account", "your account now"],
+                    [S.joined_keys("we will lock your account today please verify your account now".split())]) in (
+        ["lock", "your", "account", "today"], ["verify", "your", "account", "now"])
+
+
 def test_merged_phrase_and_presence_and_removal():
     assert S._chain(["sent via", "via qorvana", "qorvana relay", "sent via qorvana"]) == ["sent", "via", "qorvana", "relay"]
     f = S.ProbeFeature(feature="qorvana relay", kind="ngram", phrase=["qorvana", "relay"], direction=1, weight=1.0,
@@ -628,3 +646,68 @@ def test_a_phrase_of_a_phishing_only_corpus_is_not_rated_above_low(tmp_path):
 
 
 SEVERITY = {"info": 0, "low": 1, "medium": 2, "high": 3}
+
+
+def test_style_ratios_read_the_text_a_reader_sees():
+    """A tag's or a link's letters made shouting read 0.41 in HTML and 1.0 in plain text: the
+    uppercase ratio copied the HTML share."""
+    plain = "URGENT: VERIFY YOUR ACCOUNT NOW, CASE 2024"
+    for t in (f'<html><p style="color:red">{plain}</p></html>', plain + " https://evil.example/login?id=abc123"):
+        assert S._style(t)["uppercase_ratio"] == S._style(plain)["uppercase_ratio"] == 1.0
+        assert S._style(t)["digit_ratio"] == pytest.approx(S._style(plain)["digit_ratio"])
+    assert S._style(plain)["digit_ratio"] > 0
+    assert S._style("")["uppercase_ratio"] == S._style("")["digit_ratio"] == 0.0
+    assert E_drop("Pay $500 or €20 now") == "Pay 500 or 20 now"
+
+
+def E_drop(text):
+    from gapscope.attribution.edits import drop_currency_signs
+
+    return drop_currency_signs(text)
+
+
+def test_a_feature_no_fold_can_test_is_untested_and_named_after_its_own_domain():
+    """A mixed bank corpus beside a legitimate-only inbox: leaving bank out leaves one class, so its
+    footer cannot be tested. It was read 'generalizable' in inbox, where it never occurs."""
+    rows = _rows_of({"bank": (0, 1), "inbox": (0,)},
+                    extra=lambda d, y, i: ["zorblax", "relay"] if d == "bank" and y else [])
+    feats = S.fit_probe(rows, domains=["bank", "inbox"])
+    relay = next(f for f in feats if "zorblax" in f.members)
+    assert relay.untested and relay.domain == "bank" and relay.docs_by_domain["bank"] > 0
+    assert not relay.is_shortcut and not relay.unconfirmed_drop
+    # features of inbox are tested by the bank fold as before
+    assert not any(f.untested for f in feats if f.docs_by_domain.get("bank", 0) == 0)
+    t = S._taxonomy_finding(feats, ["bank"])
+    assert t.evidence["untested_features"] == sum(f.untested for f in feats) >= 1 and "untested" in t.summary
+
+
+def test_a_shortcut_no_edit_removes_is_named_not_dropped(tmp_path):
+    """A style shortcut without an edit (here the digit ratio of A's phishing) took a candidate slot and
+    then vanished: the cells cannot be checked on it, and the probe's finding now says so."""
+    import json
+
+    from gapscope.study.context import Study
+    from gapscope.study.runner import run_study
+    from gapscope.validate import write_spec
+
+    rng = np.random.default_rng(0)
+    rows = _rows_of({"A": (0, 1), "B": (0, 1), "C": (0, 1)}, n=80,
+                    extra=lambda d, y, i: list(map(str, rng.integers(0, 9, 8))) if d == "A" and y else [])
+    (tmp_path / "corpus").mkdir()
+    for d in ("A", "B", "C"):
+        with open(tmp_path / "corpus" / f"{d}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                if r.domain == d:
+                    f.write(json.dumps({"id": r.id, "text": r.text, "label": r.label}) + "\n")
+    spec = write_spec(tmp_path / "corpus" / "spec.toml", name="digits", seed=0, domains=["A", "B", "C"],
+                      models=[{"name": "tfidf", "kind": "tfidf-lr"}], specialist=["A"], generalist=["A", "B", "C"])
+    run_study(spec, tmp_path / "run", detectors=False)
+    study = Study(tmp_path / "run")
+    digits = [f for f in S.shortcut_features(S.load_or_run_probe(study)) if f.feature == "style:digit_ratio"]
+    assert digits and not S.removable(digits[0])
+    assert digits[0] not in S.candidates(S.load_or_run_probe(study), 3, 2)
+    probe = next(f for f in S.run(study) if f.kind == "shortcut_probe")
+    assert {"feature": "style:digit_ratio", "category": digits[0].category, "domain": "A",
+            "why": "no edit removes this style property"} in probe.evidence["unchecked"]
+    assert "Not checked against the cells: " in probe.summary
+    assert f"'style:digit_ratio' ({digits[0].category}, A): no edit removes this style property" in probe.summary

@@ -253,6 +253,14 @@ def strip_html(text: str) -> str | None:
     return _changed(text, _TAG.sub("", text))
 
 
+CURRENCY_SIGNS = "$£€"
+
+
+def drop_currency_signs(text: str) -> str | None:
+    """'$500' -> '500': the amount stays, the sign goes (outside links)."""
+    return _changed(text, _outside_urls(text, lambda chunk: chunk.translate({ord(c): None for c in CURRENCY_SIGNS})))
+
+
 def phrase_positions(text: str, phrase: Sequence[str]) -> list[list[int]]:
     """Word indices of every occurrence of `phrase` (feature keys of consecutive word-like words)."""
     words = split_words(text)

@@ -143,14 +143,16 @@ def _patterns(no_space: bool) -> dict[str, str]:
 
         end, stop = r"\b", ""
         word = rf"{_W}+(?:['’]{_W}+)*"
-    host = not_before(r"@.\[\]-") + r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.|\[\.\]))+"
+    # a host's labels in any case ("PayPal.com/verify", "Amazon.com"), its TLD in lower case: "ASP.NET"
+    # and "you.To confirm" (a sentence that lost its space) are prose
+    host = not_before(r"@.\[\]-") + r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.|\[\.\]))+"
     # a path, a query or a fragment ("evil.com?x=1"), and a port before it ("evil.com:8080/login")
     path = rf"(?::\d{{1,5}})?[/?#][^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
     octet = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
     ip = not_before(r"@.") + rf"{octet}(?:\.{octet}){{3}}(?![\d.])"
     # a known TLD, chained to a country's ("banco.com.br", "shop.co.uk" with a path); with a path,
     # a country's or a cheap generic TLD ("evil.fr/login", "bank.icu/x") and an IP ("192.168.1.1/login")
-    url = (rf"(?:(?i:(?:h(?:tt|xx)ps?(?:://|\[:\]//)|ftp://|www\.))[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
+    url = (rf"(?:(?i:(?:h(?:tt|xx)ps?(?:://|\[:\]//)|ftp://|(?<![@.])www\.))[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
            rf"|{host}(?:(?:{_TLDS})(?:\.[a-z]{{2}})?{end}(?:{path})?|(?:{_WORD_TLDS}|{_PATH_TLDS}){end}{path})"
            rf"|{ip}{path}"
            + (r"(?![\w@]))" if not no_space else rf"{end}(?!@))"))

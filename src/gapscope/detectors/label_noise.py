@@ -12,7 +12,8 @@ label agrees with it. So the audit's evidence is out of fold:
                   cells' predictions); covers the held-out rows only.
   cross-fitted    models named in the `cross_fit` option (e.g. a LoRA LLM) are cross-fitted
                   the same way as tf-idf on a bounded slice of each domain
-                  (`cross_fit_max_rows`); opt-in, since it trains k models per domain.
+                  (`cross_fit_max_rows`), each fold read at its own training-F1 threshold
+                  as the cells are; opt-in, since it trains k models per domain.
 
 Confident learning (Northcutt et al.), per domain, on p = sigmoid(margin):
 per-class thresholds t_c = mean p(c) over the rows labelled c (mean self-confidence); a
@@ -20,8 +21,12 @@ row belongs to the confident joint C[given][k] when p(k) >= t_k (k the likelier 
 classes that pass); C is calibrated to the label counts, and for each off-diagonal cell
 the round(C[y][k]) rows labelled y with the largest p(k) - p(y) are pruned. A row is
 flagged when it is both off the confident joint's diagonal and pruned (the paper's and
-cleanlab's filter "both": the audit hands rows to a person, so it favours precision;
-`filter_by` selects "confident_learning" or "prune_by_noise_rate" instead). Sources are combined by averaging their out-of-fold
+cleanlab's filter "both"; `filter_by` selects "confident_learning" or "prune_by_noise_rate"
+instead). With two classes, and only rows the model finds likelier under the other label
+flagged, "both" flags the same rows as "confident_learning": such a row passes the other
+class's threshold, so it is off the diagonal, and every row of its label with a larger
+p(k) is too, so it is among the round(C_cal[y][k]) >= C[y][k] pruned. "prune_by_noise_rate"
+flags more (recall for precision). Sources are combined by averaging their out-of-fold
 probabilities per row (rows a source did not score use the others), and a row is listed only
 when at least one source also flags it on its own; each flagged row lists
 which sources flag it on their own (agreement) and which of the study's cells disagree
@@ -33,9 +38,12 @@ label is never flagged. Folds keep copies and near-copies of one email together 
 groups: a campaign's variants in the training folds would vouch for each other's label).
 
 The noise rate per domain is confident learning's estimate (the calibrated joint's off-diagonal
-share) with a 95% bootstrap interval; the flagged share, with its Wilson interval, counts the rows
-listed, which run below the estimate where one class is rare (its low threshold lets few of its
-flipped rows through). Severity: high when the estimate's lower bound is >= 5% (at least one label
+share) with a 95% bootstrap interval, read from one source: the one that scored most of the domain's
+rows (tf-idf out of fold scores them all). Averaged sources mix scales where they cover different
+rows. The estimate counts hard but correct emails with the wrong labels, so it leans above the share
+of wrong labels, and its interval covers the resampling of rows, not that lean. The flagged share,
+with its Wilson interval, counts the rows listed, which run below the estimate where one class is
+rare (its low threshold lets few of its flipped rows through). Severity: high when the estimate's lower bound is >= 5% (at least one label
 in twenty looks wrong, enough to move F1 visibly), medium when >= 2%, low when any row is flagged.
 """
 
@@ -307,12 +315,18 @@ def copy_groups(texts: list[str]) -> list[int]:
 
 
 def oof_margins(make_model, texts: list[str], labels: np.ndarray, folds: int, seed: int,
-                groups: list | None = None) -> np.ndarray:
+                groups: list | None = None, at_threshold: bool = False) -> np.ndarray:
     """Stratified k-fold, copies of one email kept in one fold: each text scored by a model fitted
     on the other folds. (A copy in the training folds would vouch for its twin's label: a
     mislabelled campaign sent three times would hide behind itself.) `groups` (per text) widens
     copies to near-copies (copy_groups): a campaign's variants vouch for each other as copies do.
-    Without it, exact copies after normalising."""
+    Without it, exact copies after normalising.
+
+    `at_threshold`: each fold's margins less the threshold it would decide at (the training-F1
+    threshold, as a study's cells choose theirs), so 0 is where the fold's model decides. A LoRA
+    LLM's margins sit far from 0 (a cell deciding at -1.38), and read at 0 'likelier under its
+    given label' would follow no decision the model makes."""
+    from gapscope.eval.metrics import choose_threshold
     from sklearn.model_selection import StratifiedGroupKFold
 
     from gapscope.study.split import text_key
@@ -331,7 +345,8 @@ def oof_margins(make_model, texts: list[str], labels: np.ndarray, folds: int, se
         model = make_model()
         try:
             model.fit([texts[i] for i in tr], labels[tr], seed=seed)
-            out[te] = model.score([texts[i] for i in te])
+            thr = choose_threshold(labels[tr], model.score([texts[i] for i in tr])) if at_threshold else 0.0
+            out[te] = np.asarray(model.score([texts[i] for i in te]), dtype=np.float64) - thr
         finally:
             model.close()
     return out
@@ -399,15 +414,29 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
             flagged &= ~m | np.any(np.stack(list(per_src.values())), axis=0)
         k, n = int(flagged[m].sum()), int(ok.sum())
         lo, hi = wilson(k, n)
-        cl_estimate = (sum(res.estimated.values()) / n) if n else 0.0  # what noise_rate computes
+        # The noise rate is read from one source, the one that scored most of the domain's rows (tf-idf
+        # out of fold scores them all): the average mixes scales where sources cover different rows (the
+        # held-out cells score test rows only, at their own threshold), and a clean domain with 2% phishing
+        # read 31% wrong labels from it while 0.3% were flagged.
+        per_source_est = {}
+        for s, p in sources.items():
+            oks = m & ~np.isnan(p)
+            if oks.sum() >= 4 and informative(labels[oks], p[oks]):
+                per_source_est[s] = (int(oks.sum()), noise_rate(labels[oks], p[oks]))
+        est_src = max(per_source_est, key=lambda s: per_source_est[s][0]) if per_source_est else None
+        est_rows = (m & ~np.isnan(sources[est_src])) if est_src else ok
+        est_p = sources[est_src] if est_src else combined
+        cl_estimate = per_source_est[est_src][1] if est_src else (sum(res.estimated.values()) / n if n else 0.0)
         per_domain[d] = {"n": n, "flagged": k, "rate": k / n if n else 0.0, "ci": [lo, hi],
                          "thresholds": res.thresholds, "confident_joint": res.joint,
                          "cl_estimate": cl_estimate,
-                         "noise_estimate": cl_estimate if useful else None,
+                         "noise_estimate": cl_estimate if useful and est_src else None,
                          "noise_estimate_ci": noise_rate_interval(
-                             labels[ok], combined[ok], seed,
-                             cluster=None if copies is None else clusters_of([copies[i] for i in np.flatnonzero(ok)]))
-                         if useful else None,
+                             labels[est_rows], est_p[est_rows], seed,
+                             cluster=None if copies is None else clusters_of([copies[i] for i in np.flatnonzero(est_rows)]))
+                         if useful and est_src else None,
+                         "estimate_source": est_src, "estimate_rows": per_source_est[est_src][0] if est_src else 0,
+                         "noise_estimate_by_source": {s: _r(v) for s, (_, v) in per_source_est.items()},
                          "chance_sources": chance, "informative": useful,
                          "by_class": {"phishing": int(labels[ok].sum()), "legitimate": int((labels[ok] == 0).sum())}}
     return Audit(ids, list(domains), labels, sources, combined, flagged, per_src, per_domain)
@@ -460,7 +489,8 @@ def run_audit(study, opts: dict[str, Any] | None = None) -> Audit:
                 try:
                     p[idx] = _sigmoid(oof_margins(lambda: create_model(spec), [r.text for r in rs], labels[idx],
                                                   int(opts["cross_fit_folds"]), seed,
-                                                  groups=_fold_groups(rs, [groups[i] for i in idx])[0]))
+                                                  groups=_fold_groups(rs, [groups[i] for i in idx])[0],
+                                                  at_threshold=True))
                 except GapscopeError as e:  # this domain's rows stay unscored by this source, the audit goes on
                     progress.info(f"label noise: {name} could not be cross-fitted on {d}: {e}")
         sources[f"{name} (out of fold)"] = p
@@ -527,8 +557,9 @@ def cell_disagreements(study) -> dict[str, list[dict[str, Any]]]:
         p = study.predictions(cell)
         wrong = p[(p["margin"] > cell.threshold).astype(int) != p["label"]]
         for r in wrong.itertuples():
+            # a cell trained on another domain disagrees by its generalization gap, not by evidence on the label
             out[r.id].append({"cell": cell.name, "model": cell.model, "margin": round(float(r.margin), 3),
-                              "in_sample": r.split == "train"})
+                              "in_sample": r.split == "train", "trained_on_domain": r.domain in cell.train_domains})
     return out
 
 
@@ -564,7 +595,10 @@ def run(study) -> list[Finding]:
         "id": "label-noise", "title": "Label-noise audit (out-of-fold confident learning)",
         "caption": ("Rows whose given label out-of-fold models confidently contradict (confident learning: off the "
                     "confident joint's diagonal and pruned), per domain, and confident learning's estimate of the "
-                    "share of wrong labels with its 95% bootstrap interval (rows resampled, copies and near-copies of one email together, thresholds refitted). "
+                    "share of wrong labels with its 95% bootstrap interval (rows resampled, copies and near-copies "
+                    "of one email together, thresholds refitted), read from the source that scored most of the "
+                    "domain's rows. The estimate counts hard but correct emails too, so it leans above the share "
+                    "of wrong labels; the interval covers resampling, not that lean. "
                     "The flagged rows are the ones it is surest of, so with a rare class they run below the estimate. "
                     "A flagged row is mislabelled or a hard case: check it by hand (the findings list them)."),
         "table": {"columns": ["domain", "rows scored", "flagged", "flagged share", "estimated noise", "95% CI"],
@@ -602,9 +636,12 @@ def run(study) -> list[Finding]:
                      f"{d}, its {'training and held-out test' if opts['include_test'] else 'training'} rows "
                      f"(95% CI {lo:.1%}-{hi:.1%})."
                      + ("" if est is None else
-                        f" Confident learning estimates {est:.1%} of them wrong"
-                        + (f" (95% bootstrap interval {est_ci[0]:.1%}-{est_ci[1]:.1%})" if est_ci else "")
-                        + "; the rows listed are those it is surest of, so where one class is rare they run "
+                        f" Confident learning, on {info['estimate_source']}'s scores of {info['estimate_rows']} "
+                        f"rows, estimates {est:.1%} of them wrong"
+                        + (f" (95% bootstrap interval {est_ci[0]:.1%}-{est_ci[1]:.1%}, over resampled rows)"
+                           if est_ci else "")
+                        + ": it counts hard but correct emails too, so it leans above the share of wrong labels. "
+                          "The rows listed are those it is surest of, so where one class is rare they run "
                           "below the estimate.")
                      + " A contradicted label is either wrong or a genuinely hard "
                      "email (a look-alike sender, an urgent but real notice): read the rows before relabelling."
@@ -614,6 +651,7 @@ def run(study) -> list[Finding]:
                      f"{info['thresholds'].get(0, 0):.2f} (legitimate) / {info['thresholds'].get(1, 0):.2f} (phishing)."),
             evidence={"domain": d, "rate": round(info["rate"], 4), "ci": [round(lo, 4), round(hi, 4)],
                       "noise_estimate": _r(est), "noise_estimate_ci": [_r(v) for v in est_ci] if est_ci else None,
+                      "estimate_source": info.get("estimate_source"),
                       "n": info["n"], "flagged": info["flagged"], "sources": list(res.sources),
                       # by class name, where the report showed '0 | 0.63' and an unlabelled [[61, 4], [2, 69]]
                       "thresholds": {LABEL_NAMES[int(k)]: round(float(v), 4) for k, v in info["thresholds"].items()},

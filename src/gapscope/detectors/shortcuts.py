@@ -42,7 +42,8 @@ Four-way taxonomy (every probed feature gets exactly one):
   Below, "retention" is the weight kept without d*, and a drop below 0.5 counts only with q <
   alpha (0.05). A drop the test does not tie to d* ("unconfirmed": flagged as such in the
   table and the evidence) is read as retained, and the feature falls into one of the last two
-  categories.
+  categories. So is a feature that occurs only in domains whose fold cannot be fitted (leaving
+  them out leaves one class): it is marked "untested", and d* is the domain holding most of it.
 
   pure shortcut       retention < 0.5 and confinement >= 0.9: the label signal rests on one
                       domain and the feature (almost) only occurs there, so no other domain
@@ -133,22 +134,32 @@ EXCLAMATIONS = "!！"  # the full-width mark is the one Chinese and Japanese mai
 
 
 def _style(text: str) -> dict[str, float]:
-    letters = [c for c in text if c.isalpha()]
-    n = max(1, len(text))
+    urls = url_pattern(text)
+    # letters and digits of the text a reader sees: a tag's or a link's would make the uppercase ratio
+    # of "URGENT: VERIFY YOUR ACCOUNT" 0.41 in HTML and 1.0 in plain text, a copy of the HTML share
+    visible = urls.sub(" ", _TAG.sub(" ", text))
+    letters = [c for c in visible if c.isalpha()]
     return {
         "length": math.log1p(word_count(text)),  # a no-space script counts characters
-        "url_count": float(len(url_pattern(text).findall(text))),
+        "url_count": float(len(urls.findall(text))),
         "uppercase_ratio": sum(c.isupper() for c in letters) / max(1, len(letters)),
-        "html_share": sum(len(m) for m in _TAG.findall(text)) / n,
+        "html_share": sum(len(m) for m in _TAG.findall(text)) / max(1, len(text)),
         "exclamation_count": float(sum(text.count(c) for c in EXCLAMATIONS)),
-        "digit_ratio": sum(c.isdigit() for c in text) / n,
-        "currency_count": float(sum(text.count(s) for s in "$£€")),
+        "digit_ratio": sum(c.isdigit() for c in visible) / max(1, sum(not c.isspace() for c in visible)),
+        "currency_count": float(sum(text.count(s) for s in E.CURRENCY_SIGNS)),
     }
 
 
 STYLE_NAMES = tuple(_style("x"))
+# the edit that takes a style property away from an email; length and the digit ratio have none
+# (cutting text or digits is no minimal edit), so the cells are not checked on them
 STYLE_EDITS = {"url_count": E.remove_urls, "uppercase_ratio": E.lowercase_shouting, "html_share": E.strip_html,
-               "exclamation_count": E.calm_exclamations}
+               "exclamation_count": E.calm_exclamations, "currency_count": E.drop_currency_signs}
+
+
+def removable(f: "ProbeFeature") -> bool:
+    """Whether an edit takes the feature out of an email (what the cells are checked with)."""
+    return f.kind == "ngram" or f.feature.split(":", 1)[1] in STYLE_EDITS
 
 
 def text_keys(text: str) -> list[str]:
@@ -191,6 +202,7 @@ class ProbeFeature:
     separation_p: float = 1.0     # see the module docstring
     separation_q: float = 1.0
     unconfirmed_drop: bool = False  # below half its weight without d*, but not tied to d* (q >= alpha)
+    untested: bool = False  # it occurs only in domains whose fold cannot be fitted (one class left without them)
     coverage: float = 0.0  # share of d*'s training emails of the feature's class in which it occurs
 
     @property
@@ -210,19 +222,38 @@ class ProbeFeature:
         return asdict(self)
 
 
-def _chain(members: list[str]) -> list[str]:
-    """Join overlapping n-grams with identical occurrences into the longest phrase they spell."""
+_SEP = "\x1f"  # between a row's feature keys when joined (no key holds a control character)
+_CHAIN_CHECKED = 50  # emails a joined phrase is looked for in
+
+
+def joined_keys(keys: list[str]) -> str:
+    return _SEP + _SEP.join(keys) + _SEP
+
+
+def _chain(members: list[str], docs: list[str] | None = None) -> list[str]:
+    """Join overlapping n-grams with identical occurrences into the longest phrase they spell.
+
+    `docs` (the feature's emails, `joined_keys`): a joined phrase must occur in each of them. A
+    template that repeats a word pair in two places has n-grams that always co-occur without
+    forming one phrase: 'lock your account today' and 'verify your account now' spliced into
+    'lock your account now', which no email holds, and the feature went unchecked."""
     grams = sorted({tuple(m.split()) for m in members}, key=lambda g: (-len(g), g))
     cur = list(grams[0])
+
+    def occurs(phrase: list[str]) -> bool:
+        return docs is None or all(joined_keys(phrase) in d for d in docs)
+
     changed = True
     while changed:
         changed = False
         for g in grams:
             k = len(g) - 1
-            if k >= 1 and len(cur) >= k and tuple(cur[-k:]) == g[:k] and not _contains(cur, g):
+            if k < 1 or len(cur) < k or _contains(cur, g):
+                continue
+            if tuple(cur[-k:]) == g[:k] and occurs(cur + [g[-1]]):
                 cur.append(g[-1])
                 changed = True
-            elif k >= 1 and len(cur) >= k and tuple(cur[:k]) == g[1:] and not _contains(cur, g):
+            elif tuple(cur[:k]) == g[1:] and occurs([g[0]] + cur):
                 cur.insert(0, g[0])
                 changed = True
     return cur
@@ -316,6 +347,7 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
     dom = np.array([r.domain for r in rows])
     ids = [r.id for r in rows]
     keys = [text_keys(r.text) for r in rows]
+    joined = [joined_keys(k) for k in keys]
     cv = CountVectorizer(analyzer=lambda k: list(_ngrams(k, int(o["ngram_max"]))), binary=True,
                          min_df=int(o["min_docs"]), dtype=np.float64)
     try:
@@ -412,12 +444,16 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
             # name: the member phrase (n-grams with identical occurrences chained) covering the most
             # word occurrences, docs x length: 'sent via qorvana relay' rather than 'via' (more docs,
             # one word) or 'to <email> sent via ...' (the footer line before it, in fewer docs)
+            def chain(j: int) -> list[str]:
+                rows_j = X.indices[X.indptr[keep_cols[j]]:X.indptr[keep_cols[j] + 1]][:_CHAIN_CHECKED]
+                return _chain(members[keep_cols[j]], [joined[i] for i in rows_j])
+
             def cover(j: int) -> tuple[int, int]:
-                ph = _chain(members[keep_cols[j]])
+                ph = chain(j)
                 return (X.indptr[keep_cols[j] + 1] - X.indptr[keep_cols[j]]) * len(ph), len(ph)
 
             best = max(cols, key=cover)
-            phrase = _chain(members[keep_cols[best]])
+            phrase = chain(best)
             kind, name, thr = "ngram", " ".join(phrase), None
             # where the feature occurs is where its named phrase occurs: a merged member that also
             # fires elsewhere ('it will' in another corpus) must not put the phrase in that corpus
@@ -434,12 +470,17 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
         # only among the domains where it occurs: a fold without a domain that never holds the feature
         # can lose its weight too (another feature took it over), and a bank footer was put in a
         # corpus of personal mail that never holds it
-        seen = [d for d in ratios if (fires & (dom == d)).any()] or list(ratios)
+        seen = [d for d in ratios if (fires & (dom == d)).any()]
         below = [d for d in seen if ratios[d] < float(o["retention_threshold"])] or (
             [min(seen, key=lambda d: (ratios[d], d))] if seen else [])
         values = fires if kind == "ngram" else Z[:, k]  # a style property: its standardised value
         tests = {d: separation_p(values, y, dom, c, d, domains) for d in below}
         d_star = min(tests, key=lambda d: (tests[d], ratios[d], d)) if tests else ""
+        # no fold leaves out a domain where it occurs (each would leave one class): untested, and named
+        # after the domain that holds most of it, not after a fold of a domain that never holds it
+        untested = not seen and bool(fires.any())
+        if untested:
+            d_star = max(domains, key=lambda d: (int((fires & (dom == d)).sum()), d))
         # Bonferroni over every fold, not only those below 0.5: a fold is below 0.5 because chance
         # piled the feature's emails into that domain, the very thing the test measures
         sep_p = min(1.0, tests[d_star] * len(ratios)) if tests else 1.0
@@ -476,14 +517,14 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
             npmi_class=npmi_c, npmi_domain=npmi_dom.get(d_star, -1.0), npmi_domain_max=max(npmi_dom.values()),
             confinement=confinement, category="", row_ids=[ids[i] for i in np.flatnonzero(fires)],
             members=u["members"], style_threshold=thr,
-            separation_p=sep_p, coverage=coverage,
+            separation_p=sep_p, coverage=coverage, untested=untested,
         ))
     from scipy.stats import false_discovery_control
 
     qs = false_discovery_control([f.separation_p for f in out]) if out else []
     for f, q in zip(out, qs):
         f.separation_q = float(q)
-        dropped = f.domain_retention < float(o["retention_threshold"])
+        dropped = f.domain_retention < float(o["retention_threshold"]) and not f.untested
         f.unconfirmed_drop = dropped and f.separation_q >= float(o["alpha"])
         if dropped and not f.unconfirmed_drop:
             f.category = "pure shortcut" if f.confinement >= float(o["confinement_threshold"]) else "context-dependent"
@@ -515,7 +556,9 @@ def load_or_run_probe(study) -> list[ProbeFeature]:
     rows = probe_rows(study, opts)
     # version 5: n-grams merge only where they co-occur in every domain they share, and a feature's
     # domain is one where it occurs (a probe saved before keeps the footer read as generalizable)
-    key = {"rows": [r.id for r in rows], "opts": opts, "version": 5}
+    # version 6: phrases are only joined where an email holds the joined phrase; the uppercase and digit
+    # ratios read the visible text; a feature no fold can test is marked untested
+    key = {"rows": [r.id for r in rows], "opts": opts, "version": 6}
     if any(has_no_space_script(r.text) for r in rows):  # their words are now characters; other probes stand
         key["words"] = "no-space-characters"
     fp = artifacts.fingerprint(key)
@@ -545,7 +588,7 @@ def candidates(features: list[ProbeFeature], per_domain: int, pervasive: int = 0
     marker, ranked 6th by probe weight among one corpus's templated phrases and went untested).
     Confined, because common words pass the coverage bar anywhere: 'your' and 'sent' were picked
     in the demo's mailinglist as context-dependent features in every domain."""
-    eligible = [f for f in features if f.is_shortcut and (f.firing_ratio_by_domain.get(f.domain) or 0.0) >= 2.0]
+    eligible = [f for f in shortcut_features(features) if removable(f)]
     taken: Counter = Counter()
     out = []
     for f in eligible:
@@ -559,6 +602,11 @@ def candidates(features: list[ProbeFeature], per_domain: int, pervasive: int = 0
             out.append(f)
             extra[f.domain] += 1
     return out
+
+
+def shortcut_features(features: list[ProbeFeature]) -> list[ProbeFeature]:
+    """Shortcut-category features associated with their class inside their domain (firing ratio >= 2)."""
+    return [f for f in features if f.is_shortcut and (f.firing_ratio_by_domain.get(f.domain) or 0.0) >= 2.0]
 
 
 # -- presence, removal and attribution share of one feature in one email ----------------
@@ -756,7 +804,8 @@ def _probe_summary(f: ProbeFeature) -> dict[str, Any]:
             "npmi_class": round(f.npmi_class, 4), "npmi_domain": round(f.npmi_domain, 4),
             "npmi_domain_max": round(f.npmi_domain_max, 4), "confinement": round(f.confinement, 4),
             "separation_p": _sig(f.separation_p), "separation_q": _sig(f.separation_q),
-            "unconfirmed_drop": f.unconfirmed_drop, "docs": f.docs, "docs_by_domain": f.docs_by_domain}
+            "unconfirmed_drop": f.unconfirmed_drop, "untested": f.untested, "docs": f.docs,
+            "docs_by_domain": f.docs_by_domain}
 
 
 @register_detector("shortcuts")
@@ -781,10 +830,12 @@ def run(study) -> list[Finding]:
                 reliance[i] = check_cell(study, cell, pairs[i][0], opts)
     untested, one_class = untestable_domains(probe_rows(study, opts))
     found = []
+    measured: set[int] = set()
     for i, (f, cell) in enumerate(pairs):
         rel = reliance[i]
         if rel is None:
             continue
+        measured.add(id(f))
         sev = rel.severity(f.is_shortcut)
         if sev is None:
             continue
@@ -795,7 +846,12 @@ def run(study) -> list[Finding]:
     findings += fold_overlapping(found, lambda i: study.rows[i].text)
     if untested:
         findings.append(_confound_finding(untested, one_class))
-    findings.append(_taxonomy_finding(feats, untested))
+    # shortcut features the cells were not checked on, each with why: none is dropped unsaid
+    unchecked = [(f, "no edit removes this style property") for f in shortcut_features(feats) if not removable(f)]
+    unchecked += [(f, f"no held-out or training email of {f.domain} and its class carries it (or no cell "
+                      f"trained on {f.domain})")
+                  for f in cands if id(f) not in measured]
+    findings.append(_taxonomy_finding(feats, untested, unchecked))
     _write_section(study, feats)
     return findings
 
@@ -854,7 +910,8 @@ def _fr(ratio: float | None) -> str:
 def _write_section(study, feats: list[ProbeFeature]) -> None:
     from gapscope.study import artifacts
 
-    rows = [[display_key(f.feature), f.category + (" (unconfirmed drop)" if f.unconfirmed_drop else ""), f.domain,
+    rows = [[display_key(f.feature), f.category + (" (untested)" if f.untested else " (unconfirmed drop)"
+                                                    if f.unconfirmed_drop else ""), f.domain,
              "phishing" if f.direction > 0 else "legitimate", round(f.weight, 3),
              round(max(f.domain_retention, -9.99), 2), _fr(f.firing_ratio_by_domain.get(f.domain)),
              round(f.npmi_class, 2), round(f.npmi_domain, 2), round(f.npmi_domain_max, 2), f"{f.separation_q:.2g}",
@@ -868,7 +925,8 @@ def _write_section(study, feats: list[ProbeFeature]) -> None:
                     "which that domain marks the class more than every other domain does, rather than the "
                     "feature's few emails falling there by chance (Benjamini-Hochberg over the probed features). A "
                     "shortcut needs retention below 0.5 and q below 0.05; a drop with a larger q is marked "
-                    "unconfirmed and the feature read as retained. Firing ratio: how "
+                    "unconfirmed and the feature read as retained; untested: it occurs only in domains whose "
+                    "leaving out leaves one class, so no fold tests it. Firing ratio: how "
                     "much more often the feature occurs in the class it points to than in the other, in its "
                     "domain; NPMI: its association with the class, with its domain, and the largest with any "
                     "domain (the taxonomy compares the class with that largest one); docs: training rows it occurs "
@@ -978,8 +1036,10 @@ def _confound_finding(untested: list[str], one_class: dict[str, int]) -> Finding
         domains=list(untested), score=float(len(untested)))
 
 
-def _taxonomy_finding(feats: list[ProbeFeature], untested: list[str] | tuple = ()) -> Finding:
+def _taxonomy_finding(feats: list[ProbeFeature], untested: list[str] | tuple = (),
+                      unchecked: list[tuple[ProbeFeature, str]] | tuple = ()) -> Finding:
     table = [_probe_summary(f) for f in feats[:60]]
+    n_untested = sum(f.untested for f in feats)
     counts = Counter(f.category for f in feats)
     top = [f for f in feats if f.is_shortcut][:5]
     return Finding(
@@ -996,8 +1056,16 @@ def _taxonomy_finding(feats: list[ProbeFeature], untested: list[str] | tuple = (
                     f"cannot be tested: leaving it out leaves one class). ")
                  + (f"{n_unconfirmed} more keep less than half their weight without one domain, but the data do "
                     "not tie the drop to that domain (q >= 0.05: their emails may have fallen there by chance); "
-                    "they are read as retained." if (n_unconfirmed := sum(f.unconfirmed_drop for f in feats))
-                    else "")),
-        evidence={"categories": {c: counts.get(c, 0) for c in CATEGORIES}, "features": table},
+                    "they are read as retained. " if (n_unconfirmed := sum(f.unconfirmed_drop for f in feats))
+                    else "")
+                 + (f"{n_untested} occur only in domains no fold can leave out (marked untested; read as "
+                    "retained for want of a test). " if n_untested else "")
+                 + ("Not checked against the cells: " + "; ".join(
+                     f"'{display_key(f.feature)}' ({f.category}, {f.domain}): {why}" for f, why in unchecked)
+                    + "." if unchecked else "")).strip(),
+        evidence={"categories": {c: counts.get(c, 0) for c in CATEGORIES}, "features": table,
+                  "untested_features": n_untested,
+                  "unchecked": [{"feature": display_key(f.feature), "category": f.category, "domain": f.domain,
+                                 "why": why} for f, why in unchecked]},
         domains=sorted({f.domain for f in top}), score=0.0,
     )
