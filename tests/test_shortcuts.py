@@ -615,28 +615,13 @@ def test_a_phrase_of_a_phishing_only_corpus_is_not_rated_above_low(tmp_path):
     probe cannot tell a marker of the source from a sign of phishing, and such a phrase (a real
     template) was rated a medium 'pure shortcut' above a planted footer (a user's review). A footer of
     a corpus with both classes is not capped."""
-    import json
-
-    from gapscope.study.context import Study
-    from gapscope.study.runner import run_study
-    from gapscope.validate import write_spec
-
     rng = np.random.default_rng(0)
     rows = _one_class_rows(rng, n=80)
     for r in rows:  # M's phishing gets a footer of its own: a shortcut in a corpus with both classes
         if r.domain == "M" and r.label == 1:
             r.text += " sent via plonkvault gateway"
-    (tmp_path / "corpus").mkdir()
-    for d in ("P", "L", "M"):
-        with open(tmp_path / "corpus" / f"{d}.jsonl", "w", encoding="utf-8") as f:
-            for r in rows:
-                if r.domain == d:
-                    f.write(json.dumps({"id": r.id, "text": r.text, "label": r.label}) + "\n")
-    spec = write_spec(tmp_path / "corpus" / "spec.toml", name="oneclass", seed=0, domains=["P", "L", "M"],
-                      models=[{"name": "tfidf", "kind": "tfidf-lr"}], specialist=["M"],
-                      generalist=["P", "L", "M"])
-    run_study(spec, tmp_path / "run", detectors=False)
-    found = [f for f in S.run(Study(tmp_path / "run")) if f.kind == "shortcut"]
+    study = _tfidf_study(tmp_path, rows, ["P", "L", "M"], specialist=["M"])
+    found = [f for f in S.run(study) if f.kind == "shortcut"]
     relay = [f for f in found if "zorblax" in f.evidence["feature"] or "relay" in f.evidence["feature"]]
     footer = [f for f in found if "plonkvault" in f.evidence["feature"]]
     assert relay and all(f.severity == "low" and f.evidence["one_class_domain"] for f in relay)
@@ -648,6 +633,27 @@ def test_a_phrase_of_a_phishing_only_corpus_is_not_rated_above_low(tmp_path):
 SEVERITY = {"info": 0, "low": 1, "medium": 2, "high": 3}
 
 
+def _tfidf_study(tmp_path, rows, domains: list[str], specialist: list[str]):
+    """A study of `rows` (one JSONL corpus a domain), a tf-idf specialist on each of `specialist` and a
+    generalist on every domain, trained and scored without detectors."""
+    import json
+
+    from gapscope.study.context import Study
+    from gapscope.study.runner import run_study
+    from gapscope.validate import write_spec
+
+    (tmp_path / "corpus").mkdir()
+    for d in domains:
+        with open(tmp_path / "corpus" / f"{d}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                if r.domain == d:
+                    f.write(json.dumps({"id": r.id, "text": r.text, "label": r.label}) + "\n")
+    spec = write_spec(tmp_path / "corpus" / "spec.toml", name="study", seed=0, domains=domains,
+                      models=[{"name": "tfidf", "kind": "tfidf-lr"}], specialist=specialist, generalist=domains)
+    run_study(spec, tmp_path / "run", detectors=False)
+    return Study(tmp_path / "run")
+
+
 def test_style_ratios_read_the_text_a_reader_sees():
     """A tag's or a link's letters made shouting read 0.41 in HTML and 1.0 in plain text: the
     uppercase ratio copied the HTML share."""
@@ -657,13 +663,9 @@ def test_style_ratios_read_the_text_a_reader_sees():
         assert S._style(t)["digit_ratio"] == pytest.approx(S._style(plain)["digit_ratio"])
     assert S._style(plain)["digit_ratio"] > 0
     assert S._style("")["uppercase_ratio"] == S._style("")["digit_ratio"] == 0.0
-    assert E_drop("Pay $500 or €20 now") == "Pay 500 or 20 now"
-
-
-def E_drop(text):
     from gapscope.attribution.edits import drop_currency_signs
 
-    return drop_currency_signs(text)
+    assert drop_currency_signs("Pay $500 or €20 now at https://x.example/$5") == "Pay 500 or 20 now at https://x.example/$5"
 
 
 def test_a_feature_no_fold_can_test_is_untested_and_named_after_its_own_domain():
@@ -684,25 +686,10 @@ def test_a_feature_no_fold_can_test_is_untested_and_named_after_its_own_domain()
 def test_a_shortcut_no_edit_removes_is_named_not_dropped(tmp_path):
     """A style shortcut without an edit (here the digit ratio of A's phishing) took a candidate slot and
     then vanished: the cells cannot be checked on it, and the probe's finding now says so."""
-    import json
-
-    from gapscope.study.context import Study
-    from gapscope.study.runner import run_study
-    from gapscope.validate import write_spec
-
     rng = np.random.default_rng(0)
     rows = _rows_of({"A": (0, 1), "B": (0, 1), "C": (0, 1)}, n=80,
                     extra=lambda d, y, i: list(map(str, rng.integers(0, 9, 8))) if d == "A" and y else [])
-    (tmp_path / "corpus").mkdir()
-    for d in ("A", "B", "C"):
-        with open(tmp_path / "corpus" / f"{d}.jsonl", "w", encoding="utf-8") as f:
-            for r in rows:
-                if r.domain == d:
-                    f.write(json.dumps({"id": r.id, "text": r.text, "label": r.label}) + "\n")
-    spec = write_spec(tmp_path / "corpus" / "spec.toml", name="digits", seed=0, domains=["A", "B", "C"],
-                      models=[{"name": "tfidf", "kind": "tfidf-lr"}], specialist=["A"], generalist=["A", "B", "C"])
-    run_study(spec, tmp_path / "run", detectors=False)
-    study = Study(tmp_path / "run")
+    study = _tfidf_study(tmp_path, rows, ["A", "B", "C"], specialist=["A"])
     digits = [f for f in S.shortcut_features(S.load_or_run_probe(study)) if f.feature == "style:digit_ratio"]
     assert digits and not S.removable(digits[0])
     assert digits[0] not in S.candidates(S.load_or_run_probe(study), 3, 2)
