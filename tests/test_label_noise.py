@@ -279,6 +279,11 @@ def test_detector_flags_planted_noise_with_evidence(noisy):
     assert "scored by more than one source" in f.summary
     assert f"of the {f.evidence['n']} labels audited in" in f.summary and "training and held-out test rows" in f.summary
     assert all(r["flagged_by"] for r in audit["flagged"])
+    # the rate is read from one source, named, with the rows it scored; disagreeing cells say whether
+    # they trained on the row's domain (another domain's cell disagrees by its generalization gap)
+    assert f.evidence["estimate_source"] == "tfidf-lr (out of fold)"
+    assert f"From the scores of tfidf-lr (out of fold), which scored all {f.evidence['n']}" in f.summary
+    assert all("trained_on_domain" in c for r in audit["flagged"] for c in r["cells_disagreeing"])
     # the report draws the thresholds and the confident joint by class name ('0 | 0.63' and an
     # unlabelled [[61, 4], [2, 69]] before)
     assert set(f.evidence["thresholds"]) == {"legitimate", "phishing"}

@@ -636,8 +636,10 @@ def run(study) -> list[Finding]:
                      f"{d}, its {'training and held-out test' if opts['include_test'] else 'training'} rows "
                      f"(95% CI {lo:.1%}-{hi:.1%})."
                      + ("" if est is None else
-                        f" Confident learning, on {info['estimate_source']}'s scores of {info['estimate_rows']} "
-                        f"rows, estimates {est:.1%} of them wrong"
+                        f" From the scores of {info['estimate_source']}, which scored "
+                        + (f"all {info['n']}" if info['estimate_rows'] == info['n'] else
+                           f"{info['estimate_rows']} of them")
+                        + f", confident learning estimates {est:.1%} of them wrong"
                         + (f" (95% bootstrap interval {est_ci[0]:.1%}-{est_ci[1]:.1%}, over resampled rows)"
                            if est_ci else "")
                         + ": it counts hard but correct emails too, so it leans above the share of wrong labels. "
