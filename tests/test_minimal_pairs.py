@@ -235,6 +235,8 @@ def test_links_as_phishing_writes_them_are_links():
     for link in ("PayPal.com/verify", "Amazon.com", "Evil.com/x", "Secure-Bank.co.uk"):
         assert E.remove_urls(f"visit {link} now") == "visit  now", link
     assert E.remove_urls("write to x@www.evil.com now") is None
+    assert E.remove_urls("write to x@mail.www.evil.com now") is None
+    assert E.remove_urls("Click here...www.evil-bank.com/login now") == "Click here... now"
     # text that lost its spaces is prose, not a link ("to", "me", "live" are TLDs too)
     for prose in ("verify your account.Click the link", "sent to you.To confirm", "built on ASP.NET", "we are done.live"):
         assert E.remove_urls(prose) is None, prose

@@ -666,6 +666,9 @@ def test_style_ratios_read_the_text_a_reader_sees():
     from gapscope.attribution.edits import drop_currency_signs
 
     assert drop_currency_signs("Pay $500 or €20 now at https://x.example/$5") == "Pay 500 or 20 now at https://x.example/$5"
+    # counted as the edit removes them: a sign inside a link stays, and is not counted
+    text = "Pay $50 now: https://pay.example/checkout?amt=$50"
+    assert S._style(text)["currency_count"] == 1 and S._style(drop_currency_signs(text))["currency_count"] == 0
 
 
 def test_a_feature_no_fold_can_test_is_untested_and_named_after_its_own_domain():
@@ -698,3 +701,47 @@ def test_a_shortcut_no_edit_removes_is_named_not_dropped(tmp_path):
             "why": "no edit removes this style property"} in probe.evidence["unchecked"]
     assert "Not checked against the cells: " in probe.summary
     assert f"'style:digit_ratio' ({digits[0].category}, A): no edit removes this style property" in probe.summary
+
+
+def test_a_phrase_is_joined_only_where_every_email_of_the_feature_holds_it():
+    """A's phishing opens 'we will lock your account now'; 30 of B's hold 'lock your account today ...
+    verify your account now'. Checked on the first 50 emails (all A's), the joined phrase held there
+    and was kept though none of B's emails holds it."""
+    rng = np.random.default_rng(0)
+    filler = "the a to and of for on with this that from your our please team note update".split()
+    rows = []
+    for d in "ABC":
+        for i in range(200):
+            y = i % 2
+            w = " ".join(rng.choice(filler, 12))
+            if y and d == "A":
+                w = "we will lock your account now " + w
+            if y and d == "B" and i < 60:
+                w = "we will lock your account today " + w + " please verify your account now"
+            rows.append(Row(id=f"{d}{i:03d}", domain=d, text=w, label=y))
+    texts = {r.id: r.text for r in rows}
+    feats = [f for f in S.fit_probe(rows, domains=list("ABC"))
+             if "lock your account" in f.members or "your account now" in f.members]
+    assert feats
+    for f in feats:
+        assert all(S.present(f, texts[i]) for i in f.row_ids), f.feature
+
+
+def test_a_style_property_that_fires_nowhere_is_still_read_on_its_folds():
+    """Every link-carrying email holds exactly one link, a quarter of them or more: no email lies above
+    the pooled 75th percentile, so the count fires nowhere. It is still tested on every fold (it read
+    'robust but correlated' with no domain for a moment), and A, whose phishing alone carries links
+    among the mixed domains, is its domain."""
+    rng = np.random.default_rng(0)
+    filler = "the a to and of for on with this that from your our please team note update".split()
+    rows = []
+    for d in "ABC":
+        for i in range(120):
+            y = i % 2
+            w = list(rng.choice(filler, 12))
+            if (d == "A" and y) or d == "B":
+                w.append("https://evil.example/login")
+            rows.append(Row(id=f"{d}{i}", domain=d, text=" ".join(w), label=y))
+    url = next(f for f in S.fit_probe(rows, domains=list("ABC")) if f.feature == "style:url_count")
+    assert url.docs == 0 and not url.untested
+    assert url.domain == "A" and url.is_shortcut

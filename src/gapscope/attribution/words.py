@@ -152,7 +152,7 @@ def _patterns(no_space: bool) -> dict[str, str]:
     ip = not_before(r"@.") + rf"{octet}(?:\.{octet}){{3}}(?![\d.])"
     # a known TLD, chained to a country's ("banco.com.br", "shop.co.uk" with a path); with a path,
     # a country's or a cheap generic TLD ("evil.fr/login", "bank.icu/x") and an IP ("192.168.1.1/login")
-    url = (rf"(?:(?i:(?:h(?:tt|xx)ps?(?:://|\[:\]//)|ftp://|(?<![@.])www\.))[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
+    url = (rf"(?:(?i:(?:h(?:tt|xx)ps?(?:://|\[:\]//)|ftp://|(?<!@)(?<![\w-]\.)www\.))[^\s<>\"'{stop}]*[^\s<>\"'.,;:!?)\]}}{stop}]"
            rf"|{host}(?:(?:{_TLDS})(?:\.[a-z]{{2}})?{end}(?:{path})?|(?:{_WORD_TLDS}|{_PATH_TLDS}){end}{path})"
            rf"|{ip}{path}"
            + (r"(?![\w@]))" if not no_space else rf"{end}(?!@))"))

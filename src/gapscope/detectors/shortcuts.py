@@ -146,7 +146,7 @@ def _style(text: str) -> dict[str, float]:
         "html_share": sum(len(m) for m in _TAG.findall(text)) / max(1, len(text)),
         "exclamation_count": float(sum(text.count(c) for c in EXCLAMATIONS)),
         "digit_ratio": sum(c.isdigit() for c in visible) / max(1, sum(not c.isspace() for c in visible)),
-        "currency_count": float(sum(text.count(s) for s in E.CURRENCY_SIGNS)),
+        "currency_count": float(sum(visible.count(s) for s in E.CURRENCY_SIGNS)),  # as its edit: not in links
     }
 
 
@@ -223,7 +223,6 @@ class ProbeFeature:
 
 
 _SEP = "\x1f"  # between a row's feature keys when joined (no key holds a control character)
-_CHAIN_CHECKED = 50  # emails a joined phrase is looked for in
 
 
 def joined_keys(keys: list[str]) -> str:
@@ -445,7 +444,7 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
             # word occurrences, docs x length: 'sent via qorvana relay' rather than 'via' (more docs,
             # one word) or 'to <email> sent via ...' (the footer line before it, in fewer docs)
             def chain(j: int) -> list[str]:
-                rows_j = X.indices[X.indptr[keep_cols[j]]:X.indptr[keep_cols[j] + 1]][:_CHAIN_CHECKED]
+                rows_j = X.indices[X.indptr[keep_cols[j]]:X.indptr[keep_cols[j] + 1]]
                 return _chain(members[keep_cols[j]], [joined[i] for i in rows_j])
 
             def cover(j: int) -> tuple[int, int]:
@@ -470,7 +469,9 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
         # only among the domains where it occurs: a fold without a domain that never holds the feature
         # can lose its weight too (another feature took it over), and a bank footer was put in a
         # corpus of personal mail that never holds it
-        seen = [d for d in ratios if (fires & (dom == d)).any()]
+        # (a style property above its pooled 75th percentile in no email, its top value shared by a
+        # quarter of them, is read on every fold as before)
+        seen = [d for d in ratios if (fires & (dom == d)).any()] or ([] if fires.any() else list(ratios))
         below = [d for d in seen if ratios[d] < float(o["retention_threshold"])] or (
             [min(seen, key=lambda d: (ratios[d], d))] if seen else [])
         values = fires if kind == "ngram" else Z[:, k]  # a style property: its standardised value
