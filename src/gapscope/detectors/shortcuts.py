@@ -557,7 +557,7 @@ def load_or_run_probe(study) -> list[ProbeFeature]:
     rows = probe_rows(study, opts)
     # version 5: n-grams merge only where they co-occur in every domain they share, and a feature's
     # domain is one where it occurs (a probe saved before keeps the footer read as generalizable)
-    # version 6: phrases are only joined where an email holds the joined phrase; the uppercase and digit
+    # version 6: phrases are only joined where every email of the feature holds them; the uppercase and digit
     # ratios read the visible text; a feature no fold can test is marked untested
     key = {"rows": [r.id for r in rows], "opts": opts, "version": 6}
     if any(has_no_space_script(r.text) for r in rows):  # their words are now characters; other probes stand
