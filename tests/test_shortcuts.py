@@ -704,21 +704,17 @@ def test_a_shortcut_no_edit_removes_is_named_not_dropped(tmp_path):
 
 
 def test_a_phrase_is_joined_only_where_every_email_of_the_feature_holds_it():
-    """A's phishing opens 'we will lock your account now'; 30 of B's hold 'lock your account today ...
+    """A's phishing holds 'we will lock your account now'; 30 of B's hold 'lock your account today ...
     verify your account now'. Checked on the first 50 emails (all A's), the joined phrase held there
     and was kept though none of B's emails holds it."""
-    rng = np.random.default_rng(0)
-    filler = "the a to and of for on with this that from your our please team note update".split()
-    rows = []
-    for d in "ABC":
-        for i in range(200):
-            y = i % 2
-            w = " ".join(rng.choice(filler, 12))
-            if y and d == "A":
-                w = "we will lock your account now " + w
-            if y and d == "B" and i < 60:
-                w = "we will lock your account today " + w + " please verify your account now"
-            rows.append(Row(id=f"{d}{i:03d}", domain=d, text=w, label=y))
+    def extra(d, y, i):
+        if y and d == "A":
+            return "we will lock your account now".split()
+        if y and d == "B" and i < 60:
+            return "we will lock your account today please verify your account now".split()
+        return []
+
+    rows = _rows_of({d: (0, 1) for d in "ABC"}, extra=extra, n=200)
     texts = {r.id: r.text for r in rows}
     feats = [f for f in S.fit_probe(rows, domains=list("ABC"))
              if "lock your account" in f.members or "your account now" in f.members]
@@ -732,16 +728,8 @@ def test_a_style_property_that_fires_nowhere_is_still_read_on_its_folds():
     the pooled 75th percentile, so the count fires nowhere. It is still tested on every fold (it read
     'robust but correlated' with no domain for a moment), and A, whose phishing alone carries links
     among the mixed domains, is its domain."""
-    rng = np.random.default_rng(0)
-    filler = "the a to and of for on with this that from your our please team note update".split()
-    rows = []
-    for d in "ABC":
-        for i in range(120):
-            y = i % 2
-            w = list(rng.choice(filler, 12))
-            if (d == "A" and y) or d == "B":
-                w.append("https://evil.example/login")
-            rows.append(Row(id=f"{d}{i}", domain=d, text=" ".join(w), label=y))
+    rows = _rows_of({d: (0, 1) for d in "ABC"}, n=120,
+                    extra=lambda d, y, i: ["https://evil.example/login"] if (d == "A" and y) or d == "B" else [])
     url = next(f for f in S.fit_probe(rows, domains=list("ABC")) if f.feature == "style:url_count")
     assert url.docs == 0 and not url.untested
     assert url.domain == "A" and url.is_shortcut
