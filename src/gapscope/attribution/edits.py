@@ -254,11 +254,12 @@ def strip_html(text: str) -> str | None:
 
 
 CURRENCY_SIGNS = "$£€"
+_NO_CURRENCY = str.maketrans("", "", CURRENCY_SIGNS)
 
 
 def drop_currency_signs(text: str) -> str | None:
     """'$500' -> '500': the amount stays, the sign goes (outside links)."""
-    return _changed(text, _outside_urls(text, lambda chunk: chunk.translate({ord(c): None for c in CURRENCY_SIGNS})))
+    return _changed(text, _outside_urls(text, lambda chunk: chunk.translate(_NO_CURRENCY)))
 
 
 def phrase_positions(text: str, phrase: Sequence[str]) -> list[list[int]]:

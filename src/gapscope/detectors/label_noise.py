@@ -395,6 +395,7 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
         m = dom == d
         ok = m & ~np.isnan(combined)
         chance = []
+        per_source_est = {}  # source -> (rows it scored here, confident learning's noise rate on them)
         for s, p in sources.items():
             oks = m & ~np.isnan(p)
             if oks.sum() >= 4:
@@ -405,6 +406,7 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
                     continue
                 r = confident_learning(labels[oks], p[oks], filter_by)
                 per_src[s][np.flatnonzero(oks)[r.flagged]] = True
+                per_source_est[s] = (int(oks.sum()), sum(r.estimated.values()) / int(oks.sum()))  # = noise_rate
         res = confident_learning(labels[ok], combined[ok], filter_by)
         useful = informative(labels[ok], combined[ok])
         if useful:
@@ -418,23 +420,18 @@ def audit(ids: list[str], domains: list[str], labels: np.ndarray, sources: dict[
         # out of fold scores them all): the average mixes scales where sources cover different rows (the
         # held-out cells score test rows only, at their own threshold), and a clean domain with 2% phishing
         # read 31% wrong labels from it while 0.3% were flagged.
-        per_source_est = {}
-        for s, p in sources.items():
-            oks = m & ~np.isnan(p)
-            if oks.sum() >= 4 and informative(labels[oks], p[oks]):
-                per_source_est[s] = (int(oks.sum()), noise_rate(labels[oks], p[oks]))
         est_src = max(per_source_est, key=lambda s: per_source_est[s][0]) if per_source_est else None
-        est_rows = (m & ~np.isnan(sources[est_src])) if est_src else ok
-        est_p = sources[est_src] if est_src else combined
         cl_estimate = per_source_est[est_src][1] if est_src else (sum(res.estimated.values()) / n if n else 0.0)
+        interval = None
+        if useful and est_src:
+            rows = np.flatnonzero(m & ~np.isnan(sources[est_src]))
+            interval = noise_rate_interval(labels[rows], sources[est_src][rows], seed,
+                                           cluster=None if copies is None else clusters_of([copies[i] for i in rows]))
         per_domain[d] = {"n": n, "flagged": k, "rate": k / n if n else 0.0, "ci": [lo, hi],
                          "thresholds": res.thresholds, "confident_joint": res.joint,
                          "cl_estimate": cl_estimate,
                          "noise_estimate": cl_estimate if useful and est_src else None,
-                         "noise_estimate_ci": noise_rate_interval(
-                             labels[est_rows], est_p[est_rows], seed,
-                             cluster=None if copies is None else clusters_of([copies[i] for i in np.flatnonzero(est_rows)]))
-                         if useful and est_src else None,
+                         "noise_estimate_ci": interval,
                          "estimate_source": est_src, "estimate_rows": per_source_est[est_src][0] if est_src else 0,
                          "noise_estimate_by_source": {s: _r(v) for s, (_, v) in per_source_est.items()},
                          "chance_sources": chance, "informative": useful,

@@ -443,16 +443,12 @@ def fit_probe(rows, *, domains: list[str], opts: dict[str, Any] | None = None, s
             # name: the member phrase (n-grams with identical occurrences chained) covering the most
             # word occurrences, docs x length: 'sent via qorvana relay' rather than 'via' (more docs,
             # one word) or 'to <email> sent via ...' (the footer line before it, in fewer docs)
-            def chain(j: int) -> list[str]:
+            chains = {}
+            for j in cols:
                 rows_j = X.indices[X.indptr[keep_cols[j]]:X.indptr[keep_cols[j] + 1]]
-                return _chain(members[keep_cols[j]], [joined[i] for i in rows_j])
-
-            def cover(j: int) -> tuple[int, int]:
-                ph = chain(j)
-                return (X.indptr[keep_cols[j] + 1] - X.indptr[keep_cols[j]]) * len(ph), len(ph)
-
-            best = max(cols, key=cover)
-            phrase = chain(best)
+                chains[j] = (len(rows_j), _chain(members[keep_cols[j]], [joined[i] for i in rows_j]))
+            best = max(cols, key=lambda j: (chains[j][0] * len(chains[j][1]), len(chains[j][1])))
+            phrase = chains[best][1]
             kind, name, thr = "ngram", " ".join(phrase), None
             # where the feature occurs is where its named phrase occurs: a merged member that also
             # fires elsewhere ('it will' in another corpus) must not put the phrase in that corpus
@@ -641,7 +637,7 @@ def token_mask(f: ProbeFeature, att) -> np.ndarray:
         elif name == "html_share":
             mask[i] = feature_key(c) == "<html-tag>" or c.startswith("&")
         elif name in ("digit_ratio", "currency_count"):
-            mask[i] = any(ch.isdigit() or ch in "$£€" for ch in c)
+            mask[i] = any(ch.isdigit() or ch in E.CURRENCY_SIGNS for ch in c)
     return mask
 
 
