@@ -426,6 +426,23 @@ def test_a_drop_the_share_does_not_account_for_is_not_called_the_share():
     assert g.evidence["share_accounts_for_it"] and "not a failure to transfer" in g.title
 
 
+def test_an_unproven_drop_says_when_the_cell_flags_the_whole_domain():
+    # the demo's smollm2 corporate cell on alerts: recall 0.93 and false-positive rate 0.52 at home, every
+    # alerts email flagged. F1 0.63 is that of flagging everything, a drop the 50 emails cannot prove;
+    # the info finding said only that, and not that the cell does no work on alerts
+    from gapscope.detectors.generalization import run
+
+    ok = (50, 0.5, 0.93, 0.52)  # four more domains where it keeps its home rates: Bonferroni over five
+    study = _share_study({"a": (50, 0.54, 0.93, 0.52), "b": (50, 0.46, 1.0, 1.0), "c": ok, "d": ok, "e": ok, "f": ok})
+    (f,) = [f for f in run(study) if f.kind == "generalization_gap"]
+    assert f.severity == "info" and f.domains == ["b"]
+    assert "it flags 100% of the emails as phishing" in f.summary and "not skill" in f.summary
+    # a cell that still works there gets no such sentence
+    (g,) = [f for f in run(_share_study({"a": (40, 0.5, 0.9, 0.1), "b": (400, 0.05, 0.5, 0.1)}))
+            if f.kind == "generalization_gap"]
+    assert "flags" not in g.summary
+
+
 def test_entries_without_intervals_are_read_from_their_counts():
     # bootstrap = 0 leaves no F1 intervals; the summary used to index them
     from gapscope.detectors.generalization import run

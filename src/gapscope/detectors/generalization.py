@@ -127,8 +127,8 @@ def run(study) -> list[Finding]:
         home, ref, left_out, compared = got
         f1s = [c for c in compared if c.expected is not None]
         gap = _f1_gap(cell, entries, home, f1s, flagged, len(compared))
-        mine = gap or _drop_explained(cell, home, f1s, len(compared)) or _drop_within_noise(cell, home, f1s,
-                                                                                               len(compared))
+        mine = (gap or _drop_explained(cell, home, f1s, len(compared), flagged)
+                or _drop_within_noise(cell, home, f1s, len(compared), flagged))
         mine += _false_alarms(cell, home, [c for c in compared if c.expected is None], len(compared))
         for f in mine:
             f.evidence["in_domain_reference"] = ref
@@ -174,7 +174,16 @@ def _copies_text(e: dict) -> str:
             f"counts each copy, the interval each email once)")
 
 
-def _drop_within_noise(cell: tuple, home: Rates, f1s: list[Compared], k: int) -> list[Finding]:
+def _how_it_scores(d: str, e: dict, flagged: float | None) -> str:
+    """' On alerts it flags 100% of the emails ...': what the F1 of an unproven drop is made of. A cell that
+    calls a whole domain phishing has the F1 of flagging everything, which can sit near its in-domain F1
+    where the domain is mostly phishing; the drop then proves nothing while the cell does no work there."""
+    why = why_low(e, flagged)
+    return f" On {d} {why}." if why else ""
+
+
+def _drop_within_noise(cell: tuple, home: Rates, f1s: list[Compared], k: int,
+                       flagged: dict[str, float] | None = None) -> list[Finding]:
     """A drop of a medium bar's worth or more (a red matrix cell) that no bound shows to be a loss, and
     that the phishing share does not account for: an info finding, so that it is not passed over in
     silence (a review: F1 0.67 against 0.96 in-domain, the misses six copies of one campaign, and
@@ -193,7 +202,7 @@ def _drop_within_noise(cell: tuple, home: Rates, f1s: list[Compared], k: int) ->
         summary=(f"On {d} F1 {e['f1']:.2f} ({_ci_text(e.get('f1_ci'), e['n'])}){_copies_text(e)}. At {_poss(d)} "
                  f"phishing share ({_share(e)}) its in-domain rates ({_home_text(home)}) give F1 {c.expected:.2f}; "
                  f"the loss there has a 95% lower bound of {c.lower:.2f}{_bonferroni(k)}, so no loss is shown. "
-                 f"More distinct held-out {d} emails would tell."),
+                 f"More distinct held-out {d} emails would tell." + _how_it_scores(d, e, (flagged or {}).get(d))),
         evidence={"cell": name, "model": model, "paradigm": paradigm, "in_domain_f1": round(in_f1, 4),
                   "measured_drop": round(in_f1 - e["f1"], 4), **_rates_evidence(home), "domain": d,
                   "expected_f1": _round(c.expected), "drop_at_share": _round(c.drop),
@@ -235,7 +244,8 @@ def _f1_gap(cell: tuple, entries: list[dict], home: Rates, f1s: list[Compared], 
     )]
 
 
-def _drop_explained(cell: tuple, home: Rates, f1s: list[Compared], k: int) -> list[Finding]:
+def _drop_explained(cell: tuple, home: Rates, f1s: list[Compared], k: int,
+                    flagged: dict[str, float] | None = None) -> list[Finding]:
     """A drop as measured (each side at its own phishing share) that is no significant loss at the
     domain's share: an "info" finding, so that a red matrix cell is explained rather than passed over in
     silence. Where the domain's F1 is less than 0.05 below what the in-domain rates give at its share,
@@ -260,14 +270,14 @@ def _drop_explained(cell: tuple, home: Rates, f1s: list[Compared], k: int) -> li
         body = ("The share accounts for the drop: a lower share gives a lower F1 at the same rates, because each "
                 "false alarm weighs more against fewer catches.")
     else:
-        title = f"{in_f1 - c.expected:.2f} of it {_poss(d)} phishing share, the rest not measurable here"
+        title = f"{in_f1 - c.expected:.2f} of the drop is {_poss(d)} phishing share, the rest not measurable here"
         body = (f"So {in_f1 - c.expected:.2f} of the {measured:.2f} drop is the share; the remaining {c.drop:.2f} "
                 f"has a 95% lower bound of {c.lower:.2f}{_bonferroni(k)}: too few emails ({home.n} held out "
                 f"in-domain, {e['n']} on {d}) to tell it from chance.")
     return [Finding(
         kind="generalization_gap", severity="info",
         title=f"{_who(model, paradigm)} scores {e['f1']:.2f} F1 on {d} against {in_f1:.2f} in-domain: {title}",
-        summary=opening + body,
+        summary=opening + body + _how_it_scores(d, e, (flagged or {}).get(d)),
         evidence={"cell": name, "model": model, "paradigm": paradigm, "in_domain_f1": round(in_f1, 4),
                   "measured_drop": round(measured, 4), **_rates_evidence(home), "domain": d,
                   "expected_f1": _round(c.expected), "drop_at_share": _round(c.drop),
