@@ -116,6 +116,12 @@ def test_detector_tables_every_edit_and_includes_the_suspected_shortcut(planted)
             assert pair["original"]["text"] != pair["edited"]["text"]
 
 
+def test_an_edit_is_quoted_once_in_a_title():
+    # a shortcut edit's name holds its quotes: the title read "'remove 'sent via relay''"
+    assert M._quoted("remove 'sent via relay'") == "remove 'sent via relay'"
+    assert M._quoted("drop_greeting") == "'drop_greeting'"
+
+
 def test_an_edit_past_the_model_window_is_counted_not_scored(monkeypatch):
     """A model that reads 6 words: removing the last line's footer changes nothing it reads, so those
     emails are counted as not in view (never a 0% flip rate 'measured' on text the model never saw)."""

@@ -170,6 +170,11 @@ def _severity(effect: str, worst: dict[str, Any], overall: dict[str, Any], opts,
     return "low" if low_end >= 0.5 else "info"
 
 
+def _quoted(edit: str) -> str:
+    """'drop_greeting' in quotes; "remove 'sent via relay'" as it is (it was "'remove 'sent via relay''")."""
+    return edit if "'" in edit else f"'{edit}'"
+
+
 def _flips(s: dict[str, Any]) -> int:
     return s["corrected"] + s["broken"]  # every flip puts an email on its true label or off it
 
@@ -245,14 +250,14 @@ def run(study) -> list[Finding]:
             unseen = [f"{s['unseen']} in {d}" for d, s in sorted(all_dom.items()) if s["unseen"]]
             if on_overall:
                 olo, ohi = flip_ci(overall)
-                title = (f"{describe_cell(cell)}: '{edit}' flips {_flips(overall)} of {overall['n']} decisions "
+                title = (f"{describe_cell(cell)}: {_quoted(edit)} flips {_flips(overall)} of {overall['n']} decisions "
                          f"({overall['flip_rate']:.0%}) over all test domains{_which(overall)}, "
                          f"most in {', '.join(flipped_in[:3]) or worst_dom}")
                 headline = (f"Over all test domains it changes {overall['flip_rate']:.0%} (95% CI {olo:.0%}-{ohi:.0%}) "
                             f"of {overall['n']} decisions; no domain of {int(opts['min_emails'])} or more emails "
                             f"reaches {float(opts['flip_rate']):.0%} alone. ")
             else:
-                title = (f"{describe_cell(cell)}: '{edit}' flips {_flips(worst)} of {worst['n']} "
+                title = (f"{describe_cell(cell)}: {_quoted(edit)} flips {_flips(worst)} of {worst['n']} "
                          f"decisions ({worst['flip_rate']:.0%}) in {worst_dom}{_which(worst)}")
                 headline = ""
             findings.append(Finding(
