@@ -489,6 +489,27 @@ def test_a_link_out_of_the_folder_is_counted_not_read(tmp_path):
     assert "spam/inside" in files and "spam/outside" not in files
 
 
+def test_a_linked_folder_is_counted_not_followed(tmp_path):
+    # a maildir whose new/ is a link: rglob lists the link and does not descend, and the link was
+    # rejected as "outside the maildir's cur/ and new/"; in a folder of mail files, as an unreadable file
+    from gapscope.data.mail_sources import LINK_TO_FOLDER
+    md = mailbox.Maildir(str(tmp_path / "inbox"), create=True)
+    md.add(LATIN1)
+    for f in (tmp_path / "inbox" / "new").iterdir():  # the added message goes to cur/, and new/ becomes a link
+        f.rename(tmp_path / "inbox" / "cur" / f.name)
+    (tmp_path / "inbox" / "new").rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "1700000001.x:2,S").write_bytes(MULTIPART)
+    (tmp_path / "inbox" / "new").symlink_to(tmp_path / "elsewhere")
+    rows, rep = load(tmp_path / "inbox", label_value=0)
+    assert len(rows) == 1 and rep.rows_in == 2 and dict(rep.rejected_by_reason) == {LINK_TO_FOLDER: 1}
+    d = spamassassin_like(tmp_path / "sa")
+    (d / "more").symlink_to(tmp_path / "elsewhere")
+    before, brep = load(spamassassin_like(tmp_path / "sa2"), label="folder")
+    rows, rep = load(d, label="folder")
+    assert len(rows) == len(before) and dict(rep.rejected_by_reason) == {**brep.rejected_by_reason, LINK_TO_FOLDER: 1}
+
+
 def test_a_file_larger_than_any_email_is_counted_not_read(tmp_path, monkeypatch):
     import tarfile
     from gapscope.data import mail_sources

@@ -47,6 +47,9 @@ INDEXED_MISSING = "listed in the label index, no such file"
 MAX_MESSAGE_BYTES = 64 * 2**20
 TOO_LARGE = f"larger than {MAX_MESSAGE_BYTES // 2**20} MB (no email is)"
 LINK_OUTSIDE = "a link to a file outside the folder"
+# A linked folder is listed, not walked (rglob does not descend into it): counted as one row, its files
+# unread. Walking it could pull in what lies outside the folder, or read the same files twice.
+LINK_TO_FOLDER = "a link to a folder, not followed (its files are not read: give its target as a source)"
 
 
 def _too_large(size: int, name: str) -> bool:
@@ -175,7 +178,9 @@ def _maildir_message(f: Path, key: str, inside: Path, by_folder: bool) -> tuple[
     top = parts[:-1] in (["cur"], ["new"])
     nested = len(parts) == 3 and parts[0].startswith(".") and parts[1] in ("cur", "new")
     why = None
-    if parts[-1].startswith("."):
+    if f.is_symlink() and f.is_dir():  # a linked new/ was "outside the maildir's cur/ and new/"
+        why = LINK_TO_FOLDER
+    elif parts[-1].startswith("."):
         why = "hidden file in a maildir (not a message)"
     elif len(parts) >= 2 and parts[-2] == "tmp":
         why = "in tmp/: a message still being delivered"
@@ -235,7 +240,8 @@ def _folder_records(root: Path, index: str | None) -> tuple[list[Record], bytes 
             continue
         # a corpus someone else packed must not pull in ~/.ssh/id_rsa through a link
         outside = f.is_symlink() and f.exists() and not f.resolve().is_relative_to(inside)
-        raw, meta = (None, {"file": name, "unreadable": LINK_OUTSIDE}) if outside else _read(f, name)
+        why = LINK_TO_FOLDER if f.is_symlink() and f.is_dir() else LINK_OUTSIDE if outside else None
+        raw, meta = (None, {"file": name, "unreadable": why}) if why else _read(f, name)
         meta["folder"] = f.parent.name if f.parent != root else root.resolve().name
         records += [_record(len(records) + 1, r, mt) for r, mt in _split(raw, meta)]
     return records, index_bytes
