@@ -712,9 +712,15 @@ def test_probe_findings_say_which_emails_the_aurocs_come_from():
                        "n_test": {"a": 30, "b": 30}, "transfer": {"a": [0.95], "b": [0.35]}, "oracle": {}}]}
     (f,) = probe_findings(res)
     assert f.kind == "representation_failure"
-    assert "same 30 held-out b emails" in f.summary and "0.56" in f.summary and "inverted" in f.summary
-    # every layer's probe is below 0.5: a reversed signal, not an absent one
-    assert "reversed on b" in f.title and "0.65" in f.summary
+    assert "same 30 held-out b emails" in f.summary and "0.56" in f.summary
+    # 0.39 and 0.35 on 30 emails, the matrix at 0.56: below 0.5 within chance, so neither "inverted" nor
+    # "reversed" (a review: the best probe at 0.48 and the model at 0.49 read "a systematic error")
+    assert "inverted" not in f.summary and "reversed" not in f.title
+    # every layer's probe below 0.5 beyond the sample's noise, and the whole domain's interval below 0.5
+    res["matrix_auroc"], res["matrix_auroc_ci"] = {"b": 0.36}, {"b": [0.27, 0.45]}
+    res["probes"][0]["n_test"]["b"] = 200
+    (f,) = probe_findings(res)
+    assert "inverted" in f.summary and "reversed on b" in f.title and "0.65" in f.summary
 
 
 def test_a_string_from_a_domain_the_cell_never_trained_on_is_at_most_low():
@@ -941,6 +947,25 @@ def test_representation_failure_needs_the_whole_domain_to_confirm_the_model_fail
     assert f.kind == "representation_failure"
     res["matrix_auroc"]["b"] = 0.81  # the sample's 0.62 was the sample: every test email says it ranks well
     assert probe_findings(res) == []
+
+
+def test_probes_below_the_model_do_not_say_no_layer_carries_a_signal():
+    # the demo's smollm2 personal cell on mailinglist: the model at 0.74, every probe trained on personal
+    # at 0.51 or less. The model's own margin is read off its last layer, so a signal that transfers is
+    # there; the probes found no better direction, which is what the title now says
+    from gapscope.detectors.internals import probe_findings
+
+    res = {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "train_domains": ["a"],
+           "model_auroc": {"b": 0.74}, "matrix_auroc": {"b": 0.745},
+           "probes": [{"train_domain": "a", "selected": 0, "layers": [3, 5], "n_train": 64,
+                       "n_test": {"a": 30, "b": 30}, "transfer": {"a": [0.95, 0.97], "b": [0.38, 0.51]},
+                       "oracle": {}}]}
+    (f,) = probe_findings(res)
+    assert f.kind == "representation_failure"
+    assert "better than the model's own read-out (best probe 0.51, model 0.74)" in f.title
+    res["probes"][0]["transfer"]["b"] = [0.70, 0.72]  # probes about as good as the model: none carries more
+    (f,) = probe_findings(res)
+    assert "no layer carries a label signal that transfers from a to b" in f.title
 
 
 def test_representation_failure_is_high_only_when_the_whole_domain_puts_the_failure_beyond_noise():

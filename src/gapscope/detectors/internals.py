@@ -50,6 +50,7 @@ import numpy as np
 from markupsafe import escape
 
 from gapscope import progress
+from gapscope.eval.metrics import auroc_se
 from gapscope.findings import Finding, possessive, register_detector
 from gapscope.internals import plots
 from gapscope.internals.analyse import InternalsOptions, analyse_cell
@@ -211,8 +212,14 @@ def probe_findings(res: dict) -> list[Finding]:
             on_sample = (f"on the same {n_b} held-out {b} emails" +
                          (f"; the matrix, on all of {possessive(b)} test emails, has the model at {full:.2f}"
                           if full is not None else ""))
+            counts = _class_counts(pc, b)
+            ci_b = (res.get("matrix_auroc_ci") or {}).get(b)
+            # "inverted" where the whole domain's interval is below 0.5 (or, without one, the sample's):
+            # the model at 0.49 on 30 emails (matrix 0.43, 95% CI 0.28-0.60) read "a systematic error"
+            below = (ci_b[1] < 0.5 if full is not None and ci_b and ci_b[1] is not None
+                     else _below_chance(m, counts))
             inverted = (f" Below 0.5 the model's ranking is inverted: it scores {possessive(b)} legitimate mail above "
-                        f"its phishing, a systematic error rather than noise." if m < 0.5 else "")
+                        f"its phishing, a systematic error rather than noise." if below else "")
             lower = (pc.get("gap_lower") or {}).get(b)
             ev.update({"probe_minus_model_lower": lower, "alpha": pc.get("alpha"),
                        "n_test_by_class": (pc.get("n_test_by_class") or {}).get(b)})
@@ -263,15 +270,24 @@ def probe_findings(res: dict) -> list[Finding]:
                           f"Even a probe trained within {b} reaches only "
                           f"{'n/a' if oracle_best is None else f'{oracle_best:.2f}'}: the representation "
                           f"barely encodes {possessive(b)} label distinction.")
-                reversed_ = best is not None and best < 0.5
-                if reversed_:  # every layer ranks b's classes the wrong way round: a signal, inverted
+                # every layer ranks b's classes the wrong way round, beyond the sample's noise: a signal,
+                # inverted. The best layer at 0.48 on 30 emails was called reversed: that is chance
+                reversed_ = best is not None and _below_chance(best, counts)
+                if reversed_:
                     detail = (f"Below 0.5 at every analysed layer, {possessive(a)} label direction ranks {possessive(b)} classes the "
-                              f"wrong way round (flipped, the best layer would read {1 - best:.2f}): what marks "
-                              f"phishing in {a} marks legitimate mail in {b}. " + detail)
+                              f"wrong way round (flipped, the best layer would read {1 - best:.2f}; its 95% upper "
+                              f"bound {_upper(best, counts):.2f}): what marks phishing in {a} marks legitimate mail "
+                              f"in {b}. " + detail)
+                # the model's margin is itself read off the last layer: probes below it show no direction
+                # that transfers better than the model's own, not that no layer carries a signal (a review:
+                # "no layer carries a label signal that transfers" beside the model's 0.74)
+                beaten = best is not None and best < m - 0.05
                 out.append(Finding(
                     kind="representation_failure", severity=sev,
                     title=(f"{_who(res)}: the label signal from {a} is reversed on {b} at every layer "
                            f"(best probe {best:.2f}, model {m:.2f})" if reversed_ else
+                           f"{_who(res)}: no layer carries a label signal from {a} that transfers to {b} better than "
+                           f"the model's own read-out (best probe {best:.2f}, model {m:.2f})" if beaten else
                            f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
                            f"(best probe {'n/a' if best is None else f'{best:.2f}'}, model {m:.2f})"),
                     summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}"
@@ -285,6 +301,25 @@ def probe_findings(res: dict) -> list[Finding]:
 
 
 MIN_PER_CLASS = 5  # each class of a domain's sample, for a probe-versus-model comparison
+
+
+def _class_counts(pc: dict, b: str) -> tuple[int, int]:
+    """(legitimate, phishing) emails of b's sample; an even split of n_test where results predate the counts."""
+    counts = (pc.get("n_test_by_class") or {}).get(b)
+    if counts:
+        return int(counts[0]), int(counts[1])
+    n = int(pc["n_test"].get(b, 0))
+    return n - n // 2, n // 2
+
+
+def _upper(a: float, counts: tuple[int, int]) -> float:
+    n_neg, n_pos = counts
+    return a + 1.96 * auroc_se(a, n_pos, n_neg) if n_neg and n_pos else 1.0
+
+
+def _below_chance(a: float, counts: tuple[int, int]) -> bool:
+    """The AUROC's 95% upper bound (Hanley-McNeil, on the sample's class counts) is below 0.5."""
+    return _upper(a, counts) < 0.5
 
 
 def _n_compared(res: dict) -> int:

@@ -62,6 +62,7 @@ from gapscope.data.rows import LABEL_NAMES
 from gapscope.drift.stats import wilson
 from gapscope.errors import GapscopeError
 from gapscope.eval.clusters import clusters_of
+from gapscope.eval.metrics import auroc_se
 from gapscope.findings import Finding, register_detector
 
 DEFAULTS = {
@@ -227,9 +228,7 @@ def informative(labels: np.ndarray, p1: np.ndarray) -> bool | None:
     from sklearn.metrics import roc_auc_score
 
     a = float(roc_auc_score(labels, np.asarray(p1, dtype=np.float64)))
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    se = np.sqrt(max(a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a), 0.0) / (n1 * n0))
-    return bool(a - 1.96 * se > 0.5)
+    return bool(a - 1.96 * auroc_se(a, n1, n0) > 0.5)
 
 
 def _agreement_text(rows: list[dict]) -> str:

@@ -57,6 +57,14 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
+def auroc_se(a: float, n_pos: int, n_neg: int) -> float:
+    """Hanley and McNeil's (1982) standard error of an AUROC `a` measured on n_pos and n_neg emails:
+    for a bound where only the AUROC and the class counts were kept, not the scores."""
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return float(np.sqrt(max(a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a), 0.0)
+                         / (n_pos * n_neg)))
+
+
 def f1_at_share(recall, fpr, share):
     """F1 that a classifier with this recall and false-positive rate reaches, in expectation, on mail of
     which `share` is phishing: 2·s·R / (s·R + s + (1 − s)·FPR). F1 depends on the phishing share as
