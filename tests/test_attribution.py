@@ -415,3 +415,17 @@ def test_a_shared_extraction_cache_changes_no_table():
     first = feature_table(emails[:1], ngram_max=2, min_docs=1, ends=[None], cache=cache, boots=0)
     cut = feature_table(emails[:1], ngram_max=2, min_docs=1, ends=[5], cache=cache, boots=0)
     assert cut.table["n"].sum() < first.table["n"].sum()
+
+
+def test_an_amount_is_one_word_and_a_tag_after_punctuation_is_a_tag():
+    # '$27,750,000.00' was cut at every separator: four <num> words, so '<num> <num>' headed a fraud
+    # cell's top features and occlusion removed '27' alone; ',<br>' was the punctuation ',<' then 'br'
+    from gapscope.attribution.words import feature_key, split_words
+
+    cores = split_words("Pay $27,750,000.00 (or 3.5%) by 3:30 today.").cores
+    assert "27,750,000.00" in cores and "3.5" in cores and [feature_key(c) for c in cores].count("<num>") == 4
+    assert split_words("请支付1,000.00元").cores == ["请", "支", "付", "1,000.00", "元"]
+    assert split_words("abc1,5 and 5.Then").cores == ["abc1", ",", "5", "and", "5", ".", "Then"]
+    keys = [feature_key(c) for c in split_words("Dear customer,<br><br>Hi!<b>x</b>)<p> <!DOCTYPE html><!-- c -->").cores]
+    assert keys == ["dear", "customer", ",", "<html-tag>", "<html-tag>", "hi", "!", "<html-tag>", "x", "<html-tag>", ")",
+                    "<html-tag>", "<html-tag>", "<html-tag>"]

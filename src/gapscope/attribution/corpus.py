@@ -429,8 +429,9 @@ _PARSED: dict[str, tuple[tuple[int, int] | None, dict[str, Attribution]]] = {}
 
 
 # What an attribution of a given method and settings is made of changed: the words in view (0.3.0)
-# and words that keep their combining marks. Stores written before are not read.
-STORE_VERSION = 2
+# and words that keep their combining marks; amounts and tags after punctuation as one word (3).
+# Stores written before are not read.
+STORE_VERSION = 3
 
 
 class AttributionStore:

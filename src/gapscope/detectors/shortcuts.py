@@ -555,7 +555,8 @@ def load_or_run_probe(study) -> list[ProbeFeature]:
     # domain is one where it occurs (a probe saved before keeps the footer read as generalizable)
     # version 6: phrases are only joined where every email of the feature holds them; the uppercase and digit
     # ratios read the visible text; a feature no fold can test is marked untested
-    key = {"rows": [r.id for r in rows], "opts": opts, "version": 6}
+    # version 7: an amount ('$1,000.00') and a tag after punctuation are one word of the cutter
+    key = {"rows": [r.id for r in rows], "opts": opts, "version": 7}
     if any(has_no_space_script(r.text) for r in rows):  # their words are now characters; other probes stand
         key["words"] = "no-space-characters"
     fp = artifacts.fingerprint(key)
