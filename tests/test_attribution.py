@@ -320,6 +320,36 @@ def test_a_shift_is_beyond_chance_only_where_the_evidence_differs(seed):
     assert ((st >= 0) & (st <= 1)).all() and st.max() > 0.5
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_domain_of_one_label_is_compared_with_home_emails_of_that_label(seed):
+    # a review: home halves balanced between the labels against an all-legitimate domain of the same
+    # source compared a top phishing list read off phishing mail with one read off legitimate mail,
+    # and called the shift beyond chance in 17 of 20 draws; each set now has the other's label mix
+    rng = np.random.default_rng(seed)
+    p_words, l_words, s_words = ([f"{c}{i}" for i in range(12)] for c in "pls")
+    weights = {**{w: float(x) for w, x in zip(p_words, rng.uniform(1.0, 2.0, 12))},
+               **{w: -float(x) for w, x in zip(l_words, rng.uniform(1.0, 2.0, 12))},
+               **{w: float(x) for w, x in zip(s_words, rng.uniform(-0.5, 0.5, 12))}}
+    model = BagModel(weights)
+
+    def emails(label, n):
+        own = p_words if label else l_words
+        return [" ".join([*rng.choice(own, 4, replace=False), *rng.choice(s_words, 4, replace=False)])
+                for _ in range(n)]
+
+    def table(texts, labels):
+        return feature_table([attribute(model, t) for t in texts], ngram_max=1, min_docs=2, k=5, seed=seed,
+                             labels=labels)
+
+    home = table(emails(1, 25) + emails(0, 25), [1] * 25 + [0] * 25)
+    legit = table(emails(0, 30), [0] * 30)
+    same = shift_test(home, legit, seed=seed)
+    assert not same["beyond_chance"] and same["by_label"] == [12, 0] and same["emails"] == 12
+    # unlabelled, the halves are drawn from both labels: the comparison the review caught
+    home.labels = legit.labels = None
+    assert shift_test(home, legit, seed=seed)["beyond_chance"]
+
+
 def test_a_same_source_domain_of_noisy_evidence_is_not_called_shifted():
     # 30 words carry equal phishing weight under noise: the top lists of any two samples differ a
     # lot, and what decides is whether the other domain differs more than two halves of home do

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gapscope import progress
 from gapscope.attribution import corpus as C
 from gapscope.attribution.base import is_cheap
@@ -113,7 +115,8 @@ def run(study) -> list[Finding]:
                 if not atts:
                     continue
                 ends = {rid: None if tokens is None else visible_end(tokens, a.text) for rid, a in atts.items()}
-                ft = C.feature_table(list(atts.values()), ends=[ends[r] for r in atts], seed=seed, cache=cache, **agg)
+                ft = C.feature_table(list(atts.values()), ends=[ends[r] for r in atts], seed=seed, cache=cache,
+                                     labels=[study.rows[r].label for r in atts], **agg)
                 artifacts.write_parquet(out_dir / cell.name / f"{d}.parquet", ft.table)
                 tables[(cell.name, d)] = ft
                 samples[(cell.name, d)] = (atts, ends)
@@ -162,10 +165,11 @@ def run(study) -> list[Finding]:
             if tested:
                 within = sorted({t["within_median"] for t in tested})
                 sizes = sorted({t["emails"] for t in tested})
-                ov_txt += (f"; two disjoint samples of {of_home} emails ({_span(sizes, '{}')} each, as many as the other "
-                           f"domain's sample allows) overlap {_span(within, '{:.0%}')} (median), so the "
-                           + (f"shift is beyond chance in {len(beyond)} of {len(shifts)} domains ({', '.join(beyond)})."
-                              if beyond else "lists are too noisy at this sample size to call a shift."))
+                ov_txt += (f"; two disjoint samples of {of_home} emails ({_span(sizes, '{}')} each, with the other "
+                           f"domain's mix of labels) overlap {_span(within, '{:.0%}')} (median), so the "
+                           + (f"shift is beyond chance in {len(beyond)} of {len(tested)} domains tested "
+                              f"({', '.join(beyond)})." if beyond else
+                              f"shift is beyond chance in none of the {len(tested)} domains tested."))
             else:
                 ov_txt += ("; too few emails to tell a shift from chance (a test needs "
                            f"{agg['min_docs']} emails in each of two halves of {of_home} sample and in the other's).")
@@ -237,7 +241,9 @@ def _pooled(tables, samples, cell, domains: list[str], agg, seed, boots: int = C
         return tables[(cell.name, domains[0])]
     atts = [a for d in domains for a in samples[(cell.name, d)][0].values()]
     ends = [samples[(cell.name, d)][1][r] for d in domains for r in samples[(cell.name, d)][0]]
-    return C.feature_table(atts, ends=ends, seed=seed, boots=boots, cache=cache, **agg)
+    labels = [tables[(cell.name, d)].labels for d in domains]
+    return C.feature_table(atts, ends=ends, seed=seed, boots=boots, cache=cache, **agg,
+                           labels=None if any(x is None for x in labels) else np.concatenate(labels))
 
 
 def _shift(home: C.FeatureTable, other: C.FeatureTable, home_name: str, seed: int) -> dict[str, Any]:
@@ -321,7 +327,10 @@ def _restricted(tables, samples, cell, d, other, agg, seed) -> C.FeatureTable | 
         return None
     if len(common) == len(atts):
         return tables[(cell.name, d)]
-    return C.feature_table([atts[r] for r in common], ends=[ends[r] for r in common], boots=0, seed=seed, **agg)
+    own = tables[(cell.name, d)].labels
+    order = {r: i for i, r in enumerate(atts)}
+    return C.feature_table([atts[r] for r in common], ends=[ends[r] for r in common], boots=0, seed=seed, **agg,
+                           labels=None if own is None else own[[order[r] for r in common]])
 
 
 def _sections(summary: dict, opts: dict, pairs: dict) -> list[dict[str, Any]]:
