@@ -266,6 +266,18 @@ def test_top_lists_count_each_occurrence_once():
     assert seen.set_index("feature").loc["verify", "docs"] == 6
 
 
+def test_a_word_is_not_folded_into_a_generic_word_it_only_sometimes_precedes():
+    # "verify your" (5 of the 35 "your") folded into "your" and handed it "verify", which then folded
+    # into "your" too: a separate cue vanished from the list. Only a phrase that is its owner's (the
+    # footer's "via veloruith", above) passes on its other words
+    model = BagModel({"your": 1.0, "verify": 0.6, "meeting": -1.0})
+    texts = ([f"please verify your item {i}" for i in range(5)] + [f"update your note {i}" for i in range(30)]
+             + [f"meeting {i} today" for i in range(15)])
+    ft = feature_table([attribute(model, t) for t in texts], boots=0)
+    assert [f["feature"] for f in ft.top(+1)] == ["your", "verify"]
+    assert ft.table.set_index("feature").loc["verify", "covered_by"] == ""
+
+
 def test_compare_keeps_directions_apart_and_absent_features_aside():
     texts_a = [f"please verify item {i} agenda" for i in range(6)]
     texts_b = [f"please verify now {i} kind regards agenda" for i in range(6)]

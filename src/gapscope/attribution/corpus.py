@@ -270,8 +270,12 @@ def feature_table(attributions: Sequence[Attribution], *, ngram_max: int = 2, mi
         if toks and len(owners) >= COVER_SHARE * len(toks):
             owner = max(set(owners), key=lambda o: (owners.count(o), -o))
             covered[j] = names[owner]
-        for t in toks:  # a folded feature's other words join its owner ("via" of "via veloruith")
-            claimed.setdefault(t, owner)
+        # a folded feature's other words join its owner where the two are one phrase: "via" of "via
+        # veloruith", which holds every "veloruith". "verify your" (5 of 35 "your") handed "verify" to
+        # "your", and then "verify" itself folded into "your", a word it is no part of
+        if owner == j or n[j] >= COVER_SHARE * n[owner]:
+            for t in toks:
+                claimed.setdefault(t, owner)
     listable = np.zeros(F, bool)
     listable[keep] = phrase[keep] & np.asarray([covered[j] == "" for j in keep], bool)
     stability = np.full(F, np.nan)
