@@ -667,6 +667,28 @@ def test_findings_name_layers_the_same_way_in_text_and_evidence():
     assert "resid_post.2" in f.title and f.evidence["layer"] == "resid_post.2"
 
 
+def test_a_one_class_contrast_is_low_and_the_balanced_one_names_a_domain_direction():
+    # a review: a label signal that transfers weakly gives the mirror pattern (phishing +g, legitimate -g)
+    # with no domain direction; it read high "its decision direction is a T-vs-rest domain direction"
+    # on every demo cell. Only the class-balanced cosine says the direction is a domain's
+    from gapscope.detectors.internals import direction_findings
+
+    def res(cos, p, l):
+        best = max((("balanced", cos), ("phishing", p), ("legitimate", l)), key=lambda x: abs(x[1]))
+        return {"cell": "m__specialist-a", "model": "m", "paradigm": "specialist:a", "direction": {"a": [
+            {"layer": 6, "cos": cos, "cos_phishing": p, "cos_legitimate": l, "cos_max": best[1],
+             "aligned_with": best[0], "null95": 0.16, "domain_separability": 0.9}]}}
+
+    (f,) = direction_findings(res(0.08, 0.76, -0.7))
+    assert f.severity == "low" and "phishing only" in f.title and "domain direction" not in f.title
+    assert "balanced cosine is +0.08 and the other class -0.70" in f.summary
+    (f,) = direction_findings(res(0.44, 0.78, -0.41))  # the planted footer: the balanced cosine passes too
+    assert f.severity == "medium" and "mailinglist" not in f.title and "a-vs-rest domain direction (cos +0.44, balanced)" in f.title
+    (f,) = direction_findings(res(0.6, 0.7, 0.5))
+    assert f.severity == "high" and "balanced" in f.title
+    assert direction_findings(res(0.05, -0.6, 0.1)) == []  # other domains' phishing higher: no error added
+
+
 def test_decision_layers_without_a_read_out_position_says_so():
     from gapscope.detectors.internals import patching_findings
 
