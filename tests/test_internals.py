@@ -956,6 +956,13 @@ def test_readout_failure_needs_the_difference_beyond_the_noise_of_its_emails():
     (f,) = probe_findings(_readout_res(0.08, last=0.62))
     assert "re-fitting the read-out alone would not recover it" in f.summary
     assert "Re-fitting only the read-out" not in f.summary and f.evidence["probe_auroc_last_layer"] == 0.62
+    # and its title says so: "the read-out does not" stood beside it
+    assert "is lost by the last layer" in f.title and "the read-out does not" not in f.title
+    # high only where all of b's test emails have the model failing, not the 30-email sample alone
+    r = _readout_res(0.08)
+    r["matrix_auroc"]["b"] = 0.81
+    (f,) = probe_findings(r)
+    assert f.severity == "medium"
 
 
 def test_representation_failure_needs_the_whole_domain_to_confirm_the_model_fails():
@@ -985,9 +992,14 @@ def test_probes_below_the_model_do_not_say_no_layer_carries_a_signal():
     (f,) = probe_findings(res)
     assert f.kind == "representation_failure"
     assert "better than the model's own read-out (best probe 0.51, model 0.74)" in f.title
-    res["probes"][0]["transfer"]["b"] = [0.70, 0.72]  # probes about as good as the model: none carries more
+    res["probes"][0]["transfer"]["b"] = [0.70, 0.77]  # probes about as good as the model: none carries more
     (f,) = probe_findings(res)
-    assert "no layer carries a label signal that transfers from a to b" in f.title
+    assert "better than the model's own read-out (best probe 0.77, model 0.74)" in f.title
+    # no within-domain probe measured: not "the representation barely encodes" b's label
+    assert "not measured" in f.summary and "barely encodes" not in f.summary
+    # one legitimate email among 29 phishing: no comparison at all
+    res["probes"][0]["n_test_by_class"] = {"b": [1, 29]}
+    assert probe_findings(res) == []
 
 
 def test_representation_failure_is_high_only_when_the_whole_domain_puts_the_failure_beyond_noise():
@@ -1148,7 +1160,7 @@ def test_representation_failure_reads_a_within_domain_probe_against_the_model():
                             "oracle": {"b": [oracle]}}]}
 
     (f,) = probe_findings(res(0.92))
-    assert "along directions a a-trained decision never sees" in f.summary
+    assert "along directions neither a probe trained on a nor the model's read-out uses" in f.summary
     (f,) = probe_findings(res(0.76))
     assert "along directions" not in f.summary
     assert "reaches 0.76 (cross-validated), less than 0.10 above the model's 0.70" in f.summary

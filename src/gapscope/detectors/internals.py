@@ -225,13 +225,17 @@ def probe_findings(res: dict) -> list[Finding]:
                        "n_test_by_class": (pc.get("n_test_by_class") or {}).get(b)})
             if p >= PROBE_OK and p - m >= READOUT_GAP and _readout_significant(pc, b):
                 gap = p - m
-                sev = "high" if gap >= 0.2 and m < MODEL_FAILS else "medium" if gap >= 0.15 else "low"
+                # high only where every test email of b has the model failing, as representation failures
+                # are read (the sample's own AUROC set it before)
+                fails = m < MODEL_FAILS and (full is None or full < MODEL_FAILS)
+                sev = "high" if gap >= 0.2 and fails else "medium" if gap >= 0.15 else "low"
                 last = curve[-1]
                 ev["probe_auroc_last_layer"] = last
                 bound = ("" if lower is None else
                          f" The difference's lower {100 * (1 - pc['alpha']):.1f}% bound is {lower:+.2f} (paired "
                          f"bootstrap over those emails, Bonferroni over the cell's {_n_compared(res)} comparisons).")
-                if sel == len(curve) - 1 or (last is not None and last >= PROBE_OK and last - m >= READOUT_GAP):
+                at_readout = sel == len(curve) - 1 or (last is not None and last >= PROBE_OK and last - m >= READOUT_GAP)
+                if at_readout:
                     why = (f"The label information transfers to {b}; the model's read-out (the label tokens / head) "
                            f"is tuned to {a}-specific directions. Re-fitting only the read-out, or regularising it, "
                            f"should close much of the gap.")
@@ -242,14 +246,20 @@ def probe_findings(res: dict) -> list[Finding]:
                            f"alone would not recover it.")
                 out.append(Finding(
                     kind="readout_failure", severity=sev,
-                    title=f"{_who(res)}: the representation separates {b} but the read-out does not "
-                          f"(probe AUROC {p:.2f} vs model {m:.2f})",
+                    # present mid-network and gone at the top: the title said "the read-out does not" beside
+                    # a summary saying re-fitting the read-out would not recover it
+                    title=(f"{_who(res)}: the representation separates {b} but the read-out does not "
+                           f"(probe AUROC {p:.2f} vs model {m:.2f})" if at_readout else
+                           f"{_who(res)}: the label signal that transfers to {b} at {_cached_to_name(layer)} is lost "
+                           f"by the last layer (probe AUROC {p:.2f} there, {'n/a' if last is None else f'{last:.2f}'} "
+                           f"at the last, model {m:.2f})"),
                     summary=(f"A linear probe trained on {possessive(a)} training rows at {_cached_to_name(layer)} "
                              f"(layer chosen on {a} alone) reaches AUROC {p:.2f} on {possessive(b)} held-out emails, "
                              f"while the model's own margin reaches {m:.2f} ({on_sample}).{inverted}{bound} " + why),
                     evidence=ev, models=[res["model"]], domains=[a, b], score=gap))
             elif (m < MODEL_FAILS and (best is None or best <= m + 0.05)
-                  and (full is None or full < MODEL_FAILS)):  # all of b's test emails confirm the failure
+                  and (full is None or full < MODEL_FAILS)  # all of b's test emails confirm the failure
+                  and min(counts) >= MIN_PER_CLASS):  # one legitimate email among 29 phishing made a high
                 # "in the representation, along other directions" only where a probe within b beats the
                 # model by the read-out bar: 0.79 against the model's 0.73 said so of a weak signal
                 present = oracle_best is not None and oracle_best >= PROBE_OK and oracle_best - m >= READOUT_GAP
@@ -262,11 +272,13 @@ def probe_findings(res: dict) -> list[Finding]:
                 ci = ci if full is not None and ci and None not in ci[:2] else None  # usable beside `full`
                 sev = "high" if ci and full < MODEL_SEVERE and ci[1] < MODEL_FAILS else "medium"
                 detail = (f"Within {b} itself a probe does reach {oracle_best:.2f} (cross-validated), so "
-                          f"{possessive(b)} label is in the representation but along directions a {a}-trained "
-                          f"decision never sees." if present else
+                          f"{possessive(b)} label is in the representation but along directions neither a probe "
+                          f"trained on {a} nor the model's read-out uses." if present else
                           f"Within {b} itself a probe reaches {oracle_best:.2f} (cross-validated), less than "
                           f"{READOUT_GAP:.2f} above the model's {m:.2f}: {possessive(b)} label is only weakly in the "
                           f"representation, whichever direction reads it." if weak else
+                          f"No probe was trained within {b} (not measured), so whether {possessive(b)} label is in "
+                          f"the representation along other directions is not known." if oracle_best is None else
                           f"Even a probe trained within {b} reaches only "
                           f"{'n/a' if oracle_best is None else f'{oracle_best:.2f}'}: the representation "
                           f"barely encodes {possessive(b)} label distinction.")
@@ -281,7 +293,7 @@ def probe_findings(res: dict) -> list[Finding]:
                 # the model's margin is itself read off the last layer: probes below it show no direction
                 # that transfers better than the model's own, not that no layer carries a signal (a review:
                 # "no layer carries a label signal that transfers" beside the model's 0.74)
-                beaten = best is not None and best < m - 0.05
+                beaten = best is not None  # below the model, or within 0.05 of it (0.75 beside 0.71)
                 out.append(Finding(
                     kind="representation_failure", severity=sev,
                     title=(f"{_who(res)}: the label signal from {a} is reversed on {b} at every layer "
