@@ -721,8 +721,21 @@ def test_a_string_past_the_window_is_said_to_be_out_of_view():
     (f,) = attention_findings(res)
     assert f.kind == "shortcut_out_of_view" and f.severity == "info"
     assert "96-token window in all 7 emails" in f.title
+    res["attention"]["strings"][0]["unlocated"] = 7  # a tokenizer without offsets: not located is not out of view
+    assert attention_findings(res) == []
+    res["attention"]["strings"][0]["unlocated"] = 0
     res["attention"]["strings"][0]["carriers"] = 0  # nothing carries it: nothing to say
     assert attention_findings(res) == []
+
+
+def test_a_string_a_tokenizer_cannot_locate_is_counted_apart():
+    from types import SimpleNamespace
+
+    from gapscope.internals.analyse import _string_items
+
+    rows = [SimpleNamespace(id=f"r{i}", text="gift winner inside") for i in range(3)]
+    view = SimpleNamespace(encode=lambda texts: [SimpleNamespace(offsets=None, text=t) for t in texts])
+    assert _string_items(view, rows, "gift winner", 5) == ([], 3, 3)
 
 
 def test_probe_findings_say_which_emails_the_aurocs_come_from():

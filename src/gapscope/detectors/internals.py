@@ -475,7 +475,8 @@ def attention_findings(res: dict) -> list[Finding]:
     out = []
     for e in (res.get("attention") or {}).get("strings", []):
         if e.get("n", 0) == 0 and e.get("carriers"):
-            out.append(_out_of_view(res, e))
+            if not e.get("unlocated"):  # not located (no offsets) is not out of view
+                out.append(_out_of_view(res, e))
             continue
         if e.get("n", 0) < 3 or not e.get("top_heads"):
             continue

@@ -315,22 +315,28 @@ def _analyse(study, cell, o, strings, view: ModelView, timer: _Timer) -> dict[st
     return _round(out)
 
 
-def _string_items(view: ModelView, rows: Sequence, s: str, k: int) -> tuple[list[tuple[Any, Item, list[int]]], int]:
-    """Up to k rows whose tokens (after truncation) contain the string: (row, item, positions), and
-    how many rows carry the string in their text (when none is found, all of those were read)."""
+def _string_items(view: ModelView, rows: Sequence, s: str, k: int
+                  ) -> tuple[list[tuple[Any, Item, list[int]]], int, int]:
+    """Up to k rows whose tokens (after truncation) contain the string: (row, item, positions), how
+    many rows carry the string in their text (when none is found, all of those were read), and how
+    many of those read could not be located: a tokenizer without character offsets maps no span to
+    tokens, and such a string was reported out of view while it sat in the first tokens."""
     from gapscope.internals.token_classes import phrase_pattern
 
     pat = phrase_pattern(s)
     cand = [r for r in rows if pat.search(r.text)]
-    out = []
+    out, unlocated = [], 0
     for r in cand:
         (it,) = view.encode([r.text])
+        if it.offsets is None:
+            unlocated += 1
+            continue
         p = token_classes(it, [s])["shortcut"]
         if p:
             out.append((r, it, p))
         if len(out) >= k:
             break
-    return out, len(cand)
+    return out, len(cand), unlocated
 
 
 def _profile_dict(prof: dict) -> dict:
@@ -355,9 +361,10 @@ def _attention(view: ModelView, cell, o: InternalsOptions, sel: Selected, string
                 res["profile"][name] = _profile_dict(class_profile(st, g == name))
     pool = [r for rs in sel.test.values() for r in rs] + [r for rs in sel.train.values() for r in rs]
     for s in strings[: o.max_strings]:
-        found, carriers = _string_items(view, pool, s["string"], o.shortcut_examples)
+        found, carriers, unlocated = _string_items(view, pool, s["string"], o.shortcut_examples)
         entry: dict[str, Any] = {"string": s["string"], "domain": s.get("domain"), "source": s.get("source"),
-                                 "n": len(found), "carriers": carriers, "example_ids": [r.id for r, _, _ in found],
+                                 "n": len(found), "carriers": carriers, "unlocated": unlocated,
+                                 "example_ids": [r.id for r, _, _ in found],
                                  "max_length": getattr(getattr(view.model, "opts", None), "max_length", None)}
         if found:
             items = [it for _, it, _ in found]
@@ -423,7 +430,7 @@ def _patching(view: ModelView, cell, o: InternalsOptions, sel: Selected, strings
     # (a) shortcut minimal pairs: the email with the string (clean) vs the string replaced by as
     # many neutral tokens (corrupted); pairs whose margins barely differ are not normalisable.
     for s in strings[: o.max_strings]:
-        found, _ = _string_items(view, pool, s["string"], o.shortcut_examples)
+        found, _, _ = _string_items(view, pool, s["string"], o.shortcut_examples)
         if not found:
             continue
         items = [it for _, it, _ in found]
