@@ -1,3 +1,3 @@
 """gapscope: diagnose why fine-tuned LLM classifiers fail to generalize across domains."""
 
-__version__ = "0.7.1"
+__version__ = "0.7.2"
