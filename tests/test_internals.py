@@ -1179,3 +1179,15 @@ def test_representation_failure_reads_a_within_domain_probe_against_the_model():
     assert "reaches 0.76 (cross-validated), less than 0.10 above the model's 0.70" in f.summary
     (f,) = probe_findings(res(0.60))
     assert "reaches only 0.60" in f.summary
+
+
+def test_a_domain_contrast_needs_five_emails_of_a_class_on_each_side():
+    # two legitimate emails of the other domains set a "high" legitimate-class direction (a review)
+    from gapscope.internals.domain_direction import domain_parts
+
+    y = np.array([1] * 10 + [0] * 10 + [1] * 10 + [0] * 2)
+    dom = np.array(["t"] * 20 + ["o"] * 12)
+    parts = domain_parts(y, dom, "t")
+    assert parts["legitimate"] is None and parts["phishing"] is not None
+    # the balanced contrast keeps the class both sides hold enough of: the other side's phishing alone
+    assert len(parts["balanced"]) == 3

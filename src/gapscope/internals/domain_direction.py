@@ -129,9 +129,13 @@ def _cos(num: float, n1: float | None, n2: float | None) -> float | None:
     return float(np.clip(num / np.sqrt(n1 * n2), -1.0, 1.0))
 
 
+MIN_GROUP = 5  # rows of one class on one side: two legitimate emails made a "high" direction (a review)
+
+
 def _side(mask: np.ndarray, classes: list[np.ndarray], sign: float) -> Parts:
-    """The class-balanced centroid of the rows in `mask` (each class present weighted equally)."""
-    present = [mask & c for c in classes if (mask & c).any()]
+    """The class-balanced centroid of the rows in `mask` (each class with MIN_GROUP rows or more
+    weighted equally)."""
+    present = [mask & c for c in classes if (mask & c).sum() >= MIN_GROUP]
     return [(np.flatnonzero(m), sign / len(present)) for m in present]
 
 
