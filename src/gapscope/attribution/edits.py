@@ -218,9 +218,9 @@ def _body_start(text: str) -> int:
     return 0
 
 
-def drop_greeting(text: str) -> str | None:
-    """The salutation at the start of one of the body's first lines (English, Chinese, Japanese or Korean); its
-    line goes too when nothing else is on it."""
+def _greeting(text: str) -> tuple[int, int, re.Match] | None:
+    """(the start and end of its line, the match on the line) of the salutation at the start of one of the
+    body's first lines (English, Chinese, Japanese or Korean)."""
     pos, seen = _body_start(text), 0
     while pos < len(text) and seen < GREETING_LINES:
         end = text.find("\n", pos)
@@ -230,14 +230,34 @@ def drop_greeting(text: str) -> str | None:
             m = (_english_greeting(line) or (GREETING_CJK_RE.match(line) if has_no_space_script(line) else None)
                  or (GREETING_KO_RE.match(line) if has_hangul(line) else None))
             if m:
-                rest = line[m.end():]
-                if not rest.strip():  # the greeting was the whole line: the line goes
-                    return _changed(text, text[:pos] + text[end + 1:])
-                return _changed(text, text[:pos] + line[:len(line) - len(line.lstrip())] + rest
-                                + text[pos + len(line):])
+                return pos, end, m
             seen += 1
         pos = end + 1
     return None
+
+
+def greeting_span(text: str) -> tuple[int, int] | None:
+    """Where the salutation drop_greeting removes sits in `text` (the attention classes mark these
+    characters: a line opening with "Hello" was marked whole, the message after it included)."""
+    found = _greeting(text)
+    if found is None:
+        return None
+    pos, _, m = found
+    return pos + m.start(), pos + m.end()
+
+
+def drop_greeting(text: str) -> str | None:
+    """The salutation at the start of one of the body's first lines (English, Chinese, Japanese or Korean); its
+    line goes too when nothing else is on it."""
+    found = _greeting(text)
+    if found is None:
+        return None
+    pos, end, m = found
+    line = text[pos:end].removesuffix("\r")
+    rest = line[m.end():]
+    if not rest.strip():  # the greeting was the whole line: the line goes
+        return _changed(text, text[:pos] + text[end + 1:])
+    return _changed(text, text[:pos] + line[:len(line) - len(line.lstrip())] + rest + text[pos + len(line):])
 
 
 def calm_exclamations(text: str) -> str | None:

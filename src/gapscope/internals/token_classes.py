@@ -11,29 +11,21 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from gapscope.attribution.edits import GREETING_CJK_RE, GREETING_KO_RE, URGENCY_CJK_RE, URGENCY_KO_RE, has_hangul
-from gapscope.attribution.words import has_no_space_script
+from gapscope.attribution.edits import URGENCY_CJK_RE, URGENCY_KO_RE, greeting_span, has_hangul
+from gapscope.attribution.words import email_pattern, has_no_space_script, url_pattern
 from gapscope.internals.view import Item
 
-# A host or an address is tried only where its run of name characters starts (the lookbehinds): tried
-# from every character, a 20,000-character run ('a-a-a-...', 'ab.ab.ab...', a base64 blob) cost its
-# length squared (4-8 s for the host, 1.3 s for the address). A later start in a run matches only
-# where the run's start does, so the matches are the same but for one glued to the end of another.
-URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|\b(?<!\w)(?<!\w-)(?<!\w\.)[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|info|biz|co|ru|cn|xyz)"
-                 r"(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
-ADDRESS = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+|^(?:from|reply-to|sender|return-path)[ \t]*:[^\n]*",
-                     re.IGNORECASE | re.MULTILINE)
-GREETING = re.compile(r"^[ \t]*(?:dear|hi|hello|hey|greetings|good (?:morning|afternoon|evening)|attention|"
-                      r"to whom it may concern)\b[^\n]{0,80}", re.IGNORECASE | re.MULTILINE)
+# Links, addresses and the greeting are what the minimal-pair edits remove (attribution/words.py,
+# attribution/edits.py): a class here and an edit there name the same characters. The classes had their
+# own patterns: links on ten TLDs only, and any line opening with "Hello" marked whole as the greeting,
+# the message after it included.
+HEADER_LINE = re.compile(r"^(?:from|reply-to|sender|return-path)[ \t]*:[^\n]*", re.IGNORECASE | re.MULTILINE)
 URGENCY = re.compile(
     r"\b(?:urgent(?:ly)?|immediate(?:ly)?|right away|asap|act now|as soon as possible|final (?:notice|warning|reminder)|"
     r"last chance|within \d+ (?:hours?|hrs|minutes|days)|(?:by|before) (?:end of day|midnight|tonight|today)|"
     r"expires?|expiring|time[- ]sensitive|action required|deadline|without delay|suspend(?:ed)?|locked|"
     r"limited time|now)\b", re.IGNORECASE)
 
-# Chinese, Japanese and Korean salutations and urgency words: the minimal-pair edits' (attribution/edits.py)
-GREETING_CJK = re.compile("^" + GREETING_CJK_RE.pattern, re.MULTILINE)
-GREETING_KO = re.compile("^" + GREETING_KO_RE.pattern, re.MULTILINE)
 
 CLASSES = ("url", "address", "greeting", "urgency", "shortcut")
 
@@ -53,18 +45,18 @@ def phrase_pattern(s: str) -> re.Pattern:
 
 def char_spans(text: str, shortcuts: Sequence[str] = ()) -> dict[str, list[tuple[int, int]]]:
     spans: dict[str, list[tuple[int, int]]] = {c: [] for c in CLASSES}
-    for name, pat in (("url", URL), ("address", ADDRESS), ("urgency", URGENCY)):
+    for name, pat in (("url", url_pattern(text)), ("address", email_pattern(text)), ("urgency", URGENCY)):
         spans[name] = [m.span() for m in pat.finditer(text)]
+    spans["address"] = sorted(spans["address"] + [m.span() for m in HEADER_LINE.finditer(text)])
     no_space = has_no_space_script(text)
     if no_space:  # 紧急, 立即, 24小时内, 至急, ... (none of them is an English word)
         spans["urgency"] = sorted(spans["urgency"] + [m.span() for m in URGENCY_CJK_RE.finditer(text)])
     korean = has_hangul(text)
     if korean:  # 긴급, 즉시, 24시간 이내, ...
         spans["urgency"] = sorted(spans["urgency"] + [m.span() for m in URGENCY_KO_RE.finditer(text)])
-    g = (GREETING.search(text[:400]) or (GREETING_CJK.search(text[:400]) if no_space else None)
-         or (GREETING_KO.search(text[:400]) if korean else None))
+    g = greeting_span(text)
     if g:
-        spans["greeting"] = [g.span()]
+        spans["greeting"] = [g]
     for s in shortcuts:
         if s and s.strip():
             spans["shortcut"] += [m.span() for m in phrase_pattern(s.strip()).finditer(text)]
