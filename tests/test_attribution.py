@@ -479,6 +479,8 @@ def test_an_amount_is_one_word_and_a_tag_after_punctuation_is_a_tag():
     assert "27,750,000.00" in cores and "3.5" in cores and [feature_key(c) for c in cores].count("<num>") == 4
     assert split_words("请支付1,000.00元").cores == ["请", "支", "付", "1,000.00", "元"]
     assert split_words("abc1,5 and 5.Then").cores == ["abc1", ",", "5", "and", "5", ".", "Then"]
+    # glued to letters, no amount is cut inside its digits ('1,000' '.' '00USD' before the pattern was atomic)
+    assert "1,000" not in split_words("1,000.00USD").cores and "12,34" not in split_words("12,34,56abc").cores
     keys = [feature_key(c) for c in split_words("Dear customer,<br><br>Hi!<b>x</b>)<p> <!DOCTYPE html><!-- c -->").cores]
     assert keys == ["dear", "customer", ",", "<html-tag>", "<html-tag>", "hi", "!", "<html-tag>", "x", "<html-tag>", ")",
                     "<html-tag>", "<html-tag>", "<html-tag>"]

@@ -762,6 +762,9 @@ def test_probe_findings_say_which_emails_the_aurocs_come_from():
     res["probes"][0]["n_test"]["b"] = 200
     (f,) = probe_findings(res)
     assert "inverted" in f.summary and "reversed on b" in f.title and "0.65" in f.summary
+    res["model_auroc"]["b"] = 0.55  # the sample's own reading above 0.5: "inverted" beside 0.55 contradicted it
+    (f,) = probe_findings(res)
+    assert "inverted" not in f.summary
 
 
 def test_a_string_from_a_domain_the_cell_never_trained_on_is_at_most_low():
@@ -977,6 +980,10 @@ def test_readout_failure_needs_the_difference_beyond_the_noise_of_its_emails():
     assert "Re-fitting only the read-out" not in f.summary and f.evidence["probe_auroc_last_layer"] == 0.62
     # and its title says so: "the read-out does not" stood beside it
     assert "is lost by the last layer" in f.title and "the read-out does not" not in f.title
+    r = _readout_res(0.08, last=0.78)  # still 0.78 at the last layer, not 0.10 above the model: weaker, not lost
+    r["model_auroc"]["b"] = 0.70
+    (f,) = probe_findings(r)
+    assert "weakens by the last layer" in f.title
     # high only where all of b's test emails have the model failing, not the 30-email sample alone
     r = _readout_res(0.08)
     r["matrix_auroc"]["b"] = 0.81
@@ -1013,7 +1020,7 @@ def test_probes_below_the_model_do_not_say_no_layer_carries_a_signal():
     assert "better than the model's own read-out (best probe 0.51, model 0.74)" in f.title
     res["probes"][0]["transfer"]["b"] = [0.70, 0.77]  # probes about as good as the model: none carries more
     (f,) = probe_findings(res)
-    assert "better than the model's own read-out (best probe 0.77, model 0.74)" in f.title
+    assert "more than 0.05 above the model's own read-out (best probe 0.77, model 0.74)" in f.title
     # no within-domain probe measured: not "the representation barely encodes" b's label
     assert "not measured" in f.summary and "barely encodes" not in f.summary
     # one legitimate email among 29 phishing: no comparison at all
@@ -1197,5 +1204,6 @@ def test_a_domain_contrast_needs_five_emails_of_a_class_on_each_side():
     dom = np.array(["t"] * 20 + ["o"] * 12)
     parts = domain_parts(y, dom, "t")
     assert parts["legitimate"] is None and parts["phishing"] is not None
-    # the balanced contrast keeps the class both sides hold enough of: the other side's phishing alone
-    assert len(parts["balanced"]) == 3
+    # the balanced contrast keeps only the classes both sides hold enough of: kept on one side alone, it
+    # set target phishing against the others' two classes, half the label direction (the diff review)
+    assert [len(p[0]) for p in parts["balanced"]] == [len(p[0]) for p in parts["phishing"]] == [10, 10]

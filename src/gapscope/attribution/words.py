@@ -171,8 +171,9 @@ PUNCT_RE = rf"(?:(?!{TAG_RE})[^\w\s{{_MARKS}}])+".replace("{_MARKS}", _MARKS)
 # an amount or a decimal with its separators ('$27,750,000.00', '3.5') is one word, as feature_key's
 # <num> expects: cut at ',' and '.', its pieces made '<num> <num>' a top feature of a fraud cell, and
 # occlusion removed '27' and kept ',750,000.00'
-NUM_RE = r"(?<![\w.,])\d+(?:[.,]\d+)+(?!\w)"
-_NUM_NS_RE = rf"(?<!{_OTHER_W})(?<![.,])\d+(?:[.,]\d+)+(?!{_OTHER_W})"  # '支付1,000.00元': beside no-space letters
+# (atomic: '1,000.00USD' backed off to '1,000' and cut the amount inside its digits)
+NUM_RE = r"(?<![\w.,])(?>\d+(?:[.,]\d+)+)(?!\w)"
+_NUM_NS_RE = rf"(?<!{_OTHER_W})(?<![.,])(?>\d+(?:[.,]\d+)+)(?!{_OTHER_W})"  # '支付1,000.00元': beside no-space letters
 CORE = re.compile("|".join([URL_RE, EMAIL_RE, TAG_RE, NUM_RE, WORD_RE, PUNCT_RE]))
 _CORE_NS = re.compile("|".join([_NO_SPACE_PATTERNS[k] for k in ("url", "email")]
                                + [TAG_RE, _NUM_NS_RE, _NO_SPACE_PATTERNS["word"], PUNCT_RE]))

@@ -178,6 +178,8 @@ def _how_it_scores(d: str, e: dict, flagged: float | None) -> str:
     """' On alerts it flags 100% of the emails ...': what the F1 of an unproven drop is made of. A cell that
     calls a whole domain phishing has the F1 of flagging everything, which can sit near its in-domain F1
     where the domain is mostly phishing; the drop then proves nothing while the cell does no work there."""
+    if flagged is None or FLAGS_NONE < flagged < FLAGS_ALL:  # only "it flags (nearly) all / nothing there"
+        return ""
     why = why_low(e, flagged)
     return f" On {d} {why}." if why else ""
 

@@ -216,8 +216,8 @@ def probe_findings(res: dict) -> list[Finding]:
             ci_b = (res.get("matrix_auroc_ci") or {}).get(b)
             # "inverted" where the whole domain's interval is below 0.5 (or, without one, the sample's):
             # the model at 0.49 on 30 emails (matrix 0.43, 95% CI 0.28-0.60) read "a systematic error"
-            below = (ci_b[1] < 0.5 if full is not None and ci_b and ci_b[1] is not None
-                     else _below_chance(m, counts))
+            below = m < 0.5 and (ci_b[1] < 0.5 if full is not None and ci_b and ci_b[1] is not None
+                                 else _below_chance(m, counts))
             inverted = (f" Below 0.5 the model's ranking is inverted: it scores {possessive(b)} legitimate mail above "
                         f"its phishing, a systematic error rather than noise." if below else "")
             lower = (pc.get("gap_lower") or {}).get(b)
@@ -250,9 +250,10 @@ def probe_findings(res: dict) -> list[Finding]:
                     # a summary saying re-fitting the read-out would not recover it
                     title=(f"{_who(res)}: the representation separates {b} but the read-out does not "
                            f"(probe AUROC {p:.2f} vs model {m:.2f})" if at_readout else
-                           f"{_who(res)}: the label signal that transfers to {b} at {_cached_to_name(layer)} is lost "
-                           f"by the last layer (probe AUROC {p:.2f} there, {'n/a' if last is None else f'{last:.2f}'} "
-                           f"at the last, model {m:.2f})"),
+                           f"{_who(res)}: the label signal that transfers to {b} at {_cached_to_name(layer)} "
+                           f"{'is lost' if last is None or last < PROBE_OK else 'weakens'} by the last layer (probe "
+                           f"AUROC {p:.2f} there, {'n/a' if last is None else f'{last:.2f}'} at the last, model "
+                           f"{m:.2f})"),
                     summary=(f"A linear probe trained on {possessive(a)} training rows at {_cached_to_name(layer)} "
                              f"(layer chosen on {a} alone) reaches AUROC {p:.2f} on {possessive(b)} held-out emails, "
                              f"while the model's own margin reaches {m:.2f} ({on_sample}).{inverted}{bound} " + why),
@@ -298,8 +299,10 @@ def probe_findings(res: dict) -> list[Finding]:
                     kind="representation_failure", severity=sev,
                     title=(f"{_who(res)}: the label signal from {a} is reversed on {b} at every layer "
                            f"(best probe {best:.2f}, model {m:.2f})" if reversed_ else
-                           f"{_who(res)}: no layer carries a label signal from {a} that transfers to {b} better than "
-                           f"the model's own read-out (best probe {best:.2f}, model {m:.2f})" if beaten else
+                           f"{_who(res)}: no layer carries a label signal from {a} that transfers to {b} "
+                           + ("better than the model's own read-out" if best <= m else
+                              "more than 0.05 above the model's own read-out")
+                           + f" (best probe {best:.2f}, model {m:.2f})" if beaten else
                            f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
                            f"(best probe {'n/a' if best is None else f'{best:.2f}'}, model {m:.2f})"),
                     summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}"

@@ -133,9 +133,8 @@ MIN_GROUP = 5  # rows of one class on one side: two legitimate emails made a "hi
 
 
 def _side(mask: np.ndarray, classes: list[np.ndarray], sign: float) -> Parts:
-    """The class-balanced centroid of the rows in `mask` (each class with MIN_GROUP rows or more
-    weighted equally)."""
-    present = [mask & c for c in classes if (mask & c).sum() >= MIN_GROUP]
+    """The class-balanced centroid of the rows in `mask` (each class present weighted equally)."""
+    present = [mask & c for c in classes if (mask & c).any()]
     return [(np.flatnonzero(m), sign / len(present)) for m in present]
 
 
@@ -150,6 +149,9 @@ def domain_parts(y: np.ndarray, dom: np.ndarray, target: str) -> dict[str, Parts
     P, L = y == 1, y == 0
     out: dict[str, Parts | None] = {}
     for name, classes in (("balanced", [P, L]), ("phishing", [P]), ("legitimate", [L])):
+        # a class counts only with MIN_GROUP rows on both sides: kept on one side alone, the balanced
+        # contrast became target phishing against the others' two classes, half the label direction
+        classes = [c for c in classes if (t & c).sum() >= MIN_GROUP and (o & c).sum() >= MIN_GROUP]
         pos, neg = _side(t, classes, 1.0), _side(o, classes, -1.0)
         out[name] = pos + neg if pos and neg else None
     return out
