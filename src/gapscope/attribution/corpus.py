@@ -284,7 +284,8 @@ def feature_table(attributions: Sequence[Attribution], *, ngram_max: int = 2, mi
     stability = np.full(F, np.nan)
     cols = np.flatnonzero(listable)
     ft = FeatureTable(pd.DataFrame(), k, E, 1.0, counts[1] / counts[0] if counts[0] else 1.0, min_docs,
-                      (S[:, cols], N[:, cols], P[:, cols]), [names[j] for j in cols], np.sign(imp[cols]))
+                      (S[:, cols], N[:, cols], P[:, cols]), [names[j] for j in cols], np.sign(imp[cols]),
+                      None if labels is None else np.asarray(labels, dtype=int))
     if boots > 0 and E > 0 and len(cols):
         from gapscope.study.split import rng_for
 
@@ -306,7 +307,6 @@ def feature_table(attributions: Sequence[Attribution], *, ngram_max: int = 2, mi
     sums = [abs(float(a.margin - a.base_margin)) if a.base_margin is not None else abs(float(a.weights.sum()))
             for a in attributions]
     ft.table = table
-    ft.labels = None if labels is None else np.asarray(labels, dtype=int)
     ft.scale = float(np.median(sums)) if sums and np.median(sums) > 0 else 1.0
     return ft
 

@@ -167,7 +167,7 @@ def _patterns(no_space: bool) -> dict[str, str]:
 _PLAIN, _NO_SPACE_PATTERNS = _patterns(False), _patterns(True)
 URL_RE, EMAIL_RE, WORD_RE = _PLAIN["url"], _PLAIN["email"], _PLAIN["word"]
 # a run of punctuation stops where a tag starts: 'customer,<br>' was ',<' 'br' '>', and the tag never a word
-PUNCT_RE = rf"(?:(?!{TAG_RE})[^\w\s{{_MARKS}}])+".replace("{_MARKS}", _MARKS)
+PUNCT_RE = rf"(?:(?!{TAG_RE})[^\w\s{_MARKS}])+"
 # an amount or a decimal with its separators ('$27,750,000.00', '3.5') is one word, as feature_key's
 # <num> expects: cut at ',' and '.', its pieces made '<num> <num>' a top feature of a fraud cell, and
 # occlusion removed '27' and kept ',750,000.00'

@@ -166,7 +166,8 @@ def run(study) -> list[Finding]:
                 within = sorted({t["within_median"] for t in tested})
                 sizes = sorted({t["emails"] for t in tested})
                 ov_txt += (f"; two disjoint samples of {of_home} emails ({_span(sizes, '{}')} each, set against as "
-                           f"many of the other domain's, with the same number of each label in every set) overlap {_span(within, '{:.0%}')} (median), so the "
+                           f"many of the other domain's, with the same number of each label in every set) overlap "
+                           f"{_span(within, '{:.0%}')} (median), so the "
                            + (f"shift is beyond chance in {len(beyond)} of {len(tested)} domains tested "
                               f"({', '.join(beyond)})." if beyond else
                               f"shift is beyond chance in none of the {len(tested)} domains tested."))

@@ -280,8 +280,7 @@ def probe_findings(res: dict) -> list[Finding]:
                           f"representation, whichever direction reads it." if weak else
                           f"No probe was trained within {b} (not measured), so whether {possessive(b)} label is in "
                           f"the representation along other directions is not known." if oracle_best is None else
-                          f"Even a probe trained within {b} reaches only "
-                          f"{'n/a' if oracle_best is None else f'{oracle_best:.2f}'}: the representation "
+                          f"Even a probe trained within {b} reaches only {oracle_best:.2f}: the representation "
                           f"barely encodes {possessive(b)} label distinction.")
                 # every layer ranks b's classes the wrong way round, beyond the sample's noise: a signal,
                 # inverted. The best layer at 0.48 on 30 emails was called reversed: that is chance
@@ -291,20 +290,20 @@ def probe_findings(res: dict) -> list[Finding]:
                               f"wrong way round (flipped, the best layer would read {1 - best:.2f}; its 95% upper "
                               f"bound {_upper(best, counts):.2f}): what marks phishing in {a} marks legitimate mail "
                               f"in {b}. " + detail)
-                # the model's margin is itself read off the last layer: probes below it show no direction
-                # that transfers better than the model's own, not that no layer carries a signal (a review:
-                # "no layer carries a label signal that transfers" beside the model's 0.74)
-                beaten = best is not None  # below the model, or within 0.05 of it (0.75 beside 0.71)
+                if reversed_:
+                    title = f"the label signal from {a} is reversed on {b} at every layer (best probe {best:.2f}"
+                elif best is not None:
+                    # the model's margin is itself read off the last layer: probes at or below it show no
+                    # direction that transfers better than the model's own, not that no layer carries a
+                    # signal (a review: "no layer carries a label signal that transfers" beside 0.74)
+                    title = (f"no layer carries a label signal from {a} that transfers to {b} "
+                             + ("better than" if best <= m else "more than 0.05 above")
+                             + f" the model's own read-out (best probe {best:.2f}")
+                else:
+                    title = f"no layer carries a label signal that transfers from {a} to {b} (best probe n/a"
                 out.append(Finding(
                     kind="representation_failure", severity=sev,
-                    title=(f"{_who(res)}: the label signal from {a} is reversed on {b} at every layer "
-                           f"(best probe {best:.2f}, model {m:.2f})" if reversed_ else
-                           f"{_who(res)}: no layer carries a label signal from {a} that transfers to {b} "
-                           + ("better than the model's own read-out" if best <= m else
-                              "more than 0.05 above the model's own read-out")
-                           + f" (best probe {best:.2f}, model {m:.2f})" if beaten else
-                           f"{_who(res)}: no layer carries a label signal that transfers from {a} to {b} "
-                           f"(best probe {'n/a' if best is None else f'{best:.2f}'}, model {m:.2f})"),
+                    title=f"{_who(res)}: {title}, model {m:.2f})",
                     summary=(f"The model fails on {b} (AUROC {m:.2f}, {on_sample}"
                              + (f"; 95% CI {ci[0]:.2f}-{ci[1]:.2f}" if ci else "")
                              + f") and probes trained on {a} "
@@ -401,7 +400,7 @@ def direction_findings(res: dict) -> list[Finding]:
                 sev = "low"
                 other_class = last.get("cos_legitimate" if which == "phishing" else "cos_phishing")
                 mirror = (f" Only the {which} class reads beyond the bar; the class-balanced cosine is "
-                          f"{'n/a' if last.get('cos') is None else format(last['cos'], '+.2f')}"
+                          f"{'n/a' if balanced is None else format(balanced, '+.2f')}"
                           + (f" and the other class {other_class:+.2f}" if other_class is not None else "")
                           + ". A label signal that transfers weakly to the other domains gives this pattern by itself "
                           "(their classes sit closer together along the label direction), so it shows a "
